@@ -1,0 +1,71 @@
+"""The core: every service wired together once, shared by the HTTP surfaces and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from strongroom.crypto.envelope import Envelope
+from strongroom.crypto.keyring import KeyProvider, load_provider
+from strongroom.crypto.tokens import Hasher
+from strongroom.db import Database
+from strongroom.exchanges.catalogue import Catalogue, get_catalogue
+from strongroom.ratelimit import RateLimiter
+from strongroom.services.accounts import ExchangeAccountService, Validator
+from strongroom.services.apikeys import ApiKeyService
+from strongroom.services.audit import AuditService
+from strongroom.services.auth import Authenticator, UsageRecorder
+from strongroom.services.keyrotation import KeyRotationService
+from strongroom.services.sessions import SessionService
+from strongroom.services.users import UserService
+from strongroom.settings import Settings
+
+
+def default_validator(info, credentials, settings):
+    """Check credentials live; the validators module (and ccxt) is imported on first use only."""
+    from strongroom.exchanges import validators
+
+    return validators.validate(info, credentials, settings)
+
+
+@dataclass
+class Core:
+    settings: Settings
+    db: Database
+    keys: KeyProvider
+    envelope: Envelope
+    hasher: Hasher
+    catalogue: Catalogue
+    limiter: RateLimiter
+    audit: AuditService
+    users: UserService
+    sessions: SessionService
+    accounts: ExchangeAccountService
+    api_keys: ApiKeyService
+    usage: UsageRecorder
+    auth: Authenticator
+    key_rotation: KeyRotationService
+
+    def close(self) -> None:
+        self.usage.flush()
+        self.db.dispose()
+
+
+def build_core(settings: Settings, validator: Validator | None = None) -> Core:
+    """Wire every service for ``settings``. Creates the data dir and master key file if needed."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    keys = load_provider(settings.effective_master_key_file, settings.master_keys)
+    envelope = Envelope(keys)
+    hasher = Hasher(keys.pepper)
+    catalogue = get_catalogue()
+    limiter = RateLimiter(settings.redis_url)
+    audit = AuditService(db)
+    users = UserService(db, settings, audit, limiter, hasher)
+    sessions = SessionService(db, settings, audit, hasher)
+    accounts = ExchangeAccountService(db, settings, audit, envelope, hasher, catalogue,
+                                      validator or default_validator)
+    api_keys = ApiKeyService(db, settings, audit, envelope, hasher, accounts)
+    usage = UsageRecorder(api_keys, settings.last_used_flush_seconds)
+    auth = Authenticator(settings, users, sessions, api_keys, audit, limiter, usage)
+    return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions, accounts,
+                api_keys, usage, auth, KeyRotationService(db, envelope))

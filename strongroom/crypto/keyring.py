@@ -1,0 +1,140 @@
+"""Master keys (KEKs) and the server pepper, behind a small provider interface.
+
+The KEK never sits in the database. It comes from a key file (created on first start, mode
+0600) or from the environment. A Vault Transit or KMS provider can replace these later by
+implementing :class:`KeyProvider`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+
+class KeyringError(Exception):
+    """The master key material is missing, unreadable or malformed."""
+
+
+class KeyProvider(Protocol):
+    """What the envelope needs from a key source."""
+
+    current_version: int
+    pepper: bytes
+
+    def kek(self, version: int) -> bytes:
+        """Return the 32-byte KEK of ``version``; raise KeyringError if it is unknown."""
+        ...
+
+    def versions(self) -> list[int]:
+        """Return every known version, oldest first."""
+        ...
+
+    def add_version(self) -> int:
+        """Create a new current version and return it."""
+        ...
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _parse(doc: dict) -> tuple[int, dict[int, bytes], bytes]:
+    try:
+        versions = {int(v): base64.b64decode(k, validate=True) for v, k in doc["versions"].items()}
+        current = int(doc["current"])
+        pepper = base64.b64decode(doc["pepper"], validate=True)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise KeyringError("master key material is malformed") from exc
+    if current not in versions or any(len(k) != 32 for k in versions.values()) or len(pepper) < 32:
+        raise KeyringError("master key material is malformed")
+    return current, versions, pepper
+
+
+class StaticKeyProvider:
+    """Keys given as a JSON document (e.g. ``STRONGROOM_MASTER_KEYS``). Cannot add versions."""
+
+    def __init__(self, document: str) -> None:
+        try:
+            doc = json.loads(document)
+        except ValueError as exc:
+            raise KeyringError("master key material is malformed") from exc
+        self.current_version, self._versions, self.pepper = _parse(doc)
+
+    def kek(self, version: int) -> bytes:
+        try:
+            return self._versions[version]
+        except KeyError:
+            raise KeyringError(f"unknown master key version {version}") from None
+
+    def versions(self) -> list[int]:
+        return sorted(self._versions)
+
+    def add_version(self) -> int:
+        raise KeyringError("keys from the environment are rotated by the operator, not by Strongroom")
+
+
+class FileKeyProvider(StaticKeyProvider):
+    """Keys in a JSON file, created with mode 0600 on first use; new versions are written atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            doc = {"current": 1, "versions": {"1": _b64(secrets.token_bytes(32))}, "pepper": _b64(secrets.token_bytes(32))}
+            self._write(doc, exclusive=True)
+        self.reload()
+
+    def reload(self) -> None:
+        try:
+            text = self.path.read_text()
+        except OSError as exc:
+            raise KeyringError("master key file is unreadable") from exc
+        super().__init__(text)
+
+    def _write(self, doc: dict, *, exclusive: bool = False) -> None:
+        data = json.dumps(doc, indent=2, sort_keys=True).encode()
+        if exclusive:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                return  # another process created it first; reload() reads theirs
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            return
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".master-key-")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def add_version(self) -> int:
+        self.reload()
+        new = max(self._versions) + 1
+        doc = {
+            "current": new,
+            "versions": {str(v): _b64(k) for v, k in {**self._versions, new: secrets.token_bytes(32)}.items()},
+            "pepper": _b64(self.pepper),
+        }
+        self._write(doc)
+        self.reload()
+        return new
+
+
+def load_provider(key_file: Path, env_document: str | None) -> KeyProvider:
+    """Return the provider the settings ask for: the environment document if set, else the file."""
+    if env_document:
+        return StaticKeyProvider(env_document)
+    return FileKeyProvider(key_file)

@@ -1,0 +1,125 @@
+"""Domain errors with stable codes.
+
+Services raise these; every surface maps ``code`` to its own status and body.
+Messages must never contain a secret or an exchange's raw error text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base class. ``code`` is stable and machine-readable; ``message`` is for humans."""
+
+    code: str = "error"
+    status: int = 400  # the native surface's status; other surfaces map ``code`` themselves
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        fields: dict[str, str] | None = None,
+        retry_after: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.message = message or self.__class__.__doc__ or self.code
+        self.fields = fields or {}
+        self.retry_after = retry_after
+        self.details = details or {}
+        super().__init__(self.message)
+
+
+class ValidationFailed(DomainError):
+    """The request is not valid."""
+
+    code = "validation_failed"
+    status = 422
+
+
+class BadRequest(DomainError):
+    """The request is not acceptable."""
+
+    code = "bad_request"
+    status = 400
+
+
+class NotFound(DomainError):
+    """Not found."""
+
+    code = "not_found"
+    status = 404
+
+
+class Conflict(DomainError):
+    """The resource conflicts with an existing one."""
+
+    code = "conflict"
+    status = 409
+
+
+class InvalidCredentials(DomainError):
+    """The exchange rejected the credentials."""
+
+    code = "invalid_credentials"
+    status = 400
+
+
+class WithdrawalPermission(DomainError):
+    """The exchange key can withdraw funds; such keys are refused."""
+
+    code = "withdrawal_permission"
+    status = 400
+
+
+class ExchangeUnavailable(DomainError):
+    """The exchange could not be reached; try again later."""
+
+    code = "exchange_unavailable"
+    status = 503
+
+
+class Unauthenticated(DomainError):
+    """Authentication failed."""
+
+    code = "unauthenticated"
+    status = 401
+
+
+class Forbidden(DomainError):
+    """You do not have permission to perform this action."""
+
+    code = "forbidden"
+    status = 403
+
+
+class InsufficientScope(Forbidden):
+    """The credential lacks the scope this action needs."""
+
+    code = "insufficient_scope"
+
+
+class InsufficientUsageLevel(Forbidden):
+    """The user's usage level does not allow this action."""
+
+    code = "insufficient_usage_level"
+
+
+class RateLimited(DomainError):
+    """Too many requests."""
+
+    code = "rate_limited"
+    status = 429
+
+
+class PayloadTooLarge(DomainError):
+    """The request body is too large."""
+
+    code = "payload_too_large"
+    status = 413
+
+
+class LimitExceeded(BadRequest):
+    """A configured limit was reached."""
+
+    code = "limit_exceeded"

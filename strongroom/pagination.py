@@ -1,0 +1,51 @@
+"""Keyset (cursor) pagination over an integer id column."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.orm import Session
+
+from strongroom.errors import ValidationFailed
+
+T = TypeVar("T")
+MAX_LIMIT = 200
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """Return the id in ``cursor``; raise ValidationFailed if it is not one of ours."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, value = text.split(":", 1)
+        if kind != "id":
+            raise ValueError
+        return int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("invalid cursor", fields={"cursor": "invalid cursor"}) from None
+
+
+def paginate(session: Session, query: Select, id_column, cursor: str | None, limit: int, *, descending: bool = False) -> Page:
+    """Return one page of ``query`` ordered by ``id_column`` after ``cursor``."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", fields={"limit": "out of range"})
+    if cursor:
+        last = decode_cursor(cursor)
+        query = query.where(id_column < last if descending else id_column > last)
+    query = query.order_by(id_column.desc() if descending else id_column.asc()).limit(limit + 1)
+    rows = list(session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1].id) if more and rows else None)

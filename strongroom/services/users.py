@@ -1,0 +1,239 @@
+"""Users: accounts of people, argon2id passwords, usage levels, and password sign-in."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from strongroom.crypto.passwords import Passwords
+from strongroom.crypto.tokens import Hasher
+from strongroom.db import Database
+from strongroom.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthenticated, ValidationFailed
+from strongroom.models import User
+from strongroom.pagination import Page, paginate
+from strongroom.principal import Principal
+from strongroom.ratelimit import RateLimiter
+from strongroom.services.audit import AuditService
+from strongroom.settings import Settings
+
+USAGE_LEVELS = ("basic", "advanced", "premier", "market_maker")
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class UserSnapshot:
+    """What authentication needs to know of a user, cached briefly in memory."""
+
+    id: int
+    username: str
+    is_admin: bool
+    usage_level: str
+    password_hash: str
+
+    def principal(self, *, client_ip: str | None, scheme: str) -> Principal:
+        return Principal(
+            user_id=self.id,
+            username=self.username,
+            is_admin=self.is_admin,
+            usage_level=self.usage_level,
+            client_ip=client_ip,
+            scheme=scheme,
+        )
+
+
+def snapshot(user: User) -> UserSnapshot:
+    return UserSnapshot(user.id, user.username, user.is_admin, user.usage_level, user.password_hash)
+
+
+class UserService:
+    def __init__(
+        self, db: Database, settings: Settings, audit: AuditService, limiter: RateLimiter, hasher: Hasher
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.audit = audit
+        self.limiter = limiter
+        self.hasher = hasher
+        self.passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
+        # memory_key(username, password) -> (checked_at, snapshot); no plaintext kept
+        self._password_cache: dict[bytes, tuple[float, UserSnapshot]] = {}
+
+    # --- management ----------------------------------------------------------------------
+
+    def create(
+        self,
+        username: str,
+        password: str,
+        *,
+        email: str | None = None,
+        is_admin: bool = False,
+        usage_level: str = "basic",
+        actor: Principal | None = None,
+    ) -> User:
+        """Create a user. Raises ValidationFailed (bad username/password/level), Conflict (taken),
+        Forbidden (actor is not an admin)."""
+        if actor is not None:
+            actor.require("write")
+            if not actor.is_admin:
+                raise Forbidden("only admins manage users")
+        fields = {}
+        if not USERNAME_RE.match(username or ""):
+            fields["username"] = "1-64 characters: letters, digits, _ . @ -"
+        if not isinstance(password, str) or not 8 <= len(password) <= 1024:
+            fields["password"] = "8-1024 characters"
+        if usage_level not in USAGE_LEVELS:
+            fields["usage_level"] = f"one of {', '.join(USAGE_LEVELS)}"
+        if fields:
+            raise ValidationFailed("invalid user", fields=fields)
+        user = User(
+            username=username,
+            email=email,
+            password_hash=self.passwords.hash(password),
+            is_admin=is_admin,
+            usage_level=usage_level,
+        )
+        try:
+            with self.db.session() as session:
+                session.add(user)
+                session.flush()
+                self.audit.record(
+                    session, "user.create", "ok", principal=actor, target=f"user:{user.id}",
+                    details={"username": username, "is_admin": is_admin},
+                )
+        except IntegrityError:
+            raise Conflict("a user with that username already exists") from None
+        return user
+
+    def bootstrap_admin(self) -> tuple[str, str] | None:
+        """If there is no user at all, create admin ``admin`` and return (username, password) once."""
+        with self.db.session() as session:
+            if session.scalar(select(func.count(User.id))):
+                return None
+        password = secrets.token_urlsafe(18)
+        try:
+            self.create("admin", password, is_admin=True, usage_level="premier")
+        except Conflict:
+            return None  # another process won the race
+        return "admin", password
+
+    def get(self, principal: Principal, user_id: int) -> User:
+        """Return a user: oneself, or anyone for admins. Raises NotFound otherwise."""
+        principal.require("read")
+        if not principal.acts_for(user_id):
+            raise NotFound("user not found")
+        with self.db.session() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFound("user not found")
+            return user
+
+    def exists(self, user_id: int) -> bool:
+        with self.db.session() as session:
+            return session.get(User, user_id) is not None
+
+    def list(self, principal: Principal, *, cursor: str | None = None, limit: int = 50) -> Page[User]:
+        """Return users (admins only). Raises Forbidden."""
+        principal.require("read")
+        if not principal.is_admin:
+            raise Forbidden("only admins manage users")
+        with self.db.session() as session:
+            return paginate(session, select(User), User.id, cursor, limit)
+
+    def delete(self, principal: Principal, user_id: int) -> None:
+        """Delete a user and everything they own (admins only; not oneself). Raises Forbidden, NotFound."""
+        principal.require("delete")
+        if not principal.is_admin:
+            raise Forbidden("only admins manage users")
+        if principal.user_id == user_id:
+            raise Forbidden("admins cannot delete themselves")
+        with self.db.session() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFound("user not found")
+            session.delete(user)
+            self.audit.record(session, "user.delete", "ok", principal=principal, target=f"user:{user_id}")
+
+    def set_usage_level(self, principal: Principal, user_id: int, level: str) -> User:
+        """Set a user's usage level (admins only). Raises Forbidden, NotFound, ValidationFailed."""
+        principal.require("write")
+        if not principal.is_admin:
+            raise Forbidden("only admins set usage levels")
+        if level not in USAGE_LEVELS:
+            raise ValidationFailed("invalid usage level", fields={"usage_level": f"one of {', '.join(USAGE_LEVELS)}"})
+        with self.db.session() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFound("user not found")
+            user.usage_level = level
+            self.audit.record(session, "user.usage_level", "ok", principal=principal, target=f"user:{user_id}",
+                              details={"usage_level": level})
+            return user
+
+    def load_snapshot(self, user_id: int) -> UserSnapshot | None:
+        with self.db.session() as session:
+            user = session.get(User, user_id)
+            return snapshot(user) if user else None
+
+    # --- sign-in ---------------------------------------------------------------------------
+
+    async def check_login_allowed(self, client_ip: str | None) -> None:
+        """Raise RateLimited if ``client_ip`` has failed to sign in too often lately."""
+        await self.limiter.check(self.settings.login_failures_per_ip, "login-fail", client_ip or "-")
+
+    async def note_login_failure(self, client_ip: str | None) -> None:
+        try:
+            await self.limiter.hit(self.settings.login_failures_per_ip, "login-fail", client_ip or "-")
+        except RateLimited:
+            pass
+
+    def verify_password(self, username: str, password: str) -> UserSnapshot | None:
+        """Return the user if ``password`` is right, else None. Blocking (argon2): call from a thread.
+
+        A recent success is remembered under a keyed digest of the pair, so Basic auth on every
+        request costs one argon2 verification per TTL, not one per request; a changed password
+        hash or a deleted user is noticed on the next refresh.
+        """
+        memo = self.hasher.memory_key("pw", username, password)
+        cached = self._password_cache.get(memo)
+        now = time.monotonic()
+        with self.db.session() as session:
+            user = session.scalar(select(User).where(User.username == username))
+            snap = snapshot(user) if user else None
+        if cached and snap and snap.password_hash == cached[1].password_hash:
+            self._password_cache[memo] = (now, snap)
+            return snap
+        self._password_cache.pop(memo, None)
+        if not self.passwords.verify(snap.password_hash if snap else None, password):
+            return None
+        if len(self._password_cache) > 10_000:
+            self._password_cache.clear()
+        self._password_cache[memo] = (now, snap)
+        return snap
+
+    async def sign_in(self, username: str, password: str, client_ip: str | None, *, scheme: str) -> Principal:
+        """Return the principal for a username and password.
+
+        Raises RateLimited when this IP failed too often, Unauthenticated on a wrong pair.
+        Successes and failures are audited.
+        """
+        from anyio import to_thread
+
+        cached = self._password_cache.get(self.hasher.memory_key("pw", username, password))
+        if cached and time.monotonic() - cached[0] < self.settings.key_cache_ttl_seconds:
+            return cached[1].principal(client_ip=client_ip, scheme=scheme)
+        await self.check_login_allowed(client_ip)
+        snap = await to_thread.run_sync(self.verify_password, username, password)
+        if snap is None:
+            await self.note_login_failure(client_ip)
+            await to_thread.run_sync(
+                lambda: self.audit.record_now(
+                    "auth.sign_in", "failed", client_ip=client_ip, details={"username": username[:64], "scheme": scheme}
+                )
+            )
+            raise Unauthenticated("wrong username or password")
+        return snap.principal(client_ip=client_ip, scheme=scheme)

@@ -1,0 +1,1 @@
+"""HTTP surfaces: each turns requests into service calls and results or errors into its wire shape."""

@@ -1,0 +1,72 @@
+"""/v1/exchange-accounts: connect, list, get, rename, rotate, enable, disable, revalidate, disconnect."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query
+
+from strongroom.surfaces.base import CoreDep
+from strongroom.surfaces.native.deps import CurrentPrincipal
+from strongroom.surfaces.native.schemas import AccountCreate, AccountPublic, AccountUpdate, PageOut, RotateIn
+from strongroom.surfaces.native.surface import router
+
+api = router(prefix="/exchange-accounts", tags=["exchange accounts"])
+
+
+@api.post("", response_model=AccountPublic, status_code=201)
+def connect(body: AccountCreate, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+    """Check the credentials with the exchange and store them encrypted. Secrets are never returned."""
+    account = core.accounts.connect(principal, body.exchange, body.credentials, name=body.name,
+                                    account_type=body.account_type)
+    return AccountPublic.model_validate(account)
+
+
+@api.get("", response_model=PageOut[AccountPublic])
+def list_accounts(
+    principal: CurrentPrincipal,
+    core: CoreDep,
+    exchange: str | None = None,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> PageOut[AccountPublic]:
+    page = core.accounts.list(principal, exchange=exchange, status=status, cursor=cursor, limit=limit)
+    return PageOut(items=[AccountPublic.model_validate(a) for a in page.items], next_cursor=page.next_cursor)
+
+
+@api.get("/{account_id}", response_model=AccountPublic)
+def get_account(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+    return AccountPublic.model_validate(core.accounts.get(principal, account_id))
+
+
+@api.patch("/{account_id}", response_model=AccountPublic)
+def rename(account_id: int, body: AccountUpdate, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+    return AccountPublic.model_validate(core.accounts.rename(principal, account_id, body.name))
+
+
+@api.delete("/{account_id}", response_model=AccountPublic)
+def disconnect(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+    """Disconnect (terminal): credentials destroyed, the archived account is returned."""
+    return AccountPublic.model_validate(core.accounts.disconnect(principal, account_id))
+
+
+@api.post("/{account_id}/rotate", response_model=AccountPublic)
+def rotate(account_id: int, body: RotateIn, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+    """Replace credentials; the new ones are checked first and the old ones stay until they pass."""
+    return AccountPublic.model_validate(core.accounts.rotate(principal, account_id, body.credentials))
+
+
+@api.post("/{account_id}/enable", response_model=AccountPublic)
+def enable(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+    return AccountPublic.model_validate(core.accounts.set_enabled(principal, account_id, True))
+
+
+@api.post("/{account_id}/disable", response_model=AccountPublic)
+def disable(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+    return AccountPublic.model_validate(core.accounts.set_enabled(principal, account_id, False))
+
+
+@api.post("/{account_id}/revalidate", response_model=AccountPublic)
+def revalidate(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+    return AccountPublic.model_validate(core.accounts.revalidate(principal, account_id))

@@ -1,0 +1,75 @@
+"""/v1/api-keys: issue, list, update, roll and delete platform API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query
+from starlette.responses import Response
+
+from strongroom.surfaces.base import CoreDep
+from strongroom.surfaces.native.deps import CurrentPrincipal
+from strongroom.surfaces.native.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyGenerate,
+    ApiKeyGenerated,
+    ApiKeyPublic,
+    ApiKeyRolled,
+    ApiKeyUpdate,
+    PageOut,
+    RollIn,
+)
+from strongroom.surfaces.native.surface import router
+
+api = router(prefix="/api-keys", tags=["api keys"])
+
+
+def _public(key) -> dict:
+    return ApiKeyPublic.model_validate(key).model_dump()
+
+
+@api.post("", response_model=ApiKeyCreated, status_code=201)
+def create_key(body: ApiKeyCreate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyCreated:
+    """Create a key. ``secret`` (bearer, hmac) is in this response only."""
+    key, secret = core.api_keys.create(principal, **body.model_dump())
+    return ApiKeyCreated(**_public(key), secret=secret)
+
+
+@api.post("/generate", response_model=ApiKeyGenerated, status_code=201)
+def generate_key(body: ApiKeyGenerate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyGenerated:
+    """Generate an RSA-2048 or Ed25519 key pair; ``private_key`` is in this response only and never stored."""
+    key, private_pem = core.api_keys.generate(principal, **body.model_dump())
+    return ApiKeyGenerated(**_public(key), private_key=private_pem)
+
+
+@api.get("", response_model=PageOut[ApiKeyPublic])
+def list_keys(principal: CurrentPrincipal, core: CoreDep, cursor: str | None = None,
+              limit: Annotated[int, Query(ge=1, le=200)] = 50) -> PageOut[ApiKeyPublic]:
+    page = core.api_keys.list(principal, cursor=cursor, limit=limit)
+    return PageOut(items=[ApiKeyPublic.model_validate(k) for k in page.items], next_cursor=page.next_cursor)
+
+
+@api.get("/{key_id}", response_model=ApiKeyPublic)
+def get_key(key_id: str, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyPublic:
+    return ApiKeyPublic.model_validate(core.api_keys.get(principal, key_id))
+
+
+@api.patch("/{key_id}", response_model=ApiKeyPublic)
+def update_key(key_id: str, body: ApiKeyUpdate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyPublic:
+    """Change name, scopes, account binding, allowlist, enabled or expiry; effective everywhere within 1 s."""
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    return ApiKeyPublic.model_validate(core.api_keys.update(principal, key_id, changes))
+
+
+@api.post("/{key_id}/roll", response_model=ApiKeyRolled)
+def roll_key(key_id: str, principal: CurrentPrincipal, core: CoreDep, body: RollIn | None = None) -> ApiKeyRolled:
+    """New secret now; the old one stays valid for ``grace_seconds`` (default 0)."""
+    key, secret = core.api_keys.roll(principal, key_id, (body or RollIn()).grace_seconds)
+    return ApiKeyRolled(**_public(key), secret=secret)
+
+
+@api.delete("/{key_id}", status_code=204)
+def delete_key(key_id: str, principal: CurrentPrincipal, core: CoreDep) -> Response:
+    core.api_keys.delete(principal, key_id)
+    return Response(status_code=204)
