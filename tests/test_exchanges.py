@@ -21,8 +21,6 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # the package is not installed in the venv
-    sys.path.insert(0, str(ROOT))
 
 from strongroom import errors  # noqa: E402
 from strongroom.exchanges.catalogue import Catalogue, ExchangeInfo, get_catalogue  # noqa: E402

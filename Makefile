@@ -1,0 +1,54 @@
+# Strongroom. Quick start: `make run` (serve on 127.0.0.1:8000), `make test` (whole suite).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test bench mock-exchange migrate catalogue lint clean ts-deps
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
+	$(PIP) install -r requirements.txt
+	$(PIP) install --no-deps --no-build-isolation -e . || $(PIP) install --no-deps -e .
+	@touch $@
+
+$(VENV)/.test: requirements-test.txt $(VENV)/.runtime
+	$(PIP) install -r requirements-test.txt
+	@touch $@
+
+# The TypeScript SDK test needs node; without node that test reports itself skipped.
+tests/ts/node_modules/.installed: tests/ts/package.json tests/ts/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd tests/ts && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	 else echo "npm not found: the kalshi-typescript test will be skipped"; fi
+
+ts-deps:
+	@if [ -f tests/ts/package.json ]; then $(MAKE) --no-print-directory tests/ts/node_modules/.installed; fi
+
+migrate: $(VENV)/.runtime
+	$(BIN)/strongroom db upgrade
+
+run: migrate
+	$(BIN)/strongroom serve --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.test ts-deps
+	$(BIN)/python -m pytest -n 2 --timeout 300 $(PYTEST_ARGS)
+
+bench: $(VENV)/.test
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+mock-exchange: $(VENV)/.runtime
+	$(BIN)/strongroom mock-exchange --port 8100
+
+catalogue: $(VENV)/.test
+	$(BIN)/python scripts/gen_catalogue.py
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check strongroom tests bench scripts
+
+clean:
+	rm -rf $(VENV) tests/ts/node_modules

@@ -1,0 +1,113 @@
+"""Shared fixtures. Every HTTP test runs twice: against SQLite and against PostgreSQL.
+
+If PostgreSQL does not answer, the PostgreSQL pass is skipped LOUDLY: each test says why, and
+the end of the run prints a banner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from support import (
+    LOGS,
+    PG_URL,
+    Server,
+    Users,
+    drop_pg_schema,
+    install_log_capture,
+    new_pg_schema,
+    postgres_available,
+    start_server,
+)
+
+_PG_PROBLEM: list[str] = []
+
+
+@dataclass
+class Backend:
+    name: str
+    url: str
+
+
+@pytest.fixture(scope="session")
+def mock_exchange():
+    """The bundled loopback mock exchange (Binance and OKX), checking real ccxt signatures."""
+    from strongroom.mock_exchange import MockExchangeServer
+
+    with MockExchangeServer() as mock:
+        yield mock
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request, tmp_path_factory) -> Iterator[Backend]:
+    """A migrated, empty database: SQLite file, or a fresh schema in PostgreSQL's ``test`` database."""
+    from strongroom.migrations import upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'strongroom.db'}"
+        upgrade(url)
+        yield Backend("sqlite", url)
+        return
+    problem = postgres_available()
+    if problem:
+        _PG_PROBLEM.append(problem)
+        pytest.skip(f"POSTGRESQL PASS NOT RUN: {PG_URL} does not answer ({problem})")
+    schema, url = new_pg_schema()
+    try:
+        upgrade(url)
+        yield Backend("postgresql", url)
+    finally:
+        drop_pg_schema(schema)
+
+
+@pytest.fixture(scope="session")
+def server(backend, mock_exchange, tmp_path_factory) -> Iterator[Server]:
+    """A live Strongroom server over real HTTP on ``backend``, with exchanges pointed at the mock."""
+    install_log_capture()
+    srv = start_server(
+        data_dir=tmp_path_factory.mktemp(f"data-{backend.name}"),
+        database_url=backend.url,
+        exchange_base_urls={"binance": mock_exchange.url, "okx": mock_exchange.url},
+    )
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def users(server) -> Users:
+    return Users(server)
+
+
+@pytest.fixture
+def client(server):
+    with server.client() as c:
+        yield c
+
+
+@pytest.fixture
+def logs():
+    """Every log line emitted in this process so far (the servers run in this process)."""
+    return LOGS
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    import os
+
+    problem = _PG_PROBLEM[0] if _PG_PROBLEM else None
+    if problem is None and hasattr(config, "workerinput"):
+        return
+    if problem or any("POSTGRESQL PASS NOT RUN" in str(getattr(r, "longrepr", ""))
+                      for r in terminalreporter.stats.get("skipped", [])):
+        bar = "!" * 78
+        terminalreporter.write_line(bar, red=True, bold=True)
+        terminalreporter.write_line(
+            f"!!  THE POSTGRESQL PASS DID NOT RUN: {PG_URL} did not answer.", red=True, bold=True)
+        terminalreporter.write_line(
+            "!!  Start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+            red=True, bold=True)
+        terminalreporter.write_line(bar, red=True, bold=True)
+        if os.environ.get("STRONGROOM_REQUIRE_POSTGRES"):
+            terminalreporter._session.exitstatus = 1

@@ -1,0 +1,232 @@
+"""Test support: live servers over real HTTP, per-backend databases, users."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+PG_URL = os.environ.get("STRONGROOM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def postgres_available() -> str | None:
+    """Return None if PostgreSQL answers, else the reason it does not."""
+    import psycopg
+
+    dsn = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        with psycopg.connect(dsn, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return None
+
+
+def new_pg_schema() -> tuple[str, str]:
+    """Create a fresh schema in the test database; return (schema, SQLAlchemy URL using it)."""
+    import psycopg
+
+    schema = f"sr_{uuid.uuid4().hex[:12]}"
+    dsn = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    return schema, f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+def drop_pg_schema(schema: str) -> None:
+    import psycopg
+
+    dsn = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LogCapture(logging.Handler):
+    """Keeps every log line of this process (the threaded servers run here) for leak checks."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # noqa: BLE001
+            self.lines.append(f"<unformattable {record.name}>")
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+LOGS = LogCapture()
+
+
+def install_log_capture() -> None:
+    for name in ("", "strongroom", "uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy", "ccxt"):
+        logger = logging.getLogger(name)
+        if LOGS not in logger.handlers:
+            logger.addHandler(LOGS)
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("strongroom").setLevel(logging.DEBUG)
+
+
+TEST_SETTINGS = dict(
+    argon2_time_cost=1,
+    argon2_memory_kib=1024,
+    argon2_parallelism=1,
+    login_failures_per_ip="10000/minute",
+    rate_limit_per_ip="100000/minute",
+    rate_limit_per_key="100000/minute",
+    exchange_timeout_ms=3000,
+    last_used_flush_seconds=0.2,
+)
+
+
+@dataclass
+class Server:
+    """A Strongroom server on a loopback port, run by uvicorn in a thread of this process."""
+
+    url: str
+    core: object
+    settings: object
+    _uvicorn: object = None
+    _thread: threading.Thread | None = None
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def stop(self) -> None:
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+            self._thread.join(10)
+        self.core.close()
+
+
+def start_server(**overrides) -> Server:
+    """Start a server for ``Settings(**TEST_SETTINGS, **overrides)``; return once it answers."""
+    import uvicorn
+
+    from strongroom.app import create_app
+    from strongroom.core import build_core
+    from strongroom.settings import Settings
+
+    settings = Settings(**{**TEST_SETTINGS, **overrides})
+    core = build_core(settings)
+    app = create_app(settings, core=core)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=True, timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("strongroom test server failed to start")
+        time.sleep(0.01)
+    return Server(f"http://127.0.0.1:{port}", core, settings, server, thread)
+
+
+@dataclass
+class TestUser:
+    id: int
+    username: str
+    password: str
+    url: str
+    token: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Authorization with this user's access token."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def basic(self) -> dict[str, str]:
+        raw = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {raw}"}
+
+    @property
+    def basic_userinfo(self) -> str:
+        return f"{self.username}:{self.password}"
+
+
+class Users:
+    """Makes users with unique names on a server (through the service) and signs them in over HTTP."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def create(self, *, admin: bool = False, usage_level: str = "basic", sign_in: bool = True) -> TestUser:
+        username = f"u{uuid.uuid4().hex[:10]}"
+        password = secrets.token_urlsafe(12)
+        user = self.server.core.users.create(username, password, is_admin=admin, usage_level=usage_level)
+        test_user = TestUser(user.id, username, password, self.server.url)
+        if sign_in:
+            with self.server.client() as client:
+                response = client.post("/v1/auth/token", data={"username": username, "password": password})
+                response.raise_for_status()
+                test_user.token = response.json()["access_token"]
+                test_user.extra["refresh_token"] = response.json()["refresh_token"]
+        return test_user
+
+
+def run_cli(*args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run the ``strongroom`` command with ``env`` added to this environment."""
+    return subprocess.run([str(BIN / "strongroom"), *args], input=stdin, capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=timeout, cwd=ROOT)
+
+
+class ServeProcess:
+    """``strongroom serve`` as a separate OS process (for multi-process and subprocess tests)."""
+
+    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [str(BIN / "strongroom"), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                out = self.stop()
+                raise RuntimeError(f"strongroom serve did not start:\n{out[-2000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> str:
+        """Stop the process; return everything it printed."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.stdout.read() if self.proc.stdout else ""
