@@ -383,7 +383,7 @@ def test_generic_ccxt_validator_checks_a_real_signature(catalogue, mock, setting
     before = _stats(mock)["binance"]["valid_signatures"]
     creds = {"api_key": "us-key", "secret": "us-secret"}
     assert validate(catalogue.get("binanceus"), creds, settings) == ValidationOutcome(True, None)
-    assert _stats(mock)["binance"]["valid_signatures"] == before + 1
+    assert _stats(mock)["binance"]["valid_signatures"] > before
     with pytest.raises(errors.InvalidCredentials):
         validate(catalogue.get("binanceus"), {"api_key": "us-key", "secret": "nope"}, settings)
 
