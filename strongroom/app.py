@@ -23,7 +23,10 @@ log = logging.getLogger("strongroom")
 
 def surfaces() -> list[tuple[Surface, object]]:
     """Every surface with its router builder, most specific prefix first."""
-    return [(native.SURFACE, native.build_router)]
+    from strongroom.surfaces import kalshi, tradingapp
+
+    return [(native.SURFACE, native.build_router), (kalshi.SURFACE, kalshi.build_router),
+            (tradingapp.SURFACE, tradingapp.build_router)]
 
 
 class BodyLimit:

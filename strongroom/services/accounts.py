@@ -15,7 +15,6 @@ from strongroom.crypto.tokens import Hasher, hint
 from strongroom.db import Database, utcnow
 from strongroom.errors import (
     Conflict,
-    DomainError,
     ExchangeUnavailable,
     Forbidden,
     InvalidCredentials,
@@ -24,7 +23,7 @@ from strongroom.errors import (
     WithdrawalPermission,
 )
 from strongroom.exchanges.catalogue import Catalogue, ExchangeInfo
-from strongroom.models import ExchangeAccount
+from strongroom.models import ExchangeAccount, User
 from strongroom.pagination import Page, paginate
 from strongroom.principal import Principal
 from strongroom.services.audit import AuditService
@@ -154,6 +153,7 @@ class ExchangeAccountService:
             raise Forbidden("you do not have permission to perform this action")
         if principal.account_ids is not None:
             raise Forbidden("a key bound to accounts cannot connect new accounts")
+        self._user_exists(owner)
         info = self.resolve_exchange(exchange)
         creds = self.catalogue.check_credentials(info, credentials)
         account_type = account_type or (info.account_types[0] if info.account_types else "spot")
@@ -205,6 +205,11 @@ class ExchangeAccountService:
                 raise Conflict("this exchange API key is already connected")
             raise Conflict("account for that exchange already exists", details={"reason": reason})
 
+    def _user_exists(self, user_id: int) -> None:
+        with self.db.session() as session:
+            if session.get(User, user_id) is None:
+                raise NotFound("user not found")
+
     def _live_on_exchange(self, session, user_id: int, exchange: str) -> ExchangeAccount | None:
         return session.scalar(
             select(ExchangeAccount).where(
@@ -221,15 +226,23 @@ class ExchangeAccountService:
         user_id: int | None = None,
         exchange: str | None = None,
         status: str | None = None,
+        live_only: bool = False,
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page[ExchangeAccount]:
-        """Return a page of a user's accounts that the principal may see. Raises Forbidden, ValidationFailed."""
+        """Return a page of a user's accounts that the principal may see.
+
+        Raises Forbidden (another user's, not an admin), NotFound (no such user), ValidationFailed.
+        """
         principal.require("read")
         owner = principal.user_id if user_id is None else user_id
         if not principal.acts_for(owner):
             raise Forbidden("you do not have permission to perform this action")
+        if owner != principal.user_id:
+            self._user_exists(owner)
         query = select(ExchangeAccount).where(ExchangeAccount.user_id == owner)
+        if live_only:
+            query = query.where(ExchangeAccount.status.in_(LIVE))
         if exchange:
             query = query.where(ExchangeAccount.exchange == self.resolve_exchange(exchange).id)
         if status:
@@ -247,11 +260,16 @@ class ExchangeAccountService:
         with self.db.session() as session:
             return self._owned(session, principal, account_id)
 
-    def find_live(self, principal: Principal, user_id: int, exchange: str) -> ExchangeAccount:
-        """Return ``user_id``'s live account on ``exchange``. Raises Forbidden, NotFound."""
-        principal.require("read")
+    def disconnect_on_exchange(self, principal: Principal, user_id: int, exchange: str) -> ExchangeAccount:
+        """Disconnect ``user_id``'s live account on ``exchange`` (an id or alias).
+
+        Raises Forbidden (another user's, not an admin), NotFound (no such user or account).
+        """
+        principal.require("delete")
         if not principal.acts_for(user_id):
             raise Forbidden("you do not have permission to perform this action")
+        if user_id != principal.user_id:
+            self._user_exists(user_id)
         try:
             info = self.catalogue.get(exchange)
         except NotFound:
@@ -260,7 +278,8 @@ class ExchangeAccountService:
             account = self._live_on_exchange(session, user_id, info.id)
             if account is None or not principal.sees_account(account.id):
                 raise NotFound("exchange account not found")
-            return account
+            account_id = account.id
+        return self.disconnect(principal, account_id)
 
     def rename(self, principal: Principal, account_id: int, name: str) -> ExchangeAccount:
         """Rename an account. Raises NotFound, ValidationFailed, Conflict (disconnected)."""

@@ -225,6 +225,18 @@ class ApiKeyService:
                               details={"kind": kind, "scopes": key.scopes, "generated": _generated})
         return key, secret
 
+    def import_public_key(self, principal: Principal, *, name: str, public_key: str, **attrs: Any) -> ApiKey:
+        """Create an rsa or ed25519 key from an uploaded PEM, its kind read from the key itself.
+
+        Raises as :meth:`create` does (ValidationFailed for a malformed, weak or unsupported key).
+        """
+        try:
+            kind, _, _ = load_public_key(public_key)
+        except KeyFormatError as exc:
+            raise ValidationFailed(str(exc), fields={"public_key": str(exc)}) from None
+        key, _ = self.create(principal, name=name, kind=kind, public_key=public_key, **attrs)
+        return key
+
     def generate(self, principal: Principal, *, name: str, key_type: str = "rsa", **attrs: Any) -> tuple[ApiKey, str]:
         """Generate a key pair, keep the public key and return the private key once (never stored)."""
         if key_type not in ("rsa", "ed25519"):

@@ -39,7 +39,6 @@ CoreDep = Annotated[Core, Depends(get_core)]
 
 def peer_ip(request: Request) -> str | None:
     """Return the client IP, believing X-Forwarded-For only from configured trusted proxies."""
-    core: Core = request.app.state.core
     peer = request.client.host if request.client else None
     return client_ip(peer, request.headers.get("x-forwarded-for"), request.app.state.trusted_proxies)
 
