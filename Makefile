@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test bench mock-exchange migrate catalogue lint clean ts-deps
+.PHONY: run demo test bench mock-exchange migrate catalogue lint clean ts-deps
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
@@ -40,6 +40,12 @@ test: $(VENV)/.test ts-deps
 
 bench: $(VENV)/.test
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# `make run` with every Binance and OKX call sent to the bundled loopback mock exchange (port 8100).
+demo: migrate
+	@$(BIN)/strongroom mock-exchange --port 8100 & mock=$$!; trap "kill $$mock 2>/dev/null" EXIT INT TERM; \
+	 STRONGROOM_EXCHANGE_BASE_URLS='{"binance": "http://127.0.0.1:8100", "okx": "http://127.0.0.1:8100"}' \
+	 $(BIN)/strongroom serve --host $(HOST) --port $(PORT)
 
 mock-exchange: $(VENV)/.runtime
 	$(BIN)/strongroom mock-exchange --port 8100
