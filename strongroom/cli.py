@@ -195,7 +195,6 @@ def mock_exchange(host: str = "127.0.0.1", port: int = 8100) -> None:
     """Serve the bundled loopback mock exchange (Binance and OKX, real signature checks)."""
     from strongroom.mock_exchange import serve as serve_mock
 
-    typer.echo(f"mock exchange on http://{host}:{port} (demo key: demo-binance-key / demo-binance-secret)")
     serve_mock(host=host, port=port)
 
 
