@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import tempfile
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -79,10 +80,17 @@ class StaticKeyProvider:
 
 
 class FileKeyProvider(StaticKeyProvider):
-    """Keys in a JSON file, created with mode 0600 on first use; new versions are written atomically."""
+    """Keys in a JSON file, created with mode 0600 on first use; new versions are written atomically.
+
+    A running server notices a rotation done by ``strongroom master-key rotate`` in another
+    process: the file is re-read when its mtime changes (checked at most once a second) and
+    whenever an unknown version is asked for.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._checked = 0.0
+        self._mtime = 0.0
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             doc = {"current": 1, "versions": {"1": _b64(secrets.token_bytes(32))}, "pepper": _b64(secrets.token_bytes(32))}
@@ -91,10 +99,37 @@ class FileKeyProvider(StaticKeyProvider):
 
     def reload(self) -> None:
         try:
+            self._mtime = self.path.stat().st_mtime
             text = self.path.read_text()
         except OSError as exc:
             raise KeyringError("master key file is unreadable") from exc
         super().__init__(text)
+
+    def _refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < 1.0:
+            return
+        self._checked = now
+        try:
+            changed = self.path.stat().st_mtime != self._mtime
+        except OSError:
+            return
+        if changed or force:
+            self.reload()
+
+    @property
+    def current_version(self) -> int:  # type: ignore[override]
+        self._refresh()
+        return self._current
+
+    @current_version.setter
+    def current_version(self, value: int) -> None:
+        self._current = value
+
+    def kek(self, version: int) -> bytes:
+        if version not in self._versions:
+            self._refresh(force=True)
+        return super().kek(version)
 
     def _write(self, doc: dict, *, exclusive: bool = False) -> None:
         data = json.dumps(doc, indent=2, sort_keys=True).encode()
