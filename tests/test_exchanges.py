@@ -380,7 +380,7 @@ def test_generic_ccxt_validator_checks_a_real_signature(catalogue, mock, setting
     httpx.post(
         mock.url + "/_mock/accounts", json={"exchange": "binance", "api_key": "us-key", "secret": "us-secret"}
     ).raise_for_status()
-    before = _stats(mock)["binance"]["valid_signatures"]
+    before = _stats(mock).get("binance", {}).get("valid_signatures", 0)
     creds = {"api_key": "us-key", "secret": "us-secret"}
     assert validate(catalogue.get("binanceus"), creds, settings) == ValidationOutcome(True, None)
     assert _stats(mock)["binance"]["valid_signatures"] > before
