@@ -59,7 +59,9 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+                    # An HTTPException, not PayloadTooLarge: FastAPI turns any other exception raised
+                    # while it reads the body into a generic 400, but re-raises HTTPExceptions.
+                    raise StarletteHTTPException(413, f"the body exceeds {limit} bytes")
             return message
 
         return await self.app(scope, limited_receive, send)

@@ -134,12 +134,20 @@ def keys_generate(
     principal = _admin_principal(core, user)
     if out.exists():
         _fail(f"{out} exists; refusing to overwrite a private key")
+    # Open the file first: a key whose private key could not be written would be unusable forever.
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror}")
     try:
         key, private_pem = core.api_keys.generate(
             principal, name=name, key_type=key_type, scopes=[s.strip() for s in scopes.split(",") if s.strip()])
-    except DomainError as exc:
-        _fail(f"{exc.message} {exc.fields or ''}".strip())
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except BaseException as exc:
+        os.close(fd)
+        out.unlink(missing_ok=True)
+        if isinstance(exc, DomainError):
+            _fail(f"{exc.message} {exc.fields or ''}".strip())
+        raise
     with os.fdopen(fd, "w") as fh:
         fh.write(private_pem)
     typer.echo(key.key_id)

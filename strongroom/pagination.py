@@ -13,6 +13,14 @@ from strongroom.errors import ValidationFailed
 
 T = TypeVar("T")
 MAX_LIMIT = 200
+# Ids are 32-bit INTEGER columns on PostgreSQL (and SQLite cannot bind ints over 64 bits): a client-given
+# id outside this range is refused before it reaches SQL, where it would raise DataError/OverflowError.
+MAX_ID = 2**31 - 1
+
+
+def valid_id(value: object) -> bool:
+    """Return True if ``value`` can be the id of a row (a positive 32-bit int)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
 @dataclass
@@ -32,7 +40,10 @@ def decode_cursor(cursor: str) -> int:
         kind, value = text.split(":", 1)
         if kind != "id":
             raise ValueError
-        return int(value)
+        last = int(value)
+        if not 0 <= last <= MAX_ID:
+            raise ValueError
+        return last
     except (ValueError, UnicodeDecodeError):
         raise ValidationFailed("invalid cursor", fields={"cursor": "invalid cursor"}) from None
 

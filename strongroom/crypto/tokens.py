@@ -43,7 +43,7 @@ def well_formed(token: str, prefix: str) -> bool:
     if not token.startswith(head) or len(token) < len(head) + 22 + 6 or len(token) > 200:
         return False
     rest = token[len(head):]
-    if any(c not in ALPHABET for c in rest):
+    if not (rest.isascii() and rest.isalnum()):  # base62 only; ~2x faster than a per-character check
         return False
     return hmac.compare_digest(checksum(token[:-6]), token[-6:])
 

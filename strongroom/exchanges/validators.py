@@ -35,6 +35,11 @@ from strongroom.exchanges.catalogue import ExchangeInfo
 from strongroom.settings import Settings
 
 log = logging.getLogger("strongroom.exchanges")
+# ccxt logs every request and response at DEBUG (headers with the API key and passphrase, signed
+# URLs, raw bodies). Its clients get this logger instead, which never emits below WARNING whatever
+# level the operator configures (e.g. STRONGROOM_LOG_LEVEL=debug).
+ccxt_log = logging.getLogger("strongroom.exchanges.ccxt")
+ccxt_log.setLevel(logging.WARNING)
 
 RETRY_AFTER_RATE_LIMITED = 30
 RETRY_AFTER_TRANSIENT = 5
@@ -136,6 +141,7 @@ class CcxtValidator:
 
         exchange = getattr(ccxt_async, self.info.id)(self.client_config(credentials))
         exchange.verbose = False
+        exchange.logger = ccxt_log
         base_url = self.settings.exchange_base_urls.get(self.info.id)
         if base_url:
             exchange.urls = {**exchange.urls, "api": rebase_urls(exchange.urls.get("api"), base_url)}

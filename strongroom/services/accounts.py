@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from strongroom.crypto.envelope import Envelope, Sealed
 from strongroom.crypto.tokens import Hasher, hint
@@ -24,7 +25,7 @@ from strongroom.errors import (
 )
 from strongroom.exchanges.catalogue import Catalogue, ExchangeInfo
 from strongroom.models import ExchangeAccount, User
-from strongroom.pagination import Page, paginate
+from strongroom.pagination import Page, paginate, valid_id
 from strongroom.principal import Principal
 from strongroom.services.audit import AuditService
 from strongroom.settings import Settings
@@ -119,6 +120,8 @@ class ExchangeAccountService:
         return json.loads(self.envelope.open(sealed_of(account), account_aad(account)))
 
     def _owned(self, session, principal: Principal, account_id: int, *, for_update: bool = False) -> ExchangeAccount:
+        if not valid_id(account_id):
+            raise NotFound("exchange account not found")
         query = select(ExchangeAccount).where(ExchangeAccount.id == account_id)
         if for_update and session.bind.dialect.name == "postgresql":
             query = query.with_for_update()
@@ -180,16 +183,35 @@ class ExchangeAccountService:
         )
         self._seal(account, creds)
         with self.db.session() as session:
-            # checked again inside the transaction: two racing connects of one key
-            if self._duplicate(session, fingerprint) or (
-                one_per_exchange and self._live_on_exchange(session, owner, info.id)
-            ):
+            # checked again inside the transaction, under a lock: two racing connects of one key,
+            # or (one_per_exchange) of one user on one exchange, must not both succeed
+            self._lock_for_connect(session, owner, fingerprint)
+            if one_per_exchange and self._live_on_exchange(session, owner, info.id):
+                raise Conflict("account for that exchange already exists",
+                               details={"reason": "account_for_exchange_exists"})
+            if self._duplicate(session, fingerprint):
                 raise Conflict("this exchange API key is already connected")
             session.add(account)
             session.flush()
             self.audit.record(session, "account.connect", "ok", principal=principal, target=f"account:{account.id}",
                               details={"exchange": info.id, "status": status, "user_id": owner})
         return account
+
+    @staticmethod
+    def _lock_for_connect(session, owner: int, fingerprint: str) -> None:
+        """Serialize, until the transaction ends, connects of ``owner`` and of one exchange key.
+
+        PostgreSQL: transaction-scoped advisory locks (user first, then key: one order, no deadlock).
+        SQLite: a no-op write takes the database's write lock, so the checks that follow and the
+        insert are one atomic step.
+        """
+        if session.bind.dialect.name == "postgresql":
+            for name in (f"user:{owner}", f"key:{fingerprint}"):
+                digest = hashlib.sha256(f"strongroom.account.connect|{name}".encode()).digest()
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                                {"k": int.from_bytes(digest[:8], "big", signed=True)})
+        else:
+            session.execute(text("UPDATE users SET username = username WHERE id = :id"), {"id": owner})
 
     def _refuse_duplicates(self, principal, info, owner, fingerprint, one_per_exchange) -> None:
         with self.db.session() as session:
@@ -206,6 +228,8 @@ class ExchangeAccountService:
             raise Conflict("account for that exchange already exists", details={"reason": reason})
 
     def _user_exists(self, user_id: int) -> None:
+        if not valid_id(user_id):  # beyond the integer column: PostgreSQL DataError, SQLite OverflowError
+            raise NotFound("user not found")
         with self.db.session() as session:
             if session.get(User, user_id) is None:
                 raise NotFound("user not found")
@@ -406,6 +430,7 @@ class ExchangeAccountService:
 
     def owned_ids(self, user_id: int, ids: list[int]) -> set[int]:
         """Return those of ``ids`` that are live accounts of ``user_id``."""
+        ids = [i for i in ids if valid_id(i)]
         if not ids:
             return set()
         with self.db.session() as session:

@@ -403,9 +403,12 @@ class ApiKeyService:
         """Write last_used_at for a batch of keys (called by the usage recorder, not per request)."""
         from datetime import UTC
 
+        table = ApiKey.__table__
         with self.db.session() as session:
             for key_id, at in used.items():
+                # updated_at is set to itself so the column's onupdate does not fire: use is not an update
                 session.execute(
-                    ApiKey.__table__.update().where(ApiKey.key_id == key_id)
-                    .values(last_used_at=datetime.fromtimestamp(at, UTC).replace(microsecond=0))
+                    table.update().where(table.c.key_id == key_id)
+                    .values(last_used_at=datetime.fromtimestamp(at, UTC).replace(microsecond=0),
+                            updated_at=table.c.updated_at)
                 )

@@ -183,11 +183,11 @@ class Authenticator:
 
     # --- key records ---------------------------------------------------------------------------
 
-    async def record(self, key_id: str) -> KeyRecord | None:
-        """Return the cached record of ``key_id`` (refreshed from the database after the TTL)."""
+    async def record(self, key_id: str, *, fresh: bool = False) -> KeyRecord | None:
+        """Return the cached record of ``key_id`` (refreshed from the database after the TTL, or now if ``fresh``)."""
         now = time.monotonic()
         cached = self._by_id.get(key_id)
-        if cached is not None and now - cached[0] < self.ttl:
+        if not fresh and cached is not None and now - cached[0] < self.ttl:
             return cached[1]
         record = await to_thread.run_sync(self.keys.load_record, key_id)
         if len(self._by_id) > 200_000:
@@ -245,6 +245,10 @@ class Authenticator:
         key_id = await self._key_id_for_hash(digest)
         record = await self.record(key_id) if key_id else None
         if record is not None and not self._hash_matches(record, digest):
+            # the index knows this secret but the cached record does not: it predates a roll made
+            # by another process. Reload once, so a new secret works at once everywhere.
+            record = await self.record(key_id, fresh=True)
+        if record is not None and not self._hash_matches(record, digest):
             record = None  # grace period ended since the hash was indexed
         return await self._admit(facts, record, scheme)
 
@@ -296,7 +300,9 @@ class Authenticator:
         record = await self.record(key_id)
         if record is None:
             raise Refused("unknown_key", _generic_401(), key_id=key_id)
-        if not stamp.isdigit() or abs(int(stamp) - time.time() * 1000) > self.window_ms:
+        # isascii + a length cap: "²".isdigit() is True and int() of >4300 digits raises (a 500, not a 401).
+        if (not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 17
+                or abs(int(stamp) - time.time() * 1000) > self.window_ms):
             raise Refused("stale_timestamp", _generic_401(), record)
         if kalshi:
             message = (stamp + facts.method.upper() + facts.path).encode()
@@ -305,7 +311,10 @@ class Authenticator:
             message = (stamp + facts.method.upper() + target).encode() + facts.body
         if not self._signature_ok(record, signature, message, allow_pkcs1=not kalshi, allow_hmac=not kalshi):
             raise Refused("bad_signature", _generic_401(), record)
-        replay_key = hashlib.sha256(f"{key_id}|{stamp}|{signature}".encode()).hexdigest()
+        # keyed on the signature's bytes, not its spelling: hex case and base64's unused bits would
+        # otherwise let one signature be replayed as a "new" one
+        canonical = signature.lower() if record.kind == "hmac" else base64.b64decode(signature, validate=True).hex()
+        replay_key = hashlib.sha256(f"{record.key_id}|{stamp}|{canonical}".encode()).hexdigest()
         if not await self.limiter.seen_once(replay_key, 2 * self.settings.signature_window_seconds + 1):
             raise Refused("replayed_signature", _generic_401(), record)
         return await self._admit(facts, record, "kalshi_signature" if kalshi else "signed_request")

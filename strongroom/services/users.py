@@ -15,7 +15,7 @@ from strongroom.crypto.tokens import Hasher
 from strongroom.db import Database
 from strongroom.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthenticated, ValidationFailed
 from strongroom.models import User
-from strongroom.pagination import Page, paginate
+from strongroom.pagination import Page, paginate, valid_id
 from strongroom.principal import Principal
 from strongroom.ratelimit import RateLimiter
 from strongroom.services.audit import AuditService
@@ -127,12 +127,14 @@ class UserService:
         if not principal.acts_for(user_id):
             raise NotFound("user not found")
         with self.db.session() as session:
-            user = session.get(User, user_id)
+            user = session.get(User, user_id) if valid_id(user_id) else None
             if user is None:
                 raise NotFound("user not found")
             return user
 
     def exists(self, user_id: int) -> bool:
+        if not valid_id(user_id):
+            return False
         with self.db.session() as session:
             return session.get(User, user_id) is not None
 
@@ -152,7 +154,7 @@ class UserService:
         if principal.user_id == user_id:
             raise Forbidden("admins cannot delete themselves")
         with self.db.session() as session:
-            user = session.get(User, user_id)
+            user = session.get(User, user_id) if valid_id(user_id) else None
             if user is None:
                 raise NotFound("user not found")
             session.delete(user)
@@ -166,7 +168,7 @@ class UserService:
         if level not in USAGE_LEVELS:
             raise ValidationFailed("invalid usage level", fields={"usage_level": f"one of {', '.join(USAGE_LEVELS)}"})
         with self.db.session() as session:
-            user = session.get(User, user_id)
+            user = session.get(User, user_id) if valid_id(user_id) else None
             if user is None:
                 raise NotFound("user not found")
             user.usage_level = level

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import JSONResponse, Response
 
-from strongroom.errors import DomainError
+from strongroom.errors import DomainError, Forbidden, ValidationFailed
 from strongroom.principal import Principal
 from strongroom.services.auth import Scheme
 from strongroom.surfaces.base import CoreDep, Surface
@@ -37,6 +38,9 @@ def _message(error: DomainError) -> tuple[int, str]:
     if error.code == "validation_failed":
         named = ", ".join(f"{k}: {v}" for k, v in error.fields.items())
         return 422, f"Invalid request: {named}" if named else "Invalid request"
+    if error.code == "bad_request" and error.status == 400:
+        # a body that is not JSON at all (malformed JSON, bad Content-Length): 422 like any bad body here
+        return 422, f"Invalid request: {error.message}"
     if error.code == "invalid_credentials":
         return 400, "Invalid exchange credentials"
     if error.code == "withdrawal_permission":
@@ -44,10 +48,15 @@ def _message(error: DomainError) -> tuple[int, str]:
     if error.code == "exchange_unavailable":
         return 503, "The exchange could not be reached; try again later"
     if error.code == "not_found":
-        return 404, error.message[:1].upper() + error.message[1:]
+        return 404, _capitalized(error.message)
     if error.code == "rate_limited":
         return 429, "Too many requests"
-    return error.status, error.message
+    return error.status, _capitalized(error.message)
+
+
+def _capitalized(message: str) -> str:
+    """The seed's messages start with a capital letter."""
+    return message[:1].upper() + message[1:]
 
 
 class TradingAppSurface(Surface):
@@ -85,12 +94,37 @@ class NewAccount(BaseModel):
     name: str | None = Field(None, max_length=100)
 
 
+# where the seed's name is not the catalogue id in capitals
+SEED_SPELLINGS = {"currencycom": "CONCURRENCY.COM"}
+
+
 def seed_spelling(info) -> str:
-    """The seed writes exchanges in capitals (BINANCE, BITMEX, CONCURRENCY.COM)."""
-    return next((a for a in info.aliases if a.isupper()), info.id.upper())
+    """The seed writes exchanges in capitals (BINANCE, BITMEX, CONCURRENCY.COM); others: the id in capitals.
+
+    (Not "the first capitalised alias": that showed OKX accounts under its former name OKEX.)
+    """
+    return SEED_SPELLINGS.get(info.id, info.id.upper())
 
 
 CurrentPrincipal = Annotated[Principal, Depends(SURFACE.authenticated())]
+
+
+async def new_account_body(user_id: int, request: Request, principal: CurrentPrincipal) -> NewAccount:
+    """The POST body, read only after the caller is authenticated and allowed to write for {id}.
+
+    (A body parameter would be parsed before authentication: an anonymous caller would get 422
+    for a malformed body instead of 401.) Non-JSON content types and malformed JSON are 422.
+    """
+    if not principal.acts_for(user_id):
+        raise Forbidden("you do not have permission to perform this action")
+    principal.require("write")
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+        raise ValidationFailed("the body must be JSON", fields={"body": "Content-Type must be application/json"})
+    try:
+        return NewAccount.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
 
 
 def build_router() -> APIRouter:
@@ -105,8 +139,10 @@ def build_router() -> APIRouter:
             for a in page.items
         ]}
 
-    @api.post("/new")
-    def create_account(user_id: int, body: NewAccount, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+    @api.post("/new", openapi_extra={"requestBody": {
+        "required": True, "content": {"application/json": {"schema": NewAccount.model_json_schema()}}}})
+    def create_account(user_id: int, body: Annotated[NewAccount, Depends(new_account_body)],
+                       principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
         """Connect an exchange account (checked live, stored encrypted); one live account per exchange."""
         credentials = {"api_key": body.api_key, "secret": body.secret_key}
         if body.passphrase is not None:
