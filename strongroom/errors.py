@@ -123,3 +123,9 @@ class LimitExceeded(BadRequest):
     """A configured limit was reached."""
 
     code = "limit_exceeded"
+
+
+class CredentialsUnreadable(Conflict):
+    """The stored credentials cannot be decrypted (tampered with, or their master key is gone)."""
+
+    code = "credentials_unreadable"

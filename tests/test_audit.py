@@ -126,6 +126,9 @@ def test_sign_ins_ok_and_failed_are_audited(client, users):
     for event in failed:
         assert event["client_ip"] == "127.0.0.1" and event["outcome"] == "failed"
         assert user.password not in json.dumps(event) and "wrong" not in json.dumps(event)
+    # the targeted user sees the failed attempts on their own account too
+    own_failed = find(events(client, headers, action="auth.sign_in"), "auth.sign_in", "failed")
+    assert len(own_failed) >= 2 and all(e["actor_user_id"] == user.id for e in own_failed)
 
 
 def test_users_see_only_their_own_events_and_admins_see_all(client, users, mock_exchange):

@@ -183,7 +183,7 @@ def test_known_secrets_are_nowhere_in_plaintext(server, backend, client, users, 
 
 
 def test_swapped_ciphertexts_do_not_decrypt(server, client, users, mock_exchange):
-    from strongroom.crypto.envelope import DecryptionError
+    from strongroom.errors import CredentialsUnreadable
     from strongroom.models import ExchangeAccount
 
     first, second = users.create(), users.create()
@@ -216,11 +216,12 @@ def test_swapped_ciphertexts_do_not_decrypt(server, client, users, mock_exchange
             put(a, saved[b])
             put(b, saved[a])
             for aid in (a, b):
-                with pytest.raises(DecryptionError):
+                with pytest.raises(CredentialsUnreadable):
                     core.accounts.credentials_of(load(aid))
             # through HTTP the damaged account fails closed: revalidation never gets usable credentials
             response = client.post(f"/v1/exchange-accounts/{a}/revalidate", headers=first.headers)
-            assert response.status_code != 200 or response.json()["status"] != "active", response.text
+            assert response.status_code == 409, response.text
+            assert response.json()["code"] == "credentials_unreadable"
             assert "SECRET" not in response.text and "Traceback" not in response.text
             put(a, saved[a])
             put(b, saved[b])
@@ -229,18 +230,18 @@ def test_swapped_ciphertexts_do_not_decrypt(server, client, users, mock_exchange
         # moving a ciphertext to another user or exchange breaks it as well (AAD binds user and exchange)
         with core.db.session() as session:
             session.execute(update(ExchangeAccount).where(ExchangeAccount.id == ids[0]).values(user_id=second.id))
-        with pytest.raises(DecryptionError):
+        with pytest.raises(CredentialsUnreadable):
             core.accounts.credentials_of(load(ids[0]))
         with core.db.session() as session:
             session.execute(update(ExchangeAccount).where(ExchangeAccount.id == ids[0])
                             .values(user_id=first.id, exchange="okx"))
-        with pytest.raises(DecryptionError):
+        with pytest.raises(CredentialsUnreadable):
             core.accounts.credentials_of(load(ids[0]))
         # a flipped bit in the ciphertext is caught by the GCM tag
         tampered = bytearray(saved[ids[1]]["ciphertext"])
         tampered[0] ^= 1
         put(ids[1], {"ciphertext": bytes(tampered)})
-        with pytest.raises(DecryptionError):
+        with pytest.raises(CredentialsUnreadable):
             core.accounts.credentials_of(load(ids[1]))
     finally:
         with core.db.session() as session:

@@ -11,11 +11,13 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from strongroom.crypto.envelope import Envelope, Sealed
+from strongroom.crypto.envelope import DecryptionError, Envelope, Sealed
+from strongroom.crypto.keyring import KeyringError
 from strongroom.crypto.tokens import Hasher, hint
 from strongroom.db import Database, utcnow
 from strongroom.errors import (
     Conflict,
+    CredentialsUnreadable,
     ExchangeUnavailable,
     Forbidden,
     InvalidCredentials,
@@ -116,8 +118,16 @@ class ExchangeAccountService:
         account.wrapped_dek, account.kek_version = sealed.wrapped_dek, sealed.kek_version
 
     def credentials_of(self, account: ExchangeAccount) -> dict[str, str]:
-        """Decrypt and return an account's credentials (internal use only; never returned)."""
-        return json.loads(self.envelope.open(sealed_of(account), account_aad(account)))
+        """Decrypt and return an account's credentials (internal use only; never returned).
+
+        Raises CredentialsUnreadable if the stored record was altered, moved or its master key is gone.
+        """
+        try:
+            return json.loads(self.envelope.open(sealed_of(account), account_aad(account)))
+        except (DecryptionError, KeyringError):
+            log.error("stored credentials of account %s do not decrypt", account.id)
+            raise CredentialsUnreadable(
+                "the stored credentials cannot be decrypted; rotate them to store new ones") from None
 
     def _owned(self, session, principal: Principal, account_id: int, *, for_update: bool = False) -> ExchangeAccount:
         if not valid_id(account_id):

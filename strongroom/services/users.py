@@ -217,6 +217,13 @@ class UserService:
         self._password_cache[memo] = (now, snap)
         return snap
 
+    def _audit_failed_sign_in(self, username: str, client_ip: str | None, scheme: str) -> None:
+        """Audit a failed sign-in under the user it targeted (if any), so they can see it too."""
+        with self.db.session() as session:
+            user_id = session.scalar(select(User.id).where(User.username == username[:64]))
+        self.audit.record_now("auth.sign_in", "failed", user_id=user_id, client_ip=client_ip,
+                              details={"username": username[:64], "scheme": scheme})
+
     async def sign_in(self, username: str, password: str, client_ip: str | None, *, scheme: str) -> Principal:
         """Return the principal for a username and password.
 
@@ -232,10 +239,6 @@ class UserService:
         snap = await to_thread.run_sync(self.verify_password, username, password)
         if snap is None:
             await self.note_login_failure(client_ip)
-            await to_thread.run_sync(
-                lambda: self.audit.record_now(
-                    "auth.sign_in", "failed", client_ip=client_ip, details={"username": username[:64], "scheme": scheme}
-                )
-            )
+            await to_thread.run_sync(self._audit_failed_sign_in, username, client_ip, scheme)
             raise Unauthenticated("wrong username or password")
         return snap.principal(client_ip=client_ip, scheme=scheme)
