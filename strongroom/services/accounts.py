@@ -347,6 +347,7 @@ class ExchangeAccountService:
                 raise Conflict("this exchange API key is already connected")
         status = self._check_live(info, creds, principal, "account.rotate", f"account:{account.id}")
         with self.db.session() as session:
+            self._lock_for_connect(session, account.user_id, fingerprint)  # vs. a racing connect/rotate of this key
             account = self._owned(session, principal, account_id, for_update=True)
             self._not_disconnected(account)
             if self._duplicate(session, fingerprint, exclude_id=account.id):
