@@ -129,3 +129,10 @@ class CredentialsUnreadable(Conflict):
     """The stored credentials cannot be decrypted (tampered with, or their master key is gone)."""
 
     code = "credentials_unreadable"
+
+
+class ServiceUnavailable(DomainError):
+    """A backing service (e.g. the shared rate-limit store) does not answer; try again shortly."""
+
+    code = "unavailable"
+    status = 503

@@ -5,14 +5,33 @@ Also the replay guard for signed requests, which must be shared the same way.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 import time
 from collections import deque
 
 from limits import RateLimitItem, parse, storage
+from limits.errors import StorageError
+from redis.exceptions import RedisError
 from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
-from strongroom.errors import RateLimited
+from strongroom.errors import RateLimited, ServiceUnavailable
+
+log = logging.getLogger("strongroom.ratelimit")
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """Turn a failure of the shared store into a 503 with Retry-After (never a 500)."""
+    try:
+        yield
+    except (RateLimited, ServiceUnavailable):
+        raise
+    except (ConnectionError, TimeoutError, OSError, RedisError, StorageError) as exc:
+        log.warning("rate-limit store unavailable: %s", type(exc).__name__)
+        raise ServiceUnavailable("a backing service is unavailable; try again shortly", retry_after=5) from None
 
 
 def _storage_uri(redis_url: str | None) -> tuple[str, dict]:
@@ -44,7 +63,14 @@ class RateLimiter:
         return self._items[spec]
 
     async def hit(self, spec: str, *identifiers: str) -> None:
-        """Count one request; raise RateLimited (with retry_after seconds) when over ``spec``."""
+        """Count one request; raise RateLimited (with retry_after seconds) when over ``spec``.
+
+        Raises ServiceUnavailable (503) when the shared store (Redis) does not answer.
+        """
+        with _store_errors():
+            await self._hit(spec, *identifiers)
+
+    async def _hit(self, spec: str, *identifiers: str) -> None:
         item = self.item(spec)
         # What FixedWindowRateLimiter.hit does, with the storage key memoised: building it (key_for)
         # cost as much as the counting, and this runs twice per authenticated request.
@@ -60,9 +86,10 @@ class RateLimiter:
     async def check(self, spec: str, *identifiers: str) -> None:
         """Raise RateLimited if ``spec`` is already exhausted, without counting a hit."""
         item = self.item(spec)
-        if not await self._fixed.test(item, *identifiers):
-            reset, _ = await self._fixed.get_window_stats(item, *identifiers)
-            raise RateLimited("too many requests", retry_after=max(1, math.ceil(reset - time.time())))
+        with _store_errors():
+            if not await self._fixed.test(item, *identifiers):
+                reset, _ = await self._fixed.get_window_stats(item, *identifiers)
+                raise RateLimited("too many requests", retry_after=max(1, math.ceil(reset - time.time())))
 
     async def clear(self, spec: str, *identifiers: str) -> None:
         await self._fixed.clear(self.item(spec), *identifiers)
@@ -71,7 +98,8 @@ class RateLimiter:
         """Return True the first time ``key`` is seen within ``ttl_seconds``, False on a replay."""
         if not self._local:
             item = self.item(f"1/{ttl_seconds} second")
-            return await self._moving.hit(item, "replay", key)
+            with _store_errors():
+                return await self._moving.hit(item, "replay", key)
         now = time.monotonic()
         seen, order = self._seen, self._seen_order
         while order and order[0][0] <= now:  # drop expired keys: amortised O(1) per call

@@ -116,3 +116,30 @@ def test_control_in_memory_limits_are_per_process(server, users, monkeypatch):
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_dead_redis_gives_503_in_each_surface_shape_never_500(server, users):
+    """Redis configured but not answering: callers get 503 + Retry-After in their surface's shape."""
+    from support import free_port
+
+    user = users.create()
+    with server.client() as client:
+        created = client.post("/v1/api-keys", headers=user.headers, json={"name": "k", "scopes": ["read"]})
+        secret = created.json()["secret"]
+    dead = start_server(data_dir=server.settings.data_dir, database_url=server.settings.database_url,
+                        redis_url=f"redis://127.0.0.1:{free_port()}")
+    try:
+        with dead.client() as client:
+            native = client.get("/v1/me", headers={"X-API-Key": secret})
+            assert native.status_code == 503, native.text
+            assert native.headers["content-type"].startswith("application/problem+json")
+            assert native.json()["code"] == "unavailable" and native.headers["Retry-After"]
+            trading = client.get(f"/user/{user.id}/accounts", auth=(user.username, user.password))
+            assert trading.status_code == 503 and set(trading.json()) == {"Status Code", "Message"}
+            kalshi = client.get("/trade-api/v2/api_keys", headers={
+                "KALSHI-ACCESS-KEY": created.json()["key_id"], "KALSHI-ACCESS-TIMESTAMP": "1",
+                "KALSHI-ACCESS-SIGNATURE": "AAAA"})
+            assert kalshi.status_code == 503 and "error" in kalshi.json()
+            assert client.get("/healthz").status_code == 200
+    finally:
+        dead.stop()
