@@ -37,7 +37,7 @@ def _store_errors() -> Iterator[None]:
 def _storage_uri(redis_url: str | None) -> tuple[str, dict]:
     if redis_url:
         return "async+" + redis_url, {"implementation": "redispy"}
-    return "async+memory://", {}
+    return "async+memory://", {}  # only parsed and kept for the limits API; counting is local
 
 
 class RateLimiter:
@@ -54,6 +54,10 @@ class RateLimiter:
         # moving window would keep a list per signature and expire them with one thread hop per key,
         # over and over: at 2,000 signed requests/s that background work outweighs the requests.
         self._local = redis_url is None
+        # Fixed windows without Redis: (spec, identifiers) -> [window end, count]. limits' async
+        # memory storage starts a task on every increment that walks every stored key; at a few
+        # thousand requests/s that costs more than the rest of authentication (see BENCHMARKS.md).
+        self._windows: dict[tuple[str, tuple[str, ...]], list] = {}
         self._seen: dict[str, float] = {}
         self._seen_order: deque[tuple[float, str]] = deque()
 
@@ -72,6 +76,17 @@ class RateLimiter:
 
     async def _hit(self, spec: str, *identifiers: str) -> None:
         item = self.item(spec)
+        if self._local:
+            now = time.monotonic()
+            window = self._windows.get((spec, identifiers))
+            if window is None or now >= window[0]:
+                if len(self._windows) >= 100_000:
+                    self._windows = {k: w for k, w in self._windows.items() if w[0] > now}
+                window = self._windows[(spec, identifiers)] = [now + item.get_expiry(), 0]
+            window[1] += 1
+            if window[1] > item.amount:
+                raise RateLimited("too many requests", retry_after=max(1, math.ceil(window[0] - now)))
+            return
         # What FixedWindowRateLimiter.hit does, with the storage key memoised: building it (key_for)
         # cost as much as the counting, and this runs twice per authenticated request.
         key = self._keys.get((spec, identifiers))
@@ -86,12 +101,21 @@ class RateLimiter:
     async def check(self, spec: str, *identifiers: str) -> None:
         """Raise RateLimited if ``spec`` is already exhausted, without counting a hit."""
         item = self.item(spec)
+        if self._local:
+            now = time.monotonic()
+            window = self._windows.get((spec, identifiers))
+            if window is not None and now < window[0] and window[1] >= item.amount:
+                raise RateLimited("too many requests", retry_after=max(1, math.ceil(window[0] - now)))
+            return
         with _store_errors():
             if not await self._fixed.test(item, *identifiers):
                 reset, _ = await self._fixed.get_window_stats(item, *identifiers)
                 raise RateLimited("too many requests", retry_after=max(1, math.ceil(reset - time.time())))
 
     async def clear(self, spec: str, *identifiers: str) -> None:
+        if self._local:
+            self._windows.pop((spec, identifiers), None)
+            return
         await self._fixed.clear(self.item(spec), *identifiers)
 
     async def seen_once(self, key: str, ttl_seconds: int) -> bool:

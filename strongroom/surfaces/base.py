@@ -46,12 +46,14 @@ def peer_ip(request: Request) -> str | None:
 async def request_facts(request: Request) -> RequestFacts:
     raw = request.scope.get("raw_path")
     path = raw.split(b"?", 1)[0].decode("latin-1") if raw else request.scope["path"]
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
     return RequestFacts(
         method=request.method,
         path=path,
         query=request.scope.get("query_string", b"").decode("latin-1"),
-        headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]},
-        body=await request.body(),
+        headers=headers,
+        # only native signatures cover the body; other schemes need not wait for it
+        body=await request.body() if "sr-access-key" in headers else b"",
         client_ip=peer_ip(request),
     )
 

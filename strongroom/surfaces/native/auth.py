@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Form, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from strongroom.errors import ValidationFailed
 from strongroom.surfaces.base import CoreDep, peer_ip
@@ -49,15 +49,19 @@ def logout(principal: CurrentPrincipal, request: Request, core: CoreDep) -> Resp
 
 
 @api.get("/me", response_model=MeOut)
-async def me(principal: CurrentPrincipal) -> MeOut:
-    """Who the credential belongs to, and what it may do."""
-    return MeOut(
-        id=principal.user_id,
-        username=principal.username,
-        is_admin=principal.is_admin,
-        usage_level=principal.usage_level,
-        key_id=principal.key_id,
-        scopes=sorted(principal.scopes),
-        account_ids=sorted(principal.account_ids) if principal.account_ids is not None else None,
-        auth_scheme=principal.scheme,
-    )
+async def me(principal: CurrentPrincipal) -> Response:
+    """Who the credential belongs to, and what it may do.
+
+    Returned as a ready JSONResponse (typed by ``MeOut`` in the schema): this is the cheapest
+    authenticated call, used by clients to check a credential, so it skips re-validation.
+    """
+    return JSONResponse({
+        "id": principal.user_id,
+        "username": principal.username,
+        "is_admin": principal.is_admin,
+        "usage_level": principal.usage_level,
+        "key_id": principal.key_id,
+        "scopes": sorted(principal.scopes),
+        "account_ids": sorted(principal.account_ids) if principal.account_ids is not None else None,
+        "auth_scheme": principal.scheme,
+    })
