@@ -52,8 +52,9 @@ async def request_facts(request: Request) -> RequestFacts:
         path=path,
         query=request.scope.get("query_string", b"").decode("latin-1"),
         headers=headers,
-        # only native signatures cover the body; other schemes need not wait for it
-        body=await request.body() if "sr-access-key" in headers else b"",
+        # only native signatures cover the body, and only a request that announces one has one
+        body=await request.body() if "sr-access-key" in headers and (
+            "content-length" in headers or "transfer-encoding" in headers) else b"",
         client_ip=peer_ip(request),
     )
 
