@@ -142,6 +142,20 @@ class ExchangeAccountService:
 
     # --- operations ---------------------------------------------------------------------------
 
+    def authorize_connect(self, principal: Principal, user_id: int | None = None) -> int:
+        """Return the owner a connect by ``principal`` would be for, or raise.
+
+        Raises InsufficientScope (no ``write``), Forbidden (another user and not an admin, or a
+        key bound to accounts). Surfaces that must answer 401/403 before reading a body call it first.
+        """
+        principal.require("write")
+        owner = principal.user_id if user_id is None else user_id
+        if not principal.acts_for(owner):
+            raise Forbidden("you do not have permission to perform this action")
+        if principal.account_ids is not None:
+            raise Forbidden("a key bound to accounts cannot connect new accounts")
+        return owner
+
     def connect(
         self,
         principal: Principal,
@@ -160,12 +174,7 @@ class ExchangeAccountService:
         Conflict (key already connected; or, with ``one_per_exchange``, a live account on that
         exchange), InvalidCredentials, WithdrawalPermission, ExchangeUnavailable (nothing stored).
         """
-        principal.require("write")
-        owner = principal.user_id if user_id is None else user_id
-        if not principal.acts_for(owner):
-            raise Forbidden("you do not have permission to perform this action")
-        if principal.account_ids is not None:
-            raise Forbidden("a key bound to accounts cannot connect new accounts")
+        owner = self.authorize_connect(principal, user_id)
         self._user_exists(owner)
         info = self.resolve_exchange(exchange)
         creds = self.catalogue.check_credentials(info, credentials)

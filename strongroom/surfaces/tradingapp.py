@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import JSONResponse, Response
 
-from strongroom.errors import DomainError, Forbidden, ValidationFailed
+from strongroom.errors import DomainError, ValidationFailed
 from strongroom.principal import Principal
 from strongroom.services.auth import Scheme
 from strongroom.surfaces.base import CoreDep, Surface
@@ -115,9 +115,7 @@ async def new_account_body(user_id: int, request: Request, principal: CurrentPri
     (A body parameter would be parsed before authentication: an anonymous caller would get 422
     for a malformed body instead of 401.) Non-JSON content types and malformed JSON are 422.
     """
-    if not principal.acts_for(user_id):
-        raise Forbidden("you do not have permission to perform this action")
-    principal.require("write")
+    request.app.state.core.accounts.authorize_connect(principal, user_id)
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
         raise ValidationFailed("the body must be JSON", fields={"body": "Content-Type must be application/json"})
