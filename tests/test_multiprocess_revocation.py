@@ -143,6 +143,32 @@ def _roll(cluster: Cluster, b: httpx.Client) -> float:
     return took
 
 
+def _roll_hmac(cluster: Cluster, b: httpx.Client) -> float:
+    import itertools
+
+    from signing import sign_hmac
+
+    key = _new_key(cluster, kind="hmac")
+    path = "/v1/me"
+    offsets = itertools.count()  # distinct timestamps: two signatures in one millisecond would be a replay
+
+    def signed(secret: str) -> dict[str, str]:
+        stamp = str(int(time.time() * 1000) - 1000 + next(offsets))
+        return sign_hmac(key["key_id"], secret, "GET", path, timestamp=stamp)
+
+    old = key["secret"]
+    assert b.get(path, headers=signed(old)).status_code == 200  # B caches the old secret
+    rolled = httpx.post(f"{cluster.a.url}/v1/api-keys/{key['key_id']}/roll", json={"grace_seconds": 0},
+                        headers=cluster.headers)
+    assert rolled.status_code == 200
+    new = rolled.json()["secret"]
+    # a request signed with the new secret works on B at once, whatever B had cached
+    assert b.get(path, headers=signed(new)).status_code == 200
+    took = _refused_within(lambda: b.get(path, headers=signed(old)).status_code == 401)
+    assert b.get(path, headers=signed(new)).status_code == 200
+    return took
+
+
 # One test, one pair of processes: each xdist worker running a test here would start its own pair.
 def test_changes_on_process_a_reach_process_b_within_one_second(cluster):
     key = _new_key(cluster)
@@ -154,7 +180,7 @@ def test_changes_on_process_a_reach_process_b_within_one_second(cluster):
     took = {}
     with httpx.Client(base_url=cluster.b.url, timeout=5) as b:
         for name, change in (("delete", _delete), ("disable", _disable), ("narrow scopes", _narrow),
-                             ("roll", _roll)):
+                             ("roll", _roll), ("roll hmac", _roll_hmac)):
             took[name] = change(cluster, b)
     late = {name: round(t, 2) for name, t in took.items() if t > DEADLINE}
     assert not late, f"process B kept accepting the key for longer than {DEADLINE} s after: {late}"
