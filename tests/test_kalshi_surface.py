@@ -218,6 +218,10 @@ def test_bad_bodies_are_400(client, users):
         error(response, 400)
         body_lines = [line for line in bad.splitlines() if len(line) > 16 and "-----" not in line]
         assert not any(line in response.text for line in body_lines)  # the input is never echoed
+    # Sub-account and FCM restrictions do not exist here: refused, never silently widened.
+    error(key.call("POST", "/api_keys/generate", json={"name": "sub", "subaccount": 1}), 400, "validation_failed")
+    error(key.call("POST", "/api_keys/generate", json={"name": "fcm", "fcm_subtrader_id": "x"}), 400)
+    error(key.call("POST", "/api_keys", json={"name": "sub", "public_key": good, "subaccount": 0}), 400)
     # Only the bootstrap key exists.
     assert list(key.listing()) == [key.id]
 

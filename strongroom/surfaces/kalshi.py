@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
-from strongroom.errors import DomainError
+from strongroom.errors import DomainError, ValidationFailed
 from strongroom.principal import Principal
 from strongroom.services.auth import Scheme
 from strongroom.surfaces.base import CoreDep, Surface
@@ -45,7 +45,17 @@ SURFACE = KalshiSurface()
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # newer SDKs send subaccount / fcm_subtrader_id
+    model_config = ConfigDict(extra="ignore")
+
+    # Kalshi restricts a key to a sub-account or an FCM sub-trader with these. Strongroom has
+    # neither, and silently dropping them would hand back a wider key than was asked for: refused.
+    subaccount: int | None = None
+    fcm_subtrader_id: str | None = None
+
+    def refuse_restrictions(self) -> None:
+        if self.subaccount is not None or self.fcm_subtrader_id is not None:
+            raise ValidationFailed("subaccount and fcm_subtrader_id restrictions are not supported",
+                                   fields={"subaccount": "not supported"})
 
 
 class CreateApiKeyRequest(_In):
@@ -100,6 +110,7 @@ def build_router() -> APIRouter:
     @api.post("/api_keys", response_model=CreateApiKeyResponse, status_code=201)
     def create_api_key(body: CreateApiKeyRequest, principal: CurrentPrincipal, core: CoreDep) -> CreateApiKeyResponse:
         """Create a key from your own RSA or Ed25519 public key (premier or market_maker usage level)."""
+        body.refuse_restrictions()
         key = core.api_keys.import_public_key(principal, name=body.name, public_key=body.public_key,
                                               scopes=body.scopes)
         return CreateApiKeyResponse(api_key_id=key.key_id)
@@ -108,6 +119,7 @@ def build_router() -> APIRouter:
     def generate_api_key(body: GenerateApiKeyRequest, principal: CurrentPrincipal,
                          core: CoreDep) -> GenerateApiKeyResponse:
         """Generate a key pair: RSA-2048 (PKCS#1 PEM) by default, Ed25519 (PKCS#8) on request."""
+        body.refuse_restrictions()
         key, private_pem = core.api_keys.generate(principal, name=body.name, key_type=body.key_type,
                                                   scopes=body.scopes)
         return GenerateApiKeyResponse(api_key_id=key.key_id, private_key=private_pem, key_type=body.key_type)
