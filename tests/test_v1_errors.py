@@ -323,3 +323,20 @@ def test_fuzz_v1_operations_never_500(fuzz_target):
     # the fuzz really reached the operations (and was not, say, refused wholesale)
     assert len(statuses) == len(operations)
     assert any(s < 400 for codes in statuses.values() for s in codes)
+
+
+def test_authentication_comes_before_body_validation(client, users):
+    """FastAPI parses JSON before dependencies; an anonymous caller must still get 401, not a
+    description of its body (and a signed-in one gets the body error)."""
+    user = users.create()
+    json_type = {"content-type": "application/json"}
+    for body in (b"{bad", b'{"exchange": 5}', b"[]"):
+        anonymous = client.post("/v1/exchange-accounts", content=body, headers=json_type)
+        assert anonymous.status_code == 401, anonymous.text
+        assert anonymous.json()["code"] == "unauthenticated"
+        signed_in = client.post("/v1/exchange-accounts", content=body, headers={**json_type, **user.headers})
+        assert signed_in.status_code in (400, 422), signed_in.text
+    kalshi = client.post("/trade-api/v2/api_keys/generate", content=b"{bad", headers=json_type)
+    assert kalshi.status_code == 401 and kalshi.json()["error"]["code"] == "unauthenticated"
+    # routes without authentication still describe the body
+    assert client.post("/v1/auth/refresh", content=b"{bad", headers=json_type).status_code == 400

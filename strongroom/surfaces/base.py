@@ -129,6 +129,7 @@ class Surface:
             request.state.principal = found
             return found
 
+        principal.authenticates = True  # type: ignore[attr-defined]  (see _needs_auth)
         return principal
 
     def route_class(self) -> type[APIRoute]:
@@ -138,6 +139,8 @@ class Surface:
             def get_route_handler(self) -> Callable:
                 original = super().get_route_handler()
 
+                route = self
+
                 async def handler(request: Request) -> Response:
                     try:
                         return await original(request)
@@ -145,9 +148,11 @@ class Surface:
                         await _audit_scope_refusal(request, exc)
                         return surface.render_error(exc)
                     except RequestValidationError as exc:
-                        return surface.render_error(validation_error(exc))
+                        refusal = await _anonymous_refusal(request, route, surface)
+                        return surface.render_error(refusal or validation_error(exc))
                     except StarletteHTTPException as exc:
-                        return surface.render_error(http_error(exc.status_code, None))
+                        refusal = await _anonymous_refusal(request, route, surface) if exc.status_code == 400 else None
+                        return surface.render_error(refusal or http_error(exc.status_code, None))
                     except Exception as exc:
                         log_unexpected(request, exc)
                         return surface.render_internal()
@@ -155,6 +160,24 @@ class Surface:
                 return handler
 
         return SurfaceRoute
+
+
+def _needs_auth(dependant) -> bool:
+    return any(getattr(d.call, "authenticates", False) or _needs_auth(d) for d in dependant.dependencies)
+
+
+async def _anonymous_refusal(request: Request, route: APIRoute, surface: Surface) -> DomainError | None:
+    """FastAPI parses a JSON body before it runs dependencies, so a malformed body would be
+    answered before authentication. For routes that need a principal, authenticate first: an
+    anonymous or badly signed caller gets 401/403/429, never a description of its body."""
+    if getattr(request.state, "principal", None) is not None or not _needs_auth(route.dependant):
+        return None
+    core: Core = request.app.state.core
+    try:
+        request.state.principal = await core.auth.authenticate(await request_facts(request), surface.schemes)
+    except DomainError as exc:
+        return exc
+    return None
 
 
 async def _audit_scope_refusal(request: Request, exc: DomainError) -> None:
