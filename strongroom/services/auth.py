@@ -87,8 +87,8 @@ class UsageRecorder:
         if batch:
             try:
                 self.keys.record_last_used(batch)
-            except Exception:
-                log.exception("could not write last_used_at")
+            except Exception as exc:  # type only: a database error's text carries parameters
+                log.error("could not write last_used_at: %s", type(exc).__name__)
         return len(batch)
 
     async def run(self) -> None:
