@@ -8,7 +8,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -314,7 +314,8 @@ class ApiKeyService:
         if not isinstance(grace_seconds, int) or not 0 <= grace_seconds <= 30 * 24 * 3600:
             raise ValidationFailed("grace_seconds must be 0..2592000", fields={"grace_seconds": "0..2592000"})
         now = utcnow()
-        until = now + timedelta(seconds=grace_seconds) if grace_seconds else None
+        # from the exact time, not utcnow()'s whole second: that would cut up to 1 s off the grace
+        until = datetime.now(UTC) + timedelta(seconds=grace_seconds) if grace_seconds else None
         with self.db.session() as session:
             key = self._owned(session, principal, key_id)
             if key.kind == "bearer":
