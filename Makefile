@@ -22,12 +22,12 @@ $(VENV)/.test: requirements-test.txt $(VENV)/.runtime
 	@touch $@
 
 # The TypeScript SDK test needs node; without node that test reports itself skipped.
-tests/ts/node_modules/.installed: tests/ts/package.json tests/ts/package-lock.json
-	@if command -v npm >/dev/null 2>&1; then cd tests/ts && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+tests/surfaces/kalshi/ts/node_modules/.installed: tests/surfaces/kalshi/ts/package.json tests/surfaces/kalshi/ts/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd tests/surfaces/kalshi/ts && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	 else echo "npm not found: the kalshi-typescript test will be skipped"; fi
 
 ts-deps:
-	@if [ -f tests/ts/package.json ]; then $(MAKE) --no-print-directory tests/ts/node_modules/.installed; fi
+	@if [ -f tests/surfaces/kalshi/ts/package.json ]; then $(MAKE) --no-print-directory tests/surfaces/kalshi/ts/node_modules/.installed; fi
 
 migrate: $(VENV)/.runtime
 	$(BIN)/strongroom db upgrade
@@ -57,4 +57,4 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check strongroom tests bench scripts
 
 clean:
-	rm -rf $(VENV) tests/ts/node_modules
+	rm -rf $(VENV) tests/surfaces/kalshi/ts/node_modules

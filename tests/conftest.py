@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-
 from support import (
     LOGS,
     PG_URL,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from signing import PSS, load_private_key, new_ed25519, new_rsa, public_pem, sign_kalshi
 from support import start_server
+from support.signing import PSS, load_private_key, new_ed25519, new_rsa, public_pem, sign_kalshi
 
 P = "/trade-api/v2"
 FULL = ["read", "write", "delete"]

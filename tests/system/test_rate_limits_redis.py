@@ -10,8 +10,8 @@ import os
 import uuid
 
 import pytest
-from signing import sign_hmac
 from support import start_server
+from support.signing import sign_hmac
 
 REDIS_URL = os.environ.get("STRONGROOM_REDIS_URL") or "redis://127.0.0.1:6379"
 

@@ -14,10 +14,10 @@ import json
 import shutil
 import subprocess
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
+from support import ROOT
 
 # --- the seed's commands, copied verbatim from seeds/000 ("APIs for Accounts") ----------------
 
@@ -36,7 +36,7 @@ SEED_POST = """curl --location --request POST 'http://localhost:8000/user/id/acc
 SEED_DELETE = """curl --location --request DELETE 'http://localhost:8000/user/id/accounts/exchange_name' \\
 --header 'Authorization: Basic user_auth'"""
 
-SEED_FILE = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_8a0c854cc3f23c34.txt"
+SEED_FILE = ROOT.parent / "shared" / "seeds" / "000_8a0c854cc3f23c34.txt"
 
 CREATED = {"Status Code": 200, "Message": "Account successfully created"}
 DELETED = {"Status Code": 200, "Message": "Account successfully deleted"}

@@ -17,7 +17,9 @@ import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from signing import (
+from sqlalchemy import event
+from support import TEST_SETTINGS, Server, start_server
+from support.signing import (
     load_private_key,
     sign_ed25519,
     sign_hmac,
@@ -25,8 +27,6 @@ from signing import (
     sign_native,
     sign_rsa_pkcs1,
 )
-from sqlalchemy import event
-from support import TEST_SETTINGS, Server, start_server
 
 from strongroom.services.auth import client_ip
 

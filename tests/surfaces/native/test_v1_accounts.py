@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import uuid
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
-from support import start_server
+from support import ROOT, start_server
 
 PROBLEM = "application/problem+json"
-CATALOGUE_FILE = Path(__file__).resolve().parent.parent / "strongroom" / "exchanges" / "catalogue.json"
+CATALOGUE_FILE = ROOT / "strongroom" / "exchanges" / "catalogue.json"
 OUR_CREDENTIAL_NAMES = {"api_key", "secret", "passphrase", "uid", "address", "private_key", "account_id",
                         "login", "twofa", "token"}
 # Texts the mock exchange (i.e. Binance/OKX) puts in its error bodies: never passed on.

@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from signing import (
+from sqlalchemy import event
+from support import start_server
+from support.signing import (
     load_private_key,
     new_ed25519,
     new_rsa,
@@ -23,8 +25,6 @@ from signing import (
     sign_hmac,
     sign_rsa_pss,
 )
-from sqlalchemy import event
-from support import start_server
 
 BASE62 = string.digits + string.ascii_letters
 BEARER_RE = re.compile(r"^sr_([0-9A-Za-z]{30})([0-9A-Za-z]{6})$")

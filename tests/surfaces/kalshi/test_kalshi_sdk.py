@@ -4,8 +4,8 @@
   public key -> delete -> delete again (404) -> authenticate with the generated key -> a request
   signed by the deleted key (401); a tampered signature, a stale timestamp and a replayed
   signature (401 each).
-- kalshi-typescript (npm, pinned in tests/ts/package-lock.json) through node: the same flow, run by
-  tests/ts/kalshi_flow.mjs. Skipped LOUDLY when node or tests/ts/node_modules is missing.
+- kalshi-typescript (npm, pinned in tests/surfaces/kalshi/ts/package-lock.json) through node: the same flow, run by
+  tests/surfaces/kalshi/ts/kalshi_flow.mjs. Skipped LOUDLY when node or tests/surfaces/kalshi/ts/node_modules is missing.
 - Ed25519: the SDKs only sign with RSA, so an Ed25519 key from ``key_type="ed25519"`` is used by
   signing by hand (cryptography's Ed25519) with Kalshi's headers.
 
@@ -31,12 +31,12 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from signing import load_private_key, new_ed25519, new_rsa, public_pem, sign_kalshi
 from support import ROOT, run_cli
+from support.signing import load_private_key, new_ed25519, new_rsa, public_pem, sign_kalshi
 
 PREFIX = "/trade-api/v2"
 SDKS = ["kalshi_python_sync", "kalshi_python"]
-TS_DIR = ROOT / "tests" / "ts"
+TS_DIR = ROOT / "tests" / "surfaces" / "kalshi" / "ts"
 CHEAP_ARGON2 = {"STRONGROOM_ARGON2_TIME_COST": "1", "STRONGROOM_ARGON2_MEMORY_KIB": "1024",
                 "STRONGROOM_ARGON2_PARALLELISM": "1"}
 
@@ -378,7 +378,7 @@ def test_typescript_sdk_flow(server, users, client, tmp_path):
     if node is None:
         skip_loudly("`node` is not on PATH (install Node.js >= 18, then `make ts-deps`)")
     if not (TS_DIR / "node_modules" / "kalshi-typescript" / "package.json").is_file():
-        skip_loudly("tests/ts/node_modules is missing (run `make ts-deps`, or `npm ci` in tests/ts)")
+        skip_loudly("tests/surfaces/kalshi/ts/node_modules is missing (run `make ts-deps`, or `npm ci` in tests/ts)")
     user = users.create(usage_level="premier")
     boot_id, boot_pem = bootstrap_via_api(client, user)
     pem = tmp_path / "boot.pem"

@@ -14,17 +14,19 @@ import logging
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
-from strongroom import errors  # noqa: E402
-from strongroom.exchanges.catalogue import Catalogue, ExchangeInfo, get_catalogue  # noqa: E402
-from strongroom.exchanges.validators import (  # noqa: E402
+from datetime import UTC
+
+from strongroom import errors
+from strongroom.exchanges.catalogue import Catalogue, ExchangeInfo, get_catalogue
+from strongroom.exchanges.validators import (
     RETRY_AFTER_RATE_LIMITED,
     BinanceValidator,
     CcxtValidator,
@@ -35,8 +37,8 @@ from strongroom.exchanges.validators import (  # noqa: E402
     validate_async,
     validator_for,
 )
-from strongroom.mock_exchange import MockExchangeServer  # noqa: E402
-from strongroom.settings import Settings  # noqa: E402
+from strongroom.mock_exchange import MockExchangeServer
+from strongroom.settings import Settings
 
 BINANCE = {"api_key": "demo-binance-key", "secret": "demo-binance-secret"}
 BINANCE_WITHDRAW = {"api_key": "demo-binance-withdraw-key", "secret": "demo-binance-withdraw-secret"}
@@ -438,9 +440,9 @@ def test_mock_really_checks_binance_signatures(mock) -> None:
 
 def test_mock_really_checks_okx_signatures(mock) -> None:
     import base64
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    timestamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     path = "/api/v5/account/balance"
 
     def sign(secret: str) -> str:

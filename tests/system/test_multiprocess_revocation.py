@@ -146,7 +146,7 @@ def _roll(cluster: Cluster, b: httpx.Client) -> float:
 def _roll_hmac(cluster: Cluster, b: httpx.Client) -> float:
     import itertools
 
-    from signing import sign_hmac
+    from support.signing import sign_hmac
 
     key = _new_key(cluster, kind="hmac")
     path = "/v1/me"
