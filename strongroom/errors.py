@@ -136,3 +136,38 @@ class ServiceUnavailable(DomainError):
 
     code = "unavailable"
     status = 503
+
+
+class MethodNotAllowed(DomainError):
+    """The path exists, but not for this method. ``allow`` lists the methods it has."""
+
+    code = "method_not_allowed"
+    status = 405
+
+    def __init__(self, message: str | None = None, *, allow: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(message or "method not allowed", **kwargs)
+        self.allow = tuple(allow)
+
+
+class MalformedBody(BadRequest):
+    """The body cannot be parsed (malformed JSON, wrong Content-Length)."""
+
+    code = "bad_request"
+
+
+class AlreadyConnected(Conflict):
+    """This exchange API key is already connected (to any user)."""
+
+    code = "conflict"
+
+
+class AccountExists(Conflict):
+    """The user already has a live account on that exchange (surfaces that allow one per exchange)."""
+
+    code = "account_exists"
+
+
+class CredentialsRejected(Conflict):
+    """The exchange now rejects the stored credentials; the account is marked invalid."""
+
+    code = "credentials_rejected"

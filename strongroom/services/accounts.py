@@ -16,6 +16,8 @@ from strongroom.crypto.keyring import KeyringError
 from strongroom.crypto.tokens import Hasher, hint
 from strongroom.db import Database, utcnow
 from strongroom.errors import (
+    AccountExists,
+    AlreadyConnected,
     Conflict,
     CredentialsUnreadable,
     ExchangeUnavailable,
@@ -206,10 +208,9 @@ class ExchangeAccountService:
             # or (one_per_exchange) of one user on one exchange, must not both succeed
             self._lock_for_connect(session, owner, fingerprint)
             if one_per_exchange and self._live_on_exchange(session, owner, info.id):
-                raise Conflict("account for that exchange already exists",
-                               details={"reason": "account_for_exchange_exists"})
+                raise AccountExists("account for that exchange already exists")
             if self._duplicate(session, fingerprint):
-                raise Conflict("this exchange API key is already connected")
+                raise AlreadyConnected("this exchange API key is already connected")
             session.add(account)
             session.flush()
             self.audit.record(session, "account.connect", "ok", principal=principal, target=f"account:{account.id}",
@@ -243,8 +244,8 @@ class ExchangeAccountService:
             self.audit.record_now("account.connect", "refused", principal=principal,
                                   details={"exchange": info.id, "reason": reason})
             if reason == "duplicate_key":
-                raise Conflict("this exchange API key is already connected")
-            raise Conflict("account for that exchange already exists", details={"reason": reason})
+                raise AlreadyConnected("this exchange API key is already connected")
+            raise AccountExists("account for that exchange already exists")
 
     def _user_exists(self, user_id: int) -> None:
         if not valid_id(user_id):  # beyond the integer column: PostgreSQL DataError, SQLite OverflowError
@@ -353,14 +354,14 @@ class ExchangeAccountService:
         fingerprint = self.hasher.fingerprint(info.id, primary_credential(info, creds))
         with self.db.session() as session:
             if self._duplicate(session, fingerprint, exclude_id=account.id):
-                raise Conflict("this exchange API key is already connected")
+                raise AlreadyConnected("this exchange API key is already connected")
         status = self._check_live(info, creds, principal, "account.rotate", f"account:{account.id}")
         with self.db.session() as session:
             self._lock_for_connect(session, account.user_id, fingerprint)  # vs. a racing connect/rotate of this key
             account = self._owned(session, principal, account_id, for_update=True)
             self._not_disconnected(account)
             if self._duplicate(session, fingerprint, exclude_id=account.id):
-                raise Conflict("this exchange API key is already connected")
+                raise AlreadyConnected("this exchange API key is already connected")
             self._seal(account, creds)
             account.key_fingerprint = fingerprint
             account.key_hint = hint(primary_credential(info, creds))

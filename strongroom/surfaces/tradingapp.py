@@ -31,7 +31,7 @@ def _message(error: DomainError) -> tuple[int, str]:
         return 401, MESSAGES[401]
     if error.code in ("forbidden", "insufficient_scope"):
         return 403, MESSAGES[403]
-    if error.code == "conflict" and error.details.get("reason") == "account_for_exchange_exists":
+    if error.code == "account_exists":
         return 422, "Account for that exchange already exists"
     if error.code == "conflict":
         return 409, "This exchange API key is already connected"

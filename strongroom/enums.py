@@ -1,0 +1,80 @@
+"""The closed sets of the domain, as enums: their values are what the database stores and what
+the wire shows (``StrEnum``: each member is also its string)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class KeyKind(StrEnum):
+    """How a platform API key proves itself."""
+
+    BEARER = "bearer"  # the secret itself, sent as a bearer token (stored as a peppered HMAC)
+    HMAC = "hmac"  # a shared secret that signs requests (stored envelope-encrypted)
+    RSA = "rsa"  # RSA public key (PSS or PKCS#1 v1.5 signatures)
+    ED25519 = "ed25519"  # Ed25519 public key
+
+    @property
+    def public_key(self) -> bool:
+        """True for kinds verified with a stored public key (rsa, ed25519)."""
+        return self in (KeyKind.RSA, KeyKind.ED25519)
+
+
+class AccountStatus(StrEnum):
+    """The life of an exchange account. ``disconnected`` is terminal (credentials destroyed)."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    INVALID = "invalid"  # the exchange rejected the stored credentials
+    UNVERIFIED = "unverified"  # no validator for this venue
+    SUSPENDED = "suspended"  # the key was found able to withdraw
+    DISCONNECTED = "disconnected"
+
+
+# Every status but the terminal one: the account still holds credentials.
+LIVE_STATUSES: frozenset[AccountStatus] = frozenset(AccountStatus) - {AccountStatus.DISCONNECTED}
+
+
+class UsageLevel(StrEnum):
+    """Kalshi's API usage levels; uploading one's own public key needs premier or market_maker."""
+
+    BASIC = "basic"
+    ADVANCED = "advanced"
+    PREMIER = "premier"
+    MARKET_MAKER = "market_maker"
+
+
+class AuthMethod(StrEnum):
+    """How a principal authenticated (``/v1/me`` shows it as ``auth_scheme``)."""
+
+    ACCESS_TOKEN = "access_token"
+    BEARER_KEY = "bearer_key"  # Authorization: Bearer <key>
+    X_API_KEY = "x_api_key"  # X-API-Key: <key>
+    BASIC_KEY = "basic_key"  # Basic key_id:secret
+    BASIC_PASSWORD = "basic"  # Basic username:password
+    PASSWORD_GRANT = "token"  # POST /v1/auth/token (and the sessions it starts)
+    SIGNED_REQUEST = "signed_request"  # SR-ACCESS-* headers
+    KALSHI_SIGNATURE = "kalshi_signature"  # KALSHI-ACCESS-* headers
+    THREECOMMAS_SIGNATURE = "threecommas_signature"  # APIKEY + Signature headers
+    CLI = "cli"  # the operator's command line
+
+
+class RefusalReason(StrEnum):
+    """Why authentication refused a request (audited; the caller only sees 401/403/429)."""
+
+    NO_CREDENTIALS = "no_credentials"
+    UNKNOWN_KEY = "unknown_key"
+    DISABLED = "disabled"
+    EXPIRED = "expired"
+    IP_NOT_ALLOWED = "ip_not_allowed"
+    RATE_LIMITED = "rate_limited"
+    MALFORMED_KEY = "malformed_key"
+    INVALID_ACCESS_TOKEN = "invalid_access_token"
+    MALFORMED_BASIC = "malformed_basic"
+    BAD_SECRET = "bad_secret"
+    BAD_PASSWORD = "bad_password"
+    SCHEME_NOT_ACCEPTED = "scheme_not_accepted"
+    MALFORMED_SIGNATURE_HEADERS = "malformed_signature_headers"
+    STALE_TIMESTAMP = "stale_timestamp"
+    BAD_SIGNATURE = "bad_signature"
+    REPLAYED_SIGNATURE = "replayed_signature"

@@ -1,0 +1,78 @@
+"""What a scope is and what it implies: used both when a key is issued and when a request is checked.
+
+A scope is ``read``, ``write`` or ``delete``, optionally narrowed to a resource with ``::name``
+(Kalshi's ``read::portfolio_balance``, ``write::trade``, ...). A broad scope covers its children:
+``read`` covers ``read::portfolio_balance``. A child can be granted without its parent. The broad
+``write`` needs the broad ``read`` (a key that may change what it cannot see is refused).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable
+
+from strongroom.errors import InsufficientScope, ValidationFailed
+
+READ, WRITE, DELETE = "read", "write", "delete"
+BASE: tuple[str, ...] = (READ, WRITE, DELETE)
+ALL: frozenset[str] = frozenset(BASE)
+DEFAULT: tuple[str, ...] = (READ, WRITE)
+SCOPE_RE = re.compile(r"^(read|write|delete)(::[a-z0-9_]{1,64})?$")
+MAX_SCOPES = 64
+
+
+def parent(scope: str) -> str:
+    """Return the broad scope of ``scope`` (``read`` for ``read::x``, itself for a broad one)."""
+    return scope.split("::", 1)[0]
+
+
+def covers(held: Collection[str], needed: str) -> bool:
+    """Return True if ``held`` grants ``needed``: the scope itself, or its broad parent."""
+    return needed in held or parent(needed) in held
+
+
+def covers_all(held: Collection[str], wanted: Iterable[str]) -> bool:
+    """Return True if every scope of ``wanted`` is granted by ``held`` (``wanted`` is no wider)."""
+    return all(covers(held, scope) for scope in wanted)
+
+
+def require(held: Collection[str], needed: str) -> None:
+    """Raise InsufficientScope unless ``held`` grants ``needed``."""
+    if not covers(held, needed):
+        raise InsufficientScope(f"this credential lacks the '{needed}' scope")
+
+
+def parse(requested: object, *, default: Iterable[str] = DEFAULT, field: str = "scopes") -> list[str]:
+    """Return the scopes of a request, validated and de-duplicated in the order given.
+
+    ``None`` means ``default``. Raises ValidationFailed naming ``field``: not a list of strings,
+    an unknown scope, an empty list, or broad ``write`` without broad ``read``.
+    """
+    if requested is None:
+        requested = list(default)
+    if not isinstance(requested, list) or not all(isinstance(s, str) for s in requested):
+        raise ValidationFailed("scopes must be a list of strings", fields={field: "list of strings"})
+    clean = list(dict.fromkeys(requested))
+    bad = [s for s in clean if not SCOPE_RE.match(s)]
+    if bad:
+        raise ValidationFailed(f"unknown scope: {bad[0][:80]}", fields={field: f"unknown scope {bad[0][:80]!r}"})
+    if not clean:
+        raise ValidationFailed("at least one scope is required", fields={field: "empty"})
+    if len(clean) > MAX_SCOPES:
+        raise ValidationFailed(f"at most {MAX_SCOPES} scopes", fields={field: f"at most {MAX_SCOPES}"})
+    if WRITE in clean and READ not in clean:
+        raise ValidationFailed("the write scope requires the read scope", fields={field: "write requires read"})
+    return clean
+
+
+def grantable(held: Collection[str], requested: object, *, default: Iterable[str] = DEFAULT,
+              field: str = "scopes") -> list[str]:
+    """Return ``requested`` parsed (see :func:`parse`), checked to be no wider than ``held``.
+
+    Raises ValidationFailed (malformed) or InsufficientScope (a scope ``held`` does not grant).
+    """
+    clean = parse(requested, default=default, field=field)
+    for scope in clean:
+        if not covers(held, scope):
+            raise InsufficientScope(f"a key cannot grant the '{scope}' scope its creator lacks")
+    return clean
