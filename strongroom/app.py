@@ -1,86 +1,40 @@
-"""The ASGI application: one core, many surfaces."""
+"""The ASGI application: one core, many surfaces, each mounted under its prefix."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from strongroom.core import Core, build_core
-from strongroom.errors import BadRequest, PayloadTooLarge
 from strongroom.settings import Settings, get_settings
-from strongroom.surfaces import native
-from strongroom.surfaces.base import Surface, http_error, log_unexpected, validation_error
+from strongroom.surfaces import kalshi, native, tradingapp
+from strongroom.surfaces.factory import BodyLimit, Surface, SurfaceApp, build
+from strongroom.surfaces.openapi import merged_openapi
 
 log = logging.getLogger("strongroom")
 
 
-def surfaces() -> list[tuple[Surface, object]]:
-    """Every surface with its router builder, most specific prefix first."""
-    from strongroom.surfaces import kalshi, tradingapp
-
-    return [(native.SURFACE, native.build_router), (kalshi.SURFACE, kalshi.build_router),
-            (tradingapp.SURFACE, tradingapp.build_router)]
-
-
-class BodyLimit:
-    """Refuse bodies over ``max_bytes`` (by Content-Length, or while streaming) with a 413."""
-
-    def __init__(self, app, max_bytes: int, surface_for) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.surface_for = surface_for
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    return await self.surface_for(scope["path"]).render_error(
-                        BadRequest("invalid Content-Length"))(scope, receive, send)
-                if length > self.max_bytes:
-                    return await self.surface_for(scope["path"]).render_error(
-                        PayloadTooLarge(f"the body exceeds {self.max_bytes} bytes"))(scope, receive, send)
-        seen = 0
-        limit = self.max_bytes
-
-        async def limited_receive():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    # An HTTPException, not PayloadTooLarge: FastAPI turns any other exception raised
-                    # while it reads the body into a generic 400, but re-raises HTTPExceptions.
-                    raise StarletteHTTPException(413, f"the body exceeds {limit} bytes")
-            return message
-
-        return await self.app(scope, limited_receive, send)
+def surfaces(settings: Settings) -> list[Surface]:
+    """Every surface this build serves."""
+    return [native.surface(settings), kalshi.surface(settings), tradingapp.surface(settings)]
 
 
 def create_app(settings: Settings | None = None, core: Core | None = None) -> FastAPI:
     """Return the application. ``core`` may be given (tests); otherwise it is built at start-up."""
     settings = settings or (core.settings if core else get_settings())
-    registered = surfaces()
-    default_surface = native.SURFACE
-
-    def surface_for(path: str) -> Surface:
-        for surface, _ in registered:
-            if surface.owns(path):
-                return surface
-        return default_surface
+    built: list[SurfaceApp] = [build(s) for s in surfaces(settings)]
+    default = next(b for b in built if b.surface.name == "native")
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if getattr(app.state, "core", None) is None:
             app.state.core = build_core(settings)
             owned = True
@@ -99,14 +53,14 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         version="0.1.0",
         description="Exchange-account vault and platform API keys, with Kalshi and Trading App compatible surfaces.",
         lifespan=lifespan,
+        redirect_slashes=False,
     )
     app.state.core = core
     app.state.trusted_proxies = [ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxies]
-    for _, build in registered:
-        app.include_router(build())
 
+    # Routed first: the probes are the cheapest routes and must not walk past the surfaces.
     @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict:
+    async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
@@ -119,24 +73,22 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         except Exception as exc:
             log.warning("readiness check failed: %s", type(exc).__name__)
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-        return {"status": "ok", "database": "ok"}
+        return JSONResponse({"status": "ok", "database": "ok"})
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_exception(request: Request, exc: StarletteHTTPException) -> Response:
-        return surface_for(request.url.path).render_error(http_error(exc.status_code))
+    for surface_app in built:
+        app.mount(surface_app.surface.prefix, surface_app, name=surface_app.surface.name)
 
-    @app.exception_handler(RequestValidationError)
-    async def request_validation(request: Request, exc: RequestValidationError) -> Response:
-        return surface_for(request.url.path).render_error(validation_error(exc))
+    # Paths outside every surface answer in the native shape (through the same table).
+    async def outside(request: Request, exc: Exception) -> Response:
+        return default.error_response(request.scope, exc)
 
-    @app.exception_handler(PayloadTooLarge)
-    async def too_large(request: Request, exc: PayloadTooLarge) -> Response:
-        return surface_for(request.url.path).render_error(exc)
+    app.exception_handlers = {StarletteHTTPException: outside, Exception: outside}
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log_unexpected(request, exc)
-        return surface_for(request.url.path).render_internal()
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = merged_openapi(app, built)
+        return app.openapi_schema
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, surface_for=surface_for)
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, surfaces=built, default=default)
     return app

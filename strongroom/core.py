@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from strongroom.auth.pipeline import Authenticator
 from strongroom.crypto.envelope import Envelope
 from strongroom.crypto.keyring import KeyProvider, load_provider
 from strongroom.crypto.tokens import Hasher
@@ -13,9 +14,9 @@ from strongroom.ratelimit import RateLimiter
 from strongroom.services.accounts import ExchangeAccountService, Validator
 from strongroom.services.apikeys import ApiKeyService
 from strongroom.services.audit import AuditService
-from strongroom.services.auth import Authenticator, UsageRecorder
 from strongroom.services.keyrotation import KeyRotationService
 from strongroom.services.sessions import SessionService
+from strongroom.services.usage import UsageRecorder
 from strongroom.services.users import UserService
 from strongroom.settings import Settings
 

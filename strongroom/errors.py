@@ -86,6 +86,14 @@ class Unauthenticated(DomainError):
     status = 401
 
 
+class CredentialsRefused(Unauthenticated):
+    """Unknown, malformed, disabled or expired credentials (the caller is not told which)."""
+
+
+class SignatureInvalid(Unauthenticated):
+    """A signed request whose signature does not verify, is outside the time window, or is a replay."""
+
+
 class Forbidden(DomainError):
     """You do not have permission to perform this action."""
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from strongroom.errors import InsufficientScope
+from strongroom import scopes as scope_rules
+from strongroom.enums import AuthMethod
 
-BASE_SCOPES = ("read", "write", "delete")
-ALL_SCOPES = frozenset(BASE_SCOPES)
+BASE_SCOPES = scope_rules.BASE
+ALL_SCOPES = scope_rules.ALL
 
 
 @dataclass(frozen=True)
@@ -22,13 +24,12 @@ class Principal:
     scopes: frozenset[str] = ALL_SCOPES
     account_ids: frozenset[int] | None = None  # None: every account of the user
     client_ip: str | None = None
-    scheme: str = "password"
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
+    scheme: AuthMethod = AuthMethod.PASSWORD_GRANT
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def require(self, scope: str) -> None:
-        """Raise InsufficientScope unless this principal holds ``scope``."""
-        if scope not in self.scopes:
-            raise InsufficientScope(f"this credential lacks the '{scope}' scope")
+        """Raise InsufficientScope unless this principal holds ``scope`` (or its broad parent)."""
+        scope_rules.require(self.scopes, scope)
 
     def sees_account(self, account_id: int) -> bool:
         """Return True if the principal's key binding (if any) includes ``account_id``."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager
 import time
 from collections import deque
@@ -15,7 +16,7 @@ from collections import deque
 from limits import RateLimitItem, parse, storage
 from limits.errors import StorageError
 from redis.exceptions import RedisError
-from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from limits.aio.strategies import FixedWindowRateLimiter
 
 from strongroom.errors import RateLimited, ServiceUnavailable
 
@@ -40,14 +41,22 @@ def _storage_uri(redis_url: str | None) -> tuple[str, dict]:
     return "async+memory://", {}  # only parsed and kept for the limits API; counting is local
 
 
+def _redis_client(url: str) -> Any:
+    import redis.asyncio
+
+    return redis.asyncio.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+
 class RateLimiter:
     """Named limits, each a ``limits`` item, checked with :meth:`hit`."""
 
     def __init__(self, redis_url: str | None, namespace: str = "strongroom") -> None:
+        self.namespace = namespace
+        # The replay guard talks to Redis directly (SET NX EX); limits keeps its own connection pool.
+        self._redis = _redis_client(redis_url) if redis_url else None
         uri, options = _storage_uri(redis_url)
         self.storage = storage.storage_from_string(uri, key_prefix=namespace, **options)
         self._fixed = FixedWindowRateLimiter(self.storage)
-        self._moving = MovingWindowRateLimiter(self.storage)
         self._items: dict[str, RateLimitItem] = {}
         self._keys: dict[tuple[str, tuple[str, ...]], str] = {}  # (spec, identifiers) -> storage key
         # Replay guard without Redis: key -> expiry, plus the keys in expiry order. limits' memory
@@ -119,11 +128,14 @@ class RateLimiter:
         await self._fixed.clear(self.item(spec), *identifiers)
 
     async def seen_once(self, key: str, ttl_seconds: int) -> bool:
-        """Return True the first time ``key`` is seen within ``ttl_seconds``, False on a replay."""
-        if not self._local:
-            item = self.item(f"1/{ttl_seconds} second")
+        """Return True the first time ``key`` is seen within ``ttl_seconds``, False on a replay.
+
+        With Redis: one ``SET key 1 NX EX ttl`` (atomic across processes). Raises
+        ServiceUnavailable (503) when Redis does not answer.
+        """
+        if self._redis is not None:
             with _store_errors():
-                return await self._moving.hit(item, "replay", key)
+                return bool(await self._redis.set(f"{self.namespace}:replay:{key}", b"1", nx=True, ex=ttl_seconds))
         now = time.monotonic()
         seen, order = self._seen, self._seen_order
         while order and order[0][0] <= now:  # drop expired keys: amortised O(1) per call

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
     signature_window_seconds: int = Field(30, ge=1, le=3600)
     key_cache_ttl_seconds: float = Field(0.5, ge=0.0, le=1.0)
+    key_cache_size: int = Field(20_000, ge=100, le=10_000_000,
+                                description="Entries in each in-memory key/token cache (least recently used out first).")
     last_used_flush_seconds: float = Field(60.0, ge=0.05)
     trusted_proxies: list[str] = Field(default_factory=list, description="CIDRs whose X-Forwarded-For is believed.")
     bearer_key_prefix: str = Field("sr", pattern=r"^[a-z][a-z0-9]{0,15}$")

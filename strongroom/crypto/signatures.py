@@ -84,20 +84,23 @@ class Verifier:
     kind: str
     key: PublicKey
 
-    def verify(self, signature: bytes, message: bytes, *, allow_pkcs1: bool = False) -> bool:
-        """Return True if ``signature`` is valid: Ed25519, RSA-PSS, or (if allowed) RSA PKCS#1 v1.5."""
+    def verify(self, signature: bytes, message: bytes, *, pss: bool = True, pkcs1: bool = False) -> bool:
+        """Return True if ``signature`` is valid: Ed25519 for an Ed25519 key; for an RSA key RSA-PSS
+        (if ``pss``) or RSA PKCS#1 v1.5 (if ``pkcs1``), both SHA-256."""
         try:
             if self.kind == "ed25519":
                 self.key.verify(signature, message)  # type: ignore[call-arg]
                 return True
-            try:
-                self.key.verify(signature, message, PSS, SHA256)  # type: ignore[call-arg]
-                return True
-            except InvalidSignature:
-                if not allow_pkcs1:
-                    return False
+            if pss:
+                try:
+                    self.key.verify(signature, message, PSS, SHA256)  # type: ignore[call-arg]
+                    return True
+                except InvalidSignature:
+                    pass
+            if pkcs1:
                 self.key.verify(signature, message, PKCS1, SHA256)  # type: ignore[call-arg]
                 return True
+            return False
         except (InvalidSignature, ValueError, TypeError):
             return False
 

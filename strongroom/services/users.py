@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 
+from cachetools import LRUCache
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from strongroom.crypto.passwords import Passwords
 from strongroom.crypto.tokens import Hasher
 from strongroom.db import Database
+from strongroom.enums import AuthMethod
 from strongroom.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthenticated, ValidationFailed
 from strongroom.models import User
 from strongroom.pagination import Page, paginate, valid_id
@@ -35,7 +38,7 @@ class UserSnapshot:
     usage_level: str
     password_hash: str
 
-    def principal(self, *, client_ip: str | None, scheme: str) -> Principal:
+    def principal(self, *, client_ip: str | None, scheme: AuthMethod) -> Principal:
         return Principal(
             user_id=self.id,
             username=self.username,
@@ -60,8 +63,10 @@ class UserService:
         self.limiter = limiter
         self.hasher = hasher
         self.passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
-        # memory_key(username, password) -> (checked_at, snapshot); no plaintext kept
-        self._password_cache: dict[bytes, tuple[float, UserSnapshot]] = {}
+        # memory_key(username, password) -> (checked_at, snapshot); no plaintext kept. Least recently
+        # used out first; guarded by a lock (written from worker threads).
+        self._password_cache: LRUCache[bytes, tuple[float, UserSnapshot]] = LRUCache(maxsize=10_000)
+        self._password_lock = threading.Lock()
 
     # --- management ----------------------------------------------------------------------
 
@@ -201,30 +206,33 @@ class UserService:
         hash or a deleted user is noticed on the next refresh.
         """
         memo = self.hasher.memory_key("pw", username, password)
-        cached = self._password_cache.get(memo)
+        with self._password_lock:
+            cached = self._password_cache.get(memo)
         now = time.monotonic()
         with self.db.session() as session:
             user = session.scalar(select(User).where(User.username == username))
             snap = snapshot(user) if user else None
         if cached and snap and snap.password_hash == cached[1].password_hash:
-            self._password_cache[memo] = (now, snap)
+            with self._password_lock:
+                self._password_cache[memo] = (now, snap)
             return snap
-        self._password_cache.pop(memo, None)
-        if not self.passwords.verify(snap.password_hash if snap else None, password):
+        with self._password_lock:
+            self._password_cache.pop(memo, None)
+        # an unknown user still costs one verification (against a dummy hash)
+        if not self.passwords.verify(snap.password_hash if snap else None, password) or snap is None:
             return None
-        if len(self._password_cache) > 10_000:
-            self._password_cache.clear()
-        self._password_cache[memo] = (now, snap)
+        with self._password_lock:
+            self._password_cache[memo] = (now, snap)
         return snap
 
-    def _audit_failed_sign_in(self, username: str, client_ip: str | None, scheme: str) -> None:
+    def _audit_failed_sign_in(self, username: str, client_ip: str | None, scheme: AuthMethod) -> None:
         """Audit a failed sign-in under the user it targeted (if any), so they can see it too."""
         with self.db.session() as session:
             user_id = session.scalar(select(User.id).where(User.username == username[:64]))
         self.audit.record_now("auth.sign_in", "failed", user_id=user_id, client_ip=client_ip,
-                              details={"username": username[:64], "scheme": scheme})
+                              details={"username": username[:64], "scheme": str(scheme)})
 
-    async def sign_in(self, username: str, password: str, client_ip: str | None, *, scheme: str) -> Principal:
+    async def sign_in(self, username: str, password: str, client_ip: str | None, *, scheme: AuthMethod) -> Principal:
         """Return the principal for a username and password.
 
         Raises RateLimited when this IP failed too often, Unauthenticated on a wrong pair.
@@ -232,7 +240,8 @@ class UserService:
         """
         from anyio import to_thread
 
-        cached = self._password_cache.get(self.hasher.memory_key("pw", username, password))
+        with self._password_lock:
+            cached = self._password_cache.get(self.hasher.memory_key("pw", username, password))
         if cached and time.monotonic() - cached[0] < self.settings.key_cache_ttl_seconds:
             return cached[1].principal(client_ip=client_ip, scheme=scheme)
         await self.check_login_allowed(client_ip)

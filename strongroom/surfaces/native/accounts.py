@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import APIRouter, Query
 
-from strongroom.surfaces.base import CoreDep
-from strongroom.surfaces.native.deps import CurrentPrincipal
+from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import AccountCreate, AccountPublic, AccountUpdate, PageOut, RotateIn
-from strongroom.surfaces.native.surface import router
 
-api = router(prefix="/exchange-accounts", tags=["exchange accounts"])
+api = APIRouter(prefix="/exchange-accounts", tags=["exchange accounts"])
 
 
 @api.post("", response_model=AccountPublic, status_code=201)

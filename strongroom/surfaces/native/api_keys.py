@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from strongroom.surfaces.base import CoreDep
-from strongroom.surfaces.native.deps import CurrentPrincipal
+from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -20,9 +19,8 @@ from strongroom.surfaces.native.schemas import (
     PageOut,
     RollIn,
 )
-from strongroom.surfaces.native.surface import router
 
-api = router(prefix="/api-keys", tags=["api keys"])
+api = APIRouter(prefix="/api-keys", tags=["api keys"])
 
 
 def _public(key) -> dict:

@@ -5,14 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import APIRouter, Query
 
-from strongroom.surfaces.base import CoreDep
-from strongroom.surfaces.native.deps import CurrentPrincipal
+from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import AuditEventOut, PageOut
-from strongroom.surfaces.native.surface import router
 
-api = router(prefix="/audit-events", tags=["audit"])
+api = APIRouter(prefix="/audit-events", tags=["audit"])
 
 
 @api.get("", response_model=PageOut[AuditEventOut])

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Form, Request
+from fastapi import APIRouter, Form, Request
 from starlette.responses import JSONResponse, Response
 
+from strongroom.enums import AuthMethod
 from strongroom.errors import ValidationFailed
-from strongroom.surfaces.base import CoreDep, peer_ip
-from strongroom.surfaces.native.deps import CurrentPrincipal
+from strongroom.surfaces.deps import ClientIP, CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import MeOut, RefreshIn, TokenOut
-from strongroom.surfaces.native.surface import router
 
-api = router(tags=["auth"])
+api = APIRouter(tags=["auth"])
 
 
 @api.post("/auth/token", response_model=TokenOut)
 async def token(
-    request: Request,
+    ip: ClientIP,
     core: CoreDep,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=1024)],
@@ -29,15 +28,15 @@ async def token(
         raise ValidationFailed("unsupported grant_type", fields={"grant_type": "must be password"})
     from anyio import to_thread
 
-    principal = await core.users.sign_in(username, password, peer_ip(request), scheme="token")
+    principal = await core.users.sign_in(username, password, ip, scheme=AuthMethod.PASSWORD_GRANT)
     pair = await to_thread.run_sync(core.sessions.issue, principal)
     return TokenOut(**pair.__dict__)
 
 
 @api.post("/auth/refresh", response_model=TokenOut)
-def refresh(body: RefreshIn, request: Request, core: CoreDep) -> TokenOut:
+def refresh(body: RefreshIn, ip: ClientIP, core: CoreDep) -> TokenOut:
     """Rotate a refresh token; a reused one is refused and ends its whole session family."""
-    return TokenOut(**core.sessions.refresh(body.refresh_token, peer_ip(request)).__dict__)
+    return TokenOut(**core.sessions.refresh(body.refresh_token, ip).__dict__)
 
 
 @api.post("/auth/logout", status_code=204)

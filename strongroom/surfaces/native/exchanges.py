@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from strongroom.surfaces.base import CoreDep
-from strongroom.surfaces.native.schemas import ExchangeOut
-from strongroom.surfaces.native.surface import router
+from fastapi import APIRouter
 
-api = router(prefix="/exchanges", tags=["exchanges"])
+from strongroom.surfaces.deps import CoreDep
+from strongroom.surfaces.native.schemas import ExchangeOut
+
+api = APIRouter(prefix="/exchanges", tags=["exchanges"])
 
 
 @api.get("", response_model=list[ExchangeOut])

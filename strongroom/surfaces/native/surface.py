@@ -2,43 +2,47 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
 from starlette.responses import JSONResponse, Response
 
-from strongroom.errors import DomainError
-from strongroom.surfaces.base import Surface
+from strongroom.auth.schemes import KALSHI, NATIVE, AccessTokenScheme, BasicScheme, BearerKeyScheme
+from strongroom.settings import Settings
+from strongroom.surfaces.factory import ErrorTable, Rendered, Surface
 
 TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
           409: "Conflict", 413: "Payload Too Large", 422: "Unprocessable Content", 429: "Too Many Requests",
           500: "Internal Server Error", 503: "Service Unavailable"}
+PROBLEM = "application/problem+json"
 
 
-def problem(status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra) -> Response:
+def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
+    """Return an RFC 9457 problem document."""
     body = {"type": f"https://strongroom.dev/problems/{code}", "title": TITLES.get(status, "Error"),
             "status": status, "detail": detail, "code": code, **extra}
-    return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
-class NativeSurface(Surface):
-    name = "native"
-    prefix = "/v1/"
-
-    def render_error(self, error: DomainError) -> Response:
-        headers: dict[str, str] = {}
-        if error.retry_after:
-            headers["Retry-After"] = str(error.retry_after)
-        if error.status == 401:
-            headers["WWW-Authenticate"] = 'Bearer realm="strongroom"'
-        extra = {"errors": error.fields} if error.fields else {}
-        return problem(error.status, error.code, error.message, headers, **extra)
-
-    def render_internal(self) -> Response:
-        return problem(500, "internal", "an unexpected error occurred")
+def render(error: Rendered) -> Response:
+    extra = {"errors": error.error.fields} if error.error.fields else {}
+    return problem(error.status, str(error.code), error.message, **extra)
 
 
-SURFACE = NativeSurface()
-Principal_ = SURFACE.authenticated()
+# Every domain error keeps its own status and code here: /v1 is where they are defined.
+ERRORS = ErrorTable(render=render, internal=lambda: problem(500, "internal", "an unexpected error occurred"),
+                    challenge='Bearer realm="strongroom"')
 
 
-def router(**kwargs) -> APIRouter:
-    return APIRouter(route_class=SURFACE.route_class(), **kwargs)
+def surface(settings: Settings) -> Surface:
+    """The /v1 surface: signed requests (native and Kalshi headers), access tokens, bearer keys
+    (Authorization or X-API-Key), Basic."""
+    from strongroom.surfaces.native import accounts, api_keys, audit, auth, exchanges, users
+
+    return Surface(
+        name="native",
+        prefix="/v1",
+        schemes=(KALSHI, NATIVE, AccessTokenScheme(settings.bearer_key_prefix + "a"), BearerKeyScheme(), BasicScheme()),
+        errors=ERRORS,
+        routers=tuple(m.api for m in (auth, users, exchanges, accounts, api_keys, audit)),
+        title="Strongroom /v1",
+    )

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from strongroom.surfaces.base import CoreDep
-from strongroom.surfaces.native.deps import CurrentPrincipal
+from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import PageOut, UserCreate, UserPublic, UserUpdate
-from strongroom.surfaces.native.surface import router
 
-api = router(prefix="/users", tags=["users"])
+api = APIRouter(prefix="/users", tags=["users"])
 
 
 @api.post("", response_model=UserPublic, status_code=201)

@@ -28,7 +28,7 @@ from support.signing import (
     sign_rsa_pkcs1,
 )
 
-from strongroom.services.auth import client_ip
+from strongroom.auth import client_ip
 
 BASE62 = string.digits + string.ascii_letters
 

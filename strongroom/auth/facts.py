@@ -1,0 +1,111 @@
+"""What authentication reads from a request, taken from the ASGI scope without decoding more than it needs."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class RawHeaders(Mapping[str, str]):
+    """The headers as received (ASGI: lower-case names), decoded one at a time on lookup.
+
+    Authentication asks for two or three headers of a request; decoding every header into a dict
+    first cost more than the lookups. A repeated header answers its first value.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        wanted = name.encode("latin-1")
+        for key, value in self._raw:
+            if key == wanted:
+                return value.decode("latin-1")
+        return default
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(k.decode("latin-1") for k, _ in self._raw))
+
+    def __len__(self) -> int:
+        return len({k for k, _ in self._raw})
+
+
+class RequestFacts:
+    """One request as authentication sees it.
+
+    ``path`` is the raw path as received (no query), ``query`` the raw query string, ``headers``
+    a case-insensitive mapping with lower-case names. The body is read only when a scheme that
+    signs it asks (:meth:`read_body`); until then ``body`` is empty.
+    """
+
+    __slots__ = ("method", "path", "query", "headers", "body", "client_ip", "_authorization", "_body_reader")
+
+    def __init__(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes = b"",
+                 client_ip: str | None = None,
+                 body_reader: Callable[[], Awaitable[bytes]] | None = None) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.client_ip = client_ip
+        self._authorization: tuple[str, str] | None = None
+        self._body_reader = body_reader
+
+    @property
+    def authorization(self) -> tuple[str, str]:
+        """Return the Authorization header as ``(scheme in lower case, credentials)``; ``("", "")`` if absent."""
+        if self._authorization is None:
+            scheme, _, value = (self.headers.get("authorization") or "").partition(" ")
+            self._authorization = (scheme.lower(), value.strip())
+        return self._authorization
+
+    @property
+    def has_body(self) -> bool:
+        """True if the request announces a body (Content-Length or Transfer-Encoding)."""
+        return "content-length" in self.headers or "transfer-encoding" in self.headers
+
+    async def read_body(self) -> bytes:
+        """Read the raw body once (when the request announces one) and return it."""
+        if self._body_reader is not None:
+            reader, self._body_reader = self._body_reader, None
+            self.body = await reader() if self.has_body else b""
+        return self.body
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str | None:
+    """Return the client's IP: the peer, unless the peer is a trusted proxy, in which case the
+    right-most X-Forwarded-For address that is not itself a trusted proxy."""
+    if not peer or not trusted or not forwarded_for:
+        return peer
+
+    def is_trusted(addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if not is_trusted(peer):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+    return hops[0] if hops else peer

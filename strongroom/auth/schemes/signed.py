@@ -1,0 +1,241 @@
+"""Signed requests: one scheme, parameterised by its headers, the message it signs, the signature
+encodings and algorithms it accepts, and whether a replay is refused.
+
+Declared instances:
+
+* :data:`NATIVE` — ``SR-ACCESS-KEY/-TIMESTAMP/-SIGNATURE`` over ``ts + METHOD + path[?query] + body``;
+  HMAC-SHA256 hex, RSA-PSS, RSA PKCS#1 v1.5, Ed25519 (base64).
+* :data:`KALSHI` — ``KALSHI-ACCESS-KEY/-TIMESTAMP/-SIGNATURE`` over ``ts + METHOD + path``; RSA-PSS, Ed25519.
+* :data:`THREECOMMAS` — ``APIKEY`` + ``Signature`` (no timestamp) over the raw path, query and body in the
+  spellings 3Commas' clients use; HMAC-SHA256 hex or RSA PKCS#1 v1.5 base64.
+
+Every signature is checked against the raw bytes received, never re-serialised JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from strongroom.auth.schemes.base import AuthScheme, Refused, invalid_signature
+from strongroom.auth.schemes.basic import looks_like_key_id
+from strongroom.enums import AuthMethod, KeyKind, RefusalReason
+
+if TYPE_CHECKING:
+    from strongroom.auth.facts import RequestFacts
+    from strongroom.auth.pipeline import Authenticator
+    from strongroom.principal import Principal
+    from strongroom.services.apikeys import KeyRecord
+
+
+class Algorithm(StrEnum):
+    """A signature algorithm and its encoding on the wire."""
+
+    HMAC_SHA256_HEX = "hmac-sha256-hex"  # hmac keys; hex, case-insensitive
+    RSA_PSS_SHA256 = "rsa-pss-sha256"  # rsa keys; base64; MGF1-SHA256, salt = digest length
+    RSA_PKCS1_SHA256 = "rsa-pkcs1v15-sha256"  # rsa keys; base64
+    ED25519 = "ed25519"  # ed25519 keys; base64
+
+
+# (signature as sent, the messages it may cover) -> True if one verifies
+MessageBuilder = Callable[["RequestFacts", str], Sequence[bytes]]
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def every_request(facts: RequestFacts) -> bool:
+    return True
+
+
+def unsafe_methods(facts: RequestFacts) -> bool:
+    """Replay-guard only requests that may change state (for schemes that sign no time)."""
+    return facts.method.upper() not in SAFE_METHODS
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignedScheme(AuthScheme):
+    """A request signed with a platform key, its key id in ``key_header``.
+
+    ``timestamp_header`` (epoch milliseconds) is checked against the ±window when the scheme has
+    one; ``messages`` returns the byte strings a valid signature may cover (several spellings for
+    vendors whose clients disagree). A signature is accepted once: replays are refused for
+    ``2 × window + 1`` seconds wherever ``replay_guarded`` says so.
+    """
+
+    id: str  # type: ignore[misc]
+    method: AuthMethod
+    key_header: str
+    signature_header: str
+    timestamp_header: str | None
+    messages: MessageBuilder
+    algorithms: frozenset[Algorithm]
+    reads_body: bool = False  # type: ignore[misc]
+    replay_guarded: Callable[[RequestFacts], bool] = every_request
+    description: str = ""
+    header_names: tuple[str, ...] = field(default=())  # as documented (OpenAPI), e.g. "KALSHI-ACCESS-KEY"
+
+    def claims(self, facts: RequestFacts) -> bool:
+        return self.key_header in facts.headers
+
+    async def authenticate(self, facts: RequestFacts, auth: Authenticator) -> Principal:
+        headers = facts.headers
+        key_id = (headers.get(self.key_header) or "").strip()
+        signature = (headers.get(self.signature_header) or "").strip()
+        stamp = (headers.get(self.timestamp_header) or "").strip() if self.timestamp_header else ""
+        if (not key_id or not signature or (self.timestamp_header and not stamp)
+                or not looks_like_key_id(key_id)):
+            raise Refused(RefusalReason.MALFORMED_SIGNATURE_HEADERS, invalid_signature(), key_id=key_id[:64] or None)
+        record = await auth.record(key_id)
+        if record is None:
+            raise Refused(RefusalReason.UNKNOWN_KEY, key_id=key_id)
+        # isascii + a length cap: "²".isdigit() is True and int() of >4300 digits raises (a 500, not a 401).
+        if self.timestamp_header and (not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 17
+                                      or abs(int(stamp) - time.time() * 1000) > auth.window_ms):
+            raise auth.refused_record(RefusalReason.STALE_TIMESTAMP, record, invalid_signature())
+        messages = self.messages(facts, stamp)
+        ok = self.verify(record, signature, messages, auth)
+        if not ok and record.kind == KeyKind.HMAC and Algorithm.HMAC_SHA256_HEX in self.algorithms:
+            # maybe signed with a secret rolled on another process since we cached the key: reload
+            # once. (A refusal already costs an audit write, so this adds no new lever for abuse.)
+            fresh = await auth.record(key_id, fresh=True)
+            if fresh is not None:
+                record = fresh
+                ok = self.verify(record, signature, messages, auth)
+        if not ok:
+            raise auth.refused_record(RefusalReason.BAD_SIGNATURE, record, invalid_signature())
+        if self.replay_guarded(facts):
+            # keyed on the signature's bytes, not its spelling: hex case and base64's unused bits would
+            # otherwise let one signature be replayed as a "new" one
+            canonical = signature.lower() if record.kind == KeyKind.HMAC else base64.b64decode(signature).hex()
+            replay_key = hashlib.sha256(f"{self.id}|{record.key_id}|{stamp}|{canonical}".encode()).hexdigest()
+            if not await auth.limiter.seen_once(replay_key, 2 * auth.settings.signature_window_seconds + 1):
+                raise auth.refused_record(RefusalReason.REPLAYED_SIGNATURE, record, invalid_signature())
+        return await auth.admit(facts, record, self.method)
+
+    def verify(self, record: KeyRecord, signature: str, messages: Sequence[bytes], auth: Authenticator) -> bool:
+        """Return True if ``signature`` is valid for one of ``messages`` under ``record``'s key."""
+        if record.kind == KeyKind.HMAC:
+            if Algorithm.HMAC_SHA256_HEX not in self.algorithms:
+                return False
+            sent = signature.lower()
+            return any(hmac.compare_digest(hmac.new(secret.encode(), message, hashlib.sha256).hexdigest(), sent)
+                       for secret in auth.hmac_secrets(record) for message in messages)
+        if record.verifier is None:
+            return False
+        try:
+            raw = base64.b64decode(signature, validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        if record.kind == KeyKind.ED25519:
+            if Algorithm.ED25519 not in self.algorithms:
+                return False
+            return any(record.verifier.verify(raw, message) for message in messages)
+        pss = Algorithm.RSA_PSS_SHA256 in self.algorithms
+        pkcs1 = Algorithm.RSA_PKCS1_SHA256 in self.algorithms
+        return any(record.verifier.verify(raw, message, pss=pss, pkcs1=pkcs1) for message in messages)
+
+    def openapi(self) -> dict[str, dict[str, Any]]:
+        names = self.header_names or (self.key_header, self.signature_header)
+        return {f"{self.id}_{name.lower().replace('-', '_')}": {
+            "type": "apiKey", "in": "header", "name": name, "description": self.description}
+            for name in names}
+
+
+# --- message constructions ------------------------------------------------------------------------
+
+def _target(facts: RequestFacts) -> str:
+    return facts.path + ("?" + facts.query if facts.query else "")
+
+
+def native_message(facts: RequestFacts, stamp: str) -> Sequence[bytes]:
+    """``timestamp + METHOD + path[?query] + body``."""
+    return ((stamp + facts.method.upper() + _target(facts)).encode("latin-1") + facts.body,)
+
+
+def kalshi_message(facts: RequestFacts, stamp: str) -> Sequence[bytes]:
+    """``timestamp + METHOD + path`` (Kalshi signs neither the query nor the body)."""
+    return ((stamp + facts.method.upper() + facts.path).encode("latin-1"),)
+
+
+def threecommas_messages(*, ignore_body: bool = False) -> MessageBuilder:
+    """3Commas' ``uri?totalParams`` in every spelling its clients use (reference threecommas.md §2.2):
+
+    (a) ``path[?qs] + body`` (py3cw), (b) ``path?qs + body`` / ``path? + body`` (TypeScript client),
+    (c) (a) and (b) with the ``&``-separated query sorted (the docs' calculator, the Go SDK), and,
+    when ``ignore_body``, (d) ``path[?qs]`` without the body (the Go SDK; weaker, off by default).
+    """
+
+    def build(facts: RequestFacts, stamp: str) -> Sequence[bytes]:
+        path = facts.path.encode("latin-1")
+        body = facts.body
+        queries = [facts.query]
+        if "&" in facts.query:
+            queries.append("&".join(sorted(facts.query.split("&"))))
+        out: list[bytes] = []
+        for query in queries:
+            qs = query.encode("latin-1")
+            out.append(path + (b"?" + qs if qs else b"") + body)  # (a)
+            if not qs and body:
+                out.append(path + b"?" + body)  # (b) with no query
+            elif qs and body:
+                pass  # (b) with a query equals (a)
+            if ignore_body and body:
+                out.append(path + (b"?" + qs if qs else b""))  # (d)
+        return tuple(dict.fromkeys(out))
+
+    return build
+
+
+NATIVE = SignedScheme(
+    id="signed_request",
+    method=AuthMethod.SIGNED_REQUEST,
+    key_header="sr-access-key",
+    signature_header="sr-access-signature",
+    timestamp_header="sr-access-timestamp",
+    messages=native_message,
+    algorithms=frozenset(Algorithm),
+    reads_body=True,
+    description="Signed request: SR-ACCESS-KEY (key id), SR-ACCESS-TIMESTAMP (ms), SR-ACCESS-SIGNATURE over "
+                "timestamp + METHOD + path[?query] + body (HMAC-SHA256 hex, or base64 RSA-PSS/PKCS#1 v1.5/Ed25519).",
+    header_names=("SR-ACCESS-KEY", "SR-ACCESS-TIMESTAMP", "SR-ACCESS-SIGNATURE"),
+)
+
+KALSHI = SignedScheme(
+    id="kalshi",
+    method=AuthMethod.KALSHI_SIGNATURE,
+    key_header="kalshi-access-key",
+    signature_header="kalshi-access-signature",
+    timestamp_header="kalshi-access-timestamp",
+    messages=kalshi_message,
+    algorithms=frozenset({Algorithm.RSA_PSS_SHA256, Algorithm.ED25519}),
+    description="Kalshi: KALSHI-ACCESS-KEY, KALSHI-ACCESS-TIMESTAMP (ms), KALSHI-ACCESS-SIGNATURE = base64 "
+                "RSA-PSS-SHA256 (or Ed25519) over timestamp + METHOD + path.",
+    header_names=("KALSHI-ACCESS-KEY", "KALSHI-ACCESS-TIMESTAMP", "KALSHI-ACCESS-SIGNATURE"),
+)
+
+
+def threecommas(*, ignore_body_variant: bool = False,
+                replay_guarded: Callable[[RequestFacts], bool] = unsafe_methods) -> SignedScheme:
+    """Return 3Commas' ``APIKEY`` + ``Signature`` scheme (no timestamp: replays are refused for
+    the requests ``replay_guarded`` selects, by default those that may change state)."""
+    return SignedScheme(
+        id="threecommas",
+        method=AuthMethod.THREECOMMAS_SIGNATURE,
+        key_header="apikey",
+        signature_header="signature",
+        timestamp_header=None,
+        messages=threecommas_messages(ignore_body=ignore_body_variant),
+        algorithms=frozenset({Algorithm.HMAC_SHA256_HEX, Algorithm.RSA_PKCS1_SHA256}),
+        reads_body=True,
+        replay_guarded=replay_guarded,
+        description="3Commas: APIKEY (key id) and Signature = hex HMAC-SHA256 (hmac key) or base64 RSA PKCS#1 "
+                    "v1.5 SHA-256 (rsa key) over the raw path, '?' + query and body.",
+        header_names=("APIKEY", "Signature"),
+    )

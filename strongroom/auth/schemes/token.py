@@ -1,0 +1,41 @@
+"""Access tokens from a password sign-in (``Authorization: Bearer sra_...``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from anyio import to_thread
+
+from strongroom.auth.schemes.base import AuthScheme, Refused
+from strongroom.enums import AuthMethod, RefusalReason
+
+if TYPE_CHECKING:
+    from strongroom.auth.facts import RequestFacts
+    from strongroom.auth.pipeline import Authenticator
+    from strongroom.principal import Principal
+
+
+class AccessTokenScheme(AuthScheme):
+    """A session's opaque access token, recognised by its prefix."""
+
+    id = "access_token"
+
+    def __init__(self, token_prefix: str) -> None:
+        self.token_prefix = token_prefix + "_"
+
+    def claims(self, facts: RequestFacts) -> bool:
+        scheme, value = facts.authorization
+        return scheme == "bearer" and value.startswith(self.token_prefix)
+
+    async def authenticate(self, facts: RequestFacts, auth: Authenticator) -> Principal:
+        token = facts.authorization[1]
+        snap = auth.sessions.resolve_cached(token)
+        if snap is False:
+            snap = await to_thread.run_sync(auth.sessions.resolve, token)
+        if snap is None or snap is False:
+            raise Refused(RefusalReason.INVALID_ACCESS_TOKEN)
+        return snap.principal(client_ip=facts.client_ip, scheme=AuthMethod.ACCESS_TOKEN)
+
+    def openapi(self) -> dict[str, dict[str, Any]]:
+        return {self.id: {"type": "http", "scheme": "bearer", "bearerFormat": "access token",
+                          "description": "An access token from POST /v1/auth/token (OAuth2 password grant)."}}
