@@ -1,0 +1,171 @@
+"""The error contract: every surface answers every domain error in its own shape and status.
+
+For each surface the application serves, and for each DomainError subclass, a route inside the
+built surface raises the error; the answer must have the surface's body shape, the status this
+table expects, Retry-After when the error has one, Allow on a 405, and never be a 500. A new
+error class or a new surface fails here until its row is written down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+
+from strongroom import errors
+from strongroom.app import surfaces
+from strongroom.errors import DomainError
+from strongroom.settings import Settings
+from strongroom.surfaces.factory import build
+
+
+def all_error_classes() -> list[type[DomainError]]:
+    found: list[type[DomainError]] = []
+    stack = [DomainError]
+    while stack:
+        cls = stack.pop()
+        for sub in cls.__subclasses__():
+            if sub.__module__.startswith("strongroom") and sub not in found:
+                found.append(sub)
+                stack.append(sub)
+    return sorted(found, key=lambda c: c.__name__)
+
+
+RETRYING = {"RateLimited", "ExchangeUnavailable", "ServiceUnavailable"}
+
+
+def instance(cls: type[DomainError]) -> DomainError:
+    kwargs: dict[str, Any] = {"retry_after": 7} if any(c.__name__ in RETRYING for c in cls.__mro__) else {}
+    if cls is errors.MethodNotAllowed:
+        return errors.MethodNotAllowed(allow=("GET", "POST"))
+    return cls("something is wrong", fields={"name": "required"}, **kwargs)
+
+
+# --- what each surface must answer ----------------------------------------------------------------
+
+def native_status(cls: type[DomainError]) -> int:
+    return cls.status  # /v1 is where the statuses are defined
+
+
+KALSHI_400 = {"ValidationFailed", "BadRequest"}
+
+
+def kalshi_status(cls: type[DomainError]) -> int:
+    return 400 if any(c.__name__ in KALSHI_400 for c in cls.__mro__) else cls.status
+
+
+TRADING_APP = {
+    "AccountExists": 422, "AlreadyConnected": 409, "BadRequest": 422, "MalformedBody": 422, "LimitExceeded": 400,
+    "ValidationFailed": 422, "InvalidCredentials": 400, "WithdrawalPermission": 400, "ExchangeUnavailable": 503,
+    "RateLimited": 429, "Unauthenticated": 401, "CredentialsRefused": 401, "SignatureInvalid": 401,
+    "Forbidden": 403, "InsufficientScope": 403, "InsufficientUsageLevel": 403,
+}
+
+
+def trading_app_status(cls: type[DomainError]) -> int:
+    return TRADING_APP.get(cls.__name__, cls.status)
+
+
+def native_shape(body: Any, status: int, error: DomainError) -> None:
+    assert set(body) >= {"type", "title", "status", "detail", "code"}, body
+    assert body["status"] == status and body["code"] == error.code
+
+
+def kalshi_shape(body: Any, status: int, error: DomainError) -> None:
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert body["error"]["code"] == error.code and body["error"]["message"]
+
+
+def trading_app_shape(body: Any, status: int, error: DomainError) -> None:
+    assert set(body) == {"Status Code", "Message"} and body["Status Code"] == status, body
+    assert body["Message"][:1].isupper(), body
+
+
+CONTRACT: dict[str, tuple[Callable[[type[DomainError]], int], Callable[[Any, int, DomainError], None], str]] = {
+    "native": (native_status, native_shape, "application/problem+json"),
+    "kalshi": (kalshi_status, kalshi_shape, "application/json"),
+    "trading-app": (trading_app_status, trading_app_shape, "application/json"),
+}
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+SETTINGS = Settings(data_dir="/nonexistent-not-used")
+SURFACES = {s.name: s for s in surfaces(SETTINGS)}
+
+
+def test_every_surface_has_a_contract(anyio_backend: str) -> None:
+    assert set(SURFACES) == set(CONTRACT)
+
+
+def client_for(name: str) -> tuple[httpx.AsyncClient, str]:
+    surface = SURFACES[name]
+    probe = APIRouter()
+
+    @probe.get("/_contract/{error}")
+    async def raise_error(error: str) -> None:
+        if error == "Unexpected":
+            raise RuntimeError("an unexpected failure with a secret-looking text sk_live_123")
+        raise instance(getattr(errors, error))
+
+    app = FastAPI()
+    app.state.core = None
+    app.state.trusted_proxies = []
+    app.mount(surface.prefix, build(dataclasses.replace(surface, routers=(*surface.routers, probe))))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://contract"), surface.prefix
+
+
+@pytest.mark.parametrize("surface", sorted(CONTRACT))
+@pytest.mark.parametrize("cls", all_error_classes(), ids=lambda c: c.__name__)
+async def test_surface_answers_error_in_its_shape(surface: str, cls: type[DomainError]) -> None:
+    assert inspect.getmodule(cls) is errors or cls.__module__.startswith("strongroom")
+    status_of, check_shape, media = CONTRACT[surface]
+    client, prefix = client_for(surface)
+    async with client:
+        response = await client.get(f"{prefix}/_contract/{cls.__name__}")
+    error = instance(cls)
+    expected = status_of(cls)
+    assert response.status_code == expected, (surface, cls.__name__, response.text)
+    assert response.status_code != 500
+    assert response.headers["content-type"].startswith(media)
+    check_shape(response.json(), expected, error)
+    if error.retry_after:
+        assert response.headers["retry-after"] == "7"
+    if cls is errors.MethodNotAllowed:
+        assert response.headers["allow"] == "GET, POST"
+    assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize("surface", sorted(CONTRACT))
+async def test_unexpected_failure_is_a_bare_500(surface: str) -> None:
+    client, prefix = client_for(surface)
+    async with client:
+        response = await client.get(f"{prefix}/_contract/Unexpected")
+    assert response.status_code == 500
+    assert "sk_live" not in response.text and "RuntimeError" not in response.text
+    assert response.json()
+
+
+@pytest.mark.parametrize("surface", sorted(CONTRACT))
+async def test_routing_errors_in_shape(surface: str) -> None:
+    """No route: 404; wrong method: 405 with Allow (the probe route only has GET)."""
+    client, prefix = client_for(surface)
+    status_of, check_shape, _ = CONTRACT[surface]
+    async with client:
+        missing = await client.get(f"{prefix}/_contract_nowhere/x")
+        wrong = await client.post(f"{prefix}/_contract/NotFound")
+    assert missing.status_code == status_of(errors.NotFound)
+    check_shape(missing.json(), missing.status_code, errors.NotFound())
+    assert wrong.status_code == 405 and "GET" in wrong.headers["allow"]
+    check_shape(wrong.json(), 405, errors.MethodNotAllowed())
