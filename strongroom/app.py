@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount
 
 from strongroom.core import Core, build_core
 from strongroom.settings import Settings, get_settings
@@ -54,6 +55,9 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         description="Exchange-account vault and platform API keys, with Kalshi and Trading App compatible surfaces.",
         lifespan=lifespan,
         redirect_slashes=False,
+        # FastAPI's OpenTelemetry integration is off: its "logs" record exception messages (which may
+        # hold request data), and checking for it costs every request. /metrics is ours (Prometheus).
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.core = core
     app.state.trusted_proxies = [ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxies]
@@ -77,6 +81,11 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
 
     for surface_app in built:
         app.mount(surface_app.surface.prefix, surface_app, name=surface_app.surface.name)
+    # The probes first, then the surfaces, then the documentation routes FastAPI registered when it
+    # was created (rarely asked for: every request would otherwise walk past them).
+    first = [r for r in app.router.routes if getattr(r, "path", None) in ("/healthz", "/readyz")]
+    first += [r for r in app.router.routes if isinstance(r, Mount)]
+    app.router.routes[:] = first + [r for r in app.router.routes if r not in first]
 
     # Paths outside every surface answer in the native shape (through the same table).
     async def outside(request: Request, exc: Exception) -> Response:

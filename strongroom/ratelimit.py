@@ -63,7 +63,7 @@ class RateLimiter:
         # moving window would keep a list per signature and expire them with one thread hop per key,
         # over and over: at 2,000 signed requests/s that background work outweighs the requests.
         self._local = redis_url is None
-        # Fixed windows without Redis: (spec, identifiers) -> [window end, count]. limits' async
+        # Fixed windows without Redis: (spec, identifiers) -> [window end, count, limit]. limits' async
         # memory storage starts a task on every increment that walks every stored key; at a few
         # thousand requests/s that costs more than the rest of authentication (see BENCHMARKS.md).
         self._windows: dict[tuple[str, tuple[str, ...]], list] = {}
@@ -80,22 +80,26 @@ class RateLimiter:
 
         Raises ServiceUnavailable (503) when the shared store (Redis) does not answer.
         """
+        if self._local:  # twice per authenticated request: no context manager, no other call
+            self._hit_local(spec, identifiers)
+            return
         with _store_errors():
             await self._hit(spec, *identifiers)
 
+    def _hit_local(self, spec: str, identifiers: tuple[str, ...]) -> None:
+        window = self._windows.get((spec, identifiers))
+        now = time.monotonic()
+        if window is None or now >= window[0]:
+            item = self.item(spec)
+            if len(self._windows) >= 100_000:
+                self._windows = {k: w for k, w in self._windows.items() if w[0] > now}
+            window = self._windows[(spec, identifiers)] = [now + item.get_expiry(), 0, item.amount]
+        window[1] += 1
+        if window[1] > window[2]:
+            raise RateLimited("too many requests", retry_after=max(1, math.ceil(window[0] - now)))
+
     async def _hit(self, spec: str, *identifiers: str) -> None:
         item = self.item(spec)
-        if self._local:
-            now = time.monotonic()
-            window = self._windows.get((spec, identifiers))
-            if window is None or now >= window[0]:
-                if len(self._windows) >= 100_000:
-                    self._windows = {k: w for k, w in self._windows.items() if w[0] > now}
-                window = self._windows[(spec, identifiers)] = [now + item.get_expiry(), 0]
-            window[1] += 1
-            if window[1] > item.amount:
-                raise RateLimited("too many requests", retry_after=max(1, math.ceil(window[0] - now)))
-            return
         # What FixedWindowRateLimiter.hit does, with the storage key memoised: building it (key_for)
         # cost as much as the counting, and this runs twice per authenticated request.
         key = self._keys.get((spec, identifiers))

@@ -15,17 +15,18 @@ class RawHeaders(Mapping[str, str]):
     first cost more than the lookups. A repeated header answers its first value.
     """
 
-    __slots__ = ("_raw",)
+    __slots__ = ("_raw", "_index")
 
     def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
         self._raw = raw
+        self._index: dict[bytes, bytes] | None = None
 
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        wanted = name.encode("latin-1")
-        for key, value in self._raw:
-            if key == wanted:
-                return value.decode("latin-1")
-        return default
+        index = self._index
+        if index is None:  # first lookup: index by name once (the first of a repeated header wins)
+            index = self._index = dict(reversed(self._raw))
+        value = index.get(name.encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
@@ -34,7 +35,12 @@ class RawHeaders(Mapping[str, str]):
         return value
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
+        if not isinstance(name, str):
+            return False
+        index = self._index
+        if index is None:
+            index = self._index = dict(reversed(self._raw))
+        return name.encode("latin-1") in index
 
     def __iter__(self) -> Iterator[str]:
         return iter(dict.fromkeys(k.decode("latin-1") for k, _ in self._raw))

@@ -57,6 +57,7 @@ class Authenticator:
         self.limiter = limiter
         self.usage = usage
         self.window_ms = settings.signature_window_seconds * 1000
+        self.per_ip, self.per_key = settings.rate_limit_per_ip, settings.rate_limit_per_key
         # Bounded by size (least recently used out first) and by age (revocation reaches every process
         # within the TTL). A key change in this process drops its record at once (forget).
         ttl, size = settings.key_cache_ttl_seconds, settings.key_cache_size
@@ -80,7 +81,7 @@ class Authenticator:
         Forbidden (403: client IP outside the key's allowlist), RateLimited (429) or
         ServiceUnavailable (503: the shared rate-limit store does not answer).
         """
-        await self.limiter.hit(self.settings.rate_limit_per_ip, "ip", facts.client_ip or "-")
+        await self.limiter.hit(self.per_ip, "ip", facts.client_ip or "-")
         for scheme in schemes:
             if not scheme.claims(facts):
                 continue
@@ -160,7 +161,7 @@ class Authenticator:
                 raise Refused(RefusalReason.IP_NOT_ALLOWED, Forbidden("access denied"), user_id=record.user.id,
                               key_id=record.key_id)
         try:
-            await self.limiter.hit(self.settings.rate_limit_per_key, "key", record.key_id)
+            await self.limiter.hit(self.per_key, "key", record.key_id)
         except RateLimited as exc:
             raise Refused(RefusalReason.RATE_LIMITED, exc, user_id=record.user.id, key_id=record.key_id) from None
         self.usage.touch(record.key_id)

@@ -58,7 +58,7 @@ class Hasher:
 
     def token(self, token: str) -> str:
         """Return the hex HMAC-SHA256 stored for a bearer key, access or refresh token."""
-        return hmac.new(self._token_key, token.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._token_key, token.encode(), "sha256").hex()  # one-shot: no HMAC object
 
     def fingerprint(self, exchange: str, api_key: str) -> str:
         """Return the keyed fingerprint of an exchange API key (duplicate detection without decrypting)."""

@@ -7,7 +7,7 @@ import ipaddress
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,9 +55,18 @@ class KeyRecord:
     secret_hashes: tuple[tuple[str, float | None], ...] = ()  # (hash, valid-until or None)
     hmac_secrets: tuple[tuple[str, float | None], ...] = ()
     verifier: Verifier | None = None
+    # principals already built from this record, by (client IP, scheme): one per caller, not per request
+    _principals: dict[tuple[str | None, str], Principal] = field(default_factory=dict, init=False, repr=False,
+                                                                 compare=False)
 
     def principal(self, client_ip: str | None, scheme: str) -> Principal:
-        return Principal(
+        """Return the principal of a request authenticated by this key (built once per IP and scheme)."""
+        memo = self._principals.get((client_ip, scheme))
+        if memo is not None:
+            return memo
+        if len(self._principals) > 1000:  # a record lives for the cache TTL; this bounds a burst of IPs
+            self._principals.clear()
+        memo = self._principals[(client_ip, scheme)] = Principal(
             user_id=self.user.id,
             username=self.user.username,
             is_admin=self.user.is_admin,
@@ -66,8 +75,9 @@ class KeyRecord:
             scopes=self.scopes,
             account_ids=self.account_ids,
             client_ip=client_ip,
-            scheme=scheme,
+            scheme=scheme,  # type: ignore[arg-type]
         )
+        return memo
 
 
 def key_aad(key: ApiKey) -> bytes:

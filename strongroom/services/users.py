@@ -6,7 +6,7 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cachetools import LRUCache
 from sqlalchemy import func, select
@@ -37,16 +37,20 @@ class UserSnapshot:
     is_admin: bool
     usage_level: str
     password_hash: str
+    # principals already built from this snapshot, by (client IP, scheme): one per caller, not per request
+    _principals: dict[tuple[str | None, AuthMethod], Principal] = field(default_factory=dict, init=False,
+                                                                        repr=False, compare=False)
 
     def principal(self, *, client_ip: str | None, scheme: AuthMethod) -> Principal:
-        return Principal(
-            user_id=self.id,
-            username=self.username,
-            is_admin=self.is_admin,
-            usage_level=self.usage_level,
-            client_ip=client_ip,
-            scheme=scheme,
-        )
+        """Return the principal of this user for a request from ``client_ip`` authenticated by ``scheme``."""
+        memo = self._principals.get((client_ip, scheme))
+        if memo is None:
+            if len(self._principals) > 1000:  # a snapshot lives for the cache TTL; this bounds a burst of IPs
+                self._principals.clear()
+            memo = self._principals[(client_ip, scheme)] = Principal(
+                user_id=self.id, username=self.username, is_admin=self.is_admin, usage_level=self.usage_level,
+                client_ip=client_ip, scheme=scheme)
+        return memo
 
 
 def snapshot(user: User) -> UserSnapshot:

@@ -12,6 +12,7 @@ anonymous caller gets the surface's 401, never a description of its body.
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -185,6 +186,19 @@ class Surface:
     description: str = ""
 
 
+def principal_only(route: APIRoute) -> bool:
+    """Return True if the route's endpoint takes nothing but the principal (async, no parameters,
+    no body, no other dependency) and returns a ready Response: FastAPI would only resolve the
+    principal and pass its Response through, so the factory calls it directly."""
+    dependant = route.dependant
+    return (inspect.iscoroutinefunction(route.endpoint)
+            and len(dependant.dependencies) == 1 and dependant.dependencies[0].call is current_principal
+            and not dependant.dependencies[0].dependencies
+            and not (dependant.path_params or dependant.query_params or dependant.header_params
+                     or dependant.cookie_params or dependant.body_params)
+            and inspect.signature(route.endpoint).return_annotation in (Response, "Response"))
+
+
 def needs_principal(route: APIRoute) -> bool:
     """Return True if the route (or one of its dependencies) takes the current principal."""
 
@@ -207,7 +221,8 @@ class SurfaceApp:
             for route in router.routes:
                 if isinstance(route, APIRoute) and needs_principal(route):
                     route = copy.copy(route)  # routers are shared by every app built in this process
-                    route.app = AuthGate(route.app, self, surface.guards.get(route.name),
+                    inner = self._direct(route) if principal_only(route) else route.app
+                    route.app = AuthGate(inner, self, surface.guards.get(route.name),
                                          read_body_first=not surface.authenticate_before_body)
                 self.routes.append(route)
         self.router = Router(routes=self.routes, redirect_slashes=False)
@@ -220,6 +235,19 @@ class SurfaceApp:
             await self.router(scope, receive, send)
         except Exception as exc:  # routing errors (404, 405) and anything raised outside a route's handler
             await self.error_response(scope, exc)(scope, receive, send)
+
+    def _direct(self, route: APIRoute) -> ASGIApp:
+        """Return an ASGI app calling ``route``'s endpoint with the gate's principal (see principal_only)."""
+        endpoint = route.endpoint
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            try:
+                response = await endpoint(scope["state"]["principal"])
+            except Exception as exc:  # noqa: BLE001 - answered in the surface's shape, like any route
+                response = await self.handle(Request(scope, receive, send), exc)
+            await response(scope, receive, send)
+
+        return app
 
     async def handle(self, request: Request, exc: Exception) -> Response:
         """The exception handler FastAPI calls for anything a route raises."""

@@ -125,7 +125,7 @@ class SignedScheme(AuthScheme):
             if Algorithm.HMAC_SHA256_HEX not in self.algorithms:
                 return False
             sent = signature.lower()
-            return any(hmac.compare_digest(hmac.new(secret.encode(), message, hashlib.sha256).hexdigest(), sent)
+            return any(hmac.compare_digest(hmac.digest(secret.encode(), message, "sha256").hex(), sent)
                        for secret in auth.hmac_secrets(record) for message in messages)
         if record.verifier is None:
             return False

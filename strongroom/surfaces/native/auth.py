@@ -15,6 +15,25 @@ from strongroom.surfaces.native.schemas import MeOut, RefreshIn, TokenOut
 api = APIRouter(tags=["auth"])
 
 
+@api.get("/me", response_model=MeOut)
+async def me(principal: CurrentPrincipal) -> Response:
+    """Who the credential belongs to, and what it may do.
+
+    Returned as a ready JSONResponse (typed by ``MeOut`` in the schema): this is the cheapest
+    authenticated call, used by clients to check a credential, so it skips re-validation.
+    """
+    return JSONResponse({
+        "id": principal.user_id,
+        "username": principal.username,
+        "is_admin": principal.is_admin,
+        "usage_level": principal.usage_level,
+        "key_id": principal.key_id,
+        "scopes": sorted(principal.scopes),
+        "account_ids": sorted(principal.account_ids) if principal.account_ids is not None else None,
+        "auth_scheme": principal.scheme,
+    })
+
+
 @api.post("/auth/token", response_model=TokenOut)
 async def token(
     ip: ClientIP,
@@ -45,22 +64,3 @@ def logout(principal: CurrentPrincipal, request: Request, core: CoreDep) -> Resp
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     core.sessions.logout(principal, value.strip() if scheme.lower() == "bearer" else None)
     return Response(status_code=204)
-
-
-@api.get("/me", response_model=MeOut)
-async def me(principal: CurrentPrincipal) -> Response:
-    """Who the credential belongs to, and what it may do.
-
-    Returned as a ready JSONResponse (typed by ``MeOut`` in the schema): this is the cheapest
-    authenticated call, used by clients to check a credential, so it skips re-validation.
-    """
-    return JSONResponse({
-        "id": principal.user_id,
-        "username": principal.username,
-        "is_admin": principal.is_admin,
-        "usage_level": principal.usage_level,
-        "key_id": principal.key_id,
-        "scopes": sorted(principal.scopes),
-        "account_ids": sorted(principal.account_ids) if principal.account_ids is not None else None,
-        "auth_scheme": principal.scheme,
-    })
