@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
 
 from strongroom.errors import InsufficientScope
 
@@ -24,6 +25,9 @@ class Principal:
     client_ip: str | None = None
     scheme: str = "password"
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    # the key's own limits (when authenticated by a key): what "no more powerful than" is checked against
+    key_networks: tuple[IPv4Network | IPv6Network, ...] = ()  # its IP allowlist; empty: any address
+    key_expires_at: float | None = None  # its expiry, epoch seconds; None: never
 
     def require(self, scope: str) -> None:
         """Raise InsufficientScope unless this principal holds ``scope``."""
