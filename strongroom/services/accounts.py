@@ -126,10 +126,20 @@ class ExchangeAccountService:
         """
         return self.vault.open_account_credentials(account)
 
-    def _owned(self, session: Session, principal: Principal, account_id: int) -> ExchangeAccount:
+    def _owned(self, session: Session, principal: Principal, account_id: int, *, claim: bool = False) -> ExchangeAccount:
+        """Return the account if the principal may see it; raise NotFound otherwise.
+
+        With ``claim``, the row's write lock is taken first (a no-op UPDATE: the row lock on PostgreSQL,
+        the database's write lock on SQLite), so that what is read cannot change before the transaction
+        ends and a change decided from it does not have to be decided again. The conditional UPDATE
+        that follows stays the guard; the claim only spares retries.
+        """
         if not valid_id(account_id):
             raise NotFound("exchange account not found")
-        account = session.scalar(select(ExchangeAccount).where(ExchangeAccount.id == account_id))
+        if claim:
+            session.execute(text("UPDATE exchange_accounts SET status = status WHERE id = :id"), {"id": account_id})
+        account = session.scalar(select(ExchangeAccount).where(ExchangeAccount.id == account_id)
+                                 .execution_options(populate_existing=True))
         if account is None or not principal.acts_for(account.user_id) or not principal.sees_account(account.id):
             raise NotFound("exchange account not found")
         return account
@@ -358,7 +368,7 @@ class ExchangeAccountService:
             raise ValidationFailed("invalid name", fields={"name": "1-100 characters"})
 
         def step(session: Session) -> ExchangeAccount:
-            account = self._owned(session, principal, account_id)
+            account = self._owned(session, principal, account_id, claim=True)
             self._not_disconnected(account)
             old = account.name
             if self._change(session, account, ExchangeAccount.name == old, name=name) is None:
@@ -452,7 +462,7 @@ class ExchangeAccountService:
         principal.require("write")
 
         def step(session: Session) -> ExchangeAccount:
-            account = self._owned(session, principal, account_id)
+            account = self._owned(session, principal, account_id, claim=True)
             self._not_disconnected(account)
             before = account.status
             after = before

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
@@ -304,8 +304,18 @@ class ApiKeyService:
         key, _ = self.create(principal, name=name, kind=key_type, public_key=public_pem, _generated=True, **attrs)
         return key, private_pem
 
-    def _owned(self, session: Session, principal: Principal, key_id: str) -> ApiKey:
-        key = session.scalar(select(ApiKey).where(ApiKey.key_id == str(key_id)))
+    def _owned(self, session: Session, principal: Principal, key_id: str, *, claim: bool = False) -> ApiKey:
+        """Return the caller's key ``key_id``; raise NotFound for unknown ids and other users' keys.
+
+        With ``claim``, the row's write lock is taken first (a no-op UPDATE: the row lock on PostgreSQL,
+        the database's write lock on SQLite), so the version read is still current when the change
+        is written. The version check stays the guard; the claim only spares retries.
+        """
+        if claim:
+            session.execute(text("UPDATE api_keys SET version = version WHERE key_id = :key_id"),
+                            {"key_id": str(key_id)})
+        key = session.scalar(select(ApiKey).where(ApiKey.key_id == str(key_id))
+                             .execution_options(populate_existing=True))
         if key is None or key.user_id != principal.user_id:
             raise NotFound("API key not found")
         return key
@@ -368,7 +378,7 @@ class ApiKeyService:
         principal.require("write")
 
         def step(session: Session) -> ApiKey:
-            key = self._owned(session, principal, key_id)
+            key = self._owned(session, principal, key_id, claim=True)
             self._not_wider(principal, key, "change")
             if "name" in changes:
                 key.name = self._name(changes["name"])
@@ -410,7 +420,7 @@ class ApiKeyService:
             now = utcnow()
             # from the exact time, not utcnow()'s whole second: that would cut up to 1 s off the grace
             until = datetime.now(UTC) + timedelta(seconds=grace_seconds) if grace_seconds else None
-            key = self._owned(session, principal, key_id)
+            key = self._owned(session, principal, key_id, claim=True)
             self._not_wider(principal, key, "roll")
             if key.kind == "bearer":
                 secret = tokens.new_token(self.prefix)
@@ -446,7 +456,7 @@ class ApiKeyService:
         principal.require("delete")
 
         def step(session: Session) -> None:
-            key = self._owned(session, principal, key_id)
+            key = self._owned(session, principal, key_id, claim=True)
             self._not_wider(principal, key, "delete")
             session.delete(key)
             session.flush()  # DELETE ... WHERE version = <read>: StaleDataError if changed or deleted meanwhile
