@@ -334,40 +334,27 @@ class ApiKeyService:
         raise Conflict("the API key was changed by another request at the same time; try again")
 
     def get(self, principal: Principal, key_id: str) -> ApiKey:
-        """Return one of the caller's keys.
+        """Return one of the caller's keys; NotFound for unknown ids and for other users' keys.
 
-        Raises NotFound (unknown, or another user's), InsufficientScope (more powerful than the calling key).
+        Reading is not acting: any key of the user may read any of its keys (as listing shows them all,
+        which Kalshi's clients rely on); changing, rolling and deleting are what the power rule guards.
         """
         principal.require("read")
         with self.db.session() as session:
-            key = self._owned(session, principal, key_id)
-            self._not_wider(principal, key, "read")
-            return key
-
-    def _visible(self, principal: Principal, keys: list[ApiKey]) -> list[ApiKey]:
-        """Return those of ``keys`` that ``principal`` may act on (for a key: the ones no more powerful)."""
-        caller = KeyPower.of_principal(principal)
-        if caller is None:
-            return keys
-        return [key for key in keys if power_of(key).within(caller)]
+            return self._owned(session, principal, key_id)
 
     def list(self, principal: Principal, *, cursor: str | None = None, limit: int = 50) -> Page[ApiKey]:
-        """Return a page of the caller's keys, oldest first (for a key: those no more powerful than it).
-
-        A key's pages may hold fewer than ``limit`` items; ``next_cursor`` still says whether more follow.
-        """
+        """Return a page of the caller's keys, oldest first."""
         principal.require("read")
         with self.db.session() as session:
-            page = paginate(session, select(ApiKey).where(ApiKey.user_id == principal.user_id), ApiKey.id, cursor,
+            return paginate(session, select(ApiKey).where(ApiKey.user_id == principal.user_id), ApiKey.id, cursor,
                             limit)
-        return Page(self._visible(principal, page.items), page.next_cursor)
 
     def list_all(self, principal: Principal) -> list[ApiKey]:
-        """Return all the caller's keys (bounded by the per-user cap; for a key: those no more powerful)."""
+        """Return all the caller's keys (bounded by the per-user cap)."""
         principal.require("read")
         with self.db.session() as session:
-            keys = list(session.scalars(select(ApiKey).where(ApiKey.user_id == principal.user_id).order_by(ApiKey.id)))
-        return self._visible(principal, keys)
+            return list(session.scalars(select(ApiKey).where(ApiKey.user_id == principal.user_id).order_by(ApiKey.id)))
 
     def update(self, principal: Principal, key_id: str, changes: dict[str, Any]) -> ApiKey:
         """Change name, scopes, account_ids, ip_allowlist, enabled or expires_at. Takes effect everywhere within 1 s.

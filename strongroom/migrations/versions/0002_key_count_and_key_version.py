@@ -19,10 +19,10 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     """Add both columns; count every user's existing keys into the new counter."""
-    with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('api_key_count', sa.Integer(), server_default='0', nullable=False))
-    with op.batch_alter_table('api_keys', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('version', sa.Integer(), server_default='1', nullable=False))
+    # plain ALTER TABLE on both databases (SQLite >= 3.35 adds and drops columns in place): a batch
+    # "copy and move" of users would drop the old table, and with foreign keys on, cascade to every key
+    op.add_column('users', sa.Column('api_key_count', sa.Integer(), server_default='0', nullable=False))
+    op.add_column('api_keys', sa.Column('version', sa.Integer(), server_default='1', nullable=False))
     op.execute(
         "UPDATE users SET api_key_count = (SELECT count(*) FROM api_keys WHERE api_keys.user_id = users.id)"
     )
@@ -30,7 +30,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop both columns."""
-    with op.batch_alter_table('api_keys', schema=None) as batch_op:
-        batch_op.drop_column('version')
-    with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.drop_column('api_key_count')
+    op.drop_column('api_keys', 'version')
+    op.drop_column('users', 'api_key_count')
