@@ -111,7 +111,7 @@ class ApiKeyService:
         self.accounts = accounts
         self.prefix = settings.bearer_key_prefix
         self.hmac_prefix = settings.bearer_key_prefix + "s"
-        self.listeners: list = []  # callables(key_id) told when a key changes in this process
+        self.listeners: list[Callable[[str], None]] = []  # told (key_id) when a key changes in this process
 
     # --- validation of attributes -------------------------------------------------------------
 
@@ -154,7 +154,7 @@ class ApiKeyService:
     def _not_wider(principal: Principal, key: ApiKey, verb: str) -> None:
         """Raise InsufficientScope if ``key`` is more powerful than the key ``principal`` authenticated with.
 
-        ``verb`` says what was refused ("read", "roll", ...). Sessions and passwords pass (all of the user's power).
+        ``verb`` says what was refused ("create", "roll", ...). Sessions and passwords pass (all of the user's power).
         """
         caller = KeyPower.of_principal(principal)
         if caller is None:
