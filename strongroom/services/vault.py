@@ -94,12 +94,12 @@ class Vault:
         """
         sealed = Sealed(account.ciphertext, account.nonce, account.wrapped_dek, account.kek_version)
         try:
-            doc = json.loads(self.envelope.open(sealed, account_aad(account)))
+            credentials: dict[str, str] = json.loads(self.envelope.open(sealed, account_aad(account)))
         except (DecryptionError, KeyringError, ValueError):
             log.error("stored credentials of account %s do not decrypt", account.id)
             raise CredentialsUnreadable(
                 "the stored credentials cannot be decrypted; rotate them to store new ones") from None
-        return {str(k): str(v) for k, v in doc.items()}
+        return credentials
 
     # --- HMAC key secrets ---------------------------------------------------------------------
 
@@ -122,8 +122,8 @@ class Vault:
                 or key.kek_version is None:
             raise DecryptionError("this key holds no sealed secret")
         sealed = Sealed(key.secret_ciphertext, key.secret_nonce, key.secret_wrapped_dek, key.kek_version)
-        doc = json.loads(self.envelope.open(sealed, key_aad(key)))
-        return {str(k): str(v) for k, v in doc.items()}
+        doc: dict[str, str] = json.loads(self.envelope.open(sealed, key_aad(key)))
+        return doc
 
     # --- master key rotation ------------------------------------------------------------------
 

@@ -33,13 +33,13 @@ class Fresh:
     url: str
     data_dir: Path
 
-    def core(self, **overrides: Any) -> Any:
-        """Return a new core on this database (call ``close()`` on it)."""
+    def core(self, validator: Callable[..., Any] = fake_validator, **overrides: Any) -> Any:
+        """Return a new core on this database (call ``close()`` on it); exchanges answer through ``validator``."""
         from strongroom.core import build_core
         from strongroom.settings import Settings
 
         settings = Settings(**{**TEST_SETTINGS, "data_dir": self.data_dir, "database_url": self.url, **overrides})
-        return build_core(settings, validator=fake_validator)
+        return build_core(settings, validator=validator)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
