@@ -443,11 +443,13 @@ class ApiKeyService:
         principal.require("delete")
 
         def step(session: Session) -> None:
-            key = self._owned(session, principal, key_id, claim=True)
+            key = self._owned(session, principal, key_id)
             self._not_wider(principal, key, "delete")
+            # the user's row first, the key's second: the order of key creation and of user deletion
+            # (whose cascade reaches the keys), so these never deadlock on PostgreSQL
+            self._give_slot(session, key.user_id)
             session.delete(key)
             session.flush()  # DELETE ... WHERE version = <read>: StaleDataError if changed or deleted meanwhile
-            self._give_slot(session, key.user_id)
             self.audit.record(session, "api_key.delete", "ok", principal=principal, target=f"api_key:{key_id}",
                               details={"kind": key.kind})
 
