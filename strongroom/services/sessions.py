@@ -93,33 +93,36 @@ class SessionService:
             raise Unauthenticated("invalid refresh token")
         digest = self.hasher.token(refresh_token)
         now = utcnow()
-        refused: str | None = None
         revoked: list[str] = []
         with self.db.session() as session:
             row = session.scalar(select(AuthSession).where(AuthSession.refresh_hash == digest))
-            if row is None or row.refresh_expires_at <= now:
-                refused = "unknown_or_expired"
-            elif row.rotated_at is None and row.revoked_at is None and self._redeem(session, row, now):
-                refused = None
-            elif row.rotated_at is not None or session.scalar(
-                    select(AuthSession.rotated_at).where(AuthSession.id == row.id)) is not None:
-                # redeemed before, or just now by a concurrent request: reuse of a leaked token
-                refused = "reused_refresh_token"
-                revoked = self._revoke_family(session, row.family_id, now)
-            else:
-                refused = "unknown_or_expired"  # revoked (signed out)
-            if refused:
-                self.audit.record(session, "auth.refresh", "refused", user_id=row.user_id if row else None,
-                                  client_ip=client_ip, details={"reason": refused})
-            else:
-                assert row is not None
+            refused = "unknown_or_expired" if row is None else self._redeem_or_refuse(session, row, now)
+            if row is not None and refused is None:
                 pair, _ = self._new_session(row.user_id, row.family_id, session)
                 self.audit.record(session, "auth.refresh", "ok", user_id=row.user_id, client_ip=client_ip)
-        if refused:
+            else:
+                if row is not None and refused == "reused_refresh_token":
+                    revoked = self._revoke_family(session, row.family_id, now)
+                self.audit.record(session, "auth.refresh", "refused", user_id=row.user_id if row else None,
+                                  client_ip=client_ip, details={"reason": refused})
+        if row is None or refused is not None:
             self._forget(revoked)  # only a revoked family's cached access tokens, never the whole cache
             raise Unauthenticated("invalid refresh token")
         self._forget([row.access_hash])
         return pair
+
+    def _redeem_or_refuse(self, session: Session, row: AuthSession, now: datetime) -> str | None:
+        """Redeem ``row``'s refresh token; return None if this call did, else why it is refused.
+
+        ``reused_refresh_token`` when it was redeemed before (or just now by a concurrent request),
+        ``unknown_or_expired`` when it expired or its session was signed out.
+        """
+        if row.refresh_expires_at <= now:
+            return "unknown_or_expired"
+        if row.rotated_at is None and row.revoked_at is None and self._redeem(session, row, now):
+            return None
+        rotated = row.rotated_at or session.scalar(select(AuthSession.rotated_at).where(AuthSession.id == row.id))
+        return "reused_refresh_token" if rotated is not None else "unknown_or_expired"
 
     @staticmethod
     def _redeem(session: Session, row: AuthSession, now: datetime) -> bool:
