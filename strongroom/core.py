@@ -18,6 +18,7 @@ from strongroom.services.keyrotation import KeyRotationService
 from strongroom.services.sessions import SessionService
 from strongroom.services.usage import UsageRecorder
 from strongroom.services.users import UserService
+from strongroom.services.vault import Vault
 from strongroom.settings import Settings
 
 
@@ -45,6 +46,7 @@ class Core:
     usage: UsageRecorder
     auth: Authenticator
     key_rotation: KeyRotationService
+    vault: Vault
 
     def close(self) -> None:
         self.usage.flush()
@@ -63,10 +65,11 @@ def build_core(settings: Settings, validator: Validator | None = None) -> Core:
     audit = AuditService(db)
     users = UserService(db, settings, audit, limiter, hasher)
     sessions = SessionService(db, settings, audit, hasher)
-    accounts = ExchangeAccountService(db, settings, audit, envelope, hasher, catalogue,
+    vault = Vault(db, envelope)
+    accounts = ExchangeAccountService(db, settings, audit, vault, hasher, catalogue,
                                       validator or default_validator)
-    api_keys = ApiKeyService(db, settings, audit, envelope, hasher, accounts)
+    api_keys = ApiKeyService(db, settings, audit, vault, hasher, accounts)
     usage = UsageRecorder(api_keys, settings.last_used_flush_seconds)
     auth = Authenticator(settings, users, sessions, api_keys, audit, limiter, usage)
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions, accounts,
-                api_keys, usage, auth, KeyRotationService(db, envelope))
+                api_keys, usage, auth, KeyRotationService(vault), vault)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -49,6 +50,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     usage_level: Mapped[str] = mapped_column(String(16), default="basic")
+    # how many API keys the user has: kept with every key insert and delete by a conditional UPDATE, so the
+    # per-user cap holds under concurrency without counting rows
+    api_key_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -123,6 +127,12 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
+    # optimistic concurrency: every ORM UPDATE/DELETE of a key says WHERE version = <the version read> and
+    # bumps it, raising StaleDataError if another change came first (the re-wrap and last-used writers
+    # change neither attributes nor secrets and leave it alone)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
 
 
 class AuditEvent(Base):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 
 from strongroom import scopes as scope_rules
 from strongroom.enums import AuthMethod
@@ -25,7 +25,9 @@ class Principal:
     account_ids: frozenset[int] | None = None  # None: every account of the user
     client_ip: str | None = None
     scheme: AuthMethod = AuthMethod.PASSWORD_GRANT
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # the key's own limits (when authenticated by a key): what "no more powerful than" is checked against
+    key_networks: tuple[IPv4Network | IPv6Network, ...] = ()  # its IP allowlist; empty: any address
+    key_expires_at: float | None = None  # its expiry, epoch seconds; None: never
 
     def require(self, scope: str) -> None:
         """Raise InsufficientScope unless this principal holds ``scope`` (or its broad parent)."""

@@ -1,25 +1,28 @@
-"""Exchange accounts: connect (checked live, stored encrypted), list, rename, rotate, status changes."""
+"""Exchange accounts: connect (checked live, stored encrypted), list, rename, rotate, status changes.
+
+Every state change is a conditional UPDATE on the state it was decided from (``WHERE status ...``,
+``WHERE name = <read>``): it takes effect exactly once on both databases, whatever runs at the same
+time (a row lock is a no-op on SQLite). A step whose row changed in between is decided again.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select, text
+from sqlalchemy import case, select, text, update
+from sqlalchemy.orm import Session
 
-from strongroom.crypto.envelope import DecryptionError, Envelope, Sealed
-from strongroom.crypto.keyring import KeyringError
 from strongroom.crypto.tokens import Hasher, hint
 from strongroom.db import Database, utcnow
+from strongroom.enums import AccountStatus
 from strongroom.errors import (
     AccountExists,
     AlreadyConnected,
     Conflict,
-    CredentialsUnreadable,
     ExchangeUnavailable,
     Forbidden,
     InvalidCredentials,
@@ -32,6 +35,7 @@ from strongroom.models import ExchangeAccount, User
 from strongroom.pagination import Page, paginate, valid_id
 from strongroom.principal import Principal
 from strongroom.services.audit import AuditService
+from strongroom.services.vault import Vault
 from strongroom.settings import Settings
 
 log = logging.getLogger("strongroom.accounts")
@@ -41,15 +45,16 @@ LIVE = ("active", "disabled", "invalid", "unverified")
 
 # validate(info, credentials, settings) -> outcome with .verified and .can_withdraw
 Validator = Callable[[ExchangeInfo, dict[str, str], Settings], Any]
+T = TypeVar("T")
+# How often a state change is decided again when its row changed under it before giving up (409).
+# Each retry means another request changed the row in the meantime, so this is never reached in practice.
+CHANGE_ATTEMPTS = 8
+DISCONNECTED = AccountStatus.DISCONNECTED
+DISABLED = AccountStatus.DISABLED
 
 
-def account_aad(account: ExchangeAccount) -> bytes:
-    """The AAD binding a ciphertext to its row: account, user and exchange."""
-    return f"exchange-account|{account.public_id}|{account.user_id}|{account.exchange}".encode()
-
-
-def sealed_of(account: ExchangeAccount) -> Sealed:
-    return Sealed(account.ciphertext, account.nonce, account.wrapped_dek, account.kek_version)
+class _RowChanged(Exception):
+    """The row no longer holds the state a change was decided from (its conditional UPDATE matched nothing)."""
 
 
 def primary_credential(info: ExchangeInfo, credentials: dict[str, str]) -> str:
@@ -66,7 +71,7 @@ class ExchangeAccountService:
         db: Database,
         settings: Settings,
         audit: AuditService,
-        envelope: Envelope,
+        vault: Vault,
         hasher: Hasher,
         catalogue: Catalogue,
         validator: Validator,
@@ -74,7 +79,7 @@ class ExchangeAccountService:
         self.db = db
         self.settings = settings
         self.audit = audit
-        self.envelope = envelope
+        self.vault = vault
         self.hasher = hasher
         self.catalogue = catalogue
         self.validator = validator
@@ -114,33 +119,58 @@ class ExchangeAccountService:
             query = query.where(ExchangeAccount.id != exclude_id)
         return session.scalar(query.limit(1)) is not None
 
-    def _seal(self, account: ExchangeAccount, credentials: dict[str, str]) -> None:
-        sealed = self.envelope.seal(json.dumps(credentials, sort_keys=True).encode(), account_aad(account))
-        account.ciphertext, account.nonce = sealed.ciphertext, sealed.nonce
-        account.wrapped_dek, account.kek_version = sealed.wrapped_dek, sealed.kek_version
-
     def credentials_of(self, account: ExchangeAccount) -> dict[str, str]:
         """Decrypt and return an account's credentials (internal use only; never returned).
 
         Raises CredentialsUnreadable if the stored record was altered, moved or its master key is gone.
         """
-        try:
-            return json.loads(self.envelope.open(sealed_of(account), account_aad(account)))
-        except (DecryptionError, KeyringError):
-            log.error("stored credentials of account %s do not decrypt", account.id)
-            raise CredentialsUnreadable(
-                "the stored credentials cannot be decrypted; rotate them to store new ones") from None
+        return self.vault.open_account_credentials(account)
 
-    def _owned(self, session, principal: Principal, account_id: int, *, for_update: bool = False) -> ExchangeAccount:
+    def _owned(self, session: Session, principal: Principal, account_id: int, *, claim: bool = False) -> ExchangeAccount:
+        """Return the account if the principal may see it; raise NotFound otherwise.
+
+        With ``claim``, the row's write lock is taken first (a no-op UPDATE: the row lock on PostgreSQL,
+        the database's write lock on SQLite), so that what is read cannot change before the transaction
+        ends and a change decided from it does not have to be decided again. The conditional UPDATE
+        that follows stays the guard; the claim only spares retries.
+        """
         if not valid_id(account_id):
             raise NotFound("exchange account not found")
-        query = select(ExchangeAccount).where(ExchangeAccount.id == account_id)
-        if for_update and session.bind.dialect.name == "postgresql":
-            query = query.with_for_update()
-        account = session.scalar(query)
+        if claim:
+            session.execute(text("UPDATE exchange_accounts SET status = status WHERE id = :id"), {"id": account_id})
+        account = session.scalar(select(ExchangeAccount).where(ExchangeAccount.id == account_id)
+                                 .execution_options(populate_existing=True))
         if account is None or not principal.acts_for(account.user_id) or not principal.sees_account(account.id):
             raise NotFound("exchange account not found")
         return account
+
+    @staticmethod
+    def _change(session: Session, account: ExchangeAccount, *conditions: Any, **values: Any) -> ExchangeAccount | None:
+        """Apply ``values`` to ``account``'s row if it is not disconnected and ``conditions`` hold.
+
+        Returns the row as written (``account`` refreshed), or None if nothing matched.
+        """
+        statement = (
+            update(ExchangeAccount)
+            .where(ExchangeAccount.id == account.id, ExchangeAccount.status != DISCONNECTED, *conditions)
+            .values(**values)
+            .returning(ExchangeAccount)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        return session.scalars(statement).first()
+
+    def _decided_again(self, step: Callable[[Session], T]) -> T:
+        """Run ``step`` in a transaction; run it again (a few times) while it raises _RowChanged.
+
+        Returns what ``step`` returns. Raises what it raises, or Conflict if the row kept changing.
+        """
+        for _ in range(CHANGE_ATTEMPTS):
+            try:
+                with self.db.session() as session:
+                    return step(session)
+            except _RowChanged:
+                continue
+        raise Conflict("the account was changed by another request at the same time; try again")
 
     # --- operations ---------------------------------------------------------------------------
 
@@ -202,7 +232,8 @@ class ExchangeAccountService:
             validated_at=utcnow() if status == "active" else None,
             validation_result="valid" if status == "active" else "no_validator",
         )
-        self._seal(account, creds)
+        for column, value in self.vault.seal_account_credentials(account, creds).items():
+            setattr(account, column, value)
         with self.db.session() as session:
             # checked again inside the transaction, under a lock: two racing connects of one key,
             # or (one_per_exchange) of one user on one exchange, must not both succeed
@@ -318,12 +349,16 @@ class ExchangeAccountService:
             info = self.catalogue.get(exchange)
         except NotFound:
             raise NotFound("exchange account not found") from None
-        with self.db.session() as session:
+
+        def step(session: Session) -> ExchangeAccount:
             account = self._live_on_exchange(session, user_id, info.id)
             if account is None or not principal.sees_account(account.id):
                 raise NotFound("exchange account not found")
-            account_id = account.id
-        return self.disconnect(principal, account_id)
+            if (done := self._disconnect(session, principal, account)) is None:
+                raise _RowChanged  # disconnected meanwhile: look for a live one again (then: 404)
+            return done
+
+        return self._decided_again(step)
 
     def rename(self, principal: Principal, account_id: int, name: str) -> ExchangeAccount:
         """Rename an account. Raises NotFound, ValidationFailed, Conflict (disconnected)."""
@@ -331,14 +366,18 @@ class ExchangeAccountService:
         name = (name or "").strip()
         if not 1 <= len(name) <= 100:
             raise ValidationFailed("invalid name", fields={"name": "1-100 characters"})
-        with self.db.session() as session:
-            account = self._owned(session, principal, account_id, for_update=True)
+
+        def step(session: Session) -> ExchangeAccount:
+            account = self._owned(session, principal, account_id, claim=True)
             self._not_disconnected(account)
             old = account.name
-            account.name = name
+            if self._change(session, account, ExchangeAccount.name == old, name=name) is None:
+                raise _RowChanged
             self.audit.record(session, "account.rename", "ok", principal=principal, target=f"account:{account.id}",
                               details={"from": old, "to": name})
             return account
+
+        return self._decided_again(step)
 
     def rotate(self, principal: Principal, account_id: int, credentials: dict[str, Any]) -> ExchangeAccount:
         """Replace an account's credentials. The new ones are checked first; the old ones stay until they pass.
@@ -358,20 +397,26 @@ class ExchangeAccountService:
         status = self._check_live(info, creds, principal, "account.rotate", f"account:{account.id}")
         with self.db.session() as session:
             self._lock_for_connect(session, account.user_id, fingerprint)  # vs. a racing connect/rotate of this key
-            account = self._owned(session, principal, account_id, for_update=True)
+            account = self._owned(session, principal, account_id)
             self._not_disconnected(account)
             if self._duplicate(session, fingerprint, exclude_id=account.id):
                 raise AlreadyConnected("this exchange API key is already connected")
-            self._seal(account, creds)
-            account.key_fingerprint = fingerprint
-            account.key_hint = hint(primary_credential(info, creds))
-            if account.status != "disabled":
-                account.status = status
-            account.validated_at = utcnow() if status == "active" else account.validated_at
-            account.validation_result = "valid" if status == "active" else "no_validator"
-            self.audit.record(session, "account.rotate", "ok", principal=principal, target=f"account:{account.id}",
-                              details={"exchange": info.id, "status": account.status})
-            return account
+            values: dict[str, Any] = dict(
+                self.vault.seal_account_credentials(account, creds),
+                key_fingerprint=fingerprint,
+                key_hint=hint(primary_credential(info, creds)),
+                # a disabled account stays disabled: decided in the UPDATE, on the status it has then
+                status=case((ExchangeAccount.status == DISABLED, DISABLED), else_=status),
+                validation_result="valid" if status == "active" else "no_validator",
+            )
+            if status == "active":
+                values["validated_at"] = utcnow()
+            stored = self._change(session, account, **values)
+            if stored is None:
+                raise Conflict("this account is disconnected")
+            self.audit.record(session, "account.rotate", "ok", principal=principal, target=f"account:{stored.id}",
+                              details={"exchange": info.id, "status": stored.status})
+            return stored
 
     def revalidate(self, principal: Principal, account_id: int) -> ExchangeAccount:
         """Check stored credentials again. Invalid ones mark the account ``invalid`` (returned, not raised).
@@ -396,57 +441,75 @@ class ExchangeAccountService:
             self.audit.record_now("account.revalidate", "refused", principal=principal,
                                   target=f"account:{account.id}", details={"reason": "exchange_unavailable"})
             raise
+        checked_nonce = account.nonce
         with self.db.session() as session:
-            account = self._owned(session, principal, account_id, for_update=True)
+            account = self._owned(session, principal, account_id)
             self._not_disconnected(account)
-            if account.status != "disabled":
-                account.status = {"valid": "active", "no_validator": "unverified"}.get(result, "invalid")
-            account.validated_at = utcnow()
-            account.validation_result = result
+            status = {"valid": "active", "no_validator": "unverified"}.get(result, "invalid")
+            # only for the credentials that were checked, and a disabled account stays disabled
+            stored = self._change(session, account, ExchangeAccount.nonce == checked_nonce,
+                                  status=case((ExchangeAccount.status == DISABLED, DISABLED), else_=status),
+                                  validated_at=utcnow(), validation_result=result)
+            if stored is None:
+                self._not_disconnected(session.get(ExchangeAccount, account.id, populate_existing=True))
+                raise Conflict("the credentials were rotated while they were being checked; check again")
             self.audit.record(session, "account.revalidate", "ok", principal=principal,
-                              target=f"account:{account.id}", details={"result": result, "status": account.status})
-            return account
+                              target=f"account:{stored.id}", details={"result": result, "status": stored.status})
+            return stored
 
     def set_enabled(self, principal: Principal, account_id: int, enabled: bool) -> ExchangeAccount:
         """Disable a live account, or enable a disabled one. Raises NotFound, Conflict."""
         principal.require("write")
-        with self.db.session() as session:
-            account = self._owned(session, principal, account_id, for_update=True)
+
+        def step(session: Session) -> ExchangeAccount:
+            account = self._owned(session, principal, account_id, claim=True)
             self._not_disconnected(account)
             before = account.status
-            if enabled:
-                if account.status == "disabled":
-                    account.status = {"valid": "active", "no_validator": "unverified"}.get(
-                        account.validation_result or "", "invalid")
-            elif account.status != "disabled":
-                account.status = "disabled"
+            after = before
+            if enabled and before == DISABLED:
+                after = {"valid": "active", "no_validator": "unverified"}.get(account.validation_result or "",
+                                                                             "invalid")
+            elif not enabled:
+                after = DISABLED
+            # a no-op (enabling an enabled account) writes nothing but is still answered and audited
+            if after != before and self._change(session, account, ExchangeAccount.status == before,
+                                                status=after) is None:
+                raise _RowChanged
             self.audit.record(session, "account.enable" if enabled else "account.disable", "ok",
                               principal=principal, target=f"account:{account.id}",
-                              details={"from": before, "to": account.status})
+                              details={"from": before, "to": after})
             return account
+
+        return self._decided_again(step)
 
     def disconnect(self, principal: Principal, account_id: int) -> ExchangeAccount:
         """Disconnect (terminal): the credentials are destroyed, the row is kept for history.
 
-        The same exchange key may be connected again afterwards. Raises NotFound, Conflict.
+        The same exchange key may be connected again afterwards. Of concurrent disconnects of one
+        account exactly one succeeds. Returns the account. Raises NotFound, Conflict (disconnected).
         """
         principal.require("delete")
         with self.db.session() as session:
-            account = self._owned(session, principal, account_id, for_update=True)
+            account = self._owned(session, principal, account_id)
             self._not_disconnected(account)
-            self._shred(account)
-            self.audit.record(session, "account.disconnect", "ok", principal=principal,
-                              target=f"account:{account.id}", details={"exchange": account.exchange})
-            return account
+            done = self._disconnect(session, principal, account)
+            if done is None:
+                raise Conflict("this account is disconnected")
+            return done
 
-    def _shred(self, account: ExchangeAccount) -> None:
-        account.status = "disconnected"
-        account.disconnected_at = utcnow()
-        account.ciphertext = account.nonce = account.wrapped_dek = b""
+    def _disconnect(self, session: Session, principal: Principal, account: ExchangeAccount) -> ExchangeAccount | None:
+        """Shred ``account``'s credentials and mark it disconnected, audited; None if it already was."""
+        now = utcnow()
+        done = self._change(session, account, status=DISCONNECTED, disconnected_at=now,
+                            ciphertext=b"", nonce=b"", wrapped_dek=b"")
+        if done is not None:
+            self.audit.record(session, "account.disconnect", "ok", principal=principal,
+                              target=f"account:{done.id}", details={"exchange": done.exchange})
+        return done
 
     @staticmethod
-    def _not_disconnected(account: ExchangeAccount) -> None:
-        if account.status == "disconnected":
+    def _not_disconnected(account: ExchangeAccount | None) -> None:
+        if account is None or account.status == DISCONNECTED:
             raise Conflict("this account is disconnected")
 
     def owned_ids(self, user_id: int, ids: list[int]) -> set[int]:

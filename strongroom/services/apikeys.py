@@ -1,43 +1,57 @@
 """Platform API keys: bearer, HMAC-signing and RSA/Ed25519 public keys, with scopes, account
-binding, IP allowlists, expiry, rolling and deletion."""
+binding, IP allowlists, expiry, rolling and deletion.
+
+A principal authenticated by a key acts only on keys no more powerful than itself and never makes
+a key more powerful than itself (see :mod:`strongroom.keypower`). Changes of a key are optimistic:
+each writes ``WHERE version = <the version read>`` and is decided again if another change came first,
+so concurrent changes apply exactly once each. The per-user key cap is a counter on the user, taken
+and given back by conditional UPDATEs in the transaction that inserts or deletes the key.
+"""
 
 from __future__ import annotations
 
 import ipaddress
-import json
-import re
+import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select, text, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy.orm.exc import StaleDataError
 
+from strongroom import scopes as scope_rules
 from strongroom.crypto import tokens
-from strongroom.crypto.envelope import Envelope, Sealed
 from strongroom.crypto.signatures import KeyFormatError, Verifier, generate_keypair, load_public_key, verifier_from_pem
 from strongroom.crypto.tokens import Hasher
 from strongroom.db import Database, utcnow
 from strongroom.errors import (
     BadRequest,
+    Conflict,
     InsufficientScope,
     InsufficientUsageLevel,
     LimitExceeded,
     NotFound,
     ValidationFailed,
 )
+from strongroom.keypower import KeyPower, Network, parse_networks
 from strongroom.models import ApiKey, User
 from strongroom.pagination import Page, paginate
 from strongroom.principal import Principal
 from strongroom.services.audit import AuditService
 from strongroom.services.users import UserSnapshot, snapshot
+from strongroom.services.vault import Vault
 from strongroom.settings import Settings
 
 KINDS = ("bearer", "hmac", "rsa", "ed25519")
-SCOPE_RE = re.compile(r"^(read|write|delete)(::[a-z0-9_]{1,64})?$")
-DEFAULT_SCOPES = ("read", "write")
+DEFAULT_SCOPES = scope_rules.DEFAULT
 PUBLIC_KEY_UPLOAD_LEVELS = ("premier", "market_maker")
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+T = TypeVar("T")
+# How often a change is decided again when the key changed under it before giving up (409).
+CHANGE_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -76,51 +90,48 @@ class KeyRecord:
             account_ids=self.account_ids,
             client_ip=client_ip,
             scheme=scheme,  # type: ignore[arg-type]
+            key_networks=self.networks,
+            key_expires_at=self.expires_at,
         )
         return memo
-
-
-def key_aad(key: ApiKey) -> bytes:
-    return f"api-key|{key.key_id}|{key.user_id}".encode()
 
 
 def _epoch(dt: datetime | None) -> float | None:
     return dt.timestamp() if dt else None
 
 
+def power_of(key: ApiKey) -> KeyPower:
+    """Return what ``key`` may do (its scopes, account binding, IP allowlist and expiry)."""
+    return KeyPower(
+        scopes=frozenset(key.scopes),
+        account_ids=frozenset(key.account_ids) if key.account_ids is not None else None,
+        networks=parse_networks(key.ip_allowlist),
+        expires_at=_epoch(key.expires_at),
+    )
+
+
 class ApiKeyService:
-    def __init__(self, db: Database, settings: Settings, audit: AuditService, envelope: Envelope, hasher: Hasher,
-                 accounts) -> None:
+    def __init__(self, db: Database, settings: Settings, audit: AuditService, vault: Vault, hasher: Hasher,
+                 accounts: Any) -> None:
         self.db = db
         self.settings = settings
         self.audit = audit
-        self.envelope = envelope
+        self.vault = vault
         self.hasher = hasher
         self.accounts = accounts
         self.prefix = settings.bearer_key_prefix
         self.hmac_prefix = settings.bearer_key_prefix + "s"
-        self.listeners: list = []  # callables(key_id) told when a key changes in this process
+        self.listeners: list[Callable[[str], None]] = []  # told (key_id) when a key changes in this process
 
     # --- validation of attributes -------------------------------------------------------------
 
-    def _scopes(self, principal: Principal, scopes: list[str] | None) -> list[str]:
-        if scopes is None:
-            scopes = list(DEFAULT_SCOPES)
-        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-            raise ValidationFailed("scopes must be a list of strings", fields={"scopes": "list of strings"})
-        clean = list(dict.fromkeys(scopes))
-        bad = [s for s in clean if not SCOPE_RE.match(s)]
-        if bad:
-            raise ValidationFailed(f"unknown scope: {bad[0]}", fields={"scopes": f"unknown scope {bad[0]!r}"})
-        if not clean:
-            raise ValidationFailed("at least one scope is required", fields={"scopes": "empty"})
-        if "write" in clean and "read" not in clean:
-            raise ValidationFailed("the write scope requires the read scope", fields={"scopes": "write requires read"})
-        for scope in clean:
-            parent = scope.split("::", 1)[0]
-            if scope not in principal.scopes and parent not in principal.scopes:
-                raise InsufficientScope(f"a key cannot grant the '{scope}' scope its creator lacks")
-        return clean
+    @staticmethod
+    def _scopes(principal: Principal, scopes: object) -> list[str]:
+        """Return ``scopes`` validated (None: the default), each granted by the principal.
+
+        Raises ValidationFailed (malformed) or InsufficientScope (a scope the principal lacks).
+        """
+        return scope_rules.grantable(principal.scopes, scopes, default=DEFAULT_SCOPES)
 
     def _account_ids(self, principal: Principal, account_ids: list[int] | None) -> list[int] | None:
         if account_ids is None:
@@ -136,6 +147,31 @@ class ApiKeyService:
             raise ValidationFailed("unknown exchange accounts",
                                    fields={"account_ids": f"not your live accounts: {sorted(missing)}"})
         return wanted
+
+    @staticmethod
+    def _inherited_allowlist(principal: Principal) -> list[str]:
+        """Return the allowlist a key made by ``principal`` gets when none is given: its key's own."""
+        return [str(net) for net in principal.key_networks]
+
+    @staticmethod
+    def _inherited_expiry(principal: Principal) -> datetime | None:
+        """Return the expiry a key made by ``principal`` gets when none is given: its key's own (whole second)."""
+        if principal.key_expires_at is None:
+            return None
+        return datetime.fromtimestamp(math.floor(principal.key_expires_at), UTC)
+
+    @staticmethod
+    def _not_wider(principal: Principal, key: ApiKey, verb: str) -> None:
+        """Raise InsufficientScope if ``key`` is more powerful than the key ``principal`` authenticated with.
+
+        ``verb`` says what was refused ("create", "roll", ...). Sessions and passwords pass (all of the user's power).
+        """
+        caller = KeyPower.of_principal(principal)
+        if caller is None:
+            return
+        excess = power_of(key).excess_over(caller)
+        if excess is not None:
+            raise InsufficientScope(f"a key cannot {verb} a key more powerful than itself (wider {excess})")
 
     @staticmethod
     def _allowlist(entries: list[str] | None) -> list[str]:
@@ -185,9 +221,10 @@ class ApiKeyService:
     ) -> tuple[ApiKey, str | None]:
         """Create a key; return it and its secret (bearer, hmac) which is never shown again.
 
-        Raises ValidationFailed (bad attributes or public key), InsufficientScope (more than the
-        creator holds), InsufficientUsageLevel (uploading a public key below premier),
-        LimitExceeded (too many keys).
+        A key made by a key inherits its account binding, IP allowlist and expiry unless narrower
+        ones are given. Raises ValidationFailed (bad attributes or public key), InsufficientScope
+        (more than the creator holds: scopes, accounts, allowlist or expiry), InsufficientUsageLevel
+        (uploading a public key below premier), LimitExceeded (too many keys).
         """
         principal.require("write")
         if kind not in KINDS:
@@ -199,10 +236,12 @@ class ApiKeyService:
             kind=kind,
             scopes=self._scopes(principal, scopes),
             account_ids=self._account_ids(principal, account_ids),
-            ip_allowlist=self._allowlist(ip_allowlist),
-            expires_at=self._expiry(expires_at),
+            ip_allowlist=(self._allowlist(ip_allowlist) if ip_allowlist is not None
+                          else self._inherited_allowlist(principal)),
+            expires_at=self._expiry(expires_at) if expires_at is not None else self._inherited_expiry(principal),
             enabled=True,
         )
+        self._not_wider(principal, key, "create")
         secret: str | None = None
         if kind in ("rsa", "ed25519"):
             if not public_key:
@@ -224,16 +263,35 @@ class ApiKeyService:
         else:
             secret = tokens.new_token(self.hmac_prefix)
             key.hint = tokens.hint(secret)
-            self._seal_hmac(key, {"current": secret})
+            _assign(key, self.vault.seal_key_secret(key, {"current": secret}))
         with self.db.session() as session:
-            count = session.scalar(select(func.count(ApiKey.id)).where(ApiKey.user_id == principal.user_id))
-            if count >= self.settings.max_api_keys_per_user:
-                raise LimitExceeded(f"at most {self.settings.max_api_keys_per_user} API keys per user")
+            self._take_slot(session, principal.user_id)
             session.add(key)
             session.flush()
             self.audit.record(session, "api_key.create", "ok", principal=principal, target=f"api_key:{key.key_id}",
                               details={"kind": kind, "scopes": key.scopes, "generated": _generated})
         return key, secret
+
+    def _take_slot(self, session: Session, user_id: int) -> None:
+        """Count one more key for ``user_id`` if under the cap; raise LimitExceeded if not (no row counted)."""
+        cap = self.settings.max_api_keys_per_user
+        taken = session.execute(
+            update(User).where(User.id == user_id, User.api_key_count < cap)
+            # updated_at set to itself: a new key is not a change of the user
+            .values(api_key_count=User.api_key_count + 1, updated_at=User.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:
+            raise LimitExceeded(f"at most {cap} API keys per user")
+
+    @staticmethod
+    def _give_slot(session: Session, user_id: int) -> None:
+        """Count one key fewer for ``user_id`` (never below zero)."""
+        session.execute(
+            update(User).where(User.id == user_id, User.api_key_count > 0)
+            .values(api_key_count=User.api_key_count - 1, updated_at=User.updated_at)
+            .execution_options(synchronize_session=False)
+        )
 
     def import_public_key(self, principal: Principal, *, name: str, public_key: str, **attrs: Any) -> ApiKey:
         """Create an rsa or ed25519 key from an uploaded PEM, its kind read from the key itself.
@@ -256,23 +314,41 @@ class ApiKeyService:
         key, _ = self.create(principal, name=name, kind=key_type, public_key=public_pem, _generated=True, **attrs)
         return key, private_pem
 
-    def _seal_hmac(self, key: ApiKey, doc: dict) -> None:
-        sealed = self.envelope.seal(json.dumps(doc).encode(), key_aad(key))
-        key.secret_ciphertext, key.secret_nonce = sealed.ciphertext, sealed.nonce
-        key.secret_wrapped_dek, key.kek_version = sealed.wrapped_dek, sealed.kek_version
+    def _owned(self, session: Session, principal: Principal, key_id: str, *, claim: bool = False) -> ApiKey:
+        """Return the caller's key ``key_id``; raise NotFound for unknown ids and other users' keys.
 
-    def _open_hmac(self, key: ApiKey) -> dict:
-        sealed = Sealed(key.secret_ciphertext, key.secret_nonce, key.secret_wrapped_dek, key.kek_version)
-        return json.loads(self.envelope.open(sealed, key_aad(key)))
-
-    def _owned(self, session, principal: Principal, key_id: str) -> ApiKey:
-        key = session.scalar(select(ApiKey).where(ApiKey.key_id == str(key_id)))
+        With ``claim``, the row's write lock is taken first (a no-op UPDATE: the row lock on PostgreSQL,
+        the database's write lock on SQLite), so the version read is still current when the change
+        is written. The version check stays the guard; the claim only spares retries.
+        """
+        if claim:
+            session.execute(text("UPDATE api_keys SET version = version WHERE key_id = :key_id"),
+                            {"key_id": str(key_id)})
+        key = session.scalar(select(ApiKey).where(ApiKey.key_id == str(key_id))
+                             .execution_options(populate_existing=True))
         if key is None or key.user_id != principal.user_id:
             raise NotFound("API key not found")
         return key
 
+    def _decided_again(self, step: Callable[[Session], T]) -> T:
+        """Run ``step`` in a transaction; run it again (a few times) while the key changed under it.
+
+        Returns what ``step`` returns. Raises what it raises, or Conflict if the key kept changing.
+        """
+        for _ in range(CHANGE_ATTEMPTS):
+            try:
+                with self.db.session() as session:
+                    return step(session)
+            except StaleDataError:  # the key's version moved on (or it is gone): decide again on what is there
+                continue
+        raise Conflict("the API key was changed by another request at the same time; try again")
+
     def get(self, principal: Principal, key_id: str) -> ApiKey:
-        """Return one of the caller's keys; NotFound for unknown ids and for other users' keys."""
+        """Return one of the caller's keys; NotFound for unknown ids and for other users' keys.
+
+        Reading is not acting: any key of the user may read any of its keys (as listing shows them all,
+        which Kalshi's clients rely on); changing, rolling and deleting are what the power rule guards.
+        """
         principal.require("read")
         with self.db.session() as session:
             return self._owned(session, principal, key_id)
@@ -281,7 +357,8 @@ class ApiKeyService:
         """Return a page of the caller's keys, oldest first."""
         principal.require("read")
         with self.db.session() as session:
-            return paginate(session, select(ApiKey).where(ApiKey.user_id == principal.user_id), ApiKey.id, cursor, limit)
+            return paginate(session, select(ApiKey).where(ApiKey.user_id == principal.user_id), ApiKey.id, cursor,
+                            limit)
 
     def list_all(self, principal: Principal) -> list[ApiKey]:
         """Return all the caller's keys (bounded by the per-user cap)."""
@@ -290,10 +367,16 @@ class ApiKeyService:
             return list(session.scalars(select(ApiKey).where(ApiKey.user_id == principal.user_id).order_by(ApiKey.id)))
 
     def update(self, principal: Principal, key_id: str, changes: dict[str, Any]) -> ApiKey:
-        """Change name, scopes, account_ids, ip_allowlist, enabled or expires_at. Takes effect everywhere within 1 s."""
+        """Change name, scopes, account_ids, ip_allowlist, enabled or expires_at. Takes effect everywhere within 1 s.
+
+        Returns the key as written. Raises NotFound, ValidationFailed, InsufficientScope (the key is,
+        or would become, more powerful than the calling key), Conflict (it kept changing meanwhile).
+        """
         principal.require("write")
-        with self.db.session() as session:
-            key = self._owned(session, principal, key_id)
+
+        def step(session: Session) -> ApiKey:
+            key = self._owned(session, principal, key_id, claim=True)
+            self._not_wider(principal, key, "change")
             if "name" in changes:
                 key.name = self._name(changes["name"])
             if "scopes" in changes:
@@ -308,9 +391,14 @@ class ApiKeyService:
                 key.enabled = changes["enabled"]
             if "expires_at" in changes:
                 key.expires_at = self._expiry(changes["expires_at"])
+            self._not_wider(principal, key, "make")
             key.updated_at = utcnow()
+            session.flush()  # WHERE version = <read>: StaleDataError if another change came first
             self.audit.record(session, "api_key.update", "ok", principal=principal, target=f"api_key:{key.key_id}",
                               details={"fields": sorted(changes)})
+            return key
+
+        key = self._decided_again(step)
         self._changed(key.key_id)
         return key
 
@@ -318,16 +406,19 @@ class ApiKeyService:
         """Issue a new secret; the old one stays valid for ``grace_seconds`` (0: revoked now).
 
         Returns the key and the new secret (shown once). Raises NotFound, BadRequest (public-key
-        keys are replaced by creating a new key), ValidationFailed.
+        keys are replaced by creating a new key), ValidationFailed, InsufficientScope (more powerful
+        than the calling key), Conflict (it kept changing meanwhile).
         """
         principal.require("write")
         if not isinstance(grace_seconds, int) or not 0 <= grace_seconds <= 30 * 24 * 3600:
             raise ValidationFailed("grace_seconds must be 0..2592000", fields={"grace_seconds": "0..2592000"})
-        now = utcnow()
-        # from the exact time, not utcnow()'s whole second: that would cut up to 1 s off the grace
-        until = datetime.now(UTC) + timedelta(seconds=grace_seconds) if grace_seconds else None
-        with self.db.session() as session:
-            key = self._owned(session, principal, key_id)
+
+        def step(session: Session) -> tuple[ApiKey, str]:
+            now = utcnow()
+            # from the exact time, not utcnow()'s whole second: that would cut up to 1 s off the grace
+            until = datetime.now(UTC) + timedelta(seconds=grace_seconds) if grace_seconds else None
+            key = self._owned(session, principal, key_id, claim=True)
+            self._not_wider(principal, key, "roll")
             if key.kind == "bearer":
                 secret = tokens.new_token(self.prefix)
                 key.previous_secret_hash = key.secret_hash if until else None
@@ -337,26 +428,42 @@ class ApiKeyService:
                 secret = tokens.new_token(self.hmac_prefix)
                 doc = {"current": secret}
                 if until:
-                    doc["previous"] = self._open_hmac(key)["current"]
+                    doc["previous"] = self.vault.open_key_secret(key)["current"]
                 key.previous_expires_at = until
-                self._seal_hmac(key, doc)
+                _assign(key, self.vault.seal_key_secret(key, doc))
             else:
                 raise BadRequest("public-key keys cannot be rolled; create or generate a new key and delete this one")
             key.hint = tokens.hint(secret)
             key.updated_at = now
+            session.flush()  # WHERE version = <read>: StaleDataError if another change came first
             self.audit.record(session, "api_key.roll", "ok", principal=principal, target=f"api_key:{key.key_id}",
                               details={"grace_seconds": grace_seconds})
+            return key, secret
+
+        key, secret = self._decided_again(step)
         self._changed(key.key_id)
         return key, secret
 
     def delete(self, principal: Principal, key_id: str) -> None:
-        """Delete a key at once. Raises NotFound (unknown or another user's)."""
+        """Delete a key at once. Of concurrent deletes of one key exactly one succeeds.
+
+        Raises NotFound (unknown, another user's, or already deleted), InsufficientScope (more
+        powerful than the calling key), Conflict (it kept changing meanwhile).
+        """
         principal.require("delete")
-        with self.db.session() as session:
+
+        def step(session: Session) -> None:
             key = self._owned(session, principal, key_id)
+            self._not_wider(principal, key, "delete")
+            # the user's row first, the key's second: the order of key creation and of user deletion
+            # (whose cascade reaches the keys), so these never deadlock on PostgreSQL
+            self._give_slot(session, key.user_id)
             session.delete(key)
+            session.flush()  # DELETE ... WHERE version = <read>: StaleDataError if changed or deleted meanwhile
             self.audit.record(session, "api_key.delete", "ok", principal=principal, target=f"api_key:{key_id}",
                               details={"kind": key.kind})
+
+        self._decided_again(step)
         self._changed(str(key_id))
 
     def _changed(self, key_id: str) -> None:
@@ -392,7 +499,7 @@ class ApiKeyService:
                 if key.previous_secret_hash and prev_until:
                     hashes += ((key.previous_secret_hash, prev_until),)
             elif key.kind == "hmac":
-                doc = self._open_hmac(key)
+                doc = self.vault.open_key_secret(key)
                 secrets = ((doc["current"], None),)
                 if doc.get("previous") and prev_until:
                     secrets += ((doc["previous"], prev_until),)
@@ -402,7 +509,7 @@ class ApiKeyService:
                 user=snapshot(user),
                 scopes=frozenset(key.scopes),
                 account_ids=frozenset(key.account_ids) if key.account_ids is not None else None,
-                networks=tuple(ipaddress.ip_network(c) for c in key.ip_allowlist),
+                networks=parse_networks(key.ip_allowlist),
                 expires_at=_epoch(key.expires_at),
                 enabled=key.enabled,
                 secret_hashes=hashes,
@@ -423,3 +530,15 @@ class ApiKeyService:
                     .values(last_used_at=datetime.fromtimestamp(at, UTC).replace(microsecond=0),
                             updated_at=table.c.updated_at)
                 )
+
+
+def _assign(row: Any, values: dict[str, Any]) -> None:
+    """Set each ``column: value`` of ``values`` on an ORM ``row``, every one written by the next flush.
+
+    The ORM leaves out of an UPDATE the attributes whose new value equals the one it loaded; sealed
+    columns must be written together, or a ``kek_version`` equal to the stale loaded one would stay as
+    a concurrent re-wrap left it and no longer match the new wrapped data key.
+    """
+    for column, value in values.items():
+        setattr(row, column, value)
+        flag_modified(row, column)

@@ -1,13 +1,23 @@
-"""Sign-in sessions: opaque access tokens and rotating refresh tokens, stored only as hashes."""
+"""Sign-in sessions: opaque access tokens and rotating refresh tokens, stored only as hashes.
+
+A refresh token is redeemed by a conditional UPDATE (``WHERE rotated_at IS NULL AND revoked_at IS
+NULL``): of concurrent redemptions exactly one wins, and the others count as reuse, which revokes the
+token's whole family. Resolved access tokens are cached in memory for ``key_cache_ttl_seconds``
+(bounded by size, least recently used first out); a revoked family drops its own tokens from the
+cache, and nothing else ever empties it.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from cachetools import TTLCache
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from strongroom.crypto import tokens
 from strongroom.crypto.tokens import Hasher
@@ -18,6 +28,9 @@ from strongroom.principal import Principal
 from strongroom.services.audit import AuditService
 from strongroom.services.users import UserSnapshot, snapshot
 from strongroom.settings import Settings
+
+# At most this many resolved access tokens are remembered per process (about 200 bytes each).
+ACCESS_CACHE_SIZE = 100_000
 
 
 @dataclass(frozen=True)
@@ -36,8 +49,11 @@ class SessionService:
         self.hasher = hasher
         self.access_prefix = settings.bearer_key_prefix + "a"
         self.refresh_prefix = settings.bearer_key_prefix + "r"
-        # access hash -> (checked_at, snapshot or None, expires_at epoch)
-        self._cache: dict[str, tuple[float, UserSnapshot | None, float]] = {}
+        # access hash -> (snapshot, or None if refused; access expiry, epoch seconds). Used from worker
+        # threads and the event loop: every access holds the lock (TTLCache is not thread-safe).
+        self._cache: TTLCache[str, tuple[UserSnapshot | None, float]] = TTLCache(
+            maxsize=ACCESS_CACHE_SIZE, ttl=settings.key_cache_ttl_seconds)
+        self._cache_lock = threading.Lock()
 
     def issue(self, principal: Principal) -> TokenPair:
         """Start a session for ``principal``'s user and return its tokens (audited as a sign-in)."""
@@ -69,50 +85,84 @@ class SessionService:
     def refresh(self, refresh_token: str, client_ip: str | None) -> TokenPair:
         """Rotate a refresh token: return a new pair and retire the old one.
 
-        A refresh token used twice means it leaked: the whole session family is revoked and
-        Unauthenticated is raised. Unknown or expired tokens raise Unauthenticated too.
+        Of concurrent refreshes with one token exactly one succeeds. A refresh token used twice
+        means it leaked: the whole session family is revoked and Unauthenticated is raised.
+        Unknown or expired tokens raise Unauthenticated too (and revoke nothing).
         """
         if not tokens.well_formed(refresh_token, self.refresh_prefix):
             raise Unauthenticated("invalid refresh token")
         digest = self.hasher.token(refresh_token)
         now = utcnow()
-        refused: str | None = None
+        revoked: list[str] = []
         with self.db.session() as session:
             row = session.scalar(select(AuthSession).where(AuthSession.refresh_hash == digest))
-            if row is None or row.revoked_at is not None or row.refresh_expires_at <= now:
-                refused = "unknown_or_expired"
-            elif row.rotated_at is not None:
-                refused = "reused_refresh_token"
-                session.execute(
-                    update(AuthSession).where(AuthSession.family_id == row.family_id).values(revoked_at=now)
-                )
-            if refused:
-                self.audit.record(session, "auth.refresh", "refused", user_id=row.user_id if row else None,
-                                  client_ip=client_ip, details={"reason": refused})
-            else:
-                row.rotated_at = now
-                row.access_expires_at = min(row.access_expires_at, now)
+            refused = "unknown_or_expired" if row is None else self._redeem_or_refuse(session, row, now)
+            if row is not None and refused is None:
                 pair, _ = self._new_session(row.user_id, row.family_id, session)
                 self.audit.record(session, "auth.refresh", "ok", user_id=row.user_id, client_ip=client_ip)
-        if refused:
-            self._cache.clear()  # a revoked family may have cached access tokens
+            else:
+                if row is not None and refused == "reused_refresh_token":
+                    revoked = self._revoke_family(session, row.family_id, now)
+                self.audit.record(session, "auth.refresh", "refused", user_id=row.user_id if row else None,
+                                  client_ip=client_ip, details={"reason": refused})
+        if row is None or refused is not None:
+            self._forget(revoked)  # only a revoked family's cached access tokens, never the whole cache
             raise Unauthenticated("invalid refresh token")
-        self._cache.pop(row.access_hash, None)
+        self._forget([row.access_hash])
         return pair
+
+    def _redeem_or_refuse(self, session: Session, row: AuthSession, now: datetime) -> str | None:
+        """Redeem ``row``'s refresh token; return None if this call did, else why it is refused.
+
+        ``reused_refresh_token`` when it was redeemed before (or just now by a concurrent request),
+        ``unknown_or_expired`` when it expired or its session was signed out.
+        """
+        if row.refresh_expires_at <= now:
+            return "unknown_or_expired"
+        if row.rotated_at is None and row.revoked_at is None and self._redeem(session, row, now):
+            return None
+        rotated = row.rotated_at or session.scalar(select(AuthSession.rotated_at).where(AuthSession.id == row.id))
+        return "reused_refresh_token" if rotated is not None else "unknown_or_expired"
+
+    @staticmethod
+    def _redeem(session: Session, row: AuthSession, now: datetime) -> bool:
+        """Mark ``row``'s refresh token used (and end its access token) if nobody did; return True if this call did."""
+        result = session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == row.id, AuthSession.rotated_at.is_(None), AuthSession.revoked_at.is_(None),
+                   AuthSession.refresh_expires_at > now)
+            .values(rotated_at=now, access_expires_at=min(row.access_expires_at, now))
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+    @staticmethod
+    def _revoke_family(session: Session, family_id: str, now: datetime) -> list[str]:
+        """Revoke every session of ``family_id``; return the access-token hashes of the family."""
+        session.execute(
+            update(AuthSession).where(AuthSession.family_id == family_id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now).execution_options(synchronize_session=False)
+        )
+        return list(session.scalars(select(AuthSession.access_hash).where(AuthSession.family_id == family_id)))
+
+    def _forget(self, access_hashes: list[str]) -> None:
+        """Drop these access tokens from this process's cache."""
+        with self._cache_lock:
+            for digest in access_hashes:
+                self._cache.pop(digest, None)
 
     def logout(self, principal: Principal, access_token: str | None) -> None:
         """End the session of ``access_token`` (its whole refresh family)."""
         if not access_token:
             return
         digest = self.hasher.token(access_token)
+        revoked = [digest]
         with self.db.session() as session:
             row = session.scalar(select(AuthSession).where(AuthSession.access_hash == digest))
             if row is not None and row.user_id == principal.user_id:
-                session.execute(
-                    update(AuthSession).where(AuthSession.family_id == row.family_id).values(revoked_at=utcnow())
-                )
+                revoked += self._revoke_family(session, row.family_id, utcnow())
                 self.audit.record(session, "auth.logout", "ok", principal=principal)
-        self._cache.pop(digest, None)
+        self._forget(revoked)
 
     def looks_like_access_token(self, token: str) -> bool:
         return token.startswith(self.access_prefix + "_")
@@ -121,17 +171,19 @@ class SessionService:
         """Return the user of a token from memory: a snapshot, None (refused), or False (not cached)."""
         if not tokens.well_formed(access_token, self.access_prefix):
             return None
-        cached = self._cache.get(self.hasher.token(access_token))
-        if cached and time.monotonic() - cached[0] < self.settings.key_cache_ttl_seconds:
-            return cached[1] if time.time() < cached[2] else None
-        return False
+        digest = self.hasher.token(access_token)
+        with self._cache_lock:
+            cached = self._cache.get(digest)
+        if cached is None:
+            return False
+        snap, expires = cached
+        return snap if time.time() < expires else None
 
     def resolve(self, access_token: str) -> UserSnapshot | None:
         """Return the user of a live access token, or None. Reads the database (blocking)."""
         if not tokens.well_formed(access_token, self.access_prefix):
             return None
         digest = self.hasher.token(access_token)
-        now = time.monotonic()
         with self.db.session() as session:
             row = session.scalar(select(AuthSession).where(AuthSession.access_hash == digest))
             snap, expires = None, 0.0
@@ -139,8 +191,6 @@ class SessionService:
                 user = session.get(User, row.user_id)
                 snap = snapshot(user) if user else None
                 expires = row.access_expires_at.timestamp()
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[digest] = (now, snap, expires)
+        with self._cache_lock:
+            self._cache[digest] = (snap, expires)
         return snap if time.time() < expires else None
-

@@ -108,7 +108,7 @@ def check_all(data_dir: Path, url: str, stored: dict[int, dict], *, version: int
                 assert core.accounts.credentials_of(account) == stored[account.id]
                 versions[account.kek_version] = versions.get(account.kek_version, 0) + 1
             for key in session.scalars(select(ApiKey).where(ApiKey.kind == "hmac")):
-                assert core.api_keys._open_hmac(key)["current"]
+                assert core.vault.open_key_secret(key)["current"]
                 versions[key.kek_version] = versions.get(key.kek_version, 0) + 1
         assert sum(versions.values()) >= len(stored)
         if version is not None:

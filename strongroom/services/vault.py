@@ -1,0 +1,205 @@
+"""The vault: how every secret at rest is sealed, opened and re-wrapped under a new master key.
+
+Two kinds of rows hold secrets, each with envelope encryption (a fresh data key per seal, wrapped
+by a versioned master key) and an AAD that binds the ciphertext to its row:
+
+- exchange accounts: the credentials, as sorted JSON, in ``ciphertext``/``nonce``/``wrapped_dek``/
+  ``kek_version``; AAD ``exchange-account|<public_id>|<user_id>|<exchange>``.
+- HMAC API keys: ``{"current": s, "previous": s?}`` as JSON in ``secret_ciphertext``/``secret_nonce``/
+  ``secret_wrapped_dek``/``kek_version``; AAD ``api-key|<key_id>|<user_id>``.
+
+The AAD bytes are part of the stored format: changing them makes existing rows unreadable.
+
+Re-wrapping (master key rotation) only replaces ``wrapped_dek`` and ``kek_version``: it is a
+compare-and-set on the values it read, so a credential rotation or key roll that commits in between
+(a new ciphertext with a new data key) is never paired with the old data key; such a row is read
+again and re-wrapped on a later pass if it still needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from strongroom.crypto.envelope import DecryptionError, Envelope, Sealed
+from strongroom.crypto.keyring import KeyringError
+from strongroom.db import Database
+from strongroom.enums import AccountStatus
+from strongroom.errors import CredentialsUnreadable
+from strongroom.models import ApiKey, ExchangeAccount
+
+log = logging.getLogger("strongroom.vault")
+
+
+class AccountIdentity(Protocol):
+    """What an account's AAD is made of (an ``ExchangeAccount`` or a row with these columns)."""
+
+    @property
+    def public_id(self) -> uuid.UUID: ...
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def exchange(self) -> str: ...
+
+
+class KeyIdentity(Protocol):
+    """What an API key's AAD is made of (an ``ApiKey`` or a row with these columns)."""
+
+    @property
+    def key_id(self) -> str: ...
+    @property
+    def user_id(self) -> int: ...
+
+
+def account_aad(account: AccountIdentity) -> bytes:
+    """Return the AAD binding an account's ciphertext to its row: account, user and exchange."""
+    return f"exchange-account|{account.public_id}|{account.user_id}|{account.exchange}".encode()
+
+
+def key_aad(key: KeyIdentity) -> bytes:
+    """Return the AAD binding an HMAC key's ciphertext to its row: key and user."""
+    return f"api-key|{key.key_id}|{key.user_id}".encode()
+
+
+class Vault:
+    """Seals, opens and re-wraps the secrets of exchange accounts and HMAC API keys."""
+
+    def __init__(self, db: Database, envelope: Envelope) -> None:
+        self.db = db
+        self.envelope = envelope
+
+    # --- exchange-account credentials ---------------------------------------------------------
+
+    def seal_account_credentials(self, account: AccountIdentity, credentials: Mapping[str, str]) -> dict[str, Any]:
+        """Return the secret columns of ``account`` holding ``credentials`` encrypted under a new data key.
+
+        Returns ``{column: value}`` for ``ciphertext``, ``nonce``, ``wrapped_dek`` and ``kek_version``,
+        to be written together (``account.public_id`` must be set: it is part of the AAD).
+        """
+        sealed = self.envelope.seal(json.dumps(dict(credentials), sort_keys=True).encode(), account_aad(account))
+        return {"ciphertext": sealed.ciphertext, "nonce": sealed.nonce, "wrapped_dek": sealed.wrapped_dek,
+                "kek_version": sealed.kek_version}
+
+    def open_account_credentials(self, account: ExchangeAccount) -> dict[str, str]:
+        """Return an account's decrypted credentials (for internal use; never returned to a client).
+
+        Raises CredentialsUnreadable if the stored record was altered, moved, shredded, or its
+        master key version is gone.
+        """
+        sealed = Sealed(account.ciphertext, account.nonce, account.wrapped_dek, account.kek_version)
+        try:
+            credentials: dict[str, str] = json.loads(self.envelope.open(sealed, account_aad(account)))
+        except (DecryptionError, KeyringError, ValueError):
+            log.error("stored credentials of account %s do not decrypt", account.id)
+            raise CredentialsUnreadable(
+                "the stored credentials cannot be decrypted; rotate them to store new ones") from None
+        return credentials
+
+    # --- HMAC key secrets ---------------------------------------------------------------------
+
+    def seal_key_secret(self, key: KeyIdentity, doc: Mapping[str, str]) -> dict[str, Any]:
+        """Return the secret columns of ``key`` holding ``doc`` (``{"current": s, "previous": s?}``) encrypted.
+
+        Returns ``{column: value}`` for ``secret_ciphertext``, ``secret_nonce``, ``secret_wrapped_dek``
+        and ``kek_version``, to be written together.
+        """
+        sealed = self.envelope.seal(json.dumps(dict(doc)).encode(), key_aad(key))
+        return {"secret_ciphertext": sealed.ciphertext, "secret_nonce": sealed.nonce,
+                "secret_wrapped_dek": sealed.wrapped_dek, "kek_version": sealed.kek_version}
+
+    def open_key_secret(self, key: ApiKey) -> dict[str, str]:
+        """Return an HMAC key's decrypted secrets ``{"current": s, "previous": s?}``.
+
+        Raises DecryptionError (altered or moved) or KeyringError (master key version gone).
+        """
+        if key.secret_ciphertext is None or key.secret_nonce is None or key.secret_wrapped_dek is None \
+                or key.kek_version is None:
+            raise DecryptionError("this key holds no sealed secret")
+        sealed = Sealed(key.secret_ciphertext, key.secret_nonce, key.secret_wrapped_dek, key.kek_version)
+        doc: dict[str, str] = json.loads(self.envelope.open(sealed, key_aad(key)))
+        return doc
+
+    # --- master key rotation ------------------------------------------------------------------
+
+    def pending(self) -> int:
+        """Return how many live records are wrapped under an older master key version."""
+        current = self.envelope.keys.current_version
+        with self.db.session() as session:
+            accounts = session.scalars(select(ExchangeAccount.id).where(
+                ExchangeAccount.kek_version < current,
+                ExchangeAccount.status != AccountStatus.DISCONNECTED)).all()
+            keys = session.scalars(select(ApiKey.id).where(ApiKey.kek_version < current)).all()
+        return len(accounts) + len(keys)
+
+    def rewrap(self, batch: int = 100, progress: Callable[[int], None] | None = None) -> int:
+        """Re-wrap every data key under an older master key version with the current one.
+
+        Returns how many records were re-wrapped. Each batch commits on its own, and a record's
+        version changes with its wrapped key, so a run killed half way leaves every record readable
+        and a later run finishes. A record changed by someone else between read and write is left
+        as they wrote it and read again (it is picked up again only if still under an old version).
+        Raises DecryptionError or KeyringError for a record that does not decrypt (nothing of its
+        batch is written).
+        """
+        current = self.envelope.keys.current_version
+        done = 0
+        while True:
+            with self.db.session() as session:
+                seen, written = self._rewrap_accounts(session, current, batch)
+                if not seen:
+                    seen, written = self._rewrap_keys(session, current, batch)
+            if not seen:
+                return done
+            done += written
+            if progress and written:
+                progress(done)
+
+    def _rewrap_accounts(self, session: Session, current: int, batch: int) -> tuple[int, int]:
+        table = ExchangeAccount.__table__
+        rows = session.execute(
+            select(table.c.id, table.c.public_id, table.c.user_id, table.c.exchange, table.c.ciphertext,
+                   table.c.nonce, table.c.wrapped_dek, table.c.kek_version)
+            .where(table.c.kek_version < current, table.c.status != AccountStatus.DISCONNECTED)
+            .order_by(table.c.id).limit(batch)
+        ).all()
+        written = 0
+        for row in rows:
+            new = self.envelope.rewrap(Sealed(row.ciphertext, row.nonce, row.wrapped_dek, row.kek_version),
+                                       account_aad(row))
+            result = session.execute(
+                update(table)
+                .where(table.c.id == row.id, table.c.wrapped_dek == row.wrapped_dek, table.c.nonce == row.nonce,
+                       table.c.kek_version == row.kek_version)
+                # updated_at set to itself: a re-wrap is not a change of the account
+                .values(wrapped_dek=new.wrapped_dek, kek_version=new.kek_version, updated_at=table.c.updated_at)
+            )
+            written += result.rowcount
+        return len(rows), written
+
+    def _rewrap_keys(self, session: Session, current: int, batch: int) -> tuple[int, int]:
+        table = ApiKey.__table__
+        rows = session.execute(
+            select(table.c.id, table.c.key_id, table.c.user_id, table.c.secret_ciphertext, table.c.secret_nonce,
+                   table.c.secret_wrapped_dek, table.c.kek_version)
+            .where(table.c.kek_version < current)
+            .order_by(table.c.id).limit(batch)
+        ).all()
+        written = 0
+        for row in rows:
+            sealed = Sealed(row.secret_ciphertext, row.secret_nonce, row.secret_wrapped_dek, row.kek_version)
+            new = self.envelope.rewrap(sealed, key_aad(row))
+            result = session.execute(
+                update(table)
+                .where(table.c.id == row.id, table.c.secret_wrapped_dek == row.secret_wrapped_dek,
+                       table.c.secret_nonce == row.secret_nonce, table.c.kek_version == row.kek_version)
+                .values(secret_wrapped_dek=new.wrapped_dek, kek_version=new.kek_version,
+                        updated_at=table.c.updated_at)
+            )
+            written += result.rowcount
+        return len(rows), written

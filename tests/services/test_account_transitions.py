@@ -1,0 +1,105 @@
+"""State changes of exchange accounts racing other changes (issue 13 item 7), in process on SQLite and
+PostgreSQL. A validator that waits for the test holds a revalidation between its read and its write,
+so the interleavings are forced, not hoped for."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from conftest import Outcome, new_user
+
+from strongroom.errors import Conflict, InvalidCredentials, NotFound
+
+
+class HeldValidator:
+    """Answers like the exchange would; for the credentials in ``held`` it first waits until released."""
+
+    def __init__(self) -> None:
+        self.held: set[str] = set()
+        self.reached = threading.Event()
+        self.release = threading.Event()
+        self.invalid: set[str] = set()
+
+    def __call__(self, info: Any, credentials: dict[str, str], settings: Any) -> Outcome:
+        if credentials["api_key"] in self.held:
+            self.reached.set()
+            assert self.release.wait(30), "the test never released the validation"
+        if credentials["api_key"] in self.invalid:
+            raise InvalidCredentials("the exchange rejected the credentials")
+        return Outcome()
+
+
+def creds() -> dict[str, str]:
+    tag = uuid.uuid4().hex
+    return {"api_key": f"key-{tag}", "secret": f"secret-{tag}"}
+
+
+def held_revalidation(core: Any, principal: Any, account_id: int, validator: HeldValidator) -> Any:
+    """Start a revalidation in a thread and return its future once it is inside the validator."""
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(core.accounts.revalidate, principal, account_id)
+    assert validator.reached.wait(30), "the revalidation never reached the exchange"
+    pool.shutdown(wait=False)
+    return future
+
+
+def test_a_revalidation_racing_a_disconnect_does_not_bring_the_account_back(make_core):
+    validator = HeldValidator()
+    core = make_core(validator=validator)
+    principal = new_user(core)
+    old = creds()
+    account = core.accounts.connect(principal, "binance", old)
+    validator.held.add(old["api_key"])
+    future = held_revalidation(core, principal, account.id, validator)
+    core.accounts.disconnect(principal, account.id)
+    validator.release.set()
+    with pytest.raises(Conflict):
+        future.result(30)
+    gone = core.accounts.get(principal, account.id)
+    assert gone.status == "disconnected" and gone.ciphertext == b"" and gone.wrapped_dek == b""
+
+
+def test_a_revalidation_of_rotated_out_credentials_does_not_judge_the_new_ones(make_core):
+    validator = HeldValidator()
+    core = make_core(validator=validator)
+    principal = new_user(core)
+    old, new = creds(), creds()
+    account = core.accounts.connect(principal, "binance", old)
+    validator.held.add(old["api_key"])
+    validator.invalid.add(old["api_key"])  # the exchange has revoked the old key by now
+    future = held_revalidation(core, principal, account.id, validator)
+    rotated = core.accounts.rotate(principal, account.id, new)
+    assert rotated.status == "active"
+    validator.release.set()
+    with pytest.raises(Conflict):
+        future.result(30)
+    after = core.accounts.get(principal, account.id)
+    assert after.status == "active" and after.validation_result == "valid"
+    assert core.accounts.credentials_of(after) == new
+
+
+def test_concurrent_disconnects_on_an_exchange_succeed_once(make_core):
+    core = make_core()
+    principal = new_user(core)
+    account = core.accounts.connect(principal, "binance", creds())
+    n = 16
+    barrier = threading.Barrier(n)
+
+    def one(_: int) -> str:
+        barrier.wait(30)
+        try:
+            core.accounts.disconnect_on_exchange(principal, principal.user_id, "binance")
+            return "ok"
+        except NotFound:
+            return "not_found"
+
+    with ThreadPoolExecutor(n) as pool:
+        outcomes = sorted(pool.map(one, range(n)))
+    assert outcomes == ["not_found"] * (n - 1) + ["ok"]
+    assert core.accounts.get(principal, account.id).status == "disconnected"
+    events = core.audit.list(principal, action="account.disconnect", limit=50).items
+    assert [e.target for e in events] == [f"account:{account.id}"]
