@@ -133,3 +133,19 @@ class Fixture:
     def cleanup(self) -> None:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def keep_keys_cached(core) -> None:
+    """Make the key caches never lapse (timed loops must not count a database reload)."""
+    from cachetools import TTLCache
+
+    auth = core.auth
+    auth.records = TTLCache(maxsize=auth.records.maxsize, ttl=float("inf"))
+    auth.hash_index = TTLCache(maxsize=auth.hash_index.maxsize, ttl=float("inf"))
+
+
+def native_schemes(core):
+    """The schemes /v1 accepts, in its order."""
+    from strongroom.surfaces import native
+
+    return native.surface(core.settings).schemes

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 
-from bench.fixture import KINDS, PSS, Credential, Fixture
+from bench.fixture import KINDS, PSS, Credential, Fixture, keep_keys_cached, native_schemes
 
 SHA256 = hashes.SHA256()
 
@@ -52,7 +52,7 @@ class Verification:
 
 
 def facts_for(cred: Credential, stamp_ms: int | None = None):
-    from strongroom.services.auth import RequestFacts
+    from strongroom.auth import RequestFacts
 
     headers = {"host": "127.0.0.1:8000", "user-agent": "bench", "accept": "*/*"}
     headers.update({k.lower(): v for k, v in cred.headers(stamp_ms=stamp_ms).items()})
@@ -107,7 +107,8 @@ def _bare(cred: Credential, core, n: int) -> float:
 
 async def _auth(core, batch: list, key_id: str) -> float:
     auth = core.auth
-    first = await auth.authenticate(batch[0])
+    schemes = native_schemes(core)
+    first = await auth.authenticate(batch[0], schemes)
     if first.key_id != key_id:
         raise RuntimeError("authenticated as another key")
     rest = batch[1:]
@@ -115,7 +116,7 @@ async def _auth(core, batch: list, key_id: str) -> float:
     try:
         t0 = time.perf_counter()
         for facts in rest:
-            await auth.authenticate(facts)
+            await auth.authenticate(facts, schemes)
         return (time.perf_counter() - t0) / len(rest)
     finally:
         gc.enable()
@@ -138,8 +139,8 @@ def measure(fixture: Fixture, *, repeats: int, quick: bool, profile_dir: Path | 
             n = sizes(kind, quick)
             # Unique timestamps 1 ms apart, starting 25 s in the past (the window is +-30 s).
             stamp = int(time.time() * 1000) - 25_000
-            await core.auth.authenticate(facts_for(cred, stamp))  # load the record into the cache
-            core.auth.ttl = float("inf")  # warm cache: no reload while timing
+            keep_keys_cached(core)  # warm cache: no reload while timing
+            await core.auth.authenticate(facts_for(cred, stamp), native_schemes(core))  # load the record
             auth_runs, bare_runs = [], []
             for _ in range(repeats):
                 bare_runs.append(_bare(cred, core, n) * 1e6)
@@ -159,7 +160,6 @@ def measure(fixture: Fixture, *, repeats: int, quick: bool, profile_dir: Path | 
                 text = io.StringIO()
                 pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
                 (profile_dir / f"profile_inproc_{kind}.txt").write_text(text.getvalue())
-            core.auth.ttl = core.settings.key_cache_ttl_seconds
 
     try:
         asyncio.run(main())

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import statistics
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -38,10 +36,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="STRONGROOM_LOG_LEVEL of the server (default info, as shipped: uvicorn logs each request)")
     p.add_argument("--no-install", action="store_true", help="never apt-get install wrk; use the Python client")
     p.add_argument("--python-client", action="store_true", help="use the Python load generator even if wrk exists")
-    p.add_argument("--variant-rounds", type=int,
-                   help="rounds on the informational server whose /healthz is routed first (default 2, quick 1; "
-                        "0: skip)")
     p.add_argument("--cg-requests", type=int, help="N1 for callgrind (N2 = 2 x N1; default 100, quick 40)")
+    p.add_argument("--before-ref", default="fc3081c",
+                   help="git ref of the 'before' tree for the callgrind comparison ('' to skip)")
     p.add_argument("--repeats", type=int, help="timing repeats for the in-process measure (default 7, quick 3)")
     p.add_argument("--pg-keys", type=int, help="keys for the large PostgreSQL figure (default 1000000, quick 100000)")
     p.add_argument("--profile", action="store_true", help="also write cProfile reports to bench/results/")
@@ -49,7 +46,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     q = args.quick
     args.rounds = args.rounds or (2 if q else 6)
-    args.variant_rounds = (1 if q else 2) if args.variant_rounds is None else args.variant_rounds
     args.duration = args.duration or 2
     args.cg_requests = args.cg_requests or (40 if q else 100)
     args.repeats = args.repeats or (3 if q else 7)
@@ -70,8 +66,7 @@ def run_throughput(fixture: Fixture, args, rows: list[Row], notes: list[str]) ->
 
     result = throughput.measure(fixture, rounds=args.rounds, duration=args.duration,
                                 connections=args.connections, warmup=1, allow_install=not args.no_install,
-                                force_python=args.python_client, log_level=args.server_log_level,
-                                variant_rounds=args.variant_rounds)
+                                force_python=args.python_client, log_level=args.server_log_level)
     base = statistics.median(result.rps("healthz"))
     rows.append(Row("req/s GET /healthz (no auth)", f"{fmt_int(base)} req/s"))
     for kind in KINDS:
@@ -86,19 +81,6 @@ def run_throughput(fixture: Fixture, args, rows: list[Row], notes: list[str]) ->
                  f"ratio = median over rounds of kind / mean(healthz runs just before and after).")
     spread = {k: ", ".join(fmt_int(x) for x in result.rps(k)) for k in ("healthz", *KINDS)}
     notes.append("Throughput runs (req/s, in order): " + "; ".join(f"{k}: {v}" for k, v in spread.items()))
-    if result.variant_runs:
-        vbase = statistics.median(result.rps("healthz", variant=True))
-        rows.append(Row("req/s GET /healthz routed first (informational server)", f"{fmt_int(vbase)} req/s",
-                        f"{fmt_int(base)} req/s", f"{vbase / base:.2f}x"))
-        for kind in KINDS:
-            rps = statistics.median(result.rps(kind, variant=True))
-            ratio = statistics.median(result.ratios(kind, variant=True))
-            rows.append(Row(f"req/s GET /v1/me, {LABELS[kind]} (informational server)", f"{fmt_int(rps)} req/s",
-                            f"{fmt_int(vbase)} req/s", f"{ratio:.2f}x", f"({TARGET_RPS[kind]:.2f}x)", "info"))
-        spread = {k: ", ".join(fmt_int(x) for x in result.rps(k, variant=True)) for k in ("healthz", *KINDS)}
-        notes.append(f"Informational server (`python -m bench.serve_variant`: `strongroom serve` with /healthz moved "
-                     f"to the front of the route list), {args.variant_rounds} rounds: "
-                     + "; ".join(f"{k}: {v}" for k, v in spread.items()))
     problems = result.failures()
     if problems:
         notes.append("!! Some load runs had failed requests: " + "; ".join(problems)
@@ -106,28 +88,40 @@ def run_throughput(fixture: Fixture, args, rows: list[Row], notes: list[str]) ->
         log("!! " + "; ".join(problems))
 
 
+TARGET_CG = {"bearer": 0.8, "hmac": 0.8, "rsa": 0.6}
+
+
 def run_callgrind(fixture: Fixture, args, rows: list[Row], notes: list[str]) -> None:
     from bench import callgrind
 
     n1 = args.cg_requests
-    workdir = Path(tempfile.mkdtemp(prefix="strongroom-cg-"))
-    try:
-        counts, seconds = callgrind.measure(fixture, n1, 2 * n1, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    base = counts["healthz"].per_request
-    rows.append(Row("instructions/request GET /healthz (callgrind)", f"{base / 1e6:.3f} M"))
-    for kind in KINDS:
-        v = counts[kind].per_request
-        rows.append(Row(f"instructions/request /v1/me, {LABELS[kind]}", f"{v / 1e6:.3f} M", f"{base / 1e6:.3f} M",
-                        f"{v / base:.2f}x instr. (speed {base / v:.2f}x)"))
-    first = counts["healthz_first"].per_request
-    rows.append(Row("instructions/request GET /healthz if routed first (harness only)", f"{first / 1e6:.3f} M",
-                    f"{base / 1e6:.3f} M", f"{first / base:.2f}x"))
+    apps, seconds = callgrind.measure(n1, 2 * n1, before_ref=args.before_ref or None)
+    for label, counts in apps.items():
+        first = counts.get("healthz_first", counts["healthz"])
+        rows.append(Row(f"instructions/request GET /healthz, {label}", f"{counts['healthz'] / 1e6:.3f} M"))
+        if "healthz_first" in counts:
+            rows.append(Row(f"instructions/request GET /healthz routed first, {label}", f"{first / 1e6:.3f} M"))
+        for kind in KINDS:
+            if kind not in counts:
+                continue
+            v = counts[kind]
+            ours = label == "this tree"
+            target = TARGET_CG.get(kind)
+            rows.append(Row(f"instructions/request /v1/me, {LABELS[kind]}, {label}", f"{v / 1e6:.3f} M",
+                            f"{first / 1e6:.3f} M (healthz first)", f"speed {first / v:.2f}x",
+                            f">= {target:.2f}x" if ours and target else "-",
+                            ("PASS" if first / v >= target else "FAIL") if ours and target else "info"))
+    ours = apps["this tree"]["bearer"]
+    for label, counts in apps.items():
+        if label.startswith("peer:"):
+            rows.append(Row(f"instructions/request /v1/me bearer: this tree vs {label}", f"{ours / 1e6:.3f} M",
+                            f"{counts['bearer'] / 1e6:.3f} M", f"{ours / counts['bearer']:.2f}x instr."))
     notes.append(f"Instructions: valgrind callgrind, in-process raw ASGI calls (no sockets, no uvicorn), "
-                 f"(Ir of {2 * n1} requests - Ir of {n1}) / {n1}; {seconds:.0f} s under valgrind. The last row moves "
-                 f"/healthz to the front of the route list in the harness only: the app registers it after the "
-                 f"/v1 routers, so FastAPI tries those first, and that routing cost is part of the healthz baseline.")
+                 f"(Ir of {2 * n1} requests - Ir of {n1}) / {n1}, GC collected before and off inside each batch, "
+                 f"key cache kept warm; {seconds:.0f} s under valgrind. 'healthz routed first' moves /healthz to "
+                 f"the front of the route list (this tree ships it there; the tree before the architecture step "
+                 f"registered it after the /v1 routers). 'speed' = healthz-first instructions / the row's. "
+                 f"Peers (bench/peer_apps.py) send the key in X-API-Key and check it against an in-memory table.")
 
 
 def run_inproc(fixture: Fixture, args, rows: list[Row], notes: list[str]) -> None:

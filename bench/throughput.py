@@ -80,22 +80,17 @@ def _pin(cpu: int | None) -> list[str]:
 class Server:
     """``strongroom serve`` as a subprocess on a free loopback port."""
 
-    def __init__(self, fixture: Fixture, workdir: Path, cpu: int | None, log_level: str = "info",
-                 variant: bool = False) -> None:
+    def __init__(self, fixture: Fixture, workdir: Path, cpu: int | None, log_level: str = "info") -> None:
         import socket
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / ("server-variant.log" if variant else "server.log")
+        self.log_path = workdir / "server.log"
         env = {**os.environ, **settings_env(fixture.data_dir, STRONGROOM_LOG_LEVEL=log_level)}
         self._log = self.log_path.open("w")  # closed in stop()
-        if variant:
-            cmd = [sys.executable, "-m", "bench.serve_variant", "127.0.0.1", str(self.port)]
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), str(ROOT)) if p)
-        else:
-            cmd = [str(BIN / "strongroom"), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = [str(BIN / "strongroom"), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self.proc = subprocess.Popen([*_pin(cpu), *cmd], env=env, cwd=ROOT, stdout=self._log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
@@ -148,15 +143,14 @@ class Result:
     duration: float
     rounds: int
     runs: list[Run] = field(default_factory=list)
-    variant_runs: list[Run] = field(default_factory=list)  # informational server: /healthz routed first
     refusals: dict[str, int] = field(default_factory=dict)
 
-    def rps(self, kind: str, variant: bool = False) -> list[float]:
-        return [r.rps for r in (self.variant_runs if variant else self.runs) if r.kind == kind]
+    def rps(self, kind: str) -> list[float]:
+        return [r.rps for r in self.runs if r.kind == kind]
 
-    def ratios(self, kind: str, variant: bool = False) -> list[float]:
+    def ratios(self, kind: str) -> list[float]:
         """Per round: the kind's rps over the mean of the healthz runs just before and after it."""
-        runs = self.variant_runs if variant else self.runs
+        runs = self.runs
         out = []
         for i, run in enumerate(runs):
             if run.kind != kind:
@@ -169,7 +163,7 @@ class Result:
 
     def failures(self) -> list[str]:
         return [f"{r.kind}: {r.failed} non-2xx, {r.socket_errors} socket errors, {r.wrapped} reused, of {r.requests}"
-                for r in self.runs + self.variant_runs
+                for r in self.runs
                 if r.failed or r.socket_errors or (r.wrapped and r.kind not in ("healthz", "bearer"))]
 
 
@@ -286,9 +280,8 @@ def sign_cost(cred: Credential, samples: int = 50) -> float:
 
 
 def measure(fixture: Fixture, *, rounds: int, duration: float, connections: int, warmup: float,
-            allow_install: bool, force_python: bool, log_level: str = "info", variant_rounds: int = 0) -> Result:
-    """Interleaved rounds on one ``strongroom serve`` process; then, if ``variant_rounds``, a shorter
-    informational session on a second server whose /healthz is routed first (bench/serve_variant.py)."""
+            allow_install: bool, force_python: bool, log_level: str = "info") -> Result:
+    """Interleaved rounds (healthz, kind, healthz, kind, ...) on one ``strongroom serve`` process."""
     wrk = None if force_python else ensure_wrk(allow_install)
     cpus = _cpus()
     server_cpu, client_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
@@ -332,12 +325,9 @@ def measure(fixture: Fixture, *, rounds: int, duration: float, connections: int,
                 f"socket errors {run.socket_errors})")
 
     try:
-        for variant, n_rounds, runs in ((False, rounds, result.runs), (True, variant_rounds, result.variant_runs)):
-            if n_rounds <= 0:
-                continue
-            server = Server(fixture, workdir, server_cpu, log_level, variant=variant)
-            what = "informational: /healthz routed first (bench.serve_variant)" if variant else "strongroom serve"
-            log(f"   {what}: {server.url} (pid {server.proc.pid}, cpu {server_cpu}); client: {client} "
+        for n_rounds, runs in ((rounds, result.runs),):
+            server = Server(fixture, workdir, server_cpu, log_level)
+            log(f"   strongroom serve: {server.url} (pid {server.proc.pid}, cpu {server_cpu}); client: {client} "
                 f"(cpu {client_cpu})")
             try:
                 session(server, n_rounds, runs)
