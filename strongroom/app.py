@@ -17,7 +17,7 @@ from starlette.routing import Mount
 from strongroom.core import Core, build_core
 from strongroom.settings import Settings, get_settings
 from strongroom.surfaces import kalshi, native, tradingapp
-from strongroom.surfaces.factory import BodyLimit, Surface, SurfaceApp, build
+from strongroom.surfaces.factory import EdgeGuard, Surface, SurfaceApp, build
 from strongroom.surfaces.openapi import merged_openapi
 
 log = logging.getLogger("strongroom")
@@ -99,5 +99,5 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, surfaces=built, default=default)
+    app.add_middleware(EdgeGuard, max_bytes=settings.max_body_bytes, surfaces=built, default=default)
     return app

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import logging
+import re
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -38,6 +41,7 @@ from strongroom.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     Unauthenticated,
     ValidationFailed,
 )
@@ -48,6 +52,11 @@ if TYPE_CHECKING:
     from strongroom.core import Core
 
 log = logging.getLogger("strongroom.http")
+
+# Scope keys: the auth gate reads a signed body before the caller is known; a bad body must not
+# answer before a bad signature does, so the edge's body check is deferred to the gate then.
+DEFER_BODY_CHECK = "strongroom.defer_body_check"
+BODY_REFUSAL = "strongroom.body_refusal"
 
 # A check that runs after authentication and before the body: (core, principal, raw path params).
 Guard = Callable[["Core", Principal, Mapping[str, Any]], None]
@@ -116,13 +125,32 @@ class ErrorTable:
 
 
 def domain_error(exc: BaseException) -> DomainError | None:
-    """Return ``exc`` as a domain error: itself, or the one a framework error stands for; None if unexpected."""
+    """Return ``exc`` as a domain error: itself, or the one a framework or database error stands
+    for; None if unexpected."""
     if isinstance(exc, DomainError):
         return exc
+    if isinstance(exc, Refusal):
+        return exc.error
+    if isinstance(exc, DBAPIError):
+        return database_error(exc)
     if isinstance(exc, RequestValidationError):
         return validation_error(exc)
     if isinstance(exc, StarletteHTTPException):
         return http_error(exc)
+    return None
+
+
+def database_error(exc: DBAPIError) -> DomainError | None:
+    """A database that cannot be reached is a 503 to retry; a value it cannot store is a 400.
+
+    Returns None for anything else (a bug: answered as the surface's 500). Never passes on the
+    error's text, which holds the statement and its parameters.
+    """
+    if exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError)):
+        log.warning("database unavailable: %s", type(exc.orig).__name__ if exc.orig else type(exc).__name__)
+        return ServiceUnavailable("the database is unavailable; try again shortly", retry_after=2)
+    if isinstance(exc, DataError):
+        return BadRequest("a value is not acceptable (for example a NUL character)")
     return None
 
 
@@ -310,11 +338,15 @@ class AuthGate:
 
         facts = request_facts(scope, read_body)
         state = scope.setdefault("state", {})
+        scope[DEFER_BODY_CHECK] = True
         try:
             if self.read_body_first:
                 await facts.read_body()
             principal = await core.auth.authenticate(facts, self.schemes)
             state["principal"] = principal
+            scope[DEFER_BODY_CHECK] = False
+            if BODY_REFUSAL in scope:
+                raise scope.pop(BODY_REFUSAL)
             if self.guard is not None:
                 self.guard(core, principal, scope.get("path_params", {}))
         except Exception as exc:  # noqa: BLE001 - every failure is answered in the surface's shape
@@ -360,9 +392,59 @@ def build(surface: Surface) -> SurfaceApp:
     return SurfaceApp(surface)
 
 
-class BodyLimit:
-    """Refuse bodies over ``max_bytes`` with a 413 in the shape of the surface that owns the path:
-    by Content-Length before anything runs, or while a chunked body streams in."""
+class Refusal(StarletteHTTPException):
+    """A domain error raised where Starlette/FastAPI only pass HTTPExceptions through (inside ``receive``)."""
+
+    def __init__(self, error: DomainError) -> None:
+        super().__init__(error.status, error.message)
+        self.error = error
+
+
+# Percent-encoded C0 controls and DEL in a query string: never meaningful in an id, a filter or a cursor.
+_ENCODED_CONTROL = re.compile(rb"%(?:[01][0-9a-fA-F]|7[fF])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_JSON_NUL = re.compile(rb"\\u0000|\x00")
+_FORM_NUL = re.compile(rb"%00|\x00")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise Refusal(MalformedBody(f"duplicate key {key[:40]!r} in a JSON object"))
+        seen[key] = value
+    return seen
+
+
+def check_body(body: bytes, content_type: str) -> None:
+    """Raise :class:`Refusal` (400) for a body no surface accepts: a NUL character anywhere, or a
+    JSON object with a duplicate key (which JSON parsers would otherwise resolve by "last wins")."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":
+        if _FORM_NUL.search(body):
+            raise Refusal(MalformedBody("the body contains a NUL character"))
+        return
+    if not (kind == "application/json" or kind.endswith("+json")):
+        return
+    if _JSON_NUL.search(body):
+        raise Refusal(MalformedBody("the body contains a NUL character"))
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicate_keys)
+    except ValueError:
+        return  # malformed JSON: the route reports it (after authentication)
+
+
+class EdgeGuard:
+    """What every request passes first, answered in the shape of the surface that owns the path:
+
+    * a body over ``max_bytes`` is refused by Content-Length before anything runs, or while it
+      streams in; an invalid Content-Length is a 400;
+    * a path or query string with control characters (NUL, ...) is a 400;
+    * a body with a NUL character, or a JSON body with a duplicate key, is a 400 when the body is
+      read (so after authentication: the auth gate reads no body first);
+    * every response gets ``X-Content-Type-Options: nosniff`` and ``Cache-Control: no-store``
+      (API answers carry tokens, secrets and account data; nothing of it belongs in a cache).
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int, surfaces: Sequence[SurfaceApp], default: SurfaceApp) -> None:
         self.app = app
@@ -382,35 +464,61 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        send = _with_headers(send)
+        error: DomainError | None = None
+        has_body = False
+        content_type = ""
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
-                    too_large = int(value) > self.max_bytes
+                    length = int(value)
                 except ValueError:
-                    error: DomainError = MalformedBody("invalid Content-Length")
-                else:
-                    if not too_large:
-                        break
+                    error = MalformedBody("invalid Content-Length")
+                    break
+                if length > self.max_bytes:
                     error = PayloadTooLarge(f"the body exceeds {self.max_bytes} bytes")
-                await self.owner(scope["path"]).error_response(scope, error)(scope, receive, send)
-                return
-            if name == b"transfer-encoding":
-                receive = self._limited(receive)
-                break
+                    break
+                has_body = has_body or length > 0
+            elif name == b"transfer-encoding":
+                has_body = True
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
+        if error is None and (_CONTROL.search(scope["path"]) or _ENCODED_CONTROL.search(scope["query_string"])):
+            error = BadRequest("the path or query string contains a control character")
+        if error is not None:
+            await self.owner(scope["path"]).error_response(scope, error)(scope, receive, send)
+            return
+        if has_body:
+            receive = self._guarded(scope, receive, content_type)
         await self.app(scope, receive, send)
 
-    def _limited(self, receive: Receive) -> Receive:
-        seen = 0
+    def _guarded(self, scope: Scope, receive: Receive, content_type: str) -> Receive:
+        body = bytearray()
         limit = self.max_bytes
 
-        async def limited_receive() -> Message:
-            nonlocal seen
+        async def guarded_receive() -> Message:
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    # An HTTPException: FastAPI re-raises those while it reads a body (others become 400).
-                    raise StarletteHTTPException(413, f"the body exceeds {limit} bytes")
+                body.extend(message.get("body", b""))
+                if len(body) > limit:
+                    raise Refusal(PayloadTooLarge(f"the body exceeds {limit} bytes"))
+                if not message.get("more_body", False):
+                    try:
+                        check_body(bytes(body), content_type)
+                    except Refusal as refusal:
+                        if not scope.get(DEFER_BODY_CHECK):
+                            raise
+                        scope[BODY_REFUSAL] = refusal  # the auth gate raises it once the caller is known
             return message
 
-        return limited_receive
+        return guarded_receive
+
+
+def _with_headers(send: Send) -> Send:
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), (b"x-content-type-options", b"nosniff"),
+                                  (b"cache-control", b"no-store")]
+        await send(message)
+
+    return send_with_headers

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -26,8 +27,17 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 
 
+_last_ms = 0
+_stamp_lock = threading.Lock()
+
+
 def now_ms() -> str:
-    return str(int(time.time() * 1000))
+    """The current time in ms, never the same twice in this process: like a real client, the tests
+    must not sign two requests alike (a repeated signature is refused as a replay)."""
+    global _last_ms
+    with _stamp_lock:
+        _last_ms = max(int(time.time() * 1000), _last_ms + 1)
+        return str(_last_ms)
 
 
 def load_private_key(pem: str):
