@@ -139,14 +139,14 @@ def build_router() -> APIRouter:
 
     @api.post("/new", openapi_extra={"requestBody": {
         "required": True, "content": {"application/json": {"schema": NewAccount.model_json_schema()}}}})
-    def create_account(user_id: int, body: Annotated[NewAccount, Depends(new_account_body)],
+    async def create_account(user_id: int, body: Annotated[NewAccount, Depends(new_account_body)],
                        principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
         """Connect an exchange account (checked live, stored encrypted); one live account per exchange."""
         credentials = {"api_key": body.api_key, "secret": body.secret_key}
         if body.passphrase is not None:
             credentials["passphrase"] = body.passphrase
-        core.accounts.connect(principal, body.exchange, credentials, name=body.name, user_id=user_id,
-                              one_per_exchange=True)
+        await core.accounts.connect(principal, body.exchange, credentials, name=body.name, user_id=user_id,
+                                    one_per_exchange=True)
         return ok("Account successfully created")
 
     @api.delete("/{exchange_name}")
