@@ -164,6 +164,22 @@ async def api_restrictions(call: Call) -> Response:
 
 
 @private
+async def coins(call: Call) -> Response:
+    """GET /sapi/v1/capital/config/getall: every asset of the listed markets, one network each."""
+    assets = sorted({asset for pair in call.state.markets("binance") for asset in pair})
+    return JSONResponse([
+        {"coin": asset, "name": asset, "depositAllEnable": True, "withdrawAllEnable": True, "trading": True,
+         "isLegalMoney": False, "free": "0", "locked": "0", "freeze": "0", "withdrawing": "0", "ipoing": "0",
+         "ipoable": "0", "storage": "0",
+         "networkList": [{"network": asset, "coin": asset, "name": asset, "isDefault": True, "depositEnable": True,
+                          "withdrawEnable": True, "withdrawFee": "0.0001", "withdrawMin": "0.001",
+                          "withdrawMax": "1000", "withdrawIntegerMultiple": "0.00000001", "minConfirm": 1,
+                          "unLockConfirm": 0, "busy": False}]}
+        for asset in assets
+    ])
+
+
+@private
 async def empty_list(call: Call) -> Response:
     """GET /sapi/v1/margin/allPairs and isolated/allPairs: no margin pairs."""
     return JSONResponse([])
@@ -254,6 +270,13 @@ async def ticker_24hr(call: Call) -> Response:
 
 
 @public
+async def no_derivatives(call: Call) -> Response:
+    """GET /fapi/v1/exchangeInfo and /dapi/v1/exchangeInfo: no futures markets (ccxt loads them by default)."""
+    return JSONResponse({"timezone": "UTC", "serverTime": _now_ms(), "rateLimits": [], "exchangeFilters": [],
+                         "assets": [], "symbols": []})
+
+
+@public
 async def server_time(call: Call) -> Response:
     """GET /api/v3/time."""
     return JSONResponse({"serverTime": _now_ms()})
@@ -272,7 +295,10 @@ ROUTES = [
     Route("/sapi/v1/account/apiRestrictions", api_restrictions),
     Route("/sapi/v1/margin/allPairs", empty_list),
     Route("/sapi/v1/margin/isolated/allPairs", empty_list),
+    Route("/sapi/v1/capital/config/getall", coins),
     Route("/api/v3/exchangeInfo", exchange_info),
+    Route("/fapi/v1/exchangeInfo", no_derivatives),
+    Route("/dapi/v1/exchangeInfo", no_derivatives),
     Route("/api/v3/ticker/24hr", ticker_24hr),
     Route("/api/v3/time", server_time),
     Route("/api/v3/ping", ping),

@@ -124,6 +124,19 @@ async def config(call: Call) -> Response:
     )
 
 
+@private
+async def currencies(call: Call) -> Response:
+    """GET /api/v5/asset/currencies: every asset of the listed markets, one chain each."""
+    assets = sorted({asset for pair in call.state.markets("okx") for asset in pair})
+    return _ok([
+        {"ccy": ccy, "name": ccy, "chain": f"{ccy}-{ccy}", "canDep": True, "canWd": True, "canInternal": True,
+         "minDep": "0.00000001", "minWd": "0.001", "maxWd": "1000", "wdTickSz": "8", "minFee": "0.0001",
+         "maxFee": "0.001", "mainNet": True, "needTag": False, "logoLink": "", "depQuotaFixed": "",
+         "usedDepQuotaFixed": "", "depEstOpenTime": "", "wdEstOpenTime": ""}
+        for ccy in assets
+    ])
+
+
 # --------------------------------------------------------------------------- public
 
 
@@ -178,6 +191,7 @@ ROUTES = [
     Route("/api/v5/account/balance", balance),
     Route("/api/v5/asset/balances", funding_balances),
     Route("/api/v5/account/config", config),
+    Route("/api/v5/asset/currencies", currencies),
     Route("/api/v5/public/instruments", instruments),
     Route("/api/v5/market/tickers", tickers),
     Route("/api/v5/market/ticker", ticker),

@@ -22,9 +22,9 @@ Efficiency, per process:
 * **No sleeps on the request path.** Clients are never closed on the request path (ccxt's
   ``close()`` used to sleep 250 ms); ``aclose()`` closes them all at shutdown.
 
-One gateway serves one event loop at a time (the app's). Used from another loop (a new
-``asyncio.run``), it drops the old loop's clients (closing them there if that loop still runs) and
-starts afresh. Errors: see ``strongroom.exchanges.client`` (never a ccxt message).
+One gateway serves one event loop at a time (the app's lifespan awaits ``aclose()``; so must any
+other owner of a loop, e.g. ``asyncio.run``, before the loop ends). Used from another loop, it drops
+the old loop's clients (closing them there if that loop still runs) and starts afresh. Errors: see ``strongroom.exchanges.client`` (never a ccxt message).
 """
 
 from __future__ import annotations
