@@ -179,7 +179,7 @@ class ExchangeGateway:
         """
         cached = self._prices.get(info.id)
         if cached is not None:
-            return cached
+            return dict(cached)
         venue = self._live_venue(info)
         state = self._current()
         task = state.price_loads.get(info.id)
@@ -188,7 +188,7 @@ class ExchangeGateway:
             state.price_loads[info.id] = task
             task.add_done_callback(lambda done: self._price_load_done(state, info.id, done))
         # shielded: a caller that gives up does not cancel the load the others wait for
-        return await asyncio.shield(task)
+        return dict(await asyncio.shield(task))
 
     async def fetch_prices(self, info: ExchangeInfo, symbols: Iterable[str]) -> dict[str, Decimal]:
         """Return the last price of each of ``symbols`` that has one (from ``fetch_tickers``'s cache)."""
@@ -407,21 +407,29 @@ class ExchangeGateway:
             self._retire(state, client)
 
     def _close_later(self, state: _LoopState, client: _Client) -> None:
-        if state.loop.is_closed():
-            return
-        task = state.loop.create_task(close_client(client.exchange, client.venue.info.id))
-        state.closing.add(task)
-        task.add_done_callback(state.closing.discard)
+        """Close ``client`` in the background on its own loop (from any thread); never on the request path."""
+        closing = close_client(client.exchange, client.venue.info.id)
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is state.loop:
+            task = state.loop.create_task(closing)
+            state.closing.add(task)
+            task.add_done_callback(state.closing.discard)
+        elif state.loop.is_running():
+            asyncio.run_coroutine_threadsafe(closing, state.loop)
+        else:
+            closing.close()  # that loop has ended: its sockets went with it
 
-    @staticmethod
-    def _abandon(state: _LoopState) -> None:
+    def _abandon(self, state: _LoopState) -> None:
         """Forget another loop's clients, closing them on that loop if it still runs (in another thread)."""
-        clients = _live_clients(state)
-        if state.loop.is_running() and not state.loop.is_closed():
-            for task in state.price_loads.values():
+        clients = _live_clients(state)  # (expired ones are handed to _close_later by the cache)
+        for client in clients:
+            self._close_later(state, client)
+        if state.loop.is_running():
+            for task in list(state.price_loads.values()):
                 state.loop.call_soon_threadsafe(task.cancel)
-            for client in clients:
-                asyncio.run_coroutine_threadsafe(close_client(client.exchange, client.venue.info.id), state.loop)
         log.debug("dropped %d exchange clients of another event loop", len(clients))
 
 
