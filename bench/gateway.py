@@ -6,6 +6,8 @@ rotates every round), each with a fresh mock key registered beforehand (untimed)
 
 * ``connect``: ``POST /v1/exchange-accounts`` (bearer key, Binance) over a keep-alive connection; the
   server checks the key with two signed requests (account + apiRestrictions) through the gateway.
+* ``local``: the same request for a venue without a live check (BitMEX: stored ``unverified``), i.e.
+  everything ``connect`` does but the exchange call (HTTP, authentication, database, audit).
 * ``bare``: what those two requests cost with ccxt alone, minus its two sleeps: a new
   ``ccxt.async_support.binance`` client (``enableRateLimit`` off), the two requests, ``close()`` with
   ``timeout_on_exit = 0``. The baseline of the target.
@@ -176,12 +178,17 @@ def measure(fixture: Fixture, workdir: Path, *, rounds: int, before: Path | None
         warm.timeout_on_exit = 0
 
         def connect(kind: str) -> float:
-            creds = _new_key(mock_url, control)
-            body = {"exchange": "binance", "name": "bench", "credentials": creds}
+            local = kind == "local"
+            if local:
+                creds = {"api_key": f"bench-{uuid.uuid4().hex}", "secret": uuid.uuid4().hex}
+            else:
+                creds = _new_key(mock_url, control)
+            body = {"exchange": "bitmex" if local else "binance", "name": "bench", "credentials": creds}
             started = time.perf_counter()
-            response = clients[kind].post("/v1/exchange-accounts", json=body, headers=bearer)
+            response = clients["connect" if local else kind].post("/v1/exchange-accounts", json=body, headers=bearer)
             elapsed = (time.perf_counter() - started) * 1000
-            if response.status_code != 201 or response.json().get("status") != "active":
+            expected = "unverified" if local else "active"
+            if response.status_code != 201 or response.json().get("status") != expected:
                 raise RuntimeError(f"{kind}: connect answered {response.status_code}: {response.text[:300]}")
             return elapsed
 
@@ -196,8 +203,8 @@ def measure(fixture: Fixture, workdir: Path, *, rounds: int, before: Path | None
                 loop.run_until_complete(_ccxt_pair(mock_url, creds, sleeps=kind == "defaults"))
             return (time.perf_counter() - started) * 1000
 
-        kinds = [*servers, "bare", "bare_ssl", "defaults", "warm"]
-        runners = {kind: (connect if kind in servers else direct) for kind in kinds}
+        kinds = [*servers, "local", "bare", "bare_ssl", "defaults", "warm"]
+        runners = {kind: (connect if kind in (*servers, "local") else direct) for kind in kinds}
         for kind in kinds:  # warm-up: ccxt imported in every process, first connections made
             for _ in range(3):
                 runners[kind](kind)

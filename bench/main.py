@@ -216,6 +216,8 @@ def run_gateway(fixture: Fixture, args, rows: list[Row], notes: list[str]) -> No
                     f"{bare:.1f} ms (bare ccxt)", f"{ratio:.2f}x", f"<= {GATEWAY_TARGET}x",
                     "PASS" if ratio <= GATEWAY_TARGET else "FAIL"))
     rows.append(Row("bare ccxt: new client, the same 2 signed requests, close, no sleeps", f"{bare:.1f} ms"))
+    rows.append(Row("connect without an exchange call (BitMEX: no live check)", f"{r.median('local'):.1f} ms",
+                    f"{r.median('connect'):.1f} ms (connect)", f"{r.median('local') / r.median('connect'):.2f}x"))
     rows.append(Row("bare ccxt, one SSL context shared by every client (as the gateway)",
                     f"{r.median('bare_ssl'):.1f} ms", f"{bare:.1f} ms", f"{r.median('bare_ssl') / bare:.2f}x"))
     rows.append(Row("connect vs. bare ccxt with a shared SSL context", f"{r.median('connect'):.1f} ms",
