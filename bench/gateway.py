@@ -47,7 +47,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait(url: str, proc: subprocess.Popen, log_path: Path, what: str) -> None:
+def _wait(url: str, proc: subprocess.Popen[bytes], log_path: Path, what: str) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:

@@ -11,6 +11,7 @@ import hmac
 import json
 import time
 from decimal import Decimal
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -188,7 +189,7 @@ async def empty_list(call: Call) -> Response:
 # --------------------------------------------------------------------------- public
 
 
-def _symbol_info(base: str, quote: str) -> dict:
+def _symbol_info(base: str, quote: str) -> dict[str, Any]:
     return {
         "symbol": base + quote,
         "status": "TRADING",
@@ -231,7 +232,7 @@ async def exchange_info(call: Call) -> Response:
     )
 
 
-def _ticker(symbol_id: str, price: Decimal) -> dict:
+def _ticker(symbol_id: str, price: Decimal) -> dict[str, Any]:
     p = render(price)
     now = _now_ms()
     return {

@@ -38,6 +38,7 @@ class Call:
 
 
 Handler = Callable[[Call], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
 Authenticate = Callable[[Call], Awaitable[MockAccount | Response]]
 
 # The venue's own answer when the mock is in ``rate_limited`` mode.
@@ -68,10 +69,10 @@ async def apply_behaviour(state: MockState, exchange: str) -> Response | None:
     return None
 
 
-def venue_endpoint(exchange: str, authenticate: Authenticate | None = None) -> Callable[[Handler], Callable]:
+def venue_endpoint(exchange: str, authenticate: Authenticate | None = None) -> Callable[[Handler], Endpoint]:
     """Decorate a venue handler (see the module doc); ``authenticate`` makes it a private endpoint."""
 
-    def decorate(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def decorate(handler: Handler) -> Endpoint:
         @functools.wraps(handler)
         async def endpoint(request: Request) -> Response:
             state = state_of(request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -55,7 +56,7 @@ def _wallet(exchange: str, doc: dict[str, Any]) -> str:
     return str(wallet)
 
 
-def _handle(action: Any) -> Any:
+def _handle(action: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
             return await action(request)

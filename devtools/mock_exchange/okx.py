@@ -12,6 +12,7 @@ import hmac
 import time
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
@@ -27,7 +28,7 @@ def _error(code: str, msg: str, status: int = 401) -> JSONResponse:
     return JSONResponse({"code": code, "msg": msg, "data": []}, status_code=status)
 
 
-def _ok(data: list) -> JSONResponse:
+def _ok(data: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse({"code": "0", "msg": "", "data": data})
 
 
@@ -140,7 +141,7 @@ async def currencies(call: Call) -> Response:
 # --------------------------------------------------------------------------- public
 
 
-def _instrument(base: str, quote: str) -> dict:
+def _instrument(base: str, quote: str) -> dict[str, str]:
     return {
         "instType": "SPOT", "instId": f"{base}-{quote}", "uly": "", "instFamily": "", "baseCcy": base,
         "quoteCcy": quote, "settleCcy": "", "ctVal": "", "ctMult": "", "ctValCcy": "", "optType": "", "stk": "",
@@ -158,7 +159,7 @@ async def instruments(call: Call) -> Response:
     return _ok([_instrument(base, quote) for base, quote in call.state.markets("okx")])
 
 
-def _ticker(inst_id: str, price: Decimal) -> dict:
+def _ticker(inst_id: str, price: Decimal) -> dict[str, str]:
     p = plain(price)
     return {"instType": "SPOT", "instId": inst_id, "last": p, "lastSz": "0.1", "askPx": p, "askSz": "1",
             "bidPx": p, "bidSz": "1", "open24h": p, "high24h": p, "low24h": p, "volCcy24h": plain(price * 10),

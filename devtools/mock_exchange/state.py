@@ -59,7 +59,8 @@ class MockAccount:
 
 
 def _demo_accounts() -> dict[str, dict[str, MockAccount]]:
-    def account(exchange: str, key: str, secret: str, passphrase: str | None = None, can_withdraw: bool = False):
+    def account(exchange: str, key: str, secret: str, passphrase: str | None = None,
+                can_withdraw: bool = False) -> MockAccount:
         return MockAccount(key, secret, passphrase, can_withdraw, copy.deepcopy(DEFAULT_BALANCES[exchange]))
 
     return {
