@@ -186,6 +186,23 @@ def mock_settings_bounded(mock: Mock) -> Settings:
                     exchange_concurrency_per_venue=2, exchange_requests_per_second=1000)
 
 
+def test_the_venue_request_budget_is_the_gateways(mock: Mock) -> None:
+    """0.5 requests/s: a burst of 4 (two Binance key checks), then the third waits past the timeout."""
+    stingy = Settings(exchange_base_urls={"binance": mock.url}, exchange_requests_per_second=0.5,
+                      exchange_timeout_ms=200)
+    mock.reset()
+
+    async def body(gateway: ExchangeGateway) -> int | None:
+        assert await gateway.validate(BINANCE_INFO, BINANCE) == ValidationOutcome(True, False)
+        assert await gateway.validate(BINANCE_INFO, BINANCE_WITHDRAW) == ValidationOutcome(True, True)
+        with pytest.raises(errors.ExchangeUnavailable) as caught:
+            await gateway.validate(BINANCE_INFO, BINANCE)
+        return caught.value.retry_after
+
+    assert run_with(stingy, body) == RETRY_AFTER_RATE_LIMITED
+    assert mock.venue("binance")["requests"] == 4  # the refused check never reached the venue
+
+
 def test_no_worker_thread_is_held_during_an_exchange_call(mock: Mock, settings: Settings) -> None:
     creds = mock.new_key("binance")
     mock.mode("slow", delay=0.5)
