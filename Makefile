@@ -41,20 +41,21 @@ test: $(VENV)/.test ts-deps
 bench: $(VENV)/.test
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# `make run` with every Binance and OKX call sent to the bundled loopback mock exchange (port 8100).
+# `make run` with every Binance and OKX call sent to the loopback mock exchange (port 8100), which is
+# devtools/mock_exchange in this checkout (not installed with the package): run from the repo root.
 demo: migrate
-	@$(BIN)/strongroom mock-exchange --port 8100 & mock=$$!; trap "kill $$mock 2>/dev/null" EXIT INT TERM; \
+	@$(BIN)/python -m devtools.mock_exchange --port 8100 & mock=$$!; trap "kill $$mock 2>/dev/null" EXIT INT TERM; \
 	 STRONGROOM_EXCHANGE_BASE_URLS='{"binance": "http://127.0.0.1:8100", "okx": "http://127.0.0.1:8100"}' \
 	 $(BIN)/strongroom serve --host $(HOST) --port $(PORT)
 
 mock-exchange: $(VENV)/.runtime
-	$(BIN)/strongroom mock-exchange --port 8100
+	$(BIN)/python -m devtools.mock_exchange --port 8100
 
 catalogue: $(VENV)/.test
 	$(BIN)/python scripts/gen_catalogue.py
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check strongroom tests bench scripts
+	$(BIN)/ruff check strongroom tests bench scripts devtools
 
 clean:
 	rm -rf $(VENV) tests/surfaces/kalshi/ts/node_modules

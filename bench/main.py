@@ -14,10 +14,11 @@ from bench.fixture import KINDS, LABELS, Fixture
 from bench.report import Row, command_line, cpu_busy, machine, markdown, table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MEASURES = ("throughput", "callgrind", "inproc", "pg")
+MEASURES = ("throughput", "callgrind", "inproc", "pg", "gateway")
 TARGET_RPS = {"bearer": 0.85, "hmac": 0.85, "rsa": 0.75, "ed25519": 0.75}
 BARE = {"bearer": "HMAC-SHA256", "hmac": "HMAC-SHA256", "rsa": "RSA-2048 PSS verify", "ed25519": "Ed25519 verify"}
 PG_TARGET = 1.2
+GATEWAY_TARGET = 1.3
 
 
 def log(msg: str) -> None:
@@ -41,6 +42,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="git ref of the 'before' tree for the callgrind comparison ('' to skip)")
     p.add_argument("--repeats", type=int, help="timing repeats for the in-process measure (default 7, quick 3)")
     p.add_argument("--pg-keys", type=int, help="keys for the large PostgreSQL figure (default 1000000, quick 100000)")
+    p.add_argument("--gateway-rounds", type=int, help="interleaved rounds of the gateway measure (default 30, quick 10)")
+    p.add_argument("--gateway-before", type=Path,
+                   help="a checkout of an older tree: the gateway measure also times connects on its code")
     p.add_argument("--profile", action="store_true", help="also write cProfile reports to bench/results/")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.md", help="where to write the Markdown results")
     args = p.parse_args(argv)
@@ -50,6 +54,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.cg_requests = args.cg_requests or (40 if q else 100)
     args.repeats = args.repeats or (3 if q else 7)
     args.pg_keys = args.pg_keys or (100_000 if q else 1_000_000)
+    args.gateway_rounds = args.gateway_rounds or (10 if q else 30)
     args.only = [m.strip() for m in args.only.split(",") if m.strip()]
     unknown = set(args.only) - set(MEASURES)
     if unknown:
@@ -190,6 +195,40 @@ def run_pg(args, rows: list[Row], notes: list[str]) -> None:
                  f"{r.large_keys - r.small_keys:,} keys inserted in {r.insert_seconds:.0f} s.")
 
 
+def run_gateway(fixture: Fixture, args, rows: list[Row], notes: list[str]) -> None:
+    from bench import gateway
+
+    workdir = Path(tempfile.mkdtemp(prefix="strongroom-gw-"))
+    try:
+        r = gateway.measure(fixture, workdir, rounds=args.gateway_rounds, before=args.gateway_before,
+                            log_level=args.server_log_level)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    bare = r.median("bare")
+    ratio = r.median("connect") / bare
+    rows.append(Row("connect POST /v1/exchange-accounts (Binance, mock)", f"{r.median('connect'):.1f} ms",
+                    f"{bare:.1f} ms (bare ccxt)", f"{ratio:.2f}x", f"<= {GATEWAY_TARGET}x",
+                    "PASS" if ratio <= GATEWAY_TARGET else "FAIL"))
+    rows.append(Row("bare ccxt: new client, the same 2 signed requests, close, no sleeps", f"{bare:.1f} ms"))
+    rows.append(Row("connect without an exchange call (BitMEX: no live check)", f"{r.median('local'):.1f} ms",
+                    f"{r.median('connect'):.1f} ms (connect)", f"{r.median('local') / r.median('connect'):.2f}x"))
+    rows.append(Row("bare ccxt, one SSL context shared by every client (as the gateway)",
+                    f"{r.median('bare_ssl'):.1f} ms", f"{bare:.1f} ms", f"{r.median('bare_ssl') / bare:.2f}x"))
+    rows.append(Row("connect vs. bare ccxt with a shared SSL context", f"{r.median('connect'):.1f} ms",
+                    f"{r.median('bare_ssl'):.1f} ms", f"{r.median('connect') / r.median('bare_ssl'):.2f}x"))
+    rows.append(Row("ccxt defaults: rate limiter on, close() sleeping (the validator before)",
+                    f"{r.median('defaults'):.1f} ms", f"{bare:.1f} ms", f"{r.median('defaults') / bare:.2f}x"))
+    rows.append(Row("the 2 signed requests on a warm ccxt client", f"{r.median('warm'):.1f} ms", f"{bare:.1f} ms",
+                    f"{r.median('warm') / bare:.2f}x"))
+    if "before" in r.samples:
+        rows.append(Row(f"connect on the older tree ({args.gateway_before})", f"{r.median('before'):.1f} ms",
+                        f"{r.median('connect'):.1f} ms (now)", f"{r.median('before') / r.median('connect'):.2f}x"))
+    notes.append(f"Gateway: three processes (`python -m devtools.mock_exchange`, `strongroom serve` on SQLite at "
+                 f"log level {args.server_log_level}, this one); {args.gateway_rounds} interleaved rounds, the order "
+                 f"rotating each round, every sample with a fresh mock key registered beforehand (untimed); "
+                 f"value = median. Spread: " + "; ".join(f"{k}: {r.spread(k)}" for k in r.samples) + ".")
+
+
 def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -213,10 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[str] = []
     fixture = Fixture.create()
     steps = {
-        "throughput": ("1/4 throughput over HTTP", lambda: run_throughput(fixture, args, rows, notes)),
-        "callgrind": ("2/4 instructions per request under callgrind", lambda: run_callgrind(fixture, args, rows, notes)),
-        "inproc": ("3/4 in-process verification time", lambda: run_inproc(fixture, args, rows, notes)),
-        "pg": ("4/4 verification latency, 1k vs 1M keys in PostgreSQL", lambda: run_pg(args, rows, notes)),
+        "throughput": ("1/5 throughput over HTTP", lambda: run_throughput(fixture, args, rows, notes)),
+        "callgrind": ("2/5 instructions per request under callgrind", lambda: run_callgrind(fixture, args, rows, notes)),
+        "inproc": ("3/5 in-process verification time", lambda: run_inproc(fixture, args, rows, notes)),
+        "pg": ("4/5 verification latency, 1k vs 1M keys in PostgreSQL", lambda: run_pg(args, rows, notes)),
+        "gateway": ("5/5 exchange calls: connect vs. bare ccxt", lambda: run_gateway(fixture, args, rows, notes)),
     }
     try:
         for name in MEASURES:

@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
             yield
         finally:
             await app.state.core.usage.stop()
+            await app.state.core.gateway.aclose()
             if owned:
                 app.state.core.close()
 

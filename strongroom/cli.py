@@ -200,8 +200,17 @@ def master_status() -> None:
 
 @app.command("mock-exchange")
 def mock_exchange(host: str = "127.0.0.1", port: int = 8100) -> None:
-    """Serve the bundled loopback mock exchange (Binance and OKX, real signature checks)."""
-    from strongroom.mock_exchange import serve as serve_mock
+    """Serve the loopback mock exchange (Binance and OKX, real signature checks); needs a source checkout."""
+    import sys
+    from pathlib import Path
+
+    checkout = Path(__file__).resolve().parents[1]  # devtools/ is beside strongroom/ in a checkout, never installed
+    if not (checkout / "devtools" / "mock_exchange" / "__init__.py").is_file():
+        typer.echo("the mock exchange is a development tool: run it from a source checkout "
+                   "(python -m devtools.mock_exchange)", err=True)
+        raise typer.Exit(1)
+    sys.path.insert(0, str(checkout))
+    from devtools.mock_exchange import serve as serve_mock
 
     serve_mock(host=host, port=port)
 

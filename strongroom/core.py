@@ -10,8 +10,9 @@ from strongroom.crypto.keyring import KeyProvider, load_provider
 from strongroom.crypto.tokens import Hasher
 from strongroom.db import Database
 from strongroom.exchanges.catalogue import Catalogue, get_catalogue
+from strongroom.exchanges.gateway import ExchangeGateway
 from strongroom.ratelimit import RateLimiter
-from strongroom.services.accounts import ExchangeAccountService, Validator
+from strongroom.services.accounts import ExchangeAccountService
 from strongroom.services.apikeys import ApiKeyService
 from strongroom.services.audit import AuditService
 from strongroom.services.keyrotation import KeyRotationService
@@ -20,13 +21,6 @@ from strongroom.services.usage import UsageRecorder
 from strongroom.services.users import UserService
 from strongroom.services.vault import Vault
 from strongroom.settings import Settings
-
-
-def default_validator(info, credentials, settings):
-    """Check credentials live; the validators module (and ccxt) is imported on first use only."""
-    from strongroom.exchanges import validators
-
-    return validators.validate(info, credentials, settings)
 
 
 @dataclass
@@ -47,14 +41,18 @@ class Core:
     auth: Authenticator
     key_rotation: KeyRotationService
     vault: Vault
+    gateway: ExchangeGateway  # shared by every live exchange call; the app's lifespan closes it
 
     def close(self) -> None:
         self.usage.flush()
         self.db.dispose()
 
 
-def build_core(settings: Settings, validator: Validator | None = None) -> Core:
-    """Wire every service for ``settings``. Creates the data dir and master key file if needed."""
+def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Core:
+    """Wire every service for ``settings``. Creates the data dir and master key file if needed.
+
+    ``gateway`` replaces the shared ``ExchangeGateway`` (tests: any object with async ``validate`` and ``aclose``).
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
     keys = load_provider(settings.effective_master_key_file, settings.master_keys)
@@ -66,10 +64,10 @@ def build_core(settings: Settings, validator: Validator | None = None) -> Core:
     users = UserService(db, settings, audit, limiter, hasher)
     sessions = SessionService(db, settings, audit, hasher)
     vault = Vault(db, envelope)
-    accounts = ExchangeAccountService(db, settings, audit, vault, hasher, catalogue,
-                                      validator or default_validator)
+    gateway = gateway or ExchangeGateway(settings)
+    accounts = ExchangeAccountService(db, settings, audit, vault, hasher, catalogue, gateway)
     api_keys = ApiKeyService(db, settings, audit, vault, hasher, accounts)
     usage = UsageRecorder(api_keys, settings.last_used_flush_seconds)
     auth = Authenticator(settings, users, sessions, api_keys, audit, limiter, usage)
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions, accounts,
-                api_keys, usage, auth, KeyRotationService(vault), vault)
+                api_keys, usage, auth, KeyRotationService(vault), vault, gateway)

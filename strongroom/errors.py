@@ -179,3 +179,9 @@ class CredentialsRejected(Conflict):
     """The exchange now rejects the stored credentials; the account is marked invalid."""
 
     code = "credentials_rejected"
+
+
+class ExchangeNotSupported(Conflict):
+    """Strongroom cannot reach this exchange live (ccxt has no client for it): no balances, no key check."""
+
+    code = "exchange_not_supported"

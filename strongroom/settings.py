@@ -30,6 +30,18 @@ class Settings(BaseSettings):
     )
     exchange_timeout_ms: int = Field(10_000, ge=100, le=120_000)
     allow_withdrawal_keys: bool = False
+    exchange_concurrency_per_venue: int = Field(
+        8, ge=1, le=1000, description="At most this many live exchange calls per venue at once (per process)."
+    )
+    exchange_requests_per_second: float | None = Field(
+        None, gt=0, le=100_000, description="Requests per second per venue; default: ccxt's rateLimit for the venue."
+    )
+    exchange_client_ttl_seconds: float = Field(
+        120.0, ge=1, le=86_400, description="How long a ccxt client (one per venue and key) and markets are reused."
+    )
+    exchange_price_ttl_seconds: float = Field(
+        10.0, ge=0.1, le=3600, description="How long a venue's tickers are reused by every account of that venue."
+    )
 
     # --- auth --------------------------------------------------------------------------
     access_token_ttl_seconds: int = Field(900, ge=30)

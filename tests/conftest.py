@@ -33,8 +33,8 @@ class Backend:
 
 @pytest.fixture(scope="session")
 def mock_exchange():
-    """The bundled loopback mock exchange (Binance and OKX), checking real ccxt signatures."""
-    from strongroom.mock_exchange import MockExchangeServer
+    """The loopback mock exchange (Binance and OKX, devtools/mock_exchange), checking real ccxt signatures."""
+    from devtools.mock_exchange import MockExchangeServer
 
     with MockExchangeServer() as mock:
         yield mock

@@ -1,6 +1,10 @@
-"""Exchange catalogue (data only, no ccxt import) and live credential validators.
+"""Exchanges: the catalogue (data only, no ccxt import) and the gateway for live calls.
 
-``strongroom.exchanges.validators`` imports ccxt lazily, inside its functions only.
+* ``catalogue``: which venues exist and which credential fields each needs.
+* ``client``: the ccxt client factory (imports ccxt lazily) and error classification.
+* ``venues``: one class per venue quirk, registered by catalogue id.
+* ``gateway``: ``ExchangeGateway``, the one async entry point for live calls (key checks,
+  balances, prices), with its client pool and per-venue limits.
 """
 
 from strongroom.exchanges.catalogue import Catalogue, ExchangeInfo, get_catalogue

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from strongroom import errors
 
@@ -31,7 +32,7 @@ class ExchangeInfo:
     aliases: tuple[str, ...]
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ExchangeInfo":
+    def from_dict(cls, data: Mapping[str, Any]) -> ExchangeInfo:
         """Return an ExchangeInfo built from one catalogue.json entry; raises KeyError if a key is missing."""
         return cls(
             id=str(data["id"]),
@@ -78,7 +79,7 @@ class Catalogue:
                 self._by_name[key] = info
 
     @classmethod
-    def load(cls, path: Path = CATALOGUE_PATH) -> "Catalogue":
+    def load(cls, path: Path = CATALOGUE_PATH) -> Catalogue:
         """Return the catalogue read from ``path``; raises OSError/ValueError if it is missing or malformed."""
         doc = json.loads(path.read_text(encoding="utf-8"))
         return cls([ExchangeInfo.from_dict(e) for e in doc["exchanges"]], doc.get("ccxt_version"))

@@ -7,12 +7,15 @@ time (a row lock is a no-op on SQLite). A step whose row changed in between is d
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
+import anyio.to_thread
 from sqlalchemy import case, select, text, update
 from sqlalchemy.orm import Session
 
@@ -31,6 +34,7 @@ from strongroom.errors import (
     WithdrawalPermission,
 )
 from strongroom.exchanges.catalogue import Catalogue, ExchangeInfo
+from strongroom.exchanges.outcomes import ValidationOutcome
 from strongroom.models import ExchangeAccount, User
 from strongroom.pagination import Page, paginate, valid_id
 from strongroom.principal import Principal
@@ -43,14 +47,32 @@ log = logging.getLogger("strongroom.accounts")
 STATUSES = ("active", "disabled", "invalid", "unverified", "disconnected")
 LIVE = ("active", "disabled", "invalid", "unverified")
 
-# validate(info, credentials, settings) -> outcome with .verified and .can_withdraw
-Validator = Callable[[ExchangeInfo, dict[str, str], Settings], Any]
 T = TypeVar("T")
 # How often a state change is decided again when its row changed under it before giving up (409).
 # Each retry means another request changed the row in the meantime, so this is never reached in practice.
 CHANGE_ATTEMPTS = 8
 DISCONNECTED = AccountStatus.DISCONNECTED
 DISABLED = AccountStatus.DISABLED
+
+
+class CredentialChecker(Protocol):
+    """What the service needs of the exchange gateway (``strongroom.exchanges.gateway.ExchangeGateway``)."""
+
+    async def validate(self, info: ExchangeInfo, credentials: Mapping[str, str]) -> ValidationOutcome:
+        """Return the live check's outcome; raise InvalidCredentials or ExchangeUnavailable (see the gateway)."""
+        ...
+
+
+@dataclass(frozen=True)
+class _ConnectPlan:
+    """A connect that passed every check that needs no exchange call."""
+
+    owner: int
+    info: ExchangeInfo
+    credentials: dict[str, str]
+    account_type: str
+    name: str
+    fingerprint: str
 
 
 class _RowChanged(Exception):
@@ -74,7 +96,7 @@ class ExchangeAccountService:
         vault: Vault,
         hasher: Hasher,
         catalogue: Catalogue,
-        validator: Validator,
+        gateway: CredentialChecker,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -82,7 +104,7 @@ class ExchangeAccountService:
         self.vault = vault
         self.hasher = hasher
         self.catalogue = catalogue
-        self.validator = validator
+        self.gateway = gateway
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -93,23 +115,30 @@ class ExchangeAccountService:
         except NotFound:
             raise ValidationFailed("unknown exchange", fields={"exchange": "unknown exchange"}) from None
 
-    def _check_live(self, info: ExchangeInfo, credentials: dict[str, str], principal: Principal, action: str,
-                    target: str | None) -> str:
-        """Validate against the exchange; return the status to store. Refusals are audited and raised."""
+    async def _check_live(self, info: ExchangeInfo, credentials: dict[str, str], principal: Principal, action: str,
+                          target: str | None) -> str:
+        """Validate against the exchange (awaited on the event loop); return the status to store.
+
+        Refusals (InvalidCredentials, ExchangeUnavailable, WithdrawalPermission) are audited and raised.
+        """
         try:
-            outcome = self.validator(info, credentials, self.settings)
+            outcome = await self.gateway.validate(info, credentials)
         except (InvalidCredentials, ExchangeUnavailable) as exc:
-            self.audit.record_now(action, "refused", principal=principal, target=target,
-                                  details={"exchange": info.id, "reason": exc.code})
+            await self._audit_refusal(action, principal, target, {"exchange": info.id, "reason": exc.code})
             raise
         if outcome.can_withdraw and not self.settings.allow_withdrawal_keys:
-            self.audit.record_now(action, "refused", principal=principal, target=target,
-                                  details={"exchange": info.id, "reason": "withdrawal_permission"})
+            await self._audit_refusal(action, principal, target,
+                                      {"exchange": info.id, "reason": "withdrawal_permission"})
             raise WithdrawalPermission(
                 "this key can withdraw funds; create a key without withdrawal permission "
                 "(or the operator may set STRONGROOM_ALLOW_WITHDRAWAL_KEYS)"
             )
         return "active" if outcome.verified else "unverified"
+
+    async def _audit_refusal(self, action: str, principal: Principal, target: str | None,
+                             details: dict[str, Any]) -> None:
+        await anyio.to_thread.run_sync(functools.partial(
+            self.audit.record_now, action, "refused", principal=principal, target=target, details=details))
 
     def _duplicate(self, session, fingerprint: str, exclude_id: int | None = None) -> bool:
         query = select(ExchangeAccount.id).where(
@@ -188,7 +217,7 @@ class ExchangeAccountService:
             raise Forbidden("a key bound to accounts cannot connect new accounts")
         return owner
 
-    def connect(
+    async def connect(
         self,
         principal: Principal,
         exchange: str,
@@ -201,11 +230,30 @@ class ExchangeAccountService:
     ) -> ExchangeAccount:
         """Check credentials with the exchange, then store them encrypted.
 
+        Database work runs in worker threads; the exchange call is awaited on the event loop.
         Returns the new account (status ``active``, or ``unverified`` for venues without a validator).
         Raises ValidationFailed (unknown exchange, fields), Forbidden (other user, bound key),
         Conflict (key already connected; or, with ``one_per_exchange``, a live account on that
         exchange), InvalidCredentials, WithdrawalPermission, ExchangeUnavailable (nothing stored).
         """
+        plan = await anyio.to_thread.run_sync(functools.partial(
+            self._plan_connect, principal, exchange, credentials, name=name, account_type=account_type,
+            user_id=user_id, one_per_exchange=one_per_exchange))
+        status = await self._check_live(plan.info, plan.credentials, principal, "account.connect", None)
+        return await anyio.to_thread.run_sync(self._store_connect, principal, plan, status, one_per_exchange)
+
+    def _plan_connect(
+        self,
+        principal: Principal,
+        exchange: str,
+        credentials: dict[str, Any],
+        *,
+        name: str | None,
+        account_type: str | None,
+        user_id: int | None,
+        one_per_exchange: bool,
+    ) -> _ConnectPlan:
+        """Every check of ``connect`` before the exchange call (duplicates included; refusals audited)."""
         owner = self.authorize_connect(principal, user_id)
         self._user_exists(owner)
         info = self.resolve_exchange(exchange)
@@ -219,13 +267,18 @@ class ExchangeAccountService:
             raise ValidationFailed("invalid name", fields={"name": "1-100 characters"})
         fingerprint = self.hasher.fingerprint(info.id, primary_credential(info, creds))
         self._refuse_duplicates(principal, info, owner, fingerprint, one_per_exchange)
-        status = self._check_live(info, creds, principal, "account.connect", None)
+        return _ConnectPlan(owner, info, creds, account_type, name, fingerprint)
+
+    def _store_connect(self, principal: Principal, plan: _ConnectPlan, status: str,
+                       one_per_exchange: bool) -> ExchangeAccount:
+        """Insert the checked account (duplicates checked again under a lock); return it."""
+        info, creds, owner, fingerprint = plan.info, plan.credentials, plan.owner, plan.fingerprint
         account = ExchangeAccount(
             public_id=uuid.uuid4(),
             user_id=owner,
             exchange=info.id,
-            name=name,
-            account_type=account_type,
+            name=plan.name,
+            account_type=plan.account_type,
             status=status,
             key_fingerprint=fingerprint,
             key_hint=hint(primary_credential(info, creds)),
@@ -379,12 +432,22 @@ class ExchangeAccountService:
 
         return self._decided_again(step)
 
-    def rotate(self, principal: Principal, account_id: int, credentials: dict[str, Any]) -> ExchangeAccount:
+    async def rotate(self, principal: Principal, account_id: int, credentials: dict[str, Any]) -> ExchangeAccount:
         """Replace an account's credentials. The new ones are checked first; the old ones stay until they pass.
 
+        Database work runs in worker threads; the exchange call is awaited on the event loop.
         Raises NotFound, Conflict, ValidationFailed, InvalidCredentials, WithdrawalPermission,
         ExchangeUnavailable.
         """
+        account, info, creds, fingerprint = await anyio.to_thread.run_sync(
+            self._plan_rotate, principal, account_id, credentials)
+        status = await self._check_live(info, creds, principal, "account.rotate", f"account:{account.id}")
+        return await anyio.to_thread.run_sync(
+            self._store_rotate, principal, account_id, account.user_id, info, creds, fingerprint, status)
+
+    def _plan_rotate(self, principal: Principal, account_id: int,
+                     credentials: dict[str, Any]) -> tuple[ExchangeAccount, ExchangeInfo, dict[str, str], str]:
+        """Every check of ``rotate`` before the exchange call; return (account, venue, credentials, fingerprint)."""
         principal.require("write")
         account = self.get(principal, account_id)
         self._not_disconnected(account)
@@ -394,9 +457,13 @@ class ExchangeAccountService:
         with self.db.session() as session:
             if self._duplicate(session, fingerprint, exclude_id=account.id):
                 raise AlreadyConnected("this exchange API key is already connected")
-        status = self._check_live(info, creds, principal, "account.rotate", f"account:{account.id}")
+        return account, info, creds, fingerprint
+
+    def _store_rotate(self, principal: Principal, account_id: int, owner: int, info: ExchangeInfo,
+                      creds: dict[str, str], fingerprint: str, status: str) -> ExchangeAccount:
+        """Store checked credentials (state and duplicates checked again under a lock); return the account."""
         with self.db.session() as session:
-            self._lock_for_connect(session, account.user_id, fingerprint)  # vs. a racing connect/rotate of this key
+            self._lock_for_connect(session, owner, fingerprint)  # vs. a racing connect/rotate of this key
             account = self._owned(session, principal, account_id)
             self._not_disconnected(account)
             if self._duplicate(session, fingerprint, exclude_id=account.id):
@@ -418,19 +485,16 @@ class ExchangeAccountService:
                               details={"exchange": info.id, "status": stored.status})
             return stored
 
-    def revalidate(self, principal: Principal, account_id: int) -> ExchangeAccount:
+    async def revalidate(self, principal: Principal, account_id: int) -> ExchangeAccount:
         """Check stored credentials again. Invalid ones mark the account ``invalid`` (returned, not raised).
 
+        Database work runs in worker threads; the exchange call is awaited on the event loop.
         Raises NotFound, Conflict (disconnected), ExchangeUnavailable (nothing changes).
         """
-        principal.require("write")
-        account = self.get(principal, account_id)
-        self._not_disconnected(account)
-        info = self.catalogue.get(account.exchange)
-        creds = self.credentials_of(account)
+        account, info, creds = await anyio.to_thread.run_sync(self._plan_revalidate, principal, account_id)
         result = "valid"
         try:
-            outcome = self.validator(info, creds, self.settings)
+            outcome = await self.gateway.validate(info, creds)
             if not outcome.verified:
                 result = "no_validator"
             elif outcome.can_withdraw and not self.settings.allow_withdrawal_keys:
@@ -438,10 +502,24 @@ class ExchangeAccountService:
         except InvalidCredentials:
             result = "invalid_credentials"
         except ExchangeUnavailable:
-            self.audit.record_now("account.revalidate", "refused", principal=principal,
-                                  target=f"account:{account.id}", details={"reason": "exchange_unavailable"})
+            await self._audit_refusal("account.revalidate", principal, f"account:{account.id}",
+                                      {"reason": "exchange_unavailable"})
             raise
-        checked_nonce = account.nonce
+        return await anyio.to_thread.run_sync(self._store_revalidate, principal, account_id, account.nonce, result)
+
+    def _plan_revalidate(self, principal: Principal,
+                         account_id: int) -> tuple[ExchangeAccount, ExchangeInfo, dict[str, str]]:
+        """Every check of ``revalidate`` before the exchange call; return (account, venue, stored credentials)."""
+        principal.require("write")
+        account = self.get(principal, account_id)
+        self._not_disconnected(account)
+        return account, self.catalogue.get(account.exchange), self.credentials_of(account)
+
+    def _store_revalidate(self, principal: Principal, account_id: int, checked_nonce: bytes,
+                          result: str) -> ExchangeAccount:
+        """Record the check's ``result`` for the credentials checked (``checked_nonce``; a disabled account stays
+        disabled); return the account. Raises Conflict if they were rotated or the account disconnected meanwhile.
+        """
         with self.db.session() as session:
             account = self._owned(session, principal, account_id)
             self._not_disconnected(account)

@@ -14,15 +14,20 @@ from support import PG_URL, TEST_SETTINGS, drop_pg_schema, new_pg_schema, postgr
 
 @dataclass
 class Outcome:
-    """What a validator returns: checked, and no withdrawal permission."""
+    """What the gateway's validate returns: checked, and no withdrawal permission."""
 
     verified: bool = True
     can_withdraw: bool | None = False
 
 
-def fake_validator(info: Any, credentials: dict[str, str], settings: Any) -> Outcome:
-    """Accept any credentials (the exchange is not the subject of these tests)."""
-    return Outcome()
+class FakeGateway:
+    """Accepts any credentials (the exchange is not the subject of these tests)."""
+
+    async def validate(self, info: Any, credentials: dict[str, str]) -> Outcome:
+        return Outcome()
+
+    async def aclose(self) -> None:
+        pass
 
 
 @dataclass
@@ -33,13 +38,13 @@ class Fresh:
     url: str
     data_dir: Path
 
-    def core(self, validator: Callable[..., Any] = fake_validator, **overrides: Any) -> Any:
-        """Return a new core on this database (call ``close()`` on it); exchanges answer through ``validator``."""
+    def core(self, gateway: Any = None, **overrides: Any) -> Any:
+        """Return a new core on this database (call ``close()`` on it); exchanges answer through ``gateway``."""
         from strongroom.core import build_core
         from strongroom.settings import Settings
 
         settings = Settings(**{**TEST_SETTINGS, "data_dir": self.data_dir, "database_url": self.url, **overrides})
-        return build_core(settings, validator=validator)
+        return build_core(settings, gateway=gateway or FakeGateway())
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

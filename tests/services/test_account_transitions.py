@@ -4,18 +4,20 @@ so the interleavings are forced, not hoped for."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import anyio.to_thread
 import pytest
 from conftest import Outcome, new_user
 
 from strongroom.errors import Conflict, InvalidCredentials, NotFound
 
 
-class HeldValidator:
+class HeldGateway:
     """Answers like the exchange would; for the credentials in ``held`` it first waits until released."""
 
     def __init__(self) -> None:
@@ -24,13 +26,16 @@ class HeldValidator:
         self.release = threading.Event()
         self.invalid: set[str] = set()
 
-    def __call__(self, info: Any, credentials: dict[str, str], settings: Any) -> Outcome:
+    async def validate(self, info: Any, credentials: dict[str, str]) -> Outcome:
         if credentials["api_key"] in self.held:
             self.reached.set()
-            assert self.release.wait(30), "the test never released the validation"
+            assert await anyio.to_thread.run_sync(self.release.wait, 30), "the test never released the validation"
         if credentials["api_key"] in self.invalid:
             raise InvalidCredentials("the exchange rejected the credentials")
         return Outcome()
+
+    async def aclose(self) -> None:
+        pass
 
 
 def creds() -> dict[str, str]:
@@ -38,21 +43,21 @@ def creds() -> dict[str, str]:
     return {"api_key": f"key-{tag}", "secret": f"secret-{tag}"}
 
 
-def held_revalidation(core: Any, principal: Any, account_id: int, validator: HeldValidator) -> Any:
-    """Start a revalidation in a thread and return its future once it is inside the validator."""
+def held_revalidation(core: Any, principal: Any, account_id: int, validator: HeldGateway) -> Any:
+    """Start a revalidation in a thread (its own event loop) and return its future once it is inside the gateway."""
     pool = ThreadPoolExecutor(1)
-    future = pool.submit(core.accounts.revalidate, principal, account_id)
+    future = pool.submit(asyncio.run, core.accounts.revalidate(principal, account_id))
     assert validator.reached.wait(30), "the revalidation never reached the exchange"
     pool.shutdown(wait=False)
     return future
 
 
 def test_a_revalidation_racing_a_disconnect_does_not_bring_the_account_back(make_core):
-    validator = HeldValidator()
-    core = make_core(validator=validator)
+    validator = HeldGateway()
+    core = make_core(gateway=validator)
     principal = new_user(core)
     old = creds()
-    account = core.accounts.connect(principal, "binance", old)
+    account = asyncio.run(core.accounts.connect(principal, "binance", old))
     validator.held.add(old["api_key"])
     future = held_revalidation(core, principal, account.id, validator)
     core.accounts.disconnect(principal, account.id)
@@ -64,15 +69,15 @@ def test_a_revalidation_racing_a_disconnect_does_not_bring_the_account_back(make
 
 
 def test_a_revalidation_of_rotated_out_credentials_does_not_judge_the_new_ones(make_core):
-    validator = HeldValidator()
-    core = make_core(validator=validator)
+    validator = HeldGateway()
+    core = make_core(gateway=validator)
     principal = new_user(core)
     old, new = creds(), creds()
-    account = core.accounts.connect(principal, "binance", old)
+    account = asyncio.run(core.accounts.connect(principal, "binance", old))
     validator.held.add(old["api_key"])
     validator.invalid.add(old["api_key"])  # the exchange has revoked the old key by now
     future = held_revalidation(core, principal, account.id, validator)
-    rotated = core.accounts.rotate(principal, account.id, new)
+    rotated = asyncio.run(core.accounts.rotate(principal, account.id, new))
     assert rotated.status == "active"
     validator.release.set()
     with pytest.raises(Conflict):
@@ -85,7 +90,7 @@ def test_a_revalidation_of_rotated_out_credentials_does_not_judge_the_new_ones(m
 def test_concurrent_disconnects_on_an_exchange_succeed_once(make_core):
     core = make_core()
     principal = new_user(core)
-    account = core.accounts.connect(principal, "binance", creds())
+    account = asyncio.run(core.accounts.connect(principal, "binance", creds()))
     n = 16
     barrier = threading.Barrier(n)
 

@@ -10,6 +10,7 @@ last stored.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import traceback
@@ -39,7 +40,7 @@ def test_rotation_racing_credential_rotations_and_key_rolls_loses_nothing(make_c
     stored: dict[int, dict[str, str]] = {}
     for i in range(ACCOUNTS):
         c = creds()
-        stored[server.accounts.connect(principal, "binance", c, name=f"a{i}").id] = c
+        stored[asyncio.run(server.accounts.connect(principal, "binance", c, name=f"a{i}")).id] = c
     secrets: dict[str, str] = {}
     for i in range(HMAC_KEYS):
         key, secret = server.api_keys.create(principal, name=f"h{i}", kind="hmac")
@@ -68,7 +69,7 @@ def test_rotation_racing_credential_rotations_and_key_rolls_loses_nothing(make_c
             while time.monotonic() < deadline:
                 account_id = account_ids[i % len(account_ids)]
                 c = creds()
-                server.accounts.rotate(principal, account_id, c)
+                asyncio.run(server.accounts.rotate(principal, account_id, c))
                 stored[account_id] = c
                 key_id = key_ids[i % len(key_ids)]
                 _, secret = server.api_keys.roll(principal, key_id, 0)

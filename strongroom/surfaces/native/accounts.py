@@ -13,10 +13,10 @@ api = APIRouter(prefix="/exchange-accounts", tags=["exchange accounts"])
 
 
 @api.post("", response_model=AccountPublic, status_code=201)
-def connect(body: AccountCreate, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+async def connect(body: AccountCreate, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
     """Check the credentials with the exchange and store them encrypted. Secrets are never returned."""
-    account = core.accounts.connect(principal, body.exchange, body.credentials, name=body.name,
-                                    account_type=body.account_type)
+    account = await core.accounts.connect(principal, body.exchange, body.credentials, name=body.name,
+                                          account_type=body.account_type)
     return AccountPublic.model_validate(account)
 
 
@@ -50,9 +50,9 @@ def disconnect(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> A
 
 
 @api.post("/{account_id}/rotate", response_model=AccountPublic)
-def rotate(account_id: int, body: RotateIn, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+async def rotate(account_id: int, body: RotateIn, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
     """Replace credentials; the new ones are checked first and the old ones stay until they pass."""
-    return AccountPublic.model_validate(core.accounts.rotate(principal, account_id, body.credentials))
+    return AccountPublic.model_validate(await core.accounts.rotate(principal, account_id, body.credentials))
 
 
 @api.post("/{account_id}/enable", response_model=AccountPublic)
@@ -66,5 +66,5 @@ def disable(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> Acco
 
 
 @api.post("/{account_id}/revalidate", response_model=AccountPublic)
-def revalidate(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
-    return AccountPublic.model_validate(core.accounts.revalidate(principal, account_id))
+async def revalidate(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+    return AccountPublic.model_validate(await core.accounts.revalidate(principal, account_id))

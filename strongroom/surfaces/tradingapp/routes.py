@@ -61,13 +61,13 @@ def get_accounts(user_id: int, principal: CurrentPrincipal, core: CoreDep) -> di
 
 
 @api.post("/new")
-def create_account(user_id: int, body: NewAccount, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+async def create_account(user_id: int, body: NewAccount, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """Connect an exchange account (checked live, stored encrypted); one live account per exchange."""
     credentials = {"api_key": body.api_key, "secret": body.secret_key}
     if body.passphrase is not None:
         credentials["passphrase"] = body.passphrase
-    core.accounts.connect(principal, body.exchange, credentials, name=body.name, user_id=user_id,
-                          one_per_exchange=True)
+    await core.accounts.connect(principal, body.exchange, credentials, name=body.name, user_id=user_id,
+                                one_per_exchange=True)
     return ok("Account successfully created")
 
 
