@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
+import tempfile
 import time
 import traceback
 from pathlib import Path
