@@ -97,6 +97,7 @@ def strongroom_app(data_dir: Path) -> tuple[Any, Keys, Any]:
     # Valgrind makes Python ~50x slower: a long signature window keeps pre-signed requests valid.
     settings = Settings(data_dir=data_dir, argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1,
                         rate_limit_per_key=HIGH, rate_limit_per_ip=HIGH, login_failures_per_ip=HIGH,
+                        auth_failures_per_ip=HIGH, auth_failures_per_key=HIGH,
                         signature_window_seconds=3600, key_cache_ttl_seconds=1.0)
     data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.effective_database_url)

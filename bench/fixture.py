@@ -39,6 +39,8 @@ BENCH_SETTINGS = {
     "rate_limit_per_key": HIGH_LIMIT,
     "rate_limit_per_ip": HIGH_LIMIT,
     "login_failures_per_ip": HIGH_LIMIT,
+    "auth_failures_per_ip": HIGH_LIMIT,
+    "auth_failures_per_key": HIGH_LIMIT,
 }
 
 

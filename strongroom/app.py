@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
@@ -41,11 +41,11 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
             owned = True
         else:
             owned = False
-        app.state.core.usage.start()
+        app.state.core.housekeeping.start()
         try:
             yield
         finally:
-            await app.state.core.usage.stop()
+            await app.state.core.housekeeping.stop()
             await app.state.core.gateway.aclose()
             if owned:
                 app.state.core.close()
@@ -70,15 +70,21 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"])
-    def readyz(request: Request) -> Response:
-        """The database answers."""
+    async def readyz(request: Request) -> Response:
+        """The database answers, and Redis too when it is configured (503 with Retry-After if not)."""
+        core: Core = request.app.state.core
+        checks: dict[str, str] = {}
         try:
-            with request.app.state.core.db.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            await to_thread.run_sync(core.db.ping)
+            checks["database"] = "ok"
         except Exception as exc:
-            log.warning("readiness check failed: %s", type(exc).__name__)
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "ok"})
+            log.warning("readiness: database check failed: %s", type(exc).__name__)
+            checks["database"] = "unreachable"
+        if core.settings.redis_url:
+            checks["redis"] = "ok" if await core.limiter.ping() else "unreachable"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ready else "unavailable", **checks}, status_code=200 if ready else 503,
+                            headers=None if ready else {"Retry-After": "5"})
 
     for surface_app in built:
         app.mount(surface_app.surface.prefix, surface_app, name=surface_app.surface.name)

@@ -15,6 +15,7 @@ from strongroom.ratelimit import RateLimiter
 from strongroom.services.accounts import ExchangeAccountService
 from strongroom.services.apikeys import ApiKeyService
 from strongroom.services.audit import AuditService
+from strongroom.services.housekeeping import Housekeeping
 from strongroom.services.keyrotation import KeyRotationService
 from strongroom.services.sessions import SessionService
 from strongroom.services.usage import UsageRecorder
@@ -42,9 +43,10 @@ class Core:
     key_rotation: KeyRotationService
     vault: Vault
     gateway: ExchangeGateway  # shared by every live exchange call; the app's lifespan closes it
+    housekeeping: Housekeeping  # batched writes (last_used_at, refusal counts); the app's lifespan runs it
 
     def close(self) -> None:
-        self.usage.flush()
+        self.housekeeping.run_jobs()
         self.db.dispose()
 
 
@@ -67,7 +69,8 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     gateway = gateway or ExchangeGateway(settings)
     accounts = ExchangeAccountService(db, settings, audit, vault, hasher, catalogue, gateway)
     api_keys = ApiKeyService(db, settings, audit, vault, hasher, accounts)
-    usage = UsageRecorder(api_keys, settings.last_used_flush_seconds)
+    usage = UsageRecorder(api_keys)
     auth = Authenticator(settings, users, sessions, api_keys, audit, limiter, usage)
+    housekeeping = Housekeeping(settings.last_used_flush_seconds, [usage.flush, audit.flush_refusals])
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions, accounts,
-                api_keys, usage, auth, KeyRotationService(vault), vault, gateway)
+                api_keys, usage, auth, KeyRotationService(vault), vault, gateway, housekeeping)

@@ -5,12 +5,44 @@ Services use sync sessions; async routes call them through a worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def retry_read_once(fn: Callable[P, T]) -> Callable[P, T]:
+    """Decorate a read-only method: if the database connection was lost during the call (a
+    restarted server, a terminated backend), run it once more on a fresh connection.
+
+    One retry, no backoff: the pool has already discarded the dead connection (and pre-pings the
+    next), so a second failure means the database is really down and is answered as a 503. Too
+    small a rule to take a retry library for; writes are never retried.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except DBAPIError as exc:
+            if not (exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))):
+                raise
+            log.info("database connection lost during %s; retrying once", fn.__qualname__)
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+log = logging.getLogger("strongroom.db")
 
 
 class Base(DeclarativeBase):
@@ -52,6 +84,11 @@ class Database:
         """Yield a session inside one transaction: committed on success, rolled back on error."""
         with self._factory() as session, session.begin():
             yield session
+
+    def ping(self) -> None:
+        """Run ``SELECT 1``; raises the driver's error if the database does not answer."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
-from typing import Any
-from contextlib import contextmanager
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from limits import RateLimitItem, parse, storage
+from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from redis.exceptions import RedisError
-from limits.aio.strategies import FixedWindowRateLimiter
 
 from strongroom.errors import RateLimited, ServiceUnavailable
 
@@ -130,6 +130,16 @@ class RateLimiter:
             self._windows.pop((spec, identifiers), None)
             return
         await self._fixed.clear(self.item(spec), *identifiers)
+
+    async def ping(self) -> bool:
+        """Return True if the shared store answers (always True without Redis)."""
+        if self._redis is None:
+            return True
+        try:
+            return bool(await self._redis.ping())
+        except (ConnectionError, TimeoutError, OSError, RedisError) as exc:
+            log.warning("readiness: redis check failed: %s", type(exc).__name__)
+            return False
 
     async def seen_once(self, key: str, ttl_seconds: int) -> bool:
         """Return True the first time ``key`` is seen within ``ttl_seconds``, False on a replay.

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     rate_limit_per_key: str = "1200/minute"
     rate_limit_per_ip: str = "2400/minute"
     login_failures_per_ip: str = "10/minute"
+    auth_failures_per_ip: str = Field(
+        "60/minute", description="Failed authentications (any scheme, and refused refresh tokens) per client IP "
+                                 "before that IP is answered 429 until the window ends.")
+    auth_failures_per_key: str = Field(
+        "300/minute", description="Failed authentications naming one key id before further failures for that key "
+                                  "are answered 429 (its valid requests still pass).")
 
     # --- HTTP --------------------------------------------------------------------------
     max_body_bytes: int = Field(64 * 1024, ge=1024)

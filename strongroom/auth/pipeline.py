@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Iterable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from anyio import to_thread
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from strongroom.ratelimit import RateLimiter
     from strongroom.services.apikeys import ApiKeyService, KeyRecord
     from strongroom.services.audit import AuditService
-    from strongroom.services.sessions import SessionService
+    from strongroom.services.sessions import SessionService, TokenPair
     from strongroom.services.usage import UsageRecorder
     from strongroom.services.users import UserService
     from strongroom.settings import Settings
@@ -58,6 +59,7 @@ class Authenticator:
         self.usage = usage
         self.window_ms = settings.signature_window_seconds * 1000
         self.per_ip, self.per_key = settings.rate_limit_per_ip, settings.rate_limit_per_key
+        self.fail_per_ip, self.fail_per_key = settings.auth_failures_per_ip, settings.auth_failures_per_key
         # Bounded by size (least recently used out first) and by age (revocation reaches every process
         # within the TTL). A key change in this process drops its record at once (forget).
         ttl, size = settings.key_cache_ttl_seconds, settings.key_cache_size
@@ -81,7 +83,9 @@ class Authenticator:
         Forbidden (403: client IP outside the key's allowlist), RateLimited (429) or
         ServiceUnavailable (503: the shared rate-limit store does not answer).
         """
-        await self.limiter.hit(self.per_ip, "ip", facts.client_ip or "-")
+        ip = facts.client_ip or "-"
+        await self.limiter.hit(self.per_ip, "ip", ip)
+        await self.limiter.check(self.fail_per_ip, "auth-fail", ip)
         for scheme in schemes:
             if not scheme.claims(facts):
                 continue
@@ -90,21 +94,43 @@ class Authenticator:
                     await facts.read_body()
                 return await scheme.authenticate(facts, self)
             except Refused as refused:
-                await self._audit_refusal(facts, refused)
-                raise refused.error from None
+                over_budget = await self.count_failure(facts.client_ip, refused.key_id)
+                await to_thread.run_sync(partial(
+                    self.audit.refusal, "auth.key", refused.reason.value, client_ip=facts.client_ip,
+                    user_id=refused.user_id, key_id=refused.key_id,
+                    details={"method": facts.method, "path": facts.path[:200]}))
+                raise (over_budget or refused.error) from None
         raise Unauthenticated("authentication required")
 
-    async def _audit_refusal(self, facts: RequestFacts, refused: Refused) -> None:
-        await to_thread.run_sync(
-            lambda: self.audit.record_now(
-                "auth.key",
-                "refused",
-                user_id=refused.user_id,
-                key_id=refused.key_id,
-                client_ip=facts.client_ip,
-                details={"reason": refused.reason.value, "method": facts.method, "path": facts.path[:200]},
-            )
-        )
+    async def count_failure(self, client_ip: str | None, key_id: str | None = None) -> RateLimited | None:
+        """Count one failed authentication against the client's (and the named key's) failure budget.
+
+        Returns the RateLimited to answer instead of the refusal once a budget is spent, else None.
+        The per-IP budget also refuses that IP's next requests before any work (see authenticate);
+        the per-key budget only turns further *failures* into 429, so a flood naming a key cannot
+        lock its owner out.
+        """
+        limited: RateLimited | None = None
+        for spec, kind, ident in ((self.fail_per_ip, "auth-fail", client_ip or "-"),
+                                  (self.fail_per_key, "auth-fail-key", key_id)):
+            if ident is None:
+                continue
+            try:
+                await self.limiter.hit(spec, kind, ident[:64])
+            except RateLimited as exc:
+                limited = limited or exc
+        return limited
+
+    async def refresh(self, refresh_token: str, client_ip: str | None) -> TokenPair:
+        """Rotate a refresh token (SessionService.refresh) within the client's failure budget.
+
+        Raises RateLimited (429) when the client failed too often, Unauthenticated for a bad token.
+        """
+        await self.limiter.check(self.fail_per_ip, "auth-fail", client_ip or "-")
+        try:
+            return await to_thread.run_sync(self.sessions.refresh, refresh_token, client_ip)
+        except Unauthenticated as exc:
+            raise (await self.count_failure(client_ip) or exc) from None
 
     # --- key records (shared by the key schemes) -----------------------------------------------
 

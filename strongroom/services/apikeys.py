@@ -27,7 +27,7 @@ from strongroom import scopes as scope_rules
 from strongroom.crypto import tokens
 from strongroom.crypto.signatures import KeyFormatError, Verifier, generate_keypair, load_public_key, verifier_from_pem
 from strongroom.crypto.tokens import Hasher
-from strongroom.db import Database, utcnow
+from strongroom.db import Database, retry_read_once, utcnow
 from strongroom.errors import (
     BadRequest,
     Conflict,
@@ -472,6 +472,7 @@ class ApiKeyService:
 
     # --- verification support ------------------------------------------------------------------
 
+    @retry_read_once
     def find_key_id_by_secret_hash(self, digest: str) -> str | None:
         """Return the key id whose current (or in-grace previous) bearer hash is ``digest``."""
         with self.db.session() as session:
@@ -482,6 +483,7 @@ class ApiKeyService:
                 ).limit(1)
             )
 
+    @retry_read_once
     def load_record(self, key_id: str) -> KeyRecord | None:
         """Return the verification record of ``key_id``, or None if it does not exist."""
         with self.db.session() as session:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,9 +20,22 @@ from strongroom.principal import Principal
 log = logging.getLogger("strongroom.audit")
 
 
+@dataclass
+class _Aggregate:
+    """Refusals of one kind from one client within one minute: one row, its count kept up to date."""
+
+    details: dict[str, Any]
+    count: int = 1
+    row_id: int | None = None  # None while the first row is being written
+    dirty: bool = False
+
+
 class AuditService:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # (action, client IP, reason, user, key, minute) -> aggregate; guarded (used from worker threads)
+        self._refusals: dict[tuple[Any, ...], _Aggregate] = {}
+        self._refusals_lock = threading.Lock()
 
     def record(
         self,
@@ -55,6 +71,63 @@ class AuditService:
         except Exception as exc:  # the audit must never turn a refusal into a 500
             # type only: a database error's text carries the statement's parameters
             log.error("could not write audit event %s/%s: %s", action, outcome, type(exc).__name__)
+
+    def refusal(self, action: str, reason: str, *, client_ip: str | None = None, user_id: int | None = None,
+                key_id: str | None = None, details: dict[str, Any] | None = None) -> None:
+        """Record a refusal, aggregated: the first refusal of its kind (action, client IP, reason,
+        user, key) in a minute writes one row at once; later ones in that minute only add to its
+        ``count`` (written by :meth:`flush_refusals`). A flood of bad credentials costs one write a
+        minute per client and reason, not one per request. Never raises.
+        """
+        minute = int(time.time() // 60)
+        key = (action, client_ip, reason, user_id, key_id, minute)
+        with self._refusals_lock:
+            aggregate = self._refusals.get(key)
+            if aggregate is not None:
+                aggregate.count += 1
+                aggregate.dirty = True
+                return
+            aggregate = self._refusals[key] = _Aggregate({**(details or {}), "reason": reason, "count": 1})
+        try:
+            with self.db.session() as session:
+                event = AuditEvent(actor_user_id=user_id, actor_key_id=key_id, action=action, client_ip=client_ip,
+                                   outcome="refused", details=dict(aggregate.details))
+                session.add(event)
+                session.flush()
+                row_id = event.id
+        except Exception as exc:  # the audit must never turn a refusal into a 500
+            log.error("could not write audit event %s/refused: %s", action, type(exc).__name__)
+            with self._refusals_lock:
+                self._refusals.pop(key, None)
+            return
+        with self._refusals_lock:
+            aggregate.row_id = row_id
+
+    def flush_refusals(self) -> int:
+        """Write the counts of refusals aggregated since the last flush; forget past minutes.
+
+        Returns how many rows were updated. Called periodically (and at shutdown); never raises.
+        """
+        minute = int(time.time() // 60)
+        with self._refusals_lock:
+            due = [(a.row_id, {**a.details, "count": a.count}) for a in self._refusals.values()
+                   if a.dirty and a.row_id is not None]
+            for a in self._refusals.values():
+                if a.row_id is not None:
+                    a.dirty = False
+            for key in [k for k, a in self._refusals.items() if k[-1] < minute and a.row_id is not None]:
+                del self._refusals[key]
+        if not due:
+            return 0
+        table = AuditEvent.__table__
+        try:
+            with self.db.session() as session:
+                for row_id, details in due:
+                    session.execute(table.update().where(table.c.id == row_id).values(details=details))
+        except Exception as exc:  # type only: a database error's text carries parameters
+            log.error("could not write audit counts: %s", type(exc).__name__)
+            return 0
+        return len(due)
 
     def list(
         self,

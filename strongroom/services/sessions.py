@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from strongroom.crypto import tokens
 from strongroom.crypto.tokens import Hasher
-from strongroom.db import Database, utcnow
+from strongroom.db import Database, retry_read_once, utcnow
 from strongroom.errors import Unauthenticated
 from strongroom.models import AuthSession, User
 from strongroom.principal import Principal
@@ -90,6 +90,7 @@ class SessionService:
         Unknown or expired tokens raise Unauthenticated too (and revoke nothing).
         """
         if not tokens.well_formed(refresh_token, self.refresh_prefix):
+            self.audit.refusal("auth.refresh", "malformed_token", client_ip=client_ip)
             raise Unauthenticated("invalid refresh token")
         digest = self.hasher.token(refresh_token)
         now = utcnow()
@@ -103,8 +104,11 @@ class SessionService:
             else:
                 if row is not None and refused == "reused_refresh_token":
                     revoked = self._revoke_family(session, row.family_id, now)
-                self.audit.record(session, "auth.refresh", "refused", user_id=row.user_id if row else None,
-                                  client_ip=client_ip, details={"reason": refused})
+                    # a leaked token is an event of its own for its user: one row each, with the revocation
+                    self.audit.record(session, "auth.refresh", "refused", user_id=row.user_id,
+                                      client_ip=client_ip, details={"reason": refused})
+        if refused == "unknown_or_expired":  # a flood of guesses costs one row a minute per client
+            self.audit.refusal("auth.refresh", refused, client_ip=client_ip, user_id=row.user_id if row else None)
         if row is None or refused is not None:
             self._forget(revoked)  # only a revoked family's cached access tokens, never the whole cache
             raise Unauthenticated("invalid refresh token")
@@ -179,6 +183,7 @@ class SessionService:
         snap, expires = cached
         return snap if time.time() < expires else None
 
+    @retry_read_once
     def resolve(self, access_token: str) -> UserSnapshot | None:
         """Return the user of a live access token, or None. Reads the database (blocking)."""
         if not tokens.well_formed(access_token, self.access_prefix):

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
-
-from anyio import to_thread
 
 if TYPE_CHECKING:
     from strongroom.services.apikeys import ApiKeyService
@@ -16,13 +13,12 @@ log = logging.getLogger("strongroom.usage")
 
 
 class UsageRecorder:
-    """Remembers when keys were used and writes ``last_used_at`` in batches, never per request."""
+    """Remembers when keys were used and writes ``last_used_at`` in batches (:meth:`flush`, run by
+    the housekeeping task), never per request."""
 
-    def __init__(self, keys: ApiKeyService, interval: float) -> None:
+    def __init__(self, keys: ApiKeyService) -> None:
         self.keys = keys
-        self.interval = interval
         self._pending: dict[str, float] = {}
-        self._task: asyncio.Task | None = None
 
     def touch(self, key_id: str) -> None:
         self._pending[key_id] = time.time()
@@ -36,16 +32,3 @@ class UsageRecorder:
             except Exception as exc:  # type only: a database error's text carries parameters
                 log.error("could not write last_used_at: %s", type(exc).__name__)
         return len(batch)
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await to_thread.run_sync(self.flush)
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.run())
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-        await to_thread.run_sync(self.flush)

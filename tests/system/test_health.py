@@ -34,6 +34,7 @@ def test_readyz_is_503_when_the_database_is_unreachable(tmp_path, logs):
             response = client.get("/readyz")
             assert response.status_code == 503, response.text
             assert response.json() == {"status": "unavailable", "database": "unreachable"}
+            assert response.headers["retry-after"] == "5"
             assert "Traceback" not in response.text and "psycopg" not in response.text
             assert "127.0.0.1" not in response.text
             # and again (no cached verdict either way)
@@ -45,7 +46,7 @@ def test_readyz_is_503_when_the_database_is_unreachable(tmp_path, logs):
     finally:
         down.stop()
     warning = "\n".join(logs.lines[start:])
-    assert "readiness check failed" in warning
+    assert "database check failed" in warning
 
 
 def test_readyz_is_503_when_the_sqlite_file_cannot_be_opened(tmp_path):

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from strongroom.errors import ValidationFailed
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

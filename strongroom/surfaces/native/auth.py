@@ -53,9 +53,9 @@ async def token(
 
 
 @api.post("/auth/refresh", response_model=TokenOut)
-def refresh(body: RefreshIn, ip: ClientIP, core: CoreDep) -> TokenOut:
+async def refresh(body: RefreshIn, ip: ClientIP, core: CoreDep) -> TokenOut:
     """Rotate a refresh token; a reused one is refused and ends its whole session family."""
-    return TokenOut(**core.sessions.refresh(body.refresh_token, ip).__dict__)
+    return TokenOut(**(await core.auth.refresh(body.refresh_token, ip)).__dict__)
 
 
 @api.post("/auth/logout", status_code=204)
