@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
@@ -11,10 +12,12 @@ from typing import Any
 from anyio import to_thread
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount
 
 from strongroom.core import Core, build_core
+from strongroom.errors import NotFound, Unauthenticated
+from strongroom.metrics import CONTENT_TYPE
 from strongroom.settings import Settings, get_settings
 from strongroom.surfaces import kalshi, native, tradingapp
 from strongroom.surfaces.factory import EdgeGuard, Surface, SurfaceApp, build
@@ -86,11 +89,25 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         return JSONResponse({"status": "ok" if ready else "unavailable", **checks}, status_code=200 if ready else 503,
                             headers=None if ready else {"Retry-After": "5"})
 
+    @app.get("/metrics", tags=["health"], include_in_schema=settings.metrics_enabled,
+             response_class=PlainTextResponse)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics (when STRONGROOM_METRICS_ENABLED; with STRONGROOM_METRICS_TOKEN, a bearer token)."""
+        if not settings.metrics_enabled:
+            return default.error_response(request.scope, NotFound("not found"))
+        if settings.metrics_token is not None:
+            sent = request.headers.get("authorization", "")
+            expected = "Bearer " + settings.metrics_token.get_secret_value()
+            if not hmac.compare_digest(sent.encode(), expected.encode()):
+                return default.error_response(request.scope, Unauthenticated("a metrics token is required"))
+        core: Core = request.app.state.core
+        return Response(core.metrics.exposition(), media_type=CONTENT_TYPE)
+
     for surface_app in built:
         app.mount(surface_app.surface.prefix, surface_app, name=surface_app.surface.name)
     # The probes first, then the surfaces, then the documentation routes FastAPI registered when it
     # was created (rarely asked for: every request would otherwise walk past them).
-    first = [r for r in app.router.routes if getattr(r, "path", None) in ("/healthz", "/readyz")]
+    first = [r for r in app.router.routes if getattr(r, "path", None) in ("/healthz", "/readyz", "/metrics")]
     first += [r for r in app.router.routes if isinstance(r, Mount)]
     app.router.routes[:] = first + [r for r in app.router.routes if r not in first]
 

@@ -11,6 +11,7 @@ from strongroom.crypto.tokens import Hasher
 from strongroom.db import Database
 from strongroom.exchanges.catalogue import Catalogue, get_catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
+from strongroom.metrics import Metrics
 from strongroom.ratelimit import RateLimiter
 from strongroom.services.accounts import ExchangeAccountService
 from strongroom.services.apikeys import ApiKeyService
@@ -44,6 +45,7 @@ class Core:
     vault: Vault
     gateway: ExchangeGateway  # shared by every live exchange call; the app's lifespan closes it
     housekeeping: Housekeeping  # batched writes (last_used_at, refusal counts); the app's lifespan runs it
+    metrics: Metrics
 
     def close(self) -> None:
         self.housekeeping.run_jobs()
@@ -72,5 +74,9 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     usage = UsageRecorder(api_keys)
     auth = Authenticator(settings, users, sessions, api_keys, audit, limiter, usage)
     housekeeping = Housekeeping(settings.last_used_flush_seconds, [usage.flush, audit.flush_refusals])
+    metrics = Metrics()
+    limiter.metrics = auth.metrics = metrics
+    if isinstance(gateway, ExchangeGateway):
+        gateway.metrics = metrics
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions, accounts,
-                api_keys, usage, auth, KeyRotationService(vault), vault, gateway, housekeeping)
+                api_keys, usage, auth, KeyRotationService(vault), vault, gateway, housekeeping, metrics)

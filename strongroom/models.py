@@ -16,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -149,3 +150,17 @@ class AuditEvent(Base):
     client_ip: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(32))
     details: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class KeyUsage(Base):
+    """Verifications of one key in one hour that ended one way (written in batches)."""
+
+    __tablename__ = "key_usage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.key_id", ondelete="CASCADE"))
+    hour: Mapped[datetime] = mapped_column(TZDateTime())  # the start of the hour, UTC
+    outcome: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (UniqueConstraint("key_id", "hour", "outcome", name="uq_key_usage_key_hour_outcome"),)

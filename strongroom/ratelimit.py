@@ -19,6 +19,7 @@ from limits.errors import StorageError
 from redis.exceptions import RedisError
 
 from strongroom.errors import RateLimited, ServiceUnavailable
+from strongroom.metrics import Metrics
 
 log = logging.getLogger("strongroom.ratelimit")
 
@@ -47,11 +48,16 @@ def _redis_client(url: str) -> Any:
     return redis.asyncio.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
 
+# (limit, remaining, seconds until the window resets): what the RateLimit-* headers say
+Window = tuple[int, int, int]
+
+
 class RateLimiter:
     """Named limits, each a ``limits`` item, checked with :meth:`hit`."""
 
     def __init__(self, redis_url: str | None, namespace: str = "strongroom") -> None:
         self.namespace = namespace
+        self.metrics: Metrics | None = None  # set by the core: rejections by limit
         # The replay guard talks to Redis directly (SET NX EX); limits keeps its own connection pool.
         self._redis = _redis_client(redis_url) if redis_url else None
         uri, options = _storage_uri(redis_url)
@@ -75,18 +81,24 @@ class RateLimiter:
             self._items[spec] = parse(spec)
         return self._items[spec]
 
-    async def hit(self, spec: str, *identifiers: str) -> None:
-        """Count one request; raise RateLimited (with retry_after seconds) when over ``spec``.
+    async def hit(self, spec: str, *identifiers: str) -> Window:
+        """Count one request; return the window ``(limit, remaining, seconds to reset)``.
 
-        Raises ServiceUnavailable (503) when the shared store (Redis) does not answer.
+        Raises RateLimited (with retry_after seconds) when over ``spec``, ServiceUnavailable (503)
+        when the shared store (Redis) does not answer. ``identifiers[0]`` names the limit (ip, key,
+        ...) in the rejection metrics.
         """
-        if self._local:  # twice per authenticated request: no context manager, no other call
-            self._hit_local(spec, identifiers)
-            return
-        with _store_errors():
-            await self._hit(spec, *identifiers)
+        try:
+            if self._local:  # twice per authenticated request: no context manager, no other call
+                return self._hit_local(spec, identifiers)
+            with _store_errors():
+                return await self._hit(spec, *identifiers)
+        except RateLimited:
+            if self.metrics is not None:
+                self.metrics.rate_limited[identifiers[0] if identifiers else spec] += 1
+            raise
 
-    def _hit_local(self, spec: str, identifiers: tuple[str, ...]) -> None:
+    def _hit_local(self, spec: str, identifiers: tuple[str, ...]) -> Window:
         window = self._windows.get((spec, identifiers))
         now = time.monotonic()
         if window is None or now >= window[0]:
@@ -97,8 +109,9 @@ class RateLimiter:
         window[1] += 1
         if window[1] > window[2]:
             raise RateLimited("too many requests", retry_after=max(1, math.ceil(window[0] - now)))
+        return window[2], window[2] - window[1], math.ceil(window[0] - now)
 
-    async def _hit(self, spec: str, *identifiers: str) -> None:
+    async def _hit(self, spec: str, *identifiers: str) -> Window:
         item = self.item(spec)
         # What FixedWindowRateLimiter.hit does, with the storage key memoised: building it (key_for)
         # cost as much as the counting, and this runs twice per authenticated request.
@@ -107,9 +120,12 @@ class RateLimiter:
             if len(self._keys) >= 100_000:
                 self._keys.clear()
             key = self._keys[(spec, identifiers)] = item.key_for(*identifiers)
-        if await self.storage.incr(key, item.get_expiry(), amount=1) > item.amount:
+        count = await self.storage.incr(key, item.get_expiry(), amount=1)
+        if count > item.amount:
             reset, _ = await self._fixed.get_window_stats(item, *identifiers)
             raise RateLimited("too many requests", retry_after=max(1, math.ceil(reset - time.time())))
+        # the reset is not asked of Redis on every hit (another round trip): the window's length bounds it
+        return item.amount, item.amount - count, item.get_expiry()
 
     async def check(self, spec: str, *identifiers: str) -> None:
         """Raise RateLimited if ``spec`` is already exhausted, without counting a hit."""

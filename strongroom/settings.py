@@ -5,8 +5,9 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -74,7 +75,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     host: str = "127.0.0.1"
     port: int = 8000
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["plain", "json"] = Field("plain", description="plain lines, or one JSON object per line.")
+    metrics_enabled: bool = Field(False, description="Serve Prometheus metrics at /metrics.")
+    metrics_token: SecretStr | None = Field(
+        None, description="If set, /metrics needs `Authorization: Bearer <token>` (scrapers send it).")
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -57,7 +57,8 @@ class RequestFacts:
     signs it asks (:meth:`read_body`); until then ``body`` is empty.
     """
 
-    __slots__ = ("method", "path", "query", "headers", "body", "client_ip", "_authorization", "_body_reader")
+    __slots__ = ("method", "path", "query", "headers", "body", "client_ip", "ratelimit", "_authorization",
+                 "_body_reader")
 
     def __init__(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes = b"",
                  client_ip: str | None = None,
@@ -68,6 +69,8 @@ class RequestFacts:
         self.headers = headers
         self.body = body
         self.client_ip = client_ip
+        # the rate-limit window the request was counted in (the key's, else the client IP's): headers
+        self.ratelimit: tuple[int, int, int] | None = None
         self._authorization: tuple[str, str] | None = None
         self._body_reader = body_reader
 

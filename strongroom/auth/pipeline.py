@@ -26,6 +26,7 @@ from strongroom.errors import Forbidden, RateLimited, Unauthenticated
 from strongroom.principal import Principal
 
 if TYPE_CHECKING:
+    from strongroom.metrics import Metrics
     from strongroom.ratelimit import RateLimiter
     from strongroom.services.apikeys import ApiKeyService, KeyRecord
     from strongroom.services.audit import AuditService
@@ -60,6 +61,7 @@ class Authenticator:
         self.window_ms = settings.signature_window_seconds * 1000
         self.per_ip, self.per_key = settings.rate_limit_per_ip, settings.rate_limit_per_key
         self.fail_per_ip, self.fail_per_key = settings.auth_failures_per_ip, settings.auth_failures_per_key
+        self.metrics: Metrics | None = None  # set by the core: outcomes by scheme
         # Bounded by size (least recently used out first) and by age (revocation reaches every process
         # within the TTL). A key change in this process drops its record at once (forget).
         ttl, size = settings.key_cache_ttl_seconds, settings.key_cache_size
@@ -84,7 +86,7 @@ class Authenticator:
         ServiceUnavailable (503: the shared rate-limit store does not answer).
         """
         ip = facts.client_ip or "-"
-        await self.limiter.hit(self.per_ip, "ip", ip)
+        ip_window = await self.limiter.hit(self.per_ip, "ip", ip)
         await self.limiter.check(self.fail_per_ip, "auth-fail", ip)
         for scheme in schemes:
             if not scheme.claims(facts):
@@ -92,14 +94,25 @@ class Authenticator:
             try:
                 if scheme.reads_body:
                     await facts.read_body()
-                return await scheme.authenticate(facts, self)
+                principal = await scheme.authenticate(facts, self)
             except Refused as refused:
+                if self.metrics is not None:
+                    self.metrics.auth[(scheme.id, refused.reason.value)] += 1
+                if refused.user_id is not None and refused.key_id is not None:  # an existing key: its usage
+                    self.usage.refused(refused.key_id, refused.reason)
                 over_budget = await self.count_failure(facts.client_ip, refused.key_id)
                 await to_thread.run_sync(partial(
                     self.audit.refusal, "auth.key", refused.reason.value, client_ip=facts.client_ip,
                     user_id=refused.user_id, key_id=refused.key_id,
                     details={"method": facts.method, "path": facts.path[:200]}))
                 raise (over_budget or refused.error) from None
+            if facts.ratelimit is None:
+                facts.ratelimit = ip_window
+            if self.metrics is not None:
+                self.metrics.auth[(scheme.id, "ok")] += 1
+            return principal
+        if self.metrics is not None:
+            self.metrics.auth[("none", RefusalReason.NO_CREDENTIALS.value)] += 1
         raise Unauthenticated("authentication required")
 
     async def count_failure(self, client_ip: str | None, key_id: str | None = None) -> RateLimited | None:
@@ -187,7 +200,7 @@ class Authenticator:
                 raise Refused(RefusalReason.IP_NOT_ALLOWED, Forbidden("access denied"), user_id=record.user.id,
                               key_id=record.key_id)
         try:
-            await self.limiter.hit(self.per_key, "key", record.key_id)
+            facts.ratelimit = await self.limiter.hit(self.per_key, "key", record.key_id)
         except RateLimited as exc:
             raise Refused(RefusalReason.RATE_LIMITED, exc, user_id=record.user.id, key_id=record.key_id) from None
         self.usage.touch(record.key_id)

@@ -36,6 +36,7 @@ import hmac
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ from strongroom.exchanges.client import (
 )
 from strongroom.exchanges.outcomes import AssetBalance, ValidationOutcome
 from strongroom.exchanges.venues import Venue, venue_for
+from strongroom.metrics import Metrics
 from strongroom.settings import Settings
 
 log = logging.getLogger("strongroom.exchanges")
@@ -135,6 +137,7 @@ class ExchangeGateway:
             maxsize=MAX_CLIENTS, ttl=settings.exchange_price_ttl_seconds
         )
         self.clients_built = 0  # ccxt clients built so far (tests and the bench read it)
+        self.metrics: Metrics | None = None  # set by the core: calls by venue, operation and outcome
 
     # --- public API ----------------------------------------------------------------------------
 
@@ -151,7 +154,8 @@ class ExchangeGateway:
         if venue is None or not credentials:
             return ValidationOutcome(verified=False, can_withdraw=None)
         return await self._private_call(
-            info, venue, credentials, venue.probe, cost=venue.probe_requests, markets=venue.probe_needs_markets
+            info, venue, credentials, venue.probe, cost=venue.probe_requests, markets=venue.probe_needs_markets,
+            label="validate",
         )
 
     async def fetch_balance(
@@ -169,7 +173,7 @@ class ExchangeGateway:
         async def read(exchange: Any) -> dict[str, AssetBalance]:
             return venue.parse_balance(await exchange.fetch_balance(params))
 
-        return await self._private_call(info, venue, credentials, read, cost=1, markets=True)
+        return await self._private_call(info, venue, credentials, read, cost=1, markets=True, label="balance")
 
     async def fetch_tickers(self, info: ExchangeInfo) -> dict[str, Decimal]:
         """Return the venue's last price per unified symbol (``"BTC/USDT"``), symbols without a price left out.
@@ -238,6 +242,7 @@ class ExchangeGateway:
         *,
         cost: int,
         markets: bool,
+        label: str = "call",
     ) -> T:
         """Run ``operation`` on the pooled client of these credentials, within the venue's limits.
 
@@ -247,23 +252,32 @@ class ExchangeGateway:
         state = self._current()
         key = (info.id, self._fingerprint(credentials))
         error: errors.DomainError
+        started = time.monotonic()
         try:
             client = await self._client(state, info, venue, credentials)
             with self._using(state, client):
                 async with self._slot(state, info, client, cost):
                     if markets:
                         await self._share_markets(state, info, venue, client)
-                    return await operation(client.exchange)
+                    result = await operation(client.exchange)
+            self._observe(info.id, label, "ok", started)
+            return result
         except Exception as exc:  # noqa: BLE001 - nothing from ccxt may escape unclassified
             error = classify(exc, info.id)
+            self._observe(info.id, label, error.code, started)
             if isinstance(error, errors.InvalidCredentials):
                 self._discard(state, key)
         # Raised outside the except block so that the ccxt exception (whose message holds the
         # signed URL and the raw body) is neither chained as __cause__ nor as __context__.
         raise error
 
+    def _observe(self, venue: str, operation: str, outcome: str, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.exchange_call(venue, operation, outcome, time.monotonic() - started)
+
     async def _load_prices(self, state: _LoopState, info: ExchangeInfo, venue: Venue) -> dict[str, Decimal]:
         error: errors.DomainError
+        started = time.monotonic()
         try:
             public = await self._client(state, info, venue, {})
             with self._using(state, public):
@@ -273,7 +287,9 @@ class ExchangeGateway:
                     tickers = await public.exchange.fetch_tickers()
         except Exception as exc:  # noqa: BLE001
             error = classify(exc, info.id)
+            self._observe(info.id, "tickers", error.code, started)
         else:
+            self._observe(info.id, "tickers", "ok", started)
             prices: dict[str, Decimal] = {}
             for symbol, ticker in sorted(tickers.items()):
                 price = venue.ticker_price(ticker) if isinstance(ticker, Mapping) else None

@@ -13,12 +13,14 @@ from __future__ import annotations
 import ipaddress
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import exists, literal, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
@@ -38,7 +40,7 @@ from strongroom.errors import (
     ValidationFailed,
 )
 from strongroom.keypower import KeyPower, Network, parse_networks
-from strongroom.models import ApiKey, User
+from strongroom.models import ApiKey, KeyUsage, TZDateTime, User
 from strongroom.pagination import Page, paginate
 from strongroom.principal import Principal
 from strongroom.services.audit import AuditService
@@ -532,6 +534,40 @@ class ApiKeyService:
                     .values(last_used_at=datetime.fromtimestamp(at, UTC).replace(microsecond=0),
                             updated_at=table.c.updated_at)
                 )
+
+
+    def record_usage(self, counts: Mapping[tuple[str, int, str], int]) -> None:
+        """Add a batch of verification counts ``{(key id, epoch hour, outcome): n}`` to key_usage
+        (one upsert per row; a key deleted meanwhile is skipped, not an error)."""
+        dialect = self.db.engine.dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        table = KeyUsage.__table__
+        with self.db.session() as session:
+            for (key_id, hour, outcome), n in counts.items():
+                at = datetime.fromtimestamp(hour * 3600, UTC)
+                source = select(literal(key_id), literal(at, TZDateTime()), literal(outcome), literal(n)).where(
+                    exists().where(ApiKey.key_id == key_id))
+                statement = insert(table).from_select(["key_id", "hour", "outcome", "count"], source)
+                session.execute(statement.on_conflict_do_update(
+                    index_elements=["key_id", "hour", "outcome"],
+                    set_={"count": table.c.count + statement.excluded.count}))
+
+    def usage(self, principal: Principal, key_id: str, since: datetime | None = None,
+              until: datetime | None = None) -> list[tuple[datetime, str, int]]:
+        """Return ``(hour, outcome, count)`` rows of one of the caller's keys, oldest first.
+
+        Raises NotFound (unknown or another user's key), InsufficientScope, ValidationFailed (range).
+        """
+        key = self.get(principal, key_id)
+        if since is not None and until is not None and since > until:
+            raise ValidationFailed("from is after to", fields={"from": "must not be after to"})
+        query = select(KeyUsage.hour, KeyUsage.outcome, KeyUsage.count).where(KeyUsage.key_id == key.key_id)
+        if since is not None:
+            query = query.where(KeyUsage.hour >= since.replace(minute=0, second=0, microsecond=0))
+        if until is not None:
+            query = query.where(KeyUsage.hour <= until)
+        with self.db.session() as session:
+            return [(h, o, c) for h, o, c in session.execute(query.order_by(KeyUsage.hour, KeyUsage.outcome))]
 
 
 def _assign(row: Any, values: dict[str, Any]) -> None:

@@ -45,6 +45,8 @@ from strongroom.errors import (
     Unauthenticated,
     ValidationFailed,
 )
+from strongroom.logs import CLIENT_REQUEST_ID, REQUEST_ID, new_request_id
+from strongroom.metrics import Metrics
 from strongroom.principal import Principal
 from strongroom.surfaces.deps import current_principal
 
@@ -344,6 +346,7 @@ class AuthGate:
                 await facts.read_body()
             principal = await core.auth.authenticate(facts, self.schemes)
             state["principal"] = principal
+            state["ratelimit"] = facts.ratelimit
             scope[DEFER_BODY_CHECK] = False
             if BODY_REFUSAL in scope:
                 raise scope.pop(BODY_REFUSAL)
@@ -451,6 +454,7 @@ class EdgeGuard:
         self.max_bytes = max_bytes
         self.surfaces = sorted(surfaces, key=lambda s: -len(s.surface.prefix))
         self.default = default
+        self.names = {s.surface.prefix: s.surface.name for s in surfaces}
 
     def owner(self, path: str) -> SurfaceApp:
         """Return the surface whose prefix ``path`` is under (the default surface otherwise)."""
@@ -464,7 +468,7 @@ class EdgeGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        send = _with_headers(send)
+        request_id = None
         error: DomainError | None = None
         has_body = False
         content_type = ""
@@ -483,6 +487,19 @@ class EdgeGuard:
                 has_body = True
             elif name == b"content-type":
                 content_type = value.decode("latin-1")
+            elif name == b"x-request-id":
+                sent = value.decode("latin-1")
+                request_id = sent if CLIENT_REQUEST_ID.match(sent) else None
+        request_id = request_id or new_request_id()
+        token = REQUEST_ID.set(request_id)
+        try:
+            await self._serve(scope, receive, self._with_headers(scope, send, request_id.encode("latin-1")),
+                              error, has_body, content_type)
+        finally:
+            REQUEST_ID.reset(token)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, error: DomainError | None, has_body: bool,
+                     content_type: str) -> None:
         if error is None and (_CONTROL.search(scope["path"]) or _ENCODED_CONTROL.search(scope["query_string"])):
             error = BadRequest("the path or query string contains a control character")
         if error is not None:
@@ -491,6 +508,26 @@ class EdgeGuard:
         if has_body:
             receive = self._guarded(scope, receive, content_type)
         await self.app(scope, receive, send)
+
+    def _with_headers(self, scope: Scope, send: Send, request_id: bytes) -> Send:
+        """Return ``send`` adding the common headers (and counting the answer) at response start."""
+        metrics: Metrics = scope["app"].state.core.metrics
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), (b"x-content-type-options", b"nosniff"),
+                           (b"cache-control", b"no-store"), (b"x-request-id", request_id)]
+                window = scope.get("state", {}).get("ratelimit")
+                if window is not None:
+                    headers += [(b"ratelimit-limit", b"%d" % window[0]), (b"ratelimit-remaining", b"%d" % window[1]),
+                                (b"ratelimit-reset", b"%d" % window[2])]
+                message["headers"] = headers
+                route = scope.get("route")
+                metrics.request(self.names.get(scope.get("root_path", ""), "app"), scope["method"],
+                                getattr(route, "path", "-"), message["status"])
+            await send(message)
+
+        return send_with_headers
 
     def _guarded(self, scope: Scope, receive: Receive, content_type: str) -> Receive:
         body = bytearray()
@@ -514,11 +551,3 @@ class EdgeGuard:
         return guarded_receive
 
 
-def _with_headers(send: Send) -> Send:
-    async def send_with_headers(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), (b"x-content-type-options", b"nosniff"),
-                                  (b"cache-control", b"no-store")]
-        await send(message)
-
-    return send_with_headers

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from strongroom.services.usage import OUTCOMES
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import (
     ApiKeyCreate,
@@ -16,6 +18,9 @@ from strongroom.surfaces.native.schemas import (
     ApiKeyPublic,
     ApiKeyRolled,
     ApiKeyUpdate,
+    KeyUsageCounts,
+    KeyUsageHour,
+    KeyUsageOut,
     PageOut,
     RollIn,
 )
@@ -65,6 +70,22 @@ def roll_key(key_id: str, principal: CurrentPrincipal, core: CoreDep, body: Roll
     """New secret now; the old one stays valid for ``grace_seconds`` (default 0)."""
     key, secret = core.api_keys.roll(principal, key_id, (body or RollIn()).grace_seconds)
     return ApiKeyRolled(**_public(key), secret=secret)
+
+
+@api.get("/{key_id}/usage", response_model=KeyUsageOut)
+def key_usage(key_id: str, principal: CurrentPrincipal, core: CoreDep,
+              since: Annotated[datetime | None, Query(alias="from", description="Start (ISO 8601), inclusive.")] = None,
+              until: Annotated[datetime | None, Query(alias="to", description="End (ISO 8601), inclusive.")] = None,
+              ) -> KeyUsageOut:
+    """Verifications of the key per hour and outcome (ok, rate_limited, ip_refused, expired, disabled,
+    bad_signature), written in batches (up to STRONGROOM_LAST_USED_FLUSH_SECONDS late)."""
+    rows = core.api_keys.usage(principal, key_id, since, until)
+    hours: dict[datetime, dict[str, int]] = {}
+    for hour, outcome, count in rows:
+        hours.setdefault(hour, dict.fromkeys(OUTCOMES, 0))[outcome] = count
+    totals = {o: sum(h[o] for h in hours.values()) for o in OUTCOMES}
+    return KeyUsageOut(key_id=key_id, hours=[KeyUsageHour(hour=h, **counts) for h, counts in hours.items()],
+                       totals=KeyUsageCounts(**totals))
 
 
 @api.delete("/{key_id}", status_code=204)

@@ -168,6 +168,25 @@ class RollIn(Strict):
     grace_seconds: int = Field(0, ge=0, le=30 * 24 * 3600)
 
 
+class KeyUsageCounts(BaseModel):
+    ok: int = Field(0, description="Verified.")
+    rate_limited: int = Field(0, description="Refused: over the key's rate limit.")
+    ip_refused: int = Field(0, description="Refused: client IP outside the key's allowlist.")
+    expired: int = Field(0, description="Refused: the key had expired.")
+    disabled: int = Field(0, description="Refused: the key was disabled.")
+    bad_signature: int = Field(0, description="Refused: bad secret or signature, stale timestamp or replay.")
+
+
+class KeyUsageHour(KeyUsageCounts):
+    hour: datetime = Field(description="Start of the hour (UTC).")
+
+
+class KeyUsageOut(BaseModel):
+    key_id: str
+    hours: list[KeyUsageHour]
+    totals: KeyUsageCounts
+
+
 class AuditEventOut(Public):
     id: int
     at: datetime
