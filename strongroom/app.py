@@ -11,8 +11,9 @@ from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount
 
 from strongroom.core import Core, build_core
@@ -53,7 +54,8 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
             if owned:
                 app.state.core.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the installed fastapi-offline package: /docs works without internet.
+    app = FastAPIOffline(
         title="Strongroom",
         version="0.1.0",
         description="Exchange-account vault and platform API keys, with Kalshi and Trading App compatible surfaces.",
@@ -108,8 +110,13 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     # The probes first, then the surfaces, then the documentation routes FastAPI registered when it
     # was created (rarely asked for: every request would otherwise walk past them).
     first = [r for r in app.router.routes if getattr(r, "path", None) in ("/healthz", "/readyz", "/metrics")]
-    first += [r for r in app.router.routes if isinstance(r, Mount)]
+    first += [r for r in app.router.routes if isinstance(r, Mount) and isinstance(r.app, SurfaceApp)]
     app.router.routes[:] = first + [r for r in app.router.routes if r not in first]
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> Response:
+        """The API's documentation."""
+        return RedirectResponse("/docs", status_code=302)
 
     # Paths outside every surface answer in the native shape (through the same table).
     async def outside(request: Request, exc: Exception) -> Response:
