@@ -400,3 +400,38 @@ def test_client_flow(server, users, client, run_dir):
     refused("unreachable", 0, "TradrConnectionError")
     assert out["badOptions"]["error"]["type"] == "TypeError"
     assert out["badId"]["error"]["type"] == "TypeError"
+
+
+def readme_example() -> str:
+    """The TypeScript block of the README's TradrAPI section."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### TradrAPI (`/tradr`)"):]
+    return section[section.index("```ts\n") + len("```ts\n"):section.index("```\n", section.index("```ts\n") + 6)]
+
+
+def test_readme_example_runs(server, users, client, run_dir):
+    """The README's TypeScript example, with a real key (from the CLI's service) and account id filled in."""
+    node = toolchain()
+    user = users.create()
+    creds = {"api_key": f"bm-{uuid.uuid4().hex}", "secret": uuid.uuid4().hex}
+    account = client.post("/v1/exchange-accounts", json={"exchange": "bitmex", "credentials": creds},
+                          headers=user.headers).json()["id"]
+    first = client.post("/v1/api-keys", headers=user.headers, json={"name": "first", "scopes": ["read", "write",
+                                                                                              "delete"]})
+    assert first.status_code == 201, first.text
+    source = readme_example()
+    filled = (source.replace("'sr_…'", f"'{first.json()['secret']}'").replace("accountId: 1,", f"accountId: {account},")
+              .replace("listApiKeys(1)", f"listApiKeys({account})"))
+    assert filled.count(first.json()["secret"]) == 1
+    assert f"accountId: {account}," in filled and f"listApiKeys({account})" in filled
+    (run_dir / "readme.ts").write_text(filled)
+    compile_ts(node, run_dir)
+    done = subprocess.run([node, str(run_dir / "readme.js")], capture_output=True, text=True, timeout=120,
+                          check=False, cwd=TS_DIR, env={**os.environ, "TRADR_API_URL": server.url})
+    assert done.returncode == 0, done.stderr
+    # it created, renamed and deleted one key: only the first key is left, and the log says so
+    names = [k["name"] for k in client.get("/v1/api-keys", headers=user.headers).json()["items"]]
+    assert names == ["first"]
+    events = client.get("/v1/audit-events", headers=user.headers, params={"limit": 200}).json()["items"]
+    assert [e["action"] for e in sorted(events, key=lambda e: e["id"]) if e["action"].startswith("api_key.")] == \
+        ["api_key.create", "api_key.create", "api_key.update", "api_key.delete"]
