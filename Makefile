@@ -26,8 +26,27 @@ tests/surfaces/kalshi/ts/node_modules/.installed: tests/surfaces/kalshi/ts/packa
 	@if command -v npm >/dev/null 2>&1; then cd tests/surfaces/kalshi/ts && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	 else echo "npm not found: the kalshi-typescript test will be skipped"; fi
 
+# The TradrAPI TypeScript client (clients/typescript: typescript pinned in its package-lock.json), built
+# with tsc, and the project that runs seed 003's samples on it (tests/surfaces/tradr/ts, where
+# @tradrapi/trading-sdk is mapped to the client). Without npm, the tradr TypeScript tests are skipped.
+TRADR_CLIENT := clients/typescript
+TRADR_TS     := tests/surfaces/tradr/ts
+
+$(TRADR_CLIENT)/node_modules/.installed: $(TRADR_CLIENT)/package.json $(TRADR_CLIENT)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd $(TRADR_CLIENT) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	 else echo "npm not found: the TradrAPI TypeScript client is not built; its tests will be skipped"; fi
+
+$(TRADR_CLIENT)/dist/index.js: $(TRADR_CLIENT)/node_modules/.installed $(TRADR_CLIENT)/tsconfig.json $(wildcard $(TRADR_CLIENT)/src/*.ts)
+	@if command -v npm >/dev/null 2>&1 && [ -f $(TRADR_CLIENT)/node_modules/.installed ]; then cd $(TRADR_CLIENT) && npm run --silent build && touch dist/index.js; \
+	 else echo "npm not found: clients/typescript is not (re)built"; fi
+
+$(TRADR_TS)/node_modules/.installed: $(TRADR_TS)/package.json $(TRADR_TS)/package-lock.json $(TRADR_CLIENT)/package.json
+	@if command -v npm >/dev/null 2>&1; then cd $(TRADR_TS) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	 else echo "npm not found: the tradr TypeScript tests will be skipped"; fi
+
 ts-deps:
 	@if [ -f tests/surfaces/kalshi/ts/package.json ]; then $(MAKE) --no-print-directory tests/surfaces/kalshi/ts/node_modules/.installed; fi
+	@$(MAKE) --no-print-directory $(TRADR_CLIENT)/dist/index.js $(TRADR_TS)/node_modules/.installed
 
 migrate: $(VENV)/.runtime
 	$(BIN)/strongroom db upgrade
@@ -58,4 +77,5 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check strongroom tests bench scripts devtools
 
 clean:
-	rm -rf $(VENV) tests/surfaces/kalshi/ts/node_modules
+	rm -rf $(VENV) tests/surfaces/kalshi/ts/node_modules $(TRADR_CLIENT)/node_modules $(TRADR_CLIENT)/dist \
+	 $(TRADR_TS)/node_modules $(TRADR_TS)/runs

@@ -45,6 +45,16 @@ def networks_within(inner: Collection[Network], outer: Collection[Network]) -> b
                for net in inner)
 
 
+def accounts_within(inner: Collection[int] | None, outer: Collection[int] | None) -> bool:
+    """Return True if the account binding ``inner`` reaches no account that ``outer`` does not.
+
+    ``None`` is unbound (every account of the user): within only another unbound binding.
+    """
+    if outer is None:
+        return True
+    return inner is not None and set(inner) <= set(outer)
+
+
 @dataclass(frozen=True)
 class KeyPower:
     """What a key may do: its scopes, account binding, IP allowlist and expiry."""
@@ -70,7 +80,7 @@ class KeyPower:
         """
         if not scope_rules.covers_all(limit.scopes, self.scopes):
             return "scopes"
-        if limit.account_ids is not None and (self.account_ids is None or not self.account_ids <= limit.account_ids):
+        if not accounts_within(self.account_ids, limit.account_ids):
             return "account_ids"
         if not networks_within(self.networks, limit.networks):
             return "ip_allowlist"

@@ -33,15 +33,16 @@ from strongroom.db import Database, retry_read_once, utcnow
 from strongroom.errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     InsufficientScope,
     InsufficientUsageLevel,
     LimitExceeded,
     NotFound,
     ValidationFailed,
 )
-from strongroom.keypower import KeyPower, Network, parse_networks
+from strongroom.keypower import KeyPower, Network, accounts_within, parse_networks
 from strongroom.models import ApiKey, KeyUsage, TZDateTime, User
-from strongroom.pagination import Page, paginate
+from strongroom.pagination import Page, paginate, valid_id
 from strongroom.principal import Principal
 from strongroom.services.audit import AuditService
 from strongroom.services.users import UserSnapshot, snapshot
@@ -54,6 +55,9 @@ PUBLIC_KEY_UPLOAD_LEVELS = ("premier", "market_maker")
 T = TypeVar("T")
 # How often a change is decided again when the key changed under it before giving up (409).
 CHANGE_ATTEMPTS = 8
+# What a numbered page (:meth:`ApiKeyService.numbered_page`) may be sorted by, and its largest page.
+SORT_FIELDS = ("id", "created_at", "updated_at", "last_used_at", "name")
+MAX_PAGE_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -367,6 +371,116 @@ class ApiKeyService:
         principal.require("read")
         with self.db.session() as session:
             return list(session.scalars(select(ApiKey).where(ApiKey.user_id == principal.user_id).order_by(ApiKey.id)))
+
+    # --- by number (the row id): for surfaces whose key ids are numbers (TradrAPI) -------------------
+    #
+    # These read within the calling key's account binding (a key bound to accounts reads only keys
+    # bound within them, and lists keys of its own accounts only), where :meth:`get` and :meth:`list`
+    # show the caller every key of its user. Changes and deletes go through :meth:`update` and
+    # :meth:`delete`, so the rule of key power applies to them unchanged.
+
+    def require_user(self, principal: Principal, user_id: int) -> None:
+        """Raise Forbidden unless ``user_id`` is the caller's own user (keys are only ever one's own)."""
+        if user_id != principal.user_id:
+            raise Forbidden("a key or token acts only for its own user")
+
+    def require_account(self, principal: Principal, account_id: int) -> None:
+        """Raise unless the caller may act on exchange account ``account_id``.
+
+        Raises Forbidden (the calling key is bound to other accounts: checked first, so a bound key
+        learns nothing about accounts outside its binding), NotFound (not a live account of the
+        caller's user).
+        """
+        if not principal.sees_account(account_id):
+            raise Forbidden("this key acts only on the accounts it is bound to")
+        if not valid_id(account_id) or not self.accounts.owned_ids(principal.user_id, [account_id]):
+            raise NotFound("exchange account not found")
+
+    @staticmethod
+    def _in_reach(principal: Principal, key: ApiKey) -> None:
+        """Raise Forbidden if ``key`` is bound to accounts beyond the calling key's binding."""
+        if not accounts_within(key.account_ids, principal.account_ids):
+            raise Forbidden("this key acts only on the accounts it is bound to")
+
+    def _by_number(self, principal: Principal, number: int, kind: str | None, single_account: bool) -> ApiKey:
+        """Return the caller's key whose row id is ``number``; NotFound for unknown ids, other users'
+        keys, keys of another ``kind`` and (``single_account``) keys not bound to exactly one account."""
+        if not valid_id(number):
+            raise NotFound("API key not found")
+        with self.db.session() as session:
+            key = session.get(ApiKey, number)
+        if (key is None or key.user_id != principal.user_id or (kind is not None and key.kind != kind)
+                or (single_account and (key.account_ids is None or len(key.account_ids) != 1))):
+            raise NotFound("API key not found")
+        return key
+
+    def get_number(self, principal: Principal, number: int, *, kind: str | None = None,
+                   single_account: bool = False) -> ApiKey:
+        """Return the caller's key whose row id is ``number``, if the calling key's binding reaches it.
+
+        ``kind`` and ``single_account`` narrow which keys count (others are NotFound). Raises
+        InsufficientScope (no ``read``), NotFound, Forbidden (bound to accounts the calling key is not).
+        """
+        principal.require("read")
+        key = self._by_number(principal, number, kind, single_account)
+        self._in_reach(principal, key)
+        return key
+
+    def update_number(self, principal: Principal, number: int, changes: dict[str, Any], *, kind: str | None = None,
+                      single_account: bool = False) -> ApiKey:
+        """:meth:`update` the caller's key whose row id is ``number`` (found as :meth:`get_number` finds it).
+
+        Returns the key as written. Raises as :meth:`update` does.
+        """
+        principal.require("write")
+        return self.update(principal, self._by_number(principal, number, kind, single_account).key_id, changes)
+
+    def delete_number(self, principal: Principal, number: int, *, kind: str | None = None,
+                      single_account: bool = False) -> None:
+        """:meth:`delete` the caller's key whose row id is ``number`` (found as :meth:`get_number` finds it).
+
+        Raises as :meth:`delete` does.
+        """
+        principal.require("delete")
+        self.delete(principal, self._by_number(principal, number, kind, single_account).key_id)
+
+    def numbered_page(self, principal: Principal, *, page: int = 1, limit: int = 10, sort_by: str = "id",
+                      descending: bool = True, kind: str | None = None,
+                      bound_to: int | None = None) -> tuple[list[ApiKey], int]:
+        """Return one page (numbered from 1) of the caller's keys in the calling key's reach, and their total.
+
+        ``bound_to``: only the keys bound to exactly that one account (which the caller must reach,
+        see :meth:`require_account`). Sorted by ``sort_by`` (one of :data:`SORT_FIELDS`; a key never
+        used counts as the least recently used; ties by id), in memory: a user's keys are bounded by
+        the per-user cap.
+        Raises InsufficientScope (no ``read``), ValidationFailed (page < 1, limit outside 1..100,
+        unknown sort field), Forbidden or NotFound (``bound_to``).
+        """
+        principal.require("read")
+        if not isinstance(page, int) or not 1 <= page <= 2**31 - 1:
+            raise ValidationFailed("page must be at least 1", fields={"page": "at least 1"})
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_LIMIT:
+            raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE_LIMIT}",
+                                   fields={"limit": f"1..{MAX_PAGE_LIMIT}"})
+        if sort_by not in SORT_FIELDS:
+            raise ValidationFailed("unknown sort field", fields={"sort_by": f"one of {', '.join(SORT_FIELDS)}"})
+        if bound_to is not None:
+            self.require_account(principal, bound_to)
+        query = select(ApiKey).where(ApiKey.user_id == principal.user_id)
+        if kind is not None:
+            query = query.where(ApiKey.kind == kind)
+        with self.db.session() as session:
+            keys = [k for k in session.scalars(query)
+                    if accounts_within(k.account_ids, principal.account_ids)
+                    and (bound_to is None or k.account_ids == [bound_to])]
+
+        def order(key: ApiKey) -> tuple[bool, Any, int]:
+            value = getattr(key, sort_by)
+            return (value is not None, value if value is not None else 0, key.id)
+
+        keys.sort(key=order, reverse=descending)
+        start = (page - 1) * limit
+        return keys[start:start + limit], len(keys)
 
     def update(self, principal: Principal, key_id: str, changes: dict[str, Any]) -> ApiKey:
         """Change name, scopes, account_ids, ip_allowlist, enabled or expires_at. Takes effect everywhere within 1 s.

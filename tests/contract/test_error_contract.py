@@ -86,10 +86,26 @@ def trading_app_shape(body: Any, status: int, error: DomainError) -> None:
     assert body["Message"][:1].isupper(), body
 
 
+def tradr_status(cls: type[DomainError]) -> int:
+    return cls.status  # NestJS-style: every domain error keeps its own status
+
+
+TRADR_PHRASES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+                 405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large", 422: "Unprocessable Entity",
+                 429: "Too Many Requests", 503: "Service Unavailable"}
+
+
+def tradr_shape(body: Any, status: int, error: DomainError) -> None:
+    assert set(body) == {"statusCode", "message", "error"} and body["statusCode"] == status, body
+    assert isinstance(body["message"], str) and body["message"], body
+    assert body["error"] == TRADR_PHRASES[status], body
+
+
 CONTRACT: dict[str, tuple[Callable[[type[DomainError]], int], Callable[[Any, int, DomainError], None], str]] = {
     "native": (native_status, native_shape, "application/problem+json"),
     "kalshi": (kalshi_status, kalshi_shape, "application/json"),
     "trading-app": (trading_app_status, trading_app_shape, "application/json"),
+    "tradr": (tradr_status, tradr_shape, "application/json"),
 }
 
 pytestmark = pytest.mark.anyio

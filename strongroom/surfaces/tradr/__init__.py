@@ -1,0 +1,79 @@
+"""TradrAPI-compatible account and user API keys (seed 003) at /tradr, on the core's keys.
+
+Authentication: a Strongroom bearer key in the ``x-api-key`` header, or a /v1 access token
+(``Authorization: Bearer sra_...``). Errors are NestJS-shaped ``{"statusCode", "message", "error"}``
+with the domain's own statuses (401, 403, 404, 409, 422, 429, ...; 429 and 503 with Retry-After).
+See routes.py for how TradrAPI's keys map onto Strongroom's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from starlette.responses import JSONResponse, Response
+
+from strongroom.auth.schemes import AccessTokenScheme, BearerKeyScheme
+from strongroom.errors import DomainError, ValidationFailed
+from strongroom.principal import Principal
+from strongroom.settings import Settings
+from strongroom.surfaces.factory import ErrorTable, Rendered, Rule, Surface
+
+if TYPE_CHECKING:
+    from strongroom.core import Core
+
+# NestJS's reason phrases (HTTPStatus says "Unprocessable Content" for 422 from Python 3.13 on).
+PHRASES = {422: "Unprocessable Entity", 413: "Payload Too Large"}
+# The core's field names, as this surface names them.
+FIELD_NAMES = {"name": "friendlyName", "scopes": "roles", "account_ids": "accountIds", "ip_allowlist": "ips",
+               "sort_by": "sortBy", "key_id": "id", "account_id": "accountId", "user_id": "userId"}
+
+
+def phrase(status: int) -> str:
+    """Return the reason phrase NestJS puts in ``error`` for ``status``."""
+    try:
+        return PHRASES.get(status) or HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def invalid_fields(error: DomainError) -> str:
+    """A validation failure's message: each field (by this surface's name) and what is wrong with it."""
+    named = "; ".join(f"{FIELD_NAMES.get(k, k)}: {v}" for k, v in error.fields.items())
+    return named or error.message
+
+
+def render(error: Rendered) -> Response:
+    return JSONResponse({"statusCode": error.status, "message": error.message, "error": phrase(error.status)},
+                        status_code=error.status)
+
+
+ERRORS = ErrorTable(
+    render=render,
+    internal=lambda: JSONResponse({"statusCode": 500, "message": "Internal server error",
+                                   "error": "Internal Server Error"}, status_code=500),
+    challenge='ApiKey header="x-api-key", Bearer realm="strongroom"',
+    rules={ValidationFailed: Rule(message=invalid_fields)},
+)
+
+
+def may_write(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
+    """Before the body of a create or rename: the caller holds ``write`` (a read-only key is told 403, not 422)."""
+    principal.require("write")
+
+
+def surface(settings: Settings) -> Surface:
+    """The /tradr surface: x-api-key bearer keys and /v1 access tokens."""
+    from strongroom.surfaces.tradr import routes
+
+    return Surface(
+        name="tradr",
+        prefix="/tradr",
+        schemes=(BearerKeyScheme(authorization=False, header="x-api-key"),
+                 AccessTokenScheme(settings.bearer_key_prefix + "a")),
+        errors=ERRORS,
+        routers=(routes.api,),
+        guards={name: may_write for name in routes.WRITES},
+        title="TradrAPI-compatible API keys",
+    )

@@ -1,0 +1,242 @@
+"""TradrAPI-compatible account and user API keys (seed 003) at /tradr: the routes.
+
+How TradrAPI's keys are Strongroom's (one key store, the core's):
+
+- Every TradrAPI key is a Strongroom *bearer* key of the caller's user; its ``id`` is the key's
+  integer row id. Keys of other kinds (HMAC, RSA, Ed25519) are not shown here.
+- ``roles`` (read | write | delete) are the key's broad scopes; narrower scopes (``read::x``) are
+  not roles and are not shown.
+- An *account key* is a key bound to exactly one exchange account: ``accountId``. A *user key*
+  is any key of the user: ``accountIds`` is its binding, ``[]`` meaning every account of the user
+  (when creating, an empty or missing ``accountIds`` asks for every account the caller reaches).
+- ``apiKey`` is the plaintext key in the creation response only; afterwards the stored hash.
+- ``ips`` is the key's IP allowlist (``[]``: any address); single addresses are shown without /32.
+- The caller's own key limits what it reads and does: a key bound to accounts lists and reads only
+  keys bound within its accounts (403 otherwise); creating, renaming and deleting follow the core's
+  rule that a key never acts on, nor makes, a key more powerful than itself (roles, accounts, IPs,
+  expiry). Access tokens act with all of their user's power.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from strongroom import scopes as scope_rules
+from strongroom.errors import ValidationFailed
+from strongroom.models import ApiKey
+from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
+
+BEARER = "bearer"
+Role = Literal["read", "write", "delete"]
+# TradrAPI's sort fields, as the core names them
+SORT_BY = {"id": "id", "createdAt": "created_at", "updatedAt": "updated_at", "lastUsedAt": "last_used_at",
+           "friendlyName": "name"}
+# routes whose body only a caller holding `write` may send (guarded before the body is read)
+WRITES = ("create_account_key", "rename_account_key", "create_user_key", "rename_user_key")
+
+api = APIRouter(tags=["tradr"])
+
+
+# --- shapes ------------------------------------------------------------------------------------------
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewAccountApiKey(_In):
+    accountId: StrictInt
+    friendlyName: str | None = Field(None, max_length=100)
+    roles: list[Role] = Field(min_length=1, max_length=3)
+    ips: list[str] | None = Field(None, max_length=100)
+
+
+class NewUserApiKey(_In):
+    userId: StrictInt
+    friendlyName: str | None = Field(None, max_length=100)
+    roles: list[Role] = Field(min_length=1, max_length=3)
+    ips: list[str] | None = Field(None, max_length=100)
+    accountIds: list[StrictInt] | None = Field(None, max_length=1000)
+
+
+class Rename(_In):
+    friendlyName: str = Field(max_length=100)
+
+
+class _Out(BaseModel):
+    id: int
+    createdAt: str
+    updatedAt: str
+    roles: list[Role]
+    friendlyName: str | None = None
+    apiKey: str
+    ips: list[str]
+    lastUsedAt: str | None = None
+
+
+class AccountApiKey(_Out):
+    accountId: int
+
+
+class UserApiKey(_Out):
+    userId: int
+    accountIds: list[int]
+
+
+class AccountApiKeyPage(BaseModel):
+    data: list[AccountApiKey]
+    limit: int
+    page: int
+    total: int
+
+
+class UserApiKeyPage(BaseModel):
+    data: list[UserApiKey]
+    limit: int
+    page: int
+    total: int
+
+
+def iso(at: datetime | None) -> str | None:
+    """An instant as JavaScript's ``Date.toISOString()`` writes it (UTC, milliseconds, ``Z``)."""
+    if at is None:
+        return None
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def shown_ips(key: ApiKey) -> list[str]:
+    """The allowlist, single addresses without their /32 or /128."""
+    out = []
+    for cidr in key.ip_allowlist or []:
+        net = ipaddress.ip_network(cidr, strict=False)
+        out.append(str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net))
+    return out
+
+
+def common(key: ApiKey, plaintext: str | None) -> dict[str, object]:
+    return {
+        "id": key.id,
+        "createdAt": iso(key.created_at),
+        "updatedAt": iso(key.updated_at),
+        "roles": [s for s in key.scopes if s in scope_rules.BASE],
+        "friendlyName": key.name,
+        "apiKey": plaintext if plaintext is not None else key.secret_hash,
+        "ips": shown_ips(key),
+        "lastUsedAt": iso(key.last_used_at),
+    }
+
+
+def account_key(key: ApiKey, plaintext: str | None = None) -> AccountApiKey:
+    """The key as an AccountApiKey (it is bound to exactly one account)."""
+    return AccountApiKey(**common(key, plaintext), accountId=key.account_ids[0])  # type: ignore[arg-type]
+
+
+def user_key(key: ApiKey, plaintext: str | None = None) -> UserApiKey:
+    """The key as a UserApiKey (``accountIds`` ``[]``: every account of the user)."""
+    return UserApiKey(**common(key, plaintext), userId=key.user_id,  # type: ignore[arg-type]
+                      accountIds=list(key.account_ids or []))
+
+
+def paging(page: int, limit: int, sort_dir: str, sort_by: str) -> tuple[int, int, str, bool]:
+    """The list query as the core takes it: (page, limit, sort field, descending)."""
+    direction = sort_dir.upper()
+    if direction not in ("ASC", "DESC"):
+        raise ValidationFailed("invalid sortDir", fields={"sortDir": "ASC or DESC"})
+    if sort_by not in SORT_BY:
+        raise ValidationFailed("invalid sortBy", fields={"sortBy": f"one of {', '.join(SORT_BY)}"})
+    return page, limit, SORT_BY[sort_by], direction == "DESC"
+
+
+PageQ = Annotated[int, Query(description="page number, from 1")]
+LimitQ = Annotated[int, Query(description="keys per page, 1..100")]
+SortDirQ = Annotated[str, Query(alias="sortDir", description="ASC or DESC")]
+SortByQ = Annotated[str, Query(alias="sortBy", description="id, createdAt, updatedAt, lastUsedAt or friendlyName")]
+
+
+# --- account keys ------------------------------------------------------------------------------------
+
+@api.post("/accounts/api-keys", status_code=201, response_model=AccountApiKey, response_model_exclude_none=True)
+def create_account_key(body: NewAccountApiKey, principal: CurrentPrincipal, core: CoreDep) -> AccountApiKey:
+    """Create a key bound to one exchange account; ``apiKey`` is the plaintext key, in this response only."""
+    core.api_keys.require_account(principal, body.accountId)
+    key, secret = core.api_keys.create(principal, name=body.friendlyName or f"account {body.accountId} key",
+                                       scopes=list(body.roles), account_ids=[body.accountId],
+                                       ip_allowlist=body.ips)
+    return account_key(key, secret)
+
+
+@api.get("/accounts/api-keys/{key_id}", response_model=AccountApiKey, response_model_exclude_none=True)
+def get_account_key(key_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountApiKey:
+    """One account key by its id (``apiKey`` is the stored hash)."""
+    return account_key(core.api_keys.get_number(principal, key_id, kind=BEARER, single_account=True))
+
+
+@api.get("/accounts/{account_id}/api-keys", response_model=AccountApiKeyPage, response_model_exclude_none=True)
+def list_account_keys(account_id: int, principal: CurrentPrincipal, core: CoreDep, page: PageQ = 1,
+                      limit: LimitQ = 10, sort_dir: SortDirQ = "DESC", sort_by: SortByQ = "id") -> AccountApiKeyPage:
+    """The keys bound to exactly this account, a page at a time."""
+    number, size, field, descending = paging(page, limit, sort_dir, sort_by)
+    keys, total = core.api_keys.numbered_page(principal, page=number, limit=size, sort_by=field,
+                                              descending=descending, kind=BEARER, bound_to=account_id)
+    return AccountApiKeyPage(data=[account_key(k) for k in keys], limit=size, page=number, total=total)
+
+
+@api.patch("/accounts/api-keys/{key_id}", response_model=bool)
+def rename_account_key(key_id: int, body: Rename, principal: CurrentPrincipal, core: CoreDep) -> bool:
+    """Rename an account key; ``true``."""
+    core.api_keys.update_number(principal, key_id, {"name": body.friendlyName}, kind=BEARER, single_account=True)
+    return True
+
+
+@api.delete("/accounts/api-keys/{key_id}", response_model=bool)
+def delete_account_key(key_id: int, principal: CurrentPrincipal, core: CoreDep) -> bool:
+    """Delete an account key at once; ``true``."""
+    core.api_keys.delete_number(principal, key_id, kind=BEARER, single_account=True)
+    return True
+
+
+# --- user keys ---------------------------------------------------------------------------------------
+
+@api.post("/users/api-keys", status_code=201, response_model=UserApiKey, response_model_exclude_none=True)
+def create_user_key(body: NewUserApiKey, principal: CurrentPrincipal, core: CoreDep) -> UserApiKey:
+    """Create a key of your user for ``accountIds`` (empty or missing: every account you reach);
+    ``apiKey`` is the plaintext key, in this response only."""
+    core.api_keys.require_user(principal, body.userId)
+    key, secret = core.api_keys.create(principal, name=body.friendlyName or "user key", scopes=list(body.roles),
+                                       account_ids=body.accountIds or None, ip_allowlist=body.ips)
+    return user_key(key, secret)
+
+
+@api.get("/users/api-keys/{key_id}", response_model=UserApiKey, response_model_exclude_none=True)
+def get_user_key(key_id: int, principal: CurrentPrincipal, core: CoreDep) -> UserApiKey:
+    """One key of your user by its id (``apiKey`` is the stored hash)."""
+    return user_key(core.api_keys.get_number(principal, key_id, kind=BEARER))
+
+
+@api.get("/users/{user_id}/api-keys", response_model=UserApiKeyPage, response_model_exclude_none=True)
+def list_user_keys(user_id: int, principal: CurrentPrincipal, core: CoreDep, page: PageQ = 1,
+                   limit: LimitQ = 10, sort_dir: SortDirQ = "DESC", sort_by: SortByQ = "id") -> UserApiKeyPage:
+    """Your user's keys (those your key reaches), a page at a time."""
+    core.api_keys.require_user(principal, user_id)
+    number, size, field, descending = paging(page, limit, sort_dir, sort_by)
+    keys, total = core.api_keys.numbered_page(principal, page=number, limit=size, sort_by=field,
+                                              descending=descending, kind=BEARER)
+    return UserApiKeyPage(data=[user_key(k) for k in keys], limit=size, page=number, total=total)
+
+
+@api.patch("/users/api-keys/{key_id}", response_model=bool)
+def rename_user_key(key_id: int, body: Rename, principal: CurrentPrincipal, core: CoreDep) -> bool:
+    """Rename a key of your user; ``true``."""
+    core.api_keys.update_number(principal, key_id, {"name": body.friendlyName}, kind=BEARER)
+    return True
+
+
+@api.delete("/users/api-keys/{key_id}", response_model=bool)
+def delete_user_key(key_id: int, principal: CurrentPrincipal, core: CoreDep) -> bool:
+    """Delete a key of your user at once; ``true``."""
+    core.api_keys.delete_number(principal, key_id, kind=BEARER)
+    return True
