@@ -16,7 +16,7 @@ from starlette.routing import Mount
 
 from strongroom.core import Core, build_core
 from strongroom.settings import Settings, get_settings
-from strongroom.surfaces import kalshi, native, tradingapp
+from strongroom.surfaces import kalshi, native, threecommas, tradingapp
 from strongroom.surfaces.factory import EdgeGuard, Surface, SurfaceApp, build
 from strongroom.surfaces.openapi import merged_openapi
 
@@ -25,7 +25,8 @@ log = logging.getLogger("strongroom")
 
 def surfaces(settings: Settings) -> list[Surface]:
     """Every surface this build serves."""
-    return [native.surface(settings), kalshi.surface(settings), tradingapp.surface(settings)]
+    return [native.surface(settings), kalshi.surface(settings), tradingapp.surface(settings),
+            threecommas.surface(settings)]
 
 
 def create_app(settings: Settings | None = None, core: Core | None = None) -> FastAPI:
