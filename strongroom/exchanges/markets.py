@@ -67,9 +67,12 @@ OTHER_SPELLINGS: dict[str, str] = {
     "htx": "huobi",
 }
 
-# 3Commas' form field for a catalogue credential, where the names differ.
-FIELD_OF_CREDENTIAL: dict[str, str] = {"uid": "customer_id"}
+# 3Commas' form field for a catalogue credential, where the names differ (``account_id`` would collide
+# with the ``account_id`` parameter of /accounts/update).
+FIELD_OF_CREDENTIAL: dict[str, str] = {"uid": "customer_id", "account_id": "exchange_account_id"}
 CREDENTIAL_OF_FIELD: dict[str, str] = {field: credential for credential, field in FIELD_OF_CREDENTIAL.items()}
+# The credential parameters 3Commas documents for /accounts/new and /update (whatever the venue).
+DOCUMENTED_FIELDS: tuple[str, ...] = ("api_key", "secret", "passphrase", "customer_id", "address")
 
 LABELS: dict[str, str] = {
     "api_key": "API Key:",
@@ -78,7 +81,7 @@ LABELS: dict[str, str] = {
     "customer_id": "Customer ID:",
     "address": "Wallet address:",
     "private_key": "Private key:",
-    "account_id": "Account ID:",
+    "exchange_account_id": "Account ID:",
     "login": "Login:",
     "twofa": "2FA secret:",
     "token": "Token:",
@@ -121,13 +124,13 @@ class Market:
         """Return every form field's name (required first)."""
         return tuple(f.field for f in self.required + self.optional)
 
-    def credentials(self, values: Mapping[str, Any], *, accepted: Iterable[str] = ()) -> dict[str, Any]:
+    def credentials(self, values: Mapping[str, Any], *, accepted: Iterable[str] = DOCUMENTED_FIELDS) -> dict[str, Any]:
         """Return the credentials in ``values`` under the catalogue's names, for
         :meth:`Catalogue.check_credentials` (which decides what is missing or not allowed).
 
-        Takes this venue's form fields and any other name in ``accepted`` (form fields of other
-        venues, so that one sent to the wrong venue is refused rather than ignored); values that
-        are absent, None or an empty string are left out.
+        Takes this venue's form fields and the names in ``accepted`` (by default every credential
+        3Commas documents, so that one sent to a venue that has no such field is refused rather
+        than ignored); values that are absent, None or an empty string are left out.
         """
         out: dict[str, Any] = {}
         for field in dict.fromkeys((*self.fields, *accepted)):
@@ -181,7 +184,6 @@ class Markets:
                 self._lookup[other.casefold()] = self._by_code[code]
         for code, market in self._by_code.items():
             self._lookup[code.casefold()] = market
-        self.form_fields: frozenset[str] = frozenset(f for m in self._by_code.values() for f in m.fields)
 
     def all(self) -> list[Market]:
         """Return every venue, sorted by market code."""

@@ -41,7 +41,6 @@ from strongroom.errors import (
     ValidationFailed,
     WithdrawalPermission,
 )
-from strongroom.exchanges.markets import field_name
 from strongroom.principal import Principal
 from strongroom.settings import Settings
 from strongroom.surfaces.factory import ErrorTable, Rendered, Rule, Surface
@@ -79,7 +78,7 @@ def attributes(error: DomainError) -> dict[str, list[str]]:
         return {"api_key": [capitalized(error)]}
     if isinstance(error, AccountExists):
         return {"type": [capitalized(error)]}
-    return {field_name(name): [FIELD_MESSAGES.get(message, message)] for name, message in error.fields.items()}
+    return {name: [FIELD_MESSAGES.get(message, message)] for name, message in error.fields.items()}
 
 
 def render(error: Rendered) -> Response:

@@ -8,9 +8,10 @@ Trading actions answer ``not_supported``: Strongroom never trades.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -20,7 +21,7 @@ from starlette.responses import JSONResponse
 
 from strongroom.enums import AccountStatus
 from strongroom.errors import NotFound, NotSupported, ValidationFailed
-from strongroom.exchanges.markets import Market, Markets, markets, pair_of, symbol_of
+from strongroom.exchanges.markets import Market, Markets, field_name, markets, pair_of, symbol_of
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
 from strongroom.services import figures
@@ -53,6 +54,15 @@ def market_for(core: Any, code: str, field: str) -> Market:
         return market_codes(core).by_code(code)
     except NotFound:
         raise ValidationFailed("unknown market code", fields={field: "does not have a valid value"}) from None
+
+
+@contextlib.contextmanager
+def form_field_names() -> Iterator[None]:
+    """Name the credentials of a ValidationFailed raised inside as 3Commas' form does (uid: customer_id)."""
+    try:
+        yield
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.message, fields={field_name(k): v for k, v in exc.fields.items()}) from None
 
 
 def balances_of(core: Any) -> BalanceService | None:
@@ -207,8 +217,9 @@ async def new_account(request: Request, principal: CurrentPrincipal, core: CoreD
     if types and any(t != market.code for t in types):
         # one account per request: Strongroom has no sub-type accounts sharing one exchange key
         raise ValidationFailed("unsupported account types", fields={"types_to_create": "does not have a valid value"})
-    credentials = market.credentials(values.values, accepted=market_codes(core).form_fields)
-    account = await core.accounts.connect(principal, market.exchange, credentials, name=name)
+    credentials = market.credentials(values.values)
+    with form_field_names():
+        account = await core.accounts.connect(principal, market.exchange, credentials, name=name)
     return created(shapes.account_entity(account, market, None, figures.NO_PROFITS))
 
 
@@ -225,9 +236,10 @@ async def update_account(request: Request, principal: CurrentPrincipal, core: Co
                                fields={"include_in_summary": "can only be true"})
     account = await run(live_account, core, principal, str(account_id))
     market = market_codes(core).of_exchange(account.exchange)
-    credentials = market.credentials(values.values, accepted=market_codes(core).form_fields)
+    credentials = market.credentials(values.values)
     if credentials:
-        account = await core.accounts.rotate(principal, account.id, credentials, name=name)
+        with form_field_names():
+            account = await core.accounts.rotate(principal, account.id, credentials, name=name)
     elif name is not None:
         account = await run(core.accounts.rename, principal, account.id, name)
     return created(await run(entity, core, principal, account))
@@ -345,7 +357,7 @@ async def active_trading_entities(account_id: str, principal: CurrentPrincipal, 
 def _unsupported(action: str, method: str) -> None:
     async def endpoint(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
         await run(live_account, core, principal, account_id)
-        raise NotSupported(f"{action} is not supported: Strongroom does not trade or move funds")
+        raise NotSupported(f"the {action} action is not supported: Strongroom does not trade or move funds")
 
     endpoint.__name__ = f"unsupported_{action}"
     api.add_api_route(f"/accounts/{{account_id}}/{action}", endpoint, methods=[method], name=endpoint.__name__)
