@@ -61,7 +61,7 @@ CODES: dict[str, str] = {
 OTHER_SPELLINGS: dict[str, str] = {
     "bybit_spot": "bybit",
     "coinbase_advanced": "coinbase",
-    "coinbase_pro": "coinbaseexchange",
+    "coinbase_pro": "gdax",
     "okx": "okex",
     "gateio": "gate_io",
     "htx": "huobi",

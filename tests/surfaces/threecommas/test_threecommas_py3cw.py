@@ -175,7 +175,7 @@ def test_load_balances_exact_figures_and_pie_chart(py3cw_server, key, mock):
     by_code = {p["code"]: p for p in pie}
     assert Decimal(by_code["BTC"]["usd_value"]) == 30000 and Decimal(by_code["ETH"]["btc_value"]) == Decimal("0.12")
     assert [Decimal(str(by_code[c]["percentage"])) for c in ("BTC", "ETH", "USDT")] == [
-        Decimal("80.65"), Decimal("16.13"), Decimal("3.22")]
+        Decimal("80.64"), Decimal("16.13"), Decimal("3.23")]
     assert all(p["account_id"] == account["id"] for p in pie)
 
     table = ok(p3.request(entity="accounts", action="account_table_data", action_id=str(account["id"])))
