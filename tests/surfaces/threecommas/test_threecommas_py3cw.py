@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import V1, Key, has_balances, hmac_key, need_balances, rsa_key
 from support import ROOT
+from support.threecommas import V1, Key, has_balances, hmac_key, need_balances, rsa_key
 
 SEED_FILE = ROOT.parent / "shared" / "seeds" / "001_7bc8cd7da0398e2e.txt"
 SEED_DUPLICATE = {"error": "record_invalid", "error_description": "Invalid parameters",

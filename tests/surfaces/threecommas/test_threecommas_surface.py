@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from conftest import V1, Key, as_json, hmac_key, signed
 from support import start_server
+from support.threecommas import V1, Key, as_json, hmac_key, signed
 
 from strongroom.auth.facts import RawHeaders, RequestFacts
 from strongroom.auth.schemes.signed import threecommas_messages
