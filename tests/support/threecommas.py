@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from support.exchange_mock import Mock
 from support.signing import load_private_key
 
 PREFIX = "/public/api"
@@ -78,6 +79,11 @@ def signed(client: httpx.Client, key: Key, method: str, path: str, *, query: str
 def as_json(value: Any) -> bytes:
     """JSON bytes as py3cw (requests' ``json=``) sends them: default separators, ASCII escapes."""
     return json.dumps(value).encode()
+
+
+def mock_of(mock_exchange: Any) -> Mock:
+    """The mock exchange's control calls (``support.exchange_mock.Mock``)."""
+    return Mock(mock_exchange)
 
 
 def has_balances(server: Any) -> bool:

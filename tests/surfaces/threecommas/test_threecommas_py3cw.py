@@ -14,9 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import py3cw.request
 import pytest
 from support import ROOT
-from support.threecommas import V1, Key, has_balances, hmac_key, need_balances, rsa_key
+from support.exchange_mock import Mock
+from support.threecommas import V1, Key, has_balances, hmac_key, mock_of, need_balances, rsa_key
 
 SEED_FILE = ROOT.parent / "shared" / "seeds" / "001_7bc8cd7da0398e2e.txt"
 SEED_DUPLICATE = {"error": "record_invalid", "error_description": "Invalid parameters",
@@ -58,6 +60,18 @@ def new(p3: Any, **payload: Any) -> tuple[dict[str, Any], Any]:
 
 def connect(p3: Any, creds: dict[str, str], name: str = "Main", market: str = "binance") -> dict[str, Any]:
     return ok(new(p3, type=market, name=name, **creds))
+
+
+@pytest.fixture
+def py3cw_server(server, monkeypatch):
+    """py3cw pointed at the live server: its only base-URL hook, ``py3cw.request.API_URL``."""
+    monkeypatch.setattr(py3cw.request, "API_URL", server.url)
+    return server
+
+
+@pytest.fixture(scope="session")
+def mock(mock_exchange) -> Mock:
+    return mock_of(mock_exchange)
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from decimal import Decimal
 
 import pytest
 from support import start_server
-from support.threecommas import V1, Key, as_json, hmac_key, signed
+from support.exchange_mock import Mock
+from support.threecommas import V1, Key, as_json, hmac_key, mock_of, signed
 
 from strongroom.auth.facts import RawHeaders, RequestFacts
 from strongroom.auth.schemes.signed import threecommas_messages
@@ -67,6 +68,11 @@ def test_message_spellings():
 
 
 # --- live: the spellings, the headers, the replay rule ----------------------------------------------
+
+@pytest.fixture(scope="session")
+def mock(mock_exchange) -> Mock:
+    return mock_of(mock_exchange)
+
 
 @pytest.fixture
 def user(users):
@@ -132,7 +138,6 @@ def test_unsigned_body_variant_behind_the_setting(mock_exchange, tmp_path):
                        exchange_base_urls={"binance": mock_exchange.url})
     try:
         from support import Users
-        from support.exchange_mock import Mock
 
         user = Users(srv).create()
         with srv.client() as client:
