@@ -206,6 +206,16 @@ class Markets:
             raise NotFound("unknown exchange")
         return market
 
+    def of_account(self, exchange_id: str) -> Market:
+        """Return the venue of a stored account: as :meth:`of_exchange`, but a venue no longer in the
+        catalogue (a regenerated catalogue dropped it) is named by its id instead of raising."""
+        market = self._by_exchange.get(exchange_id)
+        if market is None:
+            info = ExchangeInfo(id=exchange_id, name=exchange_id, credentials=(), optional_credentials=(),
+                                account_types=(), validator=None, aliases=())
+            market = Market(exchange_id, info, (), ())
+        return market
+
 
 def _form(credentials: tuple[str, ...]) -> tuple[FormField, ...]:
     return tuple(FormField(field_name(c), LABELS.get(field_name(c), field_name(c).replace("_", " ").capitalize() + ":"))

@@ -13,7 +13,7 @@ import functools
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
@@ -28,6 +28,9 @@ from strongroom.services import figures
 from strongroom.services.balances import BalanceService, Snapshot
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.threecommas import params, shapes
+
+if TYPE_CHECKING:
+    from strongroom.core import Core
 
 T = TypeVar("T")
 
@@ -44,11 +47,11 @@ async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
 
-def market_codes(core: Any) -> Markets:
+def market_codes(core: Core) -> Markets:
     return markets(core.catalogue)
 
 
-def market_for(core: Any, code: str, field: str) -> Market:
+def market_for(core: Core, code: str, field: str) -> Market:
     """Return the venue of a market code; ValidationFailed naming ``field`` if there is none."""
     try:
         return market_codes(core).by_code(code)
@@ -65,19 +68,20 @@ def form_field_names() -> Iterator[None]:
         raise ValidationFailed(exc.message, fields={field_name(k): v for k, v in exc.fields.items()}) from None
 
 
-def balances_of(core: Any) -> BalanceService | None:
+def balances_of(core: Core) -> BalanceService | None:
     """The balances service (issue 9 wires ``core.balances``; None in a build without it)."""
-    return getattr(core, "balances", None)
+    service: BalanceService | None = getattr(core, "balances", None)
+    return service
 
 
-def require_balances(core: Any) -> BalanceService:
+def require_balances(core: Core) -> BalanceService:
     service = balances_of(core)
     if service is None:
         raise NotSupported("balances are not available in this build")
     return service
 
 
-def live_account(core: Any, principal: Principal, raw_id: str) -> ExchangeAccount:
+def live_account(core: Core, principal: Principal, raw_id: str) -> ExchangeAccount:
     """Return the caller's live account ``raw_id``; NotFound for a bad id, another user's or a removed one."""
     if not (raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 10):
         raise NotFound("exchange account not found")
@@ -87,7 +91,7 @@ def live_account(core: Any, principal: Principal, raw_id: str) -> ExchangeAccoun
     return account
 
 
-def figures_of(core: Any, principal: Principal, account_id: int,
+def figures_of(core: Core, principal: Principal, account_id: int,
                now: datetime) -> tuple[Snapshot | None, figures.Profits]:
     """Return the account's last snapshot and its profits over its stored history (none: zeros)."""
     service = balances_of(core)
@@ -97,13 +101,13 @@ def figures_of(core: Any, principal: Principal, account_id: int,
     return snapshot, figures.profits(service.history(principal, account_id), now)
 
 
-def entity(core: Any, principal: Principal, account: ExchangeAccount) -> dict[str, Any]:
+def entity(core: Core, principal: Principal, account: ExchangeAccount) -> dict[str, Any]:
     """Return the AccountEntity of ``account`` with its balances and profits."""
     snapshot, profits = figures_of(core, principal, account.id, datetime.now(UTC))
-    return shapes.account_entity(account, market_codes(core).of_exchange(account.exchange), snapshot, profits)
+    return shapes.account_entity(account, market_codes(core).of_account(account.exchange), snapshot, profits)
 
 
-def summary(core: Any, principal: Principal) -> dict[str, Any]:
+def summary(core: Core, principal: Principal) -> dict[str, Any]:
     """Return the summary AccountEntity: every live account the caller sees, summed."""
     now = datetime.now(UTC)
     service = balances_of(core)
@@ -235,7 +239,7 @@ async def update_account(request: Request, principal: CurrentPrincipal, core: Co
         raise ValidationFailed("every account is in the summary",
                                fields={"include_in_summary": "can only be true"})
     account = await run(live_account, core, principal, str(account_id))
-    market = market_codes(core).of_exchange(account.exchange)
+    market = market_codes(core).of_account(account.exchange)
     credentials = market.credentials(values.values)
     if credentials:
         with form_field_names():
