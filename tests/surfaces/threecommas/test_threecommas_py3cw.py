@@ -241,6 +241,15 @@ def test_wrong_secret_and_unknown_key(py3cw_server, key, client):
         "error": "api_key_invalid_or_expired", "error_description": "Unauthorized. Invalid or expired api key."}
 
 
+def test_disabled_key(py3cw_server, client, user):
+    disabled = hmac_key(client, user)
+    assert ok(disabled.py3cw().request(entity="accounts", action="")) == []
+    response = client.patch(f"/v1/api-keys/{disabled.key_id}", headers=user.headers, json={"enabled": False})
+    assert response.status_code == 200, response.text
+    failed(disabled.py3cw().request(entity="accounts", action="", payload={"page": 1}), 401,
+           "api_key_invalid_or_expired")
+
+
 def test_rsa_selfsigned_key(py3cw_server, client, user, mock):
     rsa = rsa_key(client, user)
     assert rsa.private_pem and "PRIVATE KEY" in rsa.private_pem

@@ -151,6 +151,28 @@ def test_unsigned_body_variant_behind_the_setting(mock_exchange, tmp_path):
         srv.stop()
 
 
+def test_rate_limited(mock_exchange, tmp_path):
+    """429 in 3Commas' shape, with Retry-After (a server of its own with a tiny per-key limit)."""
+    from strongroom.migrations import upgrade
+
+    url = f"sqlite:///{tmp_path / 'limited.db'}"
+    upgrade(url)
+    srv = start_server(data_dir=tmp_path, database_url=url, rate_limit_per_key="3/minute")
+    try:
+        from support import Users
+
+        user = Users(srv).create()
+        with srv.client() as client:
+            key = hmac_key(client, user)
+            statuses = [signed(client, key, "GET", f"{V1}/accounts", query=f"page={i + 1}") for i in range(4)]
+            assert [r.status_code for r in statuses] == [200, 200, 200, 429]
+            limited = statuses[-1]
+            assert limited.json()["error"] == "rate_limited" and int(limited.headers["retry-after"]) > 0
+            assert set(limited.json()) == {"error", "error_description"}
+    finally:
+        srv.stop()
+
+
 def test_replay_window_covers_writes_only(client, key, account):
     path = rename_path(account)
     body = as_json({"name": "once"})
