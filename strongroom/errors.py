@@ -185,3 +185,10 @@ class ExchangeNotSupported(Conflict):
     """Strongroom cannot reach this exchange live (ccxt has no client for it): no balances, no key check."""
 
     code = "exchange_not_supported"
+
+
+class NotSupported(DomainError):
+    """Strongroom does not do this (for example trading actions of a vendor's API: it never trades)."""
+
+    code = "not_supported"
+    status = 422

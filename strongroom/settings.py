@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65536, ge=8)
     argon2_parallelism: int = Field(4, ge=1)
+    threecommas_unsigned_body_variant: bool = Field(
+        False,
+        description="3Commas surface: also accept a Signature over path[?query] alone, the body unsigned (what "
+        "3Commas' Go SDK sends). Off by default: such a signature does not protect the body.",
+    )
 
     # --- rate limits (``limits`` notation, e.g. "600/minute") --------------------------------
     redis_url: str | None = None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import case, select, text, update
+from sqlalchemy import Select, case, select, text, update
 from sqlalchemy.orm import Session
 
 from strongroom.crypto.tokens import Hasher, hint
@@ -36,7 +36,7 @@ from strongroom.errors import (
 from strongroom.exchanges.catalogue import Catalogue, ExchangeInfo
 from strongroom.exchanges.outcomes import ValidationOutcome
 from strongroom.models import ExchangeAccount, User
-from strongroom.pagination import Page, paginate, valid_id
+from strongroom.pagination import MAX_LIMIT, Page, paginate, valid_id
 from strongroom.principal import Principal
 from strongroom.services.audit import AuditService
 from strongroom.services.vault import Vault
@@ -201,6 +201,14 @@ class ExchangeAccountService:
                 continue
         raise Conflict("the account was changed by another request at the same time; try again")
 
+    @staticmethod
+    def valid_name(name: str | None) -> str:
+        """Return an account name stripped of surrounding blanks; raise ValidationFailed unless 1-100 characters."""
+        name = name.strip() if isinstance(name, str) else ""
+        if not 1 <= len(name) <= 100:
+            raise ValidationFailed("invalid name", fields={"name": "1-100 characters"})
+        return name
+
     # --- operations ---------------------------------------------------------------------------
 
     def authorize_connect(self, principal: Principal, user_id: int | None = None) -> int:
@@ -362,6 +370,40 @@ class ExchangeAccountService:
 
         Raises Forbidden (another user's, not an admin), NotFound (no such user), ValidationFailed.
         """
+        query = self._visible(principal, user_id, live_only)
+        if exchange:
+            query = query.where(ExchangeAccount.exchange == self.resolve_exchange(exchange).id)
+        if status:
+            if status not in STATUSES:
+                raise ValidationFailed("invalid status", fields={"status": f"one of {', '.join(STATUSES)}"})
+            query = query.where(ExchangeAccount.status == status)
+        with self.db.session() as session:
+            return paginate(session, query, ExchangeAccount.id, cursor, limit)
+
+    def list_numbered(self, principal: Principal, *, page: int = 1, per_page: int = 50,
+                      exchange_api_key: str | None = None) -> list[ExchangeAccount]:
+        """Return page ``page`` (1-based; ``per_page`` accounts ordered by id) of the principal's live accounts,
+        for APIs that number their pages (3Commas). With ``exchange_api_key``, only the accounts whose
+        exchange API key has that key's hint (first and last four characters).
+
+        Raises InsufficientScope, ValidationFailed (page below 1 or beyond 10^6, per_page outside 1..MAX_LIMIT).
+        """
+        if not 1 <= page <= 1_000_000:
+            raise ValidationFailed("invalid page", fields={"page": "must be between 1 and 1000000"})
+        if not 1 <= per_page <= MAX_LIMIT:
+            raise ValidationFailed("invalid per_page", fields={"per_page": f"must be between 1 and {MAX_LIMIT}"})
+        query = self._visible(principal, None, live_only=True)
+        if exchange_api_key is not None:
+            query = query.where(ExchangeAccount.key_hint == hint(exchange_api_key.strip()))
+        query = query.order_by(ExchangeAccount.id).offset((page - 1) * per_page).limit(per_page)
+        with self.db.session() as session:
+            return list(session.scalars(query))
+
+    def _visible(self, principal: Principal, user_id: int | None, live_only: bool) -> Select[tuple[ExchangeAccount]]:
+        """Return the query of ``user_id``'s accounts (default: the principal's) that the principal may see.
+
+        Raises InsufficientScope, Forbidden (another user's, not an admin), NotFound (no such user).
+        """
         principal.require("read")
         owner = principal.user_id if user_id is None else user_id
         if not principal.acts_for(owner):
@@ -371,16 +413,22 @@ class ExchangeAccountService:
         query = select(ExchangeAccount).where(ExchangeAccount.user_id == owner)
         if live_only:
             query = query.where(ExchangeAccount.status.in_(LIVE))
-        if exchange:
-            query = query.where(ExchangeAccount.exchange == self.resolve_exchange(exchange).id)
-        if status:
-            if status not in STATUSES:
-                raise ValidationFailed("invalid status", fields={"status": f"one of {', '.join(STATUSES)}"})
-            query = query.where(ExchangeAccount.status == status)
         if principal.account_ids is not None:
             query = query.where(ExchangeAccount.id.in_(sorted(principal.account_ids) or [-1]))
+        return query
+
+    def key_connected(self, principal: Principal, exchange: str, api_key: str) -> bool:
+        """Return True if the principal has a live account on ``exchange`` (an id or alias) with this
+        exchange API key (by its keyed fingerprint; other users' accounts are not looked at).
+
+        Raises InsufficientScope, ValidationFailed (unknown exchange).
+        """
+        info = self.resolve_exchange(exchange)
+        query = self._visible(principal, None, live_only=True).where(
+            ExchangeAccount.exchange == info.id,
+            ExchangeAccount.key_fingerprint == self.hasher.fingerprint(info.id, api_key.strip()))
         with self.db.session() as session:
-            return paginate(session, query, ExchangeAccount.id, cursor, limit)
+            return session.scalar(query.limit(1)) is not None
 
     def get(self, principal: Principal, account_id: int) -> ExchangeAccount:
         """Return one account; NotFound if it is not the principal's to see."""
@@ -416,9 +464,7 @@ class ExchangeAccountService:
     def rename(self, principal: Principal, account_id: int, name: str) -> ExchangeAccount:
         """Rename an account. Raises NotFound, ValidationFailed, Conflict (disconnected)."""
         principal.require("write")
-        name = (name or "").strip()
-        if not 1 <= len(name) <= 100:
-            raise ValidationFailed("invalid name", fields={"name": "1-100 characters"})
+        name = self.valid_name(name)
 
         def step(session: Session) -> ExchangeAccount:
             account = self._owned(session, principal, account_id, claim=True)
@@ -432,18 +478,21 @@ class ExchangeAccountService:
 
         return self._decided_again(step)
 
-    async def rotate(self, principal: Principal, account_id: int, credentials: dict[str, Any]) -> ExchangeAccount:
-        """Replace an account's credentials. The new ones are checked first; the old ones stay until they pass.
+    async def rotate(self, principal: Principal, account_id: int, credentials: dict[str, Any], *,
+                     name: str | None = None) -> ExchangeAccount:
+        """Replace an account's credentials (and, with ``name``, rename it in the same write). The new
+        credentials are checked first; the old ones (and the old name) stay until they pass.
 
         Database work runs in worker threads; the exchange call is awaited on the event loop.
         Raises NotFound, Conflict, ValidationFailed, InvalidCredentials, WithdrawalPermission,
         ExchangeUnavailable.
         """
+        name = None if name is None else self.valid_name(name)
         account, info, creds, fingerprint = await anyio.to_thread.run_sync(
             self._plan_rotate, principal, account_id, credentials)
         status = await self._check_live(info, creds, principal, "account.rotate", f"account:{account.id}")
-        return await anyio.to_thread.run_sync(
-            self._store_rotate, principal, account_id, account.user_id, info, creds, fingerprint, status)
+        return await anyio.to_thread.run_sync(functools.partial(
+            self._store_rotate, principal, account_id, account.user_id, info, creds, fingerprint, status, name=name))
 
     def _plan_rotate(self, principal: Principal, account_id: int,
                      credentials: dict[str, Any]) -> tuple[ExchangeAccount, ExchangeInfo, dict[str, str], str]:
@@ -460,8 +509,9 @@ class ExchangeAccountService:
         return account, info, creds, fingerprint
 
     def _store_rotate(self, principal: Principal, account_id: int, owner: int, info: ExchangeInfo,
-                      creds: dict[str, str], fingerprint: str, status: str) -> ExchangeAccount:
-        """Store checked credentials (state and duplicates checked again under a lock); return the account."""
+                      creds: dict[str, str], fingerprint: str, status: str, *, name: str | None = None) -> ExchangeAccount:
+        """Store checked credentials (state and duplicates checked again under a lock), and ``name`` if
+        given; return the account."""
         with self.db.session() as session:
             self._lock_for_connect(session, owner, fingerprint)  # vs. a racing connect/rotate of this key
             account = self._owned(session, principal, account_id)
@@ -478,11 +528,17 @@ class ExchangeAccountService:
             )
             if status == "active":
                 values["validated_at"] = utcnow()
+            old_name = account.name  # read now: the UPDATE below refreshes ``account``
+            if name is not None:
+                values["name"] = name
             stored = self._change(session, account, **values)
             if stored is None:
                 raise Conflict("this account is disconnected")
+            details: dict[str, Any] = {"exchange": info.id, "status": stored.status}
+            if name is not None and name != old_name:
+                details.update({"from": old_name, "to": name})
             self.audit.record(session, "account.rotate", "ok", principal=principal, target=f"account:{stored.id}",
-                              details={"exchange": info.id, "status": stored.status})
+                              details=details)
             return stored
 
     async def revalidate(self, principal: Principal, account_id: int) -> ExchangeAccount:

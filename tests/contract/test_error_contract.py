@@ -71,6 +71,40 @@ def trading_app_status(cls: type[DomainError]) -> int:
     return TRADING_APP.get(cls.__name__, cls.status)
 
 
+THREECOMMAS = {
+    "BadRequest": 400, "MalformedBody": 400, "LimitExceeded": 400, "ValidationFailed": 400, "AlreadyConnected": 400,
+    "AccountExists": 400, "WithdrawalPermission": 400, "NotFound": 404, "Unauthenticated": 401,
+    "CredentialsRefused": 401, "SignatureInvalid": 401, "Forbidden": 403, "InsufficientScope": 403,
+    "InsufficientUsageLevel": 403, "Conflict": 422, "CredentialsRejected": 422, "CredentialsUnreadable": 422,
+    "ExchangeNotSupported": 422, "InvalidCredentials": 422, "RateLimited": 429,
+}
+THREECOMMAS_CODES = {
+    "ValidationFailed": "record_invalid", "AlreadyConnected": "record_invalid", "AccountExists": "record_invalid",
+    "WithdrawalPermission": "record_invalid", "NotFound": "not_found", "Unauthenticated": "api_key_invalid_or_expired",
+    "CredentialsRefused": "api_key_invalid_or_expired", "SignatureInvalid": "signature_invalid",
+    "Forbidden": "access_denied", "InsufficientScope": "access_denied", "InsufficientUsageLevel": "access_denied",
+    "InvalidCredentials": "invalid_api_key", "CredentialsRejected": "invalid_api_key",
+}
+
+
+def threecommas_status(cls: type[DomainError]) -> int:
+    return THREECOMMAS.get(cls.__name__, cls.status)
+
+
+def threecommas_shape(body: Any, status: int, error: DomainError) -> None:
+    """3Commas: {error: string, error_description: string, error_attributes?: {field: [messages]}}; py3cw
+    reads any dict with an ``error`` key as a failure, and breaks on a non-string ``error``."""
+    assert isinstance(body, dict) and set(body) <= {"error", "error_description", "error_attributes"}, body
+    assert isinstance(body["error"], str) and body["error"] and isinstance(body["error_description"], str), body
+    assert body["error"] == THREECOMMAS_CODES.get(type(error).__name__, body["error"]), body
+    if body["error"] == "record_invalid":
+        attributes = body["error_attributes"]
+        assert attributes and all(isinstance(v, list) and v and all(isinstance(m, str) for m in v)
+                                  for v in attributes.values()), body
+    else:
+        assert "error_attributes" not in body, body
+
+
 def native_shape(body: Any, status: int, error: DomainError) -> None:
     assert set(body) >= {"type", "title", "status", "detail", "code"}, body
     assert body["status"] == status and body["code"] == error.code
@@ -106,6 +140,7 @@ CONTRACT: dict[str, tuple[Callable[[type[DomainError]], int], Callable[[Any, int
     "kalshi": (kalshi_status, kalshi_shape, "application/json"),
     "trading-app": (trading_app_status, trading_app_shape, "application/json"),
     "tradr": (tradr_status, tradr_shape, "application/json"),
+    "threecommas": (threecommas_status, threecommas_shape, "application/json"),
 }
 
 pytestmark = pytest.mark.anyio

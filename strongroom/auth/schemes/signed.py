@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from strongroom.auth.schemes.base import AuthScheme, Refused, invalid_signature
+from strongroom.auth.schemes.base import AuthScheme, Refused, invalid_credentials, invalid_signature
 from strongroom.auth.schemes.basic import looks_like_key_id
 from strongroom.enums import AuthMethod, KeyKind, RefusalReason
 
@@ -89,9 +89,11 @@ class SignedScheme(AuthScheme):
         key_id = (headers.get(self.key_header) or "").strip()
         signature = (headers.get(self.signature_header) or "").strip()
         stamp = (headers.get(self.timestamp_header) or "").strip() if self.timestamp_header else ""
-        if (not key_id or not signature or (self.timestamp_header and not stamp)
-                or not looks_like_key_id(key_id)):
-            raise Refused(RefusalReason.MALFORMED_SIGNATURE_HEADERS, invalid_signature(), key_id=key_id[:64] or None)
+        if not looks_like_key_id(key_id):
+            # no key by that id can exist: answered as an unknown key (3Commas: api_key_invalid_or_expired)
+            raise Refused(RefusalReason.MALFORMED_SIGNATURE_HEADERS, invalid_credentials(), key_id=key_id[:64] or None)
+        if not signature or (self.timestamp_header and not stamp):
+            raise Refused(RefusalReason.MALFORMED_SIGNATURE_HEADERS, invalid_signature(), key_id=key_id)
         record = await auth.record(key_id)
         if record is None:
             raise Refused(RefusalReason.UNKNOWN_KEY, key_id=key_id)

@@ -1,0 +1,373 @@
+"""3Commas' accounts API (seed 001; py3cw's ``accounts`` actions) at /public/api/ver1: the routes.
+
+Every POST answers 201 and every GET 200, always with a JSON body (``remove``: the bare ``true``).
+Parameters come from the query string, a form body or a JSON body (the query wins). Accounts are
+the caller's live ones: a removed (disconnected) account, like another user's, is ``not_found``.
+Trading actions answer ``not_supported``: Strongroom never trades.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio.to_thread
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse
+
+from strongroom.enums import AccountStatus
+from strongroom.errors import NotFound, NotSupported, ValidationFailed
+from strongroom.exchanges.markets import Market, Markets, field_name, markets, pair_of, symbol_of
+from strongroom.models import ExchangeAccount
+from strongroom.principal import Principal
+from strongroom.services import figures
+from strongroom.services.balances import BalanceService, Snapshot
+from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
+from strongroom.surfaces.threecommas import params, shapes
+
+if TYPE_CHECKING:
+    from strongroom.core import Core
+
+T = TypeVar("T")
+
+api = APIRouter(prefix="/ver1", tags=["3commas"])
+
+
+def created(content: Any) -> JSONResponse:
+    """POST's answer: 201 with ``content``."""
+    return JSONResponse(content, status_code=201)
+
+
+async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a (database) call in a worker thread."""
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+
+def market_codes(core: Core) -> Markets:
+    return markets(core.catalogue)
+
+
+def market_for(core: Core, code: str, field: str) -> Market:
+    """Return the venue of a market code; ValidationFailed naming ``field`` if there is none."""
+    try:
+        return market_codes(core).by_code(code)
+    except NotFound:
+        raise ValidationFailed("unknown market code", fields={field: "does not have a valid value"}) from None
+
+
+@contextlib.contextmanager
+def form_field_names() -> Iterator[None]:
+    """Name the credentials of a ValidationFailed raised inside as 3Commas' form does (uid: customer_id)."""
+    try:
+        yield
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.message, fields={field_name(k): v for k, v in exc.fields.items()}) from None
+
+
+def balances_of(core: Core) -> BalanceService | None:
+    """The balances service (issue 9 wires ``core.balances``; None in a build without it)."""
+    service: BalanceService | None = getattr(core, "balances", None)
+    return service
+
+
+def require_balances(core: Core) -> BalanceService:
+    service = balances_of(core)
+    if service is None:
+        raise NotSupported("balances are not available in this build")
+    return service
+
+
+def live_account(core: Core, principal: Principal, raw_id: str) -> ExchangeAccount:
+    """Return the caller's live account ``raw_id``; NotFound for a bad id, another user's or a removed one."""
+    if not (raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 10):
+        raise NotFound("exchange account not found")
+    account = core.accounts.get(principal, int(raw_id))
+    if account.status == AccountStatus.DISCONNECTED:
+        raise NotFound("exchange account not found")
+    return account
+
+
+def figures_of(core: Core, principal: Principal, account_id: int,
+               now: datetime) -> tuple[Snapshot | None, figures.Profits]:
+    """Return the account's last snapshot and its profits over its stored history (none: zeros)."""
+    service = balances_of(core)
+    snapshot = service.latest(principal, account_id) if service else None
+    if service is None or snapshot is None:
+        return snapshot, figures.NO_PROFITS
+    return snapshot, figures.profits(service.history(principal, account_id), now)
+
+
+def entity(core: Core, principal: Principal, account: ExchangeAccount) -> dict[str, Any]:
+    """Return the AccountEntity of ``account`` with its balances and profits."""
+    snapshot, profits = figures_of(core, principal, account.id, datetime.now(UTC))
+    return shapes.account_entity(account, market_codes(core).of_account(account.exchange), snapshot, profits)
+
+
+def summary(core: Core, principal: Principal) -> dict[str, Any]:
+    """Return the summary AccountEntity: every live account the caller sees, summed."""
+    now = datetime.now(UTC)
+    service = balances_of(core)
+    if service is None:
+        return shapes.summary_entity(figures.ZERO, figures.ZERO, figures.NO_PROFITS, now, now)
+    portfolio = service.portfolio(principal)
+    loaded = [t for t in portfolio.accounts if t.snapshot is not None]
+    profits = figures.total(figures.profits(service.history(principal, t.account_id), now) for t in loaded)
+    since = min((t.snapshot.fetched_at for t in loaded if t.snapshot), default=now)
+    return shapes.summary_entity(portfolio.total_usd, portfolio.total_btc, profits, since, now)
+
+
+# --- no authentication (3Commas: Security NONE) ---------------------------------------------------
+
+@api.get("/ping")
+async def ping() -> JSONResponse:
+    return JSONResponse({"pong": "pong"})
+
+
+@api.get("/time")
+async def server_time() -> JSONResponse:
+    return JSONResponse({"server_time": int(time.time())})
+
+
+@functools.cache
+def _market_list(codes: Markets) -> list[dict[str, Any]]:
+    return [shapes.market_item(m) for m in codes.all()]
+
+
+@api.get("/accounts/market_list")
+async def market_list(core: CoreDep) -> JSONResponse:
+    """Every venue of the catalogue under its market code, with its connection form."""
+    return JSONResponse(_market_list(market_codes(core)))
+
+
+# --- signed ----------------------------------------------------------------------------------------
+
+@api.get("/validate")
+async def validate(principal: CurrentPrincipal) -> JSONResponse:
+    """A signed request that verifies (anything else: 401)."""
+    return JSONResponse({"valid": True})
+
+
+@api.get("/accounts/market_pairs")
+async def market_pairs(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+    """The venue's spot pairs (``QUOTE_BASE``) that have a price. Signed here (3Commas: NONE): it makes a
+    live exchange call, which an anonymous caller must not be able to trigger."""
+    values = await params.read(request)
+    code = values.text("market_code", required=True)
+    values.check()
+    market = market_for(core, code or "", "market_code")
+    tickers = await core.gateway.fetch_tickers(market.info)
+    return JSONResponse(sorted({p for p in map(pair_of, tickers) if p}))
+
+
+@api.get("/accounts/currency_rates")
+async def currency_rates(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+    """The last price of ``pair`` (``QUOTE_BASE``) on ``market_code`` (signed, as market_pairs)."""
+    values = await params.read(request)
+    pair = values.text("pair", required=True)
+    code = values.text("market_code", required=True)
+    values.check()
+    market = market_for(core, code or "", "market_code")
+    symbol = symbol_of(pair or "")
+    prices = await core.gateway.fetch_prices(market.info, [symbol]) if symbol else {}
+    if symbol is None or symbol not in prices:
+        raise ValidationFailed("unknown pair", fields={"pair": "is invalid"})
+    last = shapes.money(prices[symbol])
+    return JSONResponse({"last": last, "orderbook_last": last, "orderbook_price_currency": symbol.split("/")[1],
+                         "instrumentKind": "spot"})
+
+
+@api.get("/accounts/types_to_connect")
+async def types_to_connect(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+    """The account types ``type`` can be connected as (one per venue here), and whether this key already is."""
+    values = await params.read(request)
+    code = values.text("type", required=True)
+    api_key = values.text("api_key")
+    values.check()
+    market = market_for(core, code or "", "type")
+    connected = bool(api_key) and await run(core.accounts.key_connected, principal, market.exchange, api_key)
+    return JSONResponse([{"type": market.code, "connected": connected, "available": True, "unified": False}])
+
+
+@api.get("/accounts")
+async def list_accounts(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+    """The caller's live accounts: ``page`` (from 1), ``per_page`` (1-100, default 100), ``api_key`` filter."""
+    values = await params.read(request)
+    page = values.integer("page", default=1, minimum=1, maximum=1_000_000)
+    per_page = values.integer("per_page", default=100, minimum=1, maximum=100)
+    api_key = values.text("api_key")
+    values.check()
+
+    def load() -> list[dict[str, Any]]:
+        accounts = core.accounts.list_numbered(principal, page=page or 1, per_page=per_page or 100,
+                                               exchange_api_key=api_key)
+        return [entity(core, principal, a) for a in accounts]
+
+    return JSONResponse(await run(load))
+
+
+@api.post("/accounts/new")
+async def new_account(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+    """Connect an exchange account: checked live with the venue, stored encrypted (seed 001)."""
+    values = await params.read(request)
+    code = values.text("type", required=True)
+    name = values.text("name", required=True)
+    types = values.strings("types_to_create")
+    values.check()
+    market = market_for(core, code or "", "type")
+    if types and any(t != market.code for t in types):
+        # one account per request: Strongroom has no sub-type accounts sharing one exchange key
+        raise ValidationFailed("unsupported account types", fields={"types_to_create": "does not have a valid value"})
+    credentials = market.credentials(values.values)
+    with form_field_names():
+        account = await core.accounts.connect(principal, market.exchange, credentials, name=name)
+    return created(shapes.account_entity(account, market, None, figures.NO_PROFITS))
+
+
+@api.post("/accounts/update")
+async def update_account(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+    """Rename an account and/or replace its exchange credentials (checked live first), in one write."""
+    values = await params.read(request)
+    account_id = values.integer("account_id", required=True)
+    name = values.text("name")
+    include = values.boolean("include_in_summary")
+    values.check()
+    if include is False:
+        raise ValidationFailed("every account is in the summary",
+                               fields={"include_in_summary": "can only be true"})
+    account = await run(live_account, core, principal, str(account_id))
+    market = market_codes(core).of_account(account.exchange)
+    credentials = market.credentials(values.values)
+    if credentials:
+        with form_field_names():
+            account = await core.accounts.rotate(principal, account.id, credentials, name=name)
+    elif name is not None:
+        account = await run(core.accounts.rename, principal, account.id, name)
+    return created(await run(entity, core, principal, account))
+
+
+@api.get("/accounts/transfer_history")
+@api.get("/accounts/transfer_data")
+async def transfer_reads(principal: CurrentPrincipal) -> JSONResponse:
+    raise NotSupported("transfers are not supported: Strongroom does not move funds")
+
+
+@api.post("/accounts/transfer")
+async def transfer(principal: CurrentPrincipal) -> JSONResponse:
+    raise NotSupported("transfers are not supported: Strongroom does not move funds")
+
+
+@api.get("/accounts/{account_id}")
+async def account_info(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+    """One account (or ``summary``: every live account summed)."""
+    if account_id == "summary":
+        return JSONResponse(await run(summary, core, principal))
+
+    def load() -> dict[str, Any]:
+        return entity(core, principal, live_account(core, principal, account_id))
+
+    return JSONResponse(await run(load))
+
+
+@api.post("/accounts/{account_id}/rename")
+async def rename_account(account_id: str, request: Request, principal: CurrentPrincipal,
+                         core: CoreDep) -> JSONResponse:
+    values = await params.read(request)
+    name = values.text("name", required=True)
+    values.check()
+
+    def change() -> dict[str, Any]:
+        account = live_account(core, principal, account_id)
+        return entity(core, principal, core.accounts.rename(principal, account.id, name or ""))
+
+    return created(await run(change))
+
+
+@api.post("/accounts/{account_id}/remove")
+async def remove_account(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+    """Disconnect: the credentials are destroyed (Strongroom's ``delete`` scope, as on every surface)."""
+
+    def remove() -> None:
+        core.accounts.disconnect(principal, live_account(core, principal, account_id).id)
+
+    await run(remove)
+    return created(True)
+
+
+@api.post("/accounts/{account_id}/load_balances")
+async def load_balances(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+    """Load the balances live from the venue, store the snapshot, answer the updated entity."""
+    service = require_balances(core)
+    account = await run(live_account, core, principal, account_id)
+    await service.refresh(principal, account.id)
+    return created(await run(entity, core, principal, account))
+
+
+@api.post("/accounts/{account_id}/pie_chart_data")
+async def pie_chart_data(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+    """The last loaded balances (or ``summary``'s, summed) with each asset's share of the USD value."""
+    service = require_balances(core)
+
+    def load() -> list[dict[str, Any]]:
+        if account_id == "summary":
+            return shapes.pie_chart(service.portfolio(principal).assets, None)
+        account = live_account(core, principal, account_id)
+        snapshot = service.latest(principal, account.id)
+        return shapes.pie_chart(snapshot.assets, account.id) if snapshot else []
+
+    return created(await run(load))
+
+
+@api.post("/accounts/{account_id}/account_table_data")
+async def account_table_data(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+    """The last loaded balances, one row per asset."""
+    service = require_balances(core)
+
+    def load() -> list[dict[str, Any]]:
+        account = live_account(core, principal, account_id)
+        snapshot = service.latest(principal, account.id)
+        return shapes.table(snapshot.assets, account.id) if snapshot else []
+
+    return created(await run(load))
+
+
+@api.get("/accounts/{account_id}/balance_chart_data")
+async def balance_chart_data(account_id: str, request: Request, principal: CurrentPrincipal,
+                             core: CoreDep) -> JSONResponse:
+    """The stored totals from ``date_from`` (required) to ``date_to`` (ISO 8601 or epoch seconds)."""
+    service = require_balances(core)
+    values = await params.read(request)
+    since = values.moment("date_from", required=True)
+    until = values.moment("date_to")
+    values.check()
+
+    def load() -> list[dict[str, Any]]:
+        account = live_account(core, principal, account_id)
+        return shapes.balance_chart(service.history(principal, account.id, since, until))
+
+    return JSONResponse(await run(load))
+
+
+@api.get("/accounts/{account_id}/active_trading_entities")
+async def active_trading_entities(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+    """All zeros: Strongroom runs no bots, deals, SmartTrades or orders."""
+    await run(live_account, core, principal, account_id)
+    return JSONResponse(shapes.NO_ACTIVE_ENTITIES)
+
+
+def _unsupported(action: str, method: str) -> None:
+    async def endpoint(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+        await run(live_account, core, principal, account_id)
+        raise NotSupported(f"the {action} action is not supported: Strongroom does not trade or move funds")
+
+    endpoint.__name__ = f"unsupported_{action}"
+    api.add_api_route(f"/accounts/{{account_id}}/{action}", endpoint, methods=[method], name=endpoint.__name__)
+
+
+for _action in ("sell_all_to_usd", "sell_all_to_btc", "convert_dust_to_bnb"):
+    _unsupported(_action, "POST")
+for _action in ("networks_info", "deposit_data", "leverage_data"):
+    _unsupported(_action, "GET")
