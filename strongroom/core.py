@@ -15,6 +15,7 @@ from strongroom.ratelimit import RateLimiter
 from strongroom.services.accounts import ExchangeAccountService
 from strongroom.services.apikeys import ApiKeyService
 from strongroom.services.audit import AuditService
+from strongroom.services.balances import BalanceService
 from strongroom.services.keyrotation import KeyRotationService
 from strongroom.services.sessions import SessionService
 from strongroom.services.usage import UsageRecorder
@@ -42,6 +43,7 @@ class Core:
     key_rotation: KeyRotationService
     vault: Vault
     gateway: ExchangeGateway  # shared by every live exchange call; the app's lifespan closes it
+    balances: BalanceService
 
     def close(self) -> None:
         self.usage.flush()
@@ -70,4 +72,5 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     usage = UsageRecorder(api_keys, settings.last_used_flush_seconds)
     auth = Authenticator(settings, users, sessions, api_keys, audit, limiter, usage)
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions, accounts,
-                api_keys, usage, auth, KeyRotationService(vault), vault, gateway)
+                api_keys, usage, auth, KeyRotationService(vault), vault, gateway,
+                BalanceService(db, settings, audit, vault, catalogue, gateway))
