@@ -567,9 +567,12 @@ class BalanceService:
         """
         if not loaded:
             return []
-        stored: list[Snapshot | None] = []
+        stored: list[Snapshot | None] = [None] * len(loaded)
+        # rows are claimed in account order: two portfolio refreshes of one user never wait on each other in a cycle
+        order = sorted(range(len(loaded)), key=lambda i: loaded[i].plan.account_id)
         with self.db.session() as session:
-            for item in loaded:
+            for index in order:
+                item = loaded[index]
                 plan = item.plan
                 values: dict[str, Any] = {"status": ExchangeAccount.status, "updated_at": ExchangeAccount.updated_at}
                 if plan.check_key:
@@ -581,8 +584,9 @@ class BalanceService:
                     .values(**values)
                     .execution_options(synchronize_session=False)
                 ).rowcount
-                stored.append(self._insert(session, plan.account_id, plan.account_type, item.fetched_at, item.assets)
-                              if claimed == 1 else None)
+                if claimed == 1:
+                    stored[index] = self._insert(session, plan.account_id, plan.account_type, item.fetched_at,
+                                                 item.assets)
         self._prune_if_due([item.plan.account_id for item, s in zip(loaded, stored, strict=True) if s is not None])
         return stored
 
