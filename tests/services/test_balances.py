@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import new_user
 from sqlalchemy import event, select
 
 from strongroom import errors
@@ -74,6 +73,16 @@ class ScriptedGateway:
             raise errors.ExchangeUnavailable("the exchange could not be reached; try again later", retry_after=5)
         if credentials["api_key"] in self.rejected:
             raise errors.InvalidCredentials("the exchange rejected these credentials")
+
+
+def new_user(core: Any) -> Principal:
+    """A user made through the service, as a session-like principal (no key).
+
+    (Defined here, not imported from the services conftest: with tests/exchanges collected in the same
+    run, ``from conftest import ...`` finds the other directory's conftest.)
+    """
+    user = core.users.create(f"u{uuid.uuid4().hex[:10]}", "password-123")
+    return Principal(user_id=user.id, username=user.username, client_ip="127.0.0.1")
 
 
 class Clock:
