@@ -388,7 +388,16 @@ class BalanceService:
         """
         principal.require("read")
         owner, rows, plans, failed = await anyio.to_thread.run_sync(self._plan_portfolio, principal, user_id)
-        outcomes = await asyncio.gather(*(self._load_or_error(principal, plan) for plan in plans))
+        # at most the gateway's per-venue concurrency enters it at once: a large portfolio queues here
+        # (without a deadline) instead of timing out on the gateway's call slots
+        size = self.settings.exchange_concurrency_per_venue
+        lanes = {venue: asyncio.Semaphore(size) for venue in {plan.info.id for plan in plans}}
+
+        async def load(plan: _Plan) -> _Loaded | DomainError:
+            async with lanes[plan.info.id]:
+                return await self._load_or_error(principal, plan)
+
+        outcomes = await asyncio.gather(*(load(plan) for plan in plans))
         loaded = [o for o in outcomes if isinstance(o, _Loaded)]
         for plan, outcome in zip(plans, outcomes, strict=True):
             if isinstance(outcome, DomainError):

@@ -408,3 +408,26 @@ def test_history_bounds(core: Any) -> None:
 
 def test_service_is_wired(core: Any) -> None:
     assert isinstance(core.balances, BalanceService)
+
+
+def test_portfolio_refresh_is_concurrent_within_the_venue_bound(make_core: Callable[..., Any],
+                                                                gateway: ScriptedGateway) -> None:
+    core = make_core(gateway=gateway, exchange_concurrency_per_venue=3)
+    user = new_user(core)
+    for _ in range(7):
+        connect(core, user)
+    in_flight = 0
+    most = 0
+
+    async def hold() -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+
+    gateway.during_balance = hold
+    portfolio = asyncio.run(core.balances.refresh_portfolio(user))
+    assert all(a.refreshed for a in portfolio.accounts) and len(portfolio.accounts) == 7
+    assert most == 3  # concurrent, and never more than the venue's bound
+    assert portfolio.total_usd == 7 * 31200
