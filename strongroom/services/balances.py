@@ -402,14 +402,19 @@ class BalanceService:
         for plan, outcome in zip(plans, outcomes, strict=True):
             if isinstance(outcome, DomainError):
                 failed[plan.account_id] = outcome.code
-        stored = await anyio.to_thread.run_sync(self._store, loaded)
+        return await anyio.to_thread.run_sync(self._finish_portfolio, principal, owner, rows, loaded, failed)
+
+    def _finish_portfolio(self, principal: Principal, owner: int, rows: list[_Row], loaded: list[_Loaded],
+                          failed: dict[int, str]) -> Portfolio:
+        """Store the loaded snapshots, then read the portfolio back (one worker-thread hop for both)."""
+        stored = self._store(loaded)
         refreshed = set()
         for item, snapshot in zip(loaded, stored, strict=True):
             if snapshot is None:
                 failed[item.plan.account_id] = Conflict.code
             else:
                 refreshed.add(item.plan.account_id)
-        return await anyio.to_thread.run_sync(self._portfolio_after, principal, owner, rows, failed, refreshed)
+        return self._portfolio_after(principal, owner, rows, failed, refreshed)
 
     # --- maintenance ----------------------------------------------------------------------------
 
