@@ -408,7 +408,7 @@ class BalanceService:
                           failed: dict[int, str]) -> Portfolio:
         """Store the loaded snapshots, then read the portfolio back (one worker-thread hop for both)."""
         stored = self._store(loaded)
-        refreshed = set()
+        refreshed: set[int] = set()
         for item, snapshot in zip(loaded, stored, strict=True):
             if snapshot is None:
                 failed[item.plan.account_id] = Conflict.code
