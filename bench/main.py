@@ -16,11 +16,12 @@ from bench.fixture import KINDS, LABELS, Fixture
 from bench.report import Row, command_line, cpu_busy, machine, markdown, table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MEASURES = ("throughput", "callgrind", "inproc", "pg", "gateway")
+MEASURES = ("throughput", "callgrind", "inproc", "pg", "gateway", "balances")
 TARGET_RPS = {"bearer": 0.85, "hmac": 0.85, "rsa": 0.75, "ed25519": 0.75}
 BARE = {"bearer": "HMAC-SHA256", "hmac": "HMAC-SHA256", "rsa": "RSA-2048 PSS verify", "ed25519": "Ed25519 verify"}
 PG_TARGET = 1.2
 GATEWAY_TARGET = 1.3
+BALANCES_TARGET_LATENCY_MS = 100  # the simulated exchange latency the balances target is judged at
 
 
 def log(msg: str) -> None:
@@ -47,6 +48,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--gateway-rounds", type=int, help="interleaved rounds of the gateway measure (default 30, quick 10)")
     p.add_argument("--gateway-before", type=Path,
                    help="a checkout of an older tree: the gateway measure also times connects on its code")
+    p.add_argument("--balances-rounds", type=int, help="rounds per latency of the balances measure (default 5, quick 2)")
+    p.add_argument("--balances-latencies", default="0,50,100",
+                   help="simulated exchange latencies (ms, comma-separated) of the balances measure")
     p.add_argument("--profile", action="store_true", help="also write cProfile reports to bench/results/")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.md", help="where to write the Markdown results")
     args = p.parse_args(argv)
@@ -57,6 +61,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.repeats = args.repeats or (3 if q else 7)
     args.pg_keys = args.pg_keys or (100_000 if q else 1_000_000)
     args.gateway_rounds = args.gateway_rounds or (10 if q else 30)
+    args.balances_rounds = args.balances_rounds or (2 if q else 5)
+    args.balances_latencies = tuple(int(x) for x in args.balances_latencies.split(",") if x.strip())
     args.only = [m.strip() for m in args.only.split(",") if m.strip()]
     unknown = set(args.only) - set(MEASURES)
     if unknown:
@@ -231,6 +237,36 @@ def run_gateway(fixture: Fixture, args, rows: list[Row], notes: list[str]) -> No
                  f"value = median. Spread: " + "; ".join(f"{k}: {r.spread(k)}" for k in r.samples) + ".")
 
 
+def run_balances(fixture: Fixture, args, rows: list[Row], notes: list[str]) -> None:
+    from bench import balances
+
+    workdir = Path(tempfile.mkdtemp(prefix="strongroom-bal-"))
+    try:
+        r = balances.measure(fixture, workdir, rounds=args.balances_rounds, latencies_ms=args.balances_latencies,
+                             log_level=args.server_log_level)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    n = balances.ACCOUNTS
+    for latency in args.balances_latencies:
+        ratio = r.median(latency, "ratio")
+        judged = latency == BALANCES_TARGET_LATENCY_MS
+        rows.append(Row(f"refresh of {n} Binance accounts (GET /v1/portfolio?refresh=true), mock +{latency} ms",
+                        f"{r.median(latency, 'portfolio'):.1f} ms",
+                        f"{r.median(latency, 'slowest'):.1f} ms (slowest single refresh)", f"{ratio:.2f}x",
+                        f"<= {balances.TARGET:.1f}x" if judged else "-",
+                        ("PASS" if ratio <= balances.TARGET else "FAIL") if judged else "info"))
+        rows.append(Row(f"single refresh POST .../balances/refresh, median of {n}, mock +{latency} ms",
+                        f"{r.median(latency, 'single'):.1f} ms", f"{r.median(latency, 'slowest'):.1f} ms (slowest)"))
+    env = ", ".join(f"{k}={v}" for k, v in r.server_env.items())
+    notes.append(f"Balances: three processes (`python -m devtools.mock_exchange`, `strongroom serve` on SQLite at log "
+                 f"level {args.server_log_level} with {env}, this one); one user with {n} Binance accounts, all "
+                 f"loaded once untimed; {args.balances_rounds} rounds per simulated exchange latency (the mock's "
+                 f"`slow` mode delays every request), each round = {n} single refreshes one after the other and one "
+                 f"portfolio refresh, alternating which comes first; ratio = portfolio / slowest single of the same "
+                 f"round, value = median over rounds. The target is judged at +{BALANCES_TARGET_LATENCY_MS} ms. "
+                 + "; ".join(f"+{lat} ms: {r.spread(lat)}" for lat in args.balances_latencies) + ".")
+
+
 def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -254,11 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[str] = []
     fixture = Fixture.create()
     steps = {
-        "throughput": ("1/5 throughput over HTTP", lambda: run_throughput(fixture, args, rows, notes)),
-        "callgrind": ("2/5 instructions per request under callgrind", lambda: run_callgrind(fixture, args, rows, notes)),
-        "inproc": ("3/5 in-process verification time", lambda: run_inproc(fixture, args, rows, notes)),
-        "pg": ("4/5 verification latency, 1k vs 1M keys in PostgreSQL", lambda: run_pg(args, rows, notes)),
-        "gateway": ("5/5 exchange calls: connect vs. bare ccxt", lambda: run_gateway(fixture, args, rows, notes)),
+        "throughput": ("1/6 throughput over HTTP", lambda: run_throughput(fixture, args, rows, notes)),
+        "callgrind": ("2/6 instructions per request under callgrind", lambda: run_callgrind(fixture, args, rows, notes)),
+        "inproc": ("3/6 in-process verification time", lambda: run_inproc(fixture, args, rows, notes)),
+        "pg": ("4/6 verification latency, 1k vs 1M keys in PostgreSQL", lambda: run_pg(args, rows, notes)),
+        "gateway": ("5/6 exchange calls: connect vs. bare ccxt", lambda: run_gateway(fixture, args, rows, notes)),
+        "balances": ("6/6 balances: 50 accounts at once vs. one", lambda: run_balances(fixture, args, rows, notes)),
     }
     try:
         for name in MEASURES:

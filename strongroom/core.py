@@ -16,6 +16,7 @@ from strongroom.ratelimit import RateLimiter
 from strongroom.services.accounts import ExchangeAccountService
 from strongroom.services.apikeys import ApiKeyService
 from strongroom.services.audit import AuditService
+from strongroom.services.balances import BalanceService
 from strongroom.services.housekeeping import Housekeeping
 from strongroom.services.keyrotation import KeyRotationService
 from strongroom.services.sessions import SessionService
@@ -46,6 +47,7 @@ class Core:
     gateway: ExchangeGateway  # shared by every live exchange call; the app's lifespan closes it
     housekeeping: Housekeeping  # batched writes (last_used_at, refusal counts); the app's lifespan runs it
     metrics: Metrics
+    balances: BalanceService
 
     def close(self) -> None:
         self.housekeeping.run_jobs()
@@ -79,4 +81,5 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     if isinstance(gateway, ExchangeGateway):
         gateway.metrics = metrics
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions, accounts,
-                api_keys, usage, auth, KeyRotationService(vault), vault, gateway, housekeeping, metrics)
+                api_keys, usage, auth, KeyRotationService(vault), vault, gateway, housekeeping, metrics,
+                BalanceService(db, settings, audit, vault, catalogue, gateway))

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -164,3 +165,31 @@ class KeyUsage(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (UniqueConstraint("key_id", "hour", "outcome", name="uq_key_usage_key_hour_outcome"),)
+
+
+class BalanceSnapshot(Base):
+    """One successful load of an account's balances, valued (issue 9). Never holds a secret.
+
+    Every amount, price and value is a decimal string (``"0.6"``, ``"31200"``): exact on both
+    databases (SQLite has no exact numeric type). ``assets`` is a list of
+    ``{"asset", "free", "used", "total", "usd", "btc", "usd_price"}`` (the last three null when
+    the asset has no price). ``fetched_epoch`` (whole seconds since the epoch) is what pruning
+    groups by hour and day.
+    """
+
+    __tablename__ = "balance_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("exchange_accounts.id", ondelete="CASCADE"))
+    fetched_at: Mapped[datetime] = mapped_column(TZDateTime())
+    fetched_epoch: Mapped[int] = mapped_column(BigInteger)
+    account_type: Mapped[str] = mapped_column(String(16))
+    total_usd: Mapped[str] = mapped_column(String(100))
+    total_btc: Mapped[str] = mapped_column(String(100))
+    unpriced_assets: Mapped[int] = mapped_column(Integer)
+    assets: Mapped[list] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_balance_snapshots_account_fetched", "account_id", "fetched_at"),
+        Index("ix_balance_snapshots_account_epoch", "account_id", "fetched_epoch"),
+    )

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     exchange_price_ttl_seconds: float = Field(
         10.0, ge=0.1, le=3600, description="How long a venue's tickers are reused by every account of that venue."
     )
+    balance_key_check_seconds: float = Field(
+        3600.0, ge=0, le=30 * 86_400,
+        description="A balance refresh checks the key's permissions with the venue (withdrawals: the account is "
+        "suspended) when its last check is older than this; 0: on every refresh.",
+    )
 
     # --- auth --------------------------------------------------------------------------
     access_token_ttl_seconds: int = Field(900, ge=30)

@@ -35,6 +35,10 @@ Control endpoints (a test tool: never expose it; errors are 400 ``{"error": "...
 * ``POST /_mock/balances`` ``{"exchange", "api_key", "account_type"?, "balances": {"BTC": {"free": "0.5",
   "used": "0.1"}, ...}}`` replaces one wallet of a key: Binance ``spot`` (default), ``margin``,
   ``futures``; OKX ``trading`` (default), ``funding``. A missing ``free`` or ``used`` is 0.
+* ``POST /_mock/permissions`` ``{"exchange", "api_key", "can_withdraw": true|false}`` changes whether an
+  existing key can withdraw (its balances are kept).
+* ``POST /_mock/revoke`` ``{"exchange", "api_key"}`` deletes a key, as if revoked at the venue: its calls
+  get the venue's unknown-key error (Binance -2015, OKX 50111).
 * ``POST /_mock/prices`` ``{"exchange", "prices": {"BTC/USDT": "50000", ...}, "replace"?: false}`` sets
   last prices (a ``null`` price removes that symbol; ``replace`` drops every other one). Markets
   follow: every priced symbol is listed.

@@ -86,15 +86,41 @@ async def accounts(request: Request) -> Response:
 async def balances(request: Request) -> Response:
     """POST /_mock/balances: replace one wallet of an existing account."""
     doc = await _json_object(request)
-    exchange = _exchange(doc)
+    exchange, account = _account_of(request, doc)
     wallet = _wallet(exchange, doc)
-    account = state_of(request).accounts.get(exchange, {}).get(str(doc.get("api_key")))
-    if account is None:
-        raise BadControl("no such account (add it with POST /_mock/accounts first)")
     account.balances[wallet] = _holdings(doc.get("balances"))
     return JSONResponse({"exchange": exchange, "account_type": wallet,
                          "balances": {a: {"free": render(f), "used": render(u)}
                                       for a, (f, u) in account.balances[wallet].items()}})
+
+
+def _account_of(request: Request, doc: dict[str, Any]) -> tuple[str, MockAccount]:
+    exchange = _exchange(doc)
+    account = state_of(request).accounts.get(exchange, {}).get(str(doc.get("api_key")))
+    if account is None:
+        raise BadControl("no such account (add it with POST /_mock/accounts first)")
+    return exchange, account
+
+
+@_handle
+async def permissions(request: Request) -> Response:
+    """POST /_mock/permissions: change whether an existing key can withdraw (its balances are kept)."""
+    doc = await _json_object(request)
+    exchange, account = _account_of(request, doc)
+    can_withdraw = doc.get("can_withdraw")
+    if not isinstance(can_withdraw, bool):
+        raise BadControl("can_withdraw must be true or false")
+    account.can_withdraw = can_withdraw
+    return JSONResponse({"exchange": exchange, "can_withdraw": can_withdraw})
+
+
+@_handle
+async def revoke(request: Request) -> Response:
+    """POST /_mock/revoke: delete a key, as if revoked at the venue (its calls get the venue's unknown-key error)."""
+    doc = await _json_object(request)
+    exchange, account = _account_of(request, doc)
+    del state_of(request).accounts[exchange][account.api_key]
+    return JSONResponse({"exchange": exchange, "revoked": True})
 
 
 @_handle
@@ -153,6 +179,8 @@ async def reset_stats(request: Request) -> Response:
 ROUTES = [
     Route("/_mock/accounts", accounts, methods=["POST"]),
     Route("/_mock/balances", balances, methods=["POST"]),
+    Route("/_mock/permissions", permissions, methods=["POST"]),
+    Route("/_mock/revoke", revoke, methods=["POST"]),
     Route("/_mock/prices", prices, methods=["POST"]),
     Route("/_mock/behaviour", behaviour, methods=["POST"]),
     Route("/_mock/stats", stats),

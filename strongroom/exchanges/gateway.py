@@ -171,7 +171,7 @@ class ExchangeGateway:
         params = venue.balance_params(account_type)
 
         async def read(exchange: Any) -> dict[str, AssetBalance]:
-            return venue.parse_balance(await exchange.fetch_balance(params))
+            return venue.parse_balance(await venue.read_balance(exchange, params))
 
         return await self._private_call(info, venue, credentials, read, cost=1, markets=True, label="balance")
 

@@ -44,8 +44,10 @@ from strongroom.settings import Settings
 
 log = logging.getLogger("strongroom.accounts")
 
-STATUSES = ("active", "disabled", "invalid", "unverified", "disconnected")
-LIVE = ("active", "disabled", "invalid", "unverified")
+STATUSES = ("active", "disabled", "invalid", "unverified", "suspended", "disconnected")
+LIVE = ("active", "disabled", "invalid", "unverified", "suspended")  # = enums.LIVE_STATUSES
+# the status a check's validation_result puts an enabled account in
+STATUS_OF_RESULT = {"valid": "active", "no_validator": "unverified", "withdrawal_permission": "suspended"}
 
 T = TypeVar("T")
 # How often a state change is decided again when its row changed under it before giving up (409).
@@ -542,7 +544,8 @@ class ExchangeAccountService:
             return stored
 
     async def revalidate(self, principal: Principal, account_id: int) -> ExchangeAccount:
-        """Check stored credentials again. Invalid ones mark the account ``invalid`` (returned, not raised).
+        """Check stored credentials again. Invalid ones mark the account ``invalid``, a key that can withdraw
+        (unless allowed) ``suspended``, valid ones ``active`` again (returned, not raised).
 
         Database work runs in worker threads; the exchange call is awaited on the event loop.
         Raises NotFound, Conflict (disconnected), ExchangeUnavailable (nothing changes).
@@ -579,7 +582,7 @@ class ExchangeAccountService:
         with self.db.session() as session:
             account = self._owned(session, principal, account_id)
             self._not_disconnected(account)
-            status = {"valid": "active", "no_validator": "unverified"}.get(result, "invalid")
+            status = STATUS_OF_RESULT.get(result, "invalid")
             # only for the credentials that were checked, and a disabled account stays disabled
             stored = self._change(session, account, ExchangeAccount.nonce == checked_nonce,
                                   status=case((ExchangeAccount.status == DISABLED, DISABLED), else_=status),
@@ -601,8 +604,7 @@ class ExchangeAccountService:
             before = account.status
             after = before
             if enabled and before == DISABLED:
-                after = {"valid": "active", "no_validator": "unverified"}.get(account.validation_result or "",
-                                                                             "invalid")
+                after = STATUS_OF_RESULT.get(account.validation_result or "", "invalid")
             elif not enabled:
                 after = DISABLED
             # a no-op (enabling an enabled account) writes nothing but is still answered and audited

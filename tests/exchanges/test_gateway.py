@@ -438,3 +438,24 @@ def test_no_ccxt_text_reaches_the_logs(mock: Mock, settings: Settings, logs) -> 
                  "recvWindow", "-1022", "-1003", "50113", "OK-ACCESS", "Too many requests", mock.url,
                  f":{mock.server.port}", "/api/v3", "/api/v5"):
         assert leak not in text, leak
+
+
+def test_a_key_revoked_after_a_balance_read_is_rejected_on_the_pooled_client(mock: Mock, settings: Settings) -> None:
+    """ccxt reads Binance's -2015 as a temporary ban once a client has authenticated; a balance read judges
+    the key afresh, so a key revoked at the venue is InvalidCredentials (not a 30 s 'rate limited')."""
+    creds = mock.new_key()
+
+    async def body(gateway: ExchangeGateway) -> tuple[int, BaseException | None]:
+        await gateway.fetch_balance(BINANCE_INFO, creds, "spot")
+        await gateway.fetch_balance(BINANCE_INFO, creds, "spot")
+        built = gateway.clients_built
+        mock.post("/_mock/revoke", {"exchange": "binance", "api_key": creds["api_key"]})
+        try:
+            await gateway.fetch_balance(BINANCE_INFO, creds, "spot")
+        except errors.DomainError as exc:
+            return gateway.clients_built - built, exc
+        return gateway.clients_built - built, None
+
+    new_clients, error = run_with(settings, body)
+    assert new_clients == 0  # the same pooled client made all three calls
+    assert isinstance(error, errors.InvalidCredentials), error

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import py3cw.request
-import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
@@ -84,13 +83,3 @@ def as_json(value: Any) -> bytes:
 def mock_of(mock_exchange: Any) -> Mock:
     """The mock exchange's control calls (``support.exchange_mock.Mock``)."""
     return Mock(mock_exchange)
-
-
-def has_balances(server: Any) -> bool:
-    """True once the balances service (issue 9) is wired into the core."""
-    return getattr(server.core, "balances", None) is not None
-
-
-def need_balances(server: Any) -> None:
-    if not has_balances(server):
-        pytest.skip("BALANCES NOT MERGED YET (issue 9: core.balances is not wired in this build)")

@@ -1,9 +1,10 @@
 """Alembic migrations on a fresh SQLite file and a fresh PostgreSQL schema: 0002 adds the per-user
-key counter (backfilled from the keys that exist) and the key version; the models match the
-migrated schema; downgrade and upgrade again work."""
+key counter (backfilled from the keys that exist) and the key version; 0003 the balance snapshots;
+the models match the migrated schema; downgrade and upgrade again work."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -70,5 +71,58 @@ def test_0002_backfills_the_key_counter_and_the_models_match(empty_db):
         upgrade(empty_db)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT sum(api_key_count) FROM users")).scalar_one() == 4
+    finally:
+        engine.dispose()
+
+
+def test_0003_balance_snapshots_round_trip_and_downgrade(empty_db):
+    """0003 adds balance_snapshots: long decimal strings come back exactly; downgrading drops only that table."""
+    upgrade(empty_db, "0002")
+    engine = create_engine(empty_db)
+    now = datetime.now(UTC)
+    long_amount = "123456789012345678901234567890.123456789012345678"
+    try:
+        with engine.begin() as conn:
+            user_id = conn.execute(text(
+                "INSERT INTO users (username, password_hash, is_admin, usage_level, created_at, updated_at) "
+                "VALUES (:u, 'x', false, 'basic', :now, :now) RETURNING id"),
+                {"u": f"u{uuid.uuid4().hex[:8]}", "now": now}).scalar_one()
+            account_id = conn.execute(text(
+                "INSERT INTO exchange_accounts (public_id, user_id, exchange, name, account_type, status, ciphertext, "
+                "nonce, wrapped_dek, kek_version, key_fingerprint, key_hint, created_at, updated_at) VALUES "
+                "(:pid, :u, 'binance', 'a', 'spot', 'active', :b, :b, :b, 1, 'f', 'h', :now, :now) RETURNING id"),
+                {"pid": uuid.uuid4().hex if empty_db.startswith("sqlite") else str(uuid.uuid4()), "u": user_id,
+                 "b": b"x", "now": now}).scalar_one()
+        upgrade(empty_db)
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO balance_snapshots (account_id, fetched_at, fetched_epoch, account_type, total_usd, "
+                "total_btc, unpriced_assets, assets) VALUES (:a, :now, :epoch, 'spot', :amount, '0.5', 0, :assets)"),
+                {"a": account_id, "now": now, "epoch": int(now.timestamp()), "amount": long_amount,
+                 "assets": json.dumps([{"asset": "USDT", "total": long_amount}])})
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT total_usd, assets FROM balance_snapshots")).one()
+            assert row.total_usd == long_amount and long_amount in str(row.assets)
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            assert diff == [], diff
+        command.downgrade(alembic_config(empty_db), "0002")
+        with engine.connect() as conn:
+            tables = set(conn.dialect.get_table_names(conn))
+            assert "balance_snapshots" not in tables and "exchange_accounts" in tables
+            assert conn.execute(text("SELECT count(*) FROM exchange_accounts")).scalar_one() == 1
+        upgrade(empty_db)
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT count(*) FROM balance_snapshots")).scalar_one() == 0
+            # snapshots go with their account's user (ON DELETE CASCADE through exchange_accounts)
+            conn.execute(text(
+                "INSERT INTO balance_snapshots (account_id, fetched_at, fetched_epoch, account_type, total_usd, "
+                "total_btc, unpriced_assets, assets) VALUES (:a, :now, 0, 'spot', '1', '0', 0, '[]')"),
+                {"a": account_id, "now": now})
+        with engine.begin() as conn:
+            if empty_db.startswith("sqlite"):  # (strongroom's own engines turn it on for every connection)
+                conn.execute(text("PRAGMA foreign_keys=ON"))
+            conn.execute(text("DELETE FROM users WHERE id = :u"), {"u": user_id})
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM balance_snapshots")).scalar_one() == 0
     finally:
         engine.dispose()

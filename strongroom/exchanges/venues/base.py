@@ -71,6 +71,10 @@ class Venue:
             )
         return {"type": account_type}
 
+    async def read_balance(self, exchange: Any, params: Mapping[str, Any]) -> Any:
+        """Return ccxt's unified balance for ``params`` (see ``balance_params``): one ``fetch_balance``."""
+        return await exchange.fetch_balance(dict(params))
+
     def parse_balance(self, balance: Mapping[str, Any]) -> dict[str, AssetBalance]:
         """Return per-asset balances from ccxt's unified balance, sorted by asset, empty assets left out.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from strongroom.exchanges.outcomes import ValidationOutcome
@@ -22,10 +23,21 @@ class BinanceVenue(Venue):
     def prepare(self, exchange: Any) -> None:
         exchange.options["fetchMarkets"] = {"types": ["spot"]}
 
-    async def probe(self, exchange: Any) -> ValidationOutcome:
-        # ccxt reads Binance's -2015 ("invalid key, IP or permissions") as a temporary ban once a
-        # client has authenticated; a key check must judge the key as it is now, on a pooled client too.
+    @staticmethod
+    def judge_key_afresh(exchange: Any) -> None:
+        """Make ccxt read Binance's -2015 ("invalid key, IP or permissions") as a rejected key again.
+
+        Once a client has authenticated, ccxt reads -2015 as a temporary ban (rate limiting); a key
+        check and a balance read must judge the key as it is now, on a pooled client too.
+        """
         exchange.options["hasAlreadyAuthenticatedSuccessfully"] = False
+
+    async def read_balance(self, exchange: Any, params: Mapping[str, Any]) -> Any:
+        self.judge_key_afresh(exchange)  # a key revoked since the client's last call is rejected, not "busy"
+        return await exchange.fetch_balance(dict(params))
+
+    async def probe(self, exchange: Any) -> ValidationOutcome:
+        self.judge_key_afresh(exchange)
         account = await exchange.private_get_account()
         restrictions = await exchange.sapi_get_account_apirestrictions()
         enabled = restrictions.get("enableWithdrawals") if isinstance(restrictions, dict) else None

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Query
 
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
+from strongroom.surfaces.native.balances import account_public, accounts_public
 from strongroom.surfaces.native.schemas import AccountCreate, AccountPublic, AccountUpdate, PageOut, RotateIn
 
 api = APIRouter(prefix="/exchange-accounts", tags=["exchange accounts"])
@@ -30,41 +32,43 @@ def list_accounts(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> PageOut[AccountPublic]:
     page = core.accounts.list(principal, exchange=exchange, status=status, cursor=cursor, limit=limit)
-    return PageOut(items=[AccountPublic.model_validate(a) for a in page.items], next_cursor=page.next_cursor)
+    return PageOut(items=accounts_public(core, principal, page.items), next_cursor=page.next_cursor)
 
 
 @api.get("/{account_id}", response_model=AccountPublic)
 def get_account(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
-    return AccountPublic.model_validate(core.accounts.get(principal, account_id))
+    return account_public(core, principal, core.accounts.get(principal, account_id))
 
 
 @api.patch("/{account_id}", response_model=AccountPublic)
 def rename(account_id: int, body: AccountUpdate, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
-    return AccountPublic.model_validate(core.accounts.rename(principal, account_id, body.name))
+    return account_public(core, principal, core.accounts.rename(principal, account_id, body.name))
 
 
 @api.delete("/{account_id}", response_model=AccountPublic)
 def disconnect(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
     """Disconnect (terminal): credentials destroyed, the archived account is returned."""
-    return AccountPublic.model_validate(core.accounts.disconnect(principal, account_id))
+    return account_public(core, principal, core.accounts.disconnect(principal, account_id))
 
 
 @api.post("/{account_id}/rotate", response_model=AccountPublic)
 async def rotate(account_id: int, body: RotateIn, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
     """Replace credentials; the new ones are checked first and the old ones stay until they pass."""
-    return AccountPublic.model_validate(await core.accounts.rotate(principal, account_id, body.credentials))
+    account = await core.accounts.rotate(principal, account_id, body.credentials)
+    return await anyio.to_thread.run_sync(account_public, core, principal, account)
 
 
 @api.post("/{account_id}/enable", response_model=AccountPublic)
 def enable(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
-    return AccountPublic.model_validate(core.accounts.set_enabled(principal, account_id, True))
+    return account_public(core, principal, core.accounts.set_enabled(principal, account_id, True))
 
 
 @api.post("/{account_id}/disable", response_model=AccountPublic)
 def disable(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
-    return AccountPublic.model_validate(core.accounts.set_enabled(principal, account_id, False))
+    return account_public(core, principal, core.accounts.set_enabled(principal, account_id, False))
 
 
 @api.post("/{account_id}/revalidate", response_model=AccountPublic)
 async def revalidate(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
-    return AccountPublic.model_validate(await core.accounts.revalidate(principal, account_id))
+    account = await core.accounts.revalidate(principal, account_id)
+    return await anyio.to_thread.run_sync(account_public, core, principal, account)

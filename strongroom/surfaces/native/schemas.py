@@ -92,6 +92,11 @@ class AccountPublic(Public):
     created_at: datetime
     updated_at: datetime
     disconnected_at: datetime | None = None
+    # the last balance snapshot (issue 9): totals as decimal strings, null when never loaded
+    balance_usd: str | None = None
+    balance_btc: str | None = None
+    balance_fetched_at: datetime | None = None
+    balance_age_seconds: float | None = None
 
 
 class AccountCreate(Strict):

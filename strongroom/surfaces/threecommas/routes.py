@@ -25,7 +25,7 @@ from strongroom.exchanges.markets import Market, Markets, field_name, markets, p
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
 from strongroom.services import figures
-from strongroom.services.balances import BalanceService, Snapshot
+from strongroom.services.balances import Snapshot
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.threecommas import params, shapes
 
@@ -68,19 +68,6 @@ def form_field_names() -> Iterator[None]:
         raise ValidationFailed(exc.message, fields={field_name(k): v for k, v in exc.fields.items()}) from None
 
 
-def balances_of(core: Core) -> BalanceService | None:
-    """The balances service (issue 9 wires ``core.balances``; None in a build without it)."""
-    service: BalanceService | None = getattr(core, "balances", None)
-    return service
-
-
-def require_balances(core: Core) -> BalanceService:
-    service = balances_of(core)
-    if service is None:
-        raise NotSupported("balances are not available in this build")
-    return service
-
-
 def live_account(core: Core, principal: Principal, raw_id: str) -> ExchangeAccount:
     """Return the caller's live account ``raw_id``; NotFound for a bad id, another user's or a removed one."""
     if not (raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 10):
@@ -94,9 +81,9 @@ def live_account(core: Core, principal: Principal, raw_id: str) -> ExchangeAccou
 def figures_of(core: Core, principal: Principal, account_id: int,
                now: datetime) -> tuple[Snapshot | None, figures.Profits]:
     """Return the account's last snapshot and its profits over its stored history (none: zeros)."""
-    service = balances_of(core)
-    snapshot = service.latest(principal, account_id) if service else None
-    if service is None or snapshot is None:
+    service = core.balances
+    snapshot = service.latest(principal, account_id)
+    if snapshot is None:
         return snapshot, figures.NO_PROFITS
     return snapshot, figures.profits(service.history(principal, account_id), now)
 
@@ -110,9 +97,7 @@ def entity(core: Core, principal: Principal, account: ExchangeAccount) -> dict[s
 def summary(core: Core, principal: Principal) -> dict[str, Any]:
     """Return the summary AccountEntity: every live account the caller sees, summed."""
     now = datetime.now(UTC)
-    service = balances_of(core)
-    if service is None:
-        return shapes.summary_entity(figures.ZERO, figures.ZERO, figures.NO_PROFITS, now, now)
+    service = core.balances
     portfolio = service.portfolio(principal)
     loaded = [t for t in portfolio.accounts if t.snapshot is not None]
     profits = figures.total(figures.profits(service.history(principal, t.account_id), now) for t in loaded)
@@ -300,7 +285,7 @@ async def remove_account(account_id: str, principal: CurrentPrincipal, core: Cor
 @api.post("/accounts/{account_id}/load_balances")
 async def load_balances(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """Load the balances live from the venue, store the snapshot, answer the updated entity."""
-    service = require_balances(core)
+    service = core.balances
     account = await run(live_account, core, principal, account_id)
     await service.refresh(principal, account.id)
     return created(await run(entity, core, principal, account))
@@ -309,7 +294,7 @@ async def load_balances(account_id: str, principal: CurrentPrincipal, core: Core
 @api.post("/accounts/{account_id}/pie_chart_data")
 async def pie_chart_data(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """The last loaded balances (or ``summary``'s, summed) with each asset's share of the USD value."""
-    service = require_balances(core)
+    service = core.balances
 
     def load() -> list[dict[str, Any]]:
         if account_id == "summary":
@@ -324,7 +309,7 @@ async def pie_chart_data(account_id: str, principal: CurrentPrincipal, core: Cor
 @api.post("/accounts/{account_id}/account_table_data")
 async def account_table_data(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """The last loaded balances, one row per asset."""
-    service = require_balances(core)
+    service = core.balances
 
     def load() -> list[dict[str, Any]]:
         account = live_account(core, principal, account_id)
@@ -338,7 +323,7 @@ async def account_table_data(account_id: str, principal: CurrentPrincipal, core:
 async def balance_chart_data(account_id: str, request: Request, principal: CurrentPrincipal,
                              core: CoreDep) -> JSONResponse:
     """The stored totals from ``date_from`` (required) to ``date_to`` (ISO 8601 or epoch seconds)."""
-    service = require_balances(core)
+    service = core.balances
     values = await params.read(request)
     since = values.moment("date_from", required=True)
     until = values.moment("date_to")

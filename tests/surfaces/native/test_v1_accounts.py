@@ -290,7 +290,7 @@ def test_withdrawal_enabled_key_is_refused_unless_allowed(client, users, mock_ex
     assert client.get(f"/v1/exchange-accounts/{account_id}", headers=user.headers).status_code == 200
     revalidated = action(client, user, account_id, "revalidate")
     assert revalidated.status_code == 200
-    assert revalidated.json()["status"] == "invalid"
+    assert revalidated.json()["status"] == "suspended"
     assert revalidated.json()["validation_result"] == "withdrawal_permission"
 
 

@@ -18,7 +18,7 @@ import py3cw.request
 import pytest
 from support import ROOT
 from support.exchange_mock import Mock
-from support.threecommas import V1, Key, has_balances, hmac_key, mock_of, need_balances, rsa_key
+from support.threecommas import V1, Key, hmac_key, mock_of, rsa_key
 
 SEED_FILE = ROOT.parent / "shared" / "seeds" / "001_7bc8cd7da0398e2e.txt"
 SEED_DUPLICATE = {"error": "record_invalid", "error_description": "Invalid parameters",
@@ -172,7 +172,6 @@ def test_okx_with_passphrase(py3cw_server, key, mock):
 
 
 def test_load_balances_exact_figures_and_pie_chart(py3cw_server, key, mock):
-    need_balances(py3cw_server)
     p3 = key.py3cw()
     creds = mock.new_key("binance", balances=BALANCES)
     account = connect(p3, creds, name="Valued")
@@ -219,9 +218,8 @@ def test_dashboard_repeats_reads(py3cw_server, key, mock):
     for _ in range(3):
         assert ok(p3.request(entity="accounts", action="account_info", action_id=str(account["id"])))["id"]
         ok(p3.request(entity="accounts", action=""))
-        if has_balances(py3cw_server):
-            ok(p3.request(entity="accounts", action="load_balances", action_id=str(account["id"])))
-            ok(p3.request(entity="accounts", action="pie_chart_data", action_id=str(account["id"])))
+        ok(p3.request(entity="accounts", action="load_balances", action_id=str(account["id"])))
+        ok(p3.request(entity="accounts", action="pie_chart_data", action_id=str(account["id"])))
 
 
 def test_wrong_secret_and_unknown_key(py3cw_server, key, client):
@@ -285,8 +283,6 @@ def test_other_users_account_is_not_found(py3cw_server, client, users, key, mock
     for action, payload in (("account_info", None), ("rename", {"name": "Theirs"}), ("remove", None),
                             ("load_balances", None), ("pie_chart_data", None), ("active_trading_entities", None)):
         result = other.request(entity="accounts", action=action, action_id=str(account["id"]), payload=payload)
-        if action in ("load_balances", "pie_chart_data") and not has_balances(py3cw_server):
-            continue
         failed(result, 404, "not_found")
     assert account["id"] not in [a["id"] for a in ok(other.request(entity="accounts", action=""))]
     assert ok(key.py3cw().request(entity="accounts", action="account_info",

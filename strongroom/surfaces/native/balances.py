@@ -1,0 +1,221 @@
+"""/v1 balances (issue 9): an account's last snapshot or a live load, its history, the portfolio.
+
+Every amount, price and value is a decimal string (``"31200"``, ``"0.624"``), never a number.
+Scope ``read``; a key bound to accounts sees only those (404 for the others). The rules live in
+``strongroom.services.balances``; this module only maps shapes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from strongroom import scopes
+from strongroom.core import Core
+from strongroom.models import ExchangeAccount
+from strongroom.principal import Principal
+from strongroom.services.balances import HISTORY_LIMIT, AccountTotals, AssetValue, Portfolio, Snapshot
+from strongroom.services.valuation import render
+from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
+from strongroom.surfaces.native.schemas import AccountPublic
+
+api = APIRouter(tags=["balances"])
+
+
+# --------------------------------------------------------------------------- wire models
+
+
+class AssetValueOut(BaseModel):
+    asset: str
+    free: str
+    used: str
+    total: str
+    usd: str | None = Field(description="USD value; null when the venue has no price for the asset (never guessed).")
+    btc: str | None
+    usd_price: str | None = Field(description="USD price of one unit (1 for USD, USDT, USDC, BUSD, FDUSD).")
+
+
+class BalancesOut(BaseModel):
+    """An account's last snapshot; every field but ``account_id`` and ``assets`` is null when never loaded."""
+
+    account_id: int
+    account_type: str | None = None
+    fetched_at: datetime | None = None
+    age_seconds: float | None = None
+    total_usd: str | None = None
+    total_btc: str | None = None
+    unpriced_assets: int | None = None
+    assets: list[AssetValueOut] = []
+
+
+class PortfolioAccountOut(BaseModel):
+    account_id: int
+    public_id: uuid.UUID | None = None
+    exchange: str
+    name: str
+    account_type: str
+    status: str
+    fetched_at: datetime | None = None
+    age_seconds: float | None = None
+    total_usd: str | None = None
+    total_btc: str | None = None
+    unpriced_assets: int | None = None
+    refreshed: bool = Field(False, description="Loaded live by this request (?refresh=true).")
+    error: str | None = Field(None, description="Why it was not refreshed (an error code), if it was not.")
+
+
+class PortfolioOut(BaseModel):
+    user_id: int
+    fetched_at: datetime | None = Field(None, description="The oldest snapshot's time.")
+    total_usd: str
+    total_btc: str
+    unpriced_assets: int
+    assets: list[AssetValueOut]
+    accounts: list[PortfolioAccountOut]
+
+
+class HistoryPointOut(BaseModel):
+    at: datetime
+    usd: str
+    btc: str
+
+
+class HistoryOut(BaseModel):
+    account_id: int
+    points: list[HistoryPointOut]
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else render(value)
+
+
+def asset_out(value: AssetValue) -> AssetValueOut:
+    return AssetValueOut(asset=value.asset, free=render(value.free), used=render(value.used),
+                         total=render(value.total), usd=_text(value.usd), btc=_text(value.btc),
+                         usd_price=_text(value.usd_price))
+
+
+def _age(snapshot: Snapshot, now: datetime) -> float:
+    return round(max(snapshot.age_seconds(now), 0.0), 3)
+
+
+def balances_out(account_id: int, snapshot: Snapshot | None, now: datetime) -> BalancesOut:
+    if snapshot is None:
+        return BalancesOut(account_id=account_id)
+    return BalancesOut(account_id=account_id, account_type=snapshot.account_type or None,
+                       fetched_at=snapshot.fetched_at, age_seconds=_age(snapshot, now),
+                       total_usd=render(snapshot.total_usd), total_btc=render(snapshot.total_btc),
+                       unpriced_assets=snapshot.unpriced_assets, assets=[asset_out(a) for a in snapshot.assets])
+
+
+def _portfolio_account(totals: AccountTotals, now: datetime) -> PortfolioAccountOut:
+    snapshot = totals.snapshot
+    out = PortfolioAccountOut(account_id=totals.account_id, public_id=totals.public_id, exchange=totals.exchange,
+                              name=totals.name, account_type=totals.account_type, status=totals.status,
+                              refreshed=totals.refreshed, error=totals.error)
+    if snapshot is not None:
+        out.fetched_at = snapshot.fetched_at
+        out.age_seconds = _age(snapshot, now)
+        out.total_usd = render(snapshot.total_usd)
+        out.total_btc = render(snapshot.total_btc)
+        out.unpriced_assets = snapshot.unpriced_assets
+    return out
+
+
+def portfolio_out(portfolio: Portfolio, now: datetime) -> PortfolioOut:
+    return PortfolioOut(user_id=portfolio.user_id, fetched_at=portfolio.fetched_at,
+                        total_usd=render(portfolio.total_usd), total_btc=render(portfolio.total_btc),
+                        unpriced_assets=portfolio.unpriced_assets, assets=[asset_out(a) for a in portfolio.assets],
+                        accounts=[_portfolio_account(a, now) for a in portfolio.accounts])
+
+
+def accounts_public(core: Core, principal: Principal, accounts: Sequence[ExchangeAccount]) -> list[AccountPublic]:
+    """Return ``accounts`` as AccountPublic with their last snapshot's totals (one query for all of them).
+
+    Without the ``read`` scope (a delete-only key disconnecting) the balance fields stay null.
+    """
+    outs = [AccountPublic.model_validate(a) for a in accounts]
+    if not outs or not scopes.covers(principal.scopes, scopes.READ):
+        return outs
+    snapshots = core.balances.latest_many(principal, (a.id for a in accounts))
+    now = core.balances.clock()
+    for out in outs:
+        snapshot = snapshots.get(out.id)
+        if snapshot is not None:
+            out.balance_usd = render(snapshot.total_usd)
+            out.balance_btc = render(snapshot.total_btc)
+            out.balance_fetched_at = snapshot.fetched_at
+            out.balance_age_seconds = _age(snapshot, now)
+    return outs
+
+
+def account_public(core: Core, principal: Principal, account: ExchangeAccount) -> AccountPublic:
+    """One account as AccountPublic with its last snapshot's totals (see ``accounts_public``)."""
+    return accounts_public(core, principal, [account])[0]
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@api.get("/exchange-accounts/{account_id}/balances", response_model=BalancesOut)
+async def get_balances(account_id: int, principal: CurrentPrincipal, core: CoreDep,
+                       refresh: bool = False) -> BalancesOut:
+    """The account's last balance snapshot (no exchange call); ``?refresh=true`` loads it live first.
+
+    A live load that fails leaves the last snapshot readable: 503 + Retry-After (exchange down or
+    rate limited), 409 ``credentials_rejected`` (the account is now ``invalid``), 400
+    ``withdrawal_permission`` (the key can withdraw: the account is now ``suspended``).
+    """
+    if refresh:
+        snapshot: Snapshot | None = await core.balances.refresh(principal, account_id)
+    else:
+        snapshot = await anyio.to_thread.run_sync(core.balances.latest, principal, account_id)
+    return balances_out(account_id, snapshot, core.balances.clock())
+
+
+@api.post("/exchange-accounts/{account_id}/balances/refresh", response_model=BalancesOut)
+async def refresh_balances(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> BalancesOut:
+    """Load the balances live from the exchange, value them, store and return the snapshot."""
+    snapshot = await core.balances.refresh(principal, account_id)
+    return balances_out(account_id, snapshot, core.balances.clock())
+
+
+@api.get("/exchange-accounts/{account_id}/balances/history", response_model=HistoryOut)
+async def balance_history(
+    account_id: int,
+    principal: CurrentPrincipal,
+    core: CoreDep,
+    since: Annotated[datetime | None, Query(alias="from", description="ISO 8601; naive means UTC")] = None,
+    until: Annotated[datetime | None, Query(alias="to", description="ISO 8601; naive means UTC")] = None,
+    limit: Annotated[int, Query(ge=1, le=HISTORY_LIMIT)] = HISTORY_LIMIT,
+) -> HistoryOut:
+    """The account's stored totals over time, oldest first (``[{at, usd, btc}]``, a balance chart).
+
+    Snapshots older than 7 days are kept one per hour, older than 90 days one per day.
+    """
+    points = await anyio.to_thread.run_sync(
+        lambda: core.balances.history(principal, account_id, since, until, limit=limit))
+    return HistoryOut(account_id=account_id,
+                      points=[HistoryPointOut(at=p.at, usd=render(p.usd), btc=render(p.btc)) for p in points])
+
+
+@api.get("/portfolio", response_model=PortfolioOut)
+async def get_portfolio(principal: CurrentPrincipal, core: CoreDep, refresh: bool = False) -> PortfolioOut:
+    """Every live account the caller sees: totals per asset and per account (USD, BTC) with each
+    snapshot's age; ``?refresh=true`` loads them all live first (an account that fails keeps its
+    last snapshot and says why in ``error``)."""
+    if refresh:
+        portfolio = await core.balances.refresh_portfolio(principal)
+    else:
+        portfolio = await anyio.to_thread.run_sync(core.balances.portfolio, principal)
+    return portfolio_out(portfolio, core.balances.clock())
