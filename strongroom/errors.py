@@ -101,6 +101,10 @@ class Forbidden(DomainError):
     status = 403
 
 
+class IpNotAllowed(Forbidden):
+    """The client's IP is outside the key's allowlist."""
+
+
 class InsufficientScope(Forbidden):
     """The credential lacks the scope this action needs."""
 

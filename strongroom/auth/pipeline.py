@@ -22,7 +22,7 @@ from cachetools import TTLCache
 from strongroom.auth.facts import RequestFacts
 from strongroom.auth.schemes.base import AuthScheme, Refused, invalid_credentials
 from strongroom.enums import AuthMethod, RefusalReason
-from strongroom.errors import Forbidden, RateLimited, Unauthenticated
+from strongroom.errors import IpNotAllowed, RateLimited, Unauthenticated
 from strongroom.principal import Principal
 
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ class Authenticator:
             except ValueError:
                 ip = None
             if ip is None or not any(ip in net for net in record.networks):
-                raise Refused(RefusalReason.IP_NOT_ALLOWED, Forbidden("access denied"), user_id=record.user.id,
+                raise Refused(RefusalReason.IP_NOT_ALLOWED, IpNotAllowed("access denied"), user_id=record.user.id,
                               key_id=record.key_id)
         try:
             facts.ratelimit = await self.limiter.hit(self.per_key, "key", record.key_id)

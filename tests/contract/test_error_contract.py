@@ -76,7 +76,7 @@ THREECOMMAS = {
     "AccountExists": 400, "WithdrawalPermission": 400, "NotFound": 404, "Unauthenticated": 401,
     "CredentialsRefused": 401, "SignatureInvalid": 401, "Forbidden": 403, "InsufficientScope": 403,
     "InsufficientUsageLevel": 403, "Conflict": 422, "CredentialsRejected": 422, "CredentialsUnreadable": 422,
-    "ExchangeNotSupported": 422, "InvalidCredentials": 422, "RateLimited": 429,
+    "ExchangeNotSupported": 422, "InvalidCredentials": 422, "RateLimited": 429, "IpNotAllowed": 401,
 }
 THREECOMMAS_CODES = {
     "ValidationFailed": "record_invalid", "AlreadyConnected": "record_invalid", "AccountExists": "record_invalid",
@@ -84,6 +84,7 @@ THREECOMMAS_CODES = {
     "CredentialsRefused": "api_key_invalid_or_expired", "SignatureInvalid": "signature_invalid",
     "Forbidden": "access_denied", "InsufficientScope": "access_denied", "InsufficientUsageLevel": "access_denied",
     "InvalidCredentials": "invalid_api_key", "CredentialsRejected": "invalid_api_key",
+    "IpNotAllowed": "api_key_invalid_or_expired",
 }
 
 

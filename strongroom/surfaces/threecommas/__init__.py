@@ -33,6 +33,7 @@ from strongroom.errors import (
     DomainError,
     Forbidden,
     InsufficientScope,
+    IpNotAllowed,
     InvalidCredentials,
     NotFound,
     RateLimited,
@@ -108,6 +109,8 @@ ERRORS = ErrorTable(
         Unauthenticated: Rule(401, "api_key_invalid_or_expired", "Unauthorized. Invalid or expired api key."),
         SignatureInvalid: Rule(401, "signature_invalid", "Provided signature is invalid"),
         Forbidden: Rule(403, "access_denied", capitalized),
+        # 3Commas answers a request from outside a key's IP whitelist like an unknown key
+        IpNotAllowed: Rule(401, "api_key_invalid_or_expired", "Unauthorized. Invalid or expired api key."),
         InsufficientScope: Rule(403, "access_denied", "Api key doesn't have enough permissions"),
         Conflict: Rule(422, message=capitalized),  # account state (disconnected meanwhile, unreadable, ...)
         InvalidCredentials: BAD_EXCHANGE_KEYS,

@@ -409,4 +409,6 @@ def test_fuzz_tradr_operations_never_500(server, users, client):
                 assert mode == GenerationMode.NEGATIVE, operation.label
     # the fuzz reached every operation, and was not refused wholesale
     assert len(statuses) == len(operations)
-    assert 401 not in set().union(*statuses.values()), statuses
+    # (the document declares each operation's security, so the fuzz also sends generated keys: 401s are
+    # expected; but every operation must have answered something else too)
+    assert all(codes - {401} for codes in statuses.values()), statuses
