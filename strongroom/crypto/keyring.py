@@ -39,6 +39,17 @@ class KeyProvider(Protocol):
         """Create a new current version and return it."""
         ...
 
+    def retire_version(self, version: int) -> bytes:
+        """Forget ``version`` (never the current one) and return its KEK, for :meth:`restore_version`.
+
+        Raises KeyringError (unknown or current version, or keys this provider cannot change).
+        """
+        ...
+
+    def restore_version(self, version: int, kek: bytes) -> None:
+        """Put back a version :meth:`retire_version` removed. Raises KeyringError."""
+        ...
+
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
@@ -77,6 +88,13 @@ class StaticKeyProvider:
 
     def add_version(self) -> int:
         raise KeyringError("keys from the environment are rotated by the operator, not by Strongroom")
+
+    def retire_version(self, version: int) -> bytes:
+        raise KeyringError(f"keys from the environment are retired by the operator: remove version {version} "
+                           "from STRONGROOM_MASTER_KEYS")
+
+    def restore_version(self, version: int, kek: bytes) -> None:
+        raise KeyringError("keys from the environment are changed by the operator, not by Strongroom")
 
 
 class FileKeyProvider(StaticKeyProvider):
@@ -166,6 +184,34 @@ class FileKeyProvider(StaticKeyProvider):
         self._write(doc)
         self.reload()
         return new
+
+    def _document(self, versions: dict[int, bytes]) -> dict:
+        return {"current": self._current, "versions": {str(v): _b64(k) for v, k in sorted(versions.items())},
+                "pepper": _b64(self.pepper)}
+
+    def retire_version(self, version: int) -> bytes:
+        """Remove ``version`` from the key file (atomically) and return its KEK.
+
+        The caller checks first that no record still uses it: what it sealed cannot be opened
+        afterwards. Raises KeyringError for an unknown version or the current one.
+        """
+        self.reload()
+        if version == self._current:
+            raise KeyringError(f"version {version} is the current master key; it cannot be retired")
+        if version not in self._versions:
+            raise KeyringError(f"unknown master key version {version}")
+        kek = self._versions[version]
+        self._write(self._document({v: k for v, k in self._versions.items() if v != version}))
+        self.reload()
+        return kek
+
+    def restore_version(self, version: int, kek: bytes) -> None:
+        """Put back a version :meth:`retire_version` removed (the current version is unchanged)."""
+        self.reload()
+        if len(kek) != 32:
+            raise KeyringError("master key material is malformed")
+        self._write(self._document({**self._versions, version: kek}))
+        self.reload()
 
 
 def load_provider(key_file: Path, env_document: str | None) -> KeyProvider:
