@@ -15,10 +15,11 @@ Every refusal is a :class:`DataError` whose message names the fix.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
@@ -84,15 +85,31 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database).expanduser().resolve()
 
 
+_REVISION = re.compile(r"^revision(?:: *str)? *= *['\"]([^'\"]+)['\"]", re.MULTILINE)
+_DOWN = re.compile(r"^down_revision(?:: *[^=]+)? *= *(?:['\"]([^'\"]+)['\"]|None)", re.MULTILINE)
+
+
+def revisions() -> dict[str, str | None]:
+    """Return ``{revision: down_revision}`` of the shipped migrations, read from their files.
+
+    (Importing Alembic's script machinery costs more than a command's whole work; the test
+    suite checks this against Alembic.)
+    """
+    found: dict[str, str | None] = {}
+    for script in (Path(__file__).parent / "migrations" / "versions").glob("*.py"):
+        source = script.read_text()
+        revision, down = _REVISION.search(source), _DOWN.search(source)
+        if revision and down:
+            found[revision.group(1)] = down.group(1)
+    return found
+
+
 def head_revision() -> str:
     """Return the newest schema revision this version of Strongroom ships."""
-    from alembic.script import ScriptDirectory
-
-    from strongroom.migrations import alembic_config
-
-    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-    assert head is not None
-    return head
+    known = revisions()
+    heads = set(known) - {down for down in known.values() if down}
+    assert len(heads) == 1, f"the migrations have {len(heads)} heads"
+    return heads.pop()
 
 
 def _engine(url: str) -> Engine:
@@ -109,12 +126,12 @@ def _unreachable(url: str, exc: Exception) -> DataError:
 
 def schema(url: str) -> Schema:
     """Return the migration state of the database at ``url`` (which must exist). Raises DataError."""
-    from alembic.runtime.migration import MigrationContext
-
     engine = _engine(url)
     try:
         with engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
+            current = None
+            if inspect(conn).has_table("alembic_version"):
+                current = conn.scalar(text("SELECT version_num FROM alembic_version"))
     except DBAPIError as exc:
         raise _unreachable(url, exc) from None
     finally:
@@ -190,11 +207,7 @@ def check_ready(settings: Settings) -> Schema:
 
 
 def _known_revisions() -> set[str]:
-    from alembic.script import ScriptDirectory
-
-    from strongroom.migrations import alembic_config
-
-    return {rev.revision for rev in ScriptDirectory.from_config(alembic_config("sqlite://")).walk_revisions()}
+    return set(revisions())
 
 
 def _create_sqlite_file(path: Path) -> bool:

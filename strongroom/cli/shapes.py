@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strongroom.cli.output import iso
-from strongroom.models import ApiKey, AuditEvent, ExchangeAccount, User
+
+if TYPE_CHECKING:
+    from strongroom.models import ApiKey, AuditEvent, ExchangeAccount, User
 
 
 def user(u: User) -> dict[str, Any]:
