@@ -170,7 +170,7 @@ def sealed_records(url: str) -> int:
 
 
 def _lost_key(path: Path, count: int) -> DataError:
-    return DataError(f"the master key file {path} is missing, but the database holds {count} records sealed "
+    return DataError(f"the master key file {path} is missing, but the database holds {count} record{'s' if count != 1 else ''} sealed "
                      "with a master key: restore the file from your backup (or point STRONGROOM_DATA_DIR or "
                      "STRONGROOM_MASTER_KEY_FILE at it)")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -20,12 +19,10 @@ AccountId = Annotated[int, typer.Argument(help="The account id.")]
 COLUMNS = [("id", "ID"), ("username", "USER"), ("exchange", "EXCHANGE"), ("name", "NAME"),
            ("account_type", "TYPE"), ("status", "STATUS"), ("key_hint", "KEY"), ("validated_at", "VALIDATED")]
 
-Status = StrEnum("Status", {s.name: s.value for s in AccountStatus})  # type: ignore[misc]
-
 
 @app.command("list")
 def accounts_list(user: Annotated[str | None, typer.Option(help="Only this user's accounts.")] = None,
-                  status: Annotated[Status | None, typer.Option(help="Only accounts in this status.")] = None,
+                  status: Annotated[AccountStatus | None, typer.Option(help="Only accounts in this status.")] = None,
                   as_json: Json = False) -> None:
     """List exchange accounts (never credentials): every user's, or one user's."""
     with open_core() as core:

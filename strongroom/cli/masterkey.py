@@ -14,6 +14,12 @@ from strongroom.cli.output import emit_json, note, record, said
 app = typer.Typer(help="The master key (KEK): status, rotate, rewrap, retire.", no_args_is_help=True)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (stable keys) instead of text.")]
+
+
+def records(count: int) -> str:
+    return f"{count} record" + ("" if count == 1 else "s")
+
+
 Batch = Annotated[int, typer.Option(min=1, max=10_000, help="Records re-wrapped per committed batch.")]
 
 
@@ -70,7 +76,7 @@ def master_rotate(batch: Batch = 100, as_json: Json = False) -> None:
         emit_json({"current_version": version, "rewrapped": count, "key_file": str(key_file) if key_file else None})
         note(f"back up the key file now: {key_file}")
         return
-    said(f"master key version {version} is current; re-wrapped {count} records")
+    said(f"master key version {version} is current; re-wrapped {records(count)}")
     said(f"back up the key file now: {key_file} (older versions stay in it, decrypt-only, until retired)")
 
 
@@ -85,7 +91,7 @@ def master_rewrap(batch: Batch = 100, as_json: Json = False) -> None:
     if as_json:
         emit_json({"current_version": version, "rewrapped": count})
         return
-    said(f"re-wrapped {count} records; version {version} is current")
+    said(f"re-wrapped {records(count)}; version {version} is current")
 
 
 @app.command("retire")

@@ -15,6 +15,7 @@ from strongroom.crypto.envelope import DecryptionError, Envelope, Sealed
 from strongroom.crypto.keyring import KeyringError
 from strongroom.crypto.tokens import Hasher, hint
 from strongroom.db import Database, utcnow
+from strongroom.enums import AccountStatus
 from strongroom.errors import (
     AccountExists,
     AlreadyConnected,
@@ -311,8 +312,8 @@ class ExchangeAccountService:
         if user_id is not None:
             query = query.where(ExchangeAccount.user_id == user_id)
         if status:
-            if status not in STATUSES:
-                raise ValidationFailed("invalid status", fields={"status": f"one of {', '.join(STATUSES)}"})
+            if status not in set(AccountStatus):
+                raise ValidationFailed("invalid status", fields={"status": f"one of {', '.join(AccountStatus)}"})
             query = query.where(ExchangeAccount.status == status)
         with self.db.session() as session:
             return paginate(session, query, ExchangeAccount.id, cursor, limit)

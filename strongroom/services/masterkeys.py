@@ -25,6 +25,10 @@ from strongroom.services.keyrotation import KeyRotationService
 Progress = Callable[[int, int], None]
 
 
+def _records(count: int) -> str:
+    return "1 record is" if count == 1 else f"{count} records are"
+
+
 @dataclass(frozen=True)
 class MasterKeyStatus:
     current_version: int
@@ -112,7 +116,7 @@ class MasterKeyService:
             raise Conflict(f"version {version} is the current master key: rotate first, then retire it")
         used = self.usage().get(version, 0)
         if used:
-            raise Conflict(f"{used} records are still sealed under version {version}: run "
+            raise Conflict(f"{_records(used)} still sealed under version {version}: run "
                            "'strongroom master-key rewrap' first")
         try:
             kek = self.keys.retire_version(version)
@@ -121,6 +125,7 @@ class MasterKeyService:
         used = self.usage().get(version, 0)
         if used:
             self.keys.restore_version(version, kek)
-            raise Conflict(f"{used} records were sealed under version {version} meanwhile; it was kept: "
+            raise Conflict(f"{_records(used)} now sealed under version {version} (a server had not seen the "
+                           "rotation yet), so it was kept: "
                            "run 'strongroom master-key rewrap', then retire it again")
         self.audit.record_now("master_key.retire", "ok", principal=principal, details={"version": version})

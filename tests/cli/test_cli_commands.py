@@ -299,5 +299,31 @@ def test_rotate_on_a_terminal_shows_progress_and_the_backup_reminder(installed):
     code, shown = strongroom_on_terminal("master-key", "rotate", "--batch", "1", env=installed.env)
     assert code == 0, shown
     assert "re-wrapping" in shown and "1/1" in shown and "records" in shown and "0:00:00" in shown
-    assert "master key version 2 is current; re-wrapped 1 records" in shown
+    assert "master key version 2 is current; re-wrapped 1 record\r\n" in shown
     assert f"back up the key file now: {(installed.data_dir / 'master.key').resolve()}" in shown
+
+
+def test_retire_puts_the_version_back_if_a_record_was_sealed_under_it_meanwhile(installed, monkeypatch):
+    """A server that had not yet seen a rotation may seal under the old version while it is being
+    retired: the second count sees it, the version is restored and the retirement refused."""
+    import pytest
+
+    from strongroom.cli.context import OPERATOR, master_keys
+    from strongroom.core import build_core
+    from strongroom.crypto.keyring import FileKeyProvider
+    from strongroom.errors import Conflict
+    from strongroom.settings import load_settings
+
+    key_file = installed.data_dir / "master.key"
+    FileKeyProvider(key_file).add_version()
+    before = json.loads(key_file.read_text())
+    core = build_core(load_settings(data_dir=installed.data_dir, database_url=installed.url))
+    try:
+        service = master_keys(core)
+        counts = iter([{}, {1: 1}])
+        monkeypatch.setattr(service, "usage", lambda: next(counts))
+        with pytest.raises(Conflict, match="1 record is now sealed under version 1"):
+            service.retire(OPERATOR, 1)
+    finally:
+        core.close()
+    assert json.loads(key_file.read_text()) == before
