@@ -247,10 +247,12 @@ def prepare(settings: Settings) -> Prepared:
                 raise _lost_key(key_file, count)
     if key_file is None:
         load_provider(Path("."), settings.master_keys)  # malformed material fails here, before any change
+    head = head_revision()
     created_file = _create_sqlite_file(path) if path is not None else False
     try:
         try:
-            upgrade(url)
+            if before != head:
+                upgrade(url)
         except BaseException:
             if created_file and path is not None:  # leave nothing half made
                 for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
@@ -263,5 +265,5 @@ def prepare(settings: Settings) -> Prepared:
         key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         load_provider(key_file, None)  # creates it, mode 0600
         key_created = True
-    return Prepared(display_url(url), created_file or (existed and before is None), before, head_revision(),
-                    key_file, key_created)
+    return Prepared(display_url(url), created_file or (existed and before is None), before, head, key_file,
+                    key_created)

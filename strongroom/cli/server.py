@@ -64,12 +64,12 @@ def serve(
     from strongroom.settings import load_settings
 
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s",
-                        force=True)
-    done = datastore.prepare(settings)
+    done = datastore.prepare(settings)  # before logging is set up: its one line says what Alembic did
     if done.before != done.after or done.master_key_created:
         for line in _describe(done):
             note(line)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s",
+                        force=True)
     core = build_core(settings)
     created = core.users.bootstrap_admin()
     if created:
