@@ -91,8 +91,10 @@ def keys_generate(
     scopes: Scopes = "read,write,delete",
     as_json: Json = False,
 ) -> None:
-    """Generate a key pair for a user (usable with Kalshi's SDKs): the private key goes to --out,
-    the key id to stdout (JSON: the key, with "private_key_file")."""
+    """Generate a key pair for a user (usable with Kalshi's SDKs); prints the key id.
+
+    The private key goes to --out and is stored nowhere else (JSON: the key, with "private_key_file").
+    """
     with open_core() as core:
         owner = core.users.principal_for(OPERATOR, user_id(core, user))
         # Open the file first: a key whose private key could not be written would be unusable forever.

@@ -98,8 +98,7 @@ def master_rewrap(batch: Batch = 100, as_json: Json = False) -> None:
 def master_retire(version: Annotated[int, typer.Argument(min=1, help="The version to remove.")],
                   yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
                   as_json: Json = False) -> None:
-    """Remove an old master key version for good. Refused while any record is sealed under it, and
-    for the current version."""
+    """Remove an old master key version for good (never the current one, nor one still in use)."""
     with open_core() as core:
         service = master_keys(core)
         confirm(f"Remove master key version {version} from the key file for good?", yes)

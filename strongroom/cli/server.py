@@ -54,8 +54,10 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default STRONGROOM_HOST).")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port to bind (default STRONGROOM_PORT).")] = None,
 ) -> None:
-    """Serve the HTTP API. Migrates an unmigrated database first; on the very first start, prints
-    a bootstrap admin's password once."""
+    """Serve the HTTP API (migrates an unmigrated database first).
+
+    On the very first start it prints a bootstrap admin's password, once.
+    """
     import uvicorn
 
     from strongroom import datastore

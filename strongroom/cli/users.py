@@ -39,8 +39,10 @@ def users_create(
     email: Annotated[str | None, typer.Option(help="E-mail address.")] = None,
     as_json: Json = False,
 ) -> None:
-    """Create a user. The password is asked twice on a terminal, or read from stdin with
-    --password-stdin; never from the command line."""
+    """Create a user (the password is asked on a terminal, or read with --password-stdin).
+
+    The password never comes from the command line, where other users could read it.
+    """
     if name and username and name != username:
         fail("give the username once (as the argument or --username)", 2)
     login = name or username
