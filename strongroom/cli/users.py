@@ -31,7 +31,7 @@ def users_list(as_json: Json = False) -> None:
 
 @app.command("create")
 def users_create(
-    name: Annotated[str | None, typer.Argument(metavar="[USERNAME]", help="Login name.", show_default=False)] = None,
+    name: Annotated[str | None, typer.Argument(metavar="USERNAME", help="Login name.", show_default=False)] = None,
     username: Annotated[str | None, typer.Option("--username", help="Login name (or give it as the argument).")] = None,
     password_stdin: PasswordStdin = False,
     admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
