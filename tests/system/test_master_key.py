@@ -251,3 +251,22 @@ def test_users_create_cli_and_sign_in(fresh):
             assert client.post("/v1/auth/token", data={"username": username, "password": "wrong"}).status_code == 401
     finally:
         server.stop()
+
+
+def test_concurrent_version_changes_lose_nothing(tmp_path):
+    """Rotations and retirements from several processes at once (each its own provider, as separate
+    `strongroom master-key` runs are) keep every version: the key file is changed under a lock."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from strongroom.crypto.keyring import FileKeyProvider
+
+    path = tmp_path / "master.key"
+    FileKeyProvider(path)
+    added = list(ThreadPoolExecutor(8).map(lambda _: FileKeyProvider(path).add_version(), range(16)))
+    assert sorted(added) == list(range(2, 18))
+    doc = json.loads(path.read_text())
+    assert sorted(map(int, doc["versions"])) == list(range(1, 18)) and doc["current"] == 17
+    list(ThreadPoolExecutor(8).map(lambda v: FileKeyProvider(path).retire_version(v), range(1, 9)))
+    doc = json.loads(path.read_text())
+    assert sorted(map(int, doc["versions"])) == list(range(9, 18)) and doc["current"] == 17
