@@ -11,9 +11,9 @@ import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-import annotated_types
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
@@ -142,31 +142,25 @@ def allowed(field: str) -> str | None:
     if info is None:
         return None
     annotation = info.annotation
+    if get_origin(annotation) in (Union, UnionType):  # X | None: what X accepts
+        annotation = next((a for a in get_args(annotation) if a is not type(None)), annotation)
     if get_origin(annotation) is Literal:
         return "one of " + ", ".join(str(a) for a in get_args(annotation))
-    low = high = pattern = None
-    for item in info.metadata:
-        if isinstance(item, annotated_types.Ge):
-            low = item.ge
-        elif isinstance(item, annotated_types.Le):
-            high = item.le
-        elif hasattr(item, "pattern") and item.pattern:
-            pattern = item.pattern
+    bounds = {type(item).__name__: item for item in info.metadata}
+    pattern = next((item.pattern for item in info.metadata if getattr(item, "pattern", None)), None)
     kind = {int: "an integer", float: "a number"}.get(annotation)  # type: ignore[call-overload]
-    if kind and low is not None and high is not None:
-        return f"{kind} from {low} to {high}"
-    if kind and low is not None:
-        return f"{kind} of at least {low}"
-    if kind and high is not None:
-        return f"{kind} of at most {high}"
+    if kind and "Ge" in bounds and "Le" in bounds:
+        return f"{kind} from {bounds['Ge'].ge} to {bounds['Le'].le}"
+    if kind:
+        low = f"of at least {bounds['Ge'].ge}" if "Ge" in bounds else f"above {bounds['Gt'].gt}" if "Gt" in bounds else ""
+        high = f"at most {bounds['Le'].le}" if "Le" in bounds else f"below {bounds['Lt'].lt}" if "Lt" in bounds else ""
+        return " ".join([kind, " and ".join(part for part in (low, high) if part)]).strip()
     if pattern:
         return f"a string matching {pattern}"
     if annotation is bool:
         return "true or false"
     if get_origin(annotation) in (dict, list):
         return "JSON (" + ("an object" if get_origin(annotation) is dict else "a list") + ")"
-    if kind:
-        return kind
     return None
 
 

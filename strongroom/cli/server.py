@@ -89,8 +89,18 @@ def mock_exchange(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8100,
 ) -> None:
-    """Serve the bundled loopback mock exchange (Binance and OKX, real signature checks)."""
-    from strongroom.mock_exchange import serve as serve_mock
+    """Serve the loopback mock exchange (Binance and OKX, real signature checks); needs a source checkout."""
+    import sys
+    from pathlib import Path
+
+    from strongroom.cli.context import fail
+
+    checkout = Path(__file__).resolve().parents[2]  # devtools/ is beside strongroom/ in a checkout, never installed
+    if not (checkout / "devtools" / "mock_exchange" / "__init__.py").is_file():
+        fail("the mock exchange is a development tool: run it from a source checkout "
+             "(python -m devtools.mock_exchange)")
+    sys.path.insert(0, str(checkout))
+    from devtools.mock_exchange import serve as serve_mock  # type: ignore[import-not-found]
 
     serve_mock(host=host, port=port)
 

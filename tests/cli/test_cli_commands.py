@@ -155,7 +155,9 @@ def test_keys_list_show_create_roll_revoke_generate(live, client, users, tmp_pat
 def test_accounts_list_show_revalidate_disconnect(live, client, users, mock_exchange):
     user = users.create()
     api_key, secret = f"cli-key-{uuid.uuid4().hex}", f"cli-secret-{uuid.uuid4().hex}"
-    mock_exchange.state.accounts["binance"][api_key] = {"secret": secret, "passphrase": None, "can_withdraw": False}
+    registered = httpx.post(f"{mock_exchange.url}/_mock/accounts",
+                            json={"exchange": "binance", "api_key": api_key, "secret": secret})
+    assert registered.status_code == 201, registered.text
     connected = client.post("/v1/exchange-accounts", headers=user.headers, json={
         "exchange": "binance", "name": "cli", "credentials": {"api_key": api_key, "secret": secret}})
     assert connected.status_code == 201, connected.text

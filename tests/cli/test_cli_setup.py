@@ -180,18 +180,24 @@ def _number(value: float) -> str:
 
 
 def test_every_numeric_setting_is_bounded_and_its_range_documented():
+    from types import NoneType, UnionType
+
     readme = (ROOT / "README.md").read_text()
     rows = {line.split("|")[1].strip().strip("`"): line for line in readme.splitlines()
             if line.startswith("| `STRONGROOM_")}
     for name, info in Settings.model_fields.items():
-        if info.annotation not in (int, float):
+        annotation = info.annotation
+        if isinstance(annotation, UnionType):  # X | None
+            annotation = next(a for a in annotation.__args__ if a is not NoneType)
+        if annotation not in (int, float):
             continue
         bounds = {type(m).__name__: m for m in info.metadata}
-        assert "Ge" in bounds and "Le" in bounds, f"{name} has no minimum and maximum"
-        assert allowed(name) and "from" in allowed(name)
+        assert {"Ge", "Gt"} & set(bounds) and {"Le", "Lt"} & set(bounds), f"{name} has no minimum and maximum"
+        assert allowed(name) and allowed(name) != "a number"
         row = rows.get(env_name(name))
         assert row, f"{env_name(name)} is not in the README's settings table"
-        low, high = _number(bounds["Ge"].ge), _number(bounds["Le"].le)
+        low = _number(bounds["Ge"].ge) if "Ge" in bounds else f">{_number(bounds['Gt'].gt)}"
+        high = _number(bounds["Le"].le) if "Le" in bounds else f"<{_number(bounds['Lt'].lt)}"
         assert f"{low}–{high}" in row, f"the README row of {env_name(name)} lacks its range {low}–{high}"
 
 
