@@ -1,6 +1,6 @@
 """``strongroom serve`` with one change, for an informational baseline: ``/healthz`` is moved to the
 front of the route list (the app registers it after the /v1 routers, so FastAPI tries every /v1
-route before it). Everything else is what ``strongroom serve`` does (strongroom/cli/server.py).
+route before it). Everything else is what ``strongroom serve`` does (strongroom/cli.py).
 
 Usage: python -m bench.serve_variant HOST PORT (settings from STRONGROOM_* like the real command)
 """
