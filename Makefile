@@ -12,9 +12,9 @@ $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
-	$(PIP) install -r requirements.txt
-	$(PIP) install --no-deps --no-build-isolation -e . || $(PIP) install --no-deps -e .
+$(VENV)/.runtime: requirements.txt requirements-build.txt pyproject.toml | $(BIN)/python
+	$(PIP) install -r requirements-build.txt -r requirements.txt
+	$(PIP) install --no-deps --no-build-isolation -e .
 	@touch $@
 
 $(VENV)/.test: requirements-test.txt $(VENV)/.runtime

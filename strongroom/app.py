@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount
 
+from strongroom import logs
 from strongroom.core import Core, build_core
 from strongroom.errors import NotFound, Unauthenticated
 from strongroom.metrics import CONTENT_TYPE
@@ -133,3 +134,10 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(EdgeGuard, max_bytes=settings.max_body_bytes, surfaces=built, default=default)
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker of ``strongroom serve --workers N`` (a fresh process: logging first)."""
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -1,18 +1,30 @@
-"""All settings in one place: environment variables with the ``STRONGROOM_`` prefix."""
+"""All settings in one place: environment variables with the ``STRONGROOM_`` prefix.
+
+Every bounded setting declares its bounds with ``ge``/``le`` here; :func:`load_settings` turns a
+bad value into one line naming the variable and what it accepts (never echoing the value: some
+settings carry secrets).
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as _SourceError
+
+ENV_PREFIX = "STRONGROOM_"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+RATE_HINT = "a rate like 600/minute (count ≥ 1 per second, minute, hour or day)"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="STRONGROOM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     # --- storage -----------------------------------------------------------------------
     data_dir: Path = Field(Path("var"), description="Holds the SQLite database and the master key file.")
@@ -50,19 +62,19 @@ class Settings(BaseSettings):
     )
 
     # --- auth --------------------------------------------------------------------------
-    access_token_ttl_seconds: int = Field(900, ge=30)
-    refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
+    access_token_ttl_seconds: int = Field(900, ge=30, le=24 * 3600)
+    refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=60, le=365 * 24 * 3600)
     signature_window_seconds: int = Field(30, ge=1, le=3600)
     key_cache_ttl_seconds: float = Field(0.5, ge=0.0, le=1.0)
     key_cache_size: int = Field(20_000, ge=100, le=10_000_000,
                                 description="Entries in each in-memory key/token cache (least recently used out first).")
-    last_used_flush_seconds: float = Field(60.0, ge=0.05)
+    last_used_flush_seconds: float = Field(60.0, ge=0.05, le=3600)
     trusted_proxies: list[str] = Field(default_factory=list, description="CIDRs whose X-Forwarded-For is believed.")
     bearer_key_prefix: str = Field("sr", pattern=r"^[a-z][a-z0-9]{0,15}$")
-    max_api_keys_per_user: int = Field(100, ge=1)
-    argon2_time_cost: int = Field(3, ge=1)
-    argon2_memory_kib: int = Field(65536, ge=8)
-    argon2_parallelism: int = Field(4, ge=1)
+    max_api_keys_per_user: int = Field(100, ge=1, le=100_000)
+    argon2_time_cost: int = Field(3, ge=1, le=100)
+    argon2_memory_kib: int = Field(65536, ge=8, le=4 * 1024 * 1024)
+    argon2_parallelism: int = Field(4, ge=1, le=64)
     threecommas_unsigned_body_variant: bool = Field(
         False,
         description="3Commas surface: also accept a Signature over path[?query] alone, the body unsigned (what "
@@ -82,9 +94,9 @@ class Settings(BaseSettings):
                                   "are answered 429 (its valid requests still pass).")
 
     # --- HTTP --------------------------------------------------------------------------
-    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=100 * 1024 * 1024)
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=1, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     log_format: Literal["plain", "json"] = Field("plain", description="plain lines, or one JSON object per line.")
     metrics_enabled: bool = Field(False, description="Serve Prometheus metrics at /metrics.")
@@ -98,6 +110,39 @@ class Settings(BaseSettings):
             ipaddress.ip_network(cidr, strict=False)
         return value
 
+    @field_validator("rate_limit_per_key", "rate_limit_per_ip", "login_failures_per_ip")
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            item = parse(value)
+        except ValueError:
+            raise ValueError(RATE_HINT) from None
+        if item.amount < 1:
+            raise ValueError(RATE_HINT)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        if value is None:
+            return None
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError("a SQLAlchemy URL such as sqlite:///path/strongroom.db or "
+                             "postgresql+psycopg://user@host/db") from None
+        return value
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
@@ -109,6 +154,80 @@ class Settings(BaseSettings):
         return self.master_key_file or self.data_dir / "master.key"
 
 
+class SettingsError(Exception):
+    """A ``STRONGROOM_*`` variable has a value Settings refuses. ``message`` is one line."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+def env_name(field: str) -> str:
+    """Return the environment variable of a settings field (``port`` -> ``STRONGROOM_PORT``)."""
+    return ENV_PREFIX + field.upper()
+
+
+def allowed(field: str) -> str | None:
+    """Return what ``field`` accepts, from its declared type and bounds (``None`` if unconstrained).
+
+    For example ``"an integer from 1 to 65535"``, ``"one of info, debug"``, ``"a number at least 0.05"``.
+    """
+    info = Settings.model_fields.get(field)
+    if info is None:
+        return None
+    annotation = info.annotation
+    if get_origin(annotation) in (Union, UnionType):  # X | None: what X accepts
+        annotation = next((a for a in get_args(annotation) if a is not type(None)), annotation)
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(str(a) for a in get_args(annotation))
+    bounds = {type(item).__name__: item for item in info.metadata}
+    pattern = next((item.pattern for item in info.metadata if getattr(item, "pattern", None)), None)
+    kind = {int: "an integer", float: "a number"}.get(annotation)  # type: ignore[call-overload]
+    if kind and "Ge" in bounds and "Le" in bounds:
+        return f"{kind} from {bounds['Ge'].ge} to {bounds['Le'].le}"
+    if kind:
+        low = f"of at least {bounds['Ge'].ge}" if "Ge" in bounds else f"above {bounds['Gt'].gt}" if "Gt" in bounds else ""
+        high = f"at most {bounds['Le'].le}" if "Le" in bounds else f"below {bounds['Lt'].lt}" if "Lt" in bounds else ""
+        return " ".join([kind, " and ".join(part for part in (low, high) if part)]).strip()
+    if pattern:
+        return f"a string matching {pattern}"
+    if annotation is bool:
+        return "true or false"
+    if get_origin(annotation) in (dict, list):
+        return "JSON (" + ("an object" if get_origin(annotation) is dict else "a list") + ")"
+    return None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = env_name(field) if field else "a STRONGROOM_ variable"
+        accepts = allowed(field)
+        if error["type"] == "value_error":  # our validators say what is accepted
+            accepts = str(error.get("ctx", {}).get("error", "")) or accepts
+        parts.append(f"{name} must be {accepts}" if accepts else f"{name}: {error['msg']}")
+    return "; ".join(dict.fromkeys(parts))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Return the settings from the environment (and ``overrides``).
+
+    Raises SettingsError with one line per the first bad variables, e.g.
+    ``STRONGROOM_PORT must be an integer from 1 to 65535``; the bad value is never repeated.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+    except _SourceError as exc:  # a JSON-typed variable that is not JSON
+        match = re.search(r'field "(\w+)"', str(exc))
+        field = match.group(1) if match else ""
+        what = allowed(field) or "valid JSON"
+        raise SettingsError(f"{env_name(field) if field else 'a STRONGROOM_ variable'} must be {what}") from None
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """Return the process's settings (cached). Raises SettingsError on a bad variable."""
+    return load_settings()

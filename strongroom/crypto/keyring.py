@@ -8,11 +8,14 @@ implementing :class:`KeyProvider`.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import secrets
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -37,6 +40,17 @@ class KeyProvider(Protocol):
 
     def add_version(self) -> int:
         """Create a new current version and return it."""
+        ...
+
+    def retire_version(self, version: int) -> bytes:
+        """Forget ``version`` (never the current one) and return its KEK, for :meth:`restore_version`.
+
+        Raises KeyringError (unknown or current version, or keys this provider cannot change).
+        """
+        ...
+
+    def restore_version(self, version: int, kek: bytes) -> None:
+        """Put back a version :meth:`retire_version` removed. Raises KeyringError."""
         ...
 
 
@@ -77,6 +91,13 @@ class StaticKeyProvider:
 
     def add_version(self) -> int:
         raise KeyringError("keys from the environment are rotated by the operator, not by Strongroom")
+
+    def retire_version(self, version: int) -> bytes:
+        raise KeyringError(f"keys from the environment are retired by the operator: remove version {version} "
+                           "from STRONGROOM_MASTER_KEYS")
+
+    def restore_version(self, version: int, kek: bytes) -> None:
+        raise KeyringError("keys from the environment are changed by the operator, not by Strongroom")
 
 
 class FileKeyProvider(StaticKeyProvider):
@@ -155,17 +176,57 @@ class FileKeyProvider(StaticKeyProvider):
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Hold an exclusive lock on the key file's sibling ``.master-key.lock`` and re-read the file:
+        two processes changing versions at once (rotate, retire) must not lose one another's change."""
+        fd = os.open(self.path.parent / ".master-key.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self.reload()
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def add_version(self) -> int:
-        self.reload()
-        new = max(self._versions) + 1
-        doc = {
-            "current": new,
-            "versions": {str(v): _b64(k) for v, k in {**self._versions, new: secrets.token_bytes(32)}.items()},
-            "pepper": _b64(self.pepper),
-        }
-        self._write(doc)
-        self.reload()
+        with self._changing():
+            new = max(self._versions) + 1
+            doc = {
+                "current": new,
+                "versions": {str(v): _b64(k) for v, k in {**self._versions, new: secrets.token_bytes(32)}.items()},
+                "pepper": _b64(self.pepper),
+            }
+            self._write(doc)
+            self.reload()
         return new
+
+    def _document(self, versions: dict[int, bytes]) -> dict:
+        return {"current": self._current, "versions": {str(v): _b64(k) for v, k in sorted(versions.items())},
+                "pepper": _b64(self.pepper)}
+
+    def retire_version(self, version: int) -> bytes:
+        """Remove ``version`` from the key file (atomically) and return its KEK.
+
+        The caller checks first that no record still uses it: what it sealed cannot be opened
+        afterwards. Raises KeyringError for an unknown version or the current one.
+        """
+        with self._changing():
+            if version == self._current:
+                raise KeyringError(f"version {version} is the current master key; it cannot be retired")
+            if version not in self._versions:
+                raise KeyringError(f"unknown master key version {version}")
+            kek = self._versions[version]
+            self._write(self._document({v: k for v, k in self._versions.items() if v != version}))
+            self.reload()
+        return kek
+
+    def restore_version(self, version: int, kek: bytes) -> None:
+        """Put back a version :meth:`retire_version` removed (the current version is unchanged)."""
+        if len(kek) != 32:
+            raise KeyringError("master key material is malformed")
+        with self._changing():
+            self._write(self._document({**self._versions, version: kek}))
+            self.reload()
 
 
 def load_provider(key_file: Path, env_document: str | None) -> KeyProvider:

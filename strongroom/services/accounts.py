@@ -432,6 +432,25 @@ class ExchangeAccountService:
         with self.db.session() as session:
             return session.scalar(query.limit(1)) is not None
 
+    def list_any(self, principal: Principal, *, user_id: int | None = None, status: str | None = None,
+                 cursor: str | None = None, limit: int = 50) -> Page[ExchangeAccount]:
+        """Admins (the operator's command line): a page of every user's accounts, or ``user_id``'s.
+
+        Raises Forbidden (not an admin), ValidationFailed (status, cursor, limit).
+        """
+        principal.require("read")
+        if not principal.is_admin:
+            raise Forbidden("you do not have permission to perform this action")
+        query = select(ExchangeAccount)
+        if user_id is not None:
+            query = query.where(ExchangeAccount.user_id == user_id)
+        if status:
+            if status not in set(AccountStatus):
+                raise ValidationFailed("invalid status", fields={"status": f"one of {', '.join(AccountStatus)}"})
+            query = query.where(ExchangeAccount.status == status)
+        with self.db.session() as session:
+            return paginate(session, query, ExchangeAccount.id, cursor, limit)
+
     def get(self, principal: Principal, account_id: int) -> ExchangeAccount:
         """Return one account; NotFound if it is not the principal's to see."""
         principal.require("read")

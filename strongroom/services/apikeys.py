@@ -482,6 +482,32 @@ class ApiKeyService:
         start = (page - 1) * limit
         return keys[start:start + limit], len(keys)
 
+    def list_any(self, principal: Principal, *, user_id: int | None = None, cursor: str | None = None,
+                 limit: int = 50) -> Page[ApiKey]:
+        """Admins (the operator's command line): a page of every user's keys, or ``user_id``'s, oldest first.
+
+        Raises Forbidden (not an admin), ValidationFailed (cursor, limit).
+        """
+        principal.require("read")
+        if not principal.is_admin:
+            raise Forbidden("only admins see other users' keys")
+        query = select(ApiKey)
+        if user_id is not None:
+            query = query.where(ApiKey.user_id == user_id)
+        with self.db.session() as session:
+            return paginate(session, query, ApiKey.id, cursor, limit)
+
+    def get_any(self, principal: Principal, key_id: str) -> ApiKey:
+        """Admins: any user's key. Raises Forbidden (not an admin), NotFound."""
+        principal.require("read")
+        if not principal.is_admin:
+            raise Forbidden("only admins see other users' keys")
+        with self.db.session() as session:
+            key = session.scalar(select(ApiKey).where(ApiKey.key_id == str(key_id)))
+            if key is None:
+                raise NotFound("API key not found")
+            return key
+
     def update(self, principal: Principal, key_id: str, changes: dict[str, Any]) -> ApiKey:
         """Change name, scopes, account_ids, ip_allowlist, enabled or expires_at. Takes effect everywhere within 1 s.
 

@@ -68,7 +68,7 @@ class AuditService:
         try:
             with self.db.session() as session:
                 self.record(session, action, outcome, **kwargs)
-        except Exception as exc:  # the audit must never turn a refusal into a 500
+        except Exception as exc:  # noqa: BLE001 - the audit must never turn a refusal into a 500
             # type only: a database error's text carries the statement's parameters
             log.error("could not write audit event %s/%s: %s", action, outcome, type(exc).__name__)
 
@@ -149,3 +149,16 @@ class AuditService:
             query = query.where(AuditEvent.at >= since)
         with self.db.session() as session:
             return paginate(session, query, AuditEvent.id, cursor, limit, descending=True)
+
+    def after(self, principal: Principal, after_id: int, *, action: str | None = None,
+              limit: int = 200) -> list[AuditEvent]:
+        """Return up to ``limit`` events newer than event ``after_id``, oldest first (for following
+        the log); the caller's own events, all events for admins."""
+        principal.require("read")
+        query = select(AuditEvent).where(AuditEvent.id > after_id)
+        if not principal.is_admin:
+            query = query.where(AuditEvent.actor_user_id == principal.user_id)
+        if action:
+            query = query.where(AuditEvent.action == action)
+        with self.db.session() as session:
+            return list(session.scalars(query.order_by(AuditEvent.id).limit(limit)))

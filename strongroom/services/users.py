@@ -6,18 +6,19 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cachetools import LRUCache
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from strongroom.crypto.passwords import Passwords
 from strongroom.crypto.tokens import Hasher
-from strongroom.db import Database
+from strongroom.db import Database, utcnow
 from strongroom.enums import AuthMethod
 from strongroom.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthenticated, ValidationFailed
-from strongroom.models import User
+from strongroom.models import AuthSession, User
 from strongroom.pagination import Page, paginate, valid_id
 from strongroom.principal import Principal
 from strongroom.ratelimit import RateLimiter
@@ -184,6 +185,67 @@ class UserService:
             self.audit.record(session, "user.usage_level", "ok", principal=principal, target=f"user:{user_id}",
                               details={"usage_level": level})
             return user
+
+    def by_username(self, principal: Principal, username: str) -> User:
+        """Return the user named ``username``: oneself, or anyone for admins. Raises NotFound otherwise."""
+        principal.require("read")
+        with self.db.session() as session:
+            user = session.scalar(select(User).where(User.username == str(username)[:64]))
+            if user is None or not principal.acts_for(user.id):
+                raise NotFound(f"no user named {username!r}")
+            return user
+
+    def usernames(self, principal: Principal, user_ids: Iterable[int]) -> dict[int, str]:
+        """Return ``{id: username}`` for those of ``user_ids`` that exist (admins only). Raises Forbidden."""
+        principal.require("read")
+        if not principal.is_admin:
+            raise Forbidden("only admins manage users")
+        ids = sorted({i for i in user_ids if valid_id(i)})
+        if not ids:
+            return {}
+        with self.db.session() as session:
+            rows = session.execute(select(User.id, User.username).where(User.id.in_(ids))).tuples()
+            return {user_id: username for user_id, username in rows}
+
+    def set_password(self, principal: Principal, user_id: int, password: str) -> User:
+        """Set a user's password (admins only) and end every session the user has.
+
+        The recovery path for a lost password (``strongroom users set-password``). A running
+        server's in-memory sign-in cache may accept the old password for at most
+        ``key_cache_ttl_seconds`` more. Raises Forbidden, NotFound, ValidationFailed.
+        """
+        principal.require("write")
+        if not principal.is_admin:
+            raise Forbidden("only admins set other users' passwords")
+        if not isinstance(password, str) or not 8 <= len(password) <= 1024:
+            raise ValidationFailed("invalid password", fields={"password": "8-1024 characters"})
+        password_hash = self.passwords.hash(password)
+        with self.db.session() as session:
+            user = session.get(User, user_id) if valid_id(user_id) else None
+            if user is None:
+                raise NotFound("user not found")
+            user.password_hash = password_hash
+            ended = session.execute(
+                update(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            ).rowcount
+            self.audit.record(session, "user.password", "ok", principal=principal, target=f"user:{user_id}",
+                              details={"sessions_ended": ended})
+            return user
+
+    def principal_for(self, principal: Principal, user_id: int) -> Principal:
+        """Return the principal an admin uses to act as ``user_id`` on what only its owner manages
+        (API keys): the user's own rights, so nothing made this way exceeds them, with the admin's
+        scheme and client address (the audit records the user, from that address).
+
+        Raises Forbidden (not an admin), NotFound.
+        """
+        if not principal.is_admin:
+            raise Forbidden("only admins act for other users")
+        snap = self.load_snapshot(user_id) if valid_id(user_id) else None
+        if snap is None:
+            raise NotFound("user not found")
+        return snap.principal(client_ip=principal.client_ip, scheme=principal.scheme)
 
     def load_snapshot(self, user_id: int) -> UserSnapshot | None:
         with self.db.session() as session:

@@ -79,7 +79,18 @@ def core_for(data_dir: Path, url: str):
 def upgrade(env) -> None:
     result = run_cli("db", "upgrade", env=env)
     assert result.returncode == 0, result.stderr
-    assert "up to date" in result.stdout
+    assert "created database" in result.stdout, result.stdout
+    again = run_cli("db", "upgrade", env=env)
+    assert again.returncode == 0 and "up to date" in again.stdout, again.stdout + again.stderr
+
+
+def status_of(env) -> dict:
+    """``master-key status --json``."""
+    import json
+
+    done = run_cli("master-key", "status", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def fill(data_dir: Path, url: str, accounts: int, *, hmac_keys: int = 0) -> dict[int, dict]:
@@ -133,10 +144,9 @@ def key_file_mode(data_dir: Path) -> int:
 def test_db_upgrade_and_master_key_rotate(fresh):
     data_dir, url, env = fresh
     upgrade(env)
-    # first start of anything creates the master key file, mode 0600
-    status = run_cli("master-key", "status", env=env)
-    assert status.returncode == 0, status.stderr
-    assert "current version: 1" in status.stdout and "older versions: 0" in status.stdout
+    # `db upgrade` of a new database creates the master key file, mode 0600
+    status = status_of(env)
+    assert status["current_version"] == 1 and status["pending"] == 0
     assert key_file_mode(data_dir) == 0o600
     first_key = (data_dir / "master.key").read_bytes()
 
@@ -150,8 +160,8 @@ def test_db_upgrade_and_master_key_rotate(fresh):
     assert key_file_mode(data_dir) == 0o600
     assert check_all(data_dir, url, stored, version=2) == {2: 15}
     status = run_cli("master-key", "status", env=env)
-    assert "current version: 2" in status.stdout and "[1, 2]" in status.stdout
-    assert "older versions: 0" in status.stdout
+    assert status_of(env)["current_version"] == 2 and status_of(env)["pending"] == 0
+    assert [v["version"] for v in status_of(env)["versions"]] == [1, 2]
 
     # the output never shows key material
     import json
@@ -202,9 +212,9 @@ def test_master_key_rotate_killed_half_way_then_run_again(fresh):
         versions = check_all(data_dir, url, stored)
         assert set(versions) == {1, 2} and versions[2] == partial
         assert key_file_mode(data_dir) == 0o600
-        status = run_cli("master-key", "status", env=env)
-        assert "current version: 2" in status.stdout
-        assert f"older versions: {total - partial}" in status.stdout
+        status = status_of(env)
+        assert status["current_version"] == 2
+        assert status["pending"] == total - partial
 
         # run again: it finishes, every account on the current version and decryptable
         again = run_cli("master-key", "rotate", "--batch", "50", env=env)
@@ -248,3 +258,22 @@ def test_users_create_cli_and_sign_in(fresh):
             assert client.post("/v1/auth/token", data={"username": username, "password": "wrong"}).status_code == 401
     finally:
         server.stop()
+
+
+def test_concurrent_version_changes_lose_nothing(tmp_path):
+    """Rotations and retirements from several processes at once (each its own provider, as separate
+    `strongroom master-key` runs are) keep every version: the key file is changed under a lock."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from strongroom.crypto.keyring import FileKeyProvider
+
+    path = tmp_path / "master.key"
+    FileKeyProvider(path)
+    added = list(ThreadPoolExecutor(8).map(lambda _: FileKeyProvider(path).add_version(), range(16)))
+    assert sorted(added) == list(range(2, 18))
+    doc = json.loads(path.read_text())
+    assert sorted(map(int, doc["versions"])) == list(range(1, 18)) and doc["current"] == 17
+    list(ThreadPoolExecutor(8).map(lambda v: FileKeyProvider(path).retire_version(v), range(1, 9)))
+    doc = json.loads(path.read_text())
+    assert sorted(map(int, doc["versions"])) == list(range(9, 18)) and doc["current"] == 17

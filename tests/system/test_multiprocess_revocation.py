@@ -41,12 +41,9 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
     if problem:
         pytest.skip(f"POSTGRESQL PASS NOT RUN: {PG_URL} does not answer ({problem}); "
                     "multi-process revocation was NOT tested")
-    from strongroom.migrations import upgrade
-
     schema, url = new_pg_schema()
     processes: list[ServeProcess] = []
     try:
-        upgrade(url)
         env = {
             "STRONGROOM_DATABASE_URL": url,
             "STRONGROOM_DATA_DIR": str(tmp_path_factory.mktemp("multiprocess")),  # one master key file for both
@@ -57,6 +54,8 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
             "STRONGROOM_RATE_LIMIT_PER_IP": "100000/minute",
             "STRONGROOM_RATE_LIMIT_PER_KEY": "100000/minute",
         }
+        migrated = run_cli("db", "upgrade", env=env)  # migrates, and creates the one master key file
+        assert migrated.returncode == 0, migrated.stderr
         username, password = f"mp{uuid.uuid4().hex[:10]}", secrets.token_urlsafe(12)
         created = run_cli("users", "create", "--username", username, "--password-stdin", env=env,
                           stdin=password + "\n")
