@@ -7,6 +7,7 @@ about 0.5-0.8 s and ~100 MB, and start-up only needs the data.
 
 from __future__ import annotations
 
+import difflib
 import json
 import threading
 from collections.abc import Mapping
@@ -91,12 +92,19 @@ class Catalogue:
     def get(self, name: str) -> ExchangeInfo:
         """Return the venue whose id or alias equals ``name`` ignoring case and surrounding blanks.
 
-        Raises ``errors.NotFound("unknown exchange")`` otherwise.
+        Raises ``errors.NotFound`` otherwise ("unknown exchange", with the nearest ids when some are close).
         """
         info = self._by_name.get(name.strip().casefold()) if isinstance(name, str) else None
         if info is None:
-            raise errors.NotFound("unknown exchange")
+            near = self.suggest(name) if isinstance(name, str) else []
+            raise errors.NotFound(f"unknown exchange; did you mean {', '.join(near)}?" if near else "unknown exchange")
         return info
+
+    def suggest(self, name: str, limit: int = 3) -> list[str]:
+        """Return up to ``limit`` catalogue ids whose id or alias is nearest to ``name`` (for "did you mean")."""
+        wanted = name.strip().casefold()
+        close = difflib.get_close_matches(wanted, list(self._by_name), n=limit * 3, cutoff=0.6)
+        return list(dict.fromkeys(self._by_name[c].id for c in close))[:limit]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.strip().casefold() in self._by_name

@@ -114,8 +114,8 @@ class ExchangeAccountService:
         """Return the catalogue entry for an id or alias; raise ValidationFailed naming ``exchange``."""
         try:
             return self.catalogue.get(name)
-        except NotFound:
-            raise ValidationFailed("unknown exchange", fields={"exchange": "unknown exchange"}) from None
+        except NotFound as exc:
+            raise ValidationFailed(exc.message, fields={"exchange": exc.message}) from None
 
     async def _check_live(self, info: ExchangeInfo, credentials: dict[str, str], principal: Principal, action: str,
                           target: str | None) -> str:

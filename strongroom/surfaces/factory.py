@@ -35,6 +35,7 @@ from strongroom.auth.facts import RawHeaders, RequestFacts, client_ip
 from strongroom.auth.schemes.base import AuthScheme
 from strongroom.errors import (
     BadRequest,
+    CredentialsRefused,
     DomainError,
     Forbidden,
     MalformedBody,
@@ -122,7 +123,11 @@ class ErrorTable:
         if isinstance(error, MethodNotAllowed) and error.allow:
             response.headers["Allow"] = ", ".join(error.allow)
         if rendered.status == 401 and self.challenge:
-            response.headers["WWW-Authenticate"] = self.challenge
+            challenge = self.challenge
+            if challenge.startswith("Bearer") and isinstance(error, CredentialsRefused):
+                # RFC 6750: credentials were sent but are expired, revoked, malformed or unknown
+                challenge += ', error="invalid_token"'
+            response.headers["WWW-Authenticate"] = challenge
         return response
 
 

@@ -69,7 +69,14 @@ def test_ids_and_aliases_resolve_case_insensitively(catalogue: Catalogue, name: 
 def test_unknown_exchange_is_not_found(catalogue: Catalogue, name: str) -> None:
     with pytest.raises(errors.NotFound) as info:
         catalogue.get(name)
-    assert info.value.message == "unknown exchange"
+    assert info.value.message.startswith("unknown exchange")
+
+
+def test_unknown_exchange_suggests_the_nearest_ids(catalogue: Catalogue) -> None:
+    with pytest.raises(errors.NotFound) as info:
+        catalogue.get("binanse")
+    assert info.value.message.startswith("unknown exchange; did you mean binance")
+    assert catalogue.suggest("kraaken")[0] == "kraken" and catalogue.suggest("zzzzzz") == []
 
 
 def test_non_ccxt_seed_venues_are_present_without_validator(catalogue: Catalogue) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
 from strongroom.enums import AuthMethod
-from strongroom.errors import ValidationFailed
+from strongroom.errors import MalformedBody, ValidationFailed
 from strongroom.surfaces.deps import ClientIP, CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import MeOut, RefreshIn, TokenOut
 
@@ -34,7 +37,15 @@ async def me(principal: CurrentPrincipal) -> Response:
     })
 
 
-@api.post("/auth/token", response_model=TokenOut)
+async def form_fields(request: Request) -> None:
+    """The token endpoint takes form fields (OAuth2): say so to a client that sent JSON."""
+    if "json" in request.headers.get("content-type", "").lower():
+        raise ValidationFailed(
+            "send form fields (application/x-www-form-urlencoded), not JSON: username, password and "
+            "optionally grant_type=password", fields={"body": "send form fields, not JSON"})
+
+
+@api.post("/auth/token", response_model=TokenOut, dependencies=[Depends(form_fields)])
 async def token(
     ip: ClientIP,
     core: CoreDep,
@@ -52,9 +63,27 @@ async def token(
     return TokenOut(**pair.__dict__)
 
 
-@api.post("/auth/refresh", response_model=TokenOut)
-async def refresh(body: RefreshIn, ip: ClientIP, core: CoreDep) -> TokenOut:
-    """Rotate a refresh token; a reused one is refused and ends its whole session family."""
+REFRESH_BODY = {"required": True, "content": {
+    "application/json": {"schema": RefreshIn.model_json_schema()},
+    "application/x-www-form-urlencoded": {"schema": RefreshIn.model_json_schema()}}}
+
+
+@api.post("/auth/refresh", response_model=TokenOut, openapi_extra={"requestBody": REFRESH_BODY})
+async def refresh(request: Request, ip: ClientIP, core: CoreDep) -> TokenOut:
+    """Rotate a refresh token (JSON ``{"refresh_token"}``, or the OAuth2 form field ``refresh_token``);
+    a reused one is refused and ends its whole session family."""
+    if "form-urlencoded" in request.headers.get("content-type", "").lower():
+        fields: dict[str, object] = dict((await request.form()).items())
+        fields.pop("grant_type", None)  # OAuth2 clients send grant_type=refresh_token
+    else:
+        try:
+            fields = json.loads(await request.body())
+        except ValueError:
+            raise MalformedBody("malformed JSON body") from None
+    try:
+        body = RefreshIn.model_validate(fields)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
     return TokenOut(**(await core.auth.refresh(body.refresh_token, ip)).__dict__)
 
 
