@@ -16,7 +16,7 @@ from bench.fixture import KINDS, LABELS, Fixture
 from bench.report import Row, command_line, cpu_busy, machine, markdown, table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MEASURES = ("throughput", "callgrind", "inproc", "pg", "gateway", "balances")
+MEASURES = ("throughput", "callgrind", "inproc", "pg", "gateway", "balances", "startup")
 TARGET_RPS = {"bearer": 0.85, "hmac": 0.85, "rsa": 0.75, "ed25519": 0.75}
 BARE = {"bearer": "HMAC-SHA256", "hmac": "HMAC-SHA256", "rsa": "RSA-2048 PSS verify", "ed25519": "Ed25519 verify"}
 PG_TARGET = 1.2
@@ -203,6 +203,21 @@ def run_pg(args, rows: list[Row], notes: list[str]) -> None:
                  f"{r.large_keys - r.small_keys:,} keys inserted in {r.insert_seconds:.0f} s.")
 
 
+def run_startup(args, rows: list[Row], notes: list[str]) -> None:
+    from bench import startup
+
+    r = startup.measure(3 if args.quick else 7, before_ref=args.before_ref or None)
+    for label in r.runs:
+        ours = label == "this tree"
+        rows.append(Row(f"cold start to /readyz 200, {label}", f"{r.median(label):.2f} s", "-", "-",
+                        "<= 1.50 s" if ours else "-", ("PASS" if r.median(label) <= 1.5 else "FAIL") if ours else "info"))
+        rows.append(Row(f"import strongroom.app, {label}", f"{statistics.median(r.imports[label]):.2f} s"))
+    notes.append("Cold start: `strongroom serve` (SQLite, migrated, one user, bytecode compiled) from process start "
+                 "to the first 200 of /readyz, polled every 5 ms; trees interleaved, medians of "
+                 f"{len(next(iter(r.runs.values())))} runs. Runs: "
+                 + "; ".join(f"{k}: {', '.join(f'{x:.2f}' for x in v)}" for k, v in r.runs.items()))
+
+
 def run_gateway(fixture: Fixture, args, rows: list[Row], notes: list[str]) -> None:
     from bench import gateway
 
@@ -290,12 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[str] = []
     fixture = Fixture.create()
     steps = {
-        "throughput": ("1/6 throughput over HTTP", lambda: run_throughput(fixture, args, rows, notes)),
-        "callgrind": ("2/6 instructions per request under callgrind", lambda: run_callgrind(fixture, args, rows, notes)),
-        "inproc": ("3/6 in-process verification time", lambda: run_inproc(fixture, args, rows, notes)),
-        "pg": ("4/6 verification latency, 1k vs 1M keys in PostgreSQL", lambda: run_pg(args, rows, notes)),
-        "gateway": ("5/6 exchange calls: connect vs. bare ccxt", lambda: run_gateway(fixture, args, rows, notes)),
-        "balances": ("6/6 balances: 50 accounts at once vs. one", lambda: run_balances(fixture, args, rows, notes)),
+        "throughput": ("1/7 throughput over HTTP", lambda: run_throughput(fixture, args, rows, notes)),
+        "callgrind": ("2/7 instructions per request under callgrind", lambda: run_callgrind(fixture, args, rows, notes)),
+        "inproc": ("3/7 in-process verification time", lambda: run_inproc(fixture, args, rows, notes)),
+        "pg": ("4/7 verification latency, 1k vs 1M keys in PostgreSQL", lambda: run_pg(args, rows, notes)),
+        "gateway": ("5/7 exchange calls: connect vs. bare ccxt", lambda: run_gateway(fixture, args, rows, notes)),
+        "balances": ("6/7 balances: 50 accounts at once vs. one", lambda: run_balances(fixture, args, rows, notes)),
+        "startup": ("7/7 cold start to /readyz", lambda: run_startup(args, rows, notes)),
     }
     try:
         for name in MEASURES:
