@@ -62,6 +62,7 @@ def load_public_key(pem: str, expected: str | None = None) -> tuple[str, PublicK
 
 def generate_keypair(kind: str) -> tuple[str, str]:
     """Return ``(private_pem, public_spki_pem)``: RSA-2048 as PKCS#1, Ed25519 as PKCS#8."""
+    private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
     if kind == "rsa":
         private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         fmt = serialization.PrivateFormat.TraditionalOpenSSL
