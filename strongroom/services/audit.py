@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 import time
@@ -95,7 +96,7 @@ class AuditService:
                 session.add(event)
                 session.flush()
                 row_id = event.id
-        except Exception as exc:  # the audit must never turn a refusal into a 500
+        except Exception as exc:  # noqa: BLE001 - never raises: the audit must never turn a refusal into a 500
             log.error("could not write audit event %s/refused: %s", action, type(exc).__name__)
             with self._refusals_lock:
                 self._refusals.pop(key, None)
@@ -124,7 +125,8 @@ class AuditService:
             with self.db.session() as session:
                 for row_id, details in due:
                     session.execute(table.update().where(table.c.id == row_id).values(details=details))
-        except Exception as exc:  # type only: a database error's text carries parameters
+        except Exception as exc:  # noqa: BLE001 - never raises (a periodic task); logs the type only: a
+            # database error's text carries parameters
             log.error("could not write audit counts: %s", type(exc).__name__)
             return 0
         return len(due)
@@ -151,7 +153,7 @@ class AuditService:
             return paginate(session, query, AuditEvent.id, cursor, limit, descending=True)
 
     def after(self, principal: Principal, after_id: int, *, action: str | None = None,
-              limit: int = 200) -> list[AuditEvent]:
+              limit: int = 200) -> builtins.list[AuditEvent]:
         """Return up to ``limit`` events newer than event ``after_id``, oldest first (for following
         the log); the caller's own events, all events for admins."""
         principal.require("read")
