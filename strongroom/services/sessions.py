@@ -14,6 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from cachetools import TTLCache
 from sqlalchemy import select, update
@@ -171,7 +172,7 @@ class SessionService:
     def looks_like_access_token(self, token: str) -> bool:
         return token.startswith(self.access_prefix + "_")
 
-    def resolve_cached(self, access_token: str) -> UserSnapshot | None | bool:
+    def resolve_cached(self, access_token: str) -> UserSnapshot | Literal[False] | None:
         """Return the user of a token from memory: a snapshot, None (refused), or False (not cached)."""
         if not tokens.well_formed(access_token, self.access_prefix):
             return None
