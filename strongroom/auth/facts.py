@@ -15,7 +15,7 @@ class RawHeaders(Mapping[str, str]):
     first cost more than the lookups. A repeated header answers its first value.
     """
 
-    __slots__ = ("_raw", "_index")
+    __slots__ = ("_index", "_raw")
 
     def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
         self._raw = raw
@@ -57,8 +57,8 @@ class RequestFacts:
     signs it asks (:meth:`read_body`); until then ``body`` is empty.
     """
 
-    __slots__ = ("method", "path", "query", "headers", "body", "client_ip", "ratelimit", "_authorization",
-                 "_body_reader")
+    __slots__ = ("_authorization", "_body_reader", "body", "client_ip", "headers", "method", "path", "query",
+                 "ratelimit")
 
     def __init__(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes = b"",
                  client_ip: str | None = None,

@@ -268,7 +268,8 @@ class SurfaceApp:
         scope["starlette.exception_handlers"] = self.exception_handlers
         try:
             await self.router(scope, receive, send)
-        except Exception as exc:  # routing errors (404, 405) and anything raised outside a route's handler
+        except Exception as exc:  # noqa: BLE001 - routing errors (404, 405) and anything raised outside a route's
+            # handler: answered in the surface's shape
             await self.error_response(scope, exc)(scope, receive, send)
 
     def _direct(self, route: APIRoute) -> ASGIApp:
