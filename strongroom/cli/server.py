@@ -109,7 +109,7 @@ def mock_exchange(
         fail("the mock exchange is a development tool: run it from a source checkout "
              "(python -m devtools.mock_exchange)")
     sys.path.insert(0, str(checkout))
-    from devtools.mock_exchange import serve as serve_mock  # type: ignore[import-not-found]
+    from devtools.mock_exchange import serve as serve_mock
 
     serve_mock(host=host, port=port)
 
