@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import TypeVar, overload
+
+T = TypeVar("T")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -21,7 +24,13 @@ class RawHeaders(Mapping[str, str]):
         self._raw = raw
         self._index: dict[bytes, bytes] | None = None
 
-    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str, /) -> str: ...
+    @overload
+    def get(self, name: str, default: T, /) -> str | T: ...
+    def get(self, name: str, default: T | None = None) -> str | T | None:
         index = self._index
         if index is None:  # first lookup: index by name once (the first of a repeated header wins)
             index = self._index = dict(reversed(self._raw))
