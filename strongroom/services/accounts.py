@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import Select, case, select, text, update
+from sqlalchemy import ColumnElement, Select, case, select, text, update
 from sqlalchemy.orm import Session
 
 from strongroom.crypto.tokens import Hasher, hint
@@ -177,7 +177,8 @@ class ExchangeAccountService:
         return account
 
     @staticmethod
-    def _change(session: Session, account: ExchangeAccount, *conditions: Any, **values: Any) -> ExchangeAccount | None:
+    def _change(session: Session, account: ExchangeAccount, *conditions: ColumnElement[bool],
+                **values: Any) -> ExchangeAccount | None:
         """Apply ``values`` to ``account``'s row if it is not disconnected and ``conditions`` hold.
 
         Returns the row as written (``account`` refreshed), or None if nothing matched.

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import exists, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -30,7 +30,8 @@ from strongroom import scopes as scope_rules
 from strongroom.crypto import tokens
 from strongroom.crypto.signatures import KeyFormatError, Verifier, generate_keypair, load_public_key, verifier_from_pem
 from strongroom.crypto.tokens import Hasher
-from strongroom.db import Database, retry_read_once, rowcount, utcnow
+from strongroom.db import Base, Database, retry_read_once, rowcount, utcnow
+from strongroom.enums import AuthMethod
 from strongroom.errors import (
     BadRequest,
     Conflict,
@@ -77,10 +78,10 @@ class KeyRecord:
     hmac_secrets: tuple[tuple[str, float | None], ...] = ()
     verifier: Verifier | None = None
     # principals already built from this record, by (client IP, scheme): one per caller, not per request
-    _principals: dict[tuple[str | None, str], Principal] = field(default_factory=dict, init=False, repr=False,
+    _principals: dict[tuple[str | None, AuthMethod], Principal] = field(default_factory=dict, init=False, repr=False,
                                                                  compare=False)
 
-    def principal(self, client_ip: str | None, scheme: str) -> Principal:
+    def principal(self, client_ip: str | None, scheme: AuthMethod) -> Principal:
         """Return the principal of a request authenticated by this key (built once per IP and scheme)."""
         memo = self._principals.get((client_ip, scheme))
         if memo is not None:
@@ -96,7 +97,7 @@ class KeyRecord:
             scopes=self.scopes,
             account_ids=self.account_ids,
             client_ip=client_ip,
-            scheme=scheme,  # type: ignore[arg-type]
+            scheme=scheme,
             key_networks=self.networks,
             key_expires_at=self.expires_at,
         )
@@ -117,9 +118,17 @@ def power_of(key: ApiKey) -> KeyPower:
     )
 
 
+class AccountOwnership(Protocol):
+    """What key management asks of the exchange accounts (``ExchangeAccountService``)."""
+
+    def owned_ids(self, user_id: int, ids: list[int]) -> set[int]:
+        """Return those of ``ids`` that are live accounts of ``user_id``."""
+        ...
+
+
 class ApiKeyService:
     def __init__(self, db: Database, settings: Settings, audit: AuditService, vault: Vault, hasher: Hasher,
-                 accounts: Any) -> None:
+                 accounts: AccountOwnership) -> None:
         self.db = db
         self.settings = settings
         self.audit = audit
@@ -712,7 +721,7 @@ class ApiKeyService:
             return [(h, o, c) for h, o, c in session.execute(query.order_by(KeyUsage.hour, KeyUsage.outcome))]
 
 
-def _assign(row: Any, values: dict[str, Any]) -> None:
+def _assign(row: Base, values: dict[str, Any]) -> None:
     """Set each ``column: value`` of ``values`` on an ORM ``row``, every one written by the next flush.
 
     The ORM leaves out of an UPDATE the attributes whose new value equals the one it loaded; sealed

@@ -21,6 +21,10 @@ from strongroom.principal import Principal
 log = logging.getLogger("strongroom.audit")
 
 
+# (action, client IP, reason, user, key, minute): the refusals one aggregate counts
+_RefusalKind = tuple[str, str | None, str, int | None, str | None, int]
+
+
 @dataclass
 class _Aggregate:
     """Refusals of one kind from one client within one minute: one row, its count kept up to date."""
@@ -35,7 +39,7 @@ class AuditService:
     def __init__(self, db: Database) -> None:
         self.db = db
         # (action, client IP, reason, user, key, minute) -> aggregate; guarded (used from worker threads)
-        self._refusals: dict[tuple[Any, ...], _Aggregate] = {}
+        self._refusals: dict[_RefusalKind, _Aggregate] = {}
         self._refusals_lock = threading.Lock()
 
     def record(
@@ -81,7 +85,7 @@ class AuditService:
         minute per client and reason, not one per request. Never raises.
         """
         minute = int(time.time() // 60)
-        key = (action, client_ip, reason, user_id, key_id, minute)
+        key: _RefusalKind = (action, client_ip, reason, user_id, key_id, minute)
         with self._refusals_lock:
             aggregate = self._refusals.get(key)
             if aggregate is not None:
