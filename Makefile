@@ -54,7 +54,8 @@ migrate: $(VENV)/.runtime
 run: migrate
 	$(BIN)/strongroom serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.test ts-deps
+# lint first: CI runs `make test`, so ruff and mypy --strict (configured in pyproject.toml) gate every run
+test: $(VENV)/.test lint ts-deps
 	$(BIN)/python -m pytest -n 2 --timeout 300 $(PYTEST_ARGS)
 
 bench: $(VENV)/.test
@@ -73,9 +74,11 @@ mock-exchange: $(VENV)/.runtime
 catalogue: $(VENV)/.test
 	$(BIN)/python scripts/gen_catalogue.py
 
+# ruff on every Python tree; mypy --strict on strongroom/ and devtools/ (incremental: .mypy_cache)
 lint: $(VENV)/.test
 	$(BIN)/ruff check strongroom tests bench scripts devtools
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) tests/surfaces/kalshi/ts/node_modules $(TRADR_CLIENT)/node_modules $(TRADR_CLIENT)/dist \
+	rm -rf $(VENV) .mypy_cache .ruff_cache tests/surfaces/kalshi/ts/node_modules $(TRADR_CLIENT)/node_modules $(TRADR_CLIENT)/dist \
 	 $(TRADR_TS)/node_modules $(TRADR_TS)/runs

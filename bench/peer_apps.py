@@ -12,12 +12,10 @@ its SHA-256 (a realistic hand-written check: no database, no rate limit, no audi
 Loaded by bench/cg_app.py from its file (it must not import Strongroom).
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 import secrets
-from typing import Any
+from typing import Annotated, Any
 
 # Strongroom's operations (paths relative to the app, FastAPI path syntax), healthz and readyz first.
 OPERATIONS: list[tuple[str, str]] = [
@@ -54,7 +52,8 @@ def fastapi_app() -> Any:
     app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
     header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
-    async def current_user(key: str | None = Depends(header)) -> dict[str, Any]:
+    # annotations evaluated here (no `from __future__ import annotations`): they name local objects
+    async def current_user(key: Annotated[str | None, Depends(header)]) -> dict[str, Any]:
         user = lookup(key)
         if user is None:
             raise HTTPException(status_code=401, detail="invalid API key")
@@ -69,10 +68,10 @@ def fastapi_app() -> Any:
         return {"status": "ok"}
 
     @app.get("/v1/me")
-    async def me(user: dict[str, Any] = Depends(current_user)) -> dict[str, Any]:
+    async def me(user: Annotated[dict[str, Any], Depends(current_user)]) -> dict[str, Any]:
         return user
 
-    async def stub(user: dict[str, Any] = Depends(current_user)) -> dict[str, str]:
+    async def stub(user: Annotated[dict[str, Any], Depends(current_user)]) -> dict[str, str]:
         return {"status": "stub"}
 
     for method, path in OPERATIONS[3:]:

@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         try:
             await to_thread.run_sync(core.db.ping)
             checks["database"] = "ok"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of the check is a 503 "unreachable", never a 500
             log.warning("readiness: database check failed: %s", type(exc).__name__)
             checks["database"] = "unreachable"
         if core.settings.redis_url:

@@ -10,11 +10,13 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, cast
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, Table, create_engine, event, text
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -46,7 +48,19 @@ log = logging.getLogger("strongroom.db")
 
 
 class Base(DeclarativeBase):
-    pass
+    """Every model: declared with ``__tablename__``, so each is mapped to a :class:`Table`."""
+
+    if TYPE_CHECKING:  # DeclarativeBase types it as any FromClause; ours are all Tables (update(), insert())
+        __table__: ClassVar[Table]
+
+
+def rowcount(result: Result[*tuple[Any, ...]]) -> int:
+    """Return how many rows the UPDATE or DELETE that gave ``result`` matched.
+
+    ``Session.execute`` is typed to return a plain :class:`Result`; for an UPDATE or DELETE without
+    RETURNING it is a :class:`CursorResult`, which has the count.
+    """
+    return cast("CursorResult[*tuple[Any, ...]]", result).rowcount
 
 
 def utcnow() -> datetime:
@@ -60,7 +74,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
+        def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:  # pragma: no cover - trivial
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")

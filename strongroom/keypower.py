@@ -41,8 +41,16 @@ def networks_within(inner: Collection[Network], outer: Collection[Network]) -> b
         return True
     if not inner:
         return False
-    return all(any(net.version == limit.version and net.subnet_of(limit) for limit in outer)  # type: ignore[arg-type]
-               for net in inner)
+    return all(any(_subnet_of(net, limit) for limit in outer) for net in inner)
+
+
+def _subnet_of(net: Network, limit: Network) -> bool:
+    """Return True if ``net`` lies inside ``limit`` (never across IP versions)."""
+    if isinstance(net, IPv4Network) and isinstance(limit, IPv4Network):
+        return net.subnet_of(limit)
+    if isinstance(net, IPv6Network) and isinstance(limit, IPv6Network):
+        return net.subnet_of(limit)
+    return False
 
 
 def accounts_within(inner: Collection[int] | None, outer: Collection[int] | None) -> bool:

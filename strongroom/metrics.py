@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -43,7 +42,7 @@ class Metrics(Collector):
         self.exchange_calls[(venue, operation, outcome)] += 1
         self.exchange_seconds.labels(venue, operation).observe(seconds)
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily("strongroom_http_requests", "HTTP requests answered, by surface, route "
                                        "template and status.", labels=["surface", "method", "route", "status"])
         for (surface, method, route, status), n in list(self.requests.items()):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -20,24 +20,25 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
+from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from strongroom.db import Base, utcnow
 
 
-class TZDateTime(TypeDecorator):
+class TZDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC datetime on both databases (SQLite drops the zone on read)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
@@ -120,9 +121,9 @@ class ApiKey(Base):
     kek_version: Mapped[int | None] = mapped_column(Integer, index=True)
     # rsa / ed25519: SPKI PEM
     public_key: Mapped[str | None] = mapped_column(Text)
-    scopes: Mapped[list] = mapped_column(JSON, default=list)
-    account_ids: Mapped[list | None] = mapped_column(JSON)
-    ip_allowlist: Mapped[list] = mapped_column(JSON, default=list)
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    account_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    ip_allowlist: Mapped[list[str]] = mapped_column(JSON, default=list)
     expires_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     hint: Mapped[str] = mapped_column(String(32))
@@ -134,7 +135,9 @@ class ApiKey(Base):
     # change neither attributes nor secrets and leave it alone)
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
-    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+    # SQLAlchemy's documented form: its declarative base types __mapper_args__ as an instance attribute, so
+    # mypy refuses a ClassVar annotation; SQLAlchemy reads this mapping once when it maps the class.
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
 
 class AuditEvent(Base):
@@ -150,7 +153,7 @@ class AuditEvent(Base):
     target: Mapped[str | None] = mapped_column(String(128))
     client_ip: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(32))
-    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # any JSON object (AuditService)
 
 
 class KeyUsage(Base):
@@ -187,7 +190,7 @@ class BalanceSnapshot(Base):
     total_usd: Mapped[str] = mapped_column(String(100))
     total_btc: Mapped[str] = mapped_column(String(100))
     unpriced_assets: Mapped[int] = mapped_column(Integer)
-    assets: Mapped[list] = mapped_column(JSON)
+    assets: Mapped[list[dict[str, str | None]]] = mapped_column(JSON)
 
     __table_args__ = (
         Index("ix_balance_snapshots_account_fetched", "account_id", "fetched_at"),

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy import Select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from strongroom.errors import ValidationFailed
 
+
+class HasId(Protocol):
+    """A mapped row with an integer primary key ``id``."""
+
+    @property
+    def id(self) -> int: ...
+
+
 T = TypeVar("T")
+R = TypeVar("R", bound=HasId)
 MAX_LIMIT = 200
 # Ids are 32-bit INTEGER columns on PostgreSQL (and SQLite cannot bind ints over 64 bits): a client-given
 # id outside this range is refused before it reaches SQL, where it would raise DataError/OverflowError.
@@ -48,8 +57,12 @@ def decode_cursor(cursor: str) -> int:
         raise ValidationFailed("invalid cursor", fields={"cursor": "invalid cursor"}) from None
 
 
-def paginate(session: Session, query: Select, id_column, cursor: str | None, limit: int, *, descending: bool = False) -> Page:
-    """Return one page of ``query`` ordered by ``id_column`` after ``cursor``."""
+def paginate(session: Session, query: Select[R], id_column: InstrumentedAttribute[int], cursor: str | None, limit: int,
+             *, descending: bool = False) -> Page[R]:
+    """Return one page of ``query`` ordered by ``id_column`` after ``cursor``.
+
+    Raises ValidationFailed for a limit outside 1..MAX_LIMIT or a cursor that is not one of ours.
+    """
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", fields={"limit": "out of range"})
     if cursor:

@@ -11,7 +11,8 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from limits import RateLimitItem, parse, storage
 from limits.aio.strategies import FixedWindowRateLimiter
@@ -20,6 +21,9 @@ from redis.exceptions import RedisError
 
 from strongroom.errors import RateLimited, ServiceUnavailable
 from strongroom.metrics import Metrics
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger("strongroom.ratelimit")
 
@@ -36,13 +40,13 @@ def _store_errors() -> Iterator[None]:
         raise ServiceUnavailable("a backing service is unavailable; try again shortly", retry_after=5) from None
 
 
-def _storage_uri(redis_url: str | None) -> tuple[str, dict]:
+def _storage_uri(redis_url: str | None) -> tuple[str, dict[str, str]]:
     if redis_url:
         return "async+" + redis_url, {"implementation": "redispy"}
     return "async+memory://", {}  # only parsed and kept for the limits API; counting is local
 
 
-def _redis_client(url: str) -> Any:
+def _redis_client(url: str) -> Redis:
     import redis.asyncio
 
     return redis.asyncio.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
@@ -50,6 +54,15 @@ def _redis_client(url: str) -> Any:
 
 # (limit, remaining, seconds until the window resets): what the RateLimit-* headers say
 Window = tuple[int, int, int]
+
+
+@dataclass(slots=True)
+class _LocalWindow:
+    """One fixed window counted in this process (no Redis)."""
+
+    end: float  # time.monotonic() at which it resets
+    count: int
+    limit: int
 
 
 class RateLimiter:
@@ -61,18 +74,18 @@ class RateLimiter:
         # The replay guard talks to Redis directly (SET NX EX); limits keeps its own connection pool.
         self._redis = _redis_client(redis_url) if redis_url else None
         uri, options = _storage_uri(redis_url)
-        self.storage = storage.storage_from_string(uri, key_prefix=namespace, **options)
-        self._fixed = FixedWindowRateLimiter(self.storage)
+        self._fixed = FixedWindowRateLimiter(storage.storage_from_string(uri, key_prefix=namespace, **options))
+        self.storage = self._fixed.storage  # the same object, typed as the async storage it is (an async+ URI)
         self._items: dict[str, RateLimitItem] = {}
         self._keys: dict[tuple[str, tuple[str, ...]], str] = {}  # (spec, identifiers) -> storage key
         # Replay guard without Redis: key -> expiry, plus the keys in expiry order. limits' memory
         # moving window would keep a list per signature and expire them with one thread hop per key,
         # over and over: at 2,000 signed requests/s that background work outweighs the requests.
         self._local = redis_url is None
-        # Fixed windows without Redis: (spec, identifiers) -> [window end, count, limit]. limits' async
+        # Fixed windows without Redis, by (spec, identifiers). limits' async
         # memory storage starts a task on every increment that walks every stored key; at a few
         # thousand requests/s that costs more than the rest of authentication (see BENCHMARKS.md).
-        self._windows: dict[tuple[str, tuple[str, ...]], list] = {}
+        self._windows: dict[tuple[str, tuple[str, ...]], _LocalWindow] = {}
         self._seen: dict[str, float] = {}
         self._seen_order: deque[tuple[float, str]] = deque()
 
@@ -101,15 +114,15 @@ class RateLimiter:
     def _hit_local(self, spec: str, identifiers: tuple[str, ...]) -> Window:
         window = self._windows.get((spec, identifiers))
         now = time.monotonic()
-        if window is None or now >= window[0]:
+        if window is None or now >= window.end:
             item = self.item(spec)
             if len(self._windows) >= 100_000:
-                self._windows = {k: w for k, w in self._windows.items() if w[0] > now}
-            window = self._windows[(spec, identifiers)] = [now + item.get_expiry(), 0, item.amount]
-        window[1] += 1
-        if window[1] > window[2]:
-            raise RateLimited("too many requests", retry_after=max(1, math.ceil(window[0] - now)))
-        return window[2], window[2] - window[1], math.ceil(window[0] - now)
+                self._windows = {k: w for k, w in self._windows.items() if w.end > now}
+            window = self._windows[(spec, identifiers)] = _LocalWindow(now + item.get_expiry(), 0, item.amount)
+        window.count += 1
+        if window.count > window.limit:
+            raise RateLimited("too many requests", retry_after=max(1, math.ceil(window.end - now)))
+        return window.limit, window.limit - window.count, math.ceil(window.end - now)
 
     async def _hit(self, spec: str, *identifiers: str) -> Window:
         item = self.item(spec)
@@ -133,8 +146,8 @@ class RateLimiter:
         if self._local:
             now = time.monotonic()
             window = self._windows.get((spec, identifiers))
-            if window is not None and now < window[0] and window[1] >= item.amount:
-                raise RateLimited("too many requests", retry_after=max(1, math.ceil(window[0] - now)))
+            if window is not None and now < window.end and window.count >= item.amount:
+                raise RateLimited("too many requests", retry_after=max(1, math.ceil(window.end - now)))
             return
         with _store_errors():
             if not await self._fixed.test(item, *identifiers):
@@ -172,9 +185,9 @@ class RateLimiter:
             expiry, old = order.popleft()
             if seen.get(old) == expiry:
                 del seen[old]
-        expiry = seen.get(key)
-        if expiry is not None and expiry > now:
+        until = seen.get(key)
+        if until is not None and until > now:
             return False
-        seen[key] = expiry = now + ttl_seconds
-        order.append((expiry, key))
+        seen[key] = until = now + ttl_seconds
+        order.append((until, key))
         return True

@@ -182,7 +182,7 @@ def allowed(field: str) -> str | None:
         return "one of " + ", ".join(str(a) for a in get_args(annotation))
     bounds = {type(item).__name__: item for item in info.metadata}
     pattern = next((item.pattern for item in info.metadata if getattr(item, "pattern", None)), None)
-    kind = {int: "an integer", float: "a number"}.get(annotation)  # type: ignore[call-overload]
+    kind = "an integer" if annotation is int else "a number" if annotation is float else None
     if kind and "Ge" in bounds and "Le" in bounds:
         return f"{kind} from {bounds['Ge'].ge} to {bounds['Le'].le}"
     if kind:

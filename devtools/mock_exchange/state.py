@@ -140,7 +140,7 @@ class MockState:
     def markets(self, exchange: str) -> list[tuple[str, str]]:
         """Return the (base, quote) pairs listed on ``exchange``: defaults plus every priced symbol, sorted."""
         symbols = set(DEFAULT_MARKETS) | set(self.prices.get(exchange, {}))
-        return sorted(tuple(s.split("/", 1)) for s in symbols)  # type: ignore[misc]
+        return sorted((base, quote) for base, quote in (s.split("/", 1) for s in symbols))
 
     def add_account(self, exchange: str, account: MockAccount) -> None:
         """Add or replace an account; it starts with the venue's default balances unless it has some."""

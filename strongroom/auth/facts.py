@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import TypeVar, overload
+
+T = TypeVar("T")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -15,13 +18,19 @@ class RawHeaders(Mapping[str, str]):
     first cost more than the lookups. A repeated header answers its first value.
     """
 
-    __slots__ = ("_raw", "_index")
+    __slots__ = ("_index", "_raw")
 
     def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
         self._raw = raw
         self._index: dict[bytes, bytes] | None = None
 
-    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str, /) -> str: ...
+    @overload
+    def get(self, name: str, default: T, /) -> str | T: ...
+    def get(self, name: str, default: T | None = None) -> str | T | None:
         index = self._index
         if index is None:  # first lookup: index by name once (the first of a repeated header wins)
             index = self._index = dict(reversed(self._raw))
@@ -57,8 +66,8 @@ class RequestFacts:
     signs it asks (:meth:`read_body`); until then ``body`` is empty.
     """
 
-    __slots__ = ("method", "path", "query", "headers", "body", "client_ip", "ratelimit", "_authorization",
-                 "_body_reader")
+    __slots__ = ("_authorization", "_body_reader", "body", "client_ip", "headers", "method", "path", "query",
+                 "ratelimit")
 
     def __init__(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes = b"",
                  client_ip: str | None = None,

@@ -24,9 +24,11 @@ class Strongroom(TyperGroup):
     """The root command: runs the command line and turns every failure into one line."""
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+             complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
+             **extra: Any) -> Any:
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                windows_expand_args=windows_expand_args, **extra)
             code = code if isinstance(code, int) else 0
         except TyperException as exc:  # usage errors and the like (Typer's own click)
             code = exc.exit_code

@@ -11,7 +11,7 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar, overload
 
 import typer
 
@@ -79,14 +79,18 @@ def master_keys(core: Core) -> MasterKeyService:
     return MasterKeyService(core.db, core.keys, core.audit, core.key_rotation)
 
 
-def resolve(value: T | Awaitable[T]) -> T:
+@overload
+def resolve(value: Awaitable[T]) -> T: ...
+@overload
+def resolve(value: T) -> T: ...
+def resolve(value: Awaitable[T] | T) -> T:
     """Return ``value``, awaited first if it is awaitable (service methods that call exchanges may be async)."""
     if inspect.isawaitable(value):
         async def wait() -> T:
-            return await value  # type: ignore[misc]
+            return await value
 
         return asyncio.run(wait())
-    return value  # type: ignore[return-value]
+    return value
 
 
 def every(fetch: Callable[[str | None], Page[T]]) -> list[T]:

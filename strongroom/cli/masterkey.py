@@ -28,12 +28,12 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
     """Yield a ``progress(done, total)`` callback drawing a bar with totals and time left on stderr
     (only on a terminal)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
     bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("records"),
                    TextColumn("·"), TimeRemainingColumn(), console=console, disable=not console.is_terminal)
-    task: list[int] = []
+    task: list[TaskID] = []
 
     def update(done: int, total: int) -> None:
         if not task:
@@ -49,10 +49,11 @@ def master_status(as_json: Json = False) -> None:
     """Show the current version, every version with the records sealed under it, and what is pending."""
     with open_core() as core:
         status = master_keys(core).status()
+    versions = [{"version": v, "current": v == status.current_version, "records": n}
+                for v, n in status.versions.items()]
     data = {
         "current_version": status.current_version,
-        "versions": [{"version": v, "current": v == status.current_version, "records": n}
-                     for v, n in status.versions.items()],
+        "versions": versions,
         "pending": status.pending,
         "source": "file" if status.key_file else "environment",
         "key_file": str(status.key_file) if status.key_file else None,
@@ -60,7 +61,7 @@ def master_status(as_json: Json = False) -> None:
     if as_json:
         emit_json(data)
         return
-    record({**data, "versions": [f"{v['version']}:{v['records']}" for v in data["versions"]]},
+    record({**data, "versions": [f"{v['version']}:{v['records']}" for v in versions]},
            fields=["current_version", "versions", "pending", "source", "key_file"])
 
 

@@ -3,19 +3,22 @@ that may create a new installation (database, schema, master key file)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from strongroom import logs
 from strongroom.cli.output import emit_json, note, said
 
+if TYPE_CHECKING:
+    from strongroom.datastore import Prepared
+
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (stable keys) instead of text.")]
 
 
-def _describe(done: Any) -> list[str]:
+def _describe(done: Prepared) -> list[str]:
     """Return the sentences saying what :func:`strongroom.datastore.prepare` did."""
     if done.before is None:
         lines = [f"created database {done.database} (schema {done.after})"]
@@ -109,7 +112,7 @@ def mock_exchange(
         fail("the mock exchange is a development tool: run it from a source checkout "
              "(python -m devtools.mock_exchange)")
     sys.path.insert(0, str(checkout))
-    from devtools.mock_exchange import serve as serve_mock  # type: ignore[import-not-found]
+    from devtools.mock_exchange import serve as serve_mock
 
     serve_mock(host=host, port=port)
 

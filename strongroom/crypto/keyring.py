@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypedDict
 
 
 class KeyringError(Exception):
@@ -58,7 +58,19 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _parse(doc: dict) -> tuple[int, dict[int, bytes], bytes]:
+class KeyDocument(TypedDict):
+    """The master key document (file or ``STRONGROOM_MASTER_KEYS``): versions and pepper in base64."""
+
+    current: int
+    versions: dict[str, str]
+    pepper: str
+
+
+def _parse(doc: Any) -> tuple[int, dict[int, bytes], bytes]:
+    """Return (current version, KEK by version, pepper) from ``doc``, parsed JSON of any shape (checked here).
+
+    Raises KeyringError if it is not a well-formed :class:`KeyDocument`.
+    """
     try:
         versions = {int(v): base64.b64decode(k, validate=True) for v, k in doc["versions"].items()}
         current = int(doc["current"])
@@ -114,7 +126,8 @@ class FileKeyProvider(StaticKeyProvider):
         self._mtime = 0.0
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            doc = {"current": 1, "versions": {"1": _b64(secrets.token_bytes(32))}, "pepper": _b64(secrets.token_bytes(32))}
+            doc: KeyDocument = {"current": 1, "versions": {"1": _b64(secrets.token_bytes(32))},
+                                "pepper": _b64(secrets.token_bytes(32))}
             self._write(doc, exclusive=True)
         self.reload()
 
@@ -139,7 +152,7 @@ class FileKeyProvider(StaticKeyProvider):
             self.reload()
 
     @property
-    def current_version(self) -> int:  # type: ignore[override]
+    def current_version(self) -> int:
         self._refresh()
         return self._current
 
@@ -152,7 +165,7 @@ class FileKeyProvider(StaticKeyProvider):
             self._refresh(force=True)
         return super().kek(version)
 
-    def _write(self, doc: dict, *, exclusive: bool = False) -> None:
+    def _write(self, doc: KeyDocument, *, exclusive: bool = False) -> None:
         data = json.dumps(doc, indent=2, sort_keys=True).encode()
         if exclusive:
             try:
@@ -191,7 +204,7 @@ class FileKeyProvider(StaticKeyProvider):
     def add_version(self) -> int:
         with self._changing():
             new = max(self._versions) + 1
-            doc = {
+            doc: KeyDocument = {
                 "current": new,
                 "versions": {str(v): _b64(k) for v, k in {**self._versions, new: secrets.token_bytes(32)}.items()},
                 "pepper": _b64(self.pepper),
@@ -200,7 +213,7 @@ class FileKeyProvider(StaticKeyProvider):
             self.reload()
         return new
 
-    def _document(self, versions: dict[int, bytes]) -> dict:
+    def _document(self, versions: dict[int, bytes]) -> KeyDocument:
         return {"current": self._current, "versions": {str(v): _b64(k) for v, k in sorted(versions.items())},
                 "pepper": _b64(self.pepper)}
 

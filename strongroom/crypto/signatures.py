@@ -62,6 +62,7 @@ def load_public_key(pem: str, expected: str | None = None) -> tuple[str, PublicK
 
 def generate_keypair(kind: str) -> tuple[str, str]:
     """Return ``(private_pem, public_spki_pem)``: RSA-2048 as PKCS#1, Ed25519 as PKCS#8."""
+    private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
     if kind == "rsa":
         private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         fmt = serialization.PrivateFormat.TraditionalOpenSSL
@@ -87,18 +88,19 @@ class Verifier:
     def verify(self, signature: bytes, message: bytes, *, pss: bool = True, pkcs1: bool = False) -> bool:
         """Return True if ``signature`` is valid: Ed25519 for an Ed25519 key; for an RSA key RSA-PSS
         (if ``pss``) or RSA PKCS#1 v1.5 (if ``pkcs1``), both SHA-256."""
+        key = self.key
         try:
-            if self.kind == "ed25519":
-                self.key.verify(signature, message)  # type: ignore[call-arg]
+            if isinstance(key, ed25519.Ed25519PublicKey):  # kind "ed25519"
+                key.verify(signature, message)
                 return True
             if pss:
                 try:
-                    self.key.verify(signature, message, PSS, SHA256)  # type: ignore[call-arg]
+                    key.verify(signature, message, PSS, SHA256)
                     return True
                 except InvalidSignature:
                     pass
             if pkcs1:
-                self.key.verify(signature, message, PKCS1, SHA256)  # type: ignore[call-arg]
+                key.verify(signature, message, PKCS1, SHA256)
                 return True
             return False
         except (InvalidSignature, ValueError, TypeError):
@@ -106,10 +108,16 @@ class Verifier:
 
 
 def verifier_from_pem(spki_pem: str) -> Verifier:
-    """Return a Verifier for a stored (already validated) SPKI PEM."""
+    """Return a Verifier for a stored (already validated) SPKI PEM.
+
+    Raises KeyFormatError if it is neither RSA nor Ed25519 (never: :func:`load_public_key` checked it).
+    """
     key = serialization.load_pem_public_key(spki_pem.encode())
-    kind = "ed25519" if isinstance(key, ed25519.Ed25519PublicKey) else "rsa"
-    return Verifier(kind, key)  # type: ignore[arg-type]
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return Verifier("ed25519", key)
+    if isinstance(key, rsa.RSAPublicKey):
+        return Verifier("rsa", key)
+    raise KeyFormatError("the stored public key is neither RSA nor Ed25519")
 
 
 def hmac_hex(secret: str, message: bytes) -> str:

@@ -7,6 +7,7 @@ time (a row lock is a no-op on SQLite). A step whose row changed in between is d
 
 from __future__ import annotations
 
+import builtins
 import functools
 import hashlib
 import logging
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import Select, case, select, text, update
+from sqlalchemy import ColumnElement, Select, case, select, text, update
 from sqlalchemy.orm import Session
 
 from strongroom.crypto.tokens import Hasher, hint
@@ -142,7 +143,7 @@ class ExchangeAccountService:
         await anyio.to_thread.run_sync(functools.partial(
             self.audit.record_now, action, "refused", principal=principal, target=target, details=details))
 
-    def _duplicate(self, session, fingerprint: str, exclude_id: int | None = None) -> bool:
+    def _duplicate(self, session: Session, fingerprint: str, exclude_id: int | None = None) -> bool:
         query = select(ExchangeAccount.id).where(
             ExchangeAccount.key_fingerprint == fingerprint, ExchangeAccount.status.in_(LIVE)
         )
@@ -176,7 +177,8 @@ class ExchangeAccountService:
         return account
 
     @staticmethod
-    def _change(session: Session, account: ExchangeAccount, *conditions: Any, **values: Any) -> ExchangeAccount | None:
+    def _change(session: Session, account: ExchangeAccount, *conditions: ColumnElement[bool],
+                **values: Any) -> ExchangeAccount | None:
         """Apply ``values`` to ``account``'s row if it is not disconnected and ``conditions`` hold.
 
         Returns the row as written (``account`` refreshed), or None if nothing matched.
@@ -312,14 +314,14 @@ class ExchangeAccountService:
         return account
 
     @staticmethod
-    def _lock_for_connect(session, owner: int, fingerprint: str) -> None:
+    def _lock_for_connect(session: Session, owner: int, fingerprint: str) -> None:
         """Serialize, until the transaction ends, connects of ``owner`` and of one exchange key.
 
         PostgreSQL: transaction-scoped advisory locks (user first, then key: one order, no deadlock).
         SQLite: a no-op write takes the database's write lock, so the checks that follow and the
         insert are one atomic step.
         """
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             for name in (f"user:{owner}", f"key:{fingerprint}"):
                 digest = hashlib.sha256(f"strongroom.account.connect|{name}".encode()).digest()
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"),
@@ -327,7 +329,8 @@ class ExchangeAccountService:
         else:
             session.execute(text("UPDATE users SET username = username WHERE id = :id"), {"id": owner})
 
-    def _refuse_duplicates(self, principal, info, owner, fingerprint, one_per_exchange) -> None:
+    def _refuse_duplicates(self, principal: Principal, info: ExchangeInfo, owner: int, fingerprint: str,
+                           one_per_exchange: bool) -> None:
         with self.db.session() as session:
             reason = None
             if one_per_exchange and self._live_on_exchange(session, owner, info.id):
@@ -348,7 +351,7 @@ class ExchangeAccountService:
             if session.get(User, user_id) is None:
                 raise NotFound("user not found")
 
-    def _live_on_exchange(self, session, user_id: int, exchange: str) -> ExchangeAccount | None:
+    def _live_on_exchange(self, session: Session, user_id: int, exchange: str) -> ExchangeAccount | None:
         return session.scalar(
             select(ExchangeAccount).where(
                 ExchangeAccount.user_id == user_id,
@@ -383,7 +386,7 @@ class ExchangeAccountService:
             return paginate(session, query, ExchangeAccount.id, cursor, limit)
 
     def list_numbered(self, principal: Principal, *, page: int = 1, per_page: int = 50,
-                      exchange_api_key: str | None = None) -> list[ExchangeAccount]:
+                      exchange_api_key: str | None = None) -> builtins.list[ExchangeAccount]:
         """Return page ``page`` (1-based; ``per_page`` accounts ordered by id) of the principal's live accounts,
         for APIs that number their pages (3Commas). With ``exchange_api_key``, only the accounts whose
         exchange API key has that key's hint (first and last four characters).
@@ -401,7 +404,7 @@ class ExchangeAccountService:
         with self.db.session() as session:
             return list(session.scalars(query))
 
-    def _visible(self, principal: Principal, user_id: int | None, live_only: bool) -> Select[tuple[ExchangeAccount]]:
+    def _visible(self, principal: Principal, user_id: int | None, live_only: bool) -> Select[ExchangeAccount]:
         """Return the query of ``user_id``'s accounts (default: the principal's) that the principal may see.
 
         Raises InsufficientScope, Forbidden (another user's, not an admin), NotFound (no such user).
@@ -667,7 +670,7 @@ class ExchangeAccountService:
         if account is None or account.status == DISCONNECTED:
             raise Conflict("this account is disconnected")
 
-    def owned_ids(self, user_id: int, ids: list[int]) -> set[int]:
+    def owned_ids(self, user_id: int, ids: builtins.list[int]) -> set[int]:
         """Return those of ``ids`` that are live accounts of ``user_id``."""
         ids = [i for i in ids if valid_id(i)]
         if not ids:

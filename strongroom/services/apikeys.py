@@ -10,13 +10,14 @@ and given back by conditional UPDATEs in the transaction that inserts or deletes
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import math
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import exists, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -29,7 +30,8 @@ from strongroom import scopes as scope_rules
 from strongroom.crypto import tokens
 from strongroom.crypto.signatures import KeyFormatError, Verifier, generate_keypair, load_public_key, verifier_from_pem
 from strongroom.crypto.tokens import Hasher
-from strongroom.db import Database, retry_read_once, utcnow
+from strongroom.db import Base, Database, retry_read_once, rowcount, utcnow
+from strongroom.enums import AuthMethod
 from strongroom.errors import (
     BadRequest,
     Conflict,
@@ -76,10 +78,10 @@ class KeyRecord:
     hmac_secrets: tuple[tuple[str, float | None], ...] = ()
     verifier: Verifier | None = None
     # principals already built from this record, by (client IP, scheme): one per caller, not per request
-    _principals: dict[tuple[str | None, str], Principal] = field(default_factory=dict, init=False, repr=False,
+    _principals: dict[tuple[str | None, AuthMethod], Principal] = field(default_factory=dict, init=False, repr=False,
                                                                  compare=False)
 
-    def principal(self, client_ip: str | None, scheme: str) -> Principal:
+    def principal(self, client_ip: str | None, scheme: AuthMethod) -> Principal:
         """Return the principal of a request authenticated by this key (built once per IP and scheme)."""
         memo = self._principals.get((client_ip, scheme))
         if memo is not None:
@@ -95,7 +97,7 @@ class KeyRecord:
             scopes=self.scopes,
             account_ids=self.account_ids,
             client_ip=client_ip,
-            scheme=scheme,  # type: ignore[arg-type]
+            scheme=scheme,
             key_networks=self.networks,
             key_expires_at=self.expires_at,
         )
@@ -116,9 +118,17 @@ def power_of(key: ApiKey) -> KeyPower:
     )
 
 
+class AccountOwnership(Protocol):
+    """What key management asks of the exchange accounts (``ExchangeAccountService``)."""
+
+    def owned_ids(self, user_id: int, ids: list[int]) -> set[int]:
+        """Return those of ``ids`` that are live accounts of ``user_id``."""
+        ...
+
+
 class ApiKeyService:
     def __init__(self, db: Database, settings: Settings, audit: AuditService, vault: Vault, hasher: Hasher,
-                 accounts: Any) -> None:
+                 accounts: AccountOwnership) -> None:
         self.db = db
         self.settings = settings
         self.audit = audit
@@ -281,13 +291,13 @@ class ApiKeyService:
     def _take_slot(self, session: Session, user_id: int) -> None:
         """Count one more key for ``user_id`` if under the cap; raise LimitExceeded if not (no row counted)."""
         cap = self.settings.max_api_keys_per_user
-        taken = session.execute(
+        taken = rowcount(session.execute(
             update(User).where(User.id == user_id, User.api_key_count < cap)
             # updated_at set to itself: a new key is not a change of the user
             .values(api_key_count=User.api_key_count + 1, updated_at=User.updated_at)
             .execution_options(synchronize_session=False)
-        )
-        if taken.rowcount != 1:
+        ))
+        if taken != 1:
             raise LimitExceeded(f"at most {cap} API keys per user")
 
     @staticmethod
@@ -366,7 +376,7 @@ class ApiKeyService:
             return paginate(session, select(ApiKey).where(ApiKey.user_id == principal.user_id), ApiKey.id, cursor,
                             limit)
 
-    def list_all(self, principal: Principal) -> list[ApiKey]:
+    def list_all(self, principal: Principal) -> builtins.list[ApiKey]:
         """Return all the caller's keys (bounded by the per-user cap)."""
         principal.require("read")
         with self.db.session() as session:
@@ -446,7 +456,7 @@ class ApiKeyService:
 
     def numbered_page(self, principal: Principal, *, page: int = 1, limit: int = 10, sort_by: str = "id",
                       descending: bool = True, kind: str | None = None,
-                      bound_to: int | None = None) -> tuple[list[ApiKey], int]:
+                      bound_to: int | None = None) -> tuple[builtins.list[ApiKey], int]:
         """Return one page (numbered from 1) of the caller's keys in the calling key's reach, and their total.
 
         ``bound_to``: only the keys bound to exactly that one account (which the caller must reach,
@@ -636,10 +646,11 @@ class ApiKeyService:
                 return None
             key, user = row
             prev_until = _epoch(key.previous_expires_at)
-            hashes: tuple = ()
-            secrets: tuple = ()
+            hashes: tuple[tuple[str, float | None], ...] = ()
+            secrets: tuple[tuple[str, float | None], ...] = ()
             if key.kind == "bearer":
-                hashes = ((key.secret_hash, None),)
+                if key.secret_hash:  # always set on a bearer key (the column is null for the other kinds)
+                    hashes = ((key.secret_hash, None),)
                 if key.previous_secret_hash and prev_until:
                     hashes += ((key.previous_secret_hash, prev_until),)
             elif key.kind == "hmac":
@@ -693,7 +704,7 @@ class ApiKeyService:
                     set_={"count": table.c.count + statement.excluded.count}))
 
     def usage(self, principal: Principal, key_id: str, since: datetime | None = None,
-              until: datetime | None = None) -> list[tuple[datetime, str, int]]:
+              until: datetime | None = None) -> builtins.list[tuple[datetime, str, int]]:
         """Return ``(hour, outcome, count)`` rows of one of the caller's keys, oldest first.
 
         Raises NotFound (unknown or another user's key), InsufficientScope, ValidationFailed (range).
@@ -710,7 +721,7 @@ class ApiKeyService:
             return [(h, o, c) for h, o, c in session.execute(query.order_by(KeyUsage.hour, KeyUsage.outcome))]
 
 
-def _assign(row: Any, values: dict[str, Any]) -> None:
+def _assign(row: Base, values: dict[str, Any]) -> None:
     """Set each ``column: value`` of ``values`` on an ORM ``row``, every one written by the next flush.
 
     The ORM leaves out of an UPDATE the attributes whose new value equals the one it loaded; sealed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 import time
@@ -20,6 +21,10 @@ from strongroom.principal import Principal
 log = logging.getLogger("strongroom.audit")
 
 
+# (action, client IP, reason, user, key, minute): the refusals one aggregate counts
+_RefusalKind = tuple[str, str | None, str, int | None, str | None, int]
+
+
 @dataclass
 class _Aggregate:
     """Refusals of one kind from one client within one minute: one row, its count kept up to date."""
@@ -34,7 +39,7 @@ class AuditService:
     def __init__(self, db: Database) -> None:
         self.db = db
         # (action, client IP, reason, user, key, minute) -> aggregate; guarded (used from worker threads)
-        self._refusals: dict[tuple[Any, ...], _Aggregate] = {}
+        self._refusals: dict[_RefusalKind, _Aggregate] = {}
         self._refusals_lock = threading.Lock()
 
     def record(
@@ -80,7 +85,7 @@ class AuditService:
         minute per client and reason, not one per request. Never raises.
         """
         minute = int(time.time() // 60)
-        key = (action, client_ip, reason, user_id, key_id, minute)
+        key: _RefusalKind = (action, client_ip, reason, user_id, key_id, minute)
         with self._refusals_lock:
             aggregate = self._refusals.get(key)
             if aggregate is not None:
@@ -95,7 +100,7 @@ class AuditService:
                 session.add(event)
                 session.flush()
                 row_id = event.id
-        except Exception as exc:  # the audit must never turn a refusal into a 500
+        except Exception as exc:  # noqa: BLE001 - never raises: the audit must never turn a refusal into a 500
             log.error("could not write audit event %s/refused: %s", action, type(exc).__name__)
             with self._refusals_lock:
                 self._refusals.pop(key, None)
@@ -124,7 +129,8 @@ class AuditService:
             with self.db.session() as session:
                 for row_id, details in due:
                     session.execute(table.update().where(table.c.id == row_id).values(details=details))
-        except Exception as exc:  # type only: a database error's text carries parameters
+        except Exception as exc:  # noqa: BLE001 - never raises (a periodic task); logs the type only: a
+            # database error's text carries parameters
             log.error("could not write audit counts: %s", type(exc).__name__)
             return 0
         return len(due)
@@ -151,7 +157,7 @@ class AuditService:
             return paginate(session, query, AuditEvent.id, cursor, limit, descending=True)
 
     def after(self, principal: Principal, after_id: int, *, action: str | None = None,
-              limit: int = 200) -> list[AuditEvent]:
+              limit: int = 200) -> builtins.list[AuditEvent]:
         """Return up to ``limit`` events newer than event ``after_id``, oldest first (for following
         the log); the caller's own events, all events for admins."""
         principal.require("read")

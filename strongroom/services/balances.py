@@ -49,7 +49,7 @@ from cachetools import TTLCache
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from strongroom.db import Database
+from strongroom.db import Database, rowcount
 from strongroom.enums import LIVE_STATUSES, AccountStatus
 from strongroom.errors import (
     Conflict,
@@ -557,13 +557,13 @@ class BalanceService:
         """
         now = self.clock()
         with self.db.session() as session:
-            changed = session.execute(
+            changed = rowcount(session.execute(
                 update(ExchangeAccount)
                 .where(ExchangeAccount.id == plan.account_id, ExchangeAccount.nonce == plan.nonce,
                        ExchangeAccount.status == plan.status)
                 .values(status=to, validation_result=result, validated_at=now)
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            ))
             if changed == 1:
                 action = "account.invalidate" if to == AccountStatus.INVALID else "account.suspend"
                 self.audit.record(session, action, "ok", principal=principal, target=f"account:{plan.account_id}",
@@ -591,13 +591,13 @@ class BalanceService:
                 values: dict[str, Any] = {"status": ExchangeAccount.status, "updated_at": ExchangeAccount.updated_at}
                 if plan.check_key:
                     values.update(validated_at=item.fetched_at.replace(microsecond=0), validation_result="valid")
-                claimed = session.execute(
+                claimed = rowcount(session.execute(
                     update(ExchangeAccount)
                     .where(ExchangeAccount.id == plan.account_id, ExchangeAccount.nonce == plan.nonce,
                            ExchangeAccount.status.in_(REFRESHABLE))
                     .values(**values)
                     .execution_options(synchronize_session=False)
-                ).rowcount
+                ))
                 if claimed == 1:
                     stored[index] = self._insert(session, plan.account_id, plan.account_type, item.fetched_at,
                                                  item.assets)
@@ -653,12 +653,12 @@ class BalanceService:
         ids = list(session.scalars(doomed))
         if not ids:
             return 0
-        return int(session.execute(delete(BalanceSnapshot).where(BalanceSnapshot.id.in_(ids))).rowcount or 0)
+        return rowcount(session.execute(delete(BalanceSnapshot).where(BalanceSnapshot.id.in_(ids))))
 
     # --- helpers ----------------------------------------------------------------------------------
 
     @staticmethod
-    def _latest_query(account_id: int) -> Select[tuple[BalanceSnapshot]]:
+    def _latest_query(account_id: int) -> Select[BalanceSnapshot]:
         return (select(BalanceSnapshot).where(BalanceSnapshot.account_id == account_id)
                 .order_by(BalanceSnapshot.fetched_at.desc(), BalanceSnapshot.id.desc()).limit(1))
 
@@ -682,7 +682,7 @@ class BalanceService:
         return owner
 
     @staticmethod
-    def _live_query(principal: Principal, owner: int) -> Select[tuple[ExchangeAccount]]:
+    def _live_query(principal: Principal, owner: int) -> Select[ExchangeAccount]:
         query = select(ExchangeAccount).where(ExchangeAccount.user_id == owner, ExchangeAccount.status.in_(LIVE))
         if principal.account_ids is not None:
             query = query.where(ExchangeAccount.id.in_(sorted(principal.account_ids) or [-1]))

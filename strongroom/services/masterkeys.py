@@ -57,14 +57,15 @@ class MasterKeyService:
         """
         counts: dict[int, int] = {}
         with self.db.session() as session:
-            rows = list(session.execute(
+            rows: list[tuple[int | None, int]] = list(session.execute(
                 select(ExchangeAccount.kek_version, func.count()).where(ExchangeAccount.status != "disconnected")
                 .group_by(ExchangeAccount.kek_version)).tuples())
             rows += list(session.execute(
                 select(ApiKey.kek_version, func.count()).where(ApiKey.kek_version.is_not(None))
                 .group_by(ApiKey.kek_version)).tuples())
         for version, count in rows:
-            counts[version] = counts.get(version, 0) + count
+            if version is not None:  # never: keys without one are filtered out (bearer and public keys)
+                counts[version] = counts.get(version, 0) + count
         return counts
 
     def status(self) -> MasterKeyStatus:

@@ -14,6 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from cachetools import TTLCache
 from sqlalchemy import select, update
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from strongroom.crypto import tokens
 from strongroom.crypto.tokens import Hasher
-from strongroom.db import Database, retry_read_once, utcnow
+from strongroom.db import Database, retry_read_once, rowcount, utcnow
 from strongroom.errors import Unauthenticated
 from strongroom.models import AuthSession, User
 from strongroom.principal import Principal
@@ -63,7 +64,7 @@ class SessionService:
                               details={"scheme": "password", "grant": "password"})
         return pair
 
-    def _new_session(self, user_id: int, family: str, session=None) -> tuple[TokenPair, AuthSession]:
+    def _new_session(self, user_id: int, family: str, session: Session | None = None) -> tuple[TokenPair, AuthSession]:
         access = tokens.new_token(self.access_prefix)
         refresh = tokens.new_token(self.refresh_prefix)
         now = utcnow()
@@ -131,14 +132,14 @@ class SessionService:
     @staticmethod
     def _redeem(session: Session, row: AuthSession, now: datetime) -> bool:
         """Mark ``row``'s refresh token used (and end its access token) if nobody did; return True if this call did."""
-        result = session.execute(
+        redeemed = rowcount(session.execute(
             update(AuthSession)
             .where(AuthSession.id == row.id, AuthSession.rotated_at.is_(None), AuthSession.revoked_at.is_(None),
                    AuthSession.refresh_expires_at > now)
             .values(rotated_at=now, access_expires_at=min(row.access_expires_at, now))
             .execution_options(synchronize_session=False)
-        )
-        return result.rowcount == 1
+        ))
+        return redeemed == 1
 
     @staticmethod
     def _revoke_family(session: Session, family_id: str, now: datetime) -> list[str]:
@@ -171,7 +172,7 @@ class SessionService:
     def looks_like_access_token(self, token: str) -> bool:
         return token.startswith(self.access_prefix + "_")
 
-    def resolve_cached(self, access_token: str) -> UserSnapshot | None | bool:
+    def resolve_cached(self, access_token: str) -> UserSnapshot | Literal[False] | None:
         """Return the user of a token from memory: a snapshot, None (refused), or False (not cached)."""
         if not tokens.well_formed(access_token, self.access_prefix):
             return None

@@ -59,6 +59,7 @@ class UsageRecorder:
                 self.keys.record_last_used(batch)
             if counts:
                 self.keys.record_usage(counts)
-        except Exception as exc:  # type only: a database error's text carries parameters
+        except Exception as exc:  # noqa: BLE001 - never raises (a periodic task); logs the type only: a
+            # database error's text carries parameters
             log.error("could not write key usage: %s", type(exc).__name__)
         return len(batch)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from strongroom.crypto.passwords import Passwords
 from strongroom.crypto.tokens import Hasher
-from strongroom.db import Database, utcnow
+from strongroom.db import Database, rowcount, utcnow
 from strongroom.enums import AuthMethod
 from strongroom.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthenticated, ValidationFailed
 from strongroom.models import AuthSession, User
@@ -225,10 +225,10 @@ class UserService:
             if user is None:
                 raise NotFound("user not found")
             user.password_hash = password_hash
-            ended = session.execute(
+            ended = rowcount(session.execute(
                 update(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
-            ).rowcount
+            ))
             self.audit.record(session, "user.password", "ok", principal=principal, target=f"user:{user_id}",
                               details={"sessions_ended": ended})
             return user

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from strongroom.crypto.envelope import DecryptionError, Envelope, Sealed
 from strongroom.crypto.keyring import KeyringError
-from strongroom.db import Database
+from strongroom.db import Database, rowcount
 from strongroom.enums import AccountStatus
 from strongroom.errors import CredentialsUnreadable
 from strongroom.models import ApiKey, ExchangeAccount
@@ -172,14 +172,13 @@ class Vault:
         for row in rows:
             new = self.envelope.rewrap(Sealed(row.ciphertext, row.nonce, row.wrapped_dek, row.kek_version),
                                        account_aad(row))
-            result = session.execute(
+            written += rowcount(session.execute(
                 update(table)
                 .where(table.c.id == row.id, table.c.wrapped_dek == row.wrapped_dek, table.c.nonce == row.nonce,
                        table.c.kek_version == row.kek_version)
                 # updated_at set to itself: a re-wrap is not a change of the account
                 .values(wrapped_dek=new.wrapped_dek, kek_version=new.kek_version, updated_at=table.c.updated_at)
-            )
-            written += result.rowcount
+            ))
         return len(rows), written
 
     def _rewrap_keys(self, session: Session, current: int, batch: int) -> tuple[int, int]:
@@ -194,12 +193,11 @@ class Vault:
         for row in rows:
             sealed = Sealed(row.secret_ciphertext, row.secret_nonce, row.secret_wrapped_dek, row.kek_version)
             new = self.envelope.rewrap(sealed, key_aad(row))
-            result = session.execute(
+            written += rowcount(session.execute(
                 update(table)
                 .where(table.c.id == row.id, table.c.secret_wrapped_dek == row.secret_wrapped_dek,
                        table.c.secret_nonce == row.secret_nonce, table.c.kek_version == row.kek_version)
                 .values(secret_wrapped_dek=new.wrapped_dek, kek_version=new.kek_version,
                         updated_at=table.c.updated_at)
-            )
-            written += result.rowcount
+            ))
         return len(rows), written

@@ -52,6 +52,8 @@ from strongroom.principal import Principal
 from strongroom.surfaces.deps import current_principal
 
 if TYPE_CHECKING:
+    from fastapi.dependencies.models import Dependant
+
     from strongroom.core import Core
 
 log = logging.getLogger("strongroom.http")
@@ -237,7 +239,7 @@ def principal_only(route: APIRoute) -> bool:
 def needs_principal(route: APIRoute) -> bool:
     """Return True if the route (or one of its dependencies) takes the current principal."""
 
-    def walk(dependant: Any) -> bool:
+    def walk(dependant: Dependant) -> bool:
         return any(d.call is current_principal or walk(d) for d in dependant.dependencies)
 
     return walk(route.dependant)
@@ -268,7 +270,8 @@ class SurfaceApp:
         scope["starlette.exception_handlers"] = self.exception_handlers
         try:
             await self.router(scope, receive, send)
-        except Exception as exc:  # routing errors (404, 405) and anything raised outside a route's handler
+        except Exception as exc:  # noqa: BLE001 - routing errors (404, 405) and anything raised outside a route's
+            # handler: answered in the surface's shape
             await self.error_response(scope, exc)(scope, receive, send)
 
     def _direct(self, route: APIRoute) -> ASGIApp:

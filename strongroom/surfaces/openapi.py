@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from http import HTTPStatus
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
@@ -88,9 +88,9 @@ def _document_operation(operation: dict[str, Any], route: APIRoute, surface: Sur
     """Add the surface's security and every error status the operation can answer (in the surface's
     own error schema, replacing FastAPI's generic 422)."""
     responses: dict[str, Any] = operation.setdefault("responses", {})
-    for status, response in list(responses.items()):
-        if status == "422" and "HTTPValidationError" in json.dumps(response):
-            del responses[status]
+    for code, response in list(responses.items()):
+        if code == "422" and "HTTPValidationError" in json.dumps(response):
+            del responses[code]
     for error in _errors_of(route, gated):
         status = surface.errors.resolve(error).status
         entry = responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
@@ -140,7 +140,8 @@ def merged_openapi(app: FastAPI, surfaces: Sequence[SurfaceApp]) -> dict[str, An
         media, schema = error_schema(surface)
         error_name = "".join(w.title() for w in surface.name.replace("-", "_").split("_")) + "Error"
         schemas[error_name] = schema
-        routes = {(r.path, m.lower()): r for r in surface_app.routes if isinstance(r, APIRoute) for m in r.methods}
+        routes = {(r.path, m.lower()): r for r in surface_app.routes if isinstance(r, APIRoute)
+                  for m in r.methods or ()}
         for path, operations in part.get("paths", {}).items():
             for method, operation in operations.items():
                 route = routes.get((path, method))

@@ -91,18 +91,18 @@ def install_log_capture() -> None:
     logging.getLogger("strongroom").setLevel(logging.DEBUG)
 
 
-TEST_SETTINGS = dict(
-    argon2_time_cost=1,
-    argon2_memory_kib=1024,
-    argon2_parallelism=1,
-    login_failures_per_ip="10000/minute",
-    auth_failures_per_ip="100000/minute",
-    auth_failures_per_key="100000/minute",
-    rate_limit_per_ip="100000/minute",
-    rate_limit_per_key="100000/minute",
-    exchange_timeout_ms=3000,
-    last_used_flush_seconds=0.2,
-)
+TEST_SETTINGS = {
+    "argon2_time_cost": 1,
+    "argon2_memory_kib": 1024,
+    "argon2_parallelism": 1,
+    "login_failures_per_ip": "10000/minute",
+    "auth_failures_per_ip": "100000/minute",
+    "auth_failures_per_key": "100000/minute",
+    "rate_limit_per_ip": "100000/minute",
+    "rate_limit_per_key": "100000/minute",
+    "exchange_timeout_ms": 3000,
+    "last_used_flush_seconds": 0.2,
+}
 
 
 @dataclass
@@ -200,7 +200,7 @@ class Users:
 def run_cli(*args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run the ``strongroom`` command with ``env`` added to this environment."""
     return subprocess.run([str(BIN / "strongroom"), *args], input=stdin, capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=timeout, cwd=ROOT)
+                          env={**os.environ, **env}, timeout=timeout, cwd=ROOT, check=False)  # callers read the exit code
 
 
 class ServeProcess:

@@ -69,14 +69,14 @@ class SignedScheme(AuthScheme):
     ``2 × window + 1`` seconds wherever ``replay_guarded`` says so.
     """
 
-    id: str  # type: ignore[misc]
+    id: str
     method: AuthMethod
     key_header: str
     signature_header: str
     timestamp_header: str | None
     messages: MessageBuilder
     algorithms: frozenset[Algorithm]
-    reads_body: bool = False  # type: ignore[misc]
+    reads_body: bool = False
     replay_guarded: Callable[[RequestFacts], bool] = every_request
     description: str = ""
     header_names: tuple[str, ...] = field(default=())  # as documented (OpenAPI), e.g. "KALSHI-ACCESS-KEY"

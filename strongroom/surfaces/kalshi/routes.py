@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from strongroom.errors import ValidationFailed
+from strongroom.models import ApiKey
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 
 
@@ -64,7 +65,7 @@ class GenerateApiKeyResponse(BaseModel):
     key_type: str
 
 
-def _out(key) -> ApiKeyOut:
+def _out(key: ApiKey) -> ApiKeyOut:
     return ApiKeyOut(api_key_id=key.key_id, name=key.name, scopes=list(key.scopes),
                      created_ts=key.created_at.isoformat().replace("+00:00", "Z"))
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from strongroom.models import ApiKey
 from strongroom.services.usage import OUTCOMES
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import (
@@ -28,7 +29,7 @@ from strongroom.surfaces.native.schemas import (
 api = APIRouter(prefix="/api-keys", tags=["api keys"])
 
 
-def _public(key) -> dict:
+def _public(key: ApiKey) -> dict[str, Any]:
     return ApiKeyPublic.model_validate(key).model_dump()
 
 

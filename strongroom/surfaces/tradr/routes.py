@@ -132,13 +132,14 @@ def common(key: ApiKey, plaintext: str | None) -> dict[str, object]:
 
 def account_key(key: ApiKey, plaintext: str | None = None) -> AccountApiKey:
     """The key as an AccountApiKey (it is bound to exactly one account)."""
-    return AccountApiKey(**common(key, plaintext), accountId=key.account_ids[0])  # type: ignore[arg-type]
+    assert key.account_ids, "an account key is bound to one account"  # the core's single_account checks it
+    return AccountApiKey.model_validate({**common(key, plaintext), "accountId": key.account_ids[0]})
 
 
 def user_key(key: ApiKey, plaintext: str | None = None) -> UserApiKey:
     """The key as a UserApiKey (``accountIds`` ``[]``: every account of the user)."""
-    return UserApiKey(**common(key, plaintext), userId=key.user_id,  # type: ignore[arg-type]
-                      accountIds=list(key.account_ids or []))
+    return UserApiKey.model_validate({**common(key, plaintext), "userId": key.user_id,
+                                      "accountIds": list(key.account_ids or [])})
 
 
 def paging(page: int, limit: int, sort_dir: str, sort_by: str) -> tuple[int, int, str, bool]:
