@@ -137,7 +137,8 @@ def reach_out(core: Core, principal: Principal, reach: Sequence[Reach]) -> list[
     """Verify's answer: the caller's accounts as they are, the others NEW or UNAVAILABLE (nothing of another
     user's shown)."""
     owners = core.users.public_ids(r.credential.user_id for r in reach)
-    own = {a.id: a for a in accounts_out(core, [r.account for r in reach if r.account is not None])}
+    mine = [r.account for r in reach if r.account is not None]
+    own = dict(zip([a.id for a in mine], accounts_out(core, mine), strict=True))
     out: list[TradingAccountOut] = []
     for r in reach:
         if r.account is not None:
