@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from strongroom.core import Core
 from strongroom.db import utcnow
 from strongroom.enums import AuthMethod
-from strongroom.errors import Conflict, Unauthenticated, ValidationFailed
+from strongroom.errors import Conflict, ExchangeUnavailable, Unauthenticated, ValidationFailed, WithdrawalPermission
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
 from strongroom.services.credentials import Reach, venue_credentials
@@ -314,8 +314,10 @@ async def list_portfolios(
     limit: int = DEFAULT_LIMIT,
     offset: int = 0,
 ) -> ListEnvelope[PortfolioOut]:
-    """Balances of the caller's live accounts, loaded from the exchanges now (an account whose exchange
-    fails keeps its last load), valued in ``currency`` (USD or BTC) from the venues' tickers."""
+    """Balances of the caller's live accounts, loaded from the exchanges now, valued in ``currency`` (USD or
+    BTC) from the venues' tickers. An account that cannot be loaded now (exchange down, disabled, key
+    refused) shows its last load (``updatedAt`` says when); one never loaded is left out (for a
+    ``tradingAccountId`` filter the refusal is answered instead). Paged over the accounts."""
     unit = currency.strip().upper()
     if unit not in ("USD", "BTC"):
         raise ValidationFailed("unsupported currency", fields={"currency": "USD or BTC"})
@@ -328,8 +330,12 @@ async def list_portfolios(
         (account,) = accounts.values()
         try:
             snapshots = {account.id: await core.balances.refresh(principal, account.id)}
-        except Conflict:  # disabled (or disconnected meanwhile): its last load
-            snapshots = {account.id: await to_thread.run_sync(core.balances.latest, principal, account.id)}
+        except (Conflict, ExchangeUnavailable, WithdrawalPermission):
+            # as for every account of an unfiltered list: its last load, if it ever had one
+            last = await to_thread.run_sync(core.balances.latest, principal, account.id)
+            if last is None:
+                raise
+            snapshots = {account.id: last}
     elif accounts:
         portfolio = await core.balances.refresh_portfolio(principal)
         snapshots = {t.account_id: t.snapshot for t in portfolio.accounts if t.account_id in accounts}

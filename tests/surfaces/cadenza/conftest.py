@@ -4,16 +4,13 @@ the same on every machine: the seed's Coinbase example is answered 503, never se
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from support import Server, TestUser, Users, free_port, start_server
-
-CLIENT_NOT_RUN: list[str] = []
+from cadenza_helpers import Api, login
+from support import Server, Users, free_port, start_server
 
 
 @pytest.fixture(scope="session")
@@ -27,33 +24,6 @@ def cadenza_server(server: Server, backend: Any, mock_exchange: Any) -> Iterator
     )
     yield srv
     srv.stop()
-
-
-@dataclass
-class Api:
-    """A Cadenza caller: its server, a signed-in user and that user's headers."""
-
-    http: httpx.Client
-    user: TestUser
-    token: str
-    refresh_token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def post(self, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
-        return self.http.post(f"/api/v3{path}", headers=self.headers, json=body, **kwargs)
-
-    def get(self, path: str, **params: Any) -> httpx.Response:
-        return self.http.get(f"/api/v3{path}", headers=self.headers, params=params)
-
-
-def login(http: httpx.Client, user: TestUser) -> Api:
-    response = http.post("/api/v3/auth/login", json={"email": user.username, "password": user.password})
-    assert response.status_code == 200, response.text
-    data = response.json()["data"]
-    return Api(http, user, data["accessToken"], data["refreshToken"])
 
 
 @pytest.fixture
@@ -77,20 +47,6 @@ def api(http: httpx.Client, cadenza_users: Users) -> Api:
 def other(http: httpx.Client, cadenza_users: Users) -> Api:
     """Another fresh user, signed in."""
     return login(http, cadenza_users.create(sign_in=False))
-
-
-def mock_key(mock_exchange: Any, exchange: str = "binance", **extra: Any) -> dict[str, str]:
-    """A fresh key on the mock exchange, as Cadenza's fields (apiKey, apiSecret, apiPassphrase for OKX)."""
-    creds = {"api_key": f"ck-{uuid.uuid4().hex}", "secret": f"cs-{uuid.uuid4().hex}{uuid.uuid4().hex}"}
-    if exchange == "okx":
-        creds["passphrase"] = f"cp-{uuid.uuid4().hex[:10]}"
-    response = httpx.post(f"{mock_exchange.url}/_mock/accounts", json={"exchange": exchange, **creds, **extra},
-                          timeout=10)
-    assert response.status_code == 201, response.text
-    wire = {"apiKey": creds["api_key"], "apiSecret": creds["secret"]}
-    if "passphrase" in creds:
-        wire["apiPassphrase"] = creds["passphrase"]
-    return wire
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:

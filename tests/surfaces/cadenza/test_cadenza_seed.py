@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Api
+from cadenza_helpers import Api
 from support import ROOT
 
 SEED_FILE = ROOT.parent / "shared" / "seeds" / "002_7387b3df7a81b00d.txt"

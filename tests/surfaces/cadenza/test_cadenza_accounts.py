@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
 import pytest
-from conftest import Api, mock_key
+from cadenza_helpers import connect, connected, listing, mock_key, mock_mode, no_secret, ok, refused
 from sqlalchemy import select
 
 from strongroom.models import AccountCredential, ExchangeAccount, ExchangeCredential
@@ -19,54 +17,6 @@ from strongroom.models import AccountCredential, ExchangeAccount, ExchangeCreden
 ACCOUNT_FIELDS = {"tradingAccountId", "userId", "venue", "name", "nickname", "accountType", "externalTradingAccountId",
                   "externalAccountType", "credentials", "status", "createdAt", "updatedAt", "createdAtDateTime",
                   "updatedAtDateTime", "disconnectedAt", "disconnectedAtDateTime"}
-
-
-def ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    doc = response.json()
-    assert doc["success"] is True and doc["errno"] == 0 and doc["error"] is None
-    return doc["data"]
-
-
-def refused(response: httpx.Response, status: int, errno: int, error: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    doc = response.json()
-    assert {"data", "success", "errno", "error"} <= set(doc) <= {"data", "success", "errno", "error", "details"}, doc
-    assert doc["data"] is None and doc["success"] is False and doc["errno"] == errno, doc
-    if error is not None:
-        assert doc["error"] == error, doc
-    assert "Traceback" not in response.text
-    return doc
-
-
-def connect(api: Api, key: dict[str, str], venue: str = "BINANCE", **extra: Any) -> httpx.Response:
-    return api.post("/tradingAccount/connect", {"venue": venue, **key, **extra})
-
-
-def connected(api: Api, key: dict[str, str], venue: str = "BINANCE", **extra: Any) -> dict[str, Any]:
-    return ok(connect(api, key, venue, **extra))
-
-
-def listing(api: Api, **params: Any) -> dict[str, Any]:
-    response = api.get("/tradingAccount/list", **params)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def no_secret(text: str, key: dict[str, str]) -> None:
-    for name, value in key.items():
-        if name != "apiKey":
-            assert value not in text, name
-    assert key["apiKey"] not in text  # only a hint of the key
-
-
-@contextmanager
-def mock_mode(mock_exchange: Any, mode: str):
-    httpx.post(f"{mock_exchange.url}/_mock/behaviour", json={"mode": mode}, timeout=10).raise_for_status()
-    try:
-        yield
-    finally:
-        httpx.post(f"{mock_exchange.url}/_mock/behaviour", json={"mode": "normal"}, timeout=10).raise_for_status()
 
 
 # --- connect ----------------------------------------------------------------------------------------

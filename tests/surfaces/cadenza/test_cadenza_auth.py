@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from conftest import Api, login
+from cadenza_helpers import Api, login
 
 UNAUTHORIZED = {"data": None, "success": False, "errno": -19002, "error": "Unauthorized"}
 
