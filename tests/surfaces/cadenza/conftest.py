@@ -58,7 +58,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
     terminalreporter.write_line(bar, red=True, bold=True)
     terminalreporter.write_line("!!  CADENZA'S GENERATED CLIENT (cadenza_client 3.5.4) DID NOT RUN: CADENZA_CLIENT_SRC "
                                 "is not set.", red=True, bold=True)
-    terminalreporter.write_line("!!  Only the wire contract it needs was checked (test_wire_contract.py). Set it to a "
+    terminalreporter.write_line("!!  Only the wire contract it needs was checked (test_cadenza_wire.py). Set it to a "
                                 "checkout of", red=True, bold=True)
     terminalreporter.write_line("!!  github.com/cyberapper/cadenza-client-python (it is not on PyPI).",
                                 red=True, bold=True)

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from cadenza_helpers import connected, mock_key, mock_mode, ok, refused
+from cadenza_wire import PortfolioListResponse
 
 from strongroom.errors import DomainError
 from strongroom.principal import Principal
@@ -37,6 +38,7 @@ def balances_merged(cadenza_server) -> None:
 def portfolios(api, **params: Any) -> dict[str, Any]:
     response = api.get("/tradingAccount/portfolio/list", **params)
     assert response.status_code == 200, response.text
+    PortfolioListResponse.model_validate_json(response.content)  # as strict as Cadenza's client
     doc = response.json()
     assert doc["success"] is True and doc["errno"] == 0
     return doc
