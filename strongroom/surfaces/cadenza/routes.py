@@ -20,10 +20,11 @@ from starlette.responses import JSONResponse, Response
 
 from strongroom.core import Core
 from strongroom.db import utcnow
-from strongroom.enums import AuthMethod
+from strongroom.enums import LIVE_STATUSES, AuthMethod
 from strongroom.errors import Conflict, ExchangeUnavailable, Unauthenticated, ValidationFailed, WithdrawalPermission
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
+from strongroom.services.balances import Snapshot
 from strongroom.services.credentials import Reach, venue_credentials
 from strongroom.surfaces.cadenza.shapes import (
     CREDENTIAL_STATUS_IN,
@@ -323,8 +324,7 @@ async def list_portfolios(
         raise ValidationFailed("unsupported currency", fields={"currency": "USD or BTC"})
     page = await to_thread.run_sync(functools.partial(
         core.accounts.search, principal, public_ids=[tradingAccountId] if tradingAccountId else None,
-        exchange=venue, statuses=["active", "disabled", "invalid", "unverified", "suspended"], offset=offset,
-        limit=limit))
+        exchange=venue, statuses=LIVE_STATUSES, offset=offset, limit=limit))
     accounts = {a.id: a for a in page.items}
     if tradingAccountId is not None and accounts:
         (account,) = accounts.values()
@@ -346,8 +346,8 @@ async def list_portfolios(
                                                           hasNext=page.has_next))
 
 
-def portfolio_out(account: ExchangeAccount, snapshot: Any, unit: str) -> PortfolioOut:
-    """One account's snapshot (``strongroom.services.balances.Snapshot``) as Cadenza's Portfolio."""
+def portfolio_out(account: ExchangeAccount, snapshot: Snapshot, unit: str) -> PortfolioOut:
+    """One account's balance snapshot as Cadenza's Portfolio (``positions`` empty: balances only)."""
     at = snapshot.fetched_at
     balances = [BalanceOut(securitySymbol=a.asset, tradingAccountId=account.public_id, free=decimal_text(a.free),
                            locked=decimal_text(a.used), total=decimal_text(a.total), net=decimal_text(a.total),
