@@ -2,7 +2,7 @@
 account_credentials (which credential an account was connected with)
 
 Revision ID: 0003_cadenza_credentials
-Revises: 0002
+Revises: 0005 (main's head when this branch was rebased; the lead re-chains)
 Create Date: 2026-12-02
 
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '0003_cadenza_credentials'
-down_revision: str | Sequence[str] | None = '0002'
+down_revision: str | Sequence[str] | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

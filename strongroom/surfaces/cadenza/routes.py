@@ -15,7 +15,6 @@ from typing import Annotated, Any
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
-from sqlalchemy import text
 from starlette.responses import JSONResponse, Response
 
 from strongroom.core import Core
@@ -186,13 +185,15 @@ async def login(body: LoginIn, ip: ClientIP, core: CoreDep) -> Envelope[AuthSess
 
 
 @api.post("/auth/token/refresh", response_model=Envelope[AuthSessionOut])
-def refresh(body: RefreshIn, ip: ClientIP, core: CoreDep) -> Envelope[AuthSessionOut]:
-    """Rotate a refresh token (a reused one ends its whole session family)."""
-    pair = core.sessions.refresh(body.refreshToken, ip)
-    snap = core.sessions.resolve(pair.access_token)
+async def refresh(body: RefreshIn, ip: ClientIP, core: CoreDep) -> Envelope[AuthSessionOut]:
+    """Rotate a refresh token (a reused one ends its whole session family), within the client's failure
+    budget (429 when it failed too often)."""
+    pair = await core.auth.refresh(body.refreshToken, ip)
+    snap = await to_thread.run_sync(core.sessions.resolve, pair.access_token)
     if snap is None:  # the user was deleted in between
         raise Unauthenticated("invalid refresh token")
-    user = core.users.get(snap.principal(client_ip=ip, scheme=AuthMethod.ACCESS_TOKEN), snap.id)
+    principal = snap.principal(client_ip=ip, scheme=AuthMethod.ACCESS_TOKEN)
+    user = await to_thread.run_sync(core.users.get, principal, snap.id)
     return ok(AuthSessionOut.of(pair, user, utcnow()))
 
 
@@ -429,8 +430,7 @@ def list_credentials(
 def health(core: CoreDep) -> Response:
     """Whether the database answers (no authentication; not enveloped, lower-case status, 503 when unhealthy)."""
     try:
-        with core.db.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        core.db.ping()
         state = "healthy"
     except Exception:  # noqa: BLE001 - any failure is "unhealthy"; its text is not shown
         state = "unhealthy"
