@@ -45,6 +45,7 @@ from strongroom.errors import (
     MalformedBody,
     MethodNotAllowed,
     NotFound,
+    NotSupported,
     PayloadTooLarge,
     RateLimited,
     ServiceUnavailable,
@@ -121,6 +122,7 @@ ERRORS = ErrorTable(
         CredentialsRejected: Rule(400, -120001, message=on_venue("Invalid API credentials")),
         WithdrawalPermission: Rule(400, -22006, message=withdrawal),
         ExchangeNotSupported: Rule(400, -22020, message=capitalized),
+        NotSupported: Rule(400, -22019, message=capitalized),  # Cadenza's 22019 "operation unsupported"
         Unauthenticated: Rule(401, -19002, message="Unauthorized"),
         SignInRefused: Rule(401, -100001, message="Invalid login credentials"),
         Forbidden: Rule(403, -22018, message=capitalized),
