@@ -112,7 +112,7 @@ CADENZA = {
     "ValidationFailed": 400, "BadRequest": 400, "MalformedBody": 400, "LimitExceeded": 400, "InvalidCredentials": 400,
     "CredentialsRejected": 400, "WithdrawalPermission": 400, "ExchangeNotSupported": 400, "NotSupported": 400,
     "Unauthenticated": 401,
-    "CredentialsRefused": 401, "SignatureInvalid": 401, "SignInRefused": 401, "Forbidden": 403,
+    "CredentialsRefused": 401, "SignatureInvalid": 401, "SignInRefused": 401, "Forbidden": 403, "IpNotAllowed": 403,
     "InsufficientScope": 403, "InsufficientUsageLevel": 403, "NotFound": 404, "MethodNotAllowed": 405,
     "Conflict": 409, "AlreadyConnected": 409, "AccountExists": 409, "CredentialsUnreadable": 409,
     "PayloadTooLarge": 413, "RateLimited": 429, "ExchangeUnavailable": 503, "ServiceUnavailable": 503,
