@@ -107,7 +107,7 @@ def test_missing_or_bad_tokens_are_401_everywhere(http, api) -> None:
             # a body that would be refused: authentication answers first
             response = http.request(method, path, headers=headers, json={"venue": 1} if method == "POST" else None)
             assert envelope(response, 401) == UNAUTHORIZED, (headers, path)
-            assert response.headers["www-authenticate"] == 'Bearer realm="strongroom"'
+            assert response.headers["www-authenticate"].startswith('Bearer realm="strongroom"')
 
 
 def test_health_is_bare_and_public(http) -> None:
