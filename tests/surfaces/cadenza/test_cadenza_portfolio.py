@@ -10,29 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import pytest
 from cadenza_helpers import connected, mock_key, mock_mode, ok, refused
 from cadenza_wire import PortfolioListResponse
 
-from strongroom.errors import DomainError
-from strongroom.principal import Principal
-
 DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
-
-
-@pytest.fixture(autouse=True)
-def balances_merged(cadenza_server) -> None:
-    """The balances capability is another branch (issue 9): until it is merged, these tests say so."""
-
-    balances = getattr(cadenza_server.core, "balances", None)
-    if balances is None:
-        pytest.skip("BALANCES NOT MERGED YET: the core has no balances service (issue 9)")
-    try:
-        balances.portfolio(Principal(user_id=2**31 - 1, username="nobody"))
-    except NotImplementedError:
-        pytest.skip("BALANCES NOT MERGED YET: BalanceService is only the interface (issue 9)")
-    except DomainError:
-        return  # implemented: it refused the made-up caller
 
 
 def portfolios(api, **params: Any) -> dict[str, Any]:
