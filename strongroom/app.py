@@ -21,7 +21,7 @@ from strongroom.core import Core, build_core
 from strongroom.errors import NotFound, Unauthenticated
 from strongroom.metrics import CONTENT_TYPE
 from strongroom.settings import Settings, get_settings
-from strongroom.surfaces import kalshi, native, threecommas, tradingapp, tradr
+from strongroom.surfaces import cadenza, kalshi, native, threecommas, tradingapp, tradr
 from strongroom.surfaces.factory import EdgeGuard, Surface, SurfaceApp, build
 from strongroom.surfaces.openapi import merged_openapi
 
@@ -31,7 +31,7 @@ log = logging.getLogger("strongroom")
 def surfaces(settings: Settings) -> list[Surface]:
     """Every surface this build serves."""
     return [native.surface(settings), kalshi.surface(settings), tradingapp.surface(settings), tradr.surface(settings),
-            threecommas.surface(settings)]
+            threecommas.surface(settings), cadenza.surface(settings)]
 
 
 def create_app(settings: Settings | None = None, core: Core | None = None) -> FastAPI:

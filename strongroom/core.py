@@ -17,6 +17,7 @@ from strongroom.services.accounts import ExchangeAccountService
 from strongroom.services.apikeys import ApiKeyService
 from strongroom.services.audit import AuditService
 from strongroom.services.balances import BalanceService
+from strongroom.services.credentials import CredentialService
 from strongroom.services.housekeeping import Housekeeping
 from strongroom.services.keyrotation import KeyRotationService
 from strongroom.services.sessions import SessionService
@@ -48,6 +49,7 @@ class Core:
     housekeeping: Housekeeping  # batched writes (last_used_at, refusal counts); the app's lifespan runs it
     metrics: Metrics
     balances: BalanceService
+    credentials: CredentialService  # stored exchange keys (Cadenza's credentials)
 
     def close(self) -> None:
         self.housekeeping.run_jobs()
@@ -82,4 +84,5 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
         gateway.metrics = metrics
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions, accounts,
                 api_keys, usage, auth, KeyRotationService(vault), vault, gateway, housekeeping, metrics,
-                BalanceService(db, settings, audit, vault, catalogue, gateway))
+                BalanceService(db, settings, audit, vault, catalogue, gateway),
+                CredentialService(db, audit, vault, hasher, catalogue, accounts))

@@ -35,6 +35,15 @@ class AccountStatus(StrEnum):
 LIVE_STATUSES: frozenset[AccountStatus] = frozenset(AccountStatus) - {AccountStatus.DISCONNECTED}
 
 
+class CredentialStatus(StrEnum):
+    """The life of a stored exchange credential (Cadenza's "credential"). ``revoked`` is terminal (secrets destroyed)."""
+
+    CREATED = "created"  # stored; the venue has no live check, so it was never verified
+    ACTIVE = "active"  # the exchange accepted it at the last live check
+    EXPIRED = "expired"  # the exchange refused it at the last live check (or it can withdraw): rotate it
+    REVOKED = "revoked"
+
+
 class UsageLevel(StrEnum):
     """Kalshi's API usage levels; uploading one's own public key needs premier or market_maker."""
 

@@ -90,6 +90,10 @@ class CredentialsRefused(Unauthenticated):
     """Unknown, malformed, disabled or expired credentials (the caller is not told which)."""
 
 
+class SignInRefused(Unauthenticated):
+    """A sign-in with a username and password that do not match (surfaces may answer it apart from a bad token)."""
+
+
 class SignatureInvalid(Unauthenticated):
     """A signed request whose signature does not verify, is outside the time window, or is a replay."""
 

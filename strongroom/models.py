@@ -48,6 +48,9 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # a stable public identifier (Cadenza's userId); a unique index rather than a constraint, so that
+    # migration 0003 adds it in place on SQLite (no copy of the users table, whose rows others cascade from)
+    public_id: Mapped[uuid.UUID] = mapped_column(Uuid, default=uuid.uuid4)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str | None] = mapped_column(String(254))
     password_hash: Mapped[str] = mapped_column(String(255))
@@ -58,6 +61,8 @@ class User(Base):
     api_key_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_users_public_id", "public_id", unique=True),)
 
 
 class AuthSession(Base):
@@ -100,6 +105,45 @@ class ExchangeAccount(Base):
     disconnected_at: Mapped[datetime | None] = mapped_column(TZDateTime())
 
     __table_args__ = (Index("ix_exchange_accounts_user_status", "user_id", "status"),)
+
+
+class ExchangeCredential(Base):
+    """An exchange API key stored on its own (Cadenza's "credential"), sealed like an account's credentials.
+
+    Accounts connected with it keep their own sealed copy (``account_credentials`` links them), so
+    every account path (balances, disconnect's crypto-shred) is unchanged; rotating or revoking the
+    credential rewrites or shreds those copies too.
+    """
+
+    __tablename__ = "exchange_credentials"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    exchange: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str | None] = mapped_column(String(16))  # Cadenza's credentialType as given (API_KEY, HMAC)
+    nickname: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))  # CredentialStatus
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
+    kek_version: Mapped[int] = mapped_column(Integer, index=True)
+    key_fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    key_hint: Mapped[str] = mapped_column(String(32))
+    validated_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    validation_result: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+
+class AccountCredential(Base):
+    """Which stored credential an exchange account was connected with (at most one per account)."""
+
+    __tablename__ = "account_credentials"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("exchange_accounts.id", ondelete="CASCADE"), primary_key=True)
+    credential_id: Mapped[int] = mapped_column(ForeignKey("exchange_credentials.id", ondelete="CASCADE"), index=True)
 
 
 class ApiKey(Base):

@@ -6,7 +6,7 @@ import base64
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from strongroom.errors import ValidationFailed
@@ -73,3 +73,39 @@ def paginate(session: Session, query: Select[R], id_column: InstrumentedAttribut
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, encode_cursor(rows[-1].id) if more and rows else None)
+
+
+# Offset pages (surfaces whose clients page by offset and want a total, e.g. Cadenza).
+MAX_OFFSET_LIMIT = 1000
+
+
+@dataclass
+class OffsetPage(Generic[T]):
+    """One page of an offset-paged listing: its rows, where it started, its size limit and the total count."""
+
+    items: list[T]
+    offset: int
+    limit: int
+    total: int
+
+    @property
+    def has_next(self) -> bool:
+        """Return True if rows follow this page."""
+        return self.offset + len(self.items) < self.total
+
+
+def paginate_offset(session: Session, query: Select[T], id_column: InstrumentedAttribute[int], offset: int,
+                    limit: int) -> OffsetPage[T]:
+    """Return rows ``offset``..``offset+limit`` of ``query`` ordered by ``id_column``, with the total count.
+
+    Raises ValidationFailed (naming ``limit`` or ``offset``) for a limit outside 1..MAX_OFFSET_LIMIT or a
+    negative offset.
+    """
+    if not 1 <= limit <= MAX_OFFSET_LIMIT:
+        raise ValidationFailed(f"limit must be between 1 and {MAX_OFFSET_LIMIT}",
+                               fields={"limit": f"between 1 and {MAX_OFFSET_LIMIT}"})
+    if not 0 <= offset <= MAX_ID:
+        raise ValidationFailed("offset must not be negative", fields={"offset": "0 or more"})
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = list(session.scalars(query.order_by(id_column.asc()).offset(offset).limit(limit)))
+    return OffsetPage(rows, offset, limit, total)

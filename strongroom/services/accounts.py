@@ -12,12 +12,12 @@ import functools
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import ColumnElement, Select, case, select, text, update
+from sqlalchemy import ColumnElement, Select, case, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from strongroom.crypto.tokens import Hasher, hint
@@ -37,7 +37,7 @@ from strongroom.errors import (
 from strongroom.exchanges.catalogue import Catalogue, ExchangeInfo
 from strongroom.exchanges.outcomes import ValidationOutcome
 from strongroom.models import ExchangeAccount, User
-from strongroom.pagination import MAX_LIMIT, Page, paginate, valid_id
+from strongroom.pagination import MAX_LIMIT, OffsetPage, Page, paginate, paginate_offset, valid_id
 from strongroom.principal import Principal
 from strongroom.services.audit import AuditService
 from strongroom.services.vault import Vault
@@ -76,6 +76,10 @@ class _ConnectPlan:
     account_type: str
     name: str
     fingerprint: str
+
+
+# Runs inside the transaction that inserts a connected account (the account has its id): see ``connect``.
+InsertHook = Callable[[Session, ExchangeAccount], None]
 
 
 class _RowChanged(Exception):
@@ -118,15 +122,19 @@ class ExchangeAccountService:
         except NotFound as exc:
             raise ValidationFailed(exc.message, fields={"exchange": exc.message}) from None
 
-    async def _check_live(self, info: ExchangeInfo, credentials: dict[str, str], principal: Principal, action: str,
-                          target: str | None) -> str:
+    async def check_live(self, info: ExchangeInfo, credentials: dict[str, str], principal: Principal, action: str,
+                         target: str | None) -> str:
         """Validate against the exchange (awaited on the event loop); return the status to store.
 
-        Refusals (InvalidCredentials, ExchangeUnavailable, WithdrawalPermission) are audited and raised.
+        Refusals (InvalidCredentials, ExchangeUnavailable, WithdrawalPermission) are audited and raised;
+        InvalidCredentials and WithdrawalPermission carry the venue's id as ``details["exchange"]``.
         """
         try:
             outcome = await self.gateway.validate(info, credentials)
-        except (InvalidCredentials, ExchangeUnavailable) as exc:
+        except InvalidCredentials as exc:
+            await self._audit_refusal(action, principal, target, {"exchange": info.id, "reason": exc.code})
+            raise InvalidCredentials(exc.message, details={"exchange": info.id}) from None
+        except ExchangeUnavailable as exc:
             await self._audit_refusal(action, principal, target, {"exchange": info.id, "reason": exc.code})
             raise
         if outcome.can_withdraw and not self.settings.allow_withdrawal_keys:
@@ -134,7 +142,7 @@ class ExchangeAccountService:
                                       {"exchange": info.id, "reason": "withdrawal_permission"})
             raise WithdrawalPermission(
                 "this key can withdraw funds; create a key without withdrawal permission "
-                "(or the operator may set STRONGROOM_ALLOW_WITHDRAWAL_KEYS)"
+                "(or the operator may set STRONGROOM_ALLOW_WITHDRAWAL_KEYS)", details={"exchange": info.id}
             )
         return "active" if outcome.verified else "unverified"
 
@@ -143,12 +151,21 @@ class ExchangeAccountService:
         await anyio.to_thread.run_sync(functools.partial(
             self.audit.record_now, action, "refused", principal=principal, target=target, details=details))
 
-    def _duplicate(self, session: Session, fingerprint: str, exclude_id: int | None = None) -> bool:
+    @staticmethod
+    def duplicate(session: Session, fingerprint: str, owner: int, account_type: str,
+                  exclude: Collection[int] = ()) -> bool:
+        """Return True if the exchange key ``fingerprint`` may not be live in an ``account_type`` account of ``owner``.
+
+        An exchange key belongs to one user: it is a duplicate if a live account (other than those in
+        ``exclude``) of another user holds it, or one of ``owner``'s own of the same account type
+        (one key may serve a user's spot and margin accounts, as Cadenza connects them).
+        """
         query = select(ExchangeAccount.id).where(
-            ExchangeAccount.key_fingerprint == fingerprint, ExchangeAccount.status.in_(LIVE)
+            ExchangeAccount.key_fingerprint == fingerprint, ExchangeAccount.status.in_(LIVE),
+            or_(ExchangeAccount.user_id != owner, ExchangeAccount.account_type == account_type),
         )
-        if exclude_id is not None:
-            query = query.where(ExchangeAccount.id != exclude_id)
+        if exclude:
+            query = query.where(ExchangeAccount.id.not_in(sorted(exclude)))
         return session.scalar(query.limit(1)) is not None
 
     def credentials_of(self, account: ExchangeAccount) -> dict[str, str]:
@@ -239,6 +256,7 @@ class ExchangeAccountService:
         account_type: str | None = None,
         user_id: int | None = None,
         one_per_exchange: bool = False,
+        on_insert: InsertHook | None = None,
     ) -> ExchangeAccount:
         """Check credentials with the exchange, then store them encrypted.
 
@@ -247,12 +265,14 @@ class ExchangeAccountService:
         Raises ValidationFailed (unknown exchange, fields), Forbidden (other user, bound key),
         Conflict (key already connected; or, with ``one_per_exchange``, a live account on that
         exchange), InvalidCredentials, WithdrawalPermission, ExchangeUnavailable (nothing stored).
+        ``on_insert(session, account)`` runs in the inserting transaction (see ``_store_connect``).
         """
         plan = await anyio.to_thread.run_sync(functools.partial(
             self._plan_connect, principal, exchange, credentials, name=name, account_type=account_type,
             user_id=user_id, one_per_exchange=one_per_exchange))
-        status = await self._check_live(plan.info, plan.credentials, principal, "account.connect", None)
-        return await anyio.to_thread.run_sync(self._store_connect, principal, plan, status, one_per_exchange)
+        status = await self.check_live(plan.info, plan.credentials, principal, "account.connect", None)
+        return await anyio.to_thread.run_sync(self._store_connect, principal, plan, status, one_per_exchange,
+                                              on_insert)
 
     def _plan_connect(
         self,
@@ -278,12 +298,16 @@ class ExchangeAccountService:
         if not 1 <= len(name) <= 100:
             raise ValidationFailed("invalid name", fields={"name": "1-100 characters"})
         fingerprint = self.hasher.fingerprint(info.id, primary_credential(info, creds))
-        self._refuse_duplicates(principal, info, owner, fingerprint, one_per_exchange)
+        self._refuse_duplicates(principal, info, owner, fingerprint, account_type, one_per_exchange)
         return _ConnectPlan(owner, info, creds, account_type, name, fingerprint)
 
     def _store_connect(self, principal: Principal, plan: _ConnectPlan, status: str,
-                       one_per_exchange: bool) -> ExchangeAccount:
-        """Insert the checked account (duplicates checked again under a lock); return it."""
+                       one_per_exchange: bool, on_insert: InsertHook | None = None) -> ExchangeAccount:
+        """Insert the checked account (duplicates checked again under a lock); return it.
+
+        ``on_insert(session, account)`` runs in the same transaction once the row has its id (and may
+        raise to undo everything).
+        """
         info, creds, owner, fingerprint = plan.info, plan.credentials, plan.owner, plan.fingerprint
         account = ExchangeAccount(
             public_id=uuid.uuid4(),
@@ -305,13 +329,19 @@ class ExchangeAccountService:
             self._lock_for_connect(session, owner, fingerprint)
             if one_per_exchange and self._live_on_exchange(session, owner, info.id):
                 raise AccountExists("account for that exchange already exists")
-            if self._duplicate(session, fingerprint):
+            if self.duplicate(session, fingerprint, owner, plan.account_type):
                 raise AlreadyConnected("this exchange API key is already connected")
             session.add(account)
             session.flush()
+            if on_insert is not None:
+                on_insert(session, account)
             self.audit.record(session, "account.connect", "ok", principal=principal, target=f"account:{account.id}",
                               details={"exchange": info.id, "status": status, "user_id": owner})
         return account
+
+    def lock_for_connect(self, session: Session, owner: int, fingerprint: str) -> None:
+        """Serialize, until ``session``'s transaction ends, changes that bind this exchange key (see below)."""
+        self._lock_for_connect(session, owner, fingerprint)
 
     @staticmethod
     def _lock_for_connect(session: Session, owner: int, fingerprint: str) -> None:
@@ -330,12 +360,12 @@ class ExchangeAccountService:
             session.execute(text("UPDATE users SET username = username WHERE id = :id"), {"id": owner})
 
     def _refuse_duplicates(self, principal: Principal, info: ExchangeInfo, owner: int, fingerprint: str,
-                           one_per_exchange: bool) -> None:
+                           account_type: str, one_per_exchange: bool) -> None:
         with self.db.session() as session:
             reason = None
             if one_per_exchange and self._live_on_exchange(session, owner, info.id):
                 reason = "account_for_exchange_exists"
-            elif self._duplicate(session, fingerprint):
+            elif self.duplicate(session, fingerprint, owner, account_type):
                 reason = "duplicate_key"
         if reason:
             self.audit.record_now("account.connect", "refused", principal=principal,
@@ -460,6 +490,56 @@ class ExchangeAccountService:
         with self.db.session() as session:
             return self._owned(session, principal, account_id)
 
+    def get_by_public_id(self, principal: Principal, public_id: uuid.UUID) -> ExchangeAccount:
+        """Return the account whose stable UUID is ``public_id``; NotFound if it is not the principal's to see."""
+        principal.require("read")
+        with self.db.session() as session:
+            account = session.scalar(select(ExchangeAccount).where(ExchangeAccount.public_id == public_id))
+        if account is None or not principal.acts_for(account.user_id) or not principal.sees_account(account.id):
+            raise NotFound("exchange account not found")
+        return account
+
+    def search(
+        self,
+        principal: Principal,
+        *,
+        user_id: int | None = None,
+        public_ids: Collection[uuid.UUID] | None = None,
+        ids: Collection[int] | None = None,
+        exchange: str | None = None,
+        statuses: Collection[str] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> OffsetPage[ExchangeAccount]:
+        """Return an offset page (oldest first, with the total) of a user's accounts that the principal may see.
+
+        ``public_ids``/``ids`` restrict to those accounts, ``exchange`` (an id or alias) to one venue,
+        ``statuses`` to those statuses (an empty collection matches nothing). Raises Forbidden (another
+        user's, not an admin), NotFound (no such user), ValidationFailed (exchange, status, limit, offset).
+        """
+        principal.require("read")
+        owner = principal.user_id if user_id is None else user_id
+        if not principal.acts_for(owner):
+            raise Forbidden("you do not have permission to perform this action")
+        if owner != principal.user_id:
+            self._user_exists(owner)
+        query = select(ExchangeAccount).where(ExchangeAccount.user_id == owner)
+        if public_ids is not None:
+            query = query.where(ExchangeAccount.public_id.in_(sorted(public_ids, key=str) or [uuid.UUID(int=0)]))
+        if ids is not None:
+            query = query.where(ExchangeAccount.id.in_(sorted(i for i in ids if valid_id(i)) or [-1]))
+        if exchange:
+            query = query.where(ExchangeAccount.exchange == self.resolve_exchange(exchange).id)
+        if statuses is not None:
+            unknown = set(statuses) - set(STATUSES) - {AccountStatus.SUSPENDED}
+            if unknown:
+                raise ValidationFailed("invalid status", fields={"status": f"one of {', '.join(STATUSES)}"})
+            query = query.where(ExchangeAccount.status.in_(sorted(statuses) or [""]))
+        if principal.account_ids is not None:
+            query = query.where(ExchangeAccount.id.in_(sorted(principal.account_ids) or [-1]))
+        with self.db.session() as session:
+            return paginate_offset(session, query, ExchangeAccount.id, offset, limit)
+
     def disconnect_on_exchange(self, principal: Principal, user_id: int, exchange: str) -> ExchangeAccount:
         """Disconnect ``user_id``'s live account on ``exchange`` (an id or alias).
 
@@ -514,7 +594,7 @@ class ExchangeAccountService:
         name = None if name is None else self.valid_name(name)
         account, info, creds, fingerprint = await anyio.to_thread.run_sync(
             self._plan_rotate, principal, account_id, credentials)
-        status = await self._check_live(info, creds, principal, "account.rotate", f"account:{account.id}")
+        status = await self.check_live(info, creds, principal, "account.rotate", f"account:{account.id}")
         return await anyio.to_thread.run_sync(functools.partial(
             self._store_rotate, principal, account_id, account.user_id, info, creds, fingerprint, status, name=name))
 
@@ -528,7 +608,7 @@ class ExchangeAccountService:
         creds = self.catalogue.check_credentials(info, credentials)
         fingerprint = self.hasher.fingerprint(info.id, primary_credential(info, creds))
         with self.db.session() as session:
-            if self._duplicate(session, fingerprint, exclude_id=account.id):
+            if self.duplicate(session, fingerprint, account.user_id, account.account_type, exclude=(account.id,)):
                 raise AlreadyConnected("this exchange API key is already connected")
         return account, info, creds, fingerprint
 
@@ -540,22 +620,10 @@ class ExchangeAccountService:
             self._lock_for_connect(session, owner, fingerprint)  # vs. a racing connect/rotate of this key
             account = self._owned(session, principal, account_id)
             self._not_disconnected(account)
-            if self._duplicate(session, fingerprint, exclude_id=account.id):
+            if self.duplicate(session, fingerprint, account.user_id, account.account_type, exclude=(account.id,)):
                 raise AlreadyConnected("this exchange API key is already connected")
-            values: dict[str, Any] = dict(
-                self.vault.seal_account_credentials(account, creds),
-                key_fingerprint=fingerprint,
-                key_hint=hint(primary_credential(info, creds)),
-                # a disabled account stays disabled: decided in the UPDATE, on the status it has then
-                status=case((ExchangeAccount.status == DISABLED, DISABLED), else_=status),
-                validation_result="valid" if status == "active" else "no_validator",
-            )
-            if status == "active":
-                values["validated_at"] = utcnow()
             old_name = account.name  # read now: the UPDATE below refreshes ``account``
-            if name is not None:
-                values["name"] = name
-            stored = self._change(session, account, **values)
+            stored = self.store_credentials(session, account, info, creds, fingerprint, status, name=name)
             if stored is None:
                 raise Conflict("this account is disconnected")
             details: dict[str, Any] = {"exchange": info.id, "status": stored.status}
@@ -564,6 +632,29 @@ class ExchangeAccountService:
             self.audit.record(session, "account.rotate", "ok", principal=principal, target=f"account:{stored.id}",
                               details=details)
             return stored
+
+    def store_credentials(self, session: Session, account: ExchangeAccount, info: ExchangeInfo,
+                          creds: dict[str, str], fingerprint: str, status: str,
+                          name: str | None = None) -> ExchangeAccount | None:
+        """Replace ``account``'s sealed credentials with ``creds`` (checked live, giving ``status``) in ``session``,
+        and its name with ``name`` if given.
+
+        A disabled account stays disabled. Returns the account as written, or None if it is disconnected.
+        The caller checks duplicates and audits.
+        """
+        values: dict[str, Any] = dict(
+            self.vault.seal_account_credentials(account, creds),
+            key_fingerprint=fingerprint,
+            key_hint=hint(primary_credential(info, creds)),
+            # a disabled account stays disabled: decided in the UPDATE, on the status it has then
+            status=case((ExchangeAccount.status == DISABLED, DISABLED), else_=status),
+            validation_result="valid" if status == "active" else "no_validator",
+        )
+        if status == "active":
+            values["validated_at"] = utcnow()
+        if name is not None:
+            values["name"] = name
+        return self._change(session, account, **values)
 
     async def revalidate(self, principal: Principal, account_id: int) -> ExchangeAccount:
         """Check stored credentials again. Invalid ones mark the account ``invalid``, a key that can withdraw
@@ -654,6 +745,10 @@ class ExchangeAccountService:
             if done is None:
                 raise Conflict("this account is disconnected")
             return done
+
+    def disconnect_in(self, session: Session, principal: Principal, account: ExchangeAccount) -> ExchangeAccount | None:
+        """Disconnect ``account`` within ``session`` (a larger operation's transaction); see ``_disconnect``."""
+        return self._disconnect(session, principal, account)
 
     def _disconnect(self, session: Session, principal: Principal, account: ExchangeAccount) -> ExchangeAccount | None:
         """Shred ``account``'s credentials and mark it disconnected, audited; None if it already was."""

@@ -143,7 +143,14 @@ class SessionService:
 
     @staticmethod
     def _revoke_family(session: Session, family_id: str, now: datetime) -> list[str]:
-        """Revoke every session of ``family_id``; return the access-token hashes of the family."""
+        """Revoke every session of ``family_id``; return the access-token hashes of the family.
+
+        On PostgreSQL the family's rows are locked first, in id order: concurrent revocations of one
+        family (the losers of a refresh race) would otherwise lock its rows in scan order and deadlock.
+        """
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(select(AuthSession.id).where(AuthSession.family_id == family_id)
+                            .order_by(AuthSession.id).with_for_update())
         session.execute(
             update(AuthSession).where(AuthSession.family_id == family_id, AuthSession.revoked_at.is_(None))
             .values(revoked_at=now).execution_options(synchronize_session=False)

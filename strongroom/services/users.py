@@ -6,6 +6,7 @@ import re
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -17,7 +18,14 @@ from strongroom.crypto.passwords import Passwords
 from strongroom.crypto.tokens import Hasher
 from strongroom.db import Database, rowcount, utcnow
 from strongroom.enums import AuthMethod
-from strongroom.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthenticated, ValidationFailed
+from strongroom.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    SignInRefused,
+    ValidationFailed,
+)
 from strongroom.models import AuthSession, User
 from strongroom.pagination import Page, paginate, valid_id
 from strongroom.principal import Principal
@@ -141,6 +149,27 @@ class UserService:
             if user is None:
                 raise NotFound("user not found")
             return user
+
+    def get_by_public_id(self, principal: Principal, public_id: uuid.UUID) -> User:
+        """Return the user whose stable UUID is ``public_id``: oneself, or anyone for admins.
+
+        Raises NotFound otherwise (never telling whether someone else has that id).
+        """
+        principal.require("read")
+        with self.db.session() as session:
+            user = session.scalar(select(User).where(User.public_id == public_id))
+        if user is None or not principal.acts_for(user.id):
+            raise NotFound("user not found")
+        return user
+
+    def public_ids(self, user_ids: Iterable[int]) -> dict[int, uuid.UUID]:
+        """Return the stable UUID of each of ``user_ids`` that exists (internal: surfaces show owners by it)."""
+        ids = sorted({i for i in user_ids if valid_id(i)})
+        if not ids:
+            return {}
+        with self.db.session() as session:
+            return {row.id: row.public_id for row in session.execute(
+                select(User.id, User.public_id).where(User.id.in_(ids)))}
 
     def exists(self, user_id: int) -> bool:
         if not valid_id(user_id):
@@ -315,5 +344,5 @@ class UserService:
         if snap is None:
             await self.note_login_failure(client_ip)
             await to_thread.run_sync(self._audit_failed_sign_in, username, client_ip, scheme)
-            raise Unauthenticated("wrong username or password")
+            raise SignInRefused("wrong username or password")
         return snap.principal(client_ip=client_ip, scheme=scheme)

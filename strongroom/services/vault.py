@@ -1,12 +1,14 @@
 """The vault: how every secret at rest is sealed, opened and re-wrapped under a new master key.
 
-Two kinds of rows hold secrets, each with envelope encryption (a fresh data key per seal, wrapped
+Three kinds of rows hold secrets, each with envelope encryption (a fresh data key per seal, wrapped
 by a versioned master key) and an AAD that binds the ciphertext to its row:
 
 - exchange accounts: the credentials, as sorted JSON, in ``ciphertext``/``nonce``/``wrapped_dek``/
   ``kek_version``; AAD ``exchange-account|<public_id>|<user_id>|<exchange>``.
 - HMAC API keys: ``{"current": s, "previous": s?}`` as JSON in ``secret_ciphertext``/``secret_nonce``/
   ``secret_wrapped_dek``/``kek_version``; AAD ``api-key|<key_id>|<user_id>``.
+- stored exchange credentials (Cadenza's "credential"): like accounts, with AAD
+  ``exchange-credential|<public_id>|<user_id>|<exchange>``.
 
 The AAD bytes are part of the stored format: changing them makes existing rows unreadable.
 
@@ -30,9 +32,9 @@ from sqlalchemy.orm import Session
 from strongroom.crypto.envelope import DecryptionError, Envelope, Sealed
 from strongroom.crypto.keyring import KeyringError
 from strongroom.db import Database, rowcount
-from strongroom.enums import AccountStatus
+from strongroom.enums import AccountStatus, CredentialStatus
 from strongroom.errors import CredentialsUnreadable
-from strongroom.models import ApiKey, ExchangeAccount
+from strongroom.models import ApiKey, ExchangeAccount, ExchangeCredential
 
 log = logging.getLogger("strongroom.vault")
 
@@ -60,6 +62,11 @@ class KeyIdentity(Protocol):
 def account_aad(account: AccountIdentity) -> bytes:
     """Return the AAD binding an account's ciphertext to its row: account, user and exchange."""
     return f"exchange-account|{account.public_id}|{account.user_id}|{account.exchange}".encode()
+
+
+def credential_aad(credential: AccountIdentity) -> bytes:
+    """Return the AAD binding a stored credential's ciphertext to its row: credential, user and exchange."""
+    return f"exchange-credential|{credential.public_id}|{credential.user_id}|{credential.exchange}".encode()
 
 
 def key_aad(key: KeyIdentity) -> bytes:
@@ -101,6 +108,34 @@ class Vault:
                 "the stored credentials cannot be decrypted; rotate them to store new ones") from None
         return credentials
 
+    # --- stored exchange credentials ----------------------------------------------------------
+
+    def seal_credential(self, credential: AccountIdentity, credentials: Mapping[str, str]) -> dict[str, Any]:
+        """Return the secret columns of a stored credential holding ``credentials`` under a new data key.
+
+        Returns ``{column: value}`` for ``ciphertext``, ``nonce``, ``wrapped_dek`` and ``kek_version``
+        (``credential.public_id`` must be set: it is part of the AAD).
+        """
+        sealed = self.envelope.seal(json.dumps(dict(credentials), sort_keys=True).encode(),
+                                    credential_aad(credential))
+        return {"ciphertext": sealed.ciphertext, "nonce": sealed.nonce, "wrapped_dek": sealed.wrapped_dek,
+                "kek_version": sealed.kek_version}
+
+    def open_credential(self, credential: ExchangeCredential) -> dict[str, str]:
+        """Return a stored credential's decrypted fields (internal use only; never returned to a client).
+
+        Raises CredentialsUnreadable if the record was altered, moved, shredded (revoked), or its
+        master key version is gone.
+        """
+        sealed = Sealed(credential.ciphertext, credential.nonce, credential.wrapped_dek, credential.kek_version)
+        try:
+            fields: dict[str, str] = json.loads(self.envelope.open(sealed, credential_aad(credential)))
+        except (DecryptionError, KeyringError, ValueError):
+            log.error("stored credential %s does not decrypt", credential.id)
+            raise CredentialsUnreadable(
+                "the stored credential cannot be decrypted; rotate it to store new keys") from None
+        return fields
+
     # --- HMAC key secrets ---------------------------------------------------------------------
 
     def seal_key_secret(self, key: KeyIdentity, doc: Mapping[str, str]) -> dict[str, Any]:
@@ -135,7 +170,10 @@ class Vault:
                 ExchangeAccount.kek_version < current,
                 ExchangeAccount.status != AccountStatus.DISCONNECTED)).all()
             keys = session.scalars(select(ApiKey.id).where(ApiKey.kek_version < current)).all()
-        return len(accounts) + len(keys)
+            credentials = session.scalars(select(ExchangeCredential.id).where(
+                ExchangeCredential.kek_version < current,
+                ExchangeCredential.status != CredentialStatus.REVOKED)).all()
+        return len(accounts) + len(keys) + len(credentials)
 
     def rewrap(self, batch: int = 100, progress: Callable[[int], None] | None = None) -> int:
         """Re-wrap every data key under an older master key version with the current one.
@@ -154,6 +192,8 @@ class Vault:
                 seen, written = self._rewrap_accounts(session, current, batch)
                 if not seen:
                     seen, written = self._rewrap_keys(session, current, batch)
+                if not seen:
+                    seen, written = self._rewrap_credentials(session, current, batch)
             if not seen:
                 return done
             done += written
@@ -179,6 +219,27 @@ class Vault:
                 # updated_at set to itself: a re-wrap is not a change of the account
                 .values(wrapped_dek=new.wrapped_dek, kek_version=new.kek_version, updated_at=table.c.updated_at)
             ))
+        return len(rows), written
+
+    def _rewrap_credentials(self, session: Session, current: int, batch: int) -> tuple[int, int]:
+        table = ExchangeCredential.__table__
+        rows = session.execute(
+            select(table.c.id, table.c.public_id, table.c.user_id, table.c.exchange, table.c.ciphertext,
+                   table.c.nonce, table.c.wrapped_dek, table.c.kek_version)
+            .where(table.c.kek_version < current, table.c.status != CredentialStatus.REVOKED)
+            .order_by(table.c.id).limit(batch)
+        ).all()
+        written = 0
+        for row in rows:
+            new = self.envelope.rewrap(Sealed(row.ciphertext, row.nonce, row.wrapped_dek, row.kek_version),
+                                       credential_aad(row))
+            result = session.execute(
+                update(table)
+                .where(table.c.id == row.id, table.c.wrapped_dek == row.wrapped_dek, table.c.nonce == row.nonce,
+                       table.c.kek_version == row.kek_version)
+                .values(wrapped_dek=new.wrapped_dek, kek_version=new.kek_version, updated_at=table.c.updated_at)
+            )
+            written += rowcount(result)
         return len(rows), written
 
     def _rewrap_keys(self, session: Session, current: int, batch: int) -> tuple[int, int]:

@@ -43,6 +43,7 @@ from strongroom.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    SignatureInvalid,
     Unauthenticated,
     ValidationFailed,
 )
@@ -126,7 +127,7 @@ class ErrorTable:
             response.headers["Allow"] = ", ".join(error.allow)
         if rendered.status == 401 and self.challenge:
             challenge = self.challenge
-            if challenge.startswith("Bearer") and isinstance(error, CredentialsRefused):
+            if challenge.startswith("Bearer") and isinstance(error, (CredentialsRefused, SignatureInvalid)):
                 # RFC 6750: credentials were sent but are expired, revoked, malformed or unknown
                 challenge += ', error="invalid_token"'
             response.headers["WWW-Authenticate"] = challenge

@@ -106,6 +106,30 @@ def threecommas_shape(body: Any, status: int, error: DomainError) -> None:
         assert "error_attributes" not in body, body
 
 
+# Cadenza (/api/v3): 400 for every invalid input (never 422), 404 for what is not the caller's, the
+# seed's 400 for keys the exchange refuses, 503 for an exchange that does not answer.
+CADENZA = {
+    "ValidationFailed": 400, "BadRequest": 400, "MalformedBody": 400, "LimitExceeded": 400, "InvalidCredentials": 400,
+    "CredentialsRejected": 400, "WithdrawalPermission": 400, "ExchangeNotSupported": 400, "NotSupported": 400,
+    "Unauthenticated": 401,
+    "CredentialsRefused": 401, "SignatureInvalid": 401, "SignInRefused": 401, "Forbidden": 403, "IpNotAllowed": 403,
+    "InsufficientScope": 403, "InsufficientUsageLevel": 403, "NotFound": 404, "MethodNotAllowed": 405,
+    "Conflict": 409, "AlreadyConnected": 409, "AccountExists": 409, "CredentialsUnreadable": 409,
+    "PayloadTooLarge": 413, "RateLimited": 429, "ExchangeUnavailable": 503, "ServiceUnavailable": 503,
+}
+
+
+def cadenza_status(cls: type[DomainError]) -> int:
+    return CADENZA[cls.__name__]
+
+
+def cadenza_shape(body: Any, status: int, error: DomainError) -> None:
+    assert {"data", "success", "errno", "error"} <= set(body) <= {"data", "success", "errno", "error", "details"}, body
+    assert body["data"] is None and body["success"] is False, body
+    assert type(body["errno"]) is int and body["errno"] < 0, body
+    assert isinstance(body["error"], str) and body["error"][:1].isupper(), body
+
+
 def native_shape(body: Any, status: int, error: DomainError) -> None:
     assert set(body) >= {"type", "title", "status", "detail", "code"}, body
     assert body["status"] == status and body["code"] == error.code
@@ -142,6 +166,7 @@ CONTRACT: dict[str, tuple[Callable[[type[DomainError]], int], Callable[[Any, int
     "trading-app": (trading_app_status, trading_app_shape, "application/json"),
     "tradr": (tradr_status, tradr_shape, "application/json"),
     "threecommas": (threecommas_status, threecommas_shape, "application/json"),
+    "cadenza": (cadenza_status, cadenza_shape, "application/json"),
 }
 
 pytestmark = pytest.mark.anyio

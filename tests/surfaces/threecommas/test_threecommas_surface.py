@@ -212,7 +212,8 @@ def test_concurrent_duplicate_connects(client, key, mock):
 def test_ip_allowlist(client, user, account):
     outside = hmac_key(client, user, ip_allowlist=["10.9.8.0/24"])
     response = signed(client, outside, "GET", f"{V1}/accounts")
-    assert response.status_code == 403 and response.json()["error"] == "access_denied"
+    # 3Commas answers a request from outside the whitelist like an unknown key (reference §3)
+    assert response.status_code == 401 and response.json()["error"] == "api_key_invalid_or_expired"
 
 
 # --- parameters -------------------------------------------------------------------------------------

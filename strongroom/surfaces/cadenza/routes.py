@@ -1,0 +1,441 @@
+"""Cadenza v3 routes: auth, trading accounts, credentials, portfolio and health, on the core.
+
+Every answer is HTTP 200 with the envelope (the generated client returns None for any other 2xx);
+every id is a UUID. Routes only translate shapes and vocabulary; the rules are the core's.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Annotated, Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Query, Request
+from pydantic import Field
+from starlette.responses import JSONResponse, Response
+
+from strongroom.core import Core
+from strongroom.db import utcnow
+from strongroom.enums import LIVE_STATUSES, AuthMethod
+from strongroom.errors import Conflict, ExchangeUnavailable, Unauthenticated, ValidationFailed, WithdrawalPermission
+from strongroom.models import ExchangeAccount
+from strongroom.principal import Principal
+from strongroom.services.balances import Snapshot
+from strongroom.services.credentials import Reach, venue_credentials
+from strongroom.surfaces.cadenza.shapes import (
+    CREDENTIAL_STATUS_IN,
+    CREDENTIAL_TYPES,
+    KEY_TYPES,
+    AuthSessionOut,
+    AuthUserOut,
+    BalanceOut,
+    CredentialOut,
+    Envelope,
+    HealthOut,
+    ListEnvelope,
+    Pagination,
+    PortfolioOut,
+    SummaryOut,
+    TradingAccountOut,
+    Wire,
+    account_id,
+    account_type_in,
+    decimal_text,
+    ms,
+    statuses_in,
+)
+from strongroom.surfaces.deps import ClientIP, CoreDep, CurrentPrincipal
+
+api = APIRouter(tags=["cadenza"])
+
+KEY = Field(None, min_length=1, max_length=4096)
+NICKNAME = Field(None, max_length=100)
+DEFAULT_LIMIT = 50  # the client's spec default; the docs page's clients send their own
+
+# --- request bodies ---------------------------------------------------------------------------------
+
+
+class LoginIn(Wire):
+    email: str = Field(min_length=1, max_length=254, description="The Strongroom username.")
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class RefreshIn(Wire):
+    refreshToken: str = Field(min_length=1, max_length=200)
+
+
+class ConnectIn(Wire):
+    """Both shapes of connect: the seed page's inline keys, or the client's stored credential."""
+
+    venue: str | None = Field(None, min_length=1, max_length=64)
+    # the seed page: keys inline
+    apiKey: str | None = KEY
+    apiSecret: str | None = KEY
+    apiPassphrase: str | None = KEY
+    name: str | None = NICKNAME
+    accountType: str | None = Field(None, min_length=1, max_length=16)
+    # the client: a stored credential
+    credentialIds: list[uuid.UUID] | None = Field(None, max_length=10)
+    externalTradingAccountId: str | None = Field(None, min_length=1, max_length=64)
+    dealerAccountId: uuid.UUID | None = None
+    nickname: str | None = NICKNAME
+
+
+class AccountIn(Wire):
+    tradingAccountId: uuid.UUID
+
+
+class UpdateIn(AccountIn):
+    nickname: str | None = NICKNAME
+    name: str | None = NICKNAME
+
+
+class CredentialCreateIn(Wire):
+    venue: str = Field(min_length=1, max_length=64)
+    credentialType: str | None = None
+    nickname: str | None = NICKNAME
+    apiKey: str | None = KEY
+    apiSecret: str | None = KEY
+    apiPassphrase: str | None = KEY
+
+
+class VerifyIn(Wire):
+    credentialIds: list[uuid.UUID] = Field(min_length=1, max_length=20)
+
+
+class CredentialIn(Wire):
+    credentialId: uuid.UUID
+
+
+class RotateIn(CredentialIn):
+    apiKey: str | None = KEY
+    apiSecret: str | None = KEY
+    apiPassphrase: str | None = KEY
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+def ok(data: Any) -> Envelope[Any]:
+    return Envelope(data=data)
+
+
+def accounts_out(core: Core, accounts: Sequence[ExchangeAccount]) -> list[TradingAccountOut]:
+    """The accounts in Cadenza's shape, each with its owner's UUID and its credential (blocking: a thread)."""
+    owners = core.users.public_ids(a.user_id for a in accounts)
+    linked = core.credentials.linked([a.id for a in accounts])
+    return [TradingAccountOut.of(a, owners[a.user_id], linked.get(a.id)) for a in accounts]
+
+
+def account_out(core: Core, account: ExchangeAccount) -> TradingAccountOut:
+    return accounts_out(core, [account])[0]
+
+
+def reach_out(core: Core, principal: Principal, reach: Sequence[Reach]) -> list[TradingAccountOut]:
+    """Verify's answer: the caller's accounts as they are, the others NEW or UNAVAILABLE (nothing of another
+    user's shown)."""
+    owners = core.users.public_ids(r.credential.user_id for r in reach)
+    mine = [r.account for r in reach if r.account is not None]
+    own = dict(zip([a.id for a in mine], accounts_out(core, mine), strict=True))
+    out: list[TradingAccountOut] = []
+    for r in reach:
+        if r.account is not None:
+            out.append(own[r.account.id])
+            continue
+        name = f"{r.credential.exchange.upper()} {r.account_type}"
+        status = "NEW" if r.availability == "new" else "UNAVAILABLE"
+        out.append(TradingAccountOut.build(
+            public_id=account_id(r.credential, r.account_type, r.availability), user_id=owners[r.credential.user_id],
+            exchange=r.credential.exchange, name=name, account_type=r.account_type, status=status,
+            credentials=[CredentialOut.of(r.credential)], created=r.credential.created_at,
+            updated=r.credential.updated_at))
+    return out
+
+
+def key_type(value: str | None) -> str | None:
+    """Validate Cadenza's credentialType: an exchange key and secret (API_KEY, HMAC) or none given."""
+    if value is None:
+        return None
+    if value not in CREDENTIAL_TYPES:
+        raise ValidationFailed("invalid credentialType", fields={"credentialType": ", ".join(CREDENTIAL_TYPES)})
+    if value not in KEY_TYPES:
+        raise ValidationFailed("unsupported credentialType",
+                               fields={"credentialType": f"{value} is not supported: use API_KEY"})
+    return value
+
+
+def inline_credentials(core: Core, venue_name: str, key: str | None, secret: str | None,
+                       passphrase: str | None) -> dict[str, str]:
+    info = core.accounts.resolve_exchange(venue_name)
+    return venue_credentials(info, key, secret, passphrase)
+
+
+# --- auth -------------------------------------------------------------------------------------------
+
+@api.post("/auth/login", response_model=Envelope[AuthSessionOut])
+async def login(body: LoginIn, ip: ClientIP, core: CoreDep) -> Envelope[AuthSessionOut]:
+    """Sign in with the Strongroom username (as ``email``) and password: a Strongroom session (the same
+    tokens work on /v1)."""
+    principal = await core.users.sign_in(body.email, body.password, ip, scheme=AuthMethod.PASSWORD_GRANT)
+    pair = await to_thread.run_sync(core.sessions.issue, principal)
+    user = await to_thread.run_sync(core.users.get, principal, principal.user_id)
+    return ok(AuthSessionOut.of(pair, user, utcnow()))
+
+
+@api.post("/auth/token/refresh", response_model=Envelope[AuthSessionOut])
+async def refresh(body: RefreshIn, ip: ClientIP, core: CoreDep) -> Envelope[AuthSessionOut]:
+    """Rotate a refresh token (a reused one ends its whole session family), within the client's failure
+    budget (429 when it failed too often)."""
+    pair = await core.auth.refresh(body.refreshToken, ip)
+    snap = await to_thread.run_sync(core.sessions.resolve, pair.access_token)
+    if snap is None:  # the user was deleted in between
+        raise Unauthenticated("invalid refresh token")
+    principal = snap.principal(client_ip=ip, scheme=AuthMethod.ACCESS_TOKEN)
+    user = await to_thread.run_sync(core.users.get, principal, snap.id)
+    return ok(AuthSessionOut.of(pair, user, utcnow()))
+
+
+@api.post("/auth/logout", response_model=Envelope[str])
+def logout(principal: CurrentPrincipal, request: Request, core: CoreDep) -> Envelope[str]:
+    """End the session of the access token used (``data`` is null: the client's model is a string or null)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    core.sessions.logout(principal, value.strip() if scheme.lower() == "bearer" else None)
+    return ok(None)
+
+
+@api.get("/auth/user", response_model=Envelope[AuthUserOut])
+def get_user(principal: CurrentPrincipal, core: CoreDep) -> Envelope[AuthUserOut]:
+    return ok(AuthUserOut.of(core.users.get(principal, principal.user_id)))
+
+
+# --- trading accounts -------------------------------------------------------------------------------
+
+@api.post("/tradingAccount/connect", response_model=Envelope[TradingAccountOut])
+async def connect(body: ConnectIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
+    """Connect an exchange account: inline keys (``venue, apiKey, apiSecret, apiPassphrase?, name?,
+    accountType?``; stored as a credential too) or a stored credential (``credentialIds`` with one id,
+    ``externalTradingAccountId``, ``venue?``, ``nickname?``). Keys are checked live first."""
+    name = body.nickname if body.nickname is not None else body.name
+    if body.dealerAccountId is not None:
+        raise ValidationFailed("dealer accounts are not supported", fields={"dealerAccountId": "not supported"})
+    if body.credentialIds is not None:
+        if body.apiKey is not None or body.apiSecret is not None or body.apiPassphrase is not None:
+            raise ValidationFailed("give either credentialIds or inline keys",
+                                   fields={"credentialIds": "not with apiKey/apiSecret/apiPassphrase"})
+        if len(body.credentialIds) != 1:
+            raise ValidationFailed("one credential per trading account", fields={"credentialIds": "exactly one id"})
+        credential = await to_thread.run_sync(core.credentials.get, principal, body.credentialIds[0])
+        info = core.catalogue.get(credential.exchange)
+        kind = body.externalTradingAccountId or body.accountType
+        account_type = account_type_in(info, kind, "externalTradingAccountId") if kind else None
+        account, _ = await core.credentials.connect(principal, credential.public_id, exchange=body.venue, name=name,
+                                                    account_type=account_type)
+    else:
+        if body.venue is None or body.apiKey is None:
+            missing = {f: "required" for f, v in (("venue", body.venue), ("apiKey", body.apiKey)) if v is None}
+            raise ValidationFailed("give venue and apiKey (and apiSecret), or credentialIds", fields=missing)
+        info = core.accounts.resolve_exchange(body.venue)
+        kind = body.accountType or body.externalTradingAccountId
+        account_type = account_type_in(info, kind, "accountType") if kind else None
+        fields = venue_credentials(info, body.apiKey, body.apiSecret, body.apiPassphrase)
+        account, _ = await core.credentials.connect_inline(principal, info.id, fields, name=name,
+                                                           account_type=account_type, kind="API_KEY")
+    return ok(await to_thread.run_sync(account_out, core, account))
+
+
+@api.get("/tradingAccount/list", response_model=ListEnvelope[TradingAccountOut])
+def list_accounts(
+    principal: CurrentPrincipal,
+    core: CoreDep,
+    tradingAccountId: uuid.UUID | None = None,
+    venue: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    accountStatus: Annotated[str | None, Query(max_length=32)] = None,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    userId: uuid.UUID | None = None,
+    tenantId: Annotated[str | None, Query(max_length=128)] = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> ListEnvelope[TradingAccountOut]:
+    """List trading accounts (disconnected ones too, for history), oldest first, by offset.
+
+    Filters: ``tradingAccountId``, ``venue``, ``accountStatus`` (or the docs page's ``status``; DISABLED
+    means INACTIVE), ``userId`` (one's own; admins: anyone's). ``tenantId`` is accepted and ignored.
+    """
+    statuses: set[str] | None = None
+    for wanted in (accountStatus, status):  # both given: an account must match both
+        if wanted:
+            statuses = statuses_in([wanted]) if statuses is None else statuses & statuses_in([wanted])
+    user_id = core.users.get_by_public_id(principal, userId).id if userId is not None else None
+    page = core.accounts.search(
+        principal, user_id=user_id, public_ids=[tradingAccountId] if tradingAccountId else None, exchange=venue,
+        statuses=statuses, offset=offset, limit=limit)
+    return ListEnvelope(data=accounts_out(core, page.items), pagination=Pagination.of(page))
+
+
+@api.post("/tradingAccount/update", response_model=Envelope[TradingAccountOut])
+def update_account(body: UpdateIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
+    """Rename (``nickname``, or the docs' ``name``); without either, the account is returned unchanged."""
+    account = core.accounts.get_by_public_id(principal, body.tradingAccountId)
+    name = body.nickname if body.nickname is not None else body.name
+    if name is not None:
+        account = core.accounts.rename(principal, account.id, name)
+    return ok(account_out(core, account))
+
+
+@api.post("/tradingAccount/enable", response_model=Envelope[TradingAccountOut])
+def enable(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
+    account = core.accounts.get_by_public_id(principal, body.tradingAccountId)
+    return ok(account_out(core, core.accounts.set_enabled(principal, account.id, True)))
+
+
+@api.post("/tradingAccount/disable", response_model=Envelope[TradingAccountOut])
+def disable(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
+    """Disable (``INACTIVE``): reversible with enable."""
+    account = core.accounts.get_by_public_id(principal, body.tradingAccountId)
+    return ok(account_out(core, core.accounts.set_enabled(principal, account.id, False)))
+
+
+@api.post("/tradingAccount/disconnect", response_model=Envelope[TradingAccountOut])
+def disconnect(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
+    """Disconnect (terminal, ``DISCONNECTED`` with ``disconnectedAt``): the stored keys are destroyed."""
+    account = core.accounts.get_by_public_id(principal, body.tradingAccountId)
+    return ok(account_out(core, core.accounts.disconnect(principal, account.id)))
+
+
+# --- portfolio --------------------------------------------------------------------------------------
+
+@api.get("/tradingAccount/portfolio/list", response_model=ListEnvelope[PortfolioOut])
+async def list_portfolios(
+    principal: CurrentPrincipal,
+    core: CoreDep,
+    tradingAccountId: uuid.UUID | None = None,
+    venue: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    currency: Annotated[str, Query(min_length=1, max_length=8)] = "USD",
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> ListEnvelope[PortfolioOut]:
+    """Balances of the caller's live accounts, loaded from the exchanges now, valued in ``currency`` (USD or
+    BTC) from the venues' tickers. An account that cannot be loaded now (exchange down, disabled, key
+    refused) shows its last load (``updatedAt`` says when); one never loaded is left out (for a
+    ``tradingAccountId`` filter the refusal is answered instead). Paged over the accounts."""
+    unit = currency.strip().upper()
+    if unit not in ("USD", "BTC"):
+        raise ValidationFailed("unsupported currency", fields={"currency": "USD or BTC"})
+    page = await to_thread.run_sync(functools.partial(
+        core.accounts.search, principal, public_ids=[tradingAccountId] if tradingAccountId else None,
+        exchange=venue, statuses=LIVE_STATUSES, offset=offset, limit=limit))
+    accounts = {a.id: a for a in page.items}
+    if tradingAccountId is not None and accounts:
+        (account,) = accounts.values()
+        try:
+            snapshots: dict[int, Snapshot | None] = {account.id: await core.balances.refresh(principal, account.id)}
+        except (Conflict, ExchangeUnavailable, WithdrawalPermission):
+            # as for every account of an unfiltered list: its last load, if it ever had one
+            last = await to_thread.run_sync(core.balances.latest, principal, account.id)
+            if last is None:
+                raise
+            snapshots = {account.id: last}
+    elif accounts:
+        portfolio = await core.balances.refresh_portfolio(principal)
+        snapshots = {t.account_id: t.snapshot for t in portfolio.accounts if t.account_id in accounts}
+    else:
+        snapshots = {}
+    data = [portfolio_out(accounts[i], snap, unit) for i, snap in sorted(snapshots.items()) if snap is not None]
+    return ListEnvelope(data=data, pagination=Pagination(offset=page.offset, limit=page.limit, total=page.total,
+                                                          hasNext=page.has_next))
+
+
+def portfolio_out(account: ExchangeAccount, snapshot: Snapshot, unit: str) -> PortfolioOut:
+    """One account's balance snapshot as Cadenza's Portfolio (``positions`` empty: balances only)."""
+    at = snapshot.fetched_at
+    balances = [BalanceOut(securitySymbol=a.asset, tradingAccountId=account.public_id, free=decimal_text(a.free),
+                           locked=decimal_text(a.used), total=decimal_text(a.total), net=decimal_text(a.total),
+                           updatedAt=ms(at), updatedAtDateTime=at) for a in snapshot.assets]
+    equity: Decimal = snapshot.total_usd if unit == "USD" else snapshot.total_btc
+    summary = SummaryOut(tradingAccountId=account.public_id, currency=unit, equity=decimal_text(equity),
+                         unpricedAssets=snapshot.unpriced_assets)
+    return PortfolioOut(tradingAccountId=account.public_id, venue=account.exchange.upper(), balances=balances,
+                        summary=summary, updatedAt=ms(at), updatedAtDateTime=at)
+
+
+# --- credentials ------------------------------------------------------------------------------------
+
+@api.post("/credential/create", response_model=Envelope[CredentialOut])
+async def create_credential(body: CredentialCreateIn, principal: CurrentPrincipal,
+                            core: CoreDep) -> Envelope[CredentialOut]:
+    """Store an exchange key (checked live first; the secret is never returned)."""
+    kind = key_type(body.credentialType)
+    fields = inline_credentials(core, body.venue, body.apiKey, body.apiSecret, body.apiPassphrase)
+    credential = await core.credentials.create(principal, body.venue, fields, nickname=body.nickname, kind=kind)
+    return ok(CredentialOut.of(credential))
+
+
+@api.post("/credential/verify", response_model=Envelope[list[TradingAccountOut]])
+async def verify_credentials(body: VerifyIn, principal: CurrentPrincipal,
+                             core: CoreDep) -> Envelope[list[TradingAccountOut]]:
+    """Check the keys live again and list the trading accounts they reach: NEW (not connected), the
+    caller's own as they are (ACTIVE...), UNAVAILABLE (connected by another user)."""
+    reach = await core.credentials.verify(principal, body.credentialIds)
+    return ok(await to_thread.run_sync(reach_out, core, principal, reach))
+
+
+@api.post("/credential/rotate", response_model=Envelope[CredentialOut])
+async def rotate_credential(body: RotateIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[CredentialOut]:
+    """Replace the key's fields given (checked live first); accounts connected with it get them too."""
+    credential = await to_thread.run_sync(core.credentials.get, principal, body.credentialId)
+    fields = inline_credentials(core, credential.exchange, body.apiKey, body.apiSecret, body.apiPassphrase)
+    rotated = await core.credentials.rotate(principal, credential.public_id, fields)
+    return ok(CredentialOut.of(rotated))
+
+
+@api.post("/credential/revoke", response_model=Envelope[CredentialOut])
+def revoke_credential(body: CredentialIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[CredentialOut]:
+    """Revoke (terminal): the key is destroyed, and every account connected with it is disconnected."""
+    return ok(CredentialOut.of(core.credentials.revoke(principal, body.credentialId)))
+
+
+@api.get("/credential/list", response_model=ListEnvelope[CredentialOut])
+def list_credentials(
+    principal: CurrentPrincipal,
+    core: CoreDep,
+    credentialType: Annotated[str | None, Query(max_length=16)] = None,
+    credentialStatus: Annotated[str | None, Query(max_length=16)] = None,
+    credentialIds: Annotated[list[uuid.UUID] | None, Query(max_length=100)] = None,
+    limit: int = 1000,
+    offset: int = 0,
+) -> ListEnvelope[CredentialOut]:
+    """The caller's credentials (revoked ones too), oldest first; ``credentialIds`` repeats the key."""
+    statuses = None
+    if credentialStatus is not None:
+        status = CREDENTIAL_STATUS_IN.get(credentialStatus.strip().upper())
+        if status is None:
+            raise ValidationFailed("invalid credentialStatus",
+                                   fields={"credentialStatus": ", ".join(CREDENTIAL_STATUS_IN)})
+        statuses = [status]
+    kinds = None
+    if credentialType is not None:
+        if credentialType not in CREDENTIAL_TYPES:
+            raise ValidationFailed("invalid credentialType", fields={"credentialType": ", ".join(CREDENTIAL_TYPES)})
+        kinds = [credentialType]
+    page = core.credentials.list(principal, kinds=kinds, statuses=statuses, public_ids=credentialIds,
+                                 offset=offset, limit=limit)
+    return ListEnvelope(data=[CredentialOut.of(c) for c in page.items], pagination=Pagination.of(page))
+
+
+# --- utility ----------------------------------------------------------------------------------------
+
+@api.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
+def health(core: CoreDep) -> Response:
+    """Whether the database answers (no authentication; not enveloped, lower-case status, 503 when unhealthy)."""
+    try:
+        core.db.ping()
+        state = "healthy"
+    except Exception:  # noqa: BLE001 - any failure is "unhealthy"; its text is not shown
+        state = "unhealthy"
+    now = utcnow()
+    body = HealthOut(status=state, timestamp=ms(now), version="0.1.0", isoDateTime=now,
+                     checks={"database": {"status": state}})
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if state == "healthy" else 503)
+
