@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from decimal import Decimal
+from typing import Annotated, Any
 
 import typer
 
 from strongroom.cli import shapes
 from strongroom.cli.context import OPERATOR, confirm, every, open_core, resolve, user_id
-from strongroom.cli.output import record, said, table
+from strongroom.cli.output import emit_json, iso, note, record, said, table
 from strongroom.enums import AccountStatus
 
-app = typer.Typer(help="Exchange accounts of any user: list, show, disconnect, revalidate.", no_args_is_help=True)
+app = typer.Typer(help="Exchange accounts of any user: list, show, balances, disconnect, revalidate.",
+                  no_args_is_help=True)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (stable keys) instead of text.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -69,3 +72,46 @@ def accounts_revalidate(account_id: AccountId, as_json: Json = False) -> None:
     else:
         said(f"account {account.id} ({account.exchange} {account.name}): {account.status} "
              f"({account.validation_result})")
+
+
+BALANCE_COLUMNS = [("asset", "ASSET"), ("total", "TOTAL"), ("usd", "USD")]
+
+
+@app.command("balances")
+def accounts_balances(user: Annotated[str, typer.Option(help="Whose accounts.")],
+                      refresh: Annotated[bool, typer.Option("--refresh", help="Load live from the exchanges "
+                                                            "first (else the last snapshots).")] = False,
+                      as_json: Json = False) -> None:
+    """A user's balances across their live accounts: per asset the total and its USD value."""
+    from strongroom.services.valuation import render
+
+    with open_core() as core:
+        owner = user_id(core, user)
+        if refresh:
+            async def load() -> Any:
+                try:
+                    return await core.balances.refresh_portfolio(OPERATOR, user_id=owner)
+                finally:
+                    await core.gateway.aclose()
+
+            portfolio = asyncio.run(load())
+        else:
+            portfolio = core.balances.portfolio(OPERATOR, user_id=owner)
+
+    def money(value: Decimal | None) -> str | None:
+        return None if value is None else render(value)
+
+    assets = [{"asset": a.asset, "total": money(a.total), "usd": money(a.usd)} for a in portfolio.assets]
+    if as_json:
+        emit_json({"user": user, "total_usd": money(portfolio.total_usd), "total_btc": money(portfolio.total_btc),
+                   "unpriced_assets": portfolio.unpriced_assets, "fetched_at": iso(portfolio.fetched_at),
+                   "assets": assets,
+                   "accounts": [{"id": t.account_id, "exchange": t.exchange, "name": t.name, "status": t.status,
+                                 "total_usd": money(t.snapshot.total_usd) if t.snapshot else None,
+                                 "fetched_at": iso(t.snapshot.fetched_at) if t.snapshot else None,
+                                 "error": t.error} for t in portfolio.accounts]})
+        return
+    table(assets, BALANCE_COLUMNS, as_json=False, empty="no balances (no account loaded yet: try --refresh)")
+    note(f"total {money(portfolio.total_usd)} USD, {money(portfolio.total_btc)} BTC"
+         + (f"; {portfolio.unpriced_assets} asset(s) without a price" if portfolio.unpriced_assets else "")
+         + "".join(f"; account {t.account_id}: {t.error}" for t in portfolio.accounts if t.error))

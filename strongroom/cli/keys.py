@@ -7,6 +7,7 @@ audited under the owner from client ``cli``.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +16,8 @@ import typer
 
 from strongroom.cli import shapes
 from strongroom.cli.context import OPERATOR, confirm, every, fail, open_core, user_id
-from strongroom.cli.output import note, record, said, table
+from strongroom.cli.output import iso, note, record, said, table
+from strongroom.services.usage import OUTCOMES
 
 app = typer.Typer(help="Platform API keys of any user: list, show, create, generate, revoke, roll.",
                   no_args_is_help=True)
@@ -154,3 +156,28 @@ def keys_roll(
            fields=["key_id", "username", "name", "kind", "secret"])
     note("the new secret is shown only now: store it" + (f"; the old one works for {grace_seconds} s more"
                                                          if grace_seconds else "; the old one no longer works"))
+
+
+USAGE_COLUMNS = [("hour", "HOUR"), *((o, o.upper()) for o in OUTCOMES)]
+
+
+@app.command("usage")
+def keys_usage(
+    key_id: Annotated[str, typer.Argument(help="The key id.")],
+    since: Annotated[datetime | None, typer.Option("--from", help="From this time (ISO 8601, UTC).")] = None,
+    until: Annotated[datetime | None, typer.Option("--to", help="Up to this time (ISO 8601, UTC).")] = None,
+    as_json: Json = False,
+) -> None:
+    """A key's verifications per hour and outcome (written in batches: up to a minute late)."""
+    with open_core() as core:
+        key = core.api_keys.get_any(OPERATOR, key_id)
+        owner = core.users.principal_for(OPERATOR, key.user_id)
+        rows = core.api_keys.usage(owner, key.key_id, _utc(since), _utc(until))
+    hours: dict[datetime, dict[str, object]] = {}
+    for hour, outcome, count in rows:
+        hours.setdefault(hour, {"hour": iso(hour), **dict.fromkeys(OUTCOMES, 0)})[outcome] = count
+    table(list(hours.values()), USAGE_COLUMNS, as_json=as_json, empty="no verifications recorded")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

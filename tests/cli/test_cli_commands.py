@@ -329,3 +329,42 @@ def test_retire_puts_the_version_back_if_a_record_was_sealed_under_it_meanwhile(
     finally:
         core.close()
     assert json.loads(key_file.read_text()) == before
+
+
+def test_accounts_balances_table_and_json(live, client, users, mock_exchange):
+    """Issue 9 item 7: the last snapshots, or --refresh live; exact decimals, never a secret."""
+    user = users.create()
+    api_key, secret = f"cli-bal-{uuid.uuid4().hex}", f"cli-secret-{uuid.uuid4().hex}"
+    assert httpx.post(f"{mock_exchange.url}/_mock/accounts",
+                      json={"exchange": "binance", "api_key": api_key, "secret": secret}).status_code == 201
+    assert httpx.post(f"{mock_exchange.url}/_mock/balances", json={
+        "exchange": "binance", "api_key": api_key,
+        "balances": {"BTC": {"free": "0.5", "used": "0.1"}, "USDT": {"free": "1200"}}}).status_code < 300
+    assert httpx.post(f"{mock_exchange.url}/_mock/prices",
+                      json={"exchange": "binance", "prices": {"BTC/USDT": "50000"}}).status_code < 300
+    connected = client.post("/v1/exchange-accounts", headers=user.headers, json={
+        "exchange": "binance", "name": "cli", "credentials": {"api_key": api_key, "secret": secret}})
+    assert connected.status_code == 201, connected.text
+
+    before = live.run("accounts", "balances", "--user", user.username, "--json").json()
+    assert before["assets"] == [] and before["total_usd"] == "0"
+    refreshed = live.run("accounts", "balances", "--user", user.username, "--refresh", "--json")
+    doc = refreshed.json()
+    assert doc["total_usd"] == "31200" and doc["total_btc"] == "0.624"
+    assert {a["asset"]: (a["total"], a["usd"]) for a in doc["assets"]} == {
+        "BTC": ("0.6", "30000"), "USDT": ("1200", "1200")}
+    assert secret not in refreshed.stdout and api_key not in refreshed.stdout
+    plain = live.run("accounts", "balances", "--user", user.username).ok()
+    assert "BTC\t0.6\t30000\n" in plain.stdout and "total 31200 USD, 0.624 BTC" in plain.stderr
+
+
+def test_keys_usage(live, client, users, server):
+    """Issue 14 item 5: the CLI shows a key's verifications per hour and outcome."""
+    user = users.create()
+    key = client.post("/v1/api-keys", json={"name": "u"}, headers=user.headers).json()
+    for _ in range(2):
+        assert status_of(client, {"Authorization": f"Bearer {key['secret']}"}) == 200
+    server.core.housekeeping.run_jobs()
+    rows = live.run("keys", "usage", key["key_id"], "--json").json()
+    assert len(rows) == 1 and rows[0]["ok"] == 2 and rows[0]["rate_limited"] == 0 and rows[0]["hour"].endswith("Z")
+    assert live.run("keys", "usage", key["key_id"], "--to", "2020-01-01T00:00:00", "--json").json() == []
