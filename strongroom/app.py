@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         app.mount(surface_app.surface.prefix, surface_app, name=surface_app.surface.name)
     # The probes first, then the surfaces, then the documentation routes FastAPI registered when it
     # was created (rarely asked for: every request would otherwise walk past them).
-    first = [r for r in app.router.routes if getattr(r, "path", None) in ("/healthz", "/readyz", "/metrics")]
+    first = [r for r in app.router.routes if getattr(r, "path", None) in ("/healthz", "/readyz")]
     first += [r for r in app.router.routes if isinstance(r, Mount) and isinstance(r.app, SurfaceApp)]
     app.router.routes[:] = first + [r for r in app.router.routes if r not in first]
 

@@ -81,7 +81,7 @@ class RateLimiter:
         # Replay guard without Redis: key -> expiry, plus the keys in expiry order. limits' memory
         # moving window would keep a list per signature and expire them with one thread hop per key,
         # over and over: at 2,000 signed requests/s that background work outweighs the requests.
-        self._local = redis_url is None
+        self.local = redis_url is None  # counting in this process (no Redis): the sync *_local methods apply
         # Fixed windows without Redis, by (spec, identifiers). limits' async
         # memory storage starts a task on every increment that walks every stored key; at a few
         # thousand requests/s that costs more than the rest of authentication (see BENCHMARKS.md).
@@ -101,15 +101,32 @@ class RateLimiter:
         when the shared store (Redis) does not answer. ``identifiers[0]`` names the limit (ip, key,
         ...) in the rejection metrics.
         """
+        if self.local:
+            return self.hit_local(spec, *identifiers)
         try:
-            if self._local:  # twice per authenticated request: no context manager, no other call
-                return self._hit_local(spec, identifiers)
             with _store_errors():
                 return await self._hit(spec, *identifiers)
         except RateLimited:
             if self.metrics is not None:
                 self.metrics.rate_limited[identifiers[0] if identifiers else spec] += 1
             raise
+
+    def hit_local(self, spec: str, *identifiers: str) -> Window:
+        """:meth:`hit` without Redis (``local`` is True): synchronous, no coroutine on the hot path."""
+        try:
+            return self._hit_local(spec, identifiers)
+        except RateLimited:
+            if self.metrics is not None:
+                self.metrics.rate_limited[identifiers[0] if identifiers else spec] += 1
+            raise
+
+    def check_local(self, spec: str, *identifiers: str) -> None:
+        """:meth:`check` without Redis (``local`` is True): synchronous."""
+        window = self._windows.get((spec, identifiers))
+        if window is not None and window.count >= window.limit:
+            now = time.monotonic()
+            if now < window.end:
+                raise RateLimited("too many requests", retry_after=max(1, math.ceil(window.end - now)))
 
     def _hit_local(self, spec: str, identifiers: tuple[str, ...]) -> Window:
         window = self._windows.get((spec, identifiers))
@@ -142,20 +159,17 @@ class RateLimiter:
 
     async def check(self, spec: str, *identifiers: str) -> None:
         """Raise RateLimited if ``spec`` is already exhausted, without counting a hit."""
-        item = self.item(spec)
-        if self._local:
-            now = time.monotonic()
-            window = self._windows.get((spec, identifiers))
-            if window is not None and now < window.end and window.count >= item.amount:
-                raise RateLimited("too many requests", retry_after=max(1, math.ceil(window.end - now)))
+        if self.local:
+            self.check_local(spec, *identifiers)
             return
+        item = self.item(spec)
         with _store_errors():
             if not await self._fixed.test(item, *identifiers):
                 reset, _ = await self._fixed.get_window_stats(item, *identifiers)
                 raise RateLimited("too many requests", retry_after=max(1, math.ceil(reset - time.time())))
 
     async def clear(self, spec: str, *identifiers: str) -> None:
-        if self._local:
+        if self.local:
             self._windows.pop((spec, identifiers), None)
             return
         await self._fixed.clear(self.item(spec), *identifiers)
@@ -179,6 +193,10 @@ class RateLimiter:
         if self._redis is not None:
             with _store_errors():
                 return bool(await self._redis.set(f"{self.namespace}:replay:{key}", b"1", nx=True, ex=ttl_seconds))
+        return self.seen_once_local(key, ttl_seconds)
+
+    def seen_once_local(self, key: str, ttl_seconds: int) -> bool:
+        """:meth:`seen_once` without Redis (``local`` is True): synchronous."""
         now = time.monotonic()
         seen, order = self._seen, self._seen_order
         while order and order[0][0] <= now:  # drop expired keys: amortised O(1) per call

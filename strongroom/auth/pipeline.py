@@ -86,8 +86,13 @@ class Authenticator:
         ServiceUnavailable (503: the shared rate-limit store does not answer).
         """
         ip = facts.client_ip or "-"
-        ip_window = await self.limiter.hit(self.per_ip, "ip", ip)
-        await self.limiter.check(self.fail_per_ip, "auth-fail", ip)
+        limiter = self.limiter
+        if limiter.local:  # the common case: no coroutines for in-process counting
+            ip_window = limiter.hit_local(self.per_ip, "ip", ip)
+            limiter.check_local(self.fail_per_ip, "auth-fail", ip)
+        else:
+            ip_window = await limiter.hit(self.per_ip, "ip", ip)
+            await limiter.check(self.fail_per_ip, "auth-fail", ip)
         for scheme in schemes:
             if not scheme.claims(facts):
                 continue
@@ -147,6 +152,13 @@ class Authenticator:
 
     # --- key records (shared by the key schemes) -----------------------------------------------
 
+    def cached_record(self, key_id: str) -> KeyRecord | None:
+        """Return the cached record of ``key_id`` without waiting (None if not cached or unknown)."""
+        try:
+            return self.records[key_id]  # (TTLCache.get would look the key up twice)
+        except KeyError:
+            return None
+
     async def record(self, key_id: str, *, fresh: bool = False) -> KeyRecord | None:
         """Return the record of ``key_id`` from the cache, or from the database after the TTL or if ``fresh``."""
         if not fresh:
@@ -200,7 +212,9 @@ class Authenticator:
                 raise Refused(RefusalReason.IP_NOT_ALLOWED, IpNotAllowed("access denied"), user_id=record.user.id,
                               key_id=record.key_id)
         try:
-            facts.ratelimit = await self.limiter.hit(self.per_key, "key", record.key_id)
+            limiter = self.limiter
+            facts.ratelimit = (limiter.hit_local(self.per_key, "key", record.key_id) if limiter.local
+                               else await limiter.hit(self.per_key, "key", record.key_id))
         except RateLimited as exc:
             raise Refused(RefusalReason.RATE_LIMITED, exc, user_id=record.user.id, key_id=record.key_id) from None
         self.usage.touch(record.key_id)

@@ -43,7 +43,7 @@ class BearerKeyScheme(AuthScheme):
         if digest not in auth.hash_index and not tokens.well_formed(token, auth.keys.prefix):
             raise Refused(RefusalReason.MALFORMED_KEY)
         key_id = await auth.key_id_for_hash(digest)
-        record = await auth.record(key_id) if key_id else None
+        record = (auth.cached_record(key_id) or await auth.record(key_id)) if key_id else None
         if record is not None and not auth.hash_matches(record, digest):
             # the index knows this secret but the cached record does not: it predates a roll made
             # by another process. Reload once, so a new secret works at once everywhere.

@@ -94,7 +94,9 @@ class SignedScheme(AuthScheme):
             raise Refused(RefusalReason.MALFORMED_SIGNATURE_HEADERS, invalid_credentials(), key_id=key_id[:64] or None)
         if not signature or (self.timestamp_header and not stamp):
             raise Refused(RefusalReason.MALFORMED_SIGNATURE_HEADERS, invalid_signature(), key_id=key_id)
-        record = await auth.record(key_id)
+        record = auth.cached_record(key_id)
+        if record is None:
+            record = await auth.record(key_id)
         if record is None:
             raise Refused(RefusalReason.UNKNOWN_KEY, key_id=key_id)
         # isascii + a length cap: "²".isdigit() is True and int() of >4300 digits raises (a 500, not a 401).
@@ -117,7 +119,9 @@ class SignedScheme(AuthScheme):
             # otherwise let one signature be replayed as a "new" one
             canonical = signature.lower() if record.kind == KeyKind.HMAC else base64.b64decode(signature).hex()
             replay_key = hashlib.sha256(f"{self.id}|{record.key_id}|{stamp}|{canonical}".encode()).hexdigest()
-            if not await auth.limiter.seen_once(replay_key, 2 * auth.settings.signature_window_seconds + 1):
+            limiter, ttl = auth.limiter, 2 * auth.settings.signature_window_seconds + 1
+            first = limiter.seen_once_local(replay_key, ttl) if limiter.local else await limiter.seen_once(replay_key, ttl)
+            if not first:
                 raise auth.refused_record(RefusalReason.REPLAYED_SIGNATURE, record, invalid_signature())
         return await auth.admit(facts, record, self.method)
 
