@@ -17,7 +17,8 @@ from bench.report import Row, command_line, cpu_busy, machine, markdown, table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MEASURES = ("throughput", "callgrind", "inproc", "pg", "gateway", "balances", "startup")
-TARGET_RPS = {"bearer": 0.85, "hmac": 0.85, "rsa": 0.75, "ed25519": 0.75}
+# issue 8 §5: against /healthz routed first (as it ships): bearer and HMAC >= 0.8x, RSA-PSS >= 0.6x
+TARGET_RPS = {"bearer": 0.8, "hmac": 0.8, "rsa": 0.6}
 BARE = {"bearer": "HMAC-SHA256", "hmac": "HMAC-SHA256", "rsa": "RSA-2048 PSS verify", "ed25519": "Ed25519 verify"}
 PG_TARGET = 1.2
 GATEWAY_TARGET = 1.3
@@ -85,9 +86,10 @@ def run_throughput(fixture: Fixture, args, rows: list[Row], notes: list[str]) ->
     for kind in KINDS:
         rps = statistics.median(result.rps(kind))
         ratio = statistics.median(result.ratios(kind))
-        target = TARGET_RPS[kind]
+        target = TARGET_RPS.get(kind)
         rows.append(Row(f"req/s GET /v1/me, {LABELS[kind]}", f"{fmt_int(rps)} req/s", f"{fmt_int(base)} req/s",
-                        f"{ratio:.2f}x", f">= {target:.2f}x", "PASS" if ratio >= target else "FAIL"))
+                        f"{ratio:.2f}x", f">= {target:.2f}x" if target else "-",
+                        ("PASS" if ratio >= target else "FAIL") if target else "info"))
     notes.append(f"Throughput: one `strongroom serve` process (uvicorn, server log level "
                  f"{args.server_log_level}, SQLite), load generator {result.client}; {result.rounds} interleaved "
                  f"rounds of {result.duration:g} s runs (healthz, kind, healthz, kind, ...); value = median req/s, "
