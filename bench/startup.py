@@ -8,7 +8,6 @@ dir with one user: medians of the runs. Also reports the import time of ``strong
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from bench.callgrind import BEFORE_REF, ROOT, export_tree
+from devtools.liveserver import free_port
 
 SERVE = ("import sys\nfrom strongroom.cli import app\n"
          "sys.argv = ['strongroom', 'serve', '--host', '127.0.0.1', '--port', sys.argv[1]]\napp()\n")
@@ -34,12 +34,6 @@ class Startup:
         return statistics.median(self.runs[label])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env(tree: Path, data_dir: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(tree), "STRONGROOM_DATA_DIR": str(data_dir),
             "STRONGROOM_LOG_LEVEL": "warning", "PYTHONDONTWRITEBYTECODE": "0"}
@@ -52,7 +46,7 @@ def _prepare(tree: Path, data_dir: Path) -> None:
 
 
 def _one(tree: Path, data_dir: Path) -> float:
-    port = _free_port()
+    port = free_port()
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], env=_env(tree, data_dir),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=data_dir.parent)

@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from bench.fixture import KINDS, Credential, Fixture, settings_env
+from devtools.liveserver import ServeProcess
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -78,32 +79,13 @@ def _pin(cpu: int | None) -> list[str]:
 
 
 class Server:
-    """``strongroom serve`` as a subprocess on a free loopback port."""
+    """``strongroom serve`` as a subprocess on a free loopback port, pinned to ``cpu`` (devtools.liveserver)."""
 
     def __init__(self, fixture: Fixture, workdir: Path, cpu: int | None, log_level: str = "info") -> None:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "server.log"
-        env = {**os.environ, **settings_env(fixture.data_dir, STRONGROOM_LOG_LEVEL=log_level)}
-        self._log = self.log_path.open("w")  # closed in stop()
-        cmd = [str(BIN / "strongroom"), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.proc = subprocess.Popen([*_pin(cpu), *cmd], env=env, cwd=ROOT, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("strongroom serve did not start:\n" + self.log_path.read_text()[-2000:])
-            time.sleep(0.1)
+        self.process = ServeProcess(settings_env(fixture.data_dir, STRONGROOM_LOG_LEVEL=log_level),
+                                    log_path=self.log_path, prefix=_pin(cpu), timeout=60)
+        self.proc, self.url, self.port = self.process.proc, self.process.url, self.process.port
 
     def check(self, cred: Credential) -> None:
         """One real request per kind before measuring: it must answer 200 with the right scheme."""
@@ -114,14 +96,7 @@ class Server:
             raise RuntimeError(f"{cred.kind}: GET /v1/me answered for another key: {response.text[:300]}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+        self.process.stop()
 
 
 @dataclass

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import httpx
 
+from devtools.liveserver import ServeProcess as ServeProcess
+from devtools.liveserver import free_port as free_port
+
 PG_URL = os.environ.get("STRONGROOM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -53,12 +56,6 @@ def drop_pg_schema(schema: str) -> None:
     dsn = PG_URL.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LogCapture(logging.Handler):
@@ -202,35 +199,3 @@ def run_cli(*args: str, env: dict[str, str], stdin: str | None = None, timeout: 
     return subprocess.run([str(BIN / "strongroom"), *args], input=stdin, capture_output=True, text=True,
                           env={**os.environ, **env}, timeout=timeout, cwd=ROOT, check=False)  # callers read the exit code
 
-
-class ServeProcess:
-    """``strongroom serve`` as a separate OS process (for multi-process and subprocess tests)."""
-
-    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [str(BIN / "strongroom"), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                out = self.stop()
-                raise RuntimeError(f"strongroom serve did not start:\n{out[-2000:]}")
-            time.sleep(0.1)
-
-    def stop(self) -> str:
-        """Stop the process; return everything it printed."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.stdout.read() if self.proc.stdout else ""

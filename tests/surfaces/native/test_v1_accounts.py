@@ -13,8 +13,8 @@ from contextlib import contextmanager
 import httpx
 import pytest
 from support import ROOT, start_server
+from support.problems import assert_problem
 
-PROBLEM = "application/problem+json"
 CATALOGUE_FILE = ROOT / "strongroom" / "exchanges" / "catalogue.json"
 OUR_CREDENTIAL_NAMES = {"api_key", "secret", "passphrase", "uid", "address", "private_key", "account_id",
                         "login", "twofa", "token"}
@@ -56,14 +56,6 @@ def connected(client, user, creds: dict, exchange: str = "binance", **extra) -> 
     return response.json()
 
 
-def assert_problem(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["status"] == status and {"type", "title", "detail", "code"} <= set(body)
-    if code is not None:
-        assert body["code"] == code, body
-    return body
 
 
 def assert_no_secret(text: str, creds: dict) -> None:

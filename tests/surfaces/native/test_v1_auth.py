@@ -12,8 +12,7 @@ import uuid
 
 import pytest
 from support import start_server
-
-PROBLEM = "application/problem+json"
+from support.problems import PROBLEM, assert_problem
 
 
 def sign_in(client, username: str, password: str):
@@ -34,16 +33,6 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def assert_problem(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["status"] == status
-    for key in ("type", "title", "detail", "code"):
-        assert key in body
-    if code is not None:
-        assert body["code"] == code
-    return body
 
 
 # --------------------------------------------------------------------------- token flow

@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 from support import start_server
+from support.problems import assert_problem
 
 from strongroom.services.balances import AssetValue
 
-PROBLEM = "application/problem+json"
 # Texts the mock (i.e. Binance/OKX) puts in its error bodies, and what a ccxt message holds: never passed on.
 EXCHANGE_TEXTS = ("Signature for this request", "-1022", "-2015", "Invalid API-key", "Invalid Sign", "50113",
                   "50111", "Too many requests", "-1003", "binance {", "okx {", "ccxt", "Traceback",
@@ -96,12 +96,6 @@ def balances(client: httpx.Client, headers: dict[str, str], account_id: int, **p
     return client.get(f"/v1/exchange-accounts/{account_id}/balances", headers=headers, params=params)
 
 
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["code"] == code, body
-    return body
 
 
 def by_asset(body: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -12,24 +12,11 @@ import uuid
 import httpx
 import pytest
 from support import start_server
+from support.problems import PROBLEM, assert_problem
 
-PROBLEM = "application/problem+json"
 LIMIT = 64 * 1024
 
 
-def assert_problem(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, (response.status_code, response.text[:500])
-    assert response.headers["content-type"].startswith(PROBLEM), response.headers["content-type"]
-    body = response.json()
-    assert {"type", "title", "status", "detail", "code"} <= set(body), body
-    assert body["status"] == status
-    assert isinstance(body["type"], str) and body["type"]
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body["detail"], str) and isinstance(body["code"], str) and body["code"]
-    assert "Traceback" not in response.text and 'File "' not in response.text
-    if code is not None:
-        assert body["code"] == code, body
-    return body
 
 
 # --------------------------------------------------------------------------- one of each status
