@@ -45,10 +45,11 @@ from strongroom.settings import Settings
 
 log = logging.getLogger("strongroom.accounts")
 
-STATUSES = ("active", "disabled", "invalid", "unverified", "suspended", "disconnected")
+STATUSES = tuple(AccountStatus)
 LIVE = ("active", "disabled", "invalid", "unverified", "suspended")  # = enums.LIVE_STATUSES
 # the status a check's validation_result puts an enabled account in
-STATUS_OF_RESULT = {"valid": "active", "no_validator": "unverified", "withdrawal_permission": "suspended"}
+STATUS_OF_RESULT = {"valid": AccountStatus.ACTIVE, "no_validator": AccountStatus.UNVERIFIED,
+                    "withdrawal_permission": AccountStatus.SUSPENDED}
 
 T = TypeVar("T")
 # How often a state change is decided again when its row changed under it before giving up (409).
@@ -144,7 +145,7 @@ class ExchangeAccountService:
                 "this key can withdraw funds; create a key without withdrawal permission "
                 "(or the operator may set STRONGROOM_ALLOW_WITHDRAWAL_KEYS)", details={"exchange": info.id}
             )
-        return "active" if outcome.verified else "unverified"
+        return AccountStatus.ACTIVE if outcome.verified else AccountStatus.UNVERIFIED
 
     async def _audit_refusal(self, action: str, principal: Principal, target: str | None,
                              details: dict[str, Any]) -> None:
@@ -318,8 +319,8 @@ class ExchangeAccountService:
             status=status,
             key_fingerprint=fingerprint,
             key_hint=hint(primary_credential(info, creds)),
-            validated_at=utcnow() if status == "active" else None,
-            validation_result="valid" if status == "active" else "no_validator",
+            validated_at=utcnow() if status == AccountStatus.ACTIVE else None,
+            validation_result="valid" if status == AccountStatus.ACTIVE else "no_validator",
         )
         for column, value in self.vault.seal_account_credentials(account, creds).items():
             setattr(account, column, value)
@@ -648,9 +649,9 @@ class ExchangeAccountService:
             key_hint=hint(primary_credential(info, creds)),
             # a disabled account stays disabled: decided in the UPDATE, on the status it has then
             status=case((ExchangeAccount.status == DISABLED, DISABLED), else_=status),
-            validation_result="valid" if status == "active" else "no_validator",
+            validation_result="valid" if status == AccountStatus.ACTIVE else "no_validator",
         )
-        if status == "active":
+        if status == AccountStatus.ACTIVE:
             values["validated_at"] = utcnow()
         if name is not None:
             values["name"] = name
@@ -695,7 +696,7 @@ class ExchangeAccountService:
         with self.db.session() as session:
             account = self._owned(session, principal, account_id)
             self._not_disconnected(account)
-            status = STATUS_OF_RESULT.get(result, "invalid")
+            status = STATUS_OF_RESULT.get(result, AccountStatus.INVALID)
             # only for the credentials that were checked, and a disabled account stays disabled
             stored = self._change(session, account, ExchangeAccount.nonce == checked_nonce,
                                   status=case((ExchangeAccount.status == DISABLED, DISABLED), else_=status),
@@ -717,7 +718,7 @@ class ExchangeAccountService:
             before = account.status
             after = before
             if enabled and before == DISABLED:
-                after = STATUS_OF_RESULT.get(account.validation_result or "", "invalid")
+                after = STATUS_OF_RESULT.get(account.validation_result or "", AccountStatus.INVALID)
             elif not enabled:
                 after = DISABLED
             # a no-op (enabling an enabled account) writes nothing but is still answered and audited

@@ -31,7 +31,7 @@ from strongroom.crypto import tokens
 from strongroom.crypto.signatures import KeyFormatError, Verifier, generate_keypair, load_public_key, verifier_from_pem
 from strongroom.crypto.tokens import Hasher
 from strongroom.db import Base, Database, retry_read_once, rowcount, utcnow
-from strongroom.enums import AuthMethod
+from strongroom.enums import AuthMethod, KeyKind
 from strongroom.errors import (
     BadRequest,
     Conflict,
@@ -51,7 +51,7 @@ from strongroom.services.users import UserSnapshot, snapshot
 from strongroom.services.vault import Vault
 from strongroom.settings import Settings
 
-KINDS = ("bearer", "hmac", "rsa", "ed25519")
+KINDS = tuple(KeyKind)
 DEFAULT_SCOPES = scope_rules.DEFAULT
 PUBLIC_KEY_UPLOAD_LEVELS = ("premier", "market_maker")
 T = TypeVar("T")
@@ -259,7 +259,7 @@ class ApiKeyService:
         )
         self._not_wider(principal, key, "create")
         secret: str | None = None
-        if kind in ("rsa", "ed25519"):
+        if kind in (KeyKind.RSA, KeyKind.ED25519):
             if not public_key:
                 raise ValidationFailed("public_key is required for this kind", fields={"public_key": "required"})
             if not _generated and not (principal.is_admin or principal.usage_level in PUBLIC_KEY_UPLOAD_LEVELS):
@@ -272,7 +272,7 @@ class ApiKeyService:
             key.hint = f"{kind}:{self.hasher.fingerprint('pubkey', spki)[:8]}"
         elif public_key:
             raise ValidationFailed("public_key is only for rsa and ed25519 keys", fields={"public_key": "not allowed"})
-        elif kind == "bearer":
+        elif kind == KeyKind.BEARER:
             secret = tokens.new_token(self.prefix)
             key.secret_hash = self.hasher.token(secret)
             key.hint = tokens.hint(secret)
@@ -323,7 +323,7 @@ class ApiKeyService:
 
     def generate(self, principal: Principal, *, name: str, key_type: str = "rsa", **attrs: Any) -> tuple[ApiKey, str]:
         """Generate a key pair, keep the public key and return the private key once (never stored)."""
-        if key_type not in ("rsa", "ed25519"):
+        if key_type not in (KeyKind.RSA, KeyKind.ED25519):
             raise ValidationFailed("key_type must be rsa or ed25519", fields={"key_type": "rsa or ed25519"})
         principal.require("write")
         private_pem, public_pem = generate_keypair(key_type)
@@ -571,12 +571,12 @@ class ApiKeyService:
             until = datetime.now(UTC) + timedelta(seconds=grace_seconds) if grace_seconds else None
             key = self._owned(session, principal, key_id, claim=True)
             self._not_wider(principal, key, "roll")
-            if key.kind == "bearer":
+            if key.kind == KeyKind.BEARER:
                 secret = tokens.new_token(self.prefix)
                 key.previous_secret_hash = key.secret_hash if until else None
                 key.previous_expires_at = until
                 key.secret_hash = self.hasher.token(secret)
-            elif key.kind == "hmac":
+            elif key.kind == KeyKind.HMAC:
                 secret = tokens.new_token(self.hmac_prefix)
                 doc = {"current": secret}
                 if until:
@@ -648,12 +648,12 @@ class ApiKeyService:
             prev_until = _epoch(key.previous_expires_at)
             hashes: tuple[tuple[str, float | None], ...] = ()
             secrets: tuple[tuple[str, float | None], ...] = ()
-            if key.kind == "bearer":
+            if key.kind == KeyKind.BEARER:
                 if key.secret_hash:  # always set on a bearer key (the column is null for the other kinds)
                     hashes = ((key.secret_hash, None),)
                 if key.previous_secret_hash and prev_until:
                     hashes += ((key.previous_secret_hash, prev_until),)
-            elif key.kind == "hmac":
+            elif key.kind == KeyKind.HMAC:
                 doc = self.vault.open_key_secret(key)
                 secrets = ((doc["current"], None),)
                 if doc.get("previous") and prev_until:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from strongroom.crypto.keyring import FileKeyProvider, KeyProvider, KeyringError
 from strongroom.db import Database
+from strongroom.enums import AccountStatus
 from strongroom.errors import BadRequest, Conflict, Forbidden, NotFound
 from strongroom.models import ApiKey, ExchangeAccount
 from strongroom.principal import Principal
@@ -58,7 +59,7 @@ class MasterKeyService:
         counts: dict[int, int] = {}
         with self.db.session() as session:
             rows: list[tuple[int | None, int]] = list(session.execute(
-                select(ExchangeAccount.kek_version, func.count()).where(ExchangeAccount.status != "disconnected")
+                select(ExchangeAccount.kek_version, func.count()).where(ExchangeAccount.status != AccountStatus.DISCONNECTED)
                 .group_by(ExchangeAccount.kek_version)).tuples())
             rows += list(session.execute(
                 select(ApiKey.kek_version, func.count()).where(ApiKey.kek_version.is_not(None))
