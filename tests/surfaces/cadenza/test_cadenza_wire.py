@@ -195,7 +195,8 @@ CLIENT_FLOW = textwrap.dedent('''
         enable_trading_account_request=c.EnableTradingAccountRequest(**target)).data.status.value
     out["updated"] = accounts.update_trading_account(update_trading_account_request=c.UpdateTradingAccountRequest(
         nickname="renamed", **target)).data.nickname
-    out["credentials"] = len(creds.list_trading_account_credentials(credential_ids=[credential.credential_id]).data)
+    # str(): older generations type credential_ids as List[StrictStr]; 3.5.4's UUID list takes the string too
+    out["credentials"] = len(creds.list_trading_account_credentials(credential_ids=[str(credential.credential_id)]).data)
     try:
         accounts.connect_trading_account(connect_trading_account_request=c.ConnectTradingAccountRequest(
             venue=c.Venue.BINANCE, credential_ids=[credential.credential_id],
@@ -208,11 +209,18 @@ CLIENT_FLOW = textwrap.dedent('''
         out["empty"] = None
     except c.ApiException as exc:
         out["empty"] = [exc.status, exc.data.errno if exc.data is not None else None]
+    out["rotated"] = creds.rotate_trading_account_credential(
+        rotate_trading_account_credential_request=c.RotateTradingAccountCredentialRequest(
+            credential_id=credential.credential_id, api_key=key, api_secret=secret)).data.status.value
     out["disconnected"] = accounts.disconnect_trading_account(
         disconnect_trading_account_request=c.DisconnectTradingAccountRequest(**target)).data.status.value
     out["revoked"] = creds.revoke_trading_account_credential(
         revoke_trading_account_credential_request=c.RevokeTradingAccountCredentialRequest(
             credential_id=credential.credential_id)).data.status.value
+    refreshed = auth.auth_refresh_token(
+        auth_refresh_token_request=c.AuthRefreshTokenRequest(refresh_token=session.data.refresh_token))
+    out["refreshed"] = refreshed.data.access_token != session.data.access_token
+    cfg.access_token = refreshed.data.access_token
     auth.auth_logout()
     try:
         auth.auth_get_user()
@@ -250,4 +258,5 @@ def test_cadenza_client(cadenza_server, cadenza_users, mock_exchange, tmp_path: 
     assert (out["disabled"], out["enabled"], out["updated"]) == ("INACTIVE", "ACTIVE", "renamed")
     assert out["credentials"] == 1
     assert out["conflict"] == [409, -22017] and out["empty"] == [400, -19004]
+    assert out["rotated"] == "ACTIVE" and out["refreshed"] is True
     assert (out["disconnected"], out["revoked"], out["after_logout"]) == ("DISCONNECTED", "REVOKED", 401)
