@@ -166,6 +166,14 @@ class CredentialService:
         values: dict[str, Any] = {"status": status, "validation_result": result}
         if status == CredentialStatus.ACTIVE:
             values["validated_at"] = utcnow()
+        return self._write_unchanged(session, credential, values)
+
+    @staticmethod
+    def _write_unchanged(session: Session, credential: ExchangeCredential, values: dict[str, Any]) -> ExchangeCredential:
+        """Write ``values`` to ``credential`` if it still holds the secrets read (same nonce, not revoked).
+
+        Returns the row as written. Raises Conflict if it was rotated or revoked meanwhile.
+        """
         written = session.scalars(
             update(ExchangeCredential)
             .where(ExchangeCredential.id == credential.id, ExchangeCredential.status != REVOKED,
@@ -426,15 +434,7 @@ class CredentialService:
                 self.vault.seal_credential(credential, creds), key_fingerprint=fingerprint,
                 key_hint=hint(primary_credential(info, creds)), status=recorded, validation_result=result,
                 validated_at=utcnow() if recorded == CredentialStatus.ACTIVE else None)
-            written = session.scalars(
-                update(ExchangeCredential)
-                .where(ExchangeCredential.id == credential.id, ExchangeCredential.status != REVOKED,
-                       ExchangeCredential.nonce == credential.nonce)
-                .values(**values).returning(ExchangeCredential)
-                .execution_options(populate_existing=True, synchronize_session=False)
-            ).first()
-            if written is None:
-                raise Conflict("the credential was rotated or revoked at the same time; try again")
+            written = self._write_unchanged(session, credential, values)
             linked = self._refuse_taken(written, fingerprint, session)
             for account in linked:
                 if self.accounts.store_credentials(session, account, info, creds, fingerprint, status) is not None:

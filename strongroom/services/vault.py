@@ -100,13 +100,8 @@ class Vault:
         master key version is gone.
         """
         sealed = Sealed(account.ciphertext, account.nonce, account.wrapped_dek, account.kek_version)
-        try:
-            credentials: dict[str, str] = json.loads(self.envelope.open(sealed, account_aad(account)))
-        except (DecryptionError, KeyringError, ValueError):
-            log.error("stored credentials of account %s do not decrypt", account.id)
-            raise CredentialsUnreadable(
-                "the stored credentials cannot be decrypted; rotate them to store new ones") from None
-        return credentials
+        return self._open_fields(sealed, account_aad(account), f"credentials of account {account.id}",
+                                 "the stored credentials cannot be decrypted; rotate them to store new ones")
 
     # --- stored exchange credentials ----------------------------------------------------------
 
@@ -128,12 +123,17 @@ class Vault:
         master key version is gone.
         """
         sealed = Sealed(credential.ciphertext, credential.nonce, credential.wrapped_dek, credential.kek_version)
+        return self._open_fields(sealed, credential_aad(credential), f"credential {credential.id}",
+                                 "the stored credential cannot be decrypted; rotate it to store new keys")
+
+    def _open_fields(self, sealed: Sealed, aad: bytes, what: str, refusal: str) -> dict[str, str]:
+        """Decrypt a sealed JSON object of secret fields; raise CredentialsUnreadable (logging ``what``, never
+        a secret) if it does not open."""
         try:
-            fields: dict[str, str] = json.loads(self.envelope.open(sealed, credential_aad(credential)))
+            fields: dict[str, str] = json.loads(self.envelope.open(sealed, aad))
         except (DecryptionError, KeyringError, ValueError):
-            log.error("stored credential %s does not decrypt", credential.id)
-            raise CredentialsUnreadable(
-                "the stored credential cannot be decrypted; rotate it to store new keys") from None
+            log.error("stored %s cannot be decrypted", what)
+            raise CredentialsUnreadable(refusal) from None
         return fields
 
     # --- HMAC key secrets ---------------------------------------------------------------------
