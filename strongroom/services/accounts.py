@@ -375,6 +375,20 @@ class ExchangeAccountService:
                 raise AlreadyConnected("this exchange API key is already connected")
             raise AccountExists("account for that exchange already exists")
 
+    def _readable_owner(self, principal: Principal, user_id: int | None) -> int:
+        """Return whose accounts ``principal`` lists: ``user_id`` (default its own).
+
+        Raises InsufficientScope (no ``read``), Forbidden (another user's, not an admin), NotFound
+        (no such user).
+        """
+        principal.require("read")
+        owner = principal.user_id if user_id is None else user_id
+        if not principal.acts_for(owner):
+            raise Forbidden("you do not have permission to perform this action")
+        if owner != principal.user_id:
+            self._user_exists(owner)
+        return owner
+
     def _user_exists(self, user_id: int) -> None:
         if not valid_id(user_id):  # beyond the integer column: PostgreSQL DataError, SQLite OverflowError
             raise NotFound("user not found")
@@ -440,13 +454,7 @@ class ExchangeAccountService:
 
         Raises InsufficientScope, Forbidden (another user's, not an admin), NotFound (no such user).
         """
-        principal.require("read")
-        owner = principal.user_id if user_id is None else user_id
-        if not principal.acts_for(owner):
-            raise Forbidden("you do not have permission to perform this action")
-        if owner != principal.user_id:
-            self._user_exists(owner)
-        query = select(ExchangeAccount).where(ExchangeAccount.user_id == owner)
+        query = select(ExchangeAccount).where(ExchangeAccount.user_id == self._readable_owner(principal, user_id))
         if live_only:
             query = query.where(ExchangeAccount.status.in_(LIVE))
         if principal.account_ids is not None:
@@ -518,13 +526,7 @@ class ExchangeAccountService:
         ``statuses`` to those statuses (an empty collection matches nothing). Raises Forbidden (another
         user's, not an admin), NotFound (no such user), ValidationFailed (exchange, status, limit, offset).
         """
-        principal.require("read")
-        owner = principal.user_id if user_id is None else user_id
-        if not principal.acts_for(owner):
-            raise Forbidden("you do not have permission to perform this action")
-        if owner != principal.user_id:
-            self._user_exists(owner)
-        query = select(ExchangeAccount).where(ExchangeAccount.user_id == owner)
+        query = select(ExchangeAccount).where(ExchangeAccount.user_id == self._readable_owner(principal, user_id))
         if public_ids is not None:
             query = query.where(ExchangeAccount.public_id.in_(sorted(public_ids, key=str) or [uuid.UUID(int=0)]))
         if ids is not None:

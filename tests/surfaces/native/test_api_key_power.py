@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from support.factories import connect_bitmex
 
 FULL = ["read", "write", "delete"]
 
@@ -40,12 +41,6 @@ def refused(response: httpx.Response, attribute: str) -> None:
     assert attribute in body["detail"], body
 
 
-def connect_bitmex(client: httpx.Client, user) -> int:
-    creds = {"api_key": f"bm-{uuid.uuid4().hex}", "secret": uuid.uuid4().hex}
-    response = client.post("/v1/exchange-accounts", json={"exchange": "bitmex", "credentials": creds},
-                           headers=user.headers)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def acts(client: httpx.Client, headers: dict[str, str], key_id: str, attribute: str) -> None:

@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import event
 from support import start_server
+from support.factories import connect_bitmex
 from support.signing import (
     load_private_key,
     new_ed25519,
@@ -57,13 +58,6 @@ def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
-def connect_bitmex(client, user) -> int:
-    """Connect a BitMEX account (no validator: stored as unverified) with unique credentials."""
-    creds = {"api_key": f"bm-{uuid.uuid4().hex}", "secret": uuid.uuid4().hex}
-    response = client.post("/v1/exchange-accounts", json={"exchange": "bitmex", "credentials": creds},
-                           headers=user.headers)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def me(client, headers) -> int:

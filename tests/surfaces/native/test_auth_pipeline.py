@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event
 from support import TEST_SETTINGS, Server, start_server
+from support.factories import connect_bitmex
 from support.signing import (
     load_private_key,
     sign_ed25519,
@@ -67,12 +68,6 @@ def unknown_bearer() -> str:
     return body + check.rjust(6, "0")
 
 
-def connect_bitmex(client, user) -> int:
-    creds = {"api_key": f"bm-{uuid.uuid4().hex}", "secret": uuid.uuid4().hex}
-    response = client.post("/v1/exchange-accounts", json={"exchange": "bitmex", "credentials": creds},
-                           headers=user.headers)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def audit_events(client, viewer, action: str = "auth.key", pages: int = 5) -> list[dict]:

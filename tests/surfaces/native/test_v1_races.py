@@ -14,6 +14,7 @@ from threading import Barrier
 import httpx
 from sqlalchemy import select
 from support import Server, start_server
+from support.factories import connect_bitmex
 
 
 def race(server: Server, n: int, call: Callable[[httpx.Client, int], httpx.Response]) -> list[httpx.Response]:
@@ -43,13 +44,6 @@ def audit_events(server: Server, action: str, target: str) -> list[dict]:
         return [{"outcome": r.outcome, **r.details} for r in rows]
 
 
-def connect_bitmex(client: httpx.Client, user) -> int:
-    """Connect an account on a venue without a validator (stored as unverified)."""
-    creds = {"api_key": f"bm-{uuid.uuid4().hex}", "secret": uuid.uuid4().hex}
-    response = client.post("/v1/exchange-accounts", json={"exchange": "bitmex", "credentials": creds},
-                           headers=user.headers)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def make_key(client: httpx.Client, headers: dict[str, str], **body) -> dict:

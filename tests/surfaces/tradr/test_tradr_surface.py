@@ -15,6 +15,7 @@ from datetime import datetime
 
 import httpx
 import pytest
+from support.factories import connect_bitmex
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 ACCOUNT_FIELDS = {"id", "createdAt", "updatedAt", "roles", "accountId", "friendlyName", "apiKey", "ips"}
@@ -25,13 +26,6 @@ PHRASES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not 
 
 # --- helpers --------------------------------------------------------------------------------------------
 
-def connect_bitmex(client: httpx.Client, user) -> int:
-    """A live (unverified) exchange account of ``user``; its integer id."""
-    creds = {"api_key": f"bm-{uuid.uuid4().hex}", "secret": uuid.uuid4().hex}
-    response = client.post("/v1/exchange-accounts", json={"exchange": "bitmex", "credentials": creds},
-                           headers=user.headers)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def xkey(secret: str) -> dict[str, str]:
