@@ -216,3 +216,156 @@ def test_derived_error_schema_fits_every_surface(tmp_path: Any) -> None:
         assert all(check.is_valid(b) for b in bodies), surface.name
         named = rendered_body(surface, sample(RateLimited))
         assert set(schema["required"]) <= set(named), surface.name
+
+
+# --- real answers of every surface, as the document describes them ------------------------------------
+
+
+def assert_documented(doc: dict[str, Any], method: str, template: str, response: Any) -> Any:
+    """Assert ``response`` is an answer the document gives for ``method template``: a documented status,
+    its media type, its required headers and its body schema. Returns the parsed body (None if empty)."""
+    operation = doc["paths"][template][method.lower()]
+    status = str(response.status_code)
+    assert status in operation["responses"], (method, template, status, response.text[:300])
+    spec = operation["responses"][status]
+    for name, header in spec.get("headers", {}).items():
+        if resolve(doc, header).get("required"):
+            assert name in response.headers, (method, template, status, name)
+    if not spec.get("content"):
+        assert not response.content, (method, template, status)
+        return None
+    media = response.headers["content-type"].split(";")[0]
+    assert media in spec["content"], (method, template, status, media)
+    body = response.json()
+    errors = [f"{e.instance_path}: {e.message}" for e in validator(doc, spec["content"][media]["schema"])
+              .iter_errors(body)]
+    assert not errors, (method, template, status, body, errors)
+    return body
+
+
+def test_real_answers_match_the_document(doc: dict[str, Any], client: Any, users: Any, mock_exchange: Any) -> None:
+    """Valid calls on every surface but /v1 (fuzzed with schemathesis' conformance checks elsewhere): each
+    answer is one the document describes, body schema included."""
+    import uuid
+
+    from support.signing import load_private_key, sign_kalshi
+    from support.threecommas import V1, as_json, hmac_key, mock_of, signed
+
+    user = users.create()
+    mock = mock_of(mock_exchange)
+
+    def check(method: str, template: str, response: Any) -> Any:
+        return assert_documented(doc, method, template, response)
+
+    check("GET", "/healthz", client.get("/healthz"))
+    check("GET", "/readyz", client.get("/readyz"))
+
+    # Kalshi: RSA-PSS signed requests with a generated key
+    generated = client.post("/v1/api-keys/generate", headers=user.headers, json={"name": "kalshi", "key_type": "rsa"})
+    assert generated.status_code == 201
+    kalshi_id, private = generated.json()["key_id"], load_private_key(generated.json()["private_key"])
+
+    def kalshi(method: str, path: str, **kwargs: Any) -> Any:
+        full = "/trade-api/v2" + path
+        return client.request(method, full, headers=sign_kalshi(kalshi_id, private, method, full), **kwargs)
+
+    check("GET", "/trade-api/v2/api_keys", kalshi("GET", "/api_keys"))
+    made = check("POST", "/trade-api/v2/api_keys/generate", kalshi("POST", "/api_keys/generate", json={"name": "k2"}))
+    check("DELETE", "/trade-api/v2/api_keys/{api_key}", kalshi("DELETE", f"/api_keys/{made['api_key_id']}"))
+    check("DELETE", "/trade-api/v2/api_keys/{api_key}", kalshi("DELETE", f"/api_keys/{uuid.uuid4()}"))
+
+    # Trading App: Basic with the password
+    accounts = f"/user/{user.id}/accounts"
+    creds = mock.new_key("binance")
+    check("POST", "/user/{user_id}/accounts/new", client.post(accounts + "/new", headers=user.basic, json={
+        "Exchange": "BINANCE", "api_key": creds["api_key"], "secret_key": creds["secret"]}))
+    check("GET", "/user/{user_id}/accounts", client.get(accounts, headers=user.basic))
+    check("DELETE", "/user/{user_id}/accounts/{exchange_name}", client.delete(accounts + "/BINANCE",
+                                                                                headers=user.basic))
+
+    # TradrAPI: an access token
+    bitmex = client.post("/v1/exchange-accounts", headers=user.headers, json={
+        "exchange": "bitmex", "credentials": {"api_key": f"bm-{uuid.uuid4().hex}", "secret": uuid.uuid4().hex}})
+    assert bitmex.status_code == 201
+    account_id = bitmex.json()["id"]
+    key = check("POST", "/tradr/accounts/api-keys", client.post("/tradr/accounts/api-keys", headers=user.headers, json={
+        "accountId": account_id, "roles": ["read", "write"], "ips": ["203.0.113.7"]}))
+    check("GET", "/tradr/accounts/api-keys/{key_id}", client.get(f"/tradr/accounts/api-keys/{key['id']}",
+                                                                 headers=user.headers))
+    check("GET", "/tradr/accounts/{account_id}/api-keys", client.get(f"/tradr/accounts/{account_id}/api-keys",
+                                                                      headers=user.headers))
+    check("PATCH", "/tradr/accounts/api-keys/{key_id}", client.patch(
+        f"/tradr/accounts/api-keys/{key['id']}", headers=user.headers, json={"friendlyName": "renamed"}))
+    user_key = check("POST", "/tradr/users/api-keys", client.post("/tradr/users/api-keys", headers=user.headers,
+                                                                  json={"userId": user.id, "roles": ["read"]}))
+    check("GET", "/tradr/users/{user_id}/api-keys", client.get(f"/tradr/users/{user.id}/api-keys",
+                                                               headers=user.headers))
+    check("DELETE", "/tradr/users/api-keys/{key_id}", client.delete(f"/tradr/users/api-keys/{user_key['id']}",
+                                                                    headers=user.headers))
+
+    # 3Commas: an hmac key, a binance account on the mock with balances
+    key3 = hmac_key(client, user)
+    check("GET", "/public/api/ver1/ping", client.get(f"{V1}/ping"))
+    check("GET", "/public/api/ver1/time", client.get(f"{V1}/time"))
+    check("GET", "/public/api/ver1/accounts/market_list", client.get(f"{V1}/accounts/market_list"))
+    check("GET", "/public/api/ver1/validate", signed(client, key3, "GET", f"{V1}/validate"))
+    check("GET", "/public/api/ver1/accounts/market_pairs",
+          signed(client, key3, "GET", f"{V1}/accounts/market_pairs", query="market_code=binance"))
+    check("GET", "/public/api/ver1/accounts/currency_rates",
+          signed(client, key3, "GET", f"{V1}/accounts/currency_rates", query="market_code=binance&pair=USDT_BTC"))
+    creds = mock.new_key("binance", balances={"BTC": {"free": "0.5", "used": "0.1"}, "ETH": {"free": "2"},
+                                              "DUSTCOIN": {"free": "7"}})
+    check("GET", "/public/api/ver1/accounts/types_to_connect", signed(
+        client, key3, "GET", f"{V1}/accounts/types_to_connect", query=f"type=binance&api_key={creds['api_key']}"))
+    entity = check("POST", "/public/api/ver1/accounts/new", signed(client, key3, "POST", f"{V1}/accounts/new",
+                   body=as_json({"type": "binance", "name": "main", **creds})))
+    one = f"{V1}/accounts/{entity['id']}"
+    check("POST", "/public/api/ver1/accounts/{account_id}/load_balances", signed(client, key3, "POST",
+                                                                                  one + "/load_balances"))
+    for method, action in (("GET", ""), ("POST", "/pie_chart_data"), ("POST", "/account_table_data"),
+                           ("GET", "/active_trading_entities")):
+        check(method, "/public/api/ver1/accounts/{account_id}" + action, signed(client, key3, method, one + action))
+    check("GET", "/public/api/ver1/accounts/{account_id}", signed(client, key3, "GET", f"{V1}/accounts/summary"))
+    check("GET", "/public/api/ver1/accounts/{account_id}/balance_chart_data", signed(
+        client, key3, "GET", one + "/balance_chart_data", query="date_from=2020-01-01"))
+    check("GET", "/public/api/ver1/accounts", signed(client, key3, "GET", f"{V1}/accounts"))
+    check("POST", "/public/api/ver1/accounts/update", signed(client, key3, "POST", f"{V1}/accounts/update",
+                                                              body=as_json({"account_id": entity["id"], "name": "n"})))
+    check("POST", "/public/api/ver1/accounts/{account_id}/rename", signed(client, key3, "POST", one + "/rename",
+                                                                          body=as_json({"name": "m"})))
+    check("POST", "/public/api/ver1/accounts/{account_id}/sell_all_to_usd",
+          signed(client, key3, "POST", one + "/sell_all_to_usd"))
+    check("GET", "/public/api/ver1/accounts/transfer_data", signed(client, key3, "GET", f"{V1}/accounts/transfer_data"))
+    check("POST", "/public/api/ver1/accounts/{account_id}/remove", signed(client, key3, "POST", one + "/remove"))
+
+    # Cadenza: its own sign-in
+    session = check("POST", "/api/v3/auth/login", client.post("/api/v3/auth/login", json={
+        "email": user.username, "password": user.password}))["data"]
+    bearer = {"Authorization": f"Bearer {session['accessToken']}"}
+    check("GET", "/api/v3/auth/user", client.get("/api/v3/auth/user", headers=bearer))
+    creds = mock.new_key("okx", balances={"USDT": {"free": "100"}})
+    credential = check("POST", "/api/v3/credential/create", client.post("/api/v3/credential/create", headers=bearer, json={
+        "venue": "OKX", "credentialType": "API_KEY", "apiKey": creds["api_key"], "apiSecret": creds["secret"],
+        "apiPassphrase": creds["passphrase"]}))["data"]
+    check("POST", "/api/v3/credential/verify", client.post("/api/v3/credential/verify", headers=bearer, json={
+        "credentialIds": [credential["credentialId"]]}))
+    trading = check("POST", "/api/v3/tradingAccount/connect", client.post("/api/v3/tradingAccount/connect",
+                    headers=bearer, json={"credentialIds": [credential["credentialId"]],
+                                          "externalTradingAccountId": "spot"}))["data"]
+    ref = {"tradingAccountId": trading["tradingAccountId"]}
+    check("GET", "/api/v3/tradingAccount/list", client.get("/api/v3/tradingAccount/list", headers=bearer))
+    check("GET", "/api/v3/tradingAccount/portfolio/list", client.get("/api/v3/tradingAccount/portfolio/list",
+                                                                     headers=bearer))
+    check("POST", "/api/v3/tradingAccount/update", client.post("/api/v3/tradingAccount/update", headers=bearer,
+                                                               json={**ref, "nickname": "renamed"}))
+    check("POST", "/api/v3/tradingAccount/disable", client.post("/api/v3/tradingAccount/disable", headers=bearer,
+                                                                json=ref))
+    check("POST", "/api/v3/tradingAccount/enable", client.post("/api/v3/tradingAccount/enable", headers=bearer,
+                                                               json=ref))
+    check("GET", "/api/v3/credential/list", client.get("/api/v3/credential/list", headers=bearer))
+    check("POST", "/api/v3/credential/revoke", client.post("/api/v3/credential/revoke", headers=bearer,
+                                                           json={"credentialId": credential["credentialId"]}))
+    check("POST", "/api/v3/tradingAccount/disconnect", client.post("/api/v3/tradingAccount/disconnect",
+                                                                   headers=bearer, json=ref))
+    check("GET", "/api/v3/health", client.get("/api/v3/health"))
+    check("POST", "/api/v3/auth/logout", client.post("/api/v3/auth/logout", headers=bearer))

@@ -277,6 +277,11 @@ def fuzz_target(server, backend, users):
     srv = start_server(data_dir=server.settings.data_dir, database_url=backend.url, exchange_base_urls=closed,
                        exchange_timeout_ms=500)
     user = users.create(sign_in=False)
+    # something to list: an account (bitmex: no live check) and a key, so answers carry real objects
+    with httpx.Client(base_url=srv.url, headers=user.basic, timeout=30) as client:
+        creds = {"api_key": f"bm-{uuid.uuid4().hex}", "secret": uuid.uuid4().hex}
+        assert client.post("/v1/exchange-accounts", json={"exchange": "bitmex", "credentials": creds}).status_code == 201
+        assert client.post("/v1/api-keys", json={"name": "fuzz", "kind": "hmac"}).status_code == 201
     yield srv, user
     srv.stop()
 
