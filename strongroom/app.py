@@ -30,6 +30,21 @@ from strongroom.surfaces.openapi import HEADERS, merged_openapi, raises
 log = logging.getLogger("strongroom")
 
 
+DESCRIPTION = """Exchange-account vault and platform API keys, on six surfaces over one core:
+
+* `/v1`: Strongroom's own API (errors as RFC 9457 `application/problem+json`);
+* `/trade-api/v2`: Kalshi-compatible API keys;
+* `/user`: the Trading App accounts API;
+* `/tradr`: TradrAPI-compatible account and user API keys;
+* `/public/api`: 3Commas-compatible exchange accounts;
+* `/api/v3`: Cadenza-compatible trading accounts and credentials.
+
+Each operation lists the credentials it accepts (Authorize: an access token from `POST /v1/auth/token`, a bearer
+key as `Authorization: Bearer` or `X-API-Key`, HTTP Basic, or the signed-request headers of a key), and every
+error status it can answer in its surface's own error shape. Answers carry `X-Request-ID`; authenticated ones
+`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503 carry `Retry-After`."""
+
+
 class Liveness(BaseModel):
     status: Literal["ok"] = Field(description="Always ok: the process answers.")
 
@@ -73,7 +88,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     app = FastAPIOffline(
         title="Strongroom",
         version="0.1.0",
-        description="Exchange-account vault and platform API keys, with Kalshi and Trading App compatible surfaces.",
+        description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
         # FastAPI's OpenTelemetry integration is off: its "logs" record exception messages (which may

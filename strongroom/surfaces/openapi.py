@@ -251,32 +251,37 @@ class ErrorDoc:
     ref: str
     examples: dict[str, Any]  # the document's components/examples
 
+    def shown_code(self, error: DomainError) -> str:
+        """Return ``error``'s code on this surface if its body shows it (Trading App's shows none), else ''."""
+        code = str(self.surface.errors.resolve(error).code)
+        return code if code in _leaves(rendered_body(self.surface, error)) else ""
+
     def example(self, error: DomainError) -> tuple[str, str]:
         """Return the example's key in an operation and its $ref (added to the components once)."""
         key = type(error).__name__
         name = camel(self.surface.name) + key
         if name not in self.examples:
-            rendered = self.surface.errors.resolve(error)
-            self.examples[name] = {"summary": f"{rendered.code}: {first_line(type(error).__doc__)}",
+            code = self.shown_code(error)
+            self.examples[name] = {"summary": (f"{code}: " if code else "") + first_line(type(error).__doc__),
                                    "value": rendered_body(self.surface, error)}
         return key, EXAMPLES + name
 
 
-def _codes_on_wire(body: Any) -> set[str]:
+def _leaves(body: Any) -> set[str]:
+    """Every scalar of a JSON value, as text."""
     if isinstance(body, dict):
-        return {c for v in body.values() for c in _codes_on_wire(v)}
+        return {c for v in body.values() for c in _leaves(v)}
     if isinstance(body, list):
-        return {c for v in body for c in _codes_on_wire(v)}
+        return {c for v in body for c in _leaves(v)}
     return {str(body)}
 
 
 def _status_description(status: int, errors: Sequence[DomainError], doc: ErrorDoc) -> str:
-    """``Conflict`` and a line per error code behind the status (the code as the body shows it, if it does)."""
+    """``Conflict.`` and a line per error code behind the status (the code as the body shows it, if it does)."""
     lines: dict[str, list[str]] = {}
     for error in errors:
-        rendered = doc.surface.errors.resolve(error)
-        code = str(rendered.code)
-        shown = f"`{code}`" if code in _codes_on_wire(rendered_body(doc.surface, error)) else ""
+        code = doc.shown_code(error)
+        shown = f"`{code}`" if code else ""
         what = first_line(type(error).__doc__).rstrip(".")
         if what not in lines.setdefault(shown, []):
             lines[shown].append(what)

@@ -24,6 +24,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 # `raises(backing_services=False)`; the list makes each such declaration a visible decision).
 NO_BACKING_SERVICE = {
     ("get", "/healthz"),
+    ("get", "/metrics"),  # (documented when STRONGROOM_METRICS_ENABLED)
     ("get", "/v1/exchanges"),
     ("get", "/v1/exchanges/{exchange}"),
     ("get", "/public/api/ver1/ping"),

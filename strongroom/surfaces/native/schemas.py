@@ -25,18 +25,18 @@ CREDENTIAL_FIELDS = {
     "api_key": "The exchange API key (most venues).",
     "secret": "The exchange API secret (most venues).",
     "passphrase": "The API key's passphrase (OKX, KuCoin, Bitget, Coinbase Exchange, ...).",
-    "private_key": "A private key (wallet-based venues such as Hyperliquid, dYdX).",
-    "address": "A wallet address (wallet-based venues).",
-    "uid": "The account's user id (Bitmart, ...).",
-    "account_id": "The account id (venues whose keys belong to one account).",
-    "login": "The account's login (venues that sign with it).",
+    "private_key": "A private key (Hyperliquid, Paradex, Lighter and other wallet-based venues).",
+    "address": "A wallet address (Hyperliquid, Paradex, Derive, Nado).",
+    "uid": "The account's user id (Coinmate, Cryptomus, NDAX).",
+    "account_id": "The account id (Hibachi, ModeTrade, WOOFi Pro).",
+    "login": "The account's login (NDAX).",
 }
+CREDENTIALS = ("The exchange API key's fields. Which are required depends on the venue: GET /v1/exchanges/{exchange} "
+               "lists them (credentials: required, optional_credentials: optional); any other field is refused "
+               "(422 naming it). Each value is a non-empty string (an optional one may be null or blank: left "
+               "out). Checked live with the exchange first; stored encrypted, never returned.")
 CREDENTIALS_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "The exchange API key's fields. Which are required depends on the venue: "
-                   "GET /v1/exchanges/{exchange} lists them (credentials: required, optional_credentials: "
-                   "optional); any other field is refused (422 naming it). Each value is a non-empty string "
-                   "(an optional one may be null or blank: left out). Stored encrypted, never returned.",
     "properties": {name: {"type": ["string", "null"], "description": text} for name, text in CREDENTIAL_FIELDS.items()},
     "additionalProperties": {"type": ["string", "null"]},
     "examples": [
@@ -172,7 +172,7 @@ class AccountCreate(Strict):
     account_type: Annotated[str, one_of(ACCOUNT_TYPES)] | None = Field(
         None, max_length=16, description="One of the venue's account_types (GET /v1/exchanges/{exchange}); "
                                          "default: its first.", examples=["spot"])
-    credentials: Credentials = Field(description="The exchange API key's fields: see GET /v1/exchanges/{exchange}.")
+    credentials: Credentials = Field(description=CREDENTIALS)
 
 
 class AccountUpdate(Strict):
@@ -180,8 +180,8 @@ class AccountUpdate(Strict):
 
 
 class RotateIn(Strict):
-    credentials: Credentials = Field(description="The new API key's fields (the venue's, as for connecting); checked "
-                                                 "live first, the old ones stay until they pass.")
+    credentials: Credentials = Field(description="The new API key's fields, as for connecting. " + CREDENTIALS[
+        len("The exchange API key's fields. "):] + " The old ones stay until the new ones pass.")
 
 
 class ApiKeyPublic(Public):
