@@ -7,11 +7,13 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount
@@ -23,9 +25,35 @@ from strongroom.metrics import CONTENT_TYPE
 from strongroom.settings import Settings, get_settings
 from strongroom.surfaces import cadenza, kalshi, native, threecommas, tradingapp, tradr
 from strongroom.surfaces.factory import EdgeGuard, Surface, SurfaceApp, build
-from strongroom.surfaces.openapi import merged_openapi
+from strongroom.surfaces.openapi import HEADERS, merged_openapi, raises
 
 log = logging.getLogger("strongroom")
+
+
+DESCRIPTION = """Exchange-account vault and platform API keys, on six surfaces over one core:
+
+* `/v1`: Strongroom's own API (errors as RFC 9457 `application/problem+json`);
+* `/trade-api/v2`: Kalshi-compatible API keys;
+* `/user`: the Trading App accounts API;
+* `/tradr`: TradrAPI-compatible account and user API keys;
+* `/public/api`: 3Commas-compatible exchange accounts;
+* `/api/v3`: Cadenza-compatible trading accounts and credentials.
+
+Each operation lists the credentials it accepts (Authorize: an access token from `POST /v1/auth/token`, a bearer
+key as `Authorization: Bearer` or `X-API-Key`, HTTP Basic, or the signed-request headers of a key), and every
+error status it can answer in its surface's own error shape. Answers carry `X-Request-ID`; authenticated ones
+`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; 429 and 503 carry `Retry-After`."""
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"] = Field(description="Always ok: the process answers.")
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"] = Field(description="ok when every check is ok.")
+    database: Literal["ok", "unreachable"] = Field(description="Whether the database answers.")
+    redis: Literal["ok", "unreachable"] | SkipJsonSchema[None] = Field(
+        None, description="Whether Redis answers (only when STRONGROOM_REDIS_URL is set).")
 
 
 def surfaces(settings: Settings) -> list[Surface]:
@@ -60,7 +88,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     app = FastAPIOffline(
         title="Strongroom",
         version="0.1.0",
-        description="Exchange-account vault and platform API keys, with Kalshi and Trading App compatible surfaces.",
+        description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
         # FastAPI's OpenTelemetry integration is off: its "logs" record exception messages (which may
@@ -71,12 +99,14 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     app.state.trusted_proxies = [ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxies]
 
     # Routed first: the probes are the cheapest routes and must not walk past the surfaces.
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], response_model=Liveness)
+    @raises(backing_services=False)
     async def healthz() -> dict[str, str]:
-        """The process is up."""
+        """The process is up (liveness: checks nothing else)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], response_model=Readiness, responses={503: {
+        "model": Readiness, "description": "A check failed.", "headers": {"Retry-After": {"$ref": HEADERS + "Retry-After"}}}})
     async def readyz(request: Request) -> Response:
         """The database answers, and Redis too when it is configured (503 with Retry-After if not)."""
         core: Core = request.app.state.core
@@ -95,6 +125,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
 
     @app.get("/metrics", tags=["health"], include_in_schema=settings.metrics_enabled,
              response_class=PlainTextResponse)
+    @raises(Unauthenticated, backing_services=False)
     async def metrics(request: Request) -> Response:
         """Prometheus metrics (when STRONGROOM_METRICS_ENABLED; with STRONGROOM_METRICS_TOKEN, a bearer token)."""
         if not settings.metrics_enabled:
@@ -128,7 +159,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = merged_openapi(app, built)
+            app.openapi_schema = merged_openapi(app, built, default)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

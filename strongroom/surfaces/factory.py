@@ -54,6 +54,7 @@ from strongroom.surfaces.deps import current_principal
 
 if TYPE_CHECKING:
     from fastapi.dependencies.models import Dependant
+    from pydantic import BaseModel
 
     from strongroom.core import Core
 
@@ -92,7 +93,8 @@ class Rendered:
 @dataclass(frozen=True)
 class ErrorTable:
     """A surface's errors: rules keyed by exception class (most specific along the MRO wins),
-    a renderer for the body, the 500 body, and the ``WWW-Authenticate`` challenge for 401s.
+    a renderer for the body, the 500 body, the ``WWW-Authenticate`` challenge for 401s, and the
+    body's model (documentation only: the OpenAPI document's error schema).
 
     Every response gets ``Retry-After`` when the error has one and ``Allow`` for a 405.
     """
@@ -101,6 +103,7 @@ class ErrorTable:
     internal: Callable[[], Response]
     rules: Mapping[type[DomainError], Rule] = field(default_factory=dict)
     challenge: str | None = None
+    model: type[BaseModel] | None = None  # the body's shape, for the OpenAPI document (None: derived from samples)
 
     def rule_for(self, error_type: type[DomainError]) -> Rule:
         """Return the rule of the nearest class of ``error_type``'s MRO that has one (else the error's own)."""

@@ -62,5 +62,7 @@ class BasicScheme(AuthScheme):
         raise Refused(RefusalReason.SCHEME_NOT_ACCEPTED)
 
     def openapi(self) -> dict[str, dict[str, Any]]:
-        what = " or ".join(w for w, on in (("username:password", self.passwords), ("key_id:secret", self.keys)) if on)
-        return {"basic": {"type": "http", "scheme": "basic", "description": f"HTTP Basic with {what}."}}
+        what = " or ".join(w for w, on in (("username:password", self.passwords),
+                                            ("an API key's key_id:secret (bearer or hmac key)", self.keys)) if on)
+        name = "Basic" if self.passwords and self.keys else "BasicPassword" if self.passwords else "BasicKey"
+        return {name: {"type": "http", "scheme": "basic", "description": f"HTTP Basic with {what}."}}

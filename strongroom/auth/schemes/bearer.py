@@ -55,10 +55,13 @@ class BearerKeyScheme(AuthScheme):
     def openapi(self) -> dict[str, dict[str, Any]]:
         schemes: dict[str, dict[str, Any]] = {}
         if self.use_authorization:
-            schemes["bearer_key"] = {"type": "http", "scheme": "bearer", "bearerFormat": "API key",
-                                     "description": "A bearer API key (sr_...) in the Authorization header."}
+            schemes["BearerKey"] = {"type": "http", "scheme": "bearer", "bearerFormat": "API key (sr_...)",
+                                    "description": "A bearer API key's secret (sr_..., from POST /v1/api-keys with "
+                                                   "kind bearer) in the Authorization header."}
         if self.header:
-            schemes[self.header.replace("-", "_")] = {
-                "type": "apiKey", "in": "header", "name": self.header.title().replace("Api", "API"),
-                "description": "A bearer API key (sr_...) in this header."}
+            name = self.header.title().replace("Api", "API")
+            schemes["".join(w.title() for w in self.header.split("-"))] = {
+                "type": "apiKey", "in": "header", "name": name,
+                "description": f"A bearer API key's secret (sr_..., from POST /v1/api-keys with kind bearer) in "
+                               f"the {name} header."}
         return schemes

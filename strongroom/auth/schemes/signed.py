@@ -80,6 +80,7 @@ class SignedScheme(AuthScheme):
     replay_guarded: Callable[[RequestFacts], bool] = every_request
     description: str = ""
     header_names: tuple[str, ...] = field(default=())  # as documented (OpenAPI), e.g. "KALSHI-ACCESS-KEY"
+    openapi_names: tuple[str, ...] = field(default=())  # their security scheme names (default: the header in CamelCase)
 
     def claims(self, facts: RequestFacts) -> bool:
         return self.key_header in facts.headers
@@ -148,10 +149,17 @@ class SignedScheme(AuthScheme):
         return any(record.verifier.verify(raw, message, pss=pss, pkcs1=pkcs1) for message in messages)
 
     def openapi(self) -> dict[str, dict[str, Any]]:
-        names = self.header_names or (self.key_header, self.signature_header)
-        return {f"{self.id}_{name.lower().replace('-', '_')}": {
-            "type": "apiKey", "in": "header", "name": name, "description": self.description}
-            for name in names}
+        """One apiKey scheme per header (``KalshiAccessKey``, ...): an operation requires them together."""
+        headers = self.header_names or tuple(h for h in (self.key_header, self.timestamp_header,
+                                                          self.signature_header) if h)
+        names = self.openapi_names or tuple("".join(w.title() for w in h.split("-")) for h in headers)
+        roles = {self.key_header: "the API key's id", self.timestamp_header: "the time of the request in "
+                 "milliseconds since the epoch (within STRONGROOM_SIGNATURE_WINDOW_SECONDS)",
+                 self.signature_header: "the signature"}
+        return {name: {"type": "apiKey", "in": "header", "name": header,
+                       "description": f"{roles.get(header.lower(), header)[:1].upper()}"
+                                      f"{roles.get(header.lower(), header)[1:]}. {self.description}"}
+                for name, header in zip(names, headers, strict=True)}
 
 
 # --- message constructions ------------------------------------------------------------------------
@@ -244,4 +252,5 @@ def threecommas(*, ignore_body_variant: bool = False,
         description="3Commas: APIKEY (key id) and Signature = hex HMAC-SHA256 (hmac key) or base64 RSA PKCS#1 "
                     "v1.5 SHA-256 (rsa key) over the raw path, '?' + query and body.",
         header_names=("APIKEY", "Signature"),
+        openapi_names=("ThreeCommasApiKey", "ThreeCommasSignature"),
     )

@@ -37,5 +37,8 @@ class AccessTokenScheme(AuthScheme):
         return snap.principal(client_ip=facts.client_ip, scheme=AuthMethod.ACCESS_TOKEN)
 
     def openapi(self) -> dict[str, dict[str, Any]]:
-        return {self.id: {"type": "http", "scheme": "bearer", "bearerFormat": "access token",
-                          "description": "An access token from POST /v1/auth/token (OAuth2 password grant)."}}
+        return {"AccessToken": {
+            "type": "http", "scheme": "bearer", "bearerFormat": f"access token ({self.token_prefix}...)",
+            "description": "An access token (Authorization: Bearer): from POST /v1/auth/token (OAuth2 password "
+                           "grant, form fields username and password) or POST /api/v3/auth/login; it lasts "
+                           "STRONGROOM_ACCESS_TOKEN_TTL_SECONDS (default 900 s) and is renewed with its refresh token."}}

@@ -25,8 +25,10 @@ client's maps differ, the HTTP meaning wins:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import JSONResponse, Response
 
 from strongroom.auth.schemes import AccessTokenScheme
@@ -107,7 +109,27 @@ def internal() -> Response:
                         status_code=500)
 
 
+class CadenzaErrorDetails(BaseModel):
+    code: str = Field(description="Strongroom's code of the error.", examples=["validation_failed"])
+    metadata: dict[str, str] = Field(description="Each invalid field (Cadenza's name) and what is wrong with it.",
+                                     examples=[{"apiKey": "required"}])
+
+
+class CadenzaError(BaseModel):
+    """Cadenza's envelope of an error."""
+
+    data: None = Field(description="Always null on an error.")
+    success: Literal[False] = Field(description="Always false on an error.")
+    errno: int = Field(description="Cadenza's error number, negative: -19004 invalid request, -19002 unauthorized, "
+                                   "-22016 not found, -22017 conflict, -120001 invalid API credentials, -18011 rate "
+                                   "limited, -18012 exchange not available, ...", examples=[-22016])
+    error: str = Field(description="What went wrong, for people.", examples=["Exchange account not found"])
+    details: CadenzaErrorDetails | SkipJsonSchema[None] = Field(
+        None, description="Only when fields are named (validation).")
+
+
 ERRORS = ErrorTable(
+    model=CadenzaError,
     render=render,
     internal=internal,
     challenge='Bearer realm="strongroom"',

@@ -10,17 +10,31 @@ import functools
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
 from strongroom.core import Core
 from strongroom.db import utcnow
 from strongroom.enums import LIVE_STATUSES, AuthMethod
-from strongroom.errors import Conflict, ExchangeUnavailable, Unauthenticated, ValidationFailed, WithdrawalPermission
+from strongroom.errors import (
+    AlreadyConnected,
+    Conflict,
+    CredentialsRejected,
+    CredentialsUnreadable,
+    ExchangeNotSupported,
+    ExchangeUnavailable,
+    InvalidCredentials,
+    NotFound,
+    RateLimited,
+    SignInRefused,
+    Unauthenticated,
+    ValidationFailed,
+    WithdrawalPermission,
+)
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
 from strongroom.services.balances import Snapshot
@@ -29,11 +43,13 @@ from strongroom.surfaces.cadenza.shapes import (
     CREDENTIAL_STATUS_IN,
     CREDENTIAL_TYPES,
     KEY_TYPES,
+    AccountStatusOut,
     AuthSessionOut,
     AuthUserOut,
     BalanceOut,
     CredentialOut,
     Envelope,
+    HealthCheck,
     HealthOut,
     ListEnvelope,
     Pagination,
@@ -48,72 +64,104 @@ from strongroom.surfaces.cadenza.shapes import (
     statuses_in,
 )
 from strongroom.surfaces.deps import ClientIP, CoreDep, CurrentPrincipal
+from strongroom.surfaces.openapi import raises
+from strongroom.surfaces.wire import one_of
 
 api = APIRouter(tags=["cadenza"])
 
-KEY = Field(None, min_length=1, max_length=4096)
-NICKNAME = Field(None, max_length=100)
 DEFAULT_LIMIT = 50  # the client's spec default; the docs page's clients send their own
+ACCOUNT_ID = Field(description="The trading account's id.")
+CREDENTIAL_ID = Field(description="The credential's id.")
+VENUE = ("The venue: Cadenza's spelling (BINANCE, OKX), or any catalogue id or alias (any case); "
+         "GET /v1/exchanges/{exchange} lists the fields each needs.")
+# what checking a key live with the exchange can answer
+LIVE_CHECK = (InvalidCredentials, WithdrawalPermission, ExchangeUnavailable, ExchangeNotSupported)
+
+
+def key_field(what: str) -> Any:
+    return Field(None, min_length=1, max_length=4096, description=what)
+
+
+def name_field(what: str = "A name.") -> Any:
+    return Field(None, max_length=100, description=what, examples=["Binance main"])
+
+
+API_KEY = "The exchange API key."
+API_SECRET = "The exchange API secret (or the venue's private key)."
+API_PASSPHRASE = "The API key's passphrase (OKX, KuCoin, ...)."
 
 # --- request bodies ---------------------------------------------------------------------------------
 
 
 class LoginIn(Wire):
-    email: str = Field(min_length=1, max_length=254, description="The Strongroom username.")
-    password: str = Field(min_length=1, max_length=1024)
+    email: str = Field(min_length=1, max_length=254, description="The Strongroom username.", examples=["alice"])
+    password: str = Field(min_length=1, max_length=1024, description="The user's password.")
 
 
 class RefreshIn(Wire):
-    refreshToken: str = Field(min_length=1, max_length=200)
+    refreshToken: str = Field(min_length=1, max_length=200, description="The refresh token of the last session.",
+                              examples=["srr_PqxYLbK9uiIzV3rLttg08AWs1XPW8z3e1cKj"])
 
 
 class ConnectIn(Wire):
     """Both shapes of connect: the seed page's inline keys, or the client's stored credential."""
 
-    venue: str | None = Field(None, min_length=1, max_length=64)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"venue": "BINANCE", "apiKey": "your-binance-api-key", "apiSecret": "your-binance-secret", "name": "main"},
+        {"venue": "OKX", "apiKey": "your-okx-api-key", "apiSecret": "your-okx-secret",
+         "apiPassphrase": "your-okx-passphrase", "accountType": "SPOT"},
+        {"credentialIds": ["6f1c1f5e-0a8e-4c55-9f5b-1d2e3f4a5b6c"], "externalTradingAccountId": "spot",
+         "nickname": "main"}]})
+
+    venue: str | None = Field(None, min_length=1, max_length=64, description=VENUE, examples=["BINANCE"])
     # the seed page: keys inline
-    apiKey: str | None = KEY
-    apiSecret: str | None = KEY
-    apiPassphrase: str | None = KEY
-    name: str | None = NICKNAME
-    accountType: str | None = Field(None, min_length=1, max_length=16)
+    apiKey: str | None = key_field("Inline keys: " + API_KEY)
+    apiSecret: str | None = key_field("Inline keys: " + API_SECRET)
+    apiPassphrase: str | None = key_field("Inline keys: " + API_PASSPHRASE)
+    name: str | None = name_field("The account's name (the docs page's field; nickname wins).")
+    accountType: str | None = Field(None, min_length=1, max_length=16, description="SPOT, MARGIN, FUTURES, SWAP or "
+                                    "OPTION (any case), one the venue offers; default: its first.", examples=["SPOT"])
     # the client: a stored credential
-    credentialIds: list[uuid.UUID] | None = Field(None, max_length=10)
-    externalTradingAccountId: str | None = Field(None, min_length=1, max_length=64)
-    dealerAccountId: uuid.UUID | None = None
-    nickname: str | None = NICKNAME
+    credentialIds: list[uuid.UUID] | None = Field(None, max_length=10, description="A stored credential: exactly one "
+                                                  "id (not with inline keys).")
+    externalTradingAccountId: str | None = Field(None, min_length=1, max_length=64, description="With a stored "
+                                                 "credential: the account type (spot, margin, futures, swap, option).",
+                                                 examples=["spot"])
+    dealerAccountId: uuid.UUID | None = Field(None, description="Not supported (400 if given).")
+    nickname: str | None = name_field("The account's name.")
 
 
 class AccountIn(Wire):
-    tradingAccountId: uuid.UUID
+    tradingAccountId: uuid.UUID = ACCOUNT_ID
 
 
 class UpdateIn(AccountIn):
-    nickname: str | None = NICKNAME
-    name: str | None = NICKNAME
+    nickname: str | None = name_field("The new name.")
+    name: str | None = name_field("The new name (the docs page's field; nickname wins).")
 
 
 class CredentialCreateIn(Wire):
-    venue: str = Field(min_length=1, max_length=64)
-    credentialType: str | None = None
-    nickname: str | None = NICKNAME
-    apiKey: str | None = KEY
-    apiSecret: str | None = KEY
-    apiPassphrase: str | None = KEY
+    venue: str = Field(min_length=1, max_length=64, description=VENUE, examples=["BINANCE"])
+    credentialType: Annotated[str, one_of(CREDENTIAL_TYPES)] | None = Field(
+        None, description="API_KEY or HMAC (an exchange key and secret); the others are refused.", examples=["API_KEY"])
+    nickname: str | None = name_field("The credential's name.")
+    apiKey: str | None = key_field(API_KEY)
+    apiSecret: str | None = key_field(API_SECRET)
+    apiPassphrase: str | None = key_field(API_PASSPHRASE)
 
 
 class VerifyIn(Wire):
-    credentialIds: list[uuid.UUID] = Field(min_length=1, max_length=20)
+    credentialIds: list[uuid.UUID] = Field(min_length=1, max_length=20, description="The credentials to check.")
 
 
 class CredentialIn(Wire):
-    credentialId: uuid.UUID
+    credentialId: uuid.UUID = CREDENTIAL_ID
 
 
 class RotateIn(CredentialIn):
-    apiKey: str | None = KEY
-    apiSecret: str | None = KEY
-    apiPassphrase: str | None = KEY
+    apiKey: str | None = key_field("The new " + API_KEY[4:])
+    apiSecret: str | None = key_field("The new " + API_SECRET[4:])
+    apiPassphrase: str | None = key_field("The new " + API_PASSPHRASE[4:])
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -145,7 +193,7 @@ def reach_out(core: Core, principal: Principal, reach: Sequence[Reach]) -> list[
             out.append(own[r.account.id])
             continue
         name = f"{r.credential.exchange.upper()} {r.account_type}"
-        status = "NEW" if r.availability == "new" else "UNAVAILABLE"
+        status: AccountStatusOut = "NEW" if r.availability == "new" else "UNAVAILABLE"
         out.append(TradingAccountOut.build(
             public_id=account_id(r.credential, r.account_type, r.availability), user_id=owners[r.credential.user_id],
             exchange=r.credential.exchange, name=name, account_type=r.account_type, status=status,
@@ -175,6 +223,7 @@ def inline_credentials(core: Core, venue_name: str, key: str | None, secret: str
 # --- auth -------------------------------------------------------------------------------------------
 
 @api.post("/auth/login", response_model=Envelope[AuthSessionOut])
+@raises(SignInRefused, RateLimited)
 async def login(body: LoginIn, ip: ClientIP, core: CoreDep) -> Envelope[AuthSessionOut]:
     """Sign in with the Strongroom username (as ``email``) and password: a Strongroom session (the same
     tokens work on /v1)."""
@@ -185,6 +234,7 @@ async def login(body: LoginIn, ip: ClientIP, core: CoreDep) -> Envelope[AuthSess
 
 
 @api.post("/auth/token/refresh", response_model=Envelope[AuthSessionOut])
+@raises(Unauthenticated, RateLimited)
 async def refresh(body: RefreshIn, ip: ClientIP, core: CoreDep) -> Envelope[AuthSessionOut]:
     """Rotate a refresh token (a reused one ends its whole session family), within the client's failure
     budget (429 when it failed too often)."""
@@ -207,12 +257,14 @@ def logout(principal: CurrentPrincipal, request: Request, core: CoreDep) -> Enve
 
 @api.get("/auth/user", response_model=Envelope[AuthUserOut])
 def get_user(principal: CurrentPrincipal, core: CoreDep) -> Envelope[AuthUserOut]:
+    """The signed-in user."""
     return ok(AuthUserOut.of(core.users.get(principal, principal.user_id)))
 
 
 # --- trading accounts -------------------------------------------------------------------------------
 
 @api.post("/tradingAccount/connect", response_model=Envelope[TradingAccountOut])
+@raises(NotFound, *LIVE_CHECK, AlreadyConnected, Conflict)
 async def connect(body: ConnectIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
     """Connect an exchange account: inline keys (``venue, apiKey, apiSecret, apiPassphrase?, name?,
     accountType?``; stored as a credential too) or a stored credential (``credentialIds`` with one id,
@@ -245,18 +297,30 @@ async def connect(body: ConnectIn, principal: CurrentPrincipal, core: CoreDep) -
     return ok(await to_thread.run_sync(account_out, core, account))
 
 
+TradingAccountQ = Annotated[uuid.UUID | None, Query(description="Only this trading account.")]
+VenueQ = Annotated[str | None, Query(min_length=1, max_length=64, description="Only this venue (any case).",
+                                     examples=["BINANCE"])]
+LimitQ = Annotated[int, Query(description="Items per page.")]
+OffsetQ = Annotated[int, Query(description="Items to skip.")]
+STATUS_FILTER = ("Only accounts in this status (any case): ACTIVE, INACTIVE (DISABLED means it too), LOCKED, "
+                 "CREATED, DISCONNECTED, NEW, UNAVAILABLE.")
+
+
 @api.get("/tradingAccount/list", response_model=ListEnvelope[TradingAccountOut])
+@raises(NotFound)
 def list_accounts(
     principal: CurrentPrincipal,
     core: CoreDep,
-    tradingAccountId: uuid.UUID | None = None,
-    venue: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    accountStatus: Annotated[str | None, Query(max_length=32)] = None,
-    status: Annotated[str | None, Query(max_length=32)] = None,
-    userId: uuid.UUID | None = None,
-    tenantId: Annotated[str | None, Query(max_length=128)] = None,
-    limit: int = DEFAULT_LIMIT,
-    offset: int = 0,
+    tradingAccountId: TradingAccountQ = None,
+    venue: VenueQ = None,
+    accountStatus: Annotated[str | None, Query(max_length=32, description=STATUS_FILTER, examples=["ACTIVE"])] = None,
+    status: Annotated[str | None, Query(max_length=32, description="The docs page's name of accountStatus (both "
+                                                                  "given: an account matches both).")] = None,
+    userId: Annotated[uuid.UUID | None, Query(description="Only this user's accounts (one's own; admins: "
+                                                          "anyone's).")] = None,
+    tenantId: Annotated[str | None, Query(max_length=128, description="Accepted and ignored.")] = None,
+    limit: LimitQ = DEFAULT_LIMIT,
+    offset: OffsetQ = 0,
 ) -> ListEnvelope[TradingAccountOut]:
     """List trading accounts (disconnected ones too, for history), oldest first, by offset.
 
@@ -275,6 +339,7 @@ def list_accounts(
 
 
 @api.post("/tradingAccount/update", response_model=Envelope[TradingAccountOut])
+@raises(NotFound, Conflict)
 def update_account(body: UpdateIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
     """Rename (``nickname``, or the docs' ``name``); without either, the account is returned unchanged."""
     account = core.accounts.get_by_public_id(principal, body.tradingAccountId)
@@ -285,12 +350,15 @@ def update_account(body: UpdateIn, principal: CurrentPrincipal, core: CoreDep) -
 
 
 @api.post("/tradingAccount/enable", response_model=Envelope[TradingAccountOut])
+@raises(NotFound, Conflict)
 def enable(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
+    """Enable an INACTIVE account: its status follows its last live check again."""
     account = core.accounts.get_by_public_id(principal, body.tradingAccountId)
     return ok(account_out(core, core.accounts.set_enabled(principal, account.id, True)))
 
 
 @api.post("/tradingAccount/disable", response_model=Envelope[TradingAccountOut])
+@raises(NotFound, Conflict)
 def disable(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
     """Disable (``INACTIVE``): reversible with enable."""
     account = core.accounts.get_by_public_id(principal, body.tradingAccountId)
@@ -298,6 +366,7 @@ def disable(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> Enve
 
 
 @api.post("/tradingAccount/disconnect", response_model=Envelope[TradingAccountOut])
+@raises(NotFound, Conflict)
 def disconnect(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
     """Disconnect (terminal, ``DISCONNECTED`` with ``disconnectedAt``): the stored keys are destroyed."""
     account = core.accounts.get_by_public_id(principal, body.tradingAccountId)
@@ -307,22 +376,26 @@ def disconnect(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> E
 # --- portfolio --------------------------------------------------------------------------------------
 
 @api.get("/tradingAccount/portfolio/list", response_model=ListEnvelope[PortfolioOut])
+@raises(Conflict, CredentialsRejected, WithdrawalPermission, ExchangeUnavailable, ExchangeNotSupported,
+        CredentialsUnreadable)
 async def list_portfolios(
     principal: CurrentPrincipal,
     core: CoreDep,
-    tradingAccountId: uuid.UUID | None = None,
-    venue: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    currency: Annotated[str, Query(min_length=1, max_length=8)] = "USD",
-    limit: int = DEFAULT_LIMIT,
-    offset: int = 0,
+    tradingAccountId: TradingAccountQ = None,
+    venue: VenueQ = None,
+    currency: Annotated[str, Query(min_length=1, max_length=8, description="USD (default) or BTC, any case.",
+                                   examples=["USD"])] = "USD",
+    limit: LimitQ = DEFAULT_LIMIT,
+    offset: OffsetQ = 0,
 ) -> ListEnvelope[PortfolioOut]:
     """Balances of the caller's live accounts, loaded from the exchanges now, valued in ``currency`` (USD or
     BTC) from the venues' tickers. An account that cannot be loaded now (exchange down, disabled, key
     refused) shows its last load (``updatedAt`` says when); one never loaded is left out (for a
     ``tradingAccountId`` filter the refusal is answered instead). Paged over the accounts."""
-    unit = currency.strip().upper()
-    if unit not in ("USD", "BTC"):
+    wanted = currency.strip().upper()
+    if wanted not in ("USD", "BTC"):
         raise ValidationFailed("unsupported currency", fields={"currency": "USD or BTC"})
+    unit: Literal["USD", "BTC"] = "USD" if wanted == "USD" else "BTC"
     page = await to_thread.run_sync(functools.partial(
         core.accounts.search, principal, public_ids=[tradingAccountId] if tradingAccountId else None,
         exchange=venue, statuses=LIVE_STATUSES, offset=offset, limit=limit))
@@ -347,7 +420,7 @@ async def list_portfolios(
                                                           hasNext=page.has_next))
 
 
-def portfolio_out(account: ExchangeAccount, snapshot: Snapshot, unit: str) -> PortfolioOut:
+def portfolio_out(account: ExchangeAccount, snapshot: Snapshot, unit: Literal["USD", "BTC"]) -> PortfolioOut:
     """One account's balance snapshot as Cadenza's Portfolio (``positions`` empty: balances only)."""
     at = snapshot.fetched_at
     balances = [BalanceOut(securitySymbol=a.asset, tradingAccountId=account.public_id, free=decimal_text(a.free),
@@ -363,6 +436,7 @@ def portfolio_out(account: ExchangeAccount, snapshot: Snapshot, unit: str) -> Po
 # --- credentials ------------------------------------------------------------------------------------
 
 @api.post("/credential/create", response_model=Envelope[CredentialOut])
+@raises(*LIVE_CHECK, AlreadyConnected)
 async def create_credential(body: CredentialCreateIn, principal: CurrentPrincipal,
                             core: CoreDep) -> Envelope[CredentialOut]:
     """Store an exchange key (checked live first; the secret is never returned)."""
@@ -373,6 +447,7 @@ async def create_credential(body: CredentialCreateIn, principal: CurrentPrincipa
 
 
 @api.post("/credential/verify", response_model=Envelope[list[TradingAccountOut]])
+@raises(NotFound, *LIVE_CHECK, Conflict, CredentialsUnreadable)
 async def verify_credentials(body: VerifyIn, principal: CurrentPrincipal,
                              core: CoreDep) -> Envelope[list[TradingAccountOut]]:
     """Check the keys live again and list the trading accounts they reach: NEW (not connected), the
@@ -382,6 +457,7 @@ async def verify_credentials(body: VerifyIn, principal: CurrentPrincipal,
 
 
 @api.post("/credential/rotate", response_model=Envelope[CredentialOut])
+@raises(NotFound, *LIVE_CHECK, AlreadyConnected, Conflict)
 async def rotate_credential(body: RotateIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[CredentialOut]:
     """Replace the key's fields given (checked live first); accounts connected with it get them too."""
     credential = await to_thread.run_sync(core.credentials.get, principal, body.credentialId)
@@ -391,6 +467,7 @@ async def rotate_credential(body: RotateIn, principal: CurrentPrincipal, core: C
 
 
 @api.post("/credential/revoke", response_model=Envelope[CredentialOut])
+@raises(NotFound, Conflict)
 def revoke_credential(body: CredentialIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[CredentialOut]:
     """Revoke (terminal): the key is destroyed, and every account connected with it is disconnected."""
     return ok(CredentialOut.of(core.credentials.revoke(principal, body.credentialId)))
@@ -400,11 +477,14 @@ def revoke_credential(body: CredentialIn, principal: CurrentPrincipal, core: Cor
 def list_credentials(
     principal: CurrentPrincipal,
     core: CoreDep,
-    credentialType: Annotated[str | None, Query(max_length=16)] = None,
-    credentialStatus: Annotated[str | None, Query(max_length=16)] = None,
-    credentialIds: Annotated[list[uuid.UUID] | None, Query(max_length=100)] = None,
-    limit: int = 1000,
-    offset: int = 0,
+    credentialType: Annotated[str | None, Query(max_length=16, description="Only this type (API_KEY, TOKEN, HMAC, "
+                                                                           "OAUTH, RSA, ED25519).")] = None,
+    credentialStatus: Annotated[str | None, Query(max_length=16, description="Only this status (any case): CREATED, "
+                                                                             "ACTIVE, EXPIRED, REVOKED.")] = None,
+    credentialIds: Annotated[list[uuid.UUID] | None, Query(max_length=100, description="Only these credentials "
+                                                                                       "(repeat the parameter).")] = None,
+    limit: LimitQ = 1000,
+    offset: OffsetQ = 0,
 ) -> ListEnvelope[CredentialOut]:
     """The caller's credentials (revoked ones too), oldest first; ``credentialIds`` repeats the key."""
     statuses = None
@@ -426,16 +506,17 @@ def list_credentials(
 
 # --- utility ----------------------------------------------------------------------------------------
 
-@api.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
+@api.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut, "description": "Unhealthy."}})
+@raises(backing_services=False)  # a database fault is its own 503 (HealthOut), never the envelope
 def health(core: CoreDep) -> Response:
     """Whether the database answers (no authentication; not enveloped, lower-case status, 503 when unhealthy)."""
     try:
         core.db.ping()
-        state = "healthy"
+        state: Literal["healthy", "unhealthy"] = "healthy"
     except Exception:  # noqa: BLE001 - any failure is "unhealthy"; its text is not shown
         state = "unhealthy"
     now = utcnow()
     body = HealthOut(status=state, timestamp=ms(now), version="0.1.0", isoDateTime=now,
-                     checks={"database": {"status": state}})
+                     checks={"database": HealthCheck(status=state)})
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if state == "healthy" else 503)
 

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,22 +23,26 @@ from strongroom.exchanges.catalogue import ExchangeInfo
 from strongroom.models import ExchangeAccount, ExchangeCredential, User
 from strongroom.pagination import OffsetPage
 from strongroom.services.sessions import TokenPair
+from strongroom.surfaces.wire import DecimalText, one_of
 
 T = TypeVar("T")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # --- vocabulary ------------------------------------------------------------------------------------
 
+AccountStatusOut = Literal["ACTIVE", "INACTIVE", "DISCONNECTED", "LOCKED", "CREATED", "NEW", "UNAVAILABLE"]
+CredentialStatusOut = Literal["CREATED", "ACTIVE", "EXPIRED", "REVOKED"]
+
 # core account status -> Cadenza TradingAccountStatus (the client's enum has no DISABLED)
-STATUS_OUT = {"active": "ACTIVE", "disabled": "INACTIVE", "disconnected": "DISCONNECTED", "invalid": "LOCKED",
+STATUS_OUT: dict[str, AccountStatusOut] = {"active": "ACTIVE", "disabled": "INACTIVE", "disconnected": "DISCONNECTED", "invalid": "LOCKED",
               "suspended": "LOCKED", "unverified": "CREATED"}
 # Cadenza status filter (the client's accountStatus, or the docs page's status) -> core statuses
 STATUS_IN: dict[str, tuple[str, ...]] = {
     "ACTIVE": ("active",), "INACTIVE": ("disabled",), "DISABLED": ("disabled",), "DISCONNECTED": ("disconnected",),
     "LOCKED": ("invalid", "suspended"), "CREATED": ("unverified",), "NEW": (), "UNAVAILABLE": (),
 }
-CREDENTIAL_STATUS_OUT = {"created": "CREATED", "active": "ACTIVE", "expired": "EXPIRED", "revoked": "REVOKED"}
-CREDENTIAL_STATUS_IN = {v: k for k, v in CREDENTIAL_STATUS_OUT.items()}
+CREDENTIAL_STATUS_OUT: dict[str, CredentialStatusOut] = {"created": "CREATED", "active": "ACTIVE", "expired": "EXPIRED", "revoked": "REVOKED"}
+CREDENTIAL_STATUS_IN: dict[str, str] = {v: k for k, v in CREDENTIAL_STATUS_OUT.items()}
 # credentialType values whose credential is an exchange API key and secret (what Strongroom stores)
 KEY_TYPES = ("API_KEY", "HMAC")
 CREDENTIAL_TYPES = ("API_KEY", "TOKEN", "HMAC", "OAUTH", "RSA", "ED25519")
@@ -108,11 +112,16 @@ class Wire(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MS = "Milliseconds since the epoch."
+ISO = "The same instant in ISO 8601."
+VENUE = "The venue in Cadenza's spelling (the catalogue id in upper case)."
+
+
 class Pagination(BaseModel):
-    offset: int
-    limit: int
-    total: int
-    hasNext: bool
+    offset: int = Field(description="Items skipped.", examples=[0])
+    limit: int = Field(description="Items per page.", examples=[50])
+    total: int = Field(description="Items in all pages.", examples=[1])
+    hasNext: bool = Field(description="Whether a next page exists.")
 
     @classmethod
     def of(cls, page: OffsetPage[Any]) -> Pagination:
@@ -122,23 +131,23 @@ class Pagination(BaseModel):
 class Envelope(BaseModel, Generic[T]):
     """Every answer but health: ``{data, success, errno, error}`` (errno 0 on success)."""
 
-    data: T | None = None
-    success: bool = True
-    errno: int = 0
-    error: str | None = None
+    data: T | None = Field(None, description="The answer (null where there is none).")
+    success: bool = Field(True, description="True on success.")
+    errno: int = Field(0, description="0 on success.", examples=[0])
+    error: str | None = Field(None, description="Null on success.")
 
 
 class ListEnvelope(Envelope[list[T]], Generic[T]):
-    pagination: Pagination
+    pagination: Pagination = Field(description="Where this page is.")
 
 
 class AuthUserOut(BaseModel):
-    id: uuid.UUID
-    email: str = Field(description="The Strongroom username (what auth/login takes as email).")
-    username: str
-    role: str = "authenticated"
-    createdAt: datetime
-    updatedAt: datetime
+    id: uuid.UUID = Field(description="The user's public UUID.")
+    email: str = Field(description="The Strongroom username (what auth/login takes as email).", examples=["alice"])
+    username: str = Field(description="The Strongroom username.", examples=["alice"])
+    role: str = Field("authenticated", description="Always authenticated.", examples=["authenticated"])
+    createdAt: datetime = Field(description="When the user was created.")
+    updatedAt: datetime = Field(description="When the user last changed.")
 
     @classmethod
     def of(cls, user: User) -> AuthUserOut:
@@ -147,12 +156,14 @@ class AuthUserOut(BaseModel):
 
 
 class AuthSessionOut(BaseModel):
-    accessToken: str
-    refreshToken: str
-    tokenType: str
-    expiresIn: int
-    expiresAt: int = Field(description="Unix time in seconds.")
-    user: AuthUserOut
+    accessToken: str = Field(description="The access token (Authorization: Bearer ...; works on /v1 too).",
+                             examples=["sra_ibwZniJL9U4JHJJNRUbdRWfT6H53F63DAQJb"])
+    refreshToken: str = Field(description="For auth/token/refresh: used once, then replaced.",
+                              examples=["srr_PqxYLbK9uiIzV3rLttg08AWs1XPW8z3e1cKj"])
+    tokenType: str = Field(description="Always bearer.", examples=["bearer"])
+    expiresIn: int = Field(description="Seconds the access token lasts.", examples=[900])
+    expiresAt: int = Field(description="Unix time in seconds.", examples=[1726618219])
+    user: AuthUserOut = Field(description="The signed-in user.")
 
     @classmethod
     def of(cls, pair: TokenPair, user: User, now: datetime) -> AuthSessionOut:
@@ -164,18 +175,22 @@ class AuthSessionOut(BaseModel):
 class CredentialOut(BaseModel):
     """Cadenza's TradingAccountCredential. No secret: only a hint of the API key."""
 
-    credentialId: uuid.UUID
-    venue: str
-    credentialType: str | None
-    nickname: str | None = None
-    status: str
-    apiKeyHint: str
-    createdAt: int
-    updatedAt: int
-    createdAtDateTime: datetime
-    updatedAtDateTime: datetime
-    revokedAt: int | None = None
-    revokedAtDateTime: datetime | None = None
+    credentialId: uuid.UUID = Field(description="The credential's id.")
+    venue: str = Field(description=VENUE, examples=["BINANCE"])
+    credentialType: Annotated[str, one_of(("API_KEY", "HMAC"))] | None = Field(
+        description="The type given when it was created (null if none was).", examples=["API_KEY"])
+    nickname: str | None = Field(None, description="Its name.", examples=["main key"])
+    status: CredentialStatusOut = Field(description="CREATED (never checked: the venue has no live check), ACTIVE "
+                                                    "(the exchange accepted it), EXPIRED (refused, or it can "
+                                                    "withdraw: rotate it), REVOKED (terminal: destroyed).")
+    apiKeyHint: str = Field(description="The API key's first and last 4 characters (never the key).",
+                            examples=["vmPU…Eh8A"])
+    createdAt: int = Field(description="When it was stored. " + MS, examples=[1726617319607])
+    updatedAt: int = Field(description="When it last changed. " + MS, examples=[1726617319607])
+    createdAtDateTime: datetime = Field(description=ISO)
+    updatedAtDateTime: datetime = Field(description=ISO)
+    revokedAt: int | None = Field(None, description="When it was revoked, if it was. " + MS)
+    revokedAtDateTime: datetime | None = Field(None, description=ISO)
 
     @classmethod
     def of(cls, credential: ExchangeCredential) -> CredentialOut:
@@ -191,27 +206,33 @@ class CredentialOut(BaseModel):
 class TradingAccountOut(BaseModel):
     """Cadenza's TradingAccount (the client's required fields) with the seed page's ``name`` and ``userId``."""
 
-    tradingAccountId: uuid.UUID
-    userId: uuid.UUID
-    venue: str
-    name: str
-    nickname: str
-    accountType: str = Field(
+    tradingAccountId: uuid.UUID = Field(description="The account's id.")
+    userId: uuid.UUID = Field(description="The owner's id.")
+    venue: str = Field(description=VENUE, examples=["BINANCE"])
+    name: str = Field(description="The account's name (the docs page's field).", examples=["Binance main"])
+    nickname: str = Field(description="The account's name (the client's field).", examples=["Binance main"])
+    accountType: Literal["SPOT", "MARGIN"] = Field(
         description="SPOT or MARGIN (the client's AccountType); the exact kind is in externalAccountType.")
-    externalTradingAccountId: str
-    externalAccountType: str
-    credentials: list[CredentialOut]
-    status: str
-    createdAt: int
-    updatedAt: int
-    createdAtDateTime: datetime
-    updatedAtDateTime: datetime
-    disconnectedAt: int | None = None
-    disconnectedAtDateTime: datetime | None = None
+    externalTradingAccountId: str = Field(description="The account type's id on the venue: spot, margin, futures, "
+                                                      "swap or option.", examples=["spot"])
+    externalAccountType: Annotated[str, one_of(EXTERNAL_TYPE.values())] = Field(
+        description="The exact account type.")
+    credentials: list[CredentialOut] = Field(description="The stored credential it is connected with (none for "
+                                                         "accounts connected before credentials existed).")
+    status: AccountStatusOut = Field(description="ACTIVE; INACTIVE (disabled); LOCKED (the exchange refuses the key, "
+                                                 "or it can withdraw); CREATED (the venue cannot be checked live); "
+                                                 "DISCONNECTED (terminal); in credential/verify also NEW (not "
+                                                 "connected) and UNAVAILABLE (connected by another user).")
+    createdAt: int = Field(description="When it was connected. " + MS, examples=[1726617319607])
+    updatedAt: int = Field(description="When it last changed. " + MS, examples=[1726617319607])
+    createdAtDateTime: datetime = Field(description=ISO)
+    updatedAtDateTime: datetime = Field(description=ISO)
+    disconnectedAt: int | None = Field(None, description="When it was disconnected, if it was. " + MS)
+    disconnectedAtDateTime: datetime | None = Field(None, description=ISO)
 
     @classmethod
     def build(cls, *, public_id: uuid.UUID, user_id: uuid.UUID, exchange: str, name: str, account_type: str,
-              status: str, credentials: list[CredentialOut], created: datetime, updated: datetime,
+              status: AccountStatusOut, credentials: list[CredentialOut], created: datetime, updated: datetime,
               disconnected: datetime | None = None) -> TradingAccountOut:
         return cls(tradingAccountId=public_id, userId=user_id, venue=venue(exchange), name=name, nickname=name,
                    accountType="SPOT" if account_type == "spot" else "MARGIN",
@@ -230,50 +251,58 @@ class TradingAccountOut(BaseModel):
                          disconnected=account.disconnected_at)
 
 
+ZERO = Field("0", description="Always 0 (spot balances only).", examples=["0"])
+ACCOUNT = Field(description="The trading account's id.")
+
+
 class BalanceOut(BaseModel):
-    securitySymbol: str
-    securityType: str = "CRYPTO"
-    tradingAccountId: uuid.UUID
-    status: str = "ACTIVE"
-    free: str
-    locked: str
-    borrowed: str = "0"
-    total: str
-    net: str
-    updatedAt: int
-    updatedAtDateTime: datetime
+    securitySymbol: str = Field(description="The asset.", examples=["BTC"])
+    securityType: str = Field("CRYPTO", description="Always CRYPTO.", examples=["CRYPTO"])
+    tradingAccountId: uuid.UUID = ACCOUNT
+    status: str = Field("ACTIVE", description="Always ACTIVE.", examples=["ACTIVE"])
+    free: DecimalText = Field(description="Available amount (decimal string).", examples=["0.5"])
+    locked: DecimalText = Field(description="Amount on hold (decimal string).", examples=["0.1"])
+    borrowed: DecimalText = ZERO
+    total: DecimalText = Field(description="free + locked (decimal string).", examples=["0.6"])
+    net: DecimalText = Field(description="total - borrowed (decimal string).", examples=["0.6"])
+    updatedAt: int = Field(description="When it was loaded. " + MS, examples=[1726617319607])
+    updatedAtDateTime: datetime = Field(description=ISO)
 
 
 class SummaryOut(BaseModel):
-    tradingAccountId: uuid.UUID
-    currency: str
-    equity: str
-    margin: str = "0"
-    marginLoan: str = "0"
-    marginUsage: str = "0"
-    marginRequirement: str = "0"
-    marginLevel: str = "0"
-    credit: str = "0"
-    riskExposure: str = "0"
-    leverage: int | None = None
+    tradingAccountId: uuid.UUID = ACCOUNT
+    currency: Literal["USD", "BTC"] = Field(description="What equity is valued in (the currency parameter).")
+    equity: DecimalText = Field(description="The value of every priced asset (decimal string).", examples=["31200"])
+    margin: DecimalText = ZERO
+    marginLoan: DecimalText = ZERO
+    marginUsage: DecimalText = ZERO
+    marginRequirement: DecimalText = ZERO
+    marginLevel: DecimalText = ZERO
+    credit: DecimalText = ZERO
+    riskExposure: DecimalText = ZERO
+    leverage: int | None = Field(None, description="Always null.")
     unpricedAssets: int = Field(0, description="Assets without a price: not counted in equity.")
 
 
 class PortfolioOut(BaseModel):
-    tradingAccountId: uuid.UUID
-    venue: str
+    tradingAccountId: uuid.UUID = ACCOUNT
+    venue: str = Field(description=VENUE, examples=["BINANCE"])
     positions: list[dict[str, object]] = Field(default_factory=list, description="Spot accounts hold no positions.")
-    balances: list[BalanceOut]
-    summary: SummaryOut
-    updatedAt: int
-    updatedAtDateTime: datetime
+    balances: list[BalanceOut] = Field(description="Every asset held.")
+    summary: SummaryOut = Field(description="The account's value.")
+    updatedAt: int = Field(description="When the balances were loaded. " + MS, examples=[1726617319607])
+    updatedAtDateTime: datetime = Field(description=ISO)
+
+
+class HealthCheck(BaseModel):
+    status: Literal["healthy", "unhealthy"] = Field(description="Whether the database answers.")
 
 
 class HealthOut(BaseModel):
     """Health is the one answer without the envelope; its status is lower case."""
 
-    status: str
-    timestamp: int
-    version: str
-    isoDateTime: datetime
-    checks: dict[str, dict[str, str]]
+    status: Literal["healthy", "unhealthy"] = Field(description="healthy when every check is.")
+    timestamp: int = Field(description="The server's time. " + MS, examples=[1726617319607])
+    version: str = Field(description="Strongroom's version.", examples=["0.1.0"])
+    isoDateTime: datetime = Field(description=ISO)
+    checks: dict[str, HealthCheck] = Field(description="Each check (database) and its status.")

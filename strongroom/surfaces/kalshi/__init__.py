@@ -7,6 +7,7 @@ Kalshi's spec exactly, because the official SDKs deserialize by status.
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
 from strongroom.auth.schemes import KALSHI
@@ -19,8 +20,21 @@ def render(error: Rendered) -> Response:
     return JSONResponse({"error": {"code": error.code, "message": error.message}}, status_code=error.status)
 
 
+class KalshiErrorDetail(BaseModel):
+    code: str = Field(description="A stable, machine-readable code (Strongroom's: validation_failed, "
+                                  "unauthenticated, not_found, ...).", examples=["not_found"])
+    message: str = Field(description="What went wrong, for people.", examples=["api key not found"])
+
+
+class KalshiError(BaseModel):
+    """Kalshi's error body."""
+
+    error: KalshiErrorDetail = Field(description="The error.")
+
+
 # Kalshi's spec answers 400 for every invalid input (its SDKs deserialize by status).
 ERRORS = ErrorTable(
+    model=KalshiError,
     render=render,
     internal=lambda: JSONResponse({"error": {"code": "internal_error", "message": "internal server error"}},
                                   status_code=500),

@@ -7,15 +7,21 @@ Kalshi's spec exactly, because the official SDKs deserialize by status.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from strongroom.errors import ValidationFailed
+from strongroom.errors import Conflict, InsufficientUsageLevel, LimitExceeded, ValidationFailed
 from strongroom.models import ApiKey
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
+from strongroom.surfaces.openapi import raises
+from strongroom.surfaces.wire import Scope
+
+NAME = Field(min_length=1, max_length=100, description="The key's name.", examples=["trading bot"])
+SCOPES = Field(None, description="What the key may do, no more than the signing key may (default: read and write).",
+               examples=[["read", "write"]])
 
 
 class _In(BaseModel):
@@ -23,8 +29,9 @@ class _In(BaseModel):
 
     # Kalshi restricts a key to a sub-account or an FCM sub-trader with these. Strongroom has
     # neither, and silently dropping them would hand back a wider key than was asked for: refused.
-    subaccount: int | None = None
-    fcm_subtrader_id: str | None = None
+    subaccount: int | None = Field(None, description="Kalshi's sub-account restriction: not supported (400 if given).")
+    fcm_subtrader_id: str | None = Field(None, description="Kalshi's FCM sub-trader restriction: not supported "
+                                                           "(400 if given).")
 
     def refuse_restrictions(self) -> None:
         if self.subaccount is not None or self.fcm_subtrader_id is not None:
@@ -33,36 +40,44 @@ class _In(BaseModel):
 
 
 class CreateApiKeyRequest(_In):
-    name: str = Field(min_length=1, max_length=100)
-    public_key: str = Field(min_length=1, max_length=16384)
-    scopes: list[str] | None = None
+    name: str = NAME
+    public_key: str = Field(min_length=1, max_length=16384, description="Your RSA or Ed25519 public key (PEM).",
+                            examples=["-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----\n"])
+    scopes: list[Scope] | None = SCOPES
 
 
 class GenerateApiKeyRequest(_In):
-    name: str = Field(min_length=1, max_length=100)
-    scopes: list[str] | None = None
-    key_type: Literal["rsa", "ed25519"] = "rsa"
+    name: str = NAME
+    scopes: list[Scope] | None = SCOPES
+    key_type: Literal["rsa", "ed25519"] = Field("rsa", description="rsa (RSA-2048, default) or ed25519.")
+
+
+API_KEY_ID = Field(description="The key's id (the KALSHI-ACCESS-KEY header's value).",
+                   examples=["0b5e7f9e-3a4c-4b8e-9d2f-6a1c2e3f4a5b"])
 
 
 class ApiKeyOut(BaseModel):
-    api_key_id: str
-    name: str
-    scopes: list[str]
-    created_ts: str
+    api_key_id: str = API_KEY_ID
+    name: str = Field(description="The key's name.", examples=["trading bot"])
+    scopes: list[Scope] = Field(description="What the key may do.", examples=[["read", "write"]])
+    created_ts: str = Field(description="When the key was created (ISO 8601, UTC).",
+                            examples=["2024-09-17T23:55:19.607000Z"])
 
 
 class GetApiKeysResponse(BaseModel):
-    api_keys: list[ApiKeyOut]
+    api_keys: list[ApiKeyOut] = Field(description="Every key of the signing key's user.")
 
 
 class CreateApiKeyResponse(BaseModel):
-    api_key_id: str
+    api_key_id: str = API_KEY_ID
 
 
 class GenerateApiKeyResponse(BaseModel):
-    api_key_id: str
-    private_key: str
-    key_type: str
+    api_key_id: str = API_KEY_ID
+    private_key: str = Field(description="Shown once, never stored: the private key (PEM; RSA as PKCS#1, Ed25519 "
+                                         "as PKCS#8) to sign with.",
+                             examples=["-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----\n"])
+    key_type: Literal["rsa", "ed25519"] = Field(description="The key pair's type.")
 
 
 def _out(key: ApiKey) -> ApiKeyOut:
@@ -81,6 +96,7 @@ def get_api_keys(principal: CurrentPrincipal, core: CoreDep) -> GetApiKeysRespon
 
 
 @api.post("/api_keys", response_model=CreateApiKeyResponse, status_code=201)
+@raises(InsufficientUsageLevel, LimitExceeded)
 def create_api_key(body: CreateApiKeyRequest, principal: CurrentPrincipal, core: CoreDep) -> CreateApiKeyResponse:
     """Create a key from your own RSA or Ed25519 public key (premier or market_maker usage level)."""
     body.refuse_restrictions()
@@ -90,6 +106,7 @@ def create_api_key(body: CreateApiKeyRequest, principal: CurrentPrincipal, core:
 
 
 @api.post("/api_keys/generate", response_model=GenerateApiKeyResponse, status_code=201)
+@raises(LimitExceeded)
 def generate_api_key(body: GenerateApiKeyRequest, principal: CurrentPrincipal,
                      core: CoreDep) -> GenerateApiKeyResponse:
     """Generate a key pair: RSA-2048 (PKCS#1 PEM) by default, Ed25519 (PKCS#8) on request."""
@@ -100,7 +117,10 @@ def generate_api_key(body: GenerateApiKeyRequest, principal: CurrentPrincipal,
 
 
 @api.delete("/api_keys/{api_key}", status_code=204)
-def delete_api_key(api_key: str, principal: CurrentPrincipal, core: CoreDep) -> Response:
+@raises(Conflict)
+def delete_api_key(api_key: Annotated[str, Path(description="The id of the key to delete.",
+                                                examples=["0b5e7f9e-3a4c-4b8e-9d2f-6a1c2e3f4a5b"])],
+                   principal: CurrentPrincipal, core: CoreDep) -> Response:
     """Delete a key at once; 204 with an empty body."""
     core.api_keys.delete(principal, api_key)
     return Response(status_code=204)

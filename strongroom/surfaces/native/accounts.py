@@ -7,16 +7,44 @@ from typing import Annotated
 import anyio.to_thread
 from fastapi import APIRouter, Query
 
+from strongroom.enums import AccountStatus
+from strongroom.errors import (
+    AlreadyConnected,
+    Conflict,
+    CredentialsUnreadable,
+    ExchangeUnavailable,
+    InvalidCredentials,
+    WithdrawalPermission,
+)
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.balances import account_public, accounts_public
-from strongroom.surfaces.native.schemas import AccountCreate, AccountPublic, AccountUpdate, PageOut, RotateIn
+from strongroom.surfaces.native.schemas import (
+    AccountCreate,
+    AccountId,
+    AccountPublic,
+    AccountUpdate,
+    Cursor,
+    Limit,
+    PageOut,
+    RotateIn,
+)
+from strongroom.surfaces.openapi import raises
+from strongroom.surfaces.wire import one_of
 
 api = APIRouter(prefix="/exchange-accounts", tags=["exchange accounts"])
 
+# what checking a key live with the exchange can answer
+LIVE_CHECK = (InvalidCredentials, WithdrawalPermission, ExchangeUnavailable)
+
 
 @api.post("", response_model=AccountPublic, status_code=201)
+@raises(*LIVE_CHECK, AlreadyConnected, Conflict)
 async def connect(body: AccountCreate, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
-    """Check the credentials with the exchange and store them encrypted. Secrets are never returned."""
+    """Connect an exchange account: the credentials are checked live with the exchange (400
+    ``invalid_credentials``, 400 ``withdrawal_permission`` for a key that can withdraw, 503 when the
+    exchange does not answer) and stored encrypted; they are never returned. ``credentials`` holds the
+    venue's fields: ``GET /v1/exchanges/{exchange}`` lists them. A key connected already (by anyone) is 409.
+    Venues that cannot be checked live are stored as ``unverified``."""
     account = await core.accounts.connect(principal, body.exchange, body.credentials, name=body.name,
                                           account_type=body.account_type)
     return AccountPublic.model_validate(account)
@@ -26,49 +54,65 @@ async def connect(body: AccountCreate, principal: CurrentPrincipal, core: CoreDe
 def list_accounts(
     principal: CurrentPrincipal,
     core: CoreDep,
-    exchange: str | None = None,
-    status: str | None = None,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    exchange: Annotated[str | None, Query(description="Only this venue (catalogue id or alias).",
+                                          examples=["binance"])] = None,
+    status: Annotated[str | None, Query(description="Only accounts in this status."), one_of(AccountStatus)] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
 ) -> PageOut[AccountPublic]:
+    """The caller's exchange accounts (an admin's: everyone's), disconnected ones too, a page at a time,
+    each with its last balance snapshot's totals. A key bound to accounts sees only those."""
     page = core.accounts.list(principal, exchange=exchange, status=status, cursor=cursor, limit=limit)
     return PageOut(items=accounts_public(core, principal, page.items), next_cursor=page.next_cursor)
 
 
 @api.get("/{account_id}", response_model=AccountPublic)
-def get_account(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+def get_account(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+    """One exchange account (404 for another user's)."""
     return account_public(core, principal, core.accounts.get(principal, account_id))
 
 
 @api.patch("/{account_id}", response_model=AccountPublic)
-def rename(account_id: int, body: AccountUpdate, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+@raises(Conflict)
+def rename(account_id: AccountId, body: AccountUpdate, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+    """Rename an account (409 if it is disconnected)."""
     return account_public(core, principal, core.accounts.rename(principal, account_id, body.name))
 
 
 @api.delete("/{account_id}", response_model=AccountPublic)
-def disconnect(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+@raises(Conflict)
+def disconnect(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
     """Disconnect (terminal): credentials destroyed, the archived account is returned."""
     return account_public(core, principal, core.accounts.disconnect(principal, account_id))
 
 
 @api.post("/{account_id}/rotate", response_model=AccountPublic)
-async def rotate(account_id: int, body: RotateIn, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+@raises(*LIVE_CHECK, AlreadyConnected, Conflict)
+async def rotate(account_id: AccountId, body: RotateIn, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
     """Replace credentials; the new ones are checked first and the old ones stay until they pass."""
     account = await core.accounts.rotate(principal, account_id, body.credentials)
     return await anyio.to_thread.run_sync(account_public, core, principal, account)
 
 
 @api.post("/{account_id}/enable", response_model=AccountPublic)
-def enable(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+@raises(Conflict)
+def enable(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+    """Enable a disabled account: its status follows its last live check again (409 if it is disconnected)."""
     return account_public(core, principal, core.accounts.set_enabled(principal, account_id, True))
 
 
 @api.post("/{account_id}/disable", response_model=AccountPublic)
-def disable(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+@raises(Conflict)
+def disable(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+    """Disable an account (reversible with enable; 409 if it is disconnected)."""
     return account_public(core, principal, core.accounts.set_enabled(principal, account_id, False))
 
 
 @api.post("/{account_id}/revalidate", response_model=AccountPublic)
-async def revalidate(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+@raises(ExchangeUnavailable, Conflict, CredentialsUnreadable)
+async def revalidate(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
+    """Check the stored credentials with the exchange again: the account becomes ``active``, ``invalid``
+    (refused) or ``suspended`` (the key can withdraw), returned, not raised; 503 if the exchange does not
+    answer (nothing changes), 409 if the account is disconnected."""
     account = await core.accounts.revalidate(principal, account_id)
     return await anyio.to_thread.run_sync(account_public, core, principal, account)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from strongroom.errors import BadRequest, Conflict, InsufficientUsageLevel, LimitExceeded
 from strongroom.models import ApiKey
 from strongroom.services.usage import OUTCOMES
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
@@ -19,12 +20,16 @@ from strongroom.surfaces.native.schemas import (
     ApiKeyPublic,
     ApiKeyRolled,
     ApiKeyUpdate,
+    Cursor,
+    KeyIdPath,
     KeyUsageCounts,
     KeyUsageHour,
     KeyUsageOut,
+    Limit,
     PageOut,
     RollIn,
 )
+from strongroom.surfaces.openapi import raises
 
 api = APIRouter(prefix="/api-keys", tags=["api keys"])
 
@@ -34,13 +39,17 @@ def _public(key: ApiKey) -> dict[str, Any]:
 
 
 @api.post("", response_model=ApiKeyCreated, status_code=201)
+@raises(InsufficientUsageLevel, LimitExceeded)
 def create_key(body: ApiKeyCreate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyCreated:
-    """Create a key. ``secret`` (bearer, hmac) is in this response only."""
+    """Create a key, no more powerful than the caller (scopes, accounts, allowlist, expiry: 403 otherwise).
+    ``secret`` (bearer, hmac) is in this response only. Your own rsa or ed25519 public key needs the premier
+    or market_maker usage level; a user has at most STRONGROOM_MAX_API_KEYS_PER_USER keys (400 limit_exceeded)."""
     key, secret = core.api_keys.create(principal, **body.model_dump())
     return ApiKeyCreated(**_public(key), secret=secret)
 
 
 @api.post("/generate", response_model=ApiKeyGenerated, status_code=201)
+@raises(LimitExceeded)
 def generate_key(body: ApiKeyGenerate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyGenerated:
     """Generate an RSA-2048 or Ed25519 key pair; ``private_key`` is in this response only and never stored."""
     key, private_pem = core.api_keys.generate(principal, **body.model_dump())
@@ -48,33 +57,38 @@ def generate_key(body: ApiKeyGenerate, principal: CurrentPrincipal, core: CoreDe
 
 
 @api.get("", response_model=PageOut[ApiKeyPublic])
-def list_keys(principal: CurrentPrincipal, core: CoreDep, cursor: str | None = None,
-              limit: Annotated[int, Query(ge=1, le=200)] = 50) -> PageOut[ApiKeyPublic]:
+def list_keys(principal: CurrentPrincipal, core: CoreDep, cursor: Cursor = None,
+              limit: Limit = 50) -> PageOut[ApiKeyPublic]:
+    """The caller's keys (never a secret), a page at a time."""
     page = core.api_keys.list(principal, cursor=cursor, limit=limit)
     return PageOut(items=[ApiKeyPublic.model_validate(k) for k in page.items], next_cursor=page.next_cursor)
 
 
 @api.get("/{key_id}", response_model=ApiKeyPublic)
-def get_key(key_id: str, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyPublic:
+def get_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyPublic:
+    """One of the caller's keys (404 for another user's)."""
     return ApiKeyPublic.model_validate(core.api_keys.get(principal, key_id))
 
 
 @api.patch("/{key_id}", response_model=ApiKeyPublic)
-def update_key(key_id: str, body: ApiKeyUpdate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyPublic:
+@raises(Conflict)
+def update_key(key_id: KeyIdPath, body: ApiKeyUpdate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyPublic:
     """Change name, scopes, account binding, allowlist, enabled or expiry; effective everywhere within 1 s."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     return ApiKeyPublic.model_validate(core.api_keys.update(principal, key_id, changes))
 
 
 @api.post("/{key_id}/roll", response_model=ApiKeyRolled)
-def roll_key(key_id: str, principal: CurrentPrincipal, core: CoreDep, body: RollIn | None = None) -> ApiKeyRolled:
-    """New secret now; the old one stays valid for ``grace_seconds`` (default 0)."""
+@raises(BadRequest, Conflict)
+def roll_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep, body: RollIn | None = None) -> ApiKeyRolled:
+    """New secret now; the old one stays valid for ``grace_seconds`` (default 0). Keys with a public key
+    (rsa, ed25519) cannot be rolled (400): create a new one and delete this one."""
     key, secret = core.api_keys.roll(principal, key_id, (body or RollIn()).grace_seconds)
     return ApiKeyRolled(**_public(key), secret=secret)
 
 
 @api.get("/{key_id}/usage", response_model=KeyUsageOut)
-def key_usage(key_id: str, principal: CurrentPrincipal, core: CoreDep,
+def key_usage(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep,
               since: Annotated[datetime | None, Query(alias="from", description="Start (ISO 8601), inclusive.")] = None,
               until: Annotated[datetime | None, Query(alias="to", description="End (ISO 8601), inclusive.")] = None,
               ) -> KeyUsageOut:
@@ -90,6 +104,8 @@ def key_usage(key_id: str, principal: CurrentPrincipal, core: CoreDep,
 
 
 @api.delete("/{key_id}", status_code=204)
-def delete_key(key_id: str, principal: CurrentPrincipal, core: CoreDep) -> Response:
+@raises(Conflict)
+def delete_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep) -> Response:
+    """Delete a key: refused at once, by every worker."""
     core.api_keys.delete(principal, key_id)
     return Response(status_code=204)

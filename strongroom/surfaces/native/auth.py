@@ -11,16 +11,24 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
 from strongroom.enums import AuthMethod
-from strongroom.errors import MalformedBody, ValidationFailed
+from strongroom.errors import (
+    MalformedBody,
+    PayloadTooLarge,
+    RateLimited,
+    SignInRefused,
+    Unauthenticated,
+    ValidationFailed,
+)
 from strongroom.surfaces.deps import ClientIP, CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import MeOut, RefreshIn, TokenOut
+from strongroom.surfaces.openapi import raises
 
 api = APIRouter(tags=["auth"])
 
 
 @api.get("/me", response_model=MeOut)
 async def me(principal: CurrentPrincipal) -> Response:
-    """Who the credential belongs to, and what it may do.
+    """Who the credential belongs to, and what it may do (any credential: a cheap way to check one).
 
     Returned as a ready JSONResponse (typed by ``MeOut`` in the schema): this is the cheapest
     authenticated call, used by clients to check a credential, so it skips re-validation.
@@ -46,14 +54,18 @@ async def form_fields(request: Request) -> None:
 
 
 @api.post("/auth/token", response_model=TokenOut, dependencies=[Depends(form_fields)])
+@raises(SignInRefused, RateLimited)
 async def token(
     ip: ClientIP,
     core: CoreDep,
-    username: Annotated[str, Form(max_length=64)],
-    password: Annotated[str, Form(max_length=1024)],
-    grant_type: Annotated[str | None, Form()] = None,
+    username: Annotated[str, Form(max_length=64, description="The user's name.", examples=["alice"])],
+    password: Annotated[str, Form(max_length=1024, description="The user's password.")],
+    grant_type: Annotated[str | None, Form(description="password (OAuth2); may be left out.",
+                                           examples=["password"])] = None,
 ) -> TokenOut:
-    """OAuth2 password grant: form fields username and password."""
+    """Sign in (OAuth2 password grant): form fields (application/x-www-form-urlencoded) username and
+    password, not JSON. Returns an access token and a refresh token; a wrong password is 401, too many
+    failures from one address 429."""
     if grant_type not in (None, "", "password"):
         raise ValidationFailed("unsupported grant_type", fields={"grant_type": "must be password"})
     from anyio import to_thread
@@ -69,9 +81,11 @@ REFRESH_BODY = {"required": True, "content": {
 
 
 @api.post("/auth/refresh", response_model=TokenOut, openapi_extra={"requestBody": REFRESH_BODY})
+@raises(MalformedBody, PayloadTooLarge, ValidationFailed, Unauthenticated, RateLimited)
 async def refresh(request: Request, ip: ClientIP, core: CoreDep) -> TokenOut:
-    """Rotate a refresh token (JSON ``{"refresh_token"}``, or the OAuth2 form field ``refresh_token``);
-    a reused one is refused and ends its whole session family."""
+    """Rotate a refresh token (JSON ``{"refresh_token"}``, or the OAuth2 form field ``refresh_token``):
+    a new token pair. A reused one is refused (401) and ends its whole session family; too many refused
+    refreshes from one address are 429."""
     if "form-urlencoded" in request.headers.get("content-type", "").lower():
         fields: dict[str, object] = dict((await request.form()).items())
         fields.pop("grant_type", None)  # OAuth2 clients send grant_type=refresh_token
@@ -89,7 +103,8 @@ async def refresh(request: Request, ip: ClientIP, core: CoreDep) -> TokenOut:
 
 @api.post("/auth/logout", status_code=204)
 def logout(principal: CurrentPrincipal, request: Request, core: CoreDep) -> Response:
-    """End the session of the access token used for this call."""
+    """End the session of the access token used for this call (its refresh token too); with another
+    credential, nothing to end: 204 all the same."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     core.sessions.logout(principal, value.strip() if scheme.lower() == "bearer" else None)
     return Response(status_code=204)

@@ -19,12 +19,23 @@ from pydantic import BaseModel, Field
 
 from strongroom import scopes
 from strongroom.core import Core
+from strongroom.enums import AccountStatus
+from strongroom.errors import (
+    Conflict,
+    CredentialsRejected,
+    CredentialsUnreadable,
+    ExchangeNotSupported,
+    ExchangeUnavailable,
+    WithdrawalPermission,
+)
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
 from strongroom.services.balances import HISTORY_LIMIT, AccountTotals, AssetValue, Portfolio, Snapshot
 from strongroom.services.valuation import render
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
-from strongroom.surfaces.native.schemas import AccountPublic
+from strongroom.surfaces.native.schemas import AccountId, AccountPublic
+from strongroom.surfaces.openapi import raises
+from strongroom.surfaces.wire import DecimalText
 
 api = APIRouter(tags=["balances"])
 
@@ -32,64 +43,82 @@ api = APIRouter(tags=["balances"])
 # --------------------------------------------------------------------------- wire models
 
 
+ACCOUNT_ID = Field(description="The exchange account's id.", examples=[3])
+FETCHED_AT = "When the snapshot was loaded from the exchange."
+AGE = "The snapshot's age in seconds."
+TOTAL_USD = "The value of every priced asset in USD (decimal string)."
+TOTAL_BTC = "The value of every priced asset in BTC (decimal string)."
+UNPRICED = "Assets the venue has no price for: not counted in the totals."
+
+
 class AssetValueOut(BaseModel):
-    asset: str
-    free: str
-    used: str
-    total: str
-    usd: str | None = Field(description="USD value; null when the venue has no price for the asset (never guessed).")
-    btc: str | None
-    usd_price: str | None = Field(description="USD price of one unit (1 for USD, USDT, USDC, BUSD, FDUSD).")
+    asset: str = Field(description="The asset's code on the venue.", examples=["BTC"])
+    free: DecimalText = Field(description="Available amount (decimal string).", examples=["0.5"])
+    used: DecimalText = Field(description="Amount on hold, e.g. in open orders (decimal string).",
+                      examples=["0.1"])
+    total: DecimalText = Field(description="free + used (decimal string).", examples=["0.6"])
+    usd: DecimalText | None = Field(description="USD value; null when the venue has no price for the asset (never guessed).",
+                            examples=["31200"])
+    btc: DecimalText | None = Field(description="BTC value; null when unpriced.", examples=["0.6"])
+    usd_price: DecimalText | None = Field(description="USD price of one unit (1 for USD, USDT, USDC, BUSD, FDUSD).",
+                                  examples=["52000"])
 
 
 class BalancesOut(BaseModel):
     """An account's last snapshot; every field but ``account_id`` and ``assets`` is null when never loaded."""
 
-    account_id: int
-    account_type: str | None = None
-    fetched_at: datetime | None = None
-    age_seconds: float | None = None
-    total_usd: str | None = None
-    total_btc: str | None = None
-    unpriced_assets: int | None = None
-    assets: list[AssetValueOut] = []
+    account_id: int = ACCOUNT_ID
+    account_type: str | None = Field(None, description="The account type the balances are of.", examples=["spot"])
+    fetched_at: datetime | None = Field(None, description=FETCHED_AT)
+    age_seconds: float | None = Field(None, description=AGE, examples=[42.5])
+    total_usd: DecimalText | None = Field(None, description=TOTAL_USD, examples=["31200"])
+    total_btc: DecimalText | None = Field(None, description=TOTAL_BTC, examples=["0.6"])
+    unpriced_assets: int | None = Field(None, description=UNPRICED, examples=[0])
+    assets: list[AssetValueOut] = Field([], description="Every asset held, with its value.")
 
 
 class PortfolioAccountOut(BaseModel):
-    account_id: int
-    public_id: uuid.UUID | None = None
-    exchange: str
-    name: str
-    account_type: str
-    status: str
-    fetched_at: datetime | None = None
-    age_seconds: float | None = None
-    total_usd: str | None = None
-    total_btc: str | None = None
-    unpriced_assets: int | None = None
+    account_id: int = ACCOUNT_ID
+    public_id: uuid.UUID | None = Field(None, description="The account's public UUID.")
+    exchange: str = Field(description="The venue's catalogue id.", examples=["binance"])
+    name: str = Field(description="The account's name.", examples=["Binance main"])
+    account_type: str = Field(description="The account type.", examples=["spot"])
+    status: AccountStatus = Field(description="The account's status.")
+    fetched_at: datetime | None = Field(None, description=FETCHED_AT)
+    age_seconds: float | None = Field(None, description=AGE, examples=[42.5])
+    total_usd: DecimalText | None = Field(None, description=TOTAL_USD, examples=["31200"])
+    total_btc: DecimalText | None = Field(None, description=TOTAL_BTC, examples=["0.6"])
+    unpriced_assets: int | None = Field(None, description=UNPRICED, examples=[0])
     refreshed: bool = Field(False, description="Loaded live by this request (?refresh=true).")
-    error: str | None = Field(None, description="Why it was not refreshed (an error code), if it was not.")
+    error: str | None = Field(None, description="Why it was not refreshed (an error code), if it was not.",
+                              examples=["exchange_unavailable"])
 
 
 class PortfolioOut(BaseModel):
-    user_id: int
+    user_id: int = Field(description="The user whose accounts these are.", examples=[1])
     fetched_at: datetime | None = Field(None, description="The oldest snapshot's time.")
-    total_usd: str
-    total_btc: str
-    unpriced_assets: int
-    assets: list[AssetValueOut]
-    accounts: list[PortfolioAccountOut]
+    total_usd: DecimalText = Field(description=TOTAL_USD, examples=["31200"])
+    total_btc: DecimalText = Field(description=TOTAL_BTC, examples=["0.6"])
+    unpriced_assets: int = Field(description=UNPRICED, examples=[0])
+    assets: list[AssetValueOut] = Field(description="Every asset summed over the accounts.")
+    accounts: list[PortfolioAccountOut] = Field(description="Every live account with its last snapshot's totals.")
 
 
 class HistoryPointOut(BaseModel):
-    at: datetime
-    usd: str
-    btc: str
+    at: datetime = Field(description="When the snapshot was loaded.")
+    usd: DecimalText = Field(description=TOTAL_USD, examples=["31200"])
+    btc: DecimalText = Field(description=TOTAL_BTC, examples=["0.6"])
 
 
 class HistoryOut(BaseModel):
-    account_id: int
-    points: list[HistoryPointOut]
+    account_id: int = ACCOUNT_ID
+    points: list[HistoryPointOut] = Field(description="The stored totals, oldest first.")
+
+
+# a live load of balances: what the exchange and the account's state can answer
+LIVE_LOAD = (Conflict, CredentialsRejected, WithdrawalPermission, ExchangeNotSupported, ExchangeUnavailable,
+             CredentialsUnreadable)
+Refresh = Annotated[bool, Query(description="Load the balances live from the exchange first.")]
 
 
 # --------------------------------------------------------------------------- mapping
@@ -121,7 +150,7 @@ def balances_out(account_id: int, snapshot: Snapshot | None, now: datetime) -> B
 def _portfolio_account(totals: AccountTotals, now: datetime) -> PortfolioAccountOut:
     snapshot = totals.snapshot
     out = PortfolioAccountOut(account_id=totals.account_id, public_id=totals.public_id, exchange=totals.exchange,
-                              name=totals.name, account_type=totals.account_type, status=totals.status,
+                              name=totals.name, account_type=totals.account_type, status=AccountStatus(totals.status),
                               refreshed=totals.refreshed, error=totals.error)
     if snapshot is not None:
         out.fetched_at = snapshot.fetched_at
@@ -168,8 +197,9 @@ def account_public(core: Core, principal: Principal, account: ExchangeAccount) -
 
 
 @api.get("/exchange-accounts/{account_id}/balances", response_model=BalancesOut)
-async def get_balances(account_id: int, principal: CurrentPrincipal, core: CoreDep,
-                       refresh: bool = False) -> BalancesOut:
+@raises(*LIVE_LOAD)
+async def get_balances(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep,
+                       refresh: Refresh = False) -> BalancesOut:
     """The account's last balance snapshot (no exchange call); ``?refresh=true`` loads it live first.
 
     A live load that fails leaves the last snapshot readable: 503 + Retry-After (exchange down or
@@ -184,7 +214,8 @@ async def get_balances(account_id: int, principal: CurrentPrincipal, core: CoreD
 
 
 @api.post("/exchange-accounts/{account_id}/balances/refresh", response_model=BalancesOut)
-async def refresh_balances(account_id: int, principal: CurrentPrincipal, core: CoreDep) -> BalancesOut:
+@raises(*LIVE_LOAD)
+async def refresh_balances(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep) -> BalancesOut:
     """Load the balances live from the exchange, value them, store and return the snapshot."""
     snapshot = await core.balances.refresh(principal, account_id)
     return balances_out(account_id, snapshot, core.balances.clock())
@@ -192,12 +223,15 @@ async def refresh_balances(account_id: int, principal: CurrentPrincipal, core: C
 
 @api.get("/exchange-accounts/{account_id}/balances/history", response_model=HistoryOut)
 async def balance_history(
-    account_id: int,
+    account_id: AccountId,
     principal: CurrentPrincipal,
     core: CoreDep,
-    since: Annotated[datetime | None, Query(alias="from", description="ISO 8601; naive means UTC")] = None,
-    until: Annotated[datetime | None, Query(alias="to", description="ISO 8601; naive means UTC")] = None,
-    limit: Annotated[int, Query(ge=1, le=HISTORY_LIMIT)] = HISTORY_LIMIT,
+    since: Annotated[datetime | None, Query(alias="from", description="From (ISO 8601; naive means UTC), "
+                                                                      "inclusive.")] = None,
+    until: Annotated[datetime | None, Query(alias="to", description="To (ISO 8601; naive means UTC), "
+                                                                    "inclusive.")] = None,
+    limit: Annotated[int, Query(ge=1, le=HISTORY_LIMIT, description=f"At most this many points, the newest "
+                                                                    f"(1-{HISTORY_LIMIT}).")] = HISTORY_LIMIT,
 ) -> HistoryOut:
     """The account's stored totals over time, oldest first (``[{at, usd, btc}]``, a balance chart).
 
@@ -210,7 +244,7 @@ async def balance_history(
 
 
 @api.get("/portfolio", response_model=PortfolioOut)
-async def get_portfolio(principal: CurrentPrincipal, core: CoreDep, refresh: bool = False) -> PortfolioOut:
+async def get_portfolio(principal: CurrentPrincipal, core: CoreDep, refresh: Refresh = False) -> PortfolioOut:
     """Every live account the caller sees: totals per asset and per account (USD, BTC) with each
     snapshot's age; ``?refresh=true`` loads them all live first (an account that fails keeps its
     last snapshot and says why in ``error``)."""

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from strongroom.surfaces.deps import CoreDep
 from strongroom.surfaces.native.schemas import ExchangeOut
+from strongroom.surfaces.openapi import raises
 
 api = APIRouter(prefix="/exchanges", tags=["exchanges"])
 
 
 @api.get("", response_model=list[ExchangeOut])
+@raises(backing_services=False)
 async def list_exchanges(core: CoreDep) -> list[ExchangeOut]:
+    """Every venue Strongroom can store credentials for, with the credential fields each needs (no
+    authentication)."""
     return [ExchangeOut(**e.to_public()) for e in core.catalogue.all()]
 
 
 @api.get("/{exchange}", response_model=ExchangeOut)
-async def get_exchange(exchange: str, core: CoreDep) -> ExchangeOut:
-    """One exchange by id or alias (BINANCE, okex, COINBASE, CONCURRENCY.COM, ...)."""
+@raises(backing_services=False)
+async def get_exchange(exchange: Annotated[str, Path(description="A catalogue id or alias, any case.",
+                                                     examples=["binance"])], core: CoreDep) -> ExchangeOut:
+    """One exchange by id or alias (BINANCE, okex, COINBASE, CONCURRENCY.COM, ...): ``credentials`` lists the
+    fields connecting an account needs (the ``credentials`` object of POST /v1/exchange-accounts),
+    ``optional_credentials`` those it may add. An unknown name is 404, suggesting the nearest ids."""
     return ExchangeOut(**core.catalogue.get(exchange).to_public())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import JSONResponse, Response
 
 from strongroom.auth.schemes import KALSHI, NATIVE, AccessTokenScheme, BasicScheme, BearerKeyScheme
@@ -28,9 +30,26 @@ def render(error: Rendered) -> Response:
     return problem(error.status, str(error.code), error.message, **extra)
 
 
+class Problem(BaseModel):
+    """An RFC 9457 problem document (``application/problem+json``): every /v1 error."""
+
+    type: str = Field(description="A URI naming the problem: https://strongroom.dev/problems/ and the code.",
+                      examples=["https://strongroom.dev/problems/not_found"])
+    title: str = Field(description="The HTTP status's reason phrase.", examples=["Not Found"])
+    status: int = Field(description="The HTTP status code (the same as the response's).", examples=[404])
+    detail: str = Field(description="What went wrong, for people (never a secret).",
+                        examples=["exchange account not found"])
+    code: str = Field(description="A stable, machine-readable code: validation_failed, unauthenticated, "
+                                  "insufficient_scope, not_found, conflict, credentials_rejected, rate_limited, ...",
+                      examples=["not_found"])
+    errors: dict[str, str] | SkipJsonSchema[None] = Field(
+        None, description="Only when fields are named (validation): each field, as a dotted path (credentials.secret, "
+                          "account_ids.0), and what is wrong with it.", examples=[{"name": "required"}])
+
+
 # Every domain error keeps its own status and code here: /v1 is where they are defined.
 ERRORS = ErrorTable(render=render, internal=lambda: problem(500, "internal", "an unexpected error occurred"),
-                    challenge='Bearer realm="strongroom"')
+                    challenge='Bearer realm="strongroom"', model=Problem)
 
 
 def surface(settings: Settings) -> Surface:

@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import JSONResponse, Response
 
 from strongroom.auth.facts import RequestFacts
@@ -94,7 +96,20 @@ def render(error: Rendered) -> Response:
 BAD_EXCHANGE_KEYS = Rule(422, "invalid_api_key", "API keys are no longer valid or incorrect.")
 INVALID_RECORD = Rule(400, RECORD_INVALID, INVALID_PARAMETERS)
 
+class ThreeCommasError(BaseModel):
+    """3Commas' error body."""
+
+    error: str = Field(description="A stable code: record_invalid, api_key_invalid_or_expired, signature_invalid, "
+                                   "access_denied, not_found, invalid_api_key, not_supported, rate_limited, ...",
+                       examples=["record_invalid"])
+    error_description: str = Field(description="What went wrong, for people.", examples=["Invalid parameters"])
+    error_attributes: dict[str, list[str]] | SkipJsonSchema[None] = Field(
+        None, description="Only with record_invalid: each invalid parameter and what is wrong with it.",
+        examples=[{"name": ["is missing"]}])
+
+
 ERRORS = ErrorTable(
+    model=ThreeCommasError,
     render=render,
     internal=lambda: JSONResponse({"error": "unknown_error", "error_description": "Unknown error occurred"},
                                   status_code=500),

@@ -12,22 +12,48 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio.to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from starlette.responses import JSONResponse
 
 from strongroom.enums import AccountStatus
-from strongroom.errors import NotFound, NotSupported, ValidationFailed
-from strongroom.exchanges.markets import Market, Markets, field_name, markets, pair_of, symbol_of
+from strongroom.errors import (
+    AlreadyConnected,
+    BadRequest,
+    Conflict,
+    CredentialsRejected,
+    CredentialsUnreadable,
+    ExchangeNotSupported,
+    ExchangeUnavailable,
+    InvalidCredentials,
+    MalformedBody,
+    NotFound,
+    NotSupported,
+    PayloadTooLarge,
+    ValidationFailed,
+    WithdrawalPermission,
+)
+from strongroom.exchanges.markets import (
+    DOCUMENTED_FIELDS,
+    LABELS,
+    Market,
+    Markets,
+    field_name,
+    markets,
+    pair_of,
+    symbol_of,
+)
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
 from strongroom.services import figures
 from strongroom.services.balances import Snapshot
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
-from strongroom.surfaces.threecommas import params, shapes
+from strongroom.surfaces.openapi import raises
+from strongroom.surfaces.threecommas import models, params, shapes
 
 if TYPE_CHECKING:
     from strongroom.core import Core
@@ -35,6 +61,47 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 api = APIRouter(prefix="/ver1", tags=["3commas"])
+
+
+# --- the parameters, documented ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter as 3Commas takes it (query string, form field or JSON member)."""
+
+    name: str
+    description: str
+    schema: dict[str, Any]
+    required: bool = False
+
+
+TEXT: dict[str, Any] = {"type": "string", "maxLength": params.MAX_TEXT}
+ACCOUNT_ID = Param("account_id", "The account's id.", {"type": "integer", "minimum": 1}, required=True)
+CREDENTIALS = tuple(Param(f, f"{LABELS[f].rstrip(':')}: a credential field, when the venue's form has it "
+                             "(market_list: form_fields).", TEXT) for f in DOCUMENTED_FIELDS)
+# what reading parameters can answer: an unparsable or too large body, another content type, invalid values
+READS_PARAMS = (MalformedBody, BadRequest, PayloadTooLarge, ValidationFailed)
+LIVE_CHECK = (InvalidCredentials, WithdrawalPermission, ExchangeUnavailable, AlreadyConnected)
+LIVE_LOAD = (Conflict, CredentialsRejected, WithdrawalPermission, ExchangeNotSupported, ExchangeUnavailable,
+             CredentialsUnreadable)
+
+
+def documented(*params: Param, body: bool = False) -> dict[str, Any]:
+    """Return a route's ``openapi_extra``: its parameters in the query string (GET) or in the body, as JSON
+    or form fields (POST; the query string works too, and wins)."""
+    if not body:
+        return {"parameters": [{"name": p.name, "in": "query", "required": p.required, "description": p.description,
+                                "schema": p.schema} for p in params]}
+    schema = {"type": "object", "properties": {p.name: {**p.schema, "description": p.description} for p in params},
+              "required": [p.name for p in params if p.required]}
+    return {"requestBody": {"required": any(p.required for p in params), "content": {
+        "application/json": {"schema": schema}, "application/x-www-form-urlencoded": {"schema": schema}}}}
+
+
+AccountPath = Annotated[str, Path(description="The account's id (another user's, a removed one or an id that is "
+                                              "not a number: 404).", examples=["3"])]
+AccountOrSummary = Annotated[str, Path(description="The account's id, or summary: every live account summed.",
+                                       examples=["3"])]
 
 
 def created(content: Any) -> JSONResponse:
@@ -107,13 +174,17 @@ def summary(core: Core, principal: Principal) -> dict[str, Any]:
 
 # --- no authentication (3Commas: Security NONE) ---------------------------------------------------
 
-@api.get("/ping")
+@api.get("/ping", response_model=models.Pong)
+@raises(backing_services=False)
 async def ping() -> JSONResponse:
+    """Connectivity check (no signature)."""
     return JSONResponse({"pong": "pong"})
 
 
-@api.get("/time")
+@api.get("/time", response_model=models.ServerTime)
+@raises(backing_services=False)
 async def server_time() -> JSONResponse:
+    """The server's time (no signature)."""
     return JSONResponse({"server_time": int(time.time())})
 
 
@@ -122,7 +193,8 @@ def _market_list(codes: Markets) -> list[dict[str, Any]]:
     return [shapes.market_item(m) for m in codes.all()]
 
 
-@api.get("/accounts/market_list")
+@api.get("/accounts/market_list", response_model=list[models.MarketItem])
+@raises(backing_services=False)
 async def market_list(core: CoreDep) -> JSONResponse:
     """Every venue of the catalogue under its market code, with its connection form."""
     return JSONResponse(_market_list(market_codes(core)))
@@ -130,13 +202,15 @@ async def market_list(core: CoreDep) -> JSONResponse:
 
 # --- signed ----------------------------------------------------------------------------------------
 
-@api.get("/validate")
+@api.get("/validate", response_model=models.Valid)
 async def validate(principal: CurrentPrincipal) -> JSONResponse:
     """A signed request that verifies (anything else: 401)."""
     return JSONResponse({"valid": True})
 
 
-@api.get("/accounts/market_pairs")
+@api.get("/accounts/market_pairs", response_model=list[str],
+         openapi_extra=documented(Param("market_code", "The venue's market code (market_list).", TEXT, True)))
+@raises(*READS_PARAMS, ExchangeUnavailable, ExchangeNotSupported)
 async def market_pairs(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """The venue's spot pairs (``QUOTE_BASE``) that have a price. Signed here (3Commas: NONE): it makes a
     live exchange call, which an anonymous caller must not be able to trigger."""
@@ -148,7 +222,10 @@ async def market_pairs(request: Request, principal: CurrentPrincipal, core: Core
     return JSONResponse(sorted({p for p in map(pair_of, tickers) if p}))
 
 
-@api.get("/accounts/currency_rates")
+@api.get("/accounts/currency_rates", response_model=models.CurrencyRate,
+         openapi_extra=documented(Param("pair", "QUOTE_BASE, e.g. USDT_BTC.", TEXT, True),
+                                  Param("market_code", "The venue's market code (market_list).", TEXT, True)))
+@raises(*READS_PARAMS, ExchangeUnavailable, ExchangeNotSupported)
 async def currency_rates(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """The last price of ``pair`` (``QUOTE_BASE``) on ``market_code`` (signed, as market_pairs)."""
     values = await params.read(request)
@@ -165,7 +242,10 @@ async def currency_rates(request: Request, principal: CurrentPrincipal, core: Co
                          "instrumentKind": "spot"})
 
 
-@api.get("/accounts/types_to_connect")
+@api.get("/accounts/types_to_connect", response_model=list[models.TypeToConnect],
+         openapi_extra=documented(Param("type", "The venue's market code (market_list).", TEXT, True),
+                                  Param("api_key", "An exchange API key: is it connected already?", TEXT)))
+@raises(*READS_PARAMS)
 async def types_to_connect(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """The account types ``type`` can be connected as (one per venue here), and whether this key already is."""
     values = await params.read(request)
@@ -177,7 +257,11 @@ async def types_to_connect(request: Request, principal: CurrentPrincipal, core: 
     return JSONResponse([{"type": market.code, "connected": connected, "available": True, "unified": False}])
 
 
-@api.get("/accounts")
+@api.get("/accounts", response_model=list[models.AccountEntity], openapi_extra=documented(
+    Param("page", "The page, from 1.", {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1}),
+    Param("per_page", "Accounts per page (1-100).", {"type": "integer", "minimum": 1, "maximum": 100, "default": 100}),
+    Param("api_key", "Only the account connected with this exchange API key.", TEXT)))
+@raises(*READS_PARAMS)
 async def list_accounts(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """The caller's live accounts: ``page`` (from 1), ``per_page`` (1-100, default 100), ``api_key`` filter."""
     values = await params.read(request)
@@ -194,7 +278,12 @@ async def list_accounts(request: Request, principal: CurrentPrincipal, core: Cor
     return JSONResponse(await run(load))
 
 
-@api.post("/accounts/new")
+@api.post("/accounts/new", response_model=models.AccountEntity, status_code=201, openapi_extra=documented(
+    Param("type", "The venue's market code (market_list).", TEXT, True),
+    Param("name", "The account's name.", TEXT, True),
+    Param("types_to_create", "Account types to create: only the market code itself.",
+          {"type": "array", "items": TEXT}), *CREDENTIALS, body=True))
+@raises(*READS_PARAMS, *LIVE_CHECK)
 async def new_account(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """Connect an exchange account: checked live with the venue, stored encrypted (seed 001)."""
     values = await params.read(request)
@@ -212,7 +301,11 @@ async def new_account(request: Request, principal: CurrentPrincipal, core: CoreD
     return created(shapes.account_entity(account, market, None, figures.NO_PROFITS))
 
 
-@api.post("/accounts/update")
+@api.post("/accounts/update", response_model=models.AccountEntity, status_code=201, openapi_extra=documented(
+    ACCOUNT_ID, Param("name", "A new name.", TEXT),
+    Param("include_in_summary", "Only true: every account is in the summary.", {"type": "boolean"}),
+    *CREDENTIALS, body=True))
+@raises(*READS_PARAMS, *LIVE_CHECK, NotFound, Conflict)
 async def update_account(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """Rename an account and/or replace its exchange credentials (checked live first), in one write."""
     values = await params.read(request)
@@ -234,19 +327,23 @@ async def update_account(request: Request, principal: CurrentPrincipal, core: Co
     return created(await run(entity, core, principal, account))
 
 
-@api.get("/accounts/transfer_history")
-@api.get("/accounts/transfer_data")
+@api.get("/accounts/transfer_history", response_model=None)
+@api.get("/accounts/transfer_data", response_model=None)
+@raises(NotSupported)
 async def transfer_reads(principal: CurrentPrincipal) -> JSONResponse:
+    """Not supported: Strongroom does not move funds (422 not_supported)."""
     raise NotSupported("transfers are not supported: Strongroom does not move funds")
 
 
-@api.post("/accounts/transfer")
+@api.post("/accounts/transfer", response_model=None)
+@raises(NotSupported)
 async def transfer(principal: CurrentPrincipal) -> JSONResponse:
+    """Not supported: Strongroom does not move funds (422 not_supported)."""
     raise NotSupported("transfers are not supported: Strongroom does not move funds")
 
 
-@api.get("/accounts/{account_id}")
-async def account_info(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+@api.get("/accounts/{account_id}", response_model=models.AccountEntity)
+async def account_info(account_id: AccountOrSummary, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """One account (or ``summary``: every live account summed)."""
     if account_id == "summary":
         return JSONResponse(await run(summary, core, principal))
@@ -257,9 +354,12 @@ async def account_info(account_id: str, principal: CurrentPrincipal, core: CoreD
     return JSONResponse(await run(load))
 
 
-@api.post("/accounts/{account_id}/rename")
-async def rename_account(account_id: str, request: Request, principal: CurrentPrincipal,
+@api.post("/accounts/{account_id}/rename", response_model=models.AccountEntity, status_code=201,
+          openapi_extra=documented(Param("name", "The new name.", TEXT, True), body=True))
+@raises(*READS_PARAMS, Conflict)
+async def rename_account(account_id: AccountPath, request: Request, principal: CurrentPrincipal,
                          core: CoreDep) -> JSONResponse:
+    """Rename the account."""
     values = await params.read(request)
     name = values.text("name", required=True)
     values.check()
@@ -271,8 +371,9 @@ async def rename_account(account_id: str, request: Request, principal: CurrentPr
     return created(await run(change))
 
 
-@api.post("/accounts/{account_id}/remove")
-async def remove_account(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+@api.post("/accounts/{account_id}/remove", response_model=bool, status_code=201)
+@raises(Conflict)
+async def remove_account(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """Disconnect: the credentials are destroyed (Strongroom's ``delete`` scope, as on every surface)."""
 
     def remove() -> None:
@@ -282,8 +383,9 @@ async def remove_account(account_id: str, principal: CurrentPrincipal, core: Cor
     return created(True)
 
 
-@api.post("/accounts/{account_id}/load_balances")
-async def load_balances(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+@api.post("/accounts/{account_id}/load_balances", response_model=models.AccountEntity, status_code=201)
+@raises(*LIVE_LOAD)
+async def load_balances(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """Load the balances live from the venue, store the snapshot, answer the updated entity."""
     service = core.balances
     account = await run(live_account, core, principal, account_id)
@@ -291,8 +393,8 @@ async def load_balances(account_id: str, principal: CurrentPrincipal, core: Core
     return created(await run(entity, core, principal, account))
 
 
-@api.post("/accounts/{account_id}/pie_chart_data")
-async def pie_chart_data(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+@api.post("/accounts/{account_id}/pie_chart_data", response_model=list[models.PieSlice], status_code=201)
+async def pie_chart_data(account_id: AccountOrSummary, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """The last loaded balances (or ``summary``'s, summed) with each asset's share of the USD value."""
     service = core.balances
 
@@ -306,8 +408,8 @@ async def pie_chart_data(account_id: str, principal: CurrentPrincipal, core: Cor
     return created(await run(load))
 
 
-@api.post("/accounts/{account_id}/account_table_data")
-async def account_table_data(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+@api.post("/accounts/{account_id}/account_table_data", response_model=list[models.TableRow], status_code=201)
+async def account_table_data(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """The last loaded balances, one row per asset."""
     service = core.balances
 
@@ -319,8 +421,11 @@ async def account_table_data(account_id: str, principal: CurrentPrincipal, core:
     return created(await run(load))
 
 
-@api.get("/accounts/{account_id}/balance_chart_data")
-async def balance_chart_data(account_id: str, request: Request, principal: CurrentPrincipal,
+@api.get("/accounts/{account_id}/balance_chart_data", response_model=list[models.ChartPoint], openapi_extra=documented(
+    Param("date_from", "From (ISO 8601, or seconds since the epoch), inclusive.", TEXT, True),
+    Param("date_to", "To (ISO 8601, or seconds since the epoch), inclusive.", TEXT)))
+@raises(*READS_PARAMS)
+async def balance_chart_data(account_id: AccountPath, request: Request, principal: CurrentPrincipal,
                              core: CoreDep) -> JSONResponse:
     """The stored totals from ``date_from`` (required) to ``date_to`` (ISO 8601 or epoch seconds)."""
     service = core.balances
@@ -336,20 +441,23 @@ async def balance_chart_data(account_id: str, request: Request, principal: Curre
     return JSONResponse(await run(load))
 
 
-@api.get("/accounts/{account_id}/active_trading_entities")
-async def active_trading_entities(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+@api.get("/accounts/{account_id}/active_trading_entities", response_model=models.ActiveEntities)
+async def active_trading_entities(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """All zeros: Strongroom runs no bots, deals, SmartTrades or orders."""
     await run(live_account, core, principal, account_id)
     return JSONResponse(shapes.NO_ACTIVE_ENTITIES)
 
 
 def _unsupported(action: str, method: str) -> None:
-    async def endpoint(account_id: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+    async def endpoint(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
         await run(live_account, core, principal, account_id)
         raise NotSupported(f"the {action} action is not supported: Strongroom does not trade or move funds")
 
     endpoint.__name__ = f"unsupported_{action}"
-    api.add_api_route(f"/accounts/{{account_id}}/{action}", endpoint, methods=[method], name=endpoint.__name__)
+    endpoint.__doc__ = "Not supported: Strongroom does not trade or move funds (422 not_supported; 404 first for " \
+                       "an account the caller does not have)."
+    api.add_api_route(f"/accounts/{{account_id}}/{action}", raises(NotSupported)(endpoint), methods=[method],
+                      name=endpoint.__name__, response_model=None)
 
 
 for _action in ("sell_all_to_usd", "sell_all_to_btc", "convert_dust_to_bnb"):

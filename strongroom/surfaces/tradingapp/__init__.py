@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
 from strongroom.auth.schemes import BasicScheme
@@ -48,7 +49,18 @@ def render(error: Rendered) -> Response:
     return JSONResponse({"Status Code": error.status, "Message": error.message}, status_code=error.status)
 
 
+class TradingAppError(BaseModel):
+    """The seed's error body (the same shape as its success messages)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    status_code: int = Field(alias="Status Code", description="The HTTP status code.", examples=[401])
+    message: str = Field(alias="Message", description="What went wrong, for people.",
+                         examples=["Wrong Authentication credentials"])
+
+
 ERRORS = ErrorTable(
+    model=TradingAppError,
     render=render,
     internal=lambda: JSONResponse({"Status Code": 500, "Message": "Internal server error"}, status_code=500),
     challenge='Basic realm="strongroom"',

@@ -7,14 +7,23 @@ listings never show secrets: ``api_key`` is the masked hint and ``secret_key`` i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
+from strongroom.errors import (
+    AccountExists,
+    AlreadyConnected,
+    Conflict,
+    ExchangeUnavailable,
+    InvalidCredentials,
+    WithdrawalPermission,
+)
 from strongroom.exchanges.catalogue import ExchangeInfo
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
+from strongroom.surfaces.openapi import raises
 
 MASK = "********"
 
@@ -24,14 +33,55 @@ def ok(message: str) -> JSONResponse:
     return JSONResponse({"Status Code": 200, "Message": message})
 
 
-class NewAccount(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+def new_account_schema(schema: dict[str, Any]) -> None:
+    """The body names the exchange ``exchange`` or ``Exchange`` (the seed's): document both; add examples."""
+    properties = schema.get("properties", {})
+    if "Exchange" in properties:
+        properties["exchange"] = properties["Exchange"]
+        schema["required"] = [r for r in schema.get("required", []) if r != "Exchange"]
+        schema["anyOf"] = [{"required": ["exchange"]}, {"required": ["Exchange"]}]
+    schema["examples"] = [
+        {"exchange": "BINANCE", "api_key": "your-binance-api-key", "secret_key": "your-binance-secret"},
+        {"Exchange": "OKX", "api_key": "your-okx-api-key", "secret_key": "your-okx-secret",
+         "passphrase": "your-okx-passphrase"}]
 
-    exchange: str = Field(min_length=1, max_length=64, validation_alias=AliasChoices("Exchange", "exchange"))
-    api_key: str = Field(min_length=1, max_length=512)
-    secret_key: str = Field(min_length=1, max_length=4096)
-    passphrase: str | None = Field(None, max_length=512)
-    name: str | None = Field(None, max_length=100)
+
+class NewAccount(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra=new_account_schema)
+
+    exchange: str = Field(min_length=1, max_length=64, validation_alias=AliasChoices("Exchange", "exchange"),
+                          description="The exchange: the seed's spelling (BINANCE, BITMEX, CONCURRENCY.COM), a "
+                                      "catalogue id or alias, any case (also sent as Exchange).", examples=["BINANCE"])
+    api_key: str = Field(min_length=1, max_length=512, description="The exchange API key.",
+                         examples=["your-binance-api-key"])
+    secret_key: str = Field(min_length=1, max_length=4096, description="The exchange API secret.",
+                            examples=["your-binance-secret"])
+    passphrase: str | None = Field(None, max_length=512, description="The API key's passphrase, for venues that "
+                                                                     "have one (OKX, KuCoin, ...).")
+    name: str | None = Field(None, max_length=100, description="A name for the account.", examples=["main"])
+
+
+class AccountOut(BaseModel):
+    exchange: str = Field(description="The exchange in the seed's spelling.", examples=["BINANCE"])
+    api_key: str = Field(description="A hint of the API key (its first and last 4 characters), never the key.",
+                         examples=["vmPU…Eh8A"])
+    secret_key: Literal["********"] = Field(description="Always masked.")
+
+
+class AccountsOut(BaseModel):
+    accounts: list[AccountOut] = Field(description="The user's live accounts (at most one per exchange).")
+
+
+class Message(BaseModel):
+    """The seed's success body."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    status_code: Literal[200] = Field(alias="Status Code", description="Always 200.")
+    message: str = Field(alias="Message", description="What was done.", examples=["Account successfully created"])
+
+
+UserId = Annotated[int, Path(description="The user's id: the caller's own (an admin's: anyone's).", examples=[1])]
 
 
 # where the seed's name is not the catalogue id in capitals
@@ -50,8 +100,8 @@ api = APIRouter(prefix="/{user_id}/accounts", tags=["trading app"])
 
 
 
-@api.get("")
-def get_accounts(user_id: int, principal: CurrentPrincipal, core: CoreDep) -> dict[str, Any]:
+@api.get("", response_model=AccountsOut)
+def get_accounts(user_id: UserId, principal: CurrentPrincipal, core: CoreDep) -> dict[str, Any]:
     """All live accounts of user {id}; secrets masked."""
     page = core.accounts.list(principal, user_id=user_id, live_only=True, limit=200)
     return {"accounts": [
@@ -60,9 +110,12 @@ def get_accounts(user_id: int, principal: CurrentPrincipal, core: CoreDep) -> di
     ]}
 
 
-@api.post("/new")
-async def create_account(user_id: int, body: NewAccount, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
-    """Connect an exchange account (checked live, stored encrypted); one live account per exchange."""
+@api.post("/new", response_model=Message)
+@raises(InvalidCredentials, WithdrawalPermission, ExchangeUnavailable, AccountExists, AlreadyConnected, Conflict)
+async def create_account(user_id: UserId, body: NewAccount, principal: CurrentPrincipal,
+                         core: CoreDep) -> JSONResponse:
+    """Connect an exchange account (checked live, stored encrypted); one live account per exchange (422 for
+    a second one), a key connected already is 409, credentials the exchange refuses are 400."""
     credentials = {"api_key": body.api_key, "secret": body.secret_key}
     if body.passphrase is not None:
         credentials["passphrase"] = body.passphrase
@@ -71,8 +124,11 @@ async def create_account(user_id: int, body: NewAccount, principal: CurrentPrinc
     return ok("Account successfully created")
 
 
-@api.delete("/{exchange_name}")
-def delete_account(user_id: int, exchange_name: str, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+@api.delete("/{exchange_name}", response_model=Message)
+@raises(Conflict)
+def delete_account(user_id: UserId, exchange_name: Annotated[str, Path(
+        description="The exchange: the seed's spelling (BINANCE), a catalogue id or alias, any case.",
+        examples=["BINANCE"])], principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """Disconnect user {id}'s account on an exchange (seed spelling, id or alias)."""
     core.accounts.disconnect_on_exchange(principal, user_id, exchange_name)
     return ok("Account successfully deleted")

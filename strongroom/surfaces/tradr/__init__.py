@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
 from strongroom.auth.schemes import AccessTokenScheme, BearerKeyScheme
@@ -49,7 +50,17 @@ def render(error: Rendered) -> Response:
                         status_code=error.status)
 
 
+class TradrError(BaseModel):
+    """NestJS's error body."""
+
+    statusCode: int = Field(description="The HTTP status code.", examples=[404])
+    message: str = Field(description="What went wrong, for people (a validation failure names each field).",
+                         examples=["roles: at least one role"])
+    error: str = Field(description="The HTTP status's reason phrase.", examples=["Not Found"])
+
+
 ERRORS = ErrorTable(
+    model=TradrError,
     render=render,
     internal=lambda: JSONResponse({"statusCode": 500, "message": "Internal server error",
                                    "error": "Internal Server Error"}, status_code=500),

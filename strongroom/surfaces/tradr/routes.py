@@ -23,13 +23,14 @@ import ipaddress
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from strongroom import scopes as scope_rules
-from strongroom.errors import ValidationFailed
+from strongroom.errors import Conflict, LimitExceeded, NotFound, ValidationFailed
 from strongroom.models import ApiKey
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
+from strongroom.surfaces.openapi import raises
 
 BEARER = "bearer"
 Role = Literal["read", "write", "delete"]
@@ -48,57 +49,77 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+FRIENDLY_NAME = "The key's name."
+ROLES = "read, write, delete: the key's broad scopes (no more than the caller's)."
+IPS = "Addresses or CIDRs the key may be used from; empty or missing: any."
+ISO = "ISO 8601 in UTC with milliseconds, as JavaScript writes it."
+
+
 class NewAccountApiKey(_In):
-    accountId: StrictInt
-    friendlyName: str | None = Field(None, max_length=100)
-    roles: list[Role] = Field(min_length=1, max_length=3)
-    ips: list[str] | None = Field(None, max_length=100)
+    accountId: StrictInt = Field(description="The exchange account the key is bound to.", examples=[3])
+    friendlyName: str | None = Field(None, max_length=100, description=FRIENDLY_NAME, examples=["bot for account 3"])
+    roles: list[Role] = Field(min_length=1, max_length=3, description=ROLES, examples=[["read", "write"]])
+    ips: list[str] | None = Field(None, max_length=100, description=IPS, examples=[["203.0.113.7"]])
 
 
 class NewUserApiKey(_In):
-    userId: StrictInt
-    friendlyName: str | None = Field(None, max_length=100)
-    roles: list[Role] = Field(min_length=1, max_length=3)
-    ips: list[str] | None = Field(None, max_length=100)
-    accountIds: list[StrictInt] | None = Field(None, max_length=1000)
+    userId: StrictInt = Field(description="The caller's own user id.", examples=[1])
+    friendlyName: str | None = Field(None, max_length=100, description=FRIENDLY_NAME, examples=["reporting"])
+    roles: list[Role] = Field(min_length=1, max_length=3, description=ROLES, examples=[["read"]])
+    ips: list[str] | None = Field(None, max_length=100, description=IPS, examples=[[]])
+    accountIds: list[StrictInt] | None = Field(None, max_length=1000, description="The accounts the key may act on; "
+                                                                                  "empty or missing: every account the "
+                                                                                  "caller reaches.", examples=[[3, 7]])
 
 
 class Rename(_In):
-    friendlyName: str = Field(max_length=100)
+    friendlyName: str = Field(max_length=100, description="The new name.", examples=["renamed"])
 
 
 class _Out(BaseModel):
-    id: int
-    createdAt: str
-    updatedAt: str
-    roles: list[Role]
-    friendlyName: str | None = None
-    apiKey: str
-    ips: list[str]
-    lastUsedAt: str | None = None
+    id: int = Field(description="The key's number (TradrAPI's id).", examples=[12])
+    createdAt: str = Field(description="When the key was created (" + ISO + ").",
+                           examples=["2024-09-17T23:55:19.607Z"])
+    updatedAt: str = Field(description="When it last changed (" + ISO + ").", examples=["2024-09-17T23:55:19.607Z"])
+    roles: list[Role] = Field(description="The key's broad scopes.", examples=[["read", "write"]])
+    friendlyName: str | None = Field(None, description=FRIENDLY_NAME, examples=["bot for account 3"])
+    apiKey: str = Field(description="In the creation response only: the key itself (send it as x-api-key); "
+                                    "afterwards its stored hash.", examples=["sr_YdSgElOfychS37GqvsJKRPDpQTDnoO1JAPBi"])
+    ips: list[str] = Field(description=IPS, examples=[["203.0.113.7"]])
+    lastUsedAt: str | None = Field(None, description="When it last authenticated a request (" + ISO + "); left out "
+                                                     "if never.", examples=["2024-09-18T08:00:00.000Z"])
 
 
 class AccountApiKey(_Out):
-    accountId: int
+    accountId: int = Field(description="The exchange account the key is bound to.", examples=[3])
 
 
 class UserApiKey(_Out):
-    userId: int
-    accountIds: list[int]
+    userId: int = Field(description="The key's user.", examples=[1])
+    accountIds: list[int] = Field(description="The accounts it may act on; []: every account of the user.",
+                                  examples=[[]])
+
+
+PAGE_LIMIT = Field(description="Keys per page.", examples=[10])
+PAGE = Field(description="The page number, from 1.", examples=[1])
+TOTAL = Field(description="Keys in all pages.", examples=[1])
 
 
 class AccountApiKeyPage(BaseModel):
-    data: list[AccountApiKey]
-    limit: int
-    page: int
-    total: int
+    data: list[AccountApiKey] = Field(description="This page's keys.")
+    limit: int = PAGE_LIMIT
+    page: int = PAGE
+    total: int = TOTAL
 
 
 class UserApiKeyPage(BaseModel):
-    data: list[UserApiKey]
-    limit: int
-    page: int
-    total: int
+    data: list[UserApiKey] = Field(description="This page's keys.")
+    limit: int = PAGE_LIMIT
+    page: int = PAGE
+    total: int = TOTAL
+
+
+KeyNumber = Annotated[int, Path(description="The key's number (TradrAPI's id).", examples=[12])]
 
 
 def iso(at: datetime | None) -> str | None:
@@ -161,6 +182,7 @@ SortByQ = Annotated[str, Query(alias="sortBy", description="id, createdAt, updat
 # --- account keys ------------------------------------------------------------------------------------
 
 @api.post("/accounts/api-keys", status_code=201, response_model=AccountApiKey, response_model_exclude_none=True)
+@raises(NotFound, LimitExceeded)
 def create_account_key(body: NewAccountApiKey, principal: CurrentPrincipal, core: CoreDep) -> AccountApiKey:
     """Create a key bound to one exchange account; ``apiKey`` is the plaintext key, in this response only."""
     core.api_keys.require_account(principal, body.accountId)
@@ -171,13 +193,13 @@ def create_account_key(body: NewAccountApiKey, principal: CurrentPrincipal, core
 
 
 @api.get("/accounts/api-keys/{key_id}", response_model=AccountApiKey, response_model_exclude_none=True)
-def get_account_key(key_id: int, principal: CurrentPrincipal, core: CoreDep) -> AccountApiKey:
+def get_account_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> AccountApiKey:
     """One account key by its id (``apiKey`` is the stored hash)."""
     return account_key(core.api_keys.get_number(principal, key_id, kind=BEARER, single_account=True))
 
 
 @api.get("/accounts/{account_id}/api-keys", response_model=AccountApiKeyPage, response_model_exclude_none=True)
-def list_account_keys(account_id: int, principal: CurrentPrincipal, core: CoreDep, page: PageQ = 1,
+def list_account_keys(account_id: Annotated[int, Path(description="The exchange account's id.", examples=[3])], principal: CurrentPrincipal, core: CoreDep, page: PageQ = 1,
                       limit: LimitQ = 10, sort_dir: SortDirQ = "DESC", sort_by: SortByQ = "id") -> AccountApiKeyPage:
     """The keys bound to exactly this account, a page at a time."""
     number, size, field, descending = paging(page, limit, sort_dir, sort_by)
@@ -187,14 +209,16 @@ def list_account_keys(account_id: int, principal: CurrentPrincipal, core: CoreDe
 
 
 @api.patch("/accounts/api-keys/{key_id}", response_model=bool)
-def rename_account_key(key_id: int, body: Rename, principal: CurrentPrincipal, core: CoreDep) -> bool:
+@raises(Conflict)
+def rename_account_key(key_id: KeyNumber, body: Rename, principal: CurrentPrincipal, core: CoreDep) -> bool:
     """Rename an account key; ``true``."""
     core.api_keys.update_number(principal, key_id, {"name": body.friendlyName}, kind=BEARER, single_account=True)
     return True
 
 
 @api.delete("/accounts/api-keys/{key_id}", response_model=bool)
-def delete_account_key(key_id: int, principal: CurrentPrincipal, core: CoreDep) -> bool:
+@raises(Conflict)
+def delete_account_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> bool:
     """Delete an account key at once; ``true``."""
     core.api_keys.delete_number(principal, key_id, kind=BEARER, single_account=True)
     return True
@@ -203,6 +227,7 @@ def delete_account_key(key_id: int, principal: CurrentPrincipal, core: CoreDep) 
 # --- user keys ---------------------------------------------------------------------------------------
 
 @api.post("/users/api-keys", status_code=201, response_model=UserApiKey, response_model_exclude_none=True)
+@raises(LimitExceeded)
 def create_user_key(body: NewUserApiKey, principal: CurrentPrincipal, core: CoreDep) -> UserApiKey:
     """Create a key of your user for ``accountIds`` (empty or missing: every account you reach);
     ``apiKey`` is the plaintext key, in this response only."""
@@ -213,13 +238,13 @@ def create_user_key(body: NewUserApiKey, principal: CurrentPrincipal, core: Core
 
 
 @api.get("/users/api-keys/{key_id}", response_model=UserApiKey, response_model_exclude_none=True)
-def get_user_key(key_id: int, principal: CurrentPrincipal, core: CoreDep) -> UserApiKey:
+def get_user_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> UserApiKey:
     """One key of your user by its id (``apiKey`` is the stored hash)."""
     return user_key(core.api_keys.get_number(principal, key_id, kind=BEARER))
 
 
 @api.get("/users/{user_id}/api-keys", response_model=UserApiKeyPage, response_model_exclude_none=True)
-def list_user_keys(user_id: int, principal: CurrentPrincipal, core: CoreDep, page: PageQ = 1,
+def list_user_keys(user_id: Annotated[int, Path(description="The caller's own user id.", examples=[1])], principal: CurrentPrincipal, core: CoreDep, page: PageQ = 1,
                    limit: LimitQ = 10, sort_dir: SortDirQ = "DESC", sort_by: SortByQ = "id") -> UserApiKeyPage:
     """Your user's keys (those your key reaches), a page at a time."""
     core.api_keys.require_user(principal, user_id)
@@ -230,14 +255,16 @@ def list_user_keys(user_id: int, principal: CurrentPrincipal, core: CoreDep, pag
 
 
 @api.patch("/users/api-keys/{key_id}", response_model=bool)
-def rename_user_key(key_id: int, body: Rename, principal: CurrentPrincipal, core: CoreDep) -> bool:
+@raises(Conflict)
+def rename_user_key(key_id: KeyNumber, body: Rename, principal: CurrentPrincipal, core: CoreDep) -> bool:
     """Rename a key of your user; ``true``."""
     core.api_keys.update_number(principal, key_id, {"name": body.friendlyName}, kind=BEARER)
     return True
 
 
 @api.delete("/users/api-keys/{key_id}", response_model=bool)
-def delete_user_key(key_id: int, principal: CurrentPrincipal, core: CoreDep) -> bool:
+@raises(Conflict)
+def delete_user_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> bool:
     """Delete a key of your user at once; ``true``."""
     core.api_keys.delete_number(principal, key_id, kind=BEARER)
     return True

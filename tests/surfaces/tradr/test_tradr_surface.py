@@ -364,11 +364,18 @@ def test_created_key_is_shown_once_in_the_audit_free_of_secrets(server, users, c
 
 def test_fuzz_tradr_operations_never_500(server, users, client):
     """schemathesis, from the live /openapi.json: every /tradr operation, valid and invalid input, with an
-    access token (a key could be deleted by the fuzz itself): never a 5xx, every error in the NestJS shape."""
+    access token (a key could be deleted by the fuzz itself): never a 5xx, every error in the NestJS shape,
+    every answer as the document describes it (status, content type, headers, body schema)."""
     import schemathesis
     from hypothesis import HealthCheck, given, settings
     from hypothesis.errors import Unsatisfiable
-    from schemathesis.checks import not_a_server_error
+    from schemathesis.checks import (
+        content_type_conformance,
+        not_a_server_error,
+        response_headers_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
     from schemathesis.generation import GenerationMode
 
     user = users.create()
@@ -388,8 +395,10 @@ def test_fuzz_tradr_operations_never_500(server, users, client):
                       suppress_health_check=list(HealthCheck))
             @given(case=operation.as_strategy(generation_mode=mode))
             def run(case):
-                response = case.call_and_validate(base_url=server.url, headers=headers, checks=[not_a_server_error],
-                                                  timeout=30)
+                response = case.call_and_validate(
+                    base_url=server.url, headers=headers, timeout=30,
+                    checks=[not_a_server_error, status_code_conformance, content_type_conformance,
+                            response_headers_conformance, response_schema_conformance])
                 statuses.setdefault(case.operation.label, set()).add(response.status_code)
                 assert response.status_code < 500, (case.operation.label, response.status_code, response.text[:300])
                 if response.status_code >= 400:
