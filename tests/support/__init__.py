@@ -22,6 +22,10 @@ from devtools.liveserver import free_port as free_port
 
 PG_URL = os.environ.get("STRONGROOM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parents[2]
+# The five source documents: ../shared/seeds beside the checkout when it is there, else the copies
+# kept in tests/seeds (a clean clone elsewhere); tests/contract checks that the copies match.
+SHARED_SEEDS = ROOT.parent / "shared" / "seeds"
+SEEDS = SHARED_SEEDS if SHARED_SEEDS.is_dir() else ROOT / "tests" / "seeds"
 BIN = Path(sys.executable).parent
 
 

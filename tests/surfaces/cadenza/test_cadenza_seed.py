@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 from cadenza_helpers import Api
-from support import ROOT
+from support import SEEDS
 
-SEED_FILE = ROOT.parent / "shared" / "seeds" / "002_7387b3df7a81b00d.txt"
+SEED_FILE = SEEDS / "002_7387b3df7a81b00d.txt"
 SEED_HOST = "https://cadenza-api-uat.algo724.com"
 
 

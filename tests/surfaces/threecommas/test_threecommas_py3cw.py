@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import py3cw.request
 import pytest
-from support import ROOT
+from support import SEEDS
 from support.exchange_mock import Mock
 from support.threecommas import V1, Key, hmac_key, mock_of, rsa_key
 
-SEED_FILE = ROOT.parent / "shared" / "seeds" / "001_7bc8cd7da0398e2e.txt"
+SEED_FILE = SEEDS / "001_7bc8cd7da0398e2e.txt"
 SEED_DUPLICATE = {"error": "record_invalid", "error_description": "Invalid parameters",
                   "error_attributes": {"api_key": ["This account is already connected!"]}}
 

@@ -17,7 +17,7 @@ import uuid
 
 import httpx
 import pytest
-from support import ROOT
+from support import SEEDS
 
 # --- the seed's commands, copied verbatim from seeds/000 ("APIs for Accounts") ----------------
 
@@ -36,7 +36,7 @@ SEED_POST = """curl --location --request POST 'http://localhost:8000/user/id/acc
 SEED_DELETE = """curl --location --request DELETE 'http://localhost:8000/user/id/accounts/exchange_name' \\
 --header 'Authorization: Basic user_auth'"""
 
-SEED_FILE = ROOT.parent / "shared" / "seeds" / "000_8a0c854cc3f23c34.txt"
+SEED_FILE = SEEDS / "000_8a0c854cc3f23c34.txt"
 
 CREATED = {"Status Code": 200, "Message": "Account successfully created"}
 DELETED = {"Status Code": 200, "Message": "Account successfully deleted"}

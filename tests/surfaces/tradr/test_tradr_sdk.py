@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from support import ROOT, Server, Users, drop_pg_schema, new_pg_schema, start_server
+from support import ROOT, SEEDS, Server, Users, drop_pg_schema, new_pg_schema, start_server
 
-SEED_FILE = ROOT.parent / "shared" / "seeds" / "003_dcb1c0a9a816ab2e.txt"
+SEED_FILE = SEEDS / "003_dcb1c0a9a816ab2e.txt"
 TS_DIR = ROOT / "tests" / "surfaces" / "tradr" / "ts"
 CLIENT_DIR = ROOT / "clients" / "typescript"
 
