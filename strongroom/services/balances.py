@@ -56,6 +56,7 @@ from strongroom.errors import (
     CredentialsRejected,
     DomainError,
     ExchangeNotSupported,
+    ExchangeUnavailable,
     Forbidden,
     InvalidCredentials,
     NotFound,
@@ -378,6 +379,21 @@ class BalanceService:
             await anyio.to_thread.run_sync(self._explain_unstored, plan)
             raise Conflict(CHANGED_MESSAGE)
         return snapshot
+
+    async def refresh_or_latest(self, principal: Principal, account_id: int) -> Snapshot:
+        """Refresh one account; if it cannot be loaded now (exchange unreachable, account not
+        refreshable, key refused or able to withdraw), return its last snapshot instead, as
+        :meth:`refresh_portfolio` does for every account.
+
+        Raises what :meth:`refresh` raises when there is no snapshot to fall back on.
+        """
+        try:
+            return await self.refresh(principal, account_id)
+        except (Conflict, ExchangeUnavailable, WithdrawalPermission):
+            last = await anyio.to_thread.run_sync(self.latest, principal, account_id)
+            if last is None:
+                raise
+            return last
 
     async def refresh_portfolio(self, principal: Principal, *, user_id: int | None = None) -> Portfolio:
         """Refresh every live account the principal sees (concurrently, within the gateway's per-venue

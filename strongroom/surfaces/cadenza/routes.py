@@ -402,14 +402,8 @@ async def list_portfolios(
     accounts = {a.id: a for a in page.items}
     if tradingAccountId is not None and accounts:
         (account,) = accounts.values()
-        try:
-            snapshots: dict[int, Snapshot | None] = {account.id: await core.balances.refresh(principal, account.id)}
-        except (Conflict, ExchangeUnavailable, WithdrawalPermission):
-            # as for every account of an unfiltered list: its last load, if it ever had one
-            last = await to_thread.run_sync(core.balances.latest, principal, account.id)
-            if last is None:
-                raise
-            snapshots = {account.id: last}
+        snapshots: dict[int, Snapshot | None] = {
+            account.id: await core.balances.refresh_or_latest(principal, account.id)}
     elif accounts:
         portfolio = await core.balances.refresh_portfolio(principal)
         snapshots = {t.account_id: t.snapshot for t in portfolio.accounts if t.account_id in accounts}
