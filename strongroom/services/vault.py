@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Table, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.crypto.envelope import DecryptionError, Envelope, Sealed
@@ -202,44 +202,34 @@ class Vault:
 
     def _rewrap_accounts(self, session: Session, current: int, batch: int) -> tuple[int, int]:
         table = ExchangeAccount.__table__
+        return self._rewrap_sealed_rows(session, table, table.c.status != AccountStatus.DISCONNECTED, account_aad,
+                                        current, batch)
+
+    def _rewrap_credentials(self, session: Session, current: int, batch: int) -> tuple[int, int]:
+        table = ExchangeCredential.__table__
+        return self._rewrap_sealed_rows(session, table, table.c.status != CredentialStatus.REVOKED, credential_aad,
+                                        current, batch)
+
+    def _rewrap_sealed_rows(self, session: Session, table: Table, live: ColumnElement[bool],
+                            aad: Callable[[Any], bytes], current: int, batch: int) -> tuple[int, int]:
+        """Re-wrap one batch of a table holding sealed exchange secrets (accounts, stored credentials),
+        each row a compare-and-set on the values read. Returns ``(rows read, rows written)``."""
         rows = session.execute(
             select(table.c.id, table.c.public_id, table.c.user_id, table.c.exchange, table.c.ciphertext,
                    table.c.nonce, table.c.wrapped_dek, table.c.kek_version)
-            .where(table.c.kek_version < current, table.c.status != AccountStatus.DISCONNECTED)
+            .where(table.c.kek_version < current, live)
             .order_by(table.c.id).limit(batch)
         ).all()
         written = 0
         for row in rows:
-            new = self.envelope.rewrap(Sealed(row.ciphertext, row.nonce, row.wrapped_dek, row.kek_version),
-                                       account_aad(row))
+            new = self.envelope.rewrap(Sealed(row.ciphertext, row.nonce, row.wrapped_dek, row.kek_version), aad(row))
             written += rowcount(session.execute(
                 update(table)
                 .where(table.c.id == row.id, table.c.wrapped_dek == row.wrapped_dek, table.c.nonce == row.nonce,
                        table.c.kek_version == row.kek_version)
-                # updated_at set to itself: a re-wrap is not a change of the account
+                # updated_at set to itself: a re-wrap is not a change of the record
                 .values(wrapped_dek=new.wrapped_dek, kek_version=new.kek_version, updated_at=table.c.updated_at)
             ))
-        return len(rows), written
-
-    def _rewrap_credentials(self, session: Session, current: int, batch: int) -> tuple[int, int]:
-        table = ExchangeCredential.__table__
-        rows = session.execute(
-            select(table.c.id, table.c.public_id, table.c.user_id, table.c.exchange, table.c.ciphertext,
-                   table.c.nonce, table.c.wrapped_dek, table.c.kek_version)
-            .where(table.c.kek_version < current, table.c.status != CredentialStatus.REVOKED)
-            .order_by(table.c.id).limit(batch)
-        ).all()
-        written = 0
-        for row in rows:
-            new = self.envelope.rewrap(Sealed(row.ciphertext, row.nonce, row.wrapped_dek, row.kek_version),
-                                       credential_aad(row))
-            result = session.execute(
-                update(table)
-                .where(table.c.id == row.id, table.c.wrapped_dek == row.wrapped_dek, table.c.nonce == row.nonce,
-                       table.c.kek_version == row.kek_version)
-                .values(wrapped_dek=new.wrapped_dek, kek_version=new.kek_version, updated_at=table.c.updated_at)
-            )
-            written += rowcount(result)
         return len(rows), written
 
     def _rewrap_keys(self, session: Session, current: int, batch: int) -> tuple[int, int]:

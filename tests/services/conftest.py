@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,24 +9,7 @@ from typing import Any
 
 import pytest
 from support import PG_URL, TEST_SETTINGS, drop_pg_schema, new_pg_schema, postgres_available
-
-
-@dataclass
-class Outcome:
-    """What the gateway's validate returns: checked, and no withdrawal permission."""
-
-    verified: bool = True
-    can_withdraw: bool | None = False
-
-
-class FakeGateway:
-    """Accepts any credentials (the exchange is not the subject of these tests)."""
-
-    async def validate(self, info: Any, credentials: dict[str, str]) -> Outcome:
-        return Outcome()
-
-    async def aclose(self) -> None:
-        pass
+from support.services import FakeGateway
 
 
 @dataclass
@@ -81,11 +63,3 @@ def make_core(fresh: Fresh) -> Iterator[Callable[..., Any]]:
     yield factory
     for core in made:
         core.close()
-
-
-def new_user(core: Any) -> Any:
-    """Create a user through the service; return a session-like principal (no key) for them."""
-    from strongroom.principal import Principal
-
-    user = core.users.create(f"u{uuid.uuid4().hex[:10]}", "password-123")
-    return Principal(user_id=user.id, username=user.username, client_ip="127.0.0.1")

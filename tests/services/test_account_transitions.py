@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio.to_thread
 import pytest
-from conftest import Outcome, new_user
+from support.services import Outcome, new_user
 
 from strongroom.errors import Conflict, InvalidCredentials, NotFound
 

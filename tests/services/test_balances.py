@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, select
+from support.services import new_user
 
 from strongroom import errors
 from strongroom.exchanges.outcomes import AssetBalance, ValidationOutcome
@@ -75,14 +76,6 @@ class ScriptedGateway:
             raise errors.InvalidCredentials("the exchange rejected these credentials")
 
 
-def new_user(core: Any) -> Principal:
-    """A user made through the service, as a session-like principal (no key).
-
-    (Defined here, not imported from the services conftest: with tests/exchanges collected in the same
-    run, ``from conftest import ...`` finds the other directory's conftest.)
-    """
-    user = core.users.create(f"u{uuid.uuid4().hex[:10]}", "password-123")
-    return Principal(user_id=user.id, username=user.username, client_ip="127.0.0.1")
 
 
 class Clock:

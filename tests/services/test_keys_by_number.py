@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from conftest import new_user
+from support.services import new_user
 
 from strongroom.errors import Forbidden, InsufficientScope, NotFound, ValidationFailed
 from strongroom.keypower import accounts_within

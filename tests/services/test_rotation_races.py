@@ -17,8 +17,8 @@ import traceback
 import uuid
 from typing import Any
 
-from conftest import new_user
 from sqlalchemy import select
+from support.services import new_user
 
 RACE_SECONDS = 3.0
 ACCOUNTS = 12

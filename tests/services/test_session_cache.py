@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from cachetools import TTLCache
-from conftest import new_user
+from support.services import new_user
 
 from strongroom.crypto import tokens
 from strongroom.errors import Unauthenticated
