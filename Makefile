@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run demo test bench mock-exchange migrate catalogue lint clean ts-deps
+.PHONY: run demo test test-quick bench mock-exchange migrate catalogue lint clean ts-deps
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
@@ -57,6 +57,10 @@ run: migrate
 # lint first: CI runs `make test`, so ruff and mypy --strict (configured in pyproject.toml) gate every run
 test: $(VENV)/.test lint ts-deps
 	$(BIN)/python -m pytest -n 2 --timeout 300 $(PYTEST_ARGS)
+
+# the inner loop: SQLite only, no live servers (tests/conftest.py --quick), no lint
+test-quick: $(VENV)/.test
+	$(BIN)/python -m pytest -n 2 --timeout 300 --quick $(PYTEST_ARGS)
 
 bench: $(VENV)/.test
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -131,6 +131,30 @@ def make_core(fresh: Fresh) -> Iterator[Callable[..., Any]]:
         core.close()
 
 
+# ``make test-quick`` (pytest --quick): the inner loop. SQLite only, and no test that needs a live
+# Strongroom server (its fixtures, or a ``slow`` mark on tests that start server processes themselves).
+LIVE_FIXTURES = frozenset({"server", "client", "users", "pg_server"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--quick", action="store_true", default=False,
+                     help="SQLite only, no live servers (make test-quick); the whole suite is make test")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--quick"):
+        return
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and "postgresql" in callspec.params.values()
+        live = bool(LIVE_FIXTURES & set(getattr(item, "fixturenames", ()))) or item.get_closest_marker("slow")
+        (dropped if on_postgres or live else keep).append(item)
+    config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     import os
 
