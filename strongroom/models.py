@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -25,6 +26,29 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from strongroom.db import Base, utcnow
+from strongroom.enums import AccountStatus, CredentialStatus, KeyKind, UsageLevel
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class EnumText(TypeDecorator[E]):
+    """A closed set (a ``StrEnum``) stored as its value in a plain string column: the schema is the
+    same string column as before, and a row reads back as the enum member."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        # a plain string binds as itself: a filter on a value outside the set (a caller's query) matches nothing
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 class TZDateTime(TypeDecorator[datetime]):
@@ -55,7 +79,7 @@ class User(Base):
     email: Mapped[str | None] = mapped_column(String(254))
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
-    usage_level: Mapped[str] = mapped_column(String(16), default="basic")
+    usage_level: Mapped[UsageLevel] = mapped_column(EnumText(UsageLevel, 16), default=UsageLevel.BASIC)
     # how many API keys the user has: kept with every key insert and delete by a conditional UPDATE, so the
     # per-user cap holds under concurrency without counting rows
     api_key_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -91,7 +115,7 @@ class ExchangeAccount(Base):
     exchange: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(100))
     account_type: Mapped[str] = mapped_column(String(16), default="spot")
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[AccountStatus] = mapped_column(EnumText(AccountStatus, 16))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
@@ -123,7 +147,7 @@ class ExchangeCredential(Base):
     exchange: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str | None] = mapped_column(String(16))  # Cadenza's credentialType as given (API_KEY, HMAC)
     nickname: Mapped[str | None] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(16))  # CredentialStatus
+    status: Mapped[CredentialStatus] = mapped_column(EnumText(CredentialStatus, 16))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
@@ -153,7 +177,7 @@ class ApiKey(Base):
     key_id: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[KeyKind] = mapped_column(EnumText(KeyKind, 16))
     # bearer: HMAC-SHA256(pepper, full key); a roll keeps the previous one for a grace period
     secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     previous_secret_hash: Mapped[str | None] = mapped_column(String(64), index=True)

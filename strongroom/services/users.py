@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from strongroom.crypto.passwords import Passwords
 from strongroom.crypto.tokens import Hasher
 from strongroom.db import Database, rowcount, utcnow
-from strongroom.enums import AuthMethod
+from strongroom.enums import AuthMethod, UsageLevel
 from strongroom.errors import (
     Conflict,
     Forbidden,
@@ -33,7 +33,7 @@ from strongroom.ratelimit import RateLimiter
 from strongroom.services.audit import AuditService
 from strongroom.settings import Settings
 
-USAGE_LEVELS = ("basic", "advanced", "premier", "market_maker")
+USAGE_LEVELS: tuple[str, ...] = tuple(UsageLevel)
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
@@ -210,7 +210,7 @@ class UserService:
             user = session.get(User, user_id) if valid_id(user_id) else None
             if user is None:
                 raise NotFound("user not found")
-            user.usage_level = level
+            user.usage_level = UsageLevel(level)
             self.audit.record(session, "user.usage_level", "ok", principal=principal, target=f"user:{user_id}",
                               details={"usage_level": level})
             return user
