@@ -108,7 +108,10 @@ def _password(data_dir: Path, output: Path) -> str | None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Demo]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_")}
+    # a clean environment for the user's `make demo`: no settings of this run, and not the flags of the
+    # `make test` running this (its jobserver's descriptors are not inherited)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("STRONGROOM_") and k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
     data_dir = tmp_path / "data"
     env["STRONGROOM_DATA_DIR"] = str(data_dir)
     schema = None
