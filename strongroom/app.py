@@ -99,13 +99,14 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     app.state.trusted_proxies = [ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxies]
 
     # Routed first: the probes are the cheapest routes and must not walk past the surfaces.
-    @app.get("/healthz", tags=["health"], response_model=Liveness)
+    @app.get("/healthz", summary="Check that the process is up.", tags=["health"], response_model=Liveness)
     @raises(backing_services=False)
     async def healthz() -> dict[str, str]:
         """The process is up (liveness: checks nothing else)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], response_model=Readiness, responses={503: {
+    @app.get("/readyz", summary="Check that the database (and Redis) answer.",
+             tags=["health"], response_model=Readiness, responses={503: {
         "model": Readiness, "description": "A check failed.", "headers": {"Retry-After": {"$ref": HEADERS + "Retry-After"}}}})
     async def readyz(request: Request) -> Response:
         """The database answers, and Redis too when it is configured (503 with Retry-After if not)."""
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
                             headers=None if ready else {"Retry-After": "5"})
 
     @app.get("/metrics", tags=["health"], include_in_schema=settings.metrics_enabled,
+             summary="Read the Prometheus metrics.",
              response_class=PlainTextResponse)
     @raises(Unauthenticated, backing_services=False)
     async def metrics(request: Request) -> Response:

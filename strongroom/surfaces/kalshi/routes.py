@@ -16,7 +16,7 @@ from starlette.responses import Response
 from strongroom.errors import Conflict, InsufficientUsageLevel, LimitExceeded, ValidationFailed
 from strongroom.models import ApiKey
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
-from strongroom.surfaces.openapi import raises
+from strongroom.surfaces.openapi import body_example, raises
 from strongroom.surfaces.wire import Scope
 
 NAME = Field(min_length=1, max_length=100, description="The key's name.", examples=["trading bot"])
@@ -89,13 +89,18 @@ api = APIRouter(tags=["kalshi"])
 
 
 
-@api.get("/api_keys", response_model=GetApiKeysResponse)
+@api.get("/api_keys", summary="List your API keys.", response_model=GetApiKeysResponse)
 def get_api_keys(principal: CurrentPrincipal, core: CoreDep) -> GetApiKeysResponse:
     """All API keys of the signing key's user."""
     return GetApiKeysResponse(api_keys=[_out(k) for k in core.api_keys.list_all(principal)])
 
 
-@api.post("/api_keys", response_model=CreateApiKeyResponse, status_code=201)
+@api.post("/api_keys", response_model=CreateApiKeyResponse, status_code=201,
+          summary="Create an API key from your own public key.",
+          openapi_extra=body_example({
+              "name": "trading bot",
+              "public_key": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAU64LBxJljLaQzgTcpmvgPAaFvJ2NJShVfyYVFDm3fcE=\n-----END PUBLIC KEY-----\n",
+              "scopes": ["read", "write"]}))
 @raises(InsufficientUsageLevel, LimitExceeded)
 def create_api_key(body: CreateApiKeyRequest, principal: CurrentPrincipal, core: CoreDep) -> CreateApiKeyResponse:
     """Create a key from your own RSA or Ed25519 public key (premier or market_maker usage level)."""
@@ -105,7 +110,9 @@ def create_api_key(body: CreateApiKeyRequest, principal: CurrentPrincipal, core:
     return CreateApiKeyResponse(api_key_id=key.key_id)
 
 
-@api.post("/api_keys/generate", response_model=GenerateApiKeyResponse, status_code=201)
+@api.post("/api_keys/generate", response_model=GenerateApiKeyResponse, status_code=201,
+          summary="Generate an API key and its private key.",
+          openapi_extra=body_example({"name": "trading bot", "scopes": ["read", "write"]}))
 @raises(LimitExceeded)
 def generate_api_key(body: GenerateApiKeyRequest, principal: CurrentPrincipal,
                      core: CoreDep) -> GenerateApiKeyResponse:
@@ -116,7 +123,7 @@ def generate_api_key(body: GenerateApiKeyRequest, principal: CurrentPrincipal,
     return GenerateApiKeyResponse(api_key_id=key.key_id, private_key=private_pem, key_type=body.key_type)
 
 
-@api.delete("/api_keys/{api_key}", status_code=204)
+@api.delete("/api_keys/{api_key}", summary="Delete an API key.", status_code=204)
 @raises(Conflict)
 def delete_api_key(api_key: Annotated[str, Path(description="The id of the key to delete.",
                                                 examples=["0b5e7f9e-3a4c-4b8e-9d2f-6a1c2e3f4a5b"])],

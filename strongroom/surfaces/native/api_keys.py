@@ -29,7 +29,7 @@ from strongroom.surfaces.native.schemas import (
     PageOut,
     RollIn,
 )
-from strongroom.surfaces.openapi import raises
+from strongroom.surfaces.openapi import body_example, raises
 
 api = APIRouter(prefix="/api-keys", tags=["api keys"])
 
@@ -38,7 +38,10 @@ def _public(key: ApiKey) -> dict[str, Any]:
     return ApiKeyPublic.model_validate(key).model_dump()
 
 
-@api.post("", response_model=ApiKeyCreated, status_code=201)
+@api.post("", summary="Create an API key.", response_model=ApiKeyCreated, status_code=201,
+          openapi_extra=body_example({
+              "name": "trading bot", "kind": "bearer", "scopes": ["read", "write"], "account_ids": [3],
+              "ip_allowlist": ["203.0.113.0/24"], "expires_at": "2031-01-01T00:00:00Z"}))
 @raises(InsufficientUsageLevel, LimitExceeded)
 def create_key(body: ApiKeyCreate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyCreated:
     """Create a key, no more powerful than the caller (scopes, accounts, allowlist, expiry: 403 otherwise).
@@ -48,7 +51,9 @@ def create_key(body: ApiKeyCreate, principal: CurrentPrincipal, core: CoreDep) -
     return ApiKeyCreated(**_public(key), secret=secret)
 
 
-@api.post("/generate", response_model=ApiKeyGenerated, status_code=201)
+@api.post("/generate", summary="Generate an RSA or Ed25519 key pair.", response_model=ApiKeyGenerated, status_code=201,
+          openapi_extra=body_example({
+              "name": "signing key", "key_type": "ed25519", "scopes": ["read"]}))
 @raises(LimitExceeded)
 def generate_key(body: ApiKeyGenerate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyGenerated:
     """Generate an RSA-2048 or Ed25519 key pair; ``private_key`` is in this response only and never stored."""
@@ -56,7 +61,7 @@ def generate_key(body: ApiKeyGenerate, principal: CurrentPrincipal, core: CoreDe
     return ApiKeyGenerated(**_public(key), private_key=private_pem)
 
 
-@api.get("", response_model=PageOut[ApiKeyPublic])
+@api.get("", summary="List your API keys.", response_model=PageOut[ApiKeyPublic])
 def list_keys(principal: CurrentPrincipal, core: CoreDep, cursor: Cursor = None,
               limit: Limit = 50) -> PageOut[ApiKeyPublic]:
     """The caller's keys (never a secret), a page at a time."""
@@ -64,13 +69,15 @@ def list_keys(principal: CurrentPrincipal, core: CoreDep, cursor: Cursor = None,
     return PageOut(items=[ApiKeyPublic.model_validate(k) for k in page.items], next_cursor=page.next_cursor)
 
 
-@api.get("/{key_id}", response_model=ApiKeyPublic)
+@api.get("/{key_id}", summary="Read an API key.", response_model=ApiKeyPublic)
 def get_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyPublic:
     """One of the caller's keys (404 for another user's)."""
     return ApiKeyPublic.model_validate(core.api_keys.get(principal, key_id))
 
 
-@api.patch("/{key_id}", response_model=ApiKeyPublic)
+@api.patch("/{key_id}", summary="Change an API key.", response_model=ApiKeyPublic,
+           openapi_extra=body_example({
+               "name": "renamed bot", "scopes": ["read"], "ip_allowlist": ["198.51.100.7"]}))
 @raises(Conflict)
 def update_key(key_id: KeyIdPath, body: ApiKeyUpdate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyPublic:
     """Change name, scopes, account binding, allowlist, enabled or expiry; effective everywhere within 1 s."""
@@ -78,7 +85,8 @@ def update_key(key_id: KeyIdPath, body: ApiKeyUpdate, principal: CurrentPrincipa
     return ApiKeyPublic.model_validate(core.api_keys.update(principal, key_id, changes))
 
 
-@api.post("/{key_id}/roll", response_model=ApiKeyRolled)
+@api.post("/{key_id}/roll", summary="Give an API key a new secret.",
+          openapi_extra=body_example({"grace_seconds": 3600}), response_model=ApiKeyRolled)
 @raises(BadRequest, Conflict)
 def roll_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep, body: RollIn | None = None) -> ApiKeyRolled:
     """New secret now; the old one stays valid for ``grace_seconds`` (default 0). Keys with a public key
@@ -87,7 +95,7 @@ def roll_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep, body
     return ApiKeyRolled(**_public(key), secret=secret)
 
 
-@api.get("/{key_id}/usage", response_model=KeyUsageOut)
+@api.get("/{key_id}/usage", summary="Count an API key's verifications per hour.", response_model=KeyUsageOut)
 def key_usage(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep,
               since: Annotated[datetime | None, Query(alias="from", description="Start (ISO 8601), inclusive.")] = None,
               until: Annotated[datetime | None, Query(alias="to", description="End (ISO 8601), inclusive.")] = None,
@@ -103,7 +111,7 @@ def key_usage(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep,
                        totals=KeyUsageCounts(**totals))
 
 
-@api.delete("/{key_id}", status_code=204)
+@api.delete("/{key_id}", summary="Delete an API key.", status_code=204)
 @raises(Conflict)
 def delete_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep) -> Response:
     """Delete a key: refused at once, by every worker."""

@@ -13,7 +13,7 @@ from strongroom.surfaces.native.schemas import AuditEventOut, Cursor, Limit, Pag
 api = APIRouter(prefix="/audit-events", tags=["audit"])
 
 
-@api.get("", response_model=PageOut[AuditEventOut])
+@api.get("", summary="Read the audit log.", response_model=PageOut[AuditEventOut])
 def list_events(principal: CurrentPrincipal, core: CoreDep, cursor: Cursor = None, limit: Limit = 50,
                 action: Annotated[str | None, Query(description="Only this action (account.connect, api_key.create, "
                                                                 "auth.sign_in, ...).", examples=["account.connect"])] = None,

@@ -50,7 +50,7 @@ def render(error: Rendered) -> Response:
 
 
 class TradingAppError(BaseModel):
-    """The seed's error body (the same shape as its success messages)."""
+    """The Trading App's error body (the same shape as its success messages)."""
 
     model_config = ConfigDict(populate_by_name=True)
 

@@ -30,7 +30,7 @@ from strongroom import scopes as scope_rules
 from strongroom.errors import Conflict, LimitExceeded, NotFound, ValidationFailed
 from strongroom.models import ApiKey
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
-from strongroom.surfaces.openapi import raises
+from strongroom.surfaces.openapi import body_example, raises
 
 BEARER = "bearer"
 Role = Literal["read", "write", "delete"]
@@ -181,7 +181,10 @@ SortByQ = Annotated[str, Query(alias="sortBy", description="id, createdAt, updat
 
 # --- account keys ------------------------------------------------------------------------------------
 
-@api.post("/accounts/api-keys", status_code=201, response_model=AccountApiKey, response_model_exclude_none=True)
+@api.post("/accounts/api-keys", status_code=201, response_model=AccountApiKey, response_model_exclude_none=True,
+          summary="Create a key for one exchange account.",
+          openapi_extra=body_example({
+              "accountId": 3, "friendlyName": "Reporting Key", "roles": ["read"], "ips": ["203.0.113.7"]}))
 @raises(NotFound, LimitExceeded)
 def create_account_key(body: NewAccountApiKey, principal: CurrentPrincipal, core: CoreDep) -> AccountApiKey:
     """Create a key bound to one exchange account; ``apiKey`` is the plaintext key, in this response only."""
@@ -192,13 +195,15 @@ def create_account_key(body: NewAccountApiKey, principal: CurrentPrincipal, core
     return account_key(key, secret)
 
 
-@api.get("/accounts/api-keys/{key_id}", response_model=AccountApiKey, response_model_exclude_none=True)
+@api.get("/accounts/api-keys/{key_id}", response_model=AccountApiKey, response_model_exclude_none=True,
+         summary="Read an account key.")
 def get_account_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> AccountApiKey:
     """One account key by its id (``apiKey`` is the stored hash)."""
     return account_key(core.api_keys.get_number(principal, key_id, kind=BEARER, single_account=True))
 
 
-@api.get("/accounts/{account_id}/api-keys", response_model=AccountApiKeyPage, response_model_exclude_none=True)
+@api.get("/accounts/{account_id}/api-keys", response_model=AccountApiKeyPage, response_model_exclude_none=True,
+         summary="List the keys of an exchange account.")
 def list_account_keys(account_id: Annotated[int, Path(description="The exchange account's id.", examples=[3])], principal: CurrentPrincipal, core: CoreDep, page: PageQ = 1,
                       limit: LimitQ = 10, sort_dir: SortDirQ = "DESC", sort_by: SortByQ = "id") -> AccountApiKeyPage:
     """The keys bound to exactly this account, a page at a time."""
@@ -208,7 +213,8 @@ def list_account_keys(account_id: Annotated[int, Path(description="The exchange 
     return AccountApiKeyPage(data=[account_key(k) for k in keys], limit=size, page=number, total=total)
 
 
-@api.patch("/accounts/api-keys/{key_id}", response_model=bool)
+@api.patch("/accounts/api-keys/{key_id}", summary="Rename an account key.",
+           openapi_extra=body_example({"friendlyName": "My renamed key"}), response_model=bool)
 @raises(Conflict)
 def rename_account_key(key_id: KeyNumber, body: Rename, principal: CurrentPrincipal, core: CoreDep) -> bool:
     """Rename an account key; ``true``."""
@@ -216,7 +222,7 @@ def rename_account_key(key_id: KeyNumber, body: Rename, principal: CurrentPrinci
     return True
 
 
-@api.delete("/accounts/api-keys/{key_id}", response_model=bool)
+@api.delete("/accounts/api-keys/{key_id}", summary="Delete an account key.", response_model=bool)
 @raises(Conflict)
 def delete_account_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> bool:
     """Delete an account key at once; ``true``."""
@@ -226,7 +232,11 @@ def delete_account_key(key_id: KeyNumber, principal: CurrentPrincipal, core: Cor
 
 # --- user keys ---------------------------------------------------------------------------------------
 
-@api.post("/users/api-keys", status_code=201, response_model=UserApiKey, response_model_exclude_none=True)
+@api.post("/users/api-keys", status_code=201, response_model=UserApiKey, response_model_exclude_none=True,
+          summary="Create a user key.",
+          openapi_extra=body_example({
+              "userId": 1, "friendlyName": "My Personal Key", "roles": ["read", "write"], "ips": [],
+              "accountIds": [3, 7]}))
 @raises(LimitExceeded)
 def create_user_key(body: NewUserApiKey, principal: CurrentPrincipal, core: CoreDep) -> UserApiKey:
     """Create a key of your user for ``accountIds`` (empty or missing: every account you reach);
@@ -237,13 +247,15 @@ def create_user_key(body: NewUserApiKey, principal: CurrentPrincipal, core: Core
     return user_key(key, secret)
 
 
-@api.get("/users/api-keys/{key_id}", response_model=UserApiKey, response_model_exclude_none=True)
+@api.get("/users/api-keys/{key_id}", response_model=UserApiKey, response_model_exclude_none=True,
+         summary="Read a user key.")
 def get_user_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> UserApiKey:
     """One key of your user by its id (``apiKey`` is the stored hash)."""
     return user_key(core.api_keys.get_number(principal, key_id, kind=BEARER))
 
 
-@api.get("/users/{user_id}/api-keys", response_model=UserApiKeyPage, response_model_exclude_none=True)
+@api.get("/users/{user_id}/api-keys", response_model=UserApiKeyPage, response_model_exclude_none=True,
+         summary="List your user's keys.")
 def list_user_keys(user_id: Annotated[int, Path(description="The caller's own user id.", examples=[1])], principal: CurrentPrincipal, core: CoreDep, page: PageQ = 1,
                    limit: LimitQ = 10, sort_dir: SortDirQ = "DESC", sort_by: SortByQ = "id") -> UserApiKeyPage:
     """Your user's keys (those your key reaches), a page at a time."""
@@ -254,7 +266,8 @@ def list_user_keys(user_id: Annotated[int, Path(description="The caller's own us
     return UserApiKeyPage(data=[user_key(k) for k in keys], limit=size, page=number, total=total)
 
 
-@api.patch("/users/api-keys/{key_id}", response_model=bool)
+@api.patch("/users/api-keys/{key_id}", summary="Rename a user key.",
+           openapi_extra=body_example({"friendlyName": "renamed"}), response_model=bool)
 @raises(Conflict)
 def rename_user_key(key_id: KeyNumber, body: Rename, principal: CurrentPrincipal, core: CoreDep) -> bool:
     """Rename a key of your user; ``true``."""
@@ -262,7 +275,7 @@ def rename_user_key(key_id: KeyNumber, body: Rename, principal: CurrentPrincipal
     return True
 
 
-@api.delete("/users/api-keys/{key_id}", response_model=bool)
+@api.delete("/users/api-keys/{key_id}", summary="Delete a user key.", response_model=bool)
 @raises(Conflict)
 def delete_user_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> bool:
     """Delete a key of your user at once; ``true``."""
