@@ -28,7 +28,6 @@ from sqlalchemy.types import TypeDecorator
 from strongroom.db import Base, utcnow
 from strongroom.enums import AccountStatus, CredentialStatus, KeyKind, UsageLevel
 
-
 E = TypeVar("E", bound=StrEnum)
 
 
