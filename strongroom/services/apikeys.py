@@ -155,6 +155,11 @@ class ApiKeyService:
         if not isinstance(account_ids, list) or not all(isinstance(a, int) and not isinstance(a, bool)
                                                           for a in account_ids):
             raise ValidationFailed("account_ids must be a list of integers", fields={"account_ids": "list of integers"})
+        if not account_ids:
+            # one meaning on every surface: a key bound to no account would be a key for nothing, and
+            # TradrAPI's empty accountIds means every account (that surface passes None for it)
+            raise ValidationFailed("account_ids must not be empty: give at least one account, or null for every "
+                                   "account", fields={"account_ids": "at least one account id, or null"})
         wanted = sorted(set(account_ids))
         if principal.account_ids is not None and not set(wanted) <= principal.account_ids:
             raise InsufficientScope("a key cannot be bound to accounts its creator cannot see")
@@ -342,9 +347,20 @@ class ApiKeyService:
                             {"key_id": str(key_id)})
         key = session.scalar(select(ApiKey).where(ApiKey.key_id == str(key_id))
                              .execution_options(populate_existing=True))
-        if key is None or key.user_id != principal.user_id:
+        if key is None or key.user_id != principal.user_id or not self.visible(principal, key):
             raise NotFound("API key not found")
         return key
+
+    @staticmethod
+    def visible(principal: Principal, key: ApiKey) -> bool:
+        """Return True if ``key`` concerns only accounts the principal sees: a key bound to accounts sees
+        the keys bound within its accounts (itself included), never an unbound key or one bound elsewhere."""
+        return accounts_within(key.account_ids, principal.account_ids)
+
+    def _visible_ids(self, session: Session, principal: Principal) -> builtins.list[int]:
+        """Return the row ids of the caller's keys that it sees (see :meth:`visible`)."""
+        rows = session.execute(select(ApiKey.id, ApiKey.account_ids).where(ApiKey.user_id == principal.user_id))
+        return [i for i, bound in rows if accounts_within(bound, principal.account_ids)]
 
     def _decided_again(self, step: Callable[[Session], T]) -> T:
         """Run ``step`` in a transaction; run it again (a few times) while the key changed under it.
@@ -360,9 +376,10 @@ class ApiKeyService:
         raise Conflict("the API key was changed by another request at the same time; try again")
 
     def get(self, principal: Principal, key_id: str) -> ApiKey:
-        """Return one of the caller's keys; NotFound for unknown ids and for other users' keys.
+        """Return one of the caller's keys; NotFound for unknown ids, other users' keys and, for a key
+        bound to accounts, keys beyond its binding (see :meth:`visible`).
 
-        Reading is not acting: any key of the user may read any of its keys (as listing shows them all,
+        Reading is not acting: an unbound key may read any key of its user (as listing shows them all,
         which Kalshi's clients rely on); changing, rolling and deleting are what the power rule guards.
         """
         principal.require("read")
@@ -370,17 +387,20 @@ class ApiKeyService:
             return self._owned(session, principal, key_id)
 
     def list(self, principal: Principal, *, cursor: str | None = None, limit: int = 50) -> Page[ApiKey]:
-        """Return a page of the caller's keys, oldest first."""
+        """Return a page of the caller's keys that it sees (see :meth:`visible`), oldest first."""
         principal.require("read")
+        query = select(ApiKey).where(ApiKey.user_id == principal.user_id)
         with self.db.session() as session:
-            return paginate(session, select(ApiKey).where(ApiKey.user_id == principal.user_id), ApiKey.id, cursor,
-                            limit)
+            if principal.account_ids is not None:
+                query = query.where(ApiKey.id.in_(self._visible_ids(session, principal) or [-1]))
+            return paginate(session, query, ApiKey.id, cursor, limit)
 
     def list_all(self, principal: Principal) -> builtins.list[ApiKey]:
-        """Return all the caller's keys (bounded by the per-user cap)."""
+        """Return all the caller's keys that it sees (bounded by the per-user cap; see :meth:`visible`)."""
         principal.require("read")
         with self.db.session() as session:
-            return list(session.scalars(select(ApiKey).where(ApiKey.user_id == principal.user_id).order_by(ApiKey.id)))
+            keys = session.scalars(select(ApiKey).where(ApiKey.user_id == principal.user_id).order_by(ApiKey.id))
+            return [k for k in keys if self.visible(principal, k)]
 
     # --- by number (the row id): for surfaces whose key ids are numbers (TradrAPI) -------------------
     #
@@ -443,7 +463,9 @@ class ApiKeyService:
         Returns the key as written. Raises as :meth:`update` does.
         """
         principal.require("write")
-        return self.update(principal, self._by_number(principal, number, kind, single_account).key_id, changes)
+        key = self._by_number(principal, number, kind, single_account)
+        self._in_reach(principal, key)
+        return self.update(principal, key.key_id, changes)
 
     def delete_number(self, principal: Principal, number: int, *, kind: str | None = None,
                       single_account: bool = False) -> None:
@@ -452,7 +474,9 @@ class ApiKeyService:
         Raises as :meth:`delete` does.
         """
         principal.require("delete")
-        self.delete(principal, self._by_number(principal, number, kind, single_account).key_id)
+        key = self._by_number(principal, number, kind, single_account)
+        self._in_reach(principal, key)
+        self.delete(principal, key.key_id)
 
     def numbered_page(self, principal: Principal, *, page: int = 1, limit: int = 10, sort_by: str = "id",
                       descending: bool = True, kind: str | None = None,

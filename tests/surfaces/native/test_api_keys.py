@@ -297,6 +297,46 @@ def test_account_binding_to_own_accounts_only(client, users):
     assert unbound["account_ids"] is None
 
 
+def test_a_key_bound_to_accounts_sees_only_keys_within_them(client, users):
+    """Issue 22.3: keys beyond a bound key's accounts are invisible to it: absent from the list, 404 to read,
+    read the usage of, change, roll or delete."""
+    owner = users.create()
+    mine, other = connect_bitmex(client, owner), connect_bitmex(client, owner)
+    full = ["read", "write", "delete"]
+    bound = make(client, owner.headers, account_ids=[mine], scopes=full)
+    sibling = make(client, owner.headers, account_ids=[mine], scopes=["read"])
+    elsewhere = make(client, owner.headers, account_ids=[other], scopes=["read"])
+    both = make(client, owner.headers, account_ids=[mine, other], scopes=["read"])
+    unbound = make(client, owner.headers, scopes=["read"])
+    auth = bearer(bound["secret"])
+    listed = client.get("/v1/api-keys", headers=auth, params={"limit": 200})
+    assert listed.status_code == 200, listed.text
+    assert {k["key_id"] for k in listed.json()["items"]} == {bound["key_id"], sibling["key_id"]}
+    for beyond in (elsewhere, both, unbound):
+        path = f"/v1/api-keys/{beyond['key_id']}"
+        for response in (client.get(path, headers=auth), client.get(f"{path}/usage", headers=auth),
+                         client.patch(path, headers=auth, json={"name": "x"}),
+                         client.post(f"{path}/roll", headers=auth, json={}), client.delete(path, headers=auth)):
+            assert response.status_code == 404 and problem(response)["code"] == "not_found", response.text
+    assert client.get(f"/v1/api-keys/{sibling['key_id']}", headers=auth).status_code == 200
+    assert client.get(f"/v1/api-keys/{sibling['key_id']}/usage", headers=auth).status_code == 200
+    # the user's session (and an unbound key) still sees every key
+    everything = {k["key_id"] for k in client.get("/v1/api-keys", headers=owner.headers).json()["items"]}
+    assert {bound["key_id"], sibling["key_id"], elsewhere["key_id"], both["key_id"], unbound["key_id"]} <= everything
+
+
+def test_empty_account_ids_is_refused(client, users):
+    """Issue 22.3: ``account_ids: []`` has no meaning of its own on /v1 (null is every account): refused."""
+    owner = users.create()
+    response = create(client, owner.headers, account_ids=[])
+    assert response.status_code == 422, response.text
+    assert problem(response)["code"] == "validation_failed" and "account_ids" in problem(response)["errors"]
+    key = make(client, owner.headers, account_ids=[connect_bitmex(client, owner)])
+    response = client.patch(f"/v1/api-keys/{key['key_id']}", headers=owner.headers, json={"account_ids": []})
+    assert response.status_code == 422 and "account_ids" in problem(response)["errors"], response.text
+    assert client.get(f"/v1/api-keys/{key['key_id']}", headers=owner.headers).json()["account_ids"] != []
+
+
 def test_ip_allowlist_is_validated_and_normalised(client, users):
     user = users.create()
     created = make(client, user.headers, ip_allowlist=["10.0.0.0/8", "192.168.1.7", "2001:db8::/32", "::1",
