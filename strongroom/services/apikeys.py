@@ -31,7 +31,7 @@ from strongroom.crypto import tokens
 from strongroom.crypto.signatures import KeyFormatError, Verifier, generate_keypair, load_public_key, verifier_from_pem
 from strongroom.crypto.tokens import Hasher
 from strongroom.db import Base, Database, retry_read_once, rowcount, utcnow
-from strongroom.enums import AuthMethod, KeyKind
+from strongroom.enums import AuthMethod, KeyKind, UsageLevel
 from strongroom.errors import (
     BadRequest,
     Conflict,
@@ -53,7 +53,8 @@ from strongroom.settings import Settings
 
 KINDS = tuple(KeyKind)
 DEFAULT_SCOPES = scope_rules.DEFAULT
-PUBLIC_KEY_UPLOAD_LEVELS = ("premier", "market_maker")
+# usage levels, lowest first (users.USAGE_LEVELS)
+LEVELS = tuple(UsageLevel)
 T = TypeVar("T")
 # How often a change is decided again when the key changed under it before giving up (409).
 CHANGE_ATTEMPTS = 8
@@ -238,14 +239,17 @@ class ApiKeyService:
         ip_allowlist: list[str] | None = None,
         expires_at: datetime | None = None,
         public_key: str | None = None,
+        upload_level: str | None = None,
         _generated: bool = False,
     ) -> tuple[ApiKey, str | None]:
         """Create a key; return it and its secret (bearer, hmac) which is never shown again.
 
         A key made by a key inherits its account binding, IP allowlist and expiry unless narrower
-        ones are given. Raises ValidationFailed (bad attributes or public key), InsufficientScope
-        (more than the creator holds: scopes, accounts, allowlist or expiry), InsufficientUsageLevel
-        (uploading a public key below premier), LimitExceeded (too many keys).
+        ones are given. Uploading one's own public key needs the usage level
+        ``STRONGROOM_PUBLIC_KEY_UPLOAD_LEVEL``, or ``upload_level`` if higher (a surface's own policy:
+        Kalshi's premier); admins may always. Raises ValidationFailed (bad attributes or public key),
+        InsufficientScope (more than the creator holds: scopes, accounts, allowlist or expiry),
+        InsufficientUsageLevel (uploading a public key below that level), LimitExceeded (too many keys).
         """
         principal.require("write")
         if kind not in KINDS:
@@ -267,8 +271,8 @@ class ApiKeyService:
         if kind in (KeyKind.RSA, KeyKind.ED25519):
             if not public_key:
                 raise ValidationFailed("public_key is required for this kind", fields={"public_key": "required"})
-            if not _generated and not (principal.is_admin or principal.usage_level in PUBLIC_KEY_UPLOAD_LEVELS):
-                raise InsufficientUsageLevel("creating a key with your own public key needs the premier usage level")
+            if not _generated:
+                self._may_upload(principal, upload_level)
             try:
                 _, _, spki = load_public_key(public_key, expected=kind)
             except KeyFormatError as exc:
@@ -292,6 +296,16 @@ class ApiKeyService:
             self.audit.record(session, "api_key.create", "ok", principal=principal, target=f"api_key:{key.key_id}",
                               details={"kind": kind, "scopes": key.scopes, "generated": _generated})
         return key, secret
+
+    def _may_upload(self, principal: Principal, upload_level: str | None) -> None:
+        """Raise InsufficientUsageLevel unless ``principal`` may create a key from its own public key: an admin,
+        or a user at the operator's level (``public_key_upload_level``) or ``upload_level``, whichever is higher."""
+        needed = max(LEVELS.index(UsageLevel(self.settings.public_key_upload_level)),
+                     LEVELS.index(UsageLevel(upload_level or UsageLevel.BASIC)))
+        have = LEVELS.index(UsageLevel(principal.usage_level)) if principal.usage_level in LEVELS else -1
+        if not principal.is_admin and have < needed:
+            raise InsufficientUsageLevel(f"creating a key with your own public key needs the {LEVELS[needed]} "
+                                         "usage level")
 
     def _take_slot(self, session: Session, user_id: int) -> None:
         """Count one more key for ``user_id`` if under the cap; raise LimitExceeded if not (no row counted)."""

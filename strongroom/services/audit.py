@@ -137,7 +137,7 @@ class AuditService:
         return len(due)
 
     @staticmethod
-    def _readable(session: Session, principal: Principal, query: Select[tuple[AuditEvent]]) -> Select[tuple[AuditEvent]]:
+    def _readable(session: Session, principal: Principal, query: Select[AuditEvent]) -> Select[AuditEvent]:
         """Narrow ``query`` to the events ``principal`` may read.
 
         The caller's own events (all events for admins). A key bound to accounts reads only what concerns

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from strongroom.enums import UsageLevel
 from strongroom.errors import Conflict, InsufficientUsageLevel, LimitExceeded, ValidationFailed
 from strongroom.models import ApiKey
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
@@ -100,8 +101,9 @@ def get_api_keys(principal: CurrentPrincipal, core: CoreDep) -> GetApiKeysRespon
 def create_api_key(body: CreateApiKeyRequest, principal: CurrentPrincipal, core: CoreDep) -> CreateApiKeyResponse:
     """Create a key from your own RSA or Ed25519 public key (premier or market_maker usage level)."""
     body.refuse_restrictions()
+    # Kalshi's rule, this surface's policy: premier (or the operator's level if higher)
     key = core.api_keys.import_public_key(principal, name=body.name, public_key=body.public_key,
-                                          scopes=body.scopes)
+                                          scopes=body.scopes, upload_level=UsageLevel.PREMIER)
     return CreateApiKeyResponse(api_key_id=key.key_id)
 
 

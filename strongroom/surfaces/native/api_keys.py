@@ -42,8 +42,8 @@ def _public(key: ApiKey) -> dict[str, Any]:
 @raises(InsufficientUsageLevel, LimitExceeded)
 def create_key(body: ApiKeyCreate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyCreated:
     """Create a key, no more powerful than the caller (scopes, accounts, allowlist, expiry: 403 otherwise).
-    ``secret`` (bearer, hmac) is in this response only. Your own rsa or ed25519 public key needs the premier
-    or market_maker usage level; a user has at most STRONGROOM_MAX_API_KEYS_PER_USER keys (400 limit_exceeded)."""
+    ``secret`` (bearer, hmac) is in this response only. Your own rsa or ed25519 public key needs the usage
+    level STRONGROOM_PUBLIC_KEY_UPLOAD_LEVEL (default basic: anyone); a user has at most STRONGROOM_MAX_API_KEYS_PER_USER keys (400 limit_exceeded)."""
     key, secret = core.api_keys.create(principal, **body.model_dump())
     return ApiKeyCreated(**_public(key), secret=secret)
 

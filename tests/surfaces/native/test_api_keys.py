@@ -128,14 +128,27 @@ def test_hmac_key_secret_shown_once_and_signs(client, users, logs):
 # --------------------------------------------------------------------------- public keys
 
 
-def test_uploading_a_public_key_needs_premier(client, users):
+def test_uploading_a_public_key_needs_the_operators_level(client, users, server):
+    """Issue 22.4: premier is Kalshi's rule (its surface keeps it); /v1 asks STRONGROOM_PUBLIC_KEY_UPLOAD_LEVEL,
+    by default basic: anyone."""
     basic = users.create()
-    pem = public_pem(new_ed25519())
-    refused = create(client, basic.headers, kind="ed25519", public_key=pem)
-    assert refused.status_code == 403
-    assert problem(refused)["code"] == "insufficient_usage_level"
-    listed = client.get("/v1/api-keys", headers=basic.headers).json()["items"]
-    assert listed == []
+    for kind, private in (("ed25519", new_ed25519()), ("rsa", new_rsa())):
+        made = create(client, basic.headers, kind=kind, public_key=public_pem(private))
+        assert made.status_code == 201, made.text
+    raised = start_server(data_dir=server.settings.data_dir, database_url=server.settings.database_url,
+                          public_key_upload_level="premier")
+    try:
+        with raised.client() as c:
+            refused = create(c, basic.headers, kind="ed25519", public_key=public_pem(new_ed25519()))
+            assert refused.status_code == 403, refused.text
+            assert problem(refused)["code"] == "insufficient_usage_level" and "premier" in problem(refused)["detail"]
+            premier = users.create(usage_level="premier")
+            assert create(c, premier.headers, kind="ed25519", public_key=public_pem(new_ed25519())).status_code == 201
+            # generating a pair is not uploading: open to everyone
+            assert c.post("/v1/api-keys/generate", json={"name": "g"}, headers=basic.headers).status_code == 201
+    finally:
+        raised.stop()
+    assert len(client.get("/v1/api-keys", headers=basic.headers).json()["items"]) == 3
 
 
 @pytest.mark.parametrize("variant", ["rsa-spki", "rsa-pkcs1-pem", "ed25519"])
