@@ -478,7 +478,7 @@ class ApiKeyService:
         """
         principal.require("write")
         key = self._by_number(principal, number, kind, single_account)
-        self._in_reach(principal, key)
+        self._not_wider(principal, key, "change")  # a key beyond the binding: refused (403), as TradrAPI has it
         return self.update(principal, key.key_id, changes)
 
     def delete_number(self, principal: Principal, number: int, *, kind: str | None = None,
@@ -489,7 +489,7 @@ class ApiKeyService:
         """
         principal.require("delete")
         key = self._by_number(principal, number, kind, single_account)
-        self._in_reach(principal, key)
+        self._not_wider(principal, key, "delete")  # a key beyond the binding: refused (403), as TradrAPI has it
         self.delete(principal, key.key_id)
 
     def numbered_page(self, principal: Principal, *, page: int = 1, limit: int = 10, sort_by: str = "id",
