@@ -418,10 +418,10 @@ class ApiKeyService:
 
     # --- by number (the row id): for surfaces whose key ids are numbers (TradrAPI) -------------------
     #
-    # These read within the calling key's account binding (a key bound to accounts reads only keys
-    # bound within them, and lists keys of its own accounts only), where :meth:`get` and :meth:`list`
-    # show the caller every key of its user. Changes and deletes go through :meth:`update` and
-    # :meth:`delete`, so the rule of key power applies to them unchanged.
+    # These read within the calling key's account binding, as :meth:`get` and :meth:`list` do (a key
+    # bound to accounts reads only keys bound within them), but answer a key beyond it Forbidden, as
+    # TradrAPI does, where :meth:`get` answers NotFound. Changes and deletes go through :meth:`update`
+    # and :meth:`delete`, so the rule of key power applies to them unchanged.
 
     def require_user(self, principal: Principal, user_id: int) -> None:
         """Raise Forbidden unless ``user_id`` is the caller's own user (keys are only ever one's own)."""

@@ -92,7 +92,7 @@ api = APIRouter(tags=["kalshi"])
 
 @api.get("/api_keys", response_model=GetApiKeysResponse)
 def get_api_keys(principal: CurrentPrincipal, core: CoreDep) -> GetApiKeysResponse:
-    """All API keys of the signing key's user."""
+    """All API keys of the signing key's user (a key bound to accounts: those bound within them)."""
     return GetApiKeysResponse(api_keys=[_out(k) for k in core.api_keys.list_all(principal)])
 
 

@@ -59,14 +59,15 @@ def generate_key(body: ApiKeyGenerate, principal: CurrentPrincipal, core: CoreDe
 @api.get("", response_model=PageOut[ApiKeyPublic])
 def list_keys(principal: CurrentPrincipal, core: CoreDep, cursor: Cursor = None,
               limit: Limit = 50) -> PageOut[ApiKeyPublic]:
-    """The caller's keys (never a secret), a page at a time."""
+    """The caller's keys (never a secret), a page at a time; a key bound to accounts sees only keys bound within
+    them."""
     page = core.api_keys.list(principal, cursor=cursor, limit=limit)
     return PageOut(items=[ApiKeyPublic.model_validate(k) for k in page.items], next_cursor=page.next_cursor)
 
 
 @api.get("/{key_id}", response_model=ApiKeyPublic)
 def get_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyPublic:
-    """One of the caller's keys (404 for another user's)."""
+    """One of the caller's keys (404 for another user's, and for a key beyond a bound caller's accounts)."""
     return ApiKeyPublic.model_validate(core.api_keys.get(principal, key_id))
 
 
