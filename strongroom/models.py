@@ -49,6 +49,10 @@ class EnumText(TypeDecorator[E]):
     def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
         return None if value is None else self.enum(value)
 
+# Every table with an integer id: on SQLite an id is never used twice (AUTOINCREMENT), as PostgreSQL's
+# sequences never reuse one (migration 0007). Without it SQLite hands a deleted newest row's id to the next.
+NEVER_REUSED: dict[str, Any] = {"sqlite_autoincrement": True}
+
 
 class TZDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC datetime on both databases (SQLite drops the zone on read)."""
@@ -85,7 +89,7 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (Index("ix_users_public_id", "public_id", unique=True),)
+    __table_args__ = (Index("ix_users_public_id", "public_id", unique=True), NEVER_REUSED)
 
 
 class AuthSession(Base):
@@ -103,6 +107,8 @@ class AuthSession(Base):
     rotated_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+    __table_args__ = (NEVER_REUSED,)
 
 
 class ExchangeAccount(Base):
@@ -127,7 +133,7 @@ class ExchangeAccount(Base):
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
     disconnected_at: Mapped[datetime | None] = mapped_column(TZDateTime())
 
-    __table_args__ = (Index("ix_exchange_accounts_user_status", "user_id", "status"),)
+    __table_args__ = (Index("ix_exchange_accounts_user_status", "user_id", "status"), NEVER_REUSED)
 
 
 class ExchangeCredential(Base):
@@ -158,6 +164,8 @@ class ExchangeCredential(Base):
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+    __table_args__ = (NEVER_REUSED,)
 
 
 class AccountCredential(Base):
@@ -202,6 +210,8 @@ class ApiKey(Base):
     # change neither attributes nor secrets and leave it alone)
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
+    __table_args__ = (NEVER_REUSED,)
+
     # SQLAlchemy's documented form: its declarative base types __mapper_args__ as an instance attribute, so
     # mypy refuses a ClassVar annotation; SQLAlchemy reads this mapping once when it maps the class.
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
@@ -222,6 +232,8 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # any JSON object (AuditService)
 
+    __table_args__ = (NEVER_REUSED,)
+
 
 class KeyUsage(Base):
     """Verifications of one key in one hour that ended one way (written in batches)."""
@@ -234,7 +246,8 @@ class KeyUsage(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     count: Mapped[int] = mapped_column(Integer, default=0)
 
-    __table_args__ = (UniqueConstraint("key_id", "hour", "outcome", name="uq_key_usage_key_hour_outcome"),)
+    __table_args__ = (UniqueConstraint("key_id", "hour", "outcome", name="uq_key_usage_key_hour_outcome"),
+                      NEVER_REUSED)
 
 
 class BalanceSnapshot(Base):
@@ -262,4 +275,5 @@ class BalanceSnapshot(Base):
     __table_args__ = (
         Index("ix_balance_snapshots_account_fetched", "account_id", "fetched_at"),
         Index("ix_balance_snapshots_account_epoch", "account_id", "fetched_epoch"),
+        NEVER_REUSED,
     )

@@ -286,7 +286,13 @@ class ExchangeAccountService:
         user_id: int | None,
         one_per_exchange: bool,
     ) -> _ConnectPlan:
-        """Every check of ``connect`` before the exchange call (duplicates included; refusals audited)."""
+        """Every check of ``connect`` that needs no exchange call and tells nothing about others' accounts.
+
+        Whether the exchange key is already connected is not among them: that is answered only after
+        the live check proved possession of its secret (``_store_connect``), so that a wrong secret is
+        always InvalidCredentials (no existence oracle). ``one_per_exchange`` is: it is about the
+        owner's own accounts (which the caller may list), whatever the key.
+        """
         owner = self.authorize_connect(principal, user_id)
         self._user_exists(owner)
         info = self.resolve_exchange(exchange)
@@ -299,15 +305,21 @@ class ExchangeAccountService:
         if not 1 <= len(name) <= 100:
             raise ValidationFailed("invalid name", fields={"name": "1-100 characters"})
         fingerprint = self.hasher.fingerprint(info.id, primary_credential(info, creds))
-        self._refuse_duplicates(principal, info, owner, fingerprint, account_type, one_per_exchange)
+        if one_per_exchange:
+            with self.db.session() as session:
+                exists = self._live_on_exchange(session, owner, info.id) is not None
+            if exists:
+                self.audit.record_now("account.connect", "refused", principal=principal,
+                                      details={"exchange": info.id, "reason": "account_for_exchange_exists"})
+                raise AccountExists("account for that exchange already exists")
         return _ConnectPlan(owner, info, creds, account_type, name, fingerprint)
 
     def _store_connect(self, principal: Principal, plan: _ConnectPlan, status: str,
                        one_per_exchange: bool, on_insert: InsertHook | None = None) -> ExchangeAccount:
-        """Insert the checked account (duplicates checked again under a lock); return it.
+        """Insert the checked account (duplicates checked here, under a lock, after the live check); return it.
 
         ``on_insert(session, account)`` runs in the same transaction once the row has its id (and may
-        raise to undo everything).
+        raise to undo everything). Raises AccountExists, AlreadyConnected (audited as a refusal).
         """
         info, creds, owner, fingerprint = plan.info, plan.credentials, plan.owner, plan.fingerprint
         account = ExchangeAccount(
@@ -324,20 +336,26 @@ class ExchangeAccountService:
         )
         for column, value in self.vault.seal_account_credentials(account, creds).items():
             setattr(account, column, value)
-        with self.db.session() as session:
-            # checked again inside the transaction, under a lock: two racing connects of one key,
-            # or (one_per_exchange) of one user on one exchange, must not both succeed
-            self._lock_for_connect(session, owner, fingerprint)
-            if one_per_exchange and self._live_on_exchange(session, owner, info.id):
-                raise AccountExists("account for that exchange already exists")
-            if self.duplicate(session, fingerprint, owner, plan.account_type):
-                raise AlreadyConnected("this exchange API key is already connected")
-            session.add(account)
-            session.flush()
-            if on_insert is not None:
-                on_insert(session, account)
-            self.audit.record(session, "account.connect", "ok", principal=principal, target=f"account:{account.id}",
-                              details={"exchange": info.id, "status": status, "user_id": owner})
+        try:
+            with self.db.session() as session:
+                # inside the transaction, under a lock: two racing connects of one key, or
+                # (one_per_exchange) of one user on one exchange, must not both succeed
+                self._lock_for_connect(session, owner, fingerprint)
+                if one_per_exchange and self._live_on_exchange(session, owner, info.id):
+                    raise AccountExists("account for that exchange already exists")
+                if self.duplicate(session, fingerprint, owner, plan.account_type):
+                    raise AlreadyConnected("this exchange API key is already connected")
+                session.add(account)
+                session.flush()
+                if on_insert is not None:
+                    on_insert(session, account)
+                self.audit.record(session, "account.connect", "ok", principal=principal,
+                                  target=f"account:{account.id}",
+                                  details={"exchange": info.id, "status": status, "user_id": owner})
+        except AlreadyConnected:
+            self.audit.record_now("account.connect", "refused", principal=principal,
+                                  details={"exchange": info.id, "reason": "duplicate_key"})
+            raise
         return account
 
     def lock_for_connect(self, session: Session, owner: int, fingerprint: str) -> None:
@@ -359,21 +377,6 @@ class ExchangeAccountService:
                                 {"k": int.from_bytes(digest[:8], "big", signed=True)})
         else:
             session.execute(text("UPDATE users SET username = username WHERE id = :id"), {"id": owner})
-
-    def _refuse_duplicates(self, principal: Principal, info: ExchangeInfo, owner: int, fingerprint: str,
-                           account_type: str, one_per_exchange: bool) -> None:
-        with self.db.session() as session:
-            reason = None
-            if one_per_exchange and self._live_on_exchange(session, owner, info.id):
-                reason = "account_for_exchange_exists"
-            elif self.duplicate(session, fingerprint, owner, account_type):
-                reason = "duplicate_key"
-        if reason:
-            self.audit.record_now("account.connect", "refused", principal=principal,
-                                  details={"exchange": info.id, "reason": reason})
-            if reason == "duplicate_key":
-                raise AlreadyConnected("this exchange API key is already connected")
-            raise AccountExists("account for that exchange already exists")
 
     def _readable_owner(self, principal: Principal, user_id: int | None) -> int:
         """Return whose accounts ``principal`` lists: ``user_id`` (default its own).
@@ -603,16 +606,15 @@ class ExchangeAccountService:
 
     def _plan_rotate(self, principal: Principal, account_id: int,
                      credentials: dict[str, Any]) -> tuple[ExchangeAccount, ExchangeInfo, dict[str, str], str]:
-        """Every check of ``rotate`` before the exchange call; return (account, venue, credentials, fingerprint)."""
+        """Every check of ``rotate`` before the exchange call (none about other accounts: see ``_plan_connect``);
+        return (account, venue, credentials, fingerprint)."""
         principal.require("write")
         account = self.get(principal, account_id)
         self._not_disconnected(account)
         info = self.catalogue.get(account.exchange)
         creds = self.catalogue.check_credentials(info, credentials)
+        # whether the new key is connected elsewhere is answered after the live check (``_store_rotate``)
         fingerprint = self.hasher.fingerprint(info.id, primary_credential(info, creds))
-        with self.db.session() as session:
-            if self.duplicate(session, fingerprint, account.user_id, account.account_type, exclude=(account.id,)):
-                raise AlreadyConnected("this exchange API key is already connected")
         return account, info, creds, fingerprint
 
     def _store_rotate(self, principal: Principal, account_id: int, owner: int, info: ExchangeInfo,

@@ -404,20 +404,18 @@ class CredentialService:
         info = self.catalogue.get(credential.exchange)
         creds = self.catalogue.check_credentials(info, {**fields, **changes})
         fingerprint = self.hasher.fingerprint(info.id, primary_credential(info, creds))
-        await anyio.to_thread.run_sync(self._refuse_taken, credential, fingerprint)
+        # whether the new key is another user's is answered only after the live check proved possession
+        # of its secret (``_store_rotate``): a wrong secret is always InvalidCredentials
         status = await self.accounts.check_live(info, creds, principal, "credential.rotate",
                                                 f"credential:{credential.public_id}")
         return await anyio.to_thread.run_sync(functools.partial(
             self._store_rotate, principal, credential, info, creds, fingerprint, status))
 
     def _refuse_taken(self, credential: ExchangeCredential, fingerprint: str,
-                      session: Session | None = None) -> builtins.list[ExchangeAccount]:
+                      session: Session) -> builtins.list[ExchangeAccount]:
         """Return the live accounts linked to ``credential``; raise AlreadyConnected if the key ``fingerprint``
         may not be live in one of them (see ``ExchangeAccountService.duplicate``). A credential no account
         uses may hold any key (storing a key binds no account; connecting it is checked then)."""
-        if session is None:
-            with self.db.session() as own:
-                return self._refuse_taken(credential, fingerprint, own)
         linked = self._linked_live(session, credential.id)
         exclude = [a.id for a in linked]
         if any(self.accounts.duplicate(session, fingerprint, credential.user_id, t, exclude=exclude)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from strongroom.enums import UsageLevel
 from strongroom.errors import Conflict, InsufficientUsageLevel, LimitExceeded, ValidationFailed
 from strongroom.models import ApiKey
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
@@ -91,7 +92,7 @@ api = APIRouter(tags=["kalshi"])
 
 @api.get("/api_keys", summary="List your API keys.", response_model=GetApiKeysResponse)
 def get_api_keys(principal: CurrentPrincipal, core: CoreDep) -> GetApiKeysResponse:
-    """All API keys of the signing key's user."""
+    """All API keys of the signing key's user (a key bound to accounts: those bound within them)."""
     return GetApiKeysResponse(api_keys=[_out(k) for k in core.api_keys.list_all(principal)])
 
 
@@ -105,8 +106,9 @@ def get_api_keys(principal: CurrentPrincipal, core: CoreDep) -> GetApiKeysRespon
 def create_api_key(body: CreateApiKeyRequest, principal: CurrentPrincipal, core: CoreDep) -> CreateApiKeyResponse:
     """Create a key from your own RSA or Ed25519 public key (premier or market_maker usage level)."""
     body.refuse_restrictions()
+    # Kalshi's rule, this surface's policy: premier (or the operator's level if higher)
     key = core.api_keys.import_public_key(principal, name=body.name, public_key=body.public_key,
-                                          scopes=body.scopes)
+                                          scopes=body.scopes, upload_level=UsageLevel.PREMIER)
     return CreateApiKeyResponse(api_key_id=key.key_id)
 
 

@@ -45,8 +45,8 @@ def _public(key: ApiKey) -> dict[str, Any]:
 @raises(InsufficientUsageLevel, LimitExceeded)
 def create_key(body: ApiKeyCreate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyCreated:
     """Create a key, no more powerful than the caller (scopes, accounts, allowlist, expiry: 403 otherwise).
-    ``secret`` (bearer, hmac) is in this response only. Your own rsa or ed25519 public key needs the premier
-    or market_maker usage level; a user has at most STRONGROOM_MAX_API_KEYS_PER_USER keys (400 limit_exceeded)."""
+    ``secret`` (bearer, hmac) is in this response only. Your own rsa or ed25519 public key needs the usage
+    level STRONGROOM_PUBLIC_KEY_UPLOAD_LEVEL (default basic: anyone); a user has at most STRONGROOM_MAX_API_KEYS_PER_USER keys (400 limit_exceeded)."""
     key, secret = core.api_keys.create(principal, **body.model_dump())
     return ApiKeyCreated(**_public(key), secret=secret)
 
@@ -64,14 +64,15 @@ def generate_key(body: ApiKeyGenerate, principal: CurrentPrincipal, core: CoreDe
 @api.get("", summary="List your API keys.", response_model=PageOut[ApiKeyPublic])
 def list_keys(principal: CurrentPrincipal, core: CoreDep, cursor: Cursor = None,
               limit: Limit = 50) -> PageOut[ApiKeyPublic]:
-    """The caller's keys (never a secret), a page at a time."""
+    """The caller's keys (never a secret), a page at a time; a key bound to accounts sees only keys bound within
+    them."""
     page = core.api_keys.list(principal, cursor=cursor, limit=limit)
     return PageOut(items=[ApiKeyPublic.model_validate(k) for k in page.items], next_cursor=page.next_cursor)
 
 
 @api.get("/{key_id}", summary="Read an API key.", response_model=ApiKeyPublic)
 def get_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyPublic:
-    """One of the caller's keys (404 for another user's)."""
+    """One of the caller's keys (404 for another user's, and for a key beyond a bound caller's accounts)."""
     return ApiKeyPublic.model_validate(core.api_keys.get(principal, key_id))
 
 
