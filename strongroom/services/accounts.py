@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from strongroom.crypto.tokens import Hasher, hint
 from strongroom.db import Database, utcnow
-from strongroom.enums import AccountStatus
+from strongroom.enums import LIVE_STATUSES, AccountStatus
 from strongroom.errors import (
     AccountExists,
     AlreadyConnected,
@@ -39,6 +39,7 @@ from strongroom.exchanges.outcomes import ValidationOutcome
 from strongroom.models import ExchangeAccount, User
 from strongroom.pagination import MAX_LIMIT, OffsetPage, Page, paginate, paginate_offset, valid_id
 from strongroom.principal import Principal
+from strongroom.scopes import DELETE, READ, WRITE
 from strongroom.services.audit import AuditService
 from strongroom.services.vault import Vault
 from strongroom.settings import Settings
@@ -46,7 +47,7 @@ from strongroom.settings import Settings
 log = logging.getLogger("strongroom.accounts")
 
 STATUSES = tuple(AccountStatus)
-LIVE = ("active", "disabled", "invalid", "unverified", "suspended")  # = enums.LIVE_STATUSES
+LIVE = tuple(sorted(LIVE_STATUSES))  # every status whose account still holds credentials
 # the status a check's validation_result puts an enabled account in
 STATUS_OF_RESULT = {"valid": AccountStatus.ACTIVE, "no_validator": AccountStatus.UNVERIFIED,
                     "withdrawal_permission": AccountStatus.SUSPENDED}
@@ -239,7 +240,7 @@ class ExchangeAccountService:
         Raises InsufficientScope (no ``write``), Forbidden (another user and not an admin, or a
         key bound to accounts). Surfaces that must answer 401/403 before reading a body call it first.
         """
-        principal.require("write")
+        principal.require(WRITE)
         owner = principal.user_id if user_id is None else user_id
         if not principal.acts_for(owner):
             raise Forbidden("you do not have permission to perform this action")
@@ -384,7 +385,7 @@ class ExchangeAccountService:
         Raises InsufficientScope (no ``read``), Forbidden (another user's, not an admin), NotFound
         (no such user).
         """
-        principal.require("read")
+        principal.require(READ)
         owner = principal.user_id if user_id is None else user_id
         if not principal.acts_for(owner):
             raise Forbidden("you do not have permission to perform this action")
@@ -483,7 +484,7 @@ class ExchangeAccountService:
 
         Raises Forbidden (not an admin), ValidationFailed (status, cursor, limit).
         """
-        principal.require("read")
+        principal.require(READ)
         if not principal.is_admin:
             raise Forbidden("you do not have permission to perform this action")
         query = select(ExchangeAccount)
@@ -498,13 +499,13 @@ class ExchangeAccountService:
 
     def get(self, principal: Principal, account_id: int) -> ExchangeAccount:
         """Return one account; NotFound if it is not the principal's to see."""
-        principal.require("read")
+        principal.require(READ)
         with self.db.session() as session:
             return self._owned(session, principal, account_id)
 
     def get_by_public_id(self, principal: Principal, public_id: uuid.UUID) -> ExchangeAccount:
         """Return the account whose stable UUID is ``public_id``; NotFound if it is not the principal's to see."""
-        principal.require("read")
+        principal.require(READ)
         with self.db.session() as session:
             account = session.scalar(select(ExchangeAccount).where(ExchangeAccount.public_id == public_id))
         if account is None or not principal.acts_for(account.user_id) or not principal.sees_account(account.id):
@@ -551,7 +552,7 @@ class ExchangeAccountService:
 
         Raises Forbidden (another user's, not an admin), NotFound (no such user or account).
         """
-        principal.require("delete")
+        principal.require(DELETE)
         if not principal.acts_for(user_id):
             raise Forbidden("you do not have permission to perform this action")
         if user_id != principal.user_id:
@@ -573,7 +574,7 @@ class ExchangeAccountService:
 
     def rename(self, principal: Principal, account_id: int, name: str) -> ExchangeAccount:
         """Rename an account. Raises NotFound, ValidationFailed, Conflict (disconnected)."""
-        principal.require("write")
+        principal.require(WRITE)
         name = self.valid_name(name)
 
         def step(session: Session) -> ExchangeAccount:
@@ -608,7 +609,7 @@ class ExchangeAccountService:
                      credentials: dict[str, Any]) -> tuple[ExchangeAccount, ExchangeInfo, dict[str, str], str]:
         """Every check of ``rotate`` before the exchange call (none about other accounts: see ``_plan_connect``);
         return (account, venue, credentials, fingerprint)."""
-        principal.require("write")
+        principal.require(WRITE)
         account = self.get(principal, account_id)
         self._not_disconnected(account)
         info = self.catalogue.get(account.exchange)
@@ -687,7 +688,7 @@ class ExchangeAccountService:
     def _plan_revalidate(self, principal: Principal,
                          account_id: int) -> tuple[ExchangeAccount, ExchangeInfo, dict[str, str]]:
         """Every check of ``revalidate`` before the exchange call; return (account, venue, stored credentials)."""
-        principal.require("write")
+        principal.require(WRITE)
         account = self.get(principal, account_id)
         self._not_disconnected(account)
         return account, self.catalogue.get(account.exchange), self.credentials_of(account)
@@ -714,7 +715,7 @@ class ExchangeAccountService:
 
     def set_enabled(self, principal: Principal, account_id: int, enabled: bool) -> ExchangeAccount:
         """Disable a live account, or enable a disabled one. Raises NotFound, Conflict."""
-        principal.require("write")
+        principal.require(WRITE)
 
         def step(session: Session) -> ExchangeAccount:
             account = self._owned(session, principal, account_id, claim=True)
@@ -742,7 +743,7 @@ class ExchangeAccountService:
         The same exchange key may be connected again afterwards. Of concurrent disconnects of one
         account exactly one succeeds. Returns the account. Raises NotFound, Conflict (disconnected).
         """
-        principal.require("delete")
+        principal.require(DELETE)
         with self.db.session() as session:
             account = self._owned(session, principal, account_id)
             self._not_disconnected(account)

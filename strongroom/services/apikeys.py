@@ -46,6 +46,7 @@ from strongroom.keypower import KeyPower, Network, accounts_within, parse_networ
 from strongroom.models import ApiKey, KeyUsage, TZDateTime, User
 from strongroom.pagination import Page, paginate, valid_id
 from strongroom.principal import Principal
+from strongroom.scopes import DELETE, READ, WRITE
 from strongroom.services.audit import AuditService
 from strongroom.services.users import UserSnapshot, snapshot
 from strongroom.services.vault import Vault
@@ -251,7 +252,7 @@ class ApiKeyService:
         InsufficientScope (more than the creator holds: scopes, accounts, allowlist or expiry),
         InsufficientUsageLevel (uploading a public key below that level), LimitExceeded (too many keys).
         """
-        principal.require("write")
+        principal.require(WRITE)
         if kind not in KINDS:
             raise ValidationFailed("kind must be bearer, hmac, rsa or ed25519", fields={"kind": "unknown kind"})
         key = ApiKey(
@@ -344,7 +345,7 @@ class ApiKeyService:
         """Generate a key pair, keep the public key and return the private key once (never stored)."""
         if key_type not in (KeyKind.RSA, KeyKind.ED25519):
             raise ValidationFailed("key_type must be rsa or ed25519", fields={"key_type": "rsa or ed25519"})
-        principal.require("write")
+        principal.require(WRITE)
         private_pem, public_pem = generate_keypair(key_type)
         key, _ = self.create(principal, name=name, kind=key_type, public_key=public_pem, _generated=True, **attrs)
         return key, private_pem
@@ -396,13 +397,13 @@ class ApiKeyService:
         Reading is not acting: an unbound key may read any key of its user (as listing shows them all,
         which Kalshi's clients rely on); changing, rolling and deleting are what the power rule guards.
         """
-        principal.require("read")
+        principal.require(READ)
         with self.db.session() as session:
             return self._owned(session, principal, key_id)
 
     def list(self, principal: Principal, *, cursor: str | None = None, limit: int = 50) -> Page[ApiKey]:
         """Return a page of the caller's keys that it sees (see :meth:`visible`), oldest first."""
-        principal.require("read")
+        principal.require(READ)
         query = select(ApiKey).where(ApiKey.user_id == principal.user_id)
         with self.db.session() as session:
             if principal.account_ids is not None:
@@ -411,7 +412,7 @@ class ApiKeyService:
 
     def list_all(self, principal: Principal) -> builtins.list[ApiKey]:
         """Return all the caller's keys that it sees (bounded by the per-user cap; see :meth:`visible`)."""
-        principal.require("read")
+        principal.require(READ)
         with self.db.session() as session:
             keys = session.scalars(select(ApiKey).where(ApiKey.user_id == principal.user_id).order_by(ApiKey.id))
             return [k for k in keys if self.visible(principal, k)]
@@ -465,7 +466,7 @@ class ApiKeyService:
         ``kind`` and ``single_account`` narrow which keys count (others are NotFound). Raises
         InsufficientScope (no ``read``), NotFound, Forbidden (bound to accounts the calling key is not).
         """
-        principal.require("read")
+        principal.require(READ)
         key = self._by_number(principal, number, kind, single_account)
         self._in_reach(principal, key)
         return key
@@ -476,7 +477,7 @@ class ApiKeyService:
 
         Returns the key as written. Raises as :meth:`update` does.
         """
-        principal.require("write")
+        principal.require(WRITE)
         key = self._by_number(principal, number, kind, single_account)
         self._not_wider(principal, key, "change")  # a key beyond the binding: refused (403), as TradrAPI has it
         return self.update(principal, key.key_id, changes)
@@ -487,7 +488,7 @@ class ApiKeyService:
 
         Raises as :meth:`delete` does.
         """
-        principal.require("delete")
+        principal.require(DELETE)
         key = self._by_number(principal, number, kind, single_account)
         self._not_wider(principal, key, "delete")  # a key beyond the binding: refused (403), as TradrAPI has it
         self.delete(principal, key.key_id)
@@ -504,7 +505,7 @@ class ApiKeyService:
         Raises InsufficientScope (no ``read``), ValidationFailed (page < 1, limit outside 1..100,
         unknown sort field), Forbidden or NotFound (``bound_to``).
         """
-        principal.require("read")
+        principal.require(READ)
         if not isinstance(page, int) or not 1 <= page <= 2**31 - 1:
             raise ValidationFailed("page must be at least 1", fields={"page": "at least 1"})
         if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_LIMIT:
@@ -536,7 +537,7 @@ class ApiKeyService:
 
         Raises Forbidden (not an admin), ValidationFailed (cursor, limit).
         """
-        principal.require("read")
+        principal.require(READ)
         if not principal.is_admin:
             raise Forbidden("only admins see other users' keys")
         query = select(ApiKey)
@@ -547,7 +548,7 @@ class ApiKeyService:
 
     def get_any(self, principal: Principal, key_id: str) -> ApiKey:
         """Admins: any user's key. Raises Forbidden (not an admin), NotFound."""
-        principal.require("read")
+        principal.require(READ)
         if not principal.is_admin:
             raise Forbidden("only admins see other users' keys")
         with self.db.session() as session:
@@ -562,7 +563,7 @@ class ApiKeyService:
         Returns the key as written. Raises NotFound, ValidationFailed, InsufficientScope (the key is,
         or would become, more powerful than the calling key), Conflict (it kept changing meanwhile).
         """
-        principal.require("write")
+        principal.require(WRITE)
 
         def step(session: Session) -> ApiKey:
             key = self._owned(session, principal, key_id, claim=True)
@@ -599,7 +600,7 @@ class ApiKeyService:
         keys are replaced by creating a new key), ValidationFailed, InsufficientScope (more powerful
         than the calling key), Conflict (it kept changing meanwhile).
         """
-        principal.require("write")
+        principal.require(WRITE)
         if not isinstance(grace_seconds, int) or not 0 <= grace_seconds <= 30 * 24 * 3600:
             raise ValidationFailed("grace_seconds must be 0..2592000", fields={"grace_seconds": "0..2592000"})
 
@@ -640,7 +641,7 @@ class ApiKeyService:
         Raises NotFound (unknown, another user's, or already deleted), InsufficientScope (more
         powerful than the calling key), Conflict (it kept changing meanwhile).
         """
-        principal.require("delete")
+        principal.require(DELETE)
 
         def step(session: Session) -> None:
             key = self._owned(session, principal, key_id)

@@ -18,6 +18,7 @@ from strongroom.keypower import accounts_within
 from strongroom.models import ApiKey, AuditEvent
 from strongroom.pagination import Page, paginate
 from strongroom.principal import Principal
+from strongroom.scopes import READ
 
 log = logging.getLogger("strongroom.audit")
 
@@ -164,7 +165,7 @@ class AuditService:
         since: datetime | None = None,
     ) -> Page[AuditEvent]:
         """Return the events the caller may read (see ``_readable``), newest first."""
-        principal.require("read")
+        principal.require(READ)
         query = select(AuditEvent)
         if action:
             query = query.where(AuditEvent.action == action)
@@ -178,7 +179,7 @@ class AuditService:
               limit: int = 200) -> builtins.list[AuditEvent]:
         """Return up to ``limit`` events newer than event ``after_id``, oldest first (for following
         the log); the events the caller may read (see ``_readable``)."""
-        principal.require("read")
+        principal.require(READ)
         query = select(AuditEvent).where(AuditEvent.id > after_id)
         if action:
             query = query.where(AuditEvent.action == action)

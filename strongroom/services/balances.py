@@ -69,6 +69,7 @@ from strongroom.exchanges.venues import venue_for
 from strongroom.models import BalanceSnapshot, ExchangeAccount, User
 from strongroom.pagination import valid_id
 from strongroom.principal import Principal
+from strongroom.scopes import READ
 from strongroom.services import valuation
 from strongroom.services.audit import AuditService
 from strongroom.services.vault import Vault
@@ -285,7 +286,7 @@ class BalanceService:
         Works for every status, disconnected included (history is kept). Raises NotFound (not the
         principal's), InsufficientScope.
         """
-        principal.require("read")
+        principal.require(READ)
         with self.db.session() as session:
             self._visible(session, principal, account_id)
             row = session.scalars(self._latest_query(account_id)).first()
@@ -297,7 +298,7 @@ class BalanceService:
 
         Raises InsufficientScope.
         """
-        principal.require("read")
+        principal.require(READ)
         ids = sorted({i for i in account_ids if valid_id(i) and principal.sees_account(i)})
         if not ids:
             return {}
@@ -315,7 +316,7 @@ class BalanceService:
         """Return the account's last snapshot taken at or before ``at`` (e.g. a day ago, for day profit),
         None if there is none. Raises NotFound, InsufficientScope.
         """
-        principal.require("read")
+        principal.require(READ)
         with self.db.session() as session:
             self._visible(session, principal, account_id)
             row = session.scalars(self._latest_query(account_id).where(BalanceSnapshot.fetched_at <= _utc(at))).first()
@@ -327,7 +328,7 @@ class BalanceService:
         fetched_at <= until`` (either bound optional; naive datetimes are UTC), at most ``limit`` (the
         newest of the range). Raises NotFound, InsufficientScope, ValidationFailed (since after until).
         """
-        principal.require("read")
+        principal.require(READ)
         since = None if since is None else _utc(since)
         until = None if until is None else _utc(until)
         if since is not None and until is not None and since > until:
@@ -352,7 +353,7 @@ class BalanceService:
         CLI's operator). Raises InsufficientScope, Forbidden (another user's, not an admin), NotFound (no
         such user).
         """
-        principal.require("read")
+        principal.require(READ)
         with self.db.session() as session:
             owner = self._owner(session, principal, user_id)
             rows = self._live_rows(session, principal, owner)
@@ -370,7 +371,7 @@ class BalanceService:
         ``suspended``, audited, unless allowed; also for an account already suspended),
         ExchangeNotSupported (no live support for the venue), CredentialsUnreadable.
         """
-        principal.require("read")
+        principal.require(READ)
         plan = await anyio.to_thread.run_sync(self._plan_one, principal, account_id)
         loaded = await self._load(principal, plan)
         stored = await anyio.to_thread.run_sync(self._store, [loaded])
@@ -402,7 +403,7 @@ class BalanceService:
         venues without live support) are not called. Raises InsufficientScope, Forbidden, NotFound
         (see ``portfolio``).
         """
-        principal.require("read")
+        principal.require(READ)
         owner, rows, plans, failed = await anyio.to_thread.run_sync(self._plan_portfolio, principal, user_id)
         # at most the gateway's per-venue concurrency enters it at once: a large portfolio queues here
         # (without a deadline) instead of timing out on the gateway's call slots

@@ -15,6 +15,7 @@ from strongroom.crypto.keyring import FileKeyProvider, KeyProvider, KeyringError
 from strongroom.db import Database
 from strongroom.errors import BadRequest, Conflict, Forbidden, NotFound
 from strongroom.principal import Principal
+from strongroom.scopes import WRITE
 from strongroom.services.audit import AuditService
 from strongroom.services.keyrotation import KeyRotationService
 from strongroom.services.vault import KeySourceIncomplete, records
@@ -45,7 +46,7 @@ class MasterKeyService:
 
     @staticmethod
     def _admin(principal: Principal) -> None:
-        principal.require("write")
+        principal.require(WRITE)
         if not principal.is_admin:
             raise Forbidden("only the operator manages the master key")
 

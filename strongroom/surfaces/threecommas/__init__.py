@@ -45,6 +45,7 @@ from strongroom.errors import (
     WithdrawalPermission,
 )
 from strongroom.principal import Principal
+from strongroom.scopes import WRITE
 from strongroom.settings import Settings
 from strongroom.surfaces.factory import ErrorTable, Rendered, Rule, Surface
 
@@ -137,7 +138,7 @@ ERRORS = ErrorTable(
 
 def may_write(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
     """Before the parameters of a write are looked at: ACCOUNTS_WRITE is Strongroom's ``write`` scope."""
-    principal.require("write")
+    principal.require(WRITE)
 
 
 def may_connect(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from strongroom.auth.schemes import AccessTokenScheme, BearerKeyScheme
 from strongroom.errors import DomainError, ValidationFailed
 from strongroom.principal import Principal
+from strongroom.scopes import WRITE
 from strongroom.settings import Settings
 from strongroom.surfaces.factory import ErrorTable, Rendered, Rule, Surface
 
@@ -71,7 +72,7 @@ ERRORS = ErrorTable(
 
 def may_write(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
     """Before the body of a create or rename: the caller holds ``write`` (a read-only key is told 403, not 422)."""
-    principal.require("write")
+    principal.require(WRITE)
 
 
 def surface(settings: Settings) -> Surface:
