@@ -2,8 +2,9 @@
 
 THIS MODULE IS THE CONTRACT the surfaces code against (3Commas, Cadenza, /v1): its dataclasses
 and ``BalanceService``'s public methods. Money is ``Decimal`` end to end; surfaces render it as
-decimal strings without exponents (``format(d, "f")``), never floats. Valuation rules:
-``strongroom.services.valuation``.
+decimal strings without exponents (``format(d, "f")``), never floats. Valuation rules, and the
+``AssetValue`` they produce: ``strongroom.services.valuation`` (the lower layer: it imports nothing
+from this module).
 
 How a refresh goes (``refresh``; ``refresh_portfolio`` does the same for many accounts at once):
 
@@ -72,6 +73,7 @@ from strongroom.principal import Principal
 from strongroom.scopes import READ
 from strongroom.services import valuation
 from strongroom.services.audit import AuditService
+from strongroom.services.valuation import AssetValue
 from strongroom.services.vault import Vault
 from strongroom.settings import Settings
 
@@ -95,23 +97,6 @@ CHANGED_MESSAGE = "the account changed while its balances were being read; try a
 
 
 # --- the contract ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AssetValue:
-    """One asset of one account at one time: amounts as the venue reports them, and their value.
-
-    ``usd``/``btc`` are None when no price was found (the asset is counted in ``unpriced_assets``,
-    never guessed).
-    """
-
-    asset: str  # upper-case code as the venue spells it after ccxt's unification ("BTC", "USDT")
-    free: Decimal
-    used: Decimal
-    total: Decimal
-    usd: Decimal | None
-    btc: Decimal | None
-    usd_price: Decimal | None  # price of one unit in USD (1 for USD-like stablecoins)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from strongroom.errors import (
     ValidationFailed,
     WithdrawalPermission,
 )
-from strongroom.surfaces.factory import AuthGate, Surface, SurfaceApp
+from strongroom.http.routes import Surface, SurfaceApp
 
 REF = "#/components/schemas/"
 EXAMPLES = "#/components/examples/"
@@ -524,7 +524,7 @@ def merged_openapi(app: FastAPI, surfaces: Sequence[SurfaceApp], default: Surfac
             for method, operation in operations.items():
                 route = routes.get((path, method))
                 if route is not None:
-                    _document_operation(operation, route, surface, isinstance(route.app, AuthGate), errors)
+                    _document_operation(operation, route, surface, surface_app.gated(route), errors)
         _operation_ids(part.get("paths", {}), surface.name.replace("-", "_"), routes, taken)
         for path, operations in part.get("paths", {}).items():
             paths[surface.prefix + path] = _rename_refs(operations, renames)

@@ -19,6 +19,7 @@ from strongroom.errors import (
     Unauthenticated,
     ValidationFailed,
 )
+from strongroom.http.routes import direct
 from strongroom.surfaces.deps import ClientIP, CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import MeOut, RefreshIn, TokenOut
 from strongroom.surfaces.openapi import body_example, raises
@@ -27,11 +28,13 @@ api = APIRouter(tags=["auth"])
 
 
 @api.get("/me", summary="Show who the credential belongs to and what it may do.", response_model=MeOut)
+@direct
 async def me(principal: CurrentPrincipal) -> Response:
     """Who the credential belongs to, and what it may do (any credential: a cheap way to check one).
 
     Returned as a ready JSONResponse (typed by ``MeOut`` in the schema): this is the cheapest
-    authenticated call, used by clients to check a credential, so it skips re-validation.
+    authenticated call, used by clients to check a credential, so it skips re-validation, and is
+    ``@direct``: the surface calls it with the gate's principal, without FastAPI's request handling.
     """
     return JSONResponse({
         "id": principal.user_id,

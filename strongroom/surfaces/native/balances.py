@@ -30,8 +30,8 @@ from strongroom.errors import (
 )
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
-from strongroom.services.balances import HISTORY_LIMIT, AccountTotals, AssetValue, Portfolio, Snapshot
-from strongroom.services.valuation import render
+from strongroom.services.balances import HISTORY_LIMIT, AccountTotals, Portfolio, Snapshot
+from strongroom.services.valuation import AssetValue, render
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import AccountId, AccountPublic
 from strongroom.surfaces.openapi import raises

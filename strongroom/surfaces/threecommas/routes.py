@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -47,8 +47,10 @@ from strongroom.exchanges.markets import (
     pair_of,
     symbol_of,
 )
+from strongroom.http.routes import guarded
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
+from strongroom.scopes import WRITE
 from strongroom.services import figures
 from strongroom.services.balances import Snapshot
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
@@ -61,6 +63,18 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 api = APIRouter(prefix="/ver1", tags=["3commas"])
+
+
+# --- guards: checked after authentication, before the parameters ---------------------------------------
+
+def may_write(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
+    """Before the parameters of a write are looked at: ACCOUNTS_WRITE is Strongroom's ``write`` scope."""
+    principal.require(WRITE)
+
+
+def may_connect(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
+    """Before the parameters of /accounts/new: the caller may connect accounts (scope, key binding)."""
+    core.accounts.authorize_connect(principal)
 
 
 # --- the parameters, documented ----------------------------------------------------------------------
@@ -289,6 +303,7 @@ async def list_accounts(request: Request, principal: CurrentPrincipal, core: Cor
           {"type": "array", "items": TEXT}), *CREDENTIALS, body=True,
     example={"type": "binance", "name": "Main", "api_key": "your-binance-api-key", "secret": "your-binance-secret"}))
 @raises(*READS_PARAMS, *LIVE_CHECK)
+@guarded(may_connect)
 async def new_account(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """Connect an exchange account: checked live with the venue, stored encrypted."""
     values = await params.read(request)
@@ -312,6 +327,7 @@ async def new_account(request: Request, principal: CurrentPrincipal, core: CoreD
     Param("include_in_summary", "Only true: every account is in the summary.", {"type": "boolean"}),
     *CREDENTIALS, body=True, example={"account_id": 3, "name": "Binance main"}))
 @raises(*READS_PARAMS, *LIVE_CHECK, NotFound, Conflict)
+@guarded(may_write)
 async def update_account(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """Rename an account and/or replace its exchange credentials (checked live first), in one write."""
     values = await params.read(request)
@@ -365,6 +381,7 @@ async def account_info(account_id: AccountOrSummary, principal: CurrentPrincipal
           summary="Rename an account.",
           openapi_extra=documented(Param("name", "The new name.", TEXT, True), body=True, example={"name": "Über"}))
 @raises(*READS_PARAMS, Conflict)
+@guarded(may_write)
 async def rename_account(account_id: AccountPath, request: Request, principal: CurrentPrincipal,
                          core: CoreDep) -> JSONResponse:
     """Rename the account."""
@@ -381,6 +398,7 @@ async def rename_account(account_id: AccountPath, request: Request, principal: C
 
 @api.post("/accounts/{account_id}/remove", summary="Disconnect an account.", response_model=bool, status_code=201)
 @raises(Conflict)
+@guarded(may_write)
 async def remove_account(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """Disconnect: the credentials are destroyed (Strongroom's ``delete`` scope, as on every surface)."""
 

@@ -7,7 +7,8 @@ listings never show secrets: ``api_key`` is the masked hint and ``secret_key`` i
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
@@ -22,8 +23,13 @@ from strongroom.errors import (
     WithdrawalPermission,
 )
 from strongroom.exchanges.catalogue import ExchangeInfo
+from strongroom.http.routes import guarded
+from strongroom.principal import Principal
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.openapi import raises
+
+if TYPE_CHECKING:
+    from strongroom.core import Core
 
 MASK = "********"
 
@@ -110,7 +116,17 @@ def get_accounts(user_id: UserId, principal: CurrentPrincipal, core: CoreDep) ->
     ]}
 
 
+def may_connect(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
+    """Before the body of POST /user/{id}/accounts/new: the caller may connect accounts for {id}."""
+    try:
+        user_id = int(path_params["user_id"])
+    except (KeyError, ValueError):
+        return  # not an id: the route's own validation answers
+    core.accounts.authorize_connect(principal, user_id)
+
+
 @api.post("/new", summary="Connect an exchange account.", response_model=Message)
+@guarded(may_connect)
 @raises(InvalidCredentials, WithdrawalPermission, ExchangeUnavailable, AccountExists, AlreadyConnected, Conflict)
 async def create_account(user_id: UserId, body: NewAccount, principal: CurrentPrincipal,
                          core: CoreDep) -> JSONResponse:

@@ -20,27 +20,37 @@ How TradrAPI's keys are Strongroom's (one key store, the core's):
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from strongroom import scopes as scope_rules
 from strongroom.errors import Conflict, LimitExceeded, NotFound, ValidationFailed
+from strongroom.http.routes import guarded
 from strongroom.models import ApiKey
+from strongroom.principal import Principal
+from strongroom.scopes import WRITE
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.openapi import body_example, raises
+
+if TYPE_CHECKING:
+    from strongroom.core import Core
 
 BEARER = "bearer"
 Role = Literal["read", "write", "delete"]
 # TradrAPI's sort fields, as the core names them
 SORT_BY = {"id": "id", "createdAt": "created_at", "updatedAt": "updated_at", "lastUsedAt": "last_used_at",
            "friendlyName": "name"}
-# routes whose body only a caller holding `write` may send (guarded before the body is read)
-WRITES = ("create_account_key", "rename_account_key", "create_user_key", "rename_user_key")
 
 api = APIRouter(tags=["tradr"])
+
+
+def may_write(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
+    """Before the body of a create or rename: the caller holds ``write`` (a read-only key is told 403, not 422)."""
+    principal.require(WRITE)
 
 
 # --- shapes ------------------------------------------------------------------------------------------
@@ -186,6 +196,7 @@ SortByQ = Annotated[str, Query(alias="sortBy", description="id, createdAt, updat
           openapi_extra=body_example({
               "accountId": 3, "friendlyName": "Reporting Key", "roles": ["read"], "ips": ["203.0.113.7"]}))
 @raises(NotFound, LimitExceeded)
+@guarded(may_write)
 def create_account_key(body: NewAccountApiKey, principal: CurrentPrincipal, core: CoreDep) -> AccountApiKey:
     """Create a key bound to one exchange account; ``apiKey`` is the plaintext key, in this response only."""
     core.api_keys.require_account(principal, body.accountId)
@@ -216,6 +227,7 @@ def list_account_keys(account_id: Annotated[int, Path(description="The exchange 
 @api.patch("/accounts/api-keys/{key_id}", summary="Rename an account key.",
            openapi_extra=body_example({"friendlyName": "My renamed key"}), response_model=bool)
 @raises(Conflict)
+@guarded(may_write)
 def rename_account_key(key_id: KeyNumber, body: Rename, principal: CurrentPrincipal, core: CoreDep) -> bool:
     """Rename an account key; ``true``."""
     core.api_keys.update_number(principal, key_id, {"name": body.friendlyName}, kind=BEARER, single_account=True)
@@ -238,6 +250,7 @@ def delete_account_key(key_id: KeyNumber, principal: CurrentPrincipal, core: Cor
               "userId": 1, "friendlyName": "My Personal Key", "roles": ["read", "write"], "ips": [],
               "accountIds": [3, 7]}))
 @raises(LimitExceeded)
+@guarded(may_write)
 def create_user_key(body: NewUserApiKey, principal: CurrentPrincipal, core: CoreDep) -> UserApiKey:
     """Create a key of your user for ``accountIds`` (empty or missing: every account you reach);
     ``apiKey`` is the plaintext key, in this response only."""
@@ -269,6 +282,7 @@ def list_user_keys(user_id: Annotated[int, Path(description="The caller's own us
 @api.patch("/users/api-keys/{key_id}", summary="Rename a user key.",
            openapi_extra=body_example({"friendlyName": "renamed"}), response_model=bool)
 @raises(Conflict)
+@guarded(may_write)
 def rename_user_key(key_id: KeyNumber, body: Rename, principal: CurrentPrincipal, core: CoreDep) -> bool:
     """Rename a key of your user; ``true``."""
     core.api_keys.update_number(principal, key_id, {"name": body.friendlyName}, kind=BEARER)
