@@ -626,7 +626,8 @@ def _cell(text: str) -> str:
 
 
 class Headers:
-    """Every console answer: the Content-Security-Policy, no caching, no framing, no referrer."""
+    """Every console answer: the Content-Security-Policy, no framing, no referrer beyond the site
+    (``Cache-Control: no-store`` is the edge guard's, on every answer of the application)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -638,10 +639,8 @@ class Headers:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"]
-                headers += [(b"content-security-policy", CSP.encode()), (b"cache-control", b"no-store"),
-                            (b"x-frame-options", b"DENY"), (b"referrer-policy", b"same-origin")]
-                message["headers"] = headers
+                message["headers"] = [*message.get("headers", []), (b"content-security-policy", CSP.encode()),
+                                      (b"x-frame-options", b"DENY"), (b"referrer-policy", b"same-origin")]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
