@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-WIDTH = 640
-HEIGHT = 220
+WIDTH = 880
+HEIGHT = 240
 LEFT = 64  # room for the value labels
 BOTTOM = 28  # room for the time labels
 TOP = 10
@@ -109,7 +109,7 @@ def line_chart(series: Sequence[tuple[datetime, Decimal]], unit: str = "USD") ->
     y_ticks = [Tick(LEFT - 6, round(TOP + plot_h - plot_h * i / 4, 1), _short(top * i / 4)) for i in range(5)]
     stamps = [series[0][0], series[-1][0]] if len(series) > 1 else [series[0][0]]
     x_ticks = [Tick(xy(at, Decimal(0))[0], HEIGHT - 8, at.strftime("%d %b %H:%M")) for at in stamps]
-    summary = (f"{unit} value over time: {len(series)} points from {series[0][0]:%Y-%m-%d %H:%M} to "
+    summary = (f"{unit} value over time: {len(series)} point{'s' if len(series) != 1 else ''} from {series[0][0]:%Y-%m-%d %H:%M} to "
                f"{series[-1][0]:%Y-%m-%d %H:%M} UTC; latest {money(series[-1][1])} {unit}.")
     return LineChart(WIDTH, HEIGHT, path, area, y_ticks, x_ticks, len(series), summary, coords[-1])
 
@@ -123,7 +123,7 @@ def bar_chart(rows: Sequence[tuple[datetime, str, int]], outcomes: Sequence[str]
     totals = {o: sum(h.get(o, 0) for h in hours.values()) for o in outcomes}
     if not hours:
         return BarChart(WIDTH, HEIGHT, [], [], [], list(outcomes), "No verifications recorded yet.", totals)
-    top = _nice_top(max(sum(h.values()) for h in hours.values()))
+    top = max(_nice_top(max(sum(h.values()) for h in hours.values())), 4.0)  # whole-number ticks
     slot = plot_w / max(len(hours), 1)
     width = max(min(slot * 0.7, 40), 2)
     bars: list[Bar] = []
@@ -142,6 +142,6 @@ def bar_chart(rows: Sequence[tuple[datetime, str, int]], outcomes: Sequence[str]
         if i % every == 0:
             x_ticks.append(Tick(round(x + width / 2, 1), HEIGHT - 8, f"{hour:%d %b %H}h"))
     y_ticks = [Tick(LEFT - 6, round(TOP + plot_h - plot_h * i / 4, 1), _short(top * i / 4)) for i in range(5)]
-    summary = (f"Verifications per hour over {len(hours)} hours: "
+    summary = (f"Verifications per hour over {len(hours)} hour{'s' if len(hours) != 1 else ''}: "
                + ", ".join(f"{totals[o]} {o}" for o in outcomes if totals[o]) + ".")
     return BarChart(WIDTH, HEIGHT, bars, y_ticks, x_ticks, list(outcomes), summary, totals)

@@ -102,7 +102,24 @@ def _environment() -> jinja2.Environment:
     env.filters["money"] = money
     env.filters["when"] = _when
     env.filters["age"] = _age
+    env.filters["field"] = lambda name: FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
+    env.filters["detail"] = _detail
     return env
+
+
+# the catalogue's credential names as people read them
+FIELD_LABELS = {"api_key": "API key", "secret": "Secret", "passphrase": "Passphrase", "uid": "UID",
+                "address": "Wallet address", "private_key": "Private key", "account_id": "Account ID",
+                "login": "Login", "password": "Password", "token": "Token"}
+
+
+def _detail(value: Any) -> str:
+    """An audit detail's value as text (lists joined, booleans and null as in JSON)."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_detail(v) for v in value)
+    return str(value)
 
 
 def _when(value: datetime | None) -> str:

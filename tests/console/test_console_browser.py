@@ -68,10 +68,11 @@ def test_sign_in_with_the_keyboard_connect_the_demo_account_and_see_31200_usd(pa
 
     page.get_by_label("Exchange", exact=True).select_option("binance")
     page.get_by_label("Name").fill("Binance main")
-    page.get_by_label("Api key").fill("demo-binance-key")
+    page.get_by_label("API key").fill("demo-binance-key")
     page.get_by_label("Secret").fill("demo-binance-secret")
     page.get_by_role("button", name="Connect account").click()
     page.get_by_text("Account connected.").wait_for()
+    record_history(console, int(page.url.split("/accounts/")[1].split("?")[0]))
     page.get_by_role("button", name="Refresh balances").click()
     page.get_by_text("Balances loaded from the exchange.").wait_for()
     assert page.get_by_test_id("total-usd").inner_text() == "31,200.00"
@@ -97,7 +98,7 @@ def test_the_connect_form_follows_the_exchange(page: Any, console: Console) -> N
     assert page.get_by_label("Passphrase").count() == 0
     page.get_by_label("Exchange", exact=True).select_option("okx")
     page.get_by_label("Passphrase").wait_for()  # htmx fetched OKX's fields
-    assert page.get_by_label("Api key").is_visible() and page.get_by_label("Secret").is_visible()
+    assert page.get_by_label("API key").is_visible() and page.get_by_label("Secret").is_visible()
 
 
 def test_a_bearer_key_secret_is_shown_once_used_counted_and_revoked(page: Any, console: Console) -> None:
@@ -184,7 +185,7 @@ def test_the_audit_csv_export_holds_the_filtered_rows(page: Any, console: Consol
 def test_an_account_named_like_a_script_renders_as_text(page: Any, console: Console) -> None:
     sign_in(page, *console.user())
     page.get_by_label("Name").fill("<script>alert(1)</script>")
-    page.get_by_label("Api key").fill("demo-binance-key-2")
+    page.get_by_label("API key").fill("demo-binance-key-2")
     page.get_by_label("Secret").fill("demo-binance-secret-2")
     page.get_by_role("button", name="Connect account").click()
     page.get_by_text("Account connected.").wait_for()
@@ -253,6 +254,20 @@ def test_works_at_375_px_wide(browser: Any, console: Console) -> None:
                 shot(page, console, name)
     finally:
         context.close()
+
+
+def record_history(console: Console, account_id: int) -> None:
+    """Two days of stored totals before today's load (the service's own test hook): the charts have a line."""
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from strongroom.services.valuation import AssetValue
+
+    now = datetime.now(UTC)
+    for hours_ago, usd in ((48, 24800), (40, 26100), (32, 25400), (24, 27900), (16, 29300), (8, 28700), (2, 30500)):
+        value = Decimal(usd)
+        asset = AssetValue("USDT", value, Decimal(0), value, value, value / 50000, Decimal(1))
+        console.server.core.balances.record_snapshot(account_id, [asset], now - timedelta(hours=hours_ago))  # type: ignore[attr-defined]
 
 
 def _operator() -> Any:
