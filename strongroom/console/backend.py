@@ -48,9 +48,8 @@ async def sign_in(core: Core, username: str, password: str, client_ip: str | Non
 async def resume(core: Core, access: str, refresh: str, client_ip: str | None) -> tuple[Principal, TokenPair | None]:
     """Return the principal of a console session and, when its access token had expired, the session's new
     token pair (its refresh token rotated). Raises Unauthenticated when the session is over."""
-    snap = core.sessions.resolve_cached(access)
-    if snap is False:
-        snap = await _run(core.sessions.resolve, access)
+    cached = core.sessions.resolve_cached(access)
+    snap = await _run(core.sessions.resolve, access) if cached is False else cached
     if snap is not None:
         return snap.principal(client_ip=client_ip, scheme=AuthMethod.CONSOLE), None
     if not refresh:

@@ -131,7 +131,7 @@ def bar_chart(rows: Sequence[tuple[datetime, str, int]], outcomes: Sequence[str]
     every = max(1, len(hours) // 6)
     for i, (hour, counts) in enumerate(sorted(hours.items())):
         x = LEFT + slot * i + (slot - width) / 2
-        y = TOP + plot_h
+        y = float(TOP + plot_h)
         for outcome in outcomes:
             count = counts.get(outcome, 0)
             if count:

@@ -38,8 +38,8 @@ from strongroom.console import backend
 from strongroom.console.charts import bar_chart, line_chart, money
 from strongroom.core import Core
 from strongroom.enums import AccountStatus, KeyKind, UsageLevel
-from strongroom.exchanges.catalogue import ExchangeInfo
 from strongroom.errors import DomainError, NotFound, RateLimited, Unauthenticated, ValidationFailed
+from strongroom.exchanges.catalogue import ExchangeInfo
 from strongroom.http.errors import domain_error
 from strongroom.pagination import valid_id
 from strongroom.principal import Principal
@@ -214,7 +214,7 @@ class Pages:
                 if admin and not visit.principal.is_admin:
                     raise NotFound("not found")
                 response = await handler(visit)
-            except Exception as exc:  # noqa: BLE001 - a domain error is a page; anything else re-raised
+            except Exception as exc:
                 error = domain_error(exc)
                 if error is None:
                     raise
@@ -255,7 +255,7 @@ class Pages:
         try:
             _, pair = await backend.sign_in(core, username, password, self.ip(request))
         except RateLimited as exc:
-            response = self.render(request, "sign_in.html", 429, principal=None, csrf=backend.csrf_token(core, seed),
+            response: Response = self.render(request, "sign_in.html", 429, principal=None, csrf=backend.csrf_token(core, seed),
                                    username=username, error="Too many failed sign-ins from your address: wait a "
                                                              "minute and try again.")
             response.headers["Retry-After"] = str(exc.retry_after or 60)

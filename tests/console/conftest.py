@@ -92,7 +92,7 @@ def console(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 def browser() -> Iterator[Any]:
     """Debian's Chromium driven by Playwright (no browser download)."""
     if shutil.which(CHROMIUM) is None:
-        message = f"CHROMIUM NOT INSTALLED: the console's browser tests did not run (apt-get install chromium)"
+        message = "CHROMIUM NOT INSTALLED: the console's browser tests did not run (apt-get install chromium)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message + " - under CI=true a missing browser is a failure (.ci/run installs it)")
         pytest.skip(message)

@@ -9,6 +9,7 @@ import csv
 import io
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -152,7 +153,7 @@ def test_a_generated_private_key_can_be_downloaded_once(page: Any, console: Cons
     assert pem.startswith("-----BEGIN PRIVATE KEY-----")
     with page.expect_download() as download:
         page.get_by_role("button", name="Download signer.pem").click()
-    assert open(download.value.path()).read() == pem
+    assert Path(download.value.path()).read_text() == pem
     page.goto("/console/keys")
     assert page.get_by_test_id("new-secret").count() == 0
 
@@ -175,7 +176,7 @@ def test_the_audit_csv_export_holds_the_filtered_rows(page: Any, console: Consol
     shot(page, console, "audit")
     with page.expect_download() as download:
         page.get_by_role("link", name="Export CSV").click()
-    rows = list(csv.DictReader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
     assert [r["action"] for r in rows] == ["api_key.create", "api_key.create"]
     assert all(r["outcome"] == "ok" and r["target"].startswith("api_key:") for r in rows)
     assert {r["actor_user_id"] for r in rows} == {str(console.server.core.users.by_username(  # type: ignore[attr-defined]
