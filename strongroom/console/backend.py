@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable
-from datetime import datetime
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from anyio import to_thread
@@ -29,6 +28,7 @@ from strongroom.services.sessions import TokenPair
 P = ParamSpec("P")
 T = TypeVar("T")
 PAGE = 25  # rows per page of every list
+PORTFOLIO_DAYS = 30  # the portfolio chart's span
 
 
 async def _run(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -84,11 +84,12 @@ def exchange(core: Core, name: str) -> ExchangeInfo:
 
 
 async def list_accounts(core: Core, principal: Principal, cursor: str | None, *, status: str | None = None,
-                        limit: int = PAGE) -> tuple[Page[ExchangeAccount], dict[int, Snapshot]]:
-    """A page of the accounts the principal sees, with their last snapshots."""
+                        limit: int = PAGE, balances: bool = True) -> tuple[Page[ExchangeAccount], dict[int, Snapshot]]:
+    """A page of the accounts the principal sees, with their last snapshots (unless not ``balances``)."""
     def load() -> tuple[Page[ExchangeAccount], dict[int, Snapshot]]:
         page = core.accounts.list(principal, status=status or None, cursor=cursor, limit=limit)
-        return page, core.balances.latest_many(principal, (a.id for a in page.items)) if page.items else {}
+        wanted = balances and page.items
+        return page, core.balances.latest_many(principal, (a.id for a in page.items)) if wanted else {}
     return await _run(load)
 
 
@@ -137,23 +138,11 @@ async def refresh_balances(core: Core, principal: Principal, account_id: int) ->
     return await core.balances.refresh(principal, account_id)
 
 
-async def portfolio(core: Core, principal: Principal) -> tuple[Portfolio, list[tuple[datetime, Decimal]]]:
-    """The portfolio, and its USD value over time: at each stored snapshot of any account, the sum of every
-    account's last known total then (at most the newest 200 points of each account)."""
-    def load() -> tuple[Portfolio, list[tuple[datetime, Decimal]]]:
-        held = core.balances.portfolio(principal)
-        events: list[tuple[datetime, int, Decimal]] = []
-        for account in held.accounts:
-            if account.snapshot is not None:
-                events += [(p.at, account.account_id, p.usd)
-                           for p in core.balances.history(principal, account.account_id, limit=200)]
-        events.sort(key=lambda e: e[0])
-        last: dict[int, Decimal] = {}
-        series: list[tuple[datetime, Decimal]] = []
-        for at, account_id, usd in events:
-            last[account_id] = usd
-            series.append((at, sum(last.values(), Decimal(0))))
-        return held, series
+async def portfolio(core: Core, principal: Principal) -> tuple[Portfolio, list[HistoryPoint]]:
+    """The portfolio, and its value over the last 30 days (an hour's last state per point)."""
+    def load() -> tuple[Portfolio, list[HistoryPoint]]:
+        since = core.balances.clock() - timedelta(days=PORTFOLIO_DAYS)
+        return core.balances.portfolio(principal), core.balances.portfolio_history(principal, since)
     return await _run(load)
 
 

@@ -386,7 +386,8 @@ class Pages:
         held, series = await backend.portfolio(visit.core, visit.principal)
         now = backend.now(visit.core)
         rows = [{"totals": a, "age": a.snapshot.age_seconds(now) if a.snapshot else None} for a in held.accounts]
-        return self.page(visit.request, visit, "portfolio.html", held=held, rows=rows, chart=line_chart(series))
+        return self.page(visit.request, visit, "portfolio.html", held=held, rows=rows,
+                         chart=line_chart([(p.at, p.usd) for p in series]))
 
     # --- API keys ------------------------------------------------------------------------------
 
@@ -395,7 +396,7 @@ class Pages:
         request, core = visit.request, visit.core
         cursor = request.query_params.get("cursor") or None
         page = await backend.list_keys(core, visit.principal, cursor)
-        accounts, _ = await backend.list_accounts(core, visit.principal, None, limit=100)
+        accounts, _ = await backend.list_accounts(core, visit.principal, None, limit=100, balances=False)
         return self.page(request, visit, "keys.html", status, keys=page.items, next_cursor=page.next_cursor,
                          cursor=cursor, error=error, created=created, accounts=accounts.items,
                          kinds=list(KeyKind), scopes=list(scope_rules.BASE), values=_safe_values(form),
