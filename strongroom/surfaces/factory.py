@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from fastapi.dependencies.models import Dependant
     from pydantic import BaseModel
 
+    from strongroom.auth.pipeline import Authenticator
     from strongroom.core import Core
 
 log = logging.getLogger("strongroom.http")
@@ -365,6 +367,7 @@ class AuthGate:
             if self.guard is not None:
                 self.guard(core, principal, scope.get("path_params", {}))
         except Exception as exc:  # noqa: BLE001 - every failure is answered in the surface's shape
+            await core.auth.release(facts)  # a signature claimed for a request refused: usable again
             response = self.surface_app.error_response(scope, exc)
             error = domain_error(exc)
             if isinstance(error, Forbidden) and state.get("principal") is not None:
@@ -373,7 +376,33 @@ class AuthGate:
             return
         if body:
             receive = _replay(body[0], receive)
-        await self.app(scope, receive, send)
+        if facts.replay is None:
+            await self.app(scope, receive, send)
+        else:
+            await _settle(self.app, scope, receive, send, facts, core.auth)
+
+
+async def _settle(app: ASGIApp, scope: Scope, receive: Receive, send: Send, facts: RequestFacts,
+                  auth: Authenticator) -> None:
+    """Run ``app`` for a request that claimed its signature: an error answer (4xx, 5xx, or none)
+    gives the claim up before the answer leaves, so that the client's retry of the same signed
+    request is not refused as a replay; a success keeps it (a later replay is refused)."""
+    answered = False
+
+    async def watch(message: Message) -> None:
+        nonlocal answered
+        if message["type"] == "http.response.start":
+            answered = True
+            if message["status"] >= 400:
+                await auth.release(facts)
+        await send(message)
+
+    try:
+        await app(scope, receive, watch)
+    finally:
+        if not answered:
+            with anyio.CancelScope(shield=True):
+                await auth.release(facts)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

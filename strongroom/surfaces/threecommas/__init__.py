@@ -29,6 +29,7 @@ from strongroom.auth.schemes.signed import SAFE_METHODS
 from strongroom.errors import (
     AccountExists,
     AlreadyConnected,
+    AmbiguousCredentials,
     BadRequest,
     Conflict,
     CredentialsRejected,
@@ -116,6 +117,7 @@ ERRORS = ErrorTable(
     rules={
         DomainError: Rule(message=capitalized),
         BadRequest: Rule(400, "bad_request", message=capitalized),
+        AmbiguousCredentials: Rule(400, "ambiguous_credentials", message=capitalized),
         ValidationFailed: INVALID_RECORD,
         AlreadyConnected: INVALID_RECORD,
         AccountExists: INVALID_RECORD,
