@@ -189,7 +189,7 @@ class RateLimiter:
             log.warning("readiness: redis check failed: %s", type(exc).__name__)
             return False
 
-    async def claim_once(self, key: str, ttl_seconds: int) -> str | None:
+    async def claim_once(self, key: str, ttl_seconds: int) -> str | float | None:
         """Claim ``key`` for ``ttl_seconds``: return a token the first time (pass it to
         :meth:`release` to give the claim up), None while the key is claimed (a replay).
 
@@ -203,7 +203,7 @@ class RateLimiter:
             return token if claimed else None
         return self.claim_once_local(key, ttl_seconds)
 
-    def claim_once_local(self, key: str, ttl_seconds: int) -> str | None:
+    def claim_once_local(self, key: str, ttl_seconds: int) -> float | None:
         """:meth:`claim_once` without Redis (``local`` is True): synchronous."""
         now = time.monotonic()
         seen, order = self._seen, self._seen_order
@@ -216,15 +216,14 @@ class RateLimiter:
             return None
         seen[key] = until = now + ttl_seconds
         order.append((until, key))
-        return repr(until)
+        return until  # the claim's expiry is its token (a later claim has a later one)
 
-    async def release(self, key: str, token: str) -> None:
+    async def release(self, key: str, token: str | float) -> None:
         """Give up the claim ``token`` of :meth:`claim_once` on ``key`` (not a later claim of the
         same key). Raises ServiceUnavailable (503) when Redis does not answer."""
         if self._redis is not None:
             with _store_errors():
                 await self._redis.eval(_RELEASE, 1, f"{self.namespace}:replay:{key}", token)
             return
-        until = self._seen.get(key)
-        if until is not None and repr(until) == token:
+        if self._seen.get(key) == token:
             del self._seen[key]  # its entry in _seen_order is skipped when it comes up

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
+    from strongroom.crypto.tokens import Hasher
     from strongroom.enums import AuthMethod
     from strongroom.principal import Principal
     from strongroom.services.apikeys import KeyRecord
@@ -35,16 +37,14 @@ class KeyDirectory(Protocol):
         """Return the record of ``key_id`` (None if unknown), from the cache unless ``fresh``."""
         ...
 
-    def token_hash(self, secret: str) -> str:
-        """Return the peppered hash a bearer key's secret is stored and looked up by."""
+    @property
+    def hasher(self) -> Hasher:
+        """The peppered hashes a bearer key's secret is stored and looked up by (``hasher.token``)."""
         ...
 
-    def knows_hash(self, digest: str) -> bool:
-        """Return True if ``digest`` was looked up recently (a known digest is a well-formed key)."""
-        ...
-
-    def cached_key_id_for_hash(self, digest: str) -> str | None:
-        """Return the key id indexed for ``digest`` without waiting (None if not cached or unknown)."""
+    @property
+    def hash_index(self) -> Mapping[str, str | None]:
+        """The bearer-secret digests looked up recently, and their key ids (None: no such key)."""
         ...
 
     async def key_id_for_hash(self, digest: str) -> str | None:

@@ -57,13 +57,6 @@ class RawHeaders(Mapping[str, str]):
             index = self._index = dict(reversed(self._raw))
         return name.encode("latin-1") in index
 
-    def count_among(self, names: frozenset[bytes]) -> int:
-        """Return how many of ``names`` (lower-case, encoded) the request carries."""
-        index = self._index
-        if index is None:
-            index = self._index = dict(reversed(self._raw))
-        return len(names.intersection(index))
-
     def __iter__(self) -> Iterator[str]:
         return iter(dict.fromkeys(k.decode("latin-1") for k, _ in self._raw))
 
@@ -94,7 +87,7 @@ class RequestFacts:
         # the rate-limit window the request was counted in (the key's, else the client IP's): headers
         self.ratelimit: tuple[int, int, int] | None = None
         # the signature this request claimed (replay key, claim token): given up if the request fails
-        self.replay: tuple[str, str] | None = None
+        self.replay: tuple[str, str | float] | None = None
         self._authorization: tuple[str, str] | None = None
         self._body_reader = body_reader
 
@@ -111,8 +104,12 @@ class RequestFacts:
         example a bearer key in Authorization and another in X-API-Key. The same value sent twice
         (a bearer key in both) is one credential."""
         headers = self.headers
-        if isinstance(headers, RawHeaders) and headers.count_among(_CREDENTIAL_NAMES) < 2:
-            return False  # the common case: one credential header at most
+        if type(headers) is RawHeaders:  # the common case, inline: one credential header at most
+            index = headers._index
+            if index is None:
+                index = headers._index = dict(reversed(headers._raw))
+            if len(_CREDENTIAL_NAMES.intersection(index)) < 2:
+                return False
         values = set()
         for name in CREDENTIAL_HEADERS:
             value = self.authorization[1] if name == "authorization" else (headers.get(name) or "").strip()

@@ -65,6 +65,7 @@ class Authenticator:
         self.window_ms = settings.signature_window_seconds * 1000
         self.replay_ttl = 2 * settings.signature_window_seconds + 1
         self.key_prefix = keys.prefix
+        self.hasher = keys.hasher
         self.per_ip, self.per_key = settings.rate_limit_per_ip, settings.rate_limit_per_key
         self.fail_per_ip, self.fail_per_key = settings.auth_failures_per_ip, settings.auth_failures_per_key
         # addresses whose failures are never budgeted (trusted backends)
@@ -210,7 +211,7 @@ class Authenticator:
         if key is None or record is None:
             return
         limiter = self.limiter
-        token = (limiter.claim_once_local(key, self.replay_ttl) if limiter.local
+        token: str | float | None = (limiter.claim_once_local(key, self.replay_ttl) if limiter.local
                  else await limiter.claim_once(key, self.replay_ttl))
         if token is None:
             raise refused_key(RefusalReason.REPLAYED_SIGNATURE, record, invalid_signature())
@@ -247,21 +248,6 @@ class Authenticator:
         record = await to_thread.run_sync(self.keys.load_record, key_id)
         self.records[key_id] = record
         return record
-
-    def token_hash(self, secret: str) -> str:
-        """Return the peppered hash of a bearer key's secret."""
-        return self.keys.hasher.token(secret)
-
-    def knows_hash(self, digest: str) -> bool:
-        """Return True if ``digest`` is in the hash index (looked up recently)."""
-        return digest in self.hash_index
-
-    def cached_key_id_for_hash(self, digest: str) -> str | None:
-        """Return the key id indexed for ``digest`` without waiting (None if not cached or unknown)."""
-        try:
-            return self.hash_index[digest]
-        except KeyError:
-            return None
 
     async def key_id_for_hash(self, digest: str) -> str | None:
         """Return the id of the bearer key whose (current or in-grace) secret hashes to ``digest``."""

@@ -34,17 +34,23 @@ def token_hash(secret: str) -> str:
     return hashlib.sha256(b"pepper" + secret.encode()).hexdigest()
 
 
+class FakeHasher:
+    def token(self, secret: str) -> str:
+        return token_hash(secret)
+
+
 class FakeDirectory:
     """An in-memory KeyDirectory that counts what would be database work."""
 
     window_ms = 5000
     key_prefix = PREFIX
+    hasher = FakeHasher()
 
     def __init__(self) -> None:
         self.records: dict[str, KeyRecord] = {}
         self.by_hash: dict[str, str] = {}
         self.cache: dict[str, KeyRecord | None] = {}  # what a process has seen recently
-        self.hash_cache: dict[str, str | None] = {}
+        self.hash_index: dict[str, str | None] = {}  # digests looked up recently
         self.passwords: dict[str, str] = {}
         self.sessions: dict[str, UserSnapshot] = {}
         self.cached_sessions: dict[str, UserSnapshot] = {}
@@ -74,20 +80,11 @@ class FakeDirectory:
         record = self.cache[key_id] = self.records.get(key_id)
         return record
 
-    def token_hash(self, secret: str) -> str:
-        return token_hash(secret)
-
-    def knows_hash(self, digest: str) -> bool:
-        return digest in self.hash_cache
-
-    def cached_key_id_for_hash(self, digest: str) -> str | None:
-        return self.hash_cache.get(digest)
-
     async def key_id_for_hash(self, digest: str) -> str | None:
-        if digest in self.hash_cache:
-            return self.hash_cache[digest]
+        if digest in self.hash_index:
+            return self.hash_index[digest]
         self.lookups += 1
-        key_id = self.hash_cache[digest] = self.by_hash.get(digest)
+        key_id = self.hash_index[digest] = self.by_hash.get(digest)
         return key_id
 
     async def sign_in(self, username: str, password: str, client_ip: str | None, method: AuthMethod) -> Principal:

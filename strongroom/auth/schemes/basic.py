@@ -46,7 +46,7 @@ class BasicScheme(AuthScheme):
             record = await directory.record(user)
             if record is not None:
                 if record.kind == KeyKind.BEARER:
-                    ok = hash_matches(record, directory.token_hash(secret))
+                    ok = hash_matches(record, directory.hasher.token(secret))
                 elif record.kind == KeyKind.HMAC:
                     ok = any(hmac.compare_digest(s.encode(), secret.encode()) for s in hmac_secrets(record))
                 else:

@@ -44,9 +44,9 @@ class BearerKeyScheme(AuthScheme):
             token, method = (facts.headers.get(self.header or "") or "").strip(), AuthMethod.X_API_KEY
         if len(token) > 200:
             raise Refused(RefusalReason.MALFORMED_KEY)
-        digest = directory.token_hash(token)
+        digest = directory.hasher.token(token)
         # a known digest is a well-formed key: the format check only guards the database lookup
-        if not directory.knows_hash(digest) and not tokens.well_formed(token, directory.key_prefix):
+        if digest not in directory.hash_index and not tokens.well_formed(token, directory.key_prefix):
             raise Refused(RefusalReason.MALFORMED_KEY)
         key_id = await directory.key_id_for_hash(digest)
         record = (directory.cached_record(key_id) or await directory.record(key_id)) if key_id else None
@@ -62,8 +62,8 @@ class BearerKeyScheme(AuthScheme):
         token, method = self._token(facts)
         if len(token) > 200:
             return None
-        digest = directory.token_hash(token)
-        key_id = directory.cached_key_id_for_hash(digest)
+        digest = directory.hasher.token(token)
+        key_id = directory.hash_index.get(digest)
         record = directory.cached_record(key_id) if key_id else None
         if record is None or not hash_matches(record, digest):
             return None
