@@ -51,6 +51,11 @@ class KeyDirectory(Protocol):
         """Return the id of the bearer key whose (current or in-grace) secret hashes to ``digest``."""
         ...
 
+    def vouched(self, digest: str) -> bool:
+        """Return True if ``digest`` (the hash of a bearer key's secret or of an access token)
+        resolved to a live key or session recently: worth verifying again (a memory lookup)."""
+        ...
+
     async def sign_in(self, username: str, password: str, client_ip: str | None, method: AuthMethod) -> Principal:
         """Return the principal of a user's password; raise Unauthenticated if it does not hold."""
         ...

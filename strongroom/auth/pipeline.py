@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("strongroom.auth")
 
+# How long a bearer secret or access token that resolved stays worth verifying for an address
+# that spent its failure budget (a failure window is at most this long in practice).
+VOUCHED_SECONDS = 3600
+
 
 class Authenticator:
     """Authenticates requests with the schemes a surface accepts; owns the key-record cache.
@@ -76,6 +80,9 @@ class Authenticator:
         ttl, size = settings.key_cache_ttl_seconds, settings.key_cache_size
         self.records: TTLCache[str, KeyRecord | None] = TTLCache(maxsize=size, ttl=ttl)
         self.hash_index: TTLCache[str, str | None] = TTLCache(maxsize=size, ttl=ttl)
+        # digests of bearer secrets and access tokens that resolved to a live key or session: what an
+        # address that spent its failure budget may still try (filled on the database path only)
+        self.known: TTLCache[str, bool] = TTLCache(maxsize=size, ttl=VOUCHED_SECONDS)
         keys.listeners.append(self.forget)
 
     def forget(self, key_id: str) -> None:
@@ -117,16 +124,13 @@ class Authenticator:
             if not scheme.claims(facts):
                 continue
             try:
-                if spent is None:
-                    if scheme.reads_body:
-                        await facts.read_body()
-                    claim = await scheme.authenticate(facts, self)
-                else:
-                    # over the failure budget: only what verifies from memory passes (a NAT's other users)
-                    cached = scheme.verify_cached(facts, self)
-                    if cached is None:
-                        raise spent
-                    claim = cached
+                if spent is not None and not scheme.vouched(facts, self):
+                    # over the failure budget: only credentials that verified recently are worth
+                    # verifying (the other users behind a NAT); nothing expensive for the rest
+                    raise spent
+                if scheme.reads_body:
+                    await facts.read_body()
+                claim = await scheme.authenticate(facts, self)
                 principal = claim.principal
                 if principal is None:
                     if claim.replay_key is not None:
@@ -257,7 +261,13 @@ class Authenticator:
             pass
         key_id = await to_thread.run_sync(self.keys.find_key_id_by_secret_hash, digest)
         self.hash_index[digest] = key_id
+        if key_id is not None:
+            self.known[digest] = True
         return key_id
+
+    def vouched(self, digest: str) -> bool:
+        """Return True if ``digest`` resolved to a key or session in the last VOUCHED_SECONDS."""
+        return digest in self.known
 
     async def sign_in(self, username: str, password: str, client_ip: str | None, method: AuthMethod) -> Principal:
         """Return the principal of a user's password (UserService.sign_in)."""
@@ -269,7 +279,10 @@ class Authenticator:
 
     async def session(self, access_token: str) -> UserSnapshot | None:
         """Return the user of a live access token (SessionService.resolve, in a worker thread)."""
-        return await to_thread.run_sync(self.sessions.resolve, access_token)
+        snap = await to_thread.run_sync(self.sessions.resolve, access_token)
+        if snap is not None:
+            self.known[self.hasher.token(access_token)] = True
+        return snap
 
     # --- admission -----------------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ class FakeDirectory:
         self.sessions: dict[str, UserSnapshot] = {}
         self.cached_sessions: dict[str, UserSnapshot] = {}
         self.lookups = 0  # database reads
+        self.known: set[str] = set()  # digests that resolved to a key or session
 
     # --- set-up
     def add(self, kind: KeyKind, *, secret: str | None = None) -> KeyRecord:
@@ -85,7 +86,12 @@ class FakeDirectory:
             return self.hash_index[digest]
         self.lookups += 1
         key_id = self.hash_index[digest] = self.by_hash.get(digest)
+        if key_id is not None:
+            self.known.add(digest)
         return key_id
+
+    def vouched(self, digest: str) -> bool:
+        return digest in self.known
 
     async def sign_in(self, username: str, password: str, client_ip: str | None, method: AuthMethod) -> Principal:
         self.lookups += 1
@@ -101,6 +107,7 @@ class FakeDirectory:
         snap = self.sessions.get(access_token)
         if snap is not None:
             self.cached_sessions[access_token] = snap
+            self.known.add(token_hash(access_token))
         return snap
 
 
@@ -121,20 +128,21 @@ def test_the_fake_is_a_key_directory() -> None:
 
 # --- bearer keys ------------------------------------------------------------------------------------
 
-def test_bearer_key_claims_its_record_then_verifies_from_memory() -> None:
+def test_bearer_key_claims_its_record_and_is_vouched_for_once_it_resolved() -> None:
     directory, scheme = FakeDirectory(), BearerKeyScheme()
     secret = tokens.new_token(PREFIX)
     record = directory.add(KeyKind.BEARER, secret=secret)
     request = facts({"Authorization": f"Bearer {secret}"})
     assert scheme.claims(request)
-    assert scheme.verify_cached(request, directory) is None  # not seen yet: would need the database
+    assert not scheme.vouched(request, directory)  # never resolved: not worth a database lookup
     claim = run(scheme.authenticate(request, directory))
     assert isinstance(claim, Claim) and claim.record is record and claim.method == AuthMethod.BEARER_KEY
     assert claim.principal is None and claim.replay_key is None  # the pipeline admits it
     lookups = directory.lookups
-    cached = scheme.verify_cached(facts({"X-API-Key": secret}), directory)
-    assert cached is not None and cached.record is record and cached.method == AuthMethod.X_API_KEY
-    assert directory.lookups == lookups
+    assert scheme.vouched(facts({"X-API-Key": secret}), directory) and directory.lookups == lookups
+    other = tokens.new_token(PREFIX)
+    assert run(scheme.authenticate(facts({"X-API-Key": other}), directory)).record is None  # unknown
+    assert not scheme.vouched(facts({"X-API-Key": other}), directory)  # an unknown key is never vouched for
 
 
 def test_bearer_key_refusals() -> None:
@@ -144,7 +152,7 @@ def test_bearer_key_refusals() -> None:
     assert refused.value.reason == RefusalReason.MALFORMED_KEY and directory.lookups == 0
     unknown = run(scheme.authenticate(facts({"Authorization": f"Bearer {tokens.new_token(PREFIX)}"}), directory))
     assert unknown.record is None  # an unknown key: the pipeline's admission refuses it
-    assert scheme.verify_cached(facts({"Authorization": "Bearer x" * 300}), directory) is None
+    assert not scheme.vouched(facts({"Authorization": "Bearer x" * 300}), directory)
 
 
 # --- Basic ------------------------------------------------------------------------------------------
@@ -170,20 +178,20 @@ def test_basic_with_a_key_or_a_password() -> None:
     with pytest.raises(Refused) as refused:
         run(scheme.authenticate(facts({"Authorization": "Basic !!!"}), directory))
     assert refused.value.reason == RefusalReason.MALFORMED_BASIC
-    assert scheme.verify_cached(basic("alice", "pw"), directory) is None  # a password is never cheap
+    assert not scheme.vouched(basic("alice", "pw"), directory)  # a password is never cheap to verify
 
 
 # --- access tokens ----------------------------------------------------------------------------------
 
-def test_access_token_resolves_then_verifies_from_memory() -> None:
+def test_access_token_resolves_then_is_vouched_for() -> None:
     directory, scheme = FakeDirectory(), AccessTokenScheme("sra")
     directory.sessions["sra_good"] = USER
     request = facts({"Authorization": "Bearer sra_good"})
     assert scheme.claims(request) and not scheme.claims(facts({"Authorization": "Bearer sr_x"}))
-    assert scheme.verify_cached(request, directory) is None
+    assert not scheme.vouched(request, directory)
     claim = run(scheme.authenticate(request, directory))
     assert claim.principal is not None and claim.principal.scheme == AuthMethod.ACCESS_TOKEN
-    assert scheme.verify_cached(request, directory) is not None
+    assert scheme.vouched(request, directory)
     with pytest.raises(Refused) as refused:
         run(scheme.authenticate(facts({"Authorization": "Bearer sra_bad"}), directory))
     assert refused.value.reason == RefusalReason.INVALID_ACCESS_TOKEN
@@ -206,7 +214,7 @@ def test_native_signature_claims_its_record_and_names_its_replay_key() -> None:
     # the same signature in upper-case hex is the same signature: the same replay key
     upper = {**headers, "SR-ACCESS-SIGNATURE": headers["SR-ACCESS-SIGNATURE"].upper()}
     assert run(NATIVE.authenticate(facts(upper), directory)).replay_key == claim.replay_key
-    assert NATIVE.verify_cached(facts(headers), directory) is None  # signatures are never "cheap"
+    assert not NATIVE.vouched(facts(headers), directory)  # signatures are never cheap to verify
     for bad, reason in ((native_headers(record.key_id, "wrong", "GET", "/v1/me"), RefusalReason.BAD_SIGNATURE),
                         (native_headers(record.key_id, "s3cret", "GET", "/v1/me", stamp="1"),
                          RefusalReason.STALE_TIMESTAMP),

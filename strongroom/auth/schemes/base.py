@@ -63,11 +63,11 @@ class AuthScheme(ABC):
     async def authenticate(self, facts: RequestFacts, directory: KeyDirectory) -> Claim:
         """Return what ``facts``'s credentials establish; raise :class:`Refused` if they do not hold."""
 
-    def verify_cached(self, facts: RequestFacts, directory: KeyDirectory) -> Claim | None:
-        """Return the claim of ``facts`` if it verifies from memory alone (no database, no password
-        hashing, no public-key operation), else None: what a client whose address spent its failure
-        budget may still use. The default: nothing verifies cheaply."""
-        return None
+    def vouched(self, facts: RequestFacts, directory: KeyDirectory) -> bool:
+        """Return True if ``facts``'s credentials verified recently (a cheap memory check: no database,
+        no password hashing, no public-key operation), so that verifying them again is worth it
+        even for an address that spent its failure budget. The default: never."""
+        return False
 
     def openapi(self) -> dict[str, dict[str, Any]]:
         """Return this scheme's OpenAPI security scheme objects, by name."""
