@@ -132,6 +132,31 @@ def test_a_failed_write_leaves_its_signature_usable_on_every_server(two_servers,
         assert sorted(statuses) == [201] + [401] * 5
 
 
+def test_a_spent_ip_failure_budget_in_redis_still_admits_known_bearer_keys(server, users, redis_url):
+    """The per-IP failure budget counted in Redis: past it, a bearer key this process saw valid
+    still passes; an unknown key is 429 (a limit spelt uniquely per run: Redis outlives the test)."""
+    import random
+    import time
+
+    budget = random.randint(5, 500)
+    srv = start_server(data_dir=server.settings.data_dir, database_url=server.settings.database_url,
+                       auth_failures_per_ip=f"{budget}/hour")
+    try:
+        assert srv.settings.redis_url == redis_url
+        _, key = _key(srv, users)
+        good = {"Authorization": f"Bearer {key['secret']}"}
+        with srv.client() as c:
+            assert c.get("/v1/me", headers=good).status_code == 200
+            codes = [c.get("/v1/me", headers={"X-API-Key": f"sr_{uuid.uuid4().hex}"}).status_code
+                     for _ in range(budget + 2)]
+            assert codes[:budget] == [401] * budget and set(codes[budget:]) == {429}, codes
+            time.sleep(1.1)
+            assert c.get("/v1/me", headers=good).status_code == 200
+            assert c.get("/v1/me", headers={"X-API-Key": f"sr_{uuid.uuid4().hex}"}).status_code == 429
+    finally:
+        srv.stop()
+
+
 def test_control_in_memory_limits_are_per_process(server, users, monkeypatch):
     """Without Redis each process counts alone, so the shared 429 above really comes from Redis."""
     monkeypatch.delenv("STRONGROOM_REDIS_URL", raising=False)
