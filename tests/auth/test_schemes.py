@@ -16,7 +16,7 @@ from typing import Any, Literal
 import pytest
 
 from strongroom.auth.directory import Claim, KeyDirectory
-from strongroom.auth.facts import RawHeaders, RequestFacts
+from strongroom.auth.facts import CREDENTIAL_HEADERS, RawHeaders, RequestFacts
 from strongroom.auth.schemes import NATIVE, AccessTokenScheme, BasicScheme, BearerKeyScheme, Refused, threecommas
 from strongroom.crypto import tokens
 from strongroom.enums import AuthMethod, KeyKind, RefusalReason
@@ -272,3 +272,10 @@ def test_a_replay_claim_is_exclusive_until_released() -> None:
     run(limiter.release("sig", token))  # a stale release does not free a later claim
     assert limiter.claim_once_local("sig", 60) is None
     assert run(limiter.claim_once("other", 60)) is not None
+
+
+def test_the_fast_two_credential_check_spells_every_credential_header() -> None:
+    import inspect
+
+    source = inspect.getsource(RequestFacts.ambiguous)
+    assert all(f'b"{name}" in index' in source for name in CREDENTIAL_HEADERS)
