@@ -14,11 +14,18 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from strongroom.crypto.tokens import Hasher
     from strongroom.enums import AuthMethod
     from strongroom.principal import Principal
     from strongroom.services.apikeys import KeyRecord
     from strongroom.services.users import UserSnapshot
+
+
+class TokenHasher(Protocol):
+    """The peppered hash bearer secrets and access tokens are stored and looked up by."""
+
+    def token(self, secret: str) -> str:
+        """Return the hash of ``secret``."""
+        ...
 
 
 class KeyDirectory(Protocol):
@@ -38,7 +45,7 @@ class KeyDirectory(Protocol):
         ...
 
     @property
-    def hasher(self) -> Hasher:
+    def hasher(self) -> TokenHasher:
         """The peppered hashes a bearer key's secret is stored and looked up by (``hasher.token``)."""
         ...
 

@@ -122,7 +122,7 @@ def run(coro: Any) -> Any:
 
 
 def test_the_fake_is_a_key_directory() -> None:
-    directory: KeyDirectory = FakeDirectory()  # (checked by mypy's structural typing when run over tests)
+    directory: KeyDirectory = FakeDirectory()  # (a structural check for mypy --strict over this file)
     assert isinstance(directory.window_ms, int)
 
 
