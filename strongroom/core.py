@@ -11,14 +11,14 @@ from strongroom.crypto.tokens import Hasher
 from strongroom.db import Database
 from strongroom.exchanges.catalogue import Catalogue, get_catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
+from strongroom.jobs import Housekeeping, LeaseStore, PeriodicJob
 from strongroom.metrics import Metrics
 from strongroom.ratelimit import RateLimiter
 from strongroom.services.accounts import ExchangeAccountService
 from strongroom.services.apikeys import ApiKeyService
 from strongroom.services.audit import AuditService
-from strongroom.services.balances import BalanceService
+from strongroom.services.balances import PRUNE_EVERY_SECONDS, BalanceService
 from strongroom.services.credentials import CredentialService
-from strongroom.services.housekeeping import Housekeeping
 from strongroom.services.keyrotation import KeyRotationService
 from strongroom.services.sessions import SessionService
 from strongroom.services.usage import UsageRecorder
@@ -46,7 +46,7 @@ class Core:
     key_rotation: KeyRotationService
     vault: Vault
     gateway: ExchangeGateway  # shared by every live exchange call; the app's lifespan closes it
-    housekeeping: Housekeeping  # batched writes (last_used_at, refusal counts); the app's lifespan runs it
+    housekeeping: Housekeeping  # periodic jobs (batched writes; snapshot pruning, leased); the app's lifespan runs it
     metrics: Metrics
     balances: BalanceService
     credentials: CredentialService  # stored exchange keys (Cadenza's credentials)
@@ -77,12 +77,17 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     api_keys = ApiKeyService(db, settings, audit, vault, hasher, accounts)
     usage = UsageRecorder(api_keys)
     auth = Authenticator(settings, users, sessions, api_keys, audit, limiter, usage)
-    housekeeping = Housekeeping(settings.last_used_flush_seconds, [usage.flush, audit.flush_refusals])
+    balances = BalanceService(db, settings, audit, vault, catalogue, gateway)
+    flush_every = settings.last_used_flush_seconds
+    housekeeping = Housekeeping([
+        PeriodicJob("flush-key-usage", flush_every, usage.flush),  # in-memory batches: per process
+        PeriodicJob("flush-refusal-counts", flush_every, audit.flush_refusals),
+        PeriodicJob("prune-snapshots", PRUNE_EVERY_SECONDS, balances.prune_all, leased=True),  # per deployment
+    ], LeaseStore(db))
     metrics = Metrics()
     limiter.metrics = auth.metrics = metrics
     if isinstance(gateway, ExchangeGateway):
         gateway.metrics = metrics
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions, accounts,
                 api_keys, usage, auth, KeyRotationService(vault), vault, gateway, housekeeping, metrics,
-                BalanceService(db, settings, audit, vault, catalogue, gateway),
-                CredentialService(db, audit, vault, hasher, catalogue, accounts))
+                balances, CredentialService(db, audit, vault, hasher, catalogue, accounts))
