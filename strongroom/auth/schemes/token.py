@@ -34,6 +34,8 @@ class AccessTokenScheme(AuthScheme):
             snap = await to_thread.run_sync(auth.sessions.resolve, token)
         if snap is None or snap is False:
             raise Refused(RefusalReason.INVALID_ACCESS_TOKEN)
+        if snap.disabled:
+            raise Refused(RefusalReason.DISABLED, user_id=snap.id)
         return snap.principal(client_ip=facts.client_ip, scheme=AuthMethod.ACCESS_TOKEN)
 
     def openapi(self) -> dict[str, dict[str, Any]]:
