@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from strongroom.auth.pipeline import Authenticator
 from strongroom.crypto.envelope import Envelope
 from strongroom.crypto.keyring import KeyProvider, load_provider
 from strongroom.crypto.tokens import Hasher
+from strongroom.datastore import tighten
 from strongroom.db import Database
 from strongroom.exchanges.catalogue import Catalogue, get_catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
@@ -25,6 +27,8 @@ from strongroom.services.usage import UsageRecorder
 from strongroom.services.users import UserService
 from strongroom.services.vault import Vault
 from strongroom.settings import Settings
+
+log = logging.getLogger("strongroom")
 
 
 @dataclass
@@ -61,7 +65,11 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
 
     ``gateway`` replaces the shared ``ExchangeGateway`` (tests: any object with async ``validate`` and ``aclose``).
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tightened = tighten(settings)
+    if tightened:  # an older version made them readable by others
+        log.warning("made %d data paths private (files 0600, directory 0700): %s", len(tightened),
+                    ", ".join(str(p) for p in tightened))
     db = Database(settings.effective_database_url)
     keys = load_provider(settings.effective_master_key_file, settings.master_keys)
     envelope = Envelope(keys)

@@ -26,6 +26,9 @@ def _describe(done: Prepared) -> list[str]:
         lines = [f"upgraded database {done.database} from schema {done.before} to {done.after}"]
     else:
         lines = [f"database {done.database} is up to date (schema {done.after})"]
+    if done.tightened:
+        lines.append(f"made {len(done.tightened)} data path{'s' if len(done.tightened) != 1 else ''} private "
+                     f"(files 0600, directory 0700): {', '.join(p.name for p in done.tightened)}")
     if done.master_key_created:
         lines.append(f"created master key file {done.master_key_file} (mode 0600): back it up; "
                      "without it nothing stored can be decrypted")
@@ -72,7 +75,7 @@ def serve(
 
     settings = load_settings()
     done = datastore.prepare(settings)  # before logging is set up: its one line says what Alembic did
-    if done.before != done.after or done.master_key_created:
+    if done.before != done.after or done.master_key_created or done.tightened:
         for line in _describe(done):
             note(line)
     logs.configure(settings.log_level, settings.log_format)
