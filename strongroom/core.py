@@ -13,8 +13,8 @@ from strongroom.datastore import tighten
 from strongroom.db import Database
 from strongroom.exchanges.catalogue import Catalogue, get_catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
-from strongroom.jobs import Housekeeping, LeaseStore, PeriodicJob
-from strongroom.metrics import Metrics
+from strongroom.jobs import Housekeeping, Job, LeaseStore, PeriodicJob
+from strongroom.metrics import SYNC_SECONDS, Metrics
 from strongroom.ratelimit import RateLimiter
 from strongroom.services.accounts import ExchangeAccountService
 from strongroom.services.apikeys import ApiKeyService
@@ -87,12 +87,15 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     auth = Authenticator(settings, users, sessions, api_keys, audit, limiter, usage)
     balances = BalanceService(db, settings, audit, vault, catalogue, gateway)
     flush_every = settings.last_used_flush_seconds
-    housekeeping = Housekeeping([
+    metrics = Metrics()
+    jobs: list[Job] = [
         PeriodicJob("flush-key-usage", flush_every, usage.flush),  # in-memory batches: per process
         PeriodicJob("flush-refusal-counts", flush_every, audit.flush_refusals),
         PeriodicJob("prune-snapshots", PRUNE_EVERY_SECONDS, balances.prune_all, leased=True),  # per deployment
-    ], LeaseStore(db))
-    metrics = Metrics()
+    ]
+    if metrics.multiprocess_dir:  # serve --workers N: each worker adds its counts to the shared figures
+        jobs.append(PeriodicJob("sync-metrics", SYNC_SECONDS, metrics.sync))
+    housekeeping = Housekeeping(jobs, LeaseStore(db))
     limiter.metrics = auth.metrics = metrics
     if isinstance(gateway, ExchangeGateway):
         gateway.metrics = metrics
