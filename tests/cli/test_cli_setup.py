@@ -289,3 +289,13 @@ def test_shipped_revisions_are_read_as_alembic_reads_them():
     scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
     assert head_revision() == scripts.get_current_head()
     assert revisions() == {s.revision: s.down_revision for s in scripts.walk_revisions()}
+
+
+def test_an_unknown_variable_is_warned_about_with_the_closest_setting(fresh):
+    """Issue 22 item 8: a typo in a STRONGROOM_* name is not silently ignored (``serve``: tests/system/test_pipelines)."""
+    done = strongroom("db", "upgrade", env={**fresh.env, "STRONGROOM_PROT": "9000",
+                                         "STRONGROOM_NOTHING_LIKE_IT": "1"}).ok()
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == ["warning: STRONGROOM_NOTHING_LIKE_IT is not a Strongroom setting and is ignored",
+                        ("warning: STRONGROOM_PROT is not a Strongroom setting and is ignored "
+                         "(did you mean STRONGROOM_PORT?)")]
