@@ -45,7 +45,9 @@ class PeriodicJob:
 
 
 class Housekeeping:
-    """Runs ``jobs`` each every ``job.interval`` seconds in a worker thread while started.
+    """Runs ``jobs`` each every ``job.interval`` seconds in a worker thread while started (a leased job
+    also tries once at start: restarts more frequent than its interval do not starve it, and its lease
+    keeps it to once per interval anyway).
 
     Per-process jobs also run once more at :meth:`stop`, so nothing batched is lost at shutdown.
     A leased job runs only when this process takes its lease (``leases``) for the interval; with
@@ -76,6 +78,8 @@ class Housekeeping:
                 self.run_job(job)
 
     async def _loop(self, job: Job) -> None:
+        if job.leased:  # a first try at start: the lease says whether the deployment ran it within the interval
+            await to_thread.run_sync(self.run_job, job)
         while True:
             await asyncio.sleep(job.interval)
             await to_thread.run_sync(self.run_job, job)

@@ -90,3 +90,22 @@ def test_an_explicit_flush_waits_for_the_flush_in_flight(make_core):
                                      .where(KeyUsage.key_id == key.key_id))
         periodic.result(30)
     assert written == 3
+
+
+def test_started_runners_try_a_leased_job_at_once_and_flush_at_stop(make_core):
+    import asyncio
+
+    core = make_core()
+    runs: list[str] = []
+    name = f"start-{uuid.uuid4().hex[:8]}"
+
+    async def life(hk: Housekeeping) -> None:
+        hk.start()
+        await asyncio.sleep(0.5)
+        await hk.stop()
+
+    for _ in range(2):  # a restart within the interval: the lease keeps it to one run
+        hk = Housekeeping([PeriodicJob(name, 3600, lambda: runs.append("leased"), leased=True),
+                           PeriodicJob("flush", 3600, lambda: runs.append("flush"))], LeaseStore(core.db))
+        asyncio.run(life(hk))
+    assert runs == ["leased", "flush", "flush"]
