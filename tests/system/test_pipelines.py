@@ -91,9 +91,11 @@ def _healthz_total(text: str) -> float:
 
 
 def test_metrics_under_two_workers_sum_both_and_never_go_back(fresh_env):
-    server = ServeProcess(clean_env({**fresh_env, "STRONGROOM_METRICS_ENABLED": "true"}), args=["--workers", "2"])
+    # two spawned workers each import the whole app: slow on a loaded 2-core machine
+    server = ServeProcess(clean_env({**fresh_env, "STRONGROOM_METRICS_ENABLED": "true"}), args=["--workers", "2"],
+                          timeout=120)
     try:
-        ready = time.monotonic() + 30
+        ready = time.monotonic() + 60
         while httpx.get(server.url + "/readyz", timeout=5).status_code != 200:  # both workers up
             assert time.monotonic() < ready
             time.sleep(0.1)
