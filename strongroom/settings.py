@@ -7,8 +7,11 @@ settings carry secrets).
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import os
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import UnionType
@@ -92,6 +95,9 @@ class Settings(BaseSettings):
     auth_failures_per_ip: str = Field(
         "60/minute", description="Failed authentications (any scheme, and refused refresh tokens) per client IP "
                                  "before that IP is answered 429 until the window ends.")
+    auth_failure_exempt_networks: list[str] = Field(
+        default_factory=list, description="CIDRs of trusted backends whose failed authentications are never "
+                                          "counted against a per-IP budget (never answered 429 for them).")
     auth_failures_per_key: str = Field(
         "300/minute", description="Failed authentications naming one key id before further failures for that key "
                                   "are answered 429 (its valid requests still pass).")
@@ -110,7 +116,7 @@ class Settings(BaseSettings):
         None, pattern=r"^https?://", description="The URL users reach Strongroom at (behind a proxy): an https one "
         "makes the console's session cookie Secure.")
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "auth_failure_exempt_networks")
     @classmethod
     def _valid_cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:
@@ -232,6 +238,22 @@ def load_settings(**overrides: Any) -> Settings:
         field = match.group(1) if match else ""
         what = allowed(field) or "valid JSON"
         raise SettingsError(f"{env_name(field) if field else 'a STRONGROOM_ variable'} must be {what}") from None
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Return one warning per ``STRONGROOM_*`` variable of ``environ`` (default: this process's) that is
+    no setting, naming the closest known one when there is one (a typo is otherwise silently ignored)."""
+    environ = os.environ if environ is None else environ
+    known = [name.upper() for name in Settings.model_fields]  # compared without the prefix they all share
+    warnings = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.removeprefix(ENV_PREFIX) in known:
+            continue
+        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), known, n=1, cutoff=0.6)
+        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
+        warnings.append(f"{name} is not a Strongroom setting and is ignored{hint}")
+    return warnings
 
 
 @lru_cache
