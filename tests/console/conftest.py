@@ -88,9 +88,10 @@ def console(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             drop_pg_schema(schema)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium driven by Playwright (no browser download)."""
+    """Debian's Chromium driven by Playwright (no browser download). Module-scoped: Playwright's sync API runs
+    an event loop in this thread while it is started, and later tests call ``asyncio.run``."""
     if shutil.which(CHROMIUM) is None:
         message = "CHROMIUM NOT INSTALLED: the console's browser tests did not run (apt-get install chromium)"
         if os.environ.get("CI", "").lower() == "true":
