@@ -369,19 +369,19 @@ class BalanceService:
         btc_sum = sum((v[1] for v in last.values()), Decimal(0))
         points: list[HistoryPoint] = []
         bucket: int | None = None
+        last_at: datetime | None = None
         for account_id, at, usd, btc in rows:
-            at = _utc(at)
+            this = int(at.timestamp()) // bucket_seconds  # TZDateTime: aware UTC
+            if this != bucket and last_at is not None:
+                points.append(HistoryPoint(at=_utc(last_at), usd=usd_sum, btc=btc_sum))  # a bucket's last state
+            bucket, last_at = this, at
+            new_usd, new_btc = Decimal(usd), Decimal(btc)
             old_usd, old_btc = last.get(account_id, (Decimal(0), Decimal(0)))
-            last[account_id] = (Decimal(usd), Decimal(btc))
-            usd_sum += last[account_id][0] - old_usd
-            btc_sum += last[account_id][1] - old_btc
-            this = int(at.timestamp()) // bucket_seconds
-            point = HistoryPoint(at=at, usd=usd_sum, btc=btc_sum)
-            if this == bucket:
-                points[-1] = point  # a bucket shows its last state
-            else:
-                points.append(point)
-            bucket = this
+            last[account_id] = (new_usd, new_btc)
+            usd_sum += new_usd - old_usd
+            btc_sum += new_btc - old_btc
+        if last_at is not None:
+            points.append(HistoryPoint(at=_utc(last_at), usd=usd_sum, btc=btc_sum))
         return points
 
     # --- live loads -----------------------------------------------------------------------------
