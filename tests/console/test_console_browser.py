@@ -275,3 +275,27 @@ def _operator() -> Any:
     from strongroom.principal import Principal
 
     return Principal(user_id=0, username="operator", is_admin=True)
+
+
+def test_the_core_forms_work_without_javascript(browser: Any, console: Console) -> None:
+    context = browser.new_context(java_script_enabled=False, base_url=console.url)
+    page = context.new_page()
+    try:
+        sign_in(page, *console.user())
+        # without htmx the exchange's fields come from a plain GET ("Show its fields")
+        page.goto("/console/accounts?exchange=okx")
+        page.get_by_label("Passphrase").fill("demo-okx-passphrase")
+        page.get_by_label("API key").fill("demo-okx-key")
+        page.get_by_label("Secret").fill("demo-okx-secret")
+        page.get_by_role("button", name="Connect account").click()
+        page.get_by_text("Account connected.").wait_for()
+        page.get_by_role("button", name="Refresh balances").click()
+        page.get_by_text("Balances loaded from the exchange.").wait_for()
+        page.goto("/console/keys")
+        page.get_by_label("Name").fill("no script")
+        page.get_by_role("button", name="Create key").click()
+        assert page.get_by_test_id("new-secret").input_value().startswith("sr_")
+        page.get_by_role("button", name="Sign out").click()
+        page.get_by_role("button", name="Sign in").wait_for()
+    finally:
+        context.close()

@@ -5,6 +5,7 @@ ending the session on the server, escaping, the lazy import and the switch."""
 from __future__ import annotations
 
 import hashlib
+import re
 import os
 import subprocess
 import sys
@@ -224,3 +225,23 @@ def test_no_inline_script_or_style_in_the_templates() -> None:
         assert not re.search(r"\sstyle=|<style", text), template.name
         assert not re.search(r"\son[a-z]+=", text), template.name
     assert CSRF.pattern
+
+
+def test_every_list_pages(console: Console) -> None:
+    username, password = console.user(admin=True)
+    client = console.signed_in(username, password)
+    from strongroom.principal import Principal
+
+    user = console.server.core.users.by_username(Principal(user_id=0, username="op", is_admin=True), username)  # type: ignore[attr-defined]
+    owner = Principal(user_id=user.id, username=username, is_admin=True)
+    names = [f"paged key {n:02d}" for n in range(30)]
+    for name in names:
+        console.server.core.api_keys.create(owner, name=name)  # type: ignore[attr-defined]
+    first = client.get("/console/keys").text
+    nxt = re.search(r'href="(/console/keys\?cursor=[^"]+)">Next page', first)
+    assert nxt, "no next page link"
+    second = client.get(nxt.group(1).replace("&amp;", "&")).text
+    shown = [n for n in names if f">{n}<" in first] + [n for n in names if f">{n}<" in second]
+    assert sorted(shown) == names and "Next page" not in second and "First page" in second
+    audit = client.get("/console/audit?action=api_key.create").text  # 30 events: two pages
+    assert "Next page" in audit and "cursor=" in audit and "action=api_key.create&amp;cursor=" in audit
