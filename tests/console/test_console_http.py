@@ -5,8 +5,8 @@ ending the session on the server, escaping, the lazy import and the switch."""
 from __future__ import annotations
 
 import hashlib
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
