@@ -245,3 +245,23 @@ def test_every_list_pages(console: Console) -> None:
     assert sorted(shown) == names and "Next page" not in second and "First page" in second
     audit = client.get("/console/audit?action=api_key.create").text  # 30 events: two pages
     assert "Next page" in audit and "cursor=" in audit and "action=api_key.create&amp;cursor=" in audit
+
+
+def test_audit_filters_by_user_outcome_and_time(console: Console) -> None:
+    target, _ = console.user()
+    with console.client() as stranger:
+        token = csrf_of(stranger.get("/console/sign-in").text)
+        stranger.post("/console/sign-in", data={"username": target, "password": "not-it-at-all", "csrf": token})
+    admin = console.signed_in(*console.user(admin=True))
+    page = admin.get("/console/audit", params={"user": target}).text
+    rows = re.findall(r"<code>([a-z_.]+)</code></td>", page)
+    assert rows == ["auth.sign_in"] and ">failed<" in page  # only the target's own events
+    assert "<code>auth.sign_in</code>" not in admin.get(
+        "/console/audit", params={"user": target, "outcome": "ok"}).text
+    assert "No events match." in admin.get("/console/audit", params={"user": target, "to": "2000-01-01T00:00"}).text
+    assert "<code>auth.sign_in</code>" in admin.get(
+        "/console/audit", params={"user": target, "from": "2000-01-01T00:00"}).text
+    assert admin.get("/console/audit", params={"user": "nobody-by-this-name"}).status_code == 404
+    # a user who is not an admin sees only their own events, whatever they ask for
+    own = console.signed_in(*console.user())
+    assert own.get("/console/audit", params={"user": target}).status_code == 404
