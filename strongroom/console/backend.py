@@ -7,12 +7,14 @@ capability packages, only this module changes.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from anyio import to_thread
+from cachetools import TTLCache
 
 from strongroom.core import Core
 from strongroom.enums import AuthMethod
@@ -45,7 +47,22 @@ async def sign_in(core: Core, username: str, password: str, client_ip: str | Non
     return principal, await _run(core.sessions.issue, principal)
 
 
-async def resume(core: Core, access: str, refresh: str, client_ip: str | None) -> tuple[Principal, TokenPair | None]:
+# A refresh token used twice ends its session (leak detection): two pages of one browser asking at once after
+# the access token expired would sign it out. So a renewal is made once per process and handed to the
+# requests that bring the same old refresh token within RENEWAL_SECONDS.
+RENEWAL_SECONDS = 30
+
+
+class Renewals:
+    """The renewals of one console app (its event loop): old refresh token's digest -> the new pair."""
+
+    def __init__(self) -> None:
+        self.pairs: TTLCache[str, TokenPair] = TTLCache(maxsize=10_000, ttl=RENEWAL_SECONDS)
+        self.lock = asyncio.Lock()
+
+
+async def resume(core: Core, renewals: Renewals, access: str, refresh: str,
+                 client_ip: str | None) -> tuple[Principal, TokenPair | None]:
     """Return the principal of a console session and, when its access token had expired, the session's new
     token pair (its refresh token rotated). Raises Unauthenticated when the session is over."""
     cached = core.sessions.resolve_cached(access)
@@ -54,7 +71,12 @@ async def resume(core: Core, access: str, refresh: str, client_ip: str | None) -
         return snap.principal(client_ip=client_ip, scheme=AuthMethod.CONSOLE), None
     if not refresh:
         raise Unauthenticated("the session is over")
-    pair = await _run(core.sessions.refresh, refresh, client_ip)
+    digest = core.hasher.token(refresh)
+    async with renewals.lock:
+        pair = renewals.pairs.get(digest)
+        if pair is None:
+            pair = await _run(core.sessions.refresh, refresh, client_ip)
+            renewals.pairs[digest] = pair
     snap = await _run(core.sessions.resolve, pair.access_token)
     if snap is None:
         raise Unauthenticated("the session is over")

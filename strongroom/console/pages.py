@@ -141,6 +141,7 @@ class Pages:
         self.settings = settings
         self.env = _environment()
         self.trusted = [ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxies]
+        self.renewals = backend.Renewals()
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -192,7 +193,7 @@ class Pages:
         seed, access, refresh = parts
         core = self.core(request)
         try:
-            principal, renewed = await backend.resume(core, access, refresh, self.ip(request))
+            principal, renewed = await backend.resume(core, self.renewals, access, refresh, self.ip(request))
         except Unauthenticated:
             return None
         return Visit(request, core, principal, seed, renewed.access_token if renewed else access, renewed)
@@ -313,6 +314,9 @@ class Pages:
     async def connect(self, visit: Visit) -> Response:
         form = await visit.request.form()
         venue = self._venue(visit.core, str(form.get("exchange", "")))
+        if form.get("step") == "fields" and venue is not None:
+            # without JavaScript: the chosen exchange's fields (a POST: typed credentials never go into a URL)
+            return await self.accounts(visit, form=form)
         if venue is None:
             return await self.accounts(visit, status=422, form=form,
                                        connect_error=ValidationFailed("Choose an exchange from the list."))

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 from conftest import CSRF, Console, csrf_of
 from support import ROOT, start_server
 
@@ -265,3 +266,36 @@ def test_audit_filters_by_user_outcome_and_time(console: Console) -> None:
     # a user who is not an admin sees only their own events, whatever they ask for
     own = console.signed_in(*console.user())
     assert own.get("/console/audit", params={"user": target}).status_code == 404
+
+
+def test_pages_asked_at_once_after_expiry_keep_the_session(console: Console) -> None:
+    """Two pages asked together with an expired access token renew the session once: the second does not
+    present the used refresh token again (which would end the session as leaked)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import update
+
+    from strongroom.db import utcnow
+    from strongroom.models import AuthSession
+
+    client = console.signed_in(*console.user())
+    cookie = client.cookies["sr_console"]
+    access = cookie.split(".")[1]
+    core = console.server.core
+    with core.db.session() as session:  # type: ignore[attr-defined]
+        session.execute(update(AuthSession).where(AuthSession.access_hash == core.hasher.token(access))  # type: ignore[attr-defined]
+                        .values(access_expires_at=utcnow()))
+    core.sessions._forget([core.hasher.token(access)])  # type: ignore[attr-defined]
+
+    def visit(path: str) -> tuple[int, str]:
+        answer = httpx.get(console.url + path, headers={"Cookie": f"sr_console={cookie}"})
+        found = re.search(r"sr_console=([^;]+)", answer.headers.get("set-cookie", ""))
+        return answer.status_code, found.group(1) if found else ""
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(visit, ["/console/keys", "/console/accounts", "/console/audit", "/console/portfolio"]))
+    assert [status for status, _ in results] == [200] * 4
+    renewed = {value for _, value in results}
+    assert len(renewed) == 1 and cookie not in renewed  # one renewal, handed to all four
+    later = httpx.get(console.url + "/console/keys", headers={"Cookie": f"sr_console={renewed.pop()}"})
+    assert later.status_code == 200  # the session lives on
