@@ -101,6 +101,7 @@ class Authenticator:
                     await facts.read_body()
                 principal = await scheme.authenticate(facts, self)
             except Refused as refused:
+                facts.refusal = refused.reason
                 if self.metrics is not None:
                     self.metrics.auth[(scheme.id, refused.reason.value)] += 1
                 if refused.user_id is not None and refused.key_id is not None:  # an existing key: its usage
@@ -116,6 +117,7 @@ class Authenticator:
             if self.metrics is not None:
                 self.metrics.auth[(scheme.id, "ok")] += 1
             return principal
+        facts.refusal = RefusalReason.NO_CREDENTIALS
         if self.metrics is not None:
             self.metrics.auth[("none", RefusalReason.NO_CREDENTIALS.value)] += 1
         raise Unauthenticated("authentication required")
