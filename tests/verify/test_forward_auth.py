@@ -77,7 +77,7 @@ def fwd(proxied):
 def refused(response, status: int, reason: str) -> None:
     assert response.status_code == status, (response.status_code, response.headers, response.text)
     assert response.headers["x-strongroom-reason"] == reason
-    assert not any(h.startswith("x-strongroom-user") or h.startswith("x-strongroom-key") for h in response.headers)
+    assert not any(h.startswith(("x-strongroom-user", "x-strongroom-key")) for h in response.headers)
     assert response.json()["code"] == reason
 
 
