@@ -39,7 +39,7 @@ STRONGROOM, UPSTREAM, LISTEN = "127.0.0.1:8000", "127.0.0.1:9000", "127.0.0.1:80
 def readme_block(lang: str) -> str:
     """The first ``lang`` code block of the README's "Protect your own services" section."""
     section = README.read_text().split("## Protect your own services", 1)[1].split("\n## ", 1)[0]
-    match = re.search(rf"```{lang}\n(.*?)```", section, re.S)
+    match = re.search(rf"```{lang}\n(.*?)```", section, re.DOTALL)
     assert match, f"no {lang} block in the README's 'Protect your own services'"
     return match.group(1)
 
