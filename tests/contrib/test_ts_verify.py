@@ -63,4 +63,4 @@ def test_typescript_verify(server, client, users):
     assert out["forbidden"] == {"kind": "TradrForbiddenError", "status": 403, "isTradrError": True}
     assert out["invalid"] == {"kind": "TradrValidationError", "status": 422, "isTradrError": True}
     assert out["unreachable"] == {"kind": "TradrConnectionError", "status": 0, "isTradrError": True}
-    assert key["secret"] not in done.stdout.replace(f'"{key["secret"]}"', "")
+    assert key["secret"] not in done.stdout  # a verdict never carries a secret
