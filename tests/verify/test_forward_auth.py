@@ -10,7 +10,8 @@ import time
 import uuid
 
 import pytest
-from support import start_server
+import yaml
+from support import ROOT, start_server
 from support.signing import load_private_key, sign_hmac, sign_kalshi
 from support.threecommas import hmac_key
 
@@ -236,3 +237,15 @@ def test_a_backing_store_that_does_not_answer_is_503_with_retry_after(server, cl
             assert key["secret"] not in answer.text and time.monotonic() - started < 10
     finally:
         srv.stop()
+
+
+def test_the_readme_traefik_middleware_passes_on_every_identity_header(fwd, users):
+    section = (ROOT / "README.md").read_text().split("## Protect your own services", 1)[1].split("\n## ", 1)[0]
+    config = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    forward = config["http"]["middlewares"]["strongroom"]["forwardAuth"]
+    assert forward["address"].endswith(FORWARD)
+    key = make_key(fwd, users.create())
+    ok = fwd.get(FORWARD, headers=traefik("GET", "/x", **bearer(key["secret"])))
+    assert ok.status_code == 200
+    identity = {h for h in ok.headers if h.startswith("x-strongroom-")}
+    assert {h.lower() for h in forward["authResponseHeaders"]} == identity
