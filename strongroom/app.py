@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 
 from strongroom import logs
 from strongroom.core import Core, build_core
@@ -25,8 +25,7 @@ from strongroom.metrics import CONTENT_TYPE
 from strongroom.settings import Settings, get_settings
 from strongroom.surfaces import cadenza, kalshi, native, threecommas, tradingapp, tradr
 from strongroom.surfaces.factory import EdgeGuard, Surface, SurfaceApp, build
-from strongroom.surfaces.forward import PATH as FORWARD_PATH
-from strongroom.surfaces.forward import ForwardAuth
+from strongroom.surfaces.forward import ForwardAuth, ForwardFront
 from strongroom.surfaces.openapi import HEADERS, merged_openapi, raises
 
 log = logging.getLogger("strongroom")
@@ -145,10 +144,6 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     # The probes first, then the surfaces, then the documentation routes FastAPI registered when it
     # was created (rarely asked for: every request would otherwise walk past them).
     first = [r for r in app.router.routes if getattr(r, "path", None) in ("/healthz", "/readyz")]
-    # Forward authentication: a plain ASGI route, ahead of the surfaces (the hot path of a proxy).
-    forward = ForwardAuth(settings)
-    first += [Route(FORWARD_PATH, forward, name="forward_auth", include_in_schema=False),
-              Route(FORWARD_PATH + "/{rest:path}", forward, include_in_schema=False)]
     first += [r for r in app.router.routes if isinstance(r, Mount) and isinstance(r.app, SurfaceApp)]
     app.router.routes[:] = first + [r for r in app.router.routes if r not in first]
 
@@ -169,6 +164,9 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # Forward authentication (the hot path of a proxy) is answered before routing and FastAPI's
+    # request handling, inside the edge guard (added last: outermost).
+    app.add_middleware(ForwardFront, forward=ForwardAuth(settings))
     app.add_middleware(EdgeGuard, max_bytes=settings.max_body_bytes, surfaces=built, default=default)
     return app
 

@@ -32,6 +32,7 @@ import ipaddress
 import json
 import logging
 import re
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING
 
 from strongroom.auth.facts import RawHeaders, RequestFacts, client_ip
@@ -40,7 +41,7 @@ from strongroom.surfaces.factory import domain_error, log_unexpected
 from strongroom.verify import Reason, Verdict, Verifier, load_rules
 
 if TYPE_CHECKING:
-    from starlette.types import Receive, Scope, Send
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from strongroom.auth.facts import Network
     from strongroom.core import Core
@@ -58,6 +59,32 @@ _URI = re.compile(r"^/[\x21-\x7e]*$")
 _CHALLENGE = (b"www-authenticate", b'Bearer realm="strongroom"')
 
 
+def _in_networks(peer: str | None, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(peer or "")
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+class ForwardFront:
+    """Middleware answering ``/v1/auth/forward`` and ``/v1/auth/forward/...`` itself, ahead of the
+    application's routing and request handling (installed inside the edge guard: request id, body
+    limit and common headers still apply)."""
+
+    def __init__(self, app: ASGIApp, forward: ForwardAuth) -> None:
+        self.app = app
+        self.forward = forward
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path.startswith(PATH) and (len(path) == len(PATH) or path[len(PATH)] == "/"):
+                await self.forward(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class ForwardAuth:
     """The ASGI app of ``/v1/auth/forward`` and ``/v1/auth/forward/...`` (route it ahead of the surfaces)."""
 
@@ -66,13 +93,11 @@ class ForwardAuth:
         self.plain = settings.forward_plain_status
         self.rules = load_rules(settings.forward_rules) if settings.forward_rules else ()
         self._verifier: Verifier | None = None
-
-    def _is_trusted(self, peer: str | None) -> bool:
-        try:
-            ip = ipaddress.ip_address(peer or "")
-        except ValueError:
-            return False
-        return any(ip in net for net in self.trusted)
+        # Parsing addresses cost more than the rest of a warm verification: a proxy sends a few peers
+        # and a bounded set of client addresses, so both answers are remembered (least recently used out).
+        trusted = self.trusted
+        self._is_trusted = lru_cache(maxsize=256)(partial(_in_networks, networks=tuple(trusted)))
+        self._client_ip = lru_cache(maxsize=16_384)(lambda peer, hops: client_ip(peer, hops, trusted))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
@@ -87,8 +112,7 @@ class ForwardAuth:
             return
         method, uri = original
         path, _, query = uri.partition("?")
-        facts = RequestFacts(method, path, query, headers,
-                             client_ip=client_ip(peer, headers.get("x-forwarded-for"), self.trusted))
+        facts = RequestFacts(method, path, query, headers, client_ip=self._client_ip(peer, headers.get("x-forwarded-for")))
         verifier = self._verifier
         if verifier is None:
             core: Core = scope["app"].state.core

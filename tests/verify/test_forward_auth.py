@@ -90,6 +90,14 @@ def test_a_peer_that_is_not_a_trusted_proxy_is_refused_and_not_read(client, user
     refused(client.get(FORWARD, headers=nginx("GET", "/x", **bearer(key["secret"]))), 403, "untrusted_proxy")
 
 
+def test_only_its_own_path_is_answered_ahead_of_the_routes(fwd, users):
+    key = make_key(fwd, users.create())
+    other = fwd.get(FORWARD + "ed", headers=nginx("GET", "/x", **bearer(key["secret"])))
+    assert other.status_code == 404 and other.json()["code"] == "not_found"  # the native surface's 404
+    assert "x-strongroom-user" not in other.headers
+    assert fwd.get(FORWARD + "/", headers=nginx("GET", "/x", **bearer(key["secret"]))).status_code == 200
+
+
 def test_without_the_original_request_it_refuses(fwd, users):
     key = make_key(fwd, users.create())
     refused(fwd.get(FORWARD, headers=bearer(key["secret"])), 403, "no_original_request")
