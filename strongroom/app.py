@@ -40,6 +40,10 @@ DESCRIPTION = """Exchange-account vault and platform API keys, on six surfaces o
 * `/public/api`: 3Commas-compatible exchange accounts;
 * `/api/v3`: Cadenza-compatible trading accounts and credentials.
 
+Your own services can take Strongroom's keys too: `POST /v1/keys/verify` (a key with the `verify` scope), and
+forward authentication for nginx `auth_request`, Traefik `ForwardAuth` and Envoy `ext_authz` at `/v1/auth/forward`
+(answered by headers, not an operation of this document: see the README, "Protect your own services").
+
 Each operation lists the credentials it accepts (Authorize: an access token from `POST /v1/auth/token`, a bearer
 key as `Authorization: Bearer` or `X-API-Key`, HTTP Basic, or the signed-request headers of a key), and every
 error status it can answer in its surface's own error shape. Answers carry `X-Request-ID`; authenticated ones
