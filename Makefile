@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+MOCK_PORT ?= 8100
 
-.PHONY: run demo test bench mock-exchange migrate catalogue lint clean ts-deps
+.PHONY: run demo test test-quick bench mock-exchange migrate catalogue lint clean ts-deps
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
@@ -58,18 +59,22 @@ run: migrate
 test: $(VENV)/.test lint ts-deps
 	$(BIN)/python -m pytest -n 2 --timeout 300 $(PYTEST_ARGS)
 
+# the inner loop: SQLite only, no live servers (tests/conftest.py --quick), no lint
+test-quick: $(VENV)/.test
+	$(BIN)/python -m pytest -n 2 --timeout 300 --quick $(PYTEST_ARGS)
+
 bench: $(VENV)/.test
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# `make run` with every Binance and OKX call sent to the loopback mock exchange (port 8100), which is
+# `make run` with every Binance and OKX call sent to the loopback mock exchange (port MOCK_PORT), which is
 # devtools/mock_exchange in this checkout (not installed with the package): run from the repo root.
 demo: migrate
-	@$(BIN)/python -m devtools.mock_exchange --port 8100 & mock=$$!; trap "kill $$mock 2>/dev/null" EXIT INT TERM; \
-	 STRONGROOM_EXCHANGE_BASE_URLS='{"binance": "http://127.0.0.1:8100", "okx": "http://127.0.0.1:8100"}' \
+	@$(BIN)/python -m devtools.mock_exchange --port $(MOCK_PORT) & mock=$$!; trap "kill $$mock 2>/dev/null" EXIT INT TERM; \
+	 STRONGROOM_EXCHANGE_BASE_URLS='{"binance": "http://127.0.0.1:$(MOCK_PORT)", "okx": "http://127.0.0.1:$(MOCK_PORT)"}' \
 	 $(BIN)/strongroom serve --host $(HOST) --port $(PORT)
 
 mock-exchange: $(VENV)/.runtime
-	$(BIN)/python -m devtools.mock_exchange --port 8100
+	$(BIN)/python -m devtools.mock_exchange --port $(MOCK_PORT)
 
 catalogue: $(VENV)/.test
 	$(BIN)/python scripts/gen_catalogue.py

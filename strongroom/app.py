@@ -14,17 +14,17 @@ from fastapi import FastAPI, Request
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount
 
 from strongroom import logs
 from strongroom.core import Core, build_core
 from strongroom.errors import NotFound, Unauthenticated
+from strongroom.http.edge import EdgeGuard
+from strongroom.http.routes import Surface, SurfaceApp, build, mount
 from strongroom.metrics import CONTENT_TYPE
 from strongroom.settings import Settings, get_settings
 from strongroom.surfaces import cadenza, kalshi, native, threecommas, tradingapp, tradr
-from strongroom.surfaces.factory import EdgeGuard, Surface, SurfaceApp, build
 from strongroom.surfaces.forward import ForwardAuth, ForwardFront
 from strongroom.surfaces.openapi import HEADERS, merged_openapi, raises
 
@@ -104,13 +104,14 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     app.state.trusted_proxies = [ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxies]
 
     # Routed first: the probes are the cheapest routes and must not walk past the surfaces.
-    @app.get("/healthz", tags=["health"], response_model=Liveness)
+    @app.get("/healthz", summary="Check that the process is up.", tags=["health"], response_model=Liveness)
     @raises(backing_services=False)
     async def healthz() -> dict[str, str]:
         """The process is up (liveness: checks nothing else)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], response_model=Readiness, responses={503: {
+    @app.get("/readyz", summary="Check that the database (and Redis) answer.",
+             tags=["health"], response_model=Readiness, responses={503: {
         "model": Readiness, "description": "A check failed.", "headers": {"Retry-After": {"$ref": HEADERS + "Retry-After"}}}})
     async def readyz(request: Request) -> Response:
         """The database answers, and Redis too when it is configured (503 with Retry-After if not)."""
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
                             headers=None if ready else {"Retry-After": "5"})
 
     @app.get("/metrics", tags=["health"], include_in_schema=settings.metrics_enabled,
+             summary="Read the Prometheus metrics.",
              response_class=PlainTextResponse)
     @raises(Unauthenticated, backing_services=False)
     async def metrics(request: Request) -> Response:
@@ -143,8 +145,8 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         core: Core = request.app.state.core
         return Response(core.metrics.exposition(), media_type=CONTENT_TYPE)
 
-    for surface_app in built:
-        app.mount(surface_app.surface.prefix, surface_app, name=surface_app.surface.name)
+    # Each surface at its prefix; every error answered in the shape of the surface the request is in.
+    mount(app, built, default)
     # The probes first, then the surfaces, then the documentation routes FastAPI registered when it
     # was created (rarely asked for: every request would otherwise walk past them).
     first = [r for r in app.router.routes if getattr(r, "path", None) in ("/healthz", "/readyz")]
@@ -155,12 +157,6 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     async def root() -> Response:
         """The API's documentation."""
         return RedirectResponse("/docs", status_code=302)
-
-    # Paths outside every surface answer in the native shape (through the same table).
-    async def outside(request: Request, exc: Exception) -> Response:
-        return default.error_response(request.scope, exc)
-
-    app.exception_handlers = {StarletteHTTPException: outside, Exception: outside}
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

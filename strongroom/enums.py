@@ -45,7 +45,7 @@ class CredentialStatus(StrEnum):
 
 
 class UsageLevel(StrEnum):
-    """Kalshi's API usage levels; uploading one's own public key needs premier or market_maker."""
+    """Kalshi's API usage levels (lowest first); on Kalshi's surface uploading one's own public key needs premier."""
 
     BASIC = "basic"
     ADVANCED = "advanced"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -25,6 +26,32 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from strongroom.db import Base, utcnow
+from strongroom.enums import AccountStatus, CredentialStatus, KeyKind, UsageLevel
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class EnumText(TypeDecorator[E]):
+    """A closed set (a ``StrEnum``) stored as its value in a plain string column: the schema is the
+    same string column as before, and a row reads back as the enum member."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        # a plain string binds as itself: a filter on a value outside the set (a caller's query) matches nothing
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
+
+# Every table with an integer id: on SQLite an id is never used twice (AUTOINCREMENT), as PostgreSQL's
+# sequences never reuse one (migration 0007). Without it SQLite hands a deleted newest row's id to the next.
+NEVER_REUSED: dict[str, Any] = {"sqlite_autoincrement": True}
 
 
 class TZDateTime(TypeDecorator[datetime]):
@@ -55,14 +82,14 @@ class User(Base):
     email: Mapped[str | None] = mapped_column(String(254))
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
-    usage_level: Mapped[str] = mapped_column(String(16), default="basic")
+    usage_level: Mapped[UsageLevel] = mapped_column(EnumText(UsageLevel, 16), default=UsageLevel.BASIC)
     # how many API keys the user has: kept with every key insert and delete by a conditional UPDATE, so the
     # per-user cap holds under concurrency without counting rows
     api_key_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (Index("ix_users_public_id", "public_id", unique=True),)
+    __table_args__ = (Index("ix_users_public_id", "public_id", unique=True), NEVER_REUSED)
 
 
 class AuthSession(Base):
@@ -81,6 +108,8 @@ class AuthSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
+    __table_args__ = (NEVER_REUSED,)
+
 
 class ExchangeAccount(Base):
     __tablename__ = "exchange_accounts"
@@ -91,7 +120,7 @@ class ExchangeAccount(Base):
     exchange: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(100))
     account_type: Mapped[str] = mapped_column(String(16), default="spot")
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[AccountStatus] = mapped_column(EnumText(AccountStatus, 16))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
@@ -104,7 +133,7 @@ class ExchangeAccount(Base):
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
     disconnected_at: Mapped[datetime | None] = mapped_column(TZDateTime())
 
-    __table_args__ = (Index("ix_exchange_accounts_user_status", "user_id", "status"),)
+    __table_args__ = (Index("ix_exchange_accounts_user_status", "user_id", "status"), NEVER_REUSED)
 
 
 class ExchangeCredential(Base):
@@ -123,7 +152,7 @@ class ExchangeCredential(Base):
     exchange: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str | None] = mapped_column(String(16))  # Cadenza's credentialType as given (API_KEY, HMAC)
     nickname: Mapped[str | None] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(16))  # CredentialStatus
+    status: Mapped[CredentialStatus] = mapped_column(EnumText(CredentialStatus, 16))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
@@ -135,6 +164,8 @@ class ExchangeCredential(Base):
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+    __table_args__ = (NEVER_REUSED,)
 
 
 class AccountCredential(Base):
@@ -153,7 +184,7 @@ class ApiKey(Base):
     key_id: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[KeyKind] = mapped_column(EnumText(KeyKind, 16))
     # bearer: HMAC-SHA256(pepper, full key); a roll keeps the previous one for a grace period
     secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     previous_secret_hash: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -179,6 +210,8 @@ class ApiKey(Base):
     # change neither attributes nor secrets and leave it alone)
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
+    __table_args__ = (NEVER_REUSED,)
+
     # SQLAlchemy's documented form: its declarative base types __mapper_args__ as an instance attribute, so
     # mypy refuses a ClassVar annotation; SQLAlchemy reads this mapping once when it maps the class.
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
@@ -199,6 +232,8 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # any JSON object (AuditService)
 
+    __table_args__ = (NEVER_REUSED,)
+
 
 class KeyUsage(Base):
     """Verifications of one key in one hour that ended one way (written in batches)."""
@@ -211,7 +246,8 @@ class KeyUsage(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     count: Mapped[int] = mapped_column(Integer, default=0)
 
-    __table_args__ = (UniqueConstraint("key_id", "hour", "outcome", name="uq_key_usage_key_hour_outcome"),)
+    __table_args__ = (UniqueConstraint("key_id", "hour", "outcome", name="uq_key_usage_key_hour_outcome"),
+                      NEVER_REUSED)
 
 
 class BalanceSnapshot(Base):
@@ -239,4 +275,5 @@ class BalanceSnapshot(Base):
     __table_args__ = (
         Index("ix_balance_snapshots_account_fetched", "account_id", "fetched_at"),
         Index("ix_balance_snapshots_account_epoch", "account_id", "fetched_epoch"),
+        NEVER_REUSED,
     )

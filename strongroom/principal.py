@@ -29,7 +29,7 @@ class Principal:
     key_networks: tuple[IPv4Network | IPv6Network, ...] = ()  # its IP allowlist; empty: any address
     key_expires_at: float | None = None  # its expiry, epoch seconds; None: never
 
-    def require(self, scope: str) -> None:
+    def require(self, scope: scope_rules.Scope) -> None:
         """Raise InsufficientScope unless this principal holds ``scope`` (or its broad parent)."""
         scope_rules.require(self.scopes, scope)
 

@@ -14,16 +14,32 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable
+from typing import Final, NewType
 
 from strongroom.errors import InsufficientScope, ValidationFailed
 
-READ, WRITE, DELETE = "read", "write", "delete"
-BASE: tuple[str, ...] = (READ, WRITE, DELETE)
+# A scope string known to be well formed: a constant below, or a value checked by :func:`scope`.
+Scope = NewType("Scope", str)
+
+READ: Final = Scope("read")
+WRITE: Final = Scope("write")
+DELETE: Final = Scope("delete")
+BASE: tuple[Scope, ...] = (READ, WRITE, DELETE)
 ALL: frozenset[str] = frozenset(BASE)
-DEFAULT: tuple[str, ...] = (READ, WRITE)
-VERIFY = "verify"
+DEFAULT: tuple[Scope, ...] = (READ, WRITE)
+VERIFY: Final = Scope("verify")
 SCOPE_RE = re.compile(r"^(?:(read|write|delete)(::[a-z0-9_]{1,64})?|verify)$")
 MAX_SCOPES = 64
+
+
+def scope(value: str) -> Scope:
+    """Return ``value`` as a Scope (``read``, ``write``, ``delete``, or one of them narrowed with ``::name``).
+
+    Raises ValidationFailed if it is not one.
+    """
+    if not SCOPE_RE.match(value):
+        raise ValidationFailed(f"unknown scope: {value[:80]}", fields={"scopes": f"unknown scope {value[:80]!r}"})
+    return Scope(value)
 
 
 def parent(scope: str) -> str:
@@ -41,7 +57,7 @@ def covers_all(held: Collection[str], wanted: Iterable[str]) -> bool:
     return all(covers(held, scope) for scope in wanted)
 
 
-def require(held: Collection[str], needed: str) -> None:
+def require(held: Collection[str], needed: Scope) -> None:
     """Raise InsufficientScope unless ``held`` grants ``needed``."""
     if not covers(held, needed):
         raise InsufficientScope(f"this credential lacks the '{needed}' scope")

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list, description="CIDRs whose X-Forwarded-For is believed.")
     bearer_key_prefix: str = Field("sr", pattern=r"^[a-z][a-z0-9]{0,15}$")
     max_api_keys_per_user: int = Field(100, ge=1, le=100_000)
+    public_key_upload_level: Literal["basic", "advanced", "premier", "market_maker"] = Field(
+        "basic", description="The usage level a user needs to create a key from their own public key (Kalshi's "
+        "surface asks premier, or this if higher).")
     argon2_time_cost: int = Field(3, ge=1, le=100)
     argon2_memory_kib: int = Field(65536, ge=8, le=4 * 1024 * 1024)
     argon2_parallelism: int = Field(4, ge=1, le=64)

@@ -6,8 +6,10 @@ the end of the run prints a banner.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 from support import (
@@ -21,6 +23,7 @@ from support import (
     postgres_available,
     start_server,
 )
+from support.services import Fresh
 
 _PG_PROBLEM: list[str] = []
 
@@ -90,6 +93,66 @@ def client(server):
 def logs():
     """Every log line emitted in this process so far (the servers run in this process)."""
     return LOGS
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fresh]:
+    """A fresh migrated database (SQLite file, or a new PostgreSQL schema) for one test."""
+    from strongroom.migrations import upgrade
+
+    schema = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'services.db'}"
+    else:
+        problem = postgres_available()
+        if problem:
+            pytest.skip(f"POSTGRESQL PASS NOT RUN: {PG_URL} does not answer ({problem})")
+        schema, url = new_pg_schema()
+    try:
+        upgrade(url)
+        yield Fresh(request.param, url, tmp_path / "data")
+    finally:
+        if schema:
+            drop_pg_schema(schema)
+
+
+@pytest.fixture
+def make_core(fresh: Fresh) -> Iterator[Callable[..., Any]]:
+    """A factory of cores on the fresh database; every core made is closed after the test."""
+    made: list[Any] = []
+
+    def factory(**overrides: Any) -> Any:
+        core = fresh.core(**overrides)
+        made.append(core)
+        return core
+
+    yield factory
+    for core in made:
+        core.close()
+
+
+# ``make test-quick`` (pytest --quick): the inner loop. SQLite only, and no test that needs a live
+# Strongroom server (its fixtures, or a ``slow`` mark on tests that start server processes themselves).
+LIVE_FIXTURES = frozenset({"server", "client", "users", "pg_server"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--quick", action="store_true", default=False,
+                     help="SQLite only, no live servers (make test-quick); the whole suite is make test")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--quick"):
+        return
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and "postgresql" in callspec.params.values()
+        live = bool(LIVE_FIXTURES & set(getattr(item, "fixturenames", ()))) or item.get_closest_marker("slow")
+        (dropped if on_postgres or live else keep).append(item)
+    config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -19,6 +19,7 @@ passphrase gets the venue's own error code.
 Demo credentials (pre-seeded):
 
 * binance ``demo-binance-key`` / ``demo-binance-secret``: reading and trading, no withdrawals
+* binance ``demo-binance-key-2`` / ``demo-binance-secret-2`` (also ``-3`` to ``-5``): the same, for more accounts
 * binance ``demo-binance-withdraw-key`` / ``demo-binance-withdraw-secret``: withdrawals enabled
 * okx ``demo-okx-key`` / ``demo-okx-secret`` / passphrase ``demo-okx-passphrase``: no withdrawals
 

@@ -66,6 +66,9 @@ def _demo_accounts() -> dict[str, dict[str, MockAccount]]:
     return {
         "binance": {
             "demo-binance-key": account("binance", "demo-binance-key", "demo-binance-secret"),
+            # more keys alike, so that each README example connects its own (one key, one account)
+            **{f"demo-binance-key-{n}": account("binance", f"demo-binance-key-{n}", f"demo-binance-secret-{n}")
+               for n in (2, 3, 4, 5)},
             "demo-binance-withdraw-key": account(
                 "binance", "demo-binance-withdraw-key", "demo-binance-withdraw-secret", can_withdraw=True
             ),

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from strongroom.cli.context import OPERATOR, confirm, master_keys, open_core
+from strongroom.cli.context import OPERATOR, confirm, fail, master_keys, open_core
 from strongroom.cli.output import emit_json, note, record, said
 
 app = typer.Typer(help="The master key (KEK): status, rotate, rewrap, retire.", no_args_is_help=True)
@@ -46,23 +46,34 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
 
 @app.command("status")
 def master_status(as_json: Json = False) -> None:
-    """Show the current version, every version with the records sealed under it, and what is pending."""
+    """Show the current version, every version with the records sealed under it, and what is pending.
+
+    Exits 1 (after printing the status) when records use a version the key source does not hold.
+    """
+    from strongroom.services.vault import KeySourceIncomplete
+
     with open_core() as core:
         status = master_keys(core).status()
-    versions = [{"version": v, "current": v == status.current_version, "records": n}
-                for v, n in status.versions.items()]
+    versions = [{"version": v, "current": v == status.current_version, "records": n,
+                 "held": v not in status.missing} for v, n in status.versions.items()]
+    missing = [{"version": v, "records": n} for v, n in sorted(status.missing.items())]
     data = {
         "current_version": status.current_version,
         "versions": versions,
         "pending": status.pending,
+        "missing": missing,
         "source": "file" if status.key_file else "environment",
         "key_file": str(status.key_file) if status.key_file else None,
     }
     if as_json:
         emit_json(data)
-        return
-    record({**data, "versions": [f"{v['version']}:{v['records']}" for v in versions]},
-           fields=["current_version", "versions", "pending", "source", "key_file"])
+    else:
+        record({**data, "versions": [f"{v['version']}:{v['records']}" + ("" if v["held"] else " (missing)")
+                                     for v in versions],
+                "missing": [f"{m['version']}:{m['records']}" for m in missing] or "none"},
+               fields=["current_version", "versions", "pending", "missing", "source", "key_file"])
+    if status.missing:
+        fail(str(KeySourceIncomplete(status.missing)))
 
 
 @app.command("rotate")

@@ -67,7 +67,9 @@ def serve(
 
     from strongroom import datastore
     from strongroom.app import create_app
+    from strongroom.cli.context import fail
     from strongroom.core import build_core
+    from strongroom.services.vault import KeySourceIncomplete
     from strongroom.settings import load_settings
 
     settings = load_settings()
@@ -77,6 +79,11 @@ def serve(
             note(line)
     logs.configure(settings.log_level, settings.log_format)
     core = build_core(settings)
+    try:
+        core.vault.check_key_source()  # records under a version the key source lacks: refuse, no half-working server
+    except KeySourceIncomplete as exc:
+        core.close()
+        fail(f"cannot serve: {exc}")
     created = core.users.bootstrap_admin()
     if created:
         typer.echo("=" * 64)

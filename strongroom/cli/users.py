@@ -90,7 +90,7 @@ def users_set_password(username: Annotated[str, typer.Argument(help="Whose passw
 def users_set_level(username: Annotated[str, typer.Argument(help="Whose level.")],
                     level: Annotated[UsageLevel, typer.Argument(help="The new usage level.")],
                     as_json: Json = False) -> None:
-    """Set a user's usage level (premier and market_maker may upload their own public keys)."""
+    """Set a user's usage level (Kalshi lets premier and market_maker upload their own public keys)."""
     with open_core() as core:
         user = core.users.by_username(OPERATOR, username)
         user = core.users.set_usage_level(OPERATOR, user.id, level.value)

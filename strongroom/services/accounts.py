@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from strongroom.crypto.tokens import Hasher, hint
 from strongroom.db import Database, utcnow
-from strongroom.enums import AccountStatus
+from strongroom.enums import LIVE_STATUSES, AccountStatus
 from strongroom.errors import (
     AccountExists,
     AlreadyConnected,
@@ -39,6 +39,7 @@ from strongroom.exchanges.outcomes import ValidationOutcome
 from strongroom.models import ExchangeAccount, User
 from strongroom.pagination import MAX_LIMIT, OffsetPage, Page, paginate, paginate_offset, valid_id
 from strongroom.principal import Principal
+from strongroom.scopes import DELETE, READ, WRITE
 from strongroom.services.audit import AuditService
 from strongroom.services.vault import Vault
 from strongroom.settings import Settings
@@ -46,7 +47,7 @@ from strongroom.settings import Settings
 log = logging.getLogger("strongroom.accounts")
 
 STATUSES = tuple(AccountStatus)
-LIVE = ("active", "disabled", "invalid", "unverified", "suspended")  # = enums.LIVE_STATUSES
+LIVE = tuple(sorted(LIVE_STATUSES))  # every status whose account still holds credentials
 # the status a check's validation_result puts an enabled account in
 STATUS_OF_RESULT = {"valid": AccountStatus.ACTIVE, "no_validator": AccountStatus.UNVERIFIED,
                     "withdrawal_permission": AccountStatus.SUSPENDED}
@@ -239,7 +240,7 @@ class ExchangeAccountService:
         Raises InsufficientScope (no ``write``), Forbidden (another user and not an admin, or a
         key bound to accounts). Surfaces that must answer 401/403 before reading a body call it first.
         """
-        principal.require("write")
+        principal.require(WRITE)
         owner = principal.user_id if user_id is None else user_id
         if not principal.acts_for(owner):
             raise Forbidden("you do not have permission to perform this action")
@@ -286,7 +287,13 @@ class ExchangeAccountService:
         user_id: int | None,
         one_per_exchange: bool,
     ) -> _ConnectPlan:
-        """Every check of ``connect`` before the exchange call (duplicates included; refusals audited)."""
+        """Every check of ``connect`` that needs no exchange call and tells nothing about others' accounts.
+
+        Whether the exchange key is already connected is not among them: that is answered only after
+        the live check proved possession of its secret (``_store_connect``), so that a wrong secret is
+        always InvalidCredentials (no existence oracle). ``one_per_exchange`` is: it is about the
+        owner's own accounts (which the caller may list), whatever the key.
+        """
         owner = self.authorize_connect(principal, user_id)
         self._user_exists(owner)
         info = self.resolve_exchange(exchange)
@@ -299,15 +306,21 @@ class ExchangeAccountService:
         if not 1 <= len(name) <= 100:
             raise ValidationFailed("invalid name", fields={"name": "1-100 characters"})
         fingerprint = self.hasher.fingerprint(info.id, primary_credential(info, creds))
-        self._refuse_duplicates(principal, info, owner, fingerprint, account_type, one_per_exchange)
+        if one_per_exchange:
+            with self.db.session() as session:
+                exists = self._live_on_exchange(session, owner, info.id) is not None
+            if exists:
+                self.audit.record_now("account.connect", "refused", principal=principal,
+                                      details={"exchange": info.id, "reason": "account_for_exchange_exists"})
+                raise AccountExists("account for that exchange already exists")
         return _ConnectPlan(owner, info, creds, account_type, name, fingerprint)
 
     def _store_connect(self, principal: Principal, plan: _ConnectPlan, status: str,
                        one_per_exchange: bool, on_insert: InsertHook | None = None) -> ExchangeAccount:
-        """Insert the checked account (duplicates checked again under a lock); return it.
+        """Insert the checked account (duplicates checked here, under a lock, after the live check); return it.
 
         ``on_insert(session, account)`` runs in the same transaction once the row has its id (and may
-        raise to undo everything).
+        raise to undo everything). Raises AccountExists, AlreadyConnected (audited as a refusal).
         """
         info, creds, owner, fingerprint = plan.info, plan.credentials, plan.owner, plan.fingerprint
         account = ExchangeAccount(
@@ -324,20 +337,26 @@ class ExchangeAccountService:
         )
         for column, value in self.vault.seal_account_credentials(account, creds).items():
             setattr(account, column, value)
-        with self.db.session() as session:
-            # checked again inside the transaction, under a lock: two racing connects of one key,
-            # or (one_per_exchange) of one user on one exchange, must not both succeed
-            self._lock_for_connect(session, owner, fingerprint)
-            if one_per_exchange and self._live_on_exchange(session, owner, info.id):
-                raise AccountExists("account for that exchange already exists")
-            if self.duplicate(session, fingerprint, owner, plan.account_type):
-                raise AlreadyConnected("this exchange API key is already connected")
-            session.add(account)
-            session.flush()
-            if on_insert is not None:
-                on_insert(session, account)
-            self.audit.record(session, "account.connect", "ok", principal=principal, target=f"account:{account.id}",
-                              details={"exchange": info.id, "status": status, "user_id": owner})
+        try:
+            with self.db.session() as session:
+                # inside the transaction, under a lock: two racing connects of one key, or
+                # (one_per_exchange) of one user on one exchange, must not both succeed
+                self._lock_for_connect(session, owner, fingerprint)
+                if one_per_exchange and self._live_on_exchange(session, owner, info.id):
+                    raise AccountExists("account for that exchange already exists")
+                if self.duplicate(session, fingerprint, owner, plan.account_type):
+                    raise AlreadyConnected("this exchange API key is already connected")
+                session.add(account)
+                session.flush()
+                if on_insert is not None:
+                    on_insert(session, account)
+                self.audit.record(session, "account.connect", "ok", principal=principal,
+                                  target=f"account:{account.id}",
+                                  details={"exchange": info.id, "status": status, "user_id": owner})
+        except AlreadyConnected:
+            self.audit.record_now("account.connect", "refused", principal=principal,
+                                  details={"exchange": info.id, "reason": "duplicate_key"})
+            raise
         return account
 
     def lock_for_connect(self, session: Session, owner: int, fingerprint: str) -> None:
@@ -360,28 +379,13 @@ class ExchangeAccountService:
         else:
             session.execute(text("UPDATE users SET username = username WHERE id = :id"), {"id": owner})
 
-    def _refuse_duplicates(self, principal: Principal, info: ExchangeInfo, owner: int, fingerprint: str,
-                           account_type: str, one_per_exchange: bool) -> None:
-        with self.db.session() as session:
-            reason = None
-            if one_per_exchange and self._live_on_exchange(session, owner, info.id):
-                reason = "account_for_exchange_exists"
-            elif self.duplicate(session, fingerprint, owner, account_type):
-                reason = "duplicate_key"
-        if reason:
-            self.audit.record_now("account.connect", "refused", principal=principal,
-                                  details={"exchange": info.id, "reason": reason})
-            if reason == "duplicate_key":
-                raise AlreadyConnected("this exchange API key is already connected")
-            raise AccountExists("account for that exchange already exists")
-
     def _readable_owner(self, principal: Principal, user_id: int | None) -> int:
         """Return whose accounts ``principal`` lists: ``user_id`` (default its own).
 
         Raises InsufficientScope (no ``read``), Forbidden (another user's, not an admin), NotFound
         (no such user).
         """
-        principal.require("read")
+        principal.require(READ)
         owner = principal.user_id if user_id is None else user_id
         if not principal.acts_for(owner):
             raise Forbidden("you do not have permission to perform this action")
@@ -480,7 +484,7 @@ class ExchangeAccountService:
 
         Raises Forbidden (not an admin), ValidationFailed (status, cursor, limit).
         """
-        principal.require("read")
+        principal.require(READ)
         if not principal.is_admin:
             raise Forbidden("you do not have permission to perform this action")
         query = select(ExchangeAccount)
@@ -495,13 +499,13 @@ class ExchangeAccountService:
 
     def get(self, principal: Principal, account_id: int) -> ExchangeAccount:
         """Return one account; NotFound if it is not the principal's to see."""
-        principal.require("read")
+        principal.require(READ)
         with self.db.session() as session:
             return self._owned(session, principal, account_id)
 
     def get_by_public_id(self, principal: Principal, public_id: uuid.UUID) -> ExchangeAccount:
         """Return the account whose stable UUID is ``public_id``; NotFound if it is not the principal's to see."""
-        principal.require("read")
+        principal.require(READ)
         with self.db.session() as session:
             account = session.scalar(select(ExchangeAccount).where(ExchangeAccount.public_id == public_id))
         if account is None or not principal.acts_for(account.user_id) or not principal.sees_account(account.id):
@@ -548,7 +552,7 @@ class ExchangeAccountService:
 
         Raises Forbidden (another user's, not an admin), NotFound (no such user or account).
         """
-        principal.require("delete")
+        principal.require(DELETE)
         if not principal.acts_for(user_id):
             raise Forbidden("you do not have permission to perform this action")
         if user_id != principal.user_id:
@@ -570,7 +574,7 @@ class ExchangeAccountService:
 
     def rename(self, principal: Principal, account_id: int, name: str) -> ExchangeAccount:
         """Rename an account. Raises NotFound, ValidationFailed, Conflict (disconnected)."""
-        principal.require("write")
+        principal.require(WRITE)
         name = self.valid_name(name)
 
         def step(session: Session) -> ExchangeAccount:
@@ -603,16 +607,15 @@ class ExchangeAccountService:
 
     def _plan_rotate(self, principal: Principal, account_id: int,
                      credentials: dict[str, Any]) -> tuple[ExchangeAccount, ExchangeInfo, dict[str, str], str]:
-        """Every check of ``rotate`` before the exchange call; return (account, venue, credentials, fingerprint)."""
-        principal.require("write")
+        """Every check of ``rotate`` before the exchange call (none about other accounts: see ``_plan_connect``);
+        return (account, venue, credentials, fingerprint)."""
+        principal.require(WRITE)
         account = self.get(principal, account_id)
         self._not_disconnected(account)
         info = self.catalogue.get(account.exchange)
         creds = self.catalogue.check_credentials(info, credentials)
+        # whether the new key is connected elsewhere is answered after the live check (``_store_rotate``)
         fingerprint = self.hasher.fingerprint(info.id, primary_credential(info, creds))
-        with self.db.session() as session:
-            if self.duplicate(session, fingerprint, account.user_id, account.account_type, exclude=(account.id,)):
-                raise AlreadyConnected("this exchange API key is already connected")
         return account, info, creds, fingerprint
 
     def _store_rotate(self, principal: Principal, account_id: int, owner: int, info: ExchangeInfo,
@@ -685,7 +688,7 @@ class ExchangeAccountService:
     def _plan_revalidate(self, principal: Principal,
                          account_id: int) -> tuple[ExchangeAccount, ExchangeInfo, dict[str, str]]:
         """Every check of ``revalidate`` before the exchange call; return (account, venue, stored credentials)."""
-        principal.require("write")
+        principal.require(WRITE)
         account = self.get(principal, account_id)
         self._not_disconnected(account)
         return account, self.catalogue.get(account.exchange), self.credentials_of(account)
@@ -712,7 +715,7 @@ class ExchangeAccountService:
 
     def set_enabled(self, principal: Principal, account_id: int, enabled: bool) -> ExchangeAccount:
         """Disable a live account, or enable a disabled one. Raises NotFound, Conflict."""
-        principal.require("write")
+        principal.require(WRITE)
 
         def step(session: Session) -> ExchangeAccount:
             account = self._owned(session, principal, account_id, claim=True)
@@ -740,7 +743,7 @@ class ExchangeAccountService:
         The same exchange key may be connected again afterwards. Of concurrent disconnects of one
         account exactly one succeeds. Returns the account. Raises NotFound, Conflict (disconnected).
         """
-        principal.require("delete")
+        principal.require(DELETE)
         with self.db.session() as session:
             account = self._owned(session, principal, account_id)
             self._not_disconnected(account)

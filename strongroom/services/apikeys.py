@@ -31,7 +31,7 @@ from strongroom.crypto import tokens
 from strongroom.crypto.signatures import KeyFormatError, Verifier, generate_keypair, load_public_key, verifier_from_pem
 from strongroom.crypto.tokens import Hasher
 from strongroom.db import Base, Database, retry_read_once, rowcount, utcnow
-from strongroom.enums import AuthMethod, KeyKind
+from strongroom.enums import AuthMethod, KeyKind, UsageLevel
 from strongroom.errors import (
     BadRequest,
     Conflict,
@@ -46,6 +46,7 @@ from strongroom.keypower import KeyPower, Network, accounts_within, parse_networ
 from strongroom.models import ApiKey, KeyUsage, TZDateTime, User
 from strongroom.pagination import Page, paginate, valid_id
 from strongroom.principal import Principal
+from strongroom.scopes import DELETE, READ, WRITE
 from strongroom.services.audit import AuditService
 from strongroom.services.users import UserSnapshot, snapshot
 from strongroom.services.vault import Vault
@@ -53,7 +54,8 @@ from strongroom.settings import Settings
 
 KINDS = tuple(KeyKind)
 DEFAULT_SCOPES = scope_rules.DEFAULT
-PUBLIC_KEY_UPLOAD_LEVELS = ("premier", "market_maker")
+# usage levels, lowest first (users.USAGE_LEVELS)
+LEVELS = tuple(UsageLevel)
 T = TypeVar("T")
 # How often a change is decided again when the key changed under it before giving up (409).
 CHANGE_ATTEMPTS = 8
@@ -157,6 +159,11 @@ class ApiKeyService:
         if not isinstance(account_ids, list) or not all(isinstance(a, int) and not isinstance(a, bool)
                                                           for a in account_ids):
             raise ValidationFailed("account_ids must be a list of integers", fields={"account_ids": "list of integers"})
+        if not account_ids:
+            # one meaning on every surface: a key bound to no account would be a key for nothing, and
+            # TradrAPI's empty accountIds means every account (that surface passes None for it)
+            raise ValidationFailed("account_ids must not be empty: give at least one account, or null for every "
+                                   "account", fields={"account_ids": "at least one account id, or null"})
         wanted = sorted(set(account_ids))
         if principal.account_ids is not None and not set(wanted) <= principal.account_ids:
             raise InsufficientScope("a key cannot be bound to accounts its creator cannot see")
@@ -235,16 +242,19 @@ class ApiKeyService:
         ip_allowlist: list[str] | None = None,
         expires_at: datetime | None = None,
         public_key: str | None = None,
+        upload_level: str | None = None,
         _generated: bool = False,
     ) -> tuple[ApiKey, str | None]:
         """Create a key; return it and its secret (bearer, hmac) which is never shown again.
 
         A key made by a key inherits its account binding, IP allowlist and expiry unless narrower
-        ones are given. Raises ValidationFailed (bad attributes or public key), InsufficientScope
-        (more than the creator holds: scopes, accounts, allowlist or expiry), InsufficientUsageLevel
-        (uploading a public key below premier), LimitExceeded (too many keys).
+        ones are given. Uploading one's own public key needs the usage level
+        ``STRONGROOM_PUBLIC_KEY_UPLOAD_LEVEL``, or ``upload_level`` if higher (a surface's own policy:
+        Kalshi's premier); admins may always. Raises ValidationFailed (bad attributes or public key),
+        InsufficientScope (more than the creator holds: scopes, accounts, allowlist or expiry),
+        InsufficientUsageLevel (uploading a public key below that level), LimitExceeded (too many keys).
         """
-        principal.require("write")
+        principal.require(WRITE)
         if kind not in KINDS:
             raise ValidationFailed("kind must be bearer, hmac, rsa or ed25519", fields={"kind": "unknown kind"})
         key = ApiKey(
@@ -264,8 +274,8 @@ class ApiKeyService:
         if kind in (KeyKind.RSA, KeyKind.ED25519):
             if not public_key:
                 raise ValidationFailed("public_key is required for this kind", fields={"public_key": "required"})
-            if not _generated and not (principal.is_admin or principal.usage_level in PUBLIC_KEY_UPLOAD_LEVELS):
-                raise InsufficientUsageLevel("creating a key with your own public key needs the premier usage level")
+            if not _generated:
+                self._may_upload(principal, upload_level)
             try:
                 _, _, spki = load_public_key(public_key, expected=kind)
             except KeyFormatError as exc:
@@ -289,6 +299,16 @@ class ApiKeyService:
             self.audit.record(session, "api_key.create", "ok", principal=principal, target=f"api_key:{key.key_id}",
                               details={"kind": kind, "scopes": key.scopes, "generated": _generated})
         return key, secret
+
+    def _may_upload(self, principal: Principal, upload_level: str | None) -> None:
+        """Raise InsufficientUsageLevel unless ``principal`` may create a key from its own public key: an admin,
+        or a user at the operator's level (``public_key_upload_level``) or ``upload_level``, whichever is higher."""
+        needed = max(LEVELS.index(UsageLevel(self.settings.public_key_upload_level)),
+                     LEVELS.index(UsageLevel(upload_level or UsageLevel.BASIC)))
+        have = LEVELS.index(UsageLevel(principal.usage_level)) if principal.usage_level in LEVELS else -1
+        if not principal.is_admin and have < needed:
+            raise InsufficientUsageLevel(f"creating a key with your own public key needs the {LEVELS[needed]} "
+                                         "usage level")
 
     def _take_slot(self, session: Session, user_id: int) -> None:
         """Count one more key for ``user_id`` if under the cap; raise LimitExceeded if not (no row counted)."""
@@ -327,7 +347,7 @@ class ApiKeyService:
         """Generate a key pair, keep the public key and return the private key once (never stored)."""
         if key_type not in (KeyKind.RSA, KeyKind.ED25519):
             raise ValidationFailed("key_type must be rsa or ed25519", fields={"key_type": "rsa or ed25519"})
-        principal.require("write")
+        principal.require(WRITE)
         private_pem, public_pem = generate_keypair(key_type)
         key, _ = self.create(principal, name=name, kind=key_type, public_key=public_pem, _generated=True, **attrs)
         return key, private_pem
@@ -344,9 +364,20 @@ class ApiKeyService:
                             {"key_id": str(key_id)})
         key = session.scalar(select(ApiKey).where(ApiKey.key_id == str(key_id))
                              .execution_options(populate_existing=True))
-        if key is None or key.user_id != principal.user_id:
+        if key is None or key.user_id != principal.user_id or not self.visible(principal, key):
             raise NotFound("API key not found")
         return key
+
+    @staticmethod
+    def visible(principal: Principal, key: ApiKey) -> bool:
+        """Return True if ``key`` concerns only accounts the principal sees: a key bound to accounts sees
+        the keys bound within its accounts (itself included), never an unbound key or one bound elsewhere."""
+        return accounts_within(key.account_ids, principal.account_ids)
+
+    def _visible_ids(self, session: Session, principal: Principal) -> builtins.list[int]:
+        """Return the row ids of the caller's keys that it sees (see :meth:`visible`)."""
+        rows = session.execute(select(ApiKey.id, ApiKey.account_ids).where(ApiKey.user_id == principal.user_id))
+        return [i for i, bound in rows if accounts_within(bound, principal.account_ids)]
 
     def _decided_again(self, step: Callable[[Session], T]) -> T:
         """Run ``step`` in a transaction; run it again (a few times) while the key changed under it.
@@ -362,34 +393,38 @@ class ApiKeyService:
         raise Conflict("the API key was changed by another request at the same time; try again")
 
     def get(self, principal: Principal, key_id: str) -> ApiKey:
-        """Return one of the caller's keys; NotFound for unknown ids and for other users' keys.
+        """Return one of the caller's keys; NotFound for unknown ids, other users' keys and, for a key
+        bound to accounts, keys beyond its binding (see :meth:`visible`).
 
-        Reading is not acting: any key of the user may read any of its keys (as listing shows them all,
+        Reading is not acting: an unbound key may read any key of its user (as listing shows them all,
         which Kalshi's clients rely on); changing, rolling and deleting are what the power rule guards.
         """
-        principal.require("read")
+        principal.require(READ)
         with self.db.session() as session:
             return self._owned(session, principal, key_id)
 
     def list(self, principal: Principal, *, cursor: str | None = None, limit: int = 50) -> Page[ApiKey]:
-        """Return a page of the caller's keys, oldest first."""
-        principal.require("read")
+        """Return a page of the caller's keys that it sees (see :meth:`visible`), oldest first."""
+        principal.require(READ)
+        query = select(ApiKey).where(ApiKey.user_id == principal.user_id)
         with self.db.session() as session:
-            return paginate(session, select(ApiKey).where(ApiKey.user_id == principal.user_id), ApiKey.id, cursor,
-                            limit)
+            if principal.account_ids is not None:
+                query = query.where(ApiKey.id.in_(self._visible_ids(session, principal) or [-1]))
+            return paginate(session, query, ApiKey.id, cursor, limit)
 
     def list_all(self, principal: Principal) -> builtins.list[ApiKey]:
-        """Return all the caller's keys (bounded by the per-user cap)."""
-        principal.require("read")
+        """Return all the caller's keys that it sees (bounded by the per-user cap; see :meth:`visible`)."""
+        principal.require(READ)
         with self.db.session() as session:
-            return list(session.scalars(select(ApiKey).where(ApiKey.user_id == principal.user_id).order_by(ApiKey.id)))
+            keys = session.scalars(select(ApiKey).where(ApiKey.user_id == principal.user_id).order_by(ApiKey.id))
+            return [k for k in keys if self.visible(principal, k)]
 
     # --- by number (the row id): for surfaces whose key ids are numbers (TradrAPI) -------------------
     #
-    # These read within the calling key's account binding (a key bound to accounts reads only keys
-    # bound within them, and lists keys of its own accounts only), where :meth:`get` and :meth:`list`
-    # show the caller every key of its user. Changes and deletes go through :meth:`update` and
-    # :meth:`delete`, so the rule of key power applies to them unchanged.
+    # These read within the calling key's account binding, as :meth:`get` and :meth:`list` do (a key
+    # bound to accounts reads only keys bound within them), but answer a key beyond it Forbidden, as
+    # TradrAPI does, where :meth:`get` answers NotFound. Changes and deletes go through :meth:`update`
+    # and :meth:`delete`, so the rule of key power applies to them unchanged.
 
     def require_user(self, principal: Principal, user_id: int) -> None:
         """Raise Forbidden unless ``user_id`` is the caller's own user (keys are only ever one's own)."""
@@ -433,7 +468,7 @@ class ApiKeyService:
         ``kind`` and ``single_account`` narrow which keys count (others are NotFound). Raises
         InsufficientScope (no ``read``), NotFound, Forbidden (bound to accounts the calling key is not).
         """
-        principal.require("read")
+        principal.require(READ)
         key = self._by_number(principal, number, kind, single_account)
         self._in_reach(principal, key)
         return key
@@ -444,8 +479,10 @@ class ApiKeyService:
 
         Returns the key as written. Raises as :meth:`update` does.
         """
-        principal.require("write")
-        return self.update(principal, self._by_number(principal, number, kind, single_account).key_id, changes)
+        principal.require(WRITE)
+        key = self._by_number(principal, number, kind, single_account)
+        self._not_wider(principal, key, "change")  # a key beyond the binding: refused (403), as TradrAPI has it
+        return self.update(principal, key.key_id, changes)
 
     def delete_number(self, principal: Principal, number: int, *, kind: str | None = None,
                       single_account: bool = False) -> None:
@@ -453,8 +490,10 @@ class ApiKeyService:
 
         Raises as :meth:`delete` does.
         """
-        principal.require("delete")
-        self.delete(principal, self._by_number(principal, number, kind, single_account).key_id)
+        principal.require(DELETE)
+        key = self._by_number(principal, number, kind, single_account)
+        self._not_wider(principal, key, "delete")  # a key beyond the binding: refused (403), as TradrAPI has it
+        self.delete(principal, key.key_id)
 
     def numbered_page(self, principal: Principal, *, page: int = 1, limit: int = 10, sort_by: str = "id",
                       descending: bool = True, kind: str | None = None,
@@ -468,7 +507,7 @@ class ApiKeyService:
         Raises InsufficientScope (no ``read``), ValidationFailed (page < 1, limit outside 1..100,
         unknown sort field), Forbidden or NotFound (``bound_to``).
         """
-        principal.require("read")
+        principal.require(READ)
         if not isinstance(page, int) or not 1 <= page <= 2**31 - 1:
             raise ValidationFailed("page must be at least 1", fields={"page": "at least 1"})
         if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_LIMIT:
@@ -500,7 +539,7 @@ class ApiKeyService:
 
         Raises Forbidden (not an admin), ValidationFailed (cursor, limit).
         """
-        principal.require("read")
+        principal.require(READ)
         if not principal.is_admin:
             raise Forbidden("only admins see other users' keys")
         query = select(ApiKey)
@@ -511,7 +550,7 @@ class ApiKeyService:
 
     def get_any(self, principal: Principal, key_id: str) -> ApiKey:
         """Admins: any user's key. Raises Forbidden (not an admin), NotFound."""
-        principal.require("read")
+        principal.require(READ)
         if not principal.is_admin:
             raise Forbidden("only admins see other users' keys")
         with self.db.session() as session:
@@ -526,7 +565,7 @@ class ApiKeyService:
         Returns the key as written. Raises NotFound, ValidationFailed, InsufficientScope (the key is,
         or would become, more powerful than the calling key), Conflict (it kept changing meanwhile).
         """
-        principal.require("write")
+        principal.require(WRITE)
 
         def step(session: Session) -> ApiKey:
             key = self._owned(session, principal, key_id, claim=True)
@@ -563,7 +602,7 @@ class ApiKeyService:
         keys are replaced by creating a new key), ValidationFailed, InsufficientScope (more powerful
         than the calling key), Conflict (it kept changing meanwhile).
         """
-        principal.require("write")
+        principal.require(WRITE)
         if not isinstance(grace_seconds, int) or not 0 <= grace_seconds <= 30 * 24 * 3600:
             raise ValidationFailed("grace_seconds must be 0..2592000", fields={"grace_seconds": "0..2592000"})
 
@@ -604,7 +643,7 @@ class ApiKeyService:
         Raises NotFound (unknown, another user's, or already deleted), InsufficientScope (more
         powerful than the calling key), Conflict (it kept changing meanwhile).
         """
-        principal.require("delete")
+        principal.require(DELETE)
 
         def step(session: Session) -> None:
             key = self._owned(session, principal, key_id)

@@ -10,13 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from strongroom.db import Database
-from strongroom.models import AuditEvent
+from strongroom.keypower import accounts_within
+from strongroom.models import ApiKey, AuditEvent
 from strongroom.pagination import Page, paginate
 from strongroom.principal import Principal
+from strongroom.scopes import READ
 
 log = logging.getLogger("strongroom.audit")
 
@@ -135,6 +137,24 @@ class AuditService:
             return 0
         return len(due)
 
+    @staticmethod
+    def _readable(session: Session, principal: Principal, query: Select[AuditEvent]) -> Select[AuditEvent]:
+        """Narrow ``query`` to the events ``principal`` may read.
+
+        The caller's own events (all events for admins). A key bound to accounts reads only what concerns
+        them: events about those accounts (``account:<id>``), about the keys it sees (bound within its
+        accounts, itself included) and what it did itself (it acts only within its binding).
+        """
+        if not principal.is_admin:
+            query = query.where(AuditEvent.actor_user_id == principal.user_id)
+        if principal.account_ids is None:
+            return query
+        keys = session.execute(select(ApiKey.key_id, ApiKey.account_ids).where(ApiKey.user_id == principal.user_id))
+        targets = [f"account:{i}" for i in sorted(principal.account_ids)]
+        targets += [f"api_key:{k}" for k, bound in keys if accounts_within(bound, principal.account_ids)]
+        about = AuditEvent.target.in_(targets)
+        return query.where(or_(about, AuditEvent.actor_key_id == principal.key_id) if principal.key_id else about)
+
     def list(
         self,
         principal: Principal,
@@ -144,27 +164,24 @@ class AuditService:
         action: str | None = None,
         since: datetime | None = None,
     ) -> Page[AuditEvent]:
-        """Return the caller's own events (all events for admins), newest first."""
-        principal.require("read")
+        """Return the events the caller may read (see ``_readable``), newest first."""
+        principal.require(READ)
         query = select(AuditEvent)
-        if not principal.is_admin:
-            query = query.where(AuditEvent.actor_user_id == principal.user_id)
         if action:
             query = query.where(AuditEvent.action == action)
         if since:
             query = query.where(AuditEvent.at >= since)
         with self.db.session() as session:
-            return paginate(session, query, AuditEvent.id, cursor, limit, descending=True)
+            return paginate(session, self._readable(session, principal, query), AuditEvent.id, cursor, limit,
+                            descending=True)
 
     def after(self, principal: Principal, after_id: int, *, action: str | None = None,
               limit: int = 200) -> builtins.list[AuditEvent]:
         """Return up to ``limit`` events newer than event ``after_id``, oldest first (for following
-        the log); the caller's own events, all events for admins."""
-        principal.require("read")
+        the log); the events the caller may read (see ``_readable``)."""
+        principal.require(READ)
         query = select(AuditEvent).where(AuditEvent.id > after_id)
-        if not principal.is_admin:
-            query = query.where(AuditEvent.actor_user_id == principal.user_id)
         if action:
             query = query.where(AuditEvent.action == action)
         with self.db.session() as session:
-            return list(session.scalars(query.order_by(AuditEvent.id).limit(limit)))
+            return list(session.scalars(self._readable(session, principal, query).order_by(AuditEvent.id).limit(limit)))

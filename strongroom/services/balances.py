@@ -2,8 +2,9 @@
 
 THIS MODULE IS THE CONTRACT the surfaces code against (3Commas, Cadenza, /v1): its dataclasses
 and ``BalanceService``'s public methods. Money is ``Decimal`` end to end; surfaces render it as
-decimal strings without exponents (``format(d, "f")``), never floats. Valuation rules:
-``strongroom.services.valuation``.
+decimal strings without exponents (``format(d, "f")``), never floats. Valuation rules, and the
+``AssetValue`` they produce: ``strongroom.services.valuation`` (the lower layer: it imports nothing
+from this module).
 
 How a refresh goes (``refresh``; ``refresh_portfolio`` does the same for many accounts at once):
 
@@ -69,8 +70,10 @@ from strongroom.exchanges.venues import venue_for
 from strongroom.models import BalanceSnapshot, ExchangeAccount, User
 from strongroom.pagination import valid_id
 from strongroom.principal import Principal
+from strongroom.scopes import READ
 from strongroom.services import valuation
 from strongroom.services.audit import AuditService
+from strongroom.services.valuation import AssetValue
 from strongroom.services.vault import Vault
 from strongroom.settings import Settings
 
@@ -94,23 +97,6 @@ CHANGED_MESSAGE = "the account changed while its balances were being read; try a
 
 
 # --- the contract ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AssetValue:
-    """One asset of one account at one time: amounts as the venue reports them, and their value.
-
-    ``usd``/``btc`` are None when no price was found (the asset is counted in ``unpriced_assets``,
-    never guessed).
-    """
-
-    asset: str  # upper-case code as the venue spells it after ccxt's unification ("BTC", "USDT")
-    free: Decimal
-    used: Decimal
-    total: Decimal
-    usd: Decimal | None
-    btc: Decimal | None
-    usd_price: Decimal | None  # price of one unit in USD (1 for USD-like stablecoins)
 
 
 @dataclass(frozen=True)
@@ -285,7 +271,7 @@ class BalanceService:
         Works for every status, disconnected included (history is kept). Raises NotFound (not the
         principal's), InsufficientScope.
         """
-        principal.require("read")
+        principal.require(READ)
         with self.db.session() as session:
             self._visible(session, principal, account_id)
             row = session.scalars(self._latest_query(account_id)).first()
@@ -297,7 +283,7 @@ class BalanceService:
 
         Raises InsufficientScope.
         """
-        principal.require("read")
+        principal.require(READ)
         ids = sorted({i for i in account_ids if valid_id(i) and principal.sees_account(i)})
         if not ids:
             return {}
@@ -315,7 +301,7 @@ class BalanceService:
         """Return the account's last snapshot taken at or before ``at`` (e.g. a day ago, for day profit),
         None if there is none. Raises NotFound, InsufficientScope.
         """
-        principal.require("read")
+        principal.require(READ)
         with self.db.session() as session:
             self._visible(session, principal, account_id)
             row = session.scalars(self._latest_query(account_id).where(BalanceSnapshot.fetched_at <= _utc(at))).first()
@@ -327,7 +313,7 @@ class BalanceService:
         fetched_at <= until`` (either bound optional; naive datetimes are UTC), at most ``limit`` (the
         newest of the range). Raises NotFound, InsufficientScope, ValidationFailed (since after until).
         """
-        principal.require("read")
+        principal.require(READ)
         since = None if since is None else _utc(since)
         until = None if until is None else _utc(until)
         if since is not None and until is not None and since > until:
@@ -352,7 +338,7 @@ class BalanceService:
         CLI's operator). Raises InsufficientScope, Forbidden (another user's, not an admin), NotFound (no
         such user).
         """
-        principal.require("read")
+        principal.require(READ)
         with self.db.session() as session:
             owner = self._owner(session, principal, user_id)
             rows = self._live_rows(session, principal, owner)
@@ -370,7 +356,7 @@ class BalanceService:
         ``suspended``, audited, unless allowed; also for an account already suspended),
         ExchangeNotSupported (no live support for the venue), CredentialsUnreadable.
         """
-        principal.require("read")
+        principal.require(READ)
         plan = await anyio.to_thread.run_sync(self._plan_one, principal, account_id)
         loaded = await self._load(principal, plan)
         stored = await anyio.to_thread.run_sync(self._store, [loaded])
@@ -402,7 +388,7 @@ class BalanceService:
         venues without live support) are not called. Raises InsufficientScope, Forbidden, NotFound
         (see ``portfolio``).
         """
-        principal.require("read")
+        principal.require(READ)
         owner, rows, plans, failed = await anyio.to_thread.run_sync(self._plan_portfolio, principal, user_id)
         # at most the gateway's per-venue concurrency enters it at once: a large portfolio queues here
         # (without a deadline) instead of timing out on the gateway's call slots

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from strongroom.crypto.tokens import Hasher, hint
 from strongroom.db import Database, utcnow
-from strongroom.enums import CredentialStatus
+from strongroom.enums import AccountStatus, CredentialStatus
 from strongroom.errors import (
     AlreadyConnected,
     Conflict,
@@ -43,13 +43,15 @@ from strongroom.exchanges.catalogue import Catalogue, ExchangeInfo
 from strongroom.models import AccountCredential, ExchangeAccount, ExchangeCredential
 from strongroom.pagination import OffsetPage, paginate_offset
 from strongroom.principal import Principal
+from strongroom.scopes import DELETE, READ, WRITE, Scope
 from strongroom.services.accounts import LIVE, ExchangeAccountService, primary_credential
 from strongroom.services.audit import AuditService
 from strongroom.services.vault import Vault
 
 REVOKED = CredentialStatus.REVOKED
 # How a live check's outcome is recorded on a credential (``check_live``'s status, or the refusal's code).
-CHECKED = {"active": (CredentialStatus.ACTIVE, "valid"), "unverified": (CredentialStatus.CREATED, "no_validator"),
+CHECKED = {AccountStatus.ACTIVE: (CredentialStatus.ACTIVE, "valid"),
+           AccountStatus.UNVERIFIED: (CredentialStatus.CREATED, "no_validator"),
            "invalid_credentials": (CredentialStatus.EXPIRED, "invalid_credentials"),
            "withdrawal_permission": (CredentialStatus.EXPIRED, "withdrawal_permission")}
 MAX_VERIFY = 20  # credentials one verify call may check (each is one exchange call)
@@ -108,7 +110,7 @@ class CredentialService:
     # --- helpers ----------------------------------------------------------------------------
 
     @staticmethod
-    def _manager(principal: Principal, scope: str) -> None:
+    def _manager(principal: Principal, scope: Scope) -> None:
         """Raise InsufficientScope without ``scope``, Forbidden for a key bound to accounts (credentials
         reach accounts it is not bound to)."""
         principal.require(scope)
@@ -195,7 +197,7 @@ class CredentialService:
         except Conflict:
             pass  # rotated or revoked meanwhile: the refusal is about secrets it no longer holds
 
-    def _open(self, principal: Principal, public_id: uuid.UUID, scope: str) -> tuple[ExchangeCredential, dict[str, str]]:
+    def _open(self, principal: Principal, public_id: uuid.UUID, scope: Scope) -> tuple[ExchangeCredential, dict[str, str]]:
         """Return a live credential of the principal's and its opened fields. Raises NotFound, Conflict (revoked)."""
         self._manager(principal, scope)
         with self.db.session() as session:
@@ -238,7 +240,7 @@ class CredentialService:
 
     def get(self, principal: Principal, public_id: uuid.UUID) -> ExchangeCredential:
         """Return one credential; NotFound if it is not the principal's. Raises Forbidden (bound key)."""
-        self._manager(principal, "read")
+        self._manager(principal, READ)
         with self.db.session() as session:
             return self._owned(session, principal, public_id)
 
@@ -250,7 +252,7 @@ class CredentialService:
         ``kinds``, ``statuses`` and ``public_ids`` restrict the listing (an empty collection matches
         nothing). Raises Forbidden (bound key), ValidationFailed (status, limit, offset).
         """
-        self._manager(principal, "read")
+        self._manager(principal, READ)
         query = select(ExchangeCredential).where(ExchangeCredential.user_id == principal.user_id)
         if kinds is not None:
             query = query.where(ExchangeCredential.kind.in_(sorted(kinds) or [""]))
@@ -293,7 +295,7 @@ class CredentialService:
             info = self.catalogue.get(account.exchange)
             plan = _Plan(account.user_id, info, self.catalogue.check_credentials(info, credentials),
                          account.key_fingerprint)
-            credential = self._new(plan, "active" if account.status == "active" else "unverified", nickname=None,
+            credential = self._new(plan, AccountStatus.ACTIVE if account.status == AccountStatus.ACTIVE else AccountStatus.UNVERIFIED, nickname=None,
                                    kind=kind)
             session.add(credential)
             session.flush()
@@ -317,13 +319,13 @@ class CredentialService:
         connecting), ValidationFailed (venue, account type, name), and what ``ExchangeAccountService.connect``
         raises; a key the exchange now refuses marks the credential expired.
         """
-        credential, fields = await anyio.to_thread.run_sync(self._open, principal, public_id, "write")
+        credential, fields = await anyio.to_thread.run_sync(self._open, principal, public_id, WRITE)
         if exchange is not None and self.accounts.resolve_exchange(exchange).id != credential.exchange:
             raise ValidationFailed("the venue is not the credential's", fields={"venue": "not the credential's venue"})
         used: builtins.list[ExchangeCredential] = []
 
         def link(session: Session, account: ExchangeAccount) -> None:
-            outcome = "active" if account.status == "active" else "unverified"
+            outcome = AccountStatus.ACTIVE if account.status == AccountStatus.ACTIVE else AccountStatus.UNVERIFIED
             used.append(self._record_check(session, credential, outcome))
             session.add(AccountCredential(account_id=account.id, credential_id=credential.id))
 
@@ -349,7 +351,7 @@ class CredentialService:
         ids = list(dict.fromkeys(public_ids))
         if not 1 <= len(ids) <= MAX_VERIFY:
             raise ValidationFailed("give 1 to 20 credential ids", fields={"credentialIds": f"1 to {MAX_VERIFY} ids"})
-        opened = [await anyio.to_thread.run_sync(self._open, principal, public_id, "write") for public_id in ids]
+        opened = [await anyio.to_thread.run_sync(self._open, principal, public_id, WRITE) for public_id in ids]
         checked: builtins.list[tuple[ExchangeCredential, str]] = []
         for credential, fields in opened:
             info = self.catalogue.get(credential.exchange)
@@ -400,24 +402,22 @@ class CredentialService:
         """
         if not changes:
             raise ValidationFailed("nothing to rotate", fields={"credentials": "give the new key fields"})
-        credential, fields = await anyio.to_thread.run_sync(self._open, principal, public_id, "write")
+        credential, fields = await anyio.to_thread.run_sync(self._open, principal, public_id, WRITE)
         info = self.catalogue.get(credential.exchange)
         creds = self.catalogue.check_credentials(info, {**fields, **changes})
         fingerprint = self.hasher.fingerprint(info.id, primary_credential(info, creds))
-        await anyio.to_thread.run_sync(self._refuse_taken, credential, fingerprint)
+        # whether the new key is another user's is answered only after the live check proved possession
+        # of its secret (``_store_rotate``): a wrong secret is always InvalidCredentials
         status = await self.accounts.check_live(info, creds, principal, "credential.rotate",
                                                 f"credential:{credential.public_id}")
         return await anyio.to_thread.run_sync(functools.partial(
             self._store_rotate, principal, credential, info, creds, fingerprint, status))
 
     def _refuse_taken(self, credential: ExchangeCredential, fingerprint: str,
-                      session: Session | None = None) -> builtins.list[ExchangeAccount]:
+                      session: Session) -> builtins.list[ExchangeAccount]:
         """Return the live accounts linked to ``credential``; raise AlreadyConnected if the key ``fingerprint``
         may not be live in one of them (see ``ExchangeAccountService.duplicate``). A credential no account
         uses may hold any key (storing a key binds no account; connecting it is checked then)."""
-        if session is None:
-            with self.db.session() as own:
-                return self._refuse_taken(credential, fingerprint, own)
         linked = self._linked_live(session, credential.id)
         exclude = [a.id for a in linked]
         if any(self.accounts.duplicate(session, fingerprint, credential.user_id, t, exclude=exclude)
@@ -453,7 +453,7 @@ class CredentialService:
         Of concurrent revocations exactly one succeeds. Returns the credential. Raises NotFound,
         Forbidden, InsufficientScope (``delete``), Conflict (already revoked).
         """
-        self._manager(principal, "delete")
+        self._manager(principal, DELETE)
         with self.db.session() as session:
             credential = self._owned(session, principal, public_id)
             self._not_revoked(credential)

@@ -8,26 +8,24 @@ nothing uses any more, and an audit event for each.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from sqlalchemy import func, select
 
 from strongroom.crypto.keyring import FileKeyProvider, KeyProvider, KeyringError
 from strongroom.db import Database
-from strongroom.enums import AccountStatus
 from strongroom.errors import BadRequest, Conflict, Forbidden, NotFound
-from strongroom.models import ApiKey, ExchangeAccount
 from strongroom.principal import Principal
+from strongroom.scopes import WRITE
 from strongroom.services.audit import AuditService
 from strongroom.services.keyrotation import KeyRotationService
+from strongroom.services.vault import KeySourceIncomplete, records
 
 # progress(done, total): records re-wrapped so far, and how many there were to do
 Progress = Callable[[int, int], None]
 
 
 def _records(count: int) -> str:
-    return "1 record is" if count == 1 else f"{count} records are"
+    return f"{records(count)} {'is' if count == 1 else 'are'}"
 
 
 @dataclass(frozen=True)
@@ -36,6 +34,7 @@ class MasterKeyStatus:
     versions: dict[int, int]  # every known version -> records sealed under it
     pending: int  # records under an older version (re-wrapped by ``rewrap``)
     key_file: Path | None  # None: keys from STRONGROOM_MASTER_KEYS
+    missing: dict[int, int] = field(default_factory=dict)  # versions records use that the key source lacks
 
 
 class MasterKeyService:
@@ -47,43 +46,43 @@ class MasterKeyService:
 
     @staticmethod
     def _admin(principal: Principal) -> None:
-        principal.require("write")
+        principal.require(WRITE)
         if not principal.is_admin:
             raise Forbidden("only the operator manages the master key")
 
     def usage(self) -> dict[int, int]:
-        """Return ``{version: records sealed under it}`` for versions in use (live accounts, HMAC keys).
-
-        Disconnected accounts hold no ciphertext, so they use no version.
-        """
-        counts: dict[int, int] = {}
-        with self.db.session() as session:
-            rows: list[tuple[int | None, int]] = list(session.execute(
-                select(ExchangeAccount.kek_version, func.count()).where(ExchangeAccount.status != AccountStatus.DISCONNECTED)
-                .group_by(ExchangeAccount.kek_version)).tuples())
-            rows += list(session.execute(
-                select(ApiKey.kek_version, func.count()).where(ApiKey.kek_version.is_not(None))
-                .group_by(ApiKey.kek_version)).tuples())
-        for version, count in rows:
-            if version is not None:  # never: keys without one are filtered out (bearer and public keys)
-                counts[version] = counts.get(version, 0) + count
-        return counts
+        """Return ``{version: records sealed under it}`` for versions in use, over every table of the
+        vault's registry (accounts, stored credentials, HMAC keys; shredded records use no version)."""
+        return self.rotation.vault.usage()
 
     def status(self) -> MasterKeyStatus:
-        """Return the current version, every version with its record count, and what is pending."""
+        """Return the current version, every version with its record count, what is pending, and the
+        versions records use that the key source does not hold (``missing``: a stale key file)."""
         current = self.keys.current_version
         usage = self.usage()
-        versions = {v: usage.get(v, 0) for v in sorted({*self.keys.versions(), *usage})}
-        pending = sum(n for v, n in usage.items() if v < current)
+        held = set(self.keys.versions())
+        versions = {v: usage.get(v, 0) for v in sorted({*held, *usage})}
+        pending = sum(n for v, n in usage.items() if v < current and v in held)
+        missing = {v: n for v, n in usage.items() if v not in held}
         key_file = self.keys.path.resolve() if isinstance(self.keys, FileKeyProvider) else None
-        return MasterKeyStatus(current, versions, pending, key_file)
+        return MasterKeyStatus(current, versions, pending, key_file, missing)
+
+    def _complete(self) -> None:
+        """Refuse (Conflict) while records use versions the key source lacks: a new version would be
+        numbered like one of them, and re-wrapping cannot open them."""
+        try:
+            self.rotation.vault.check_key_source()
+        except KeySourceIncomplete as exc:
+            raise Conflict(str(exc)) from None
 
     def rotate(self, principal: Principal, batch: int = 100, progress: Progress | None = None) -> tuple[int, int]:
         """Add a master key version, then re-wrap every record under it (resumable, see KeyRotationService).
 
-        Returns ``(new_version, rewrapped)``. Raises Forbidden, KeyringError (keys from the environment).
+        Returns ``(new_version, rewrapped)``. Raises Forbidden, Conflict (records use a version the key
+        source lacks), KeyringError (keys from the environment).
         """
         self._admin(principal)
+        self._complete()
         version = self.keys.add_version()
         self.audit.record_now("master_key.rotate", "ok", principal=principal, details={"version": version})
         return version, self.rewrap(principal, batch, progress)
@@ -93,6 +92,7 @@ class MasterKeyService:
         self._admin(principal)
         if not 1 <= batch <= 10_000:
             raise BadRequest("the batch size must be between 1 and 10000")
+        self._complete()
         total = self.rotation.pending()
         if progress:
             progress(0, total)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from strongroom.crypto.passwords import Passwords
 from strongroom.crypto.tokens import Hasher
 from strongroom.db import Database, rowcount, utcnow
-from strongroom.enums import AuthMethod
+from strongroom.enums import AuthMethod, UsageLevel
 from strongroom.errors import (
     Conflict,
     Forbidden,
@@ -30,10 +30,11 @@ from strongroom.models import AuthSession, User
 from strongroom.pagination import Page, paginate, valid_id
 from strongroom.principal import Principal
 from strongroom.ratelimit import RateLimiter
+from strongroom.scopes import DELETE, READ, WRITE
 from strongroom.services.audit import AuditService
 from strongroom.settings import Settings
 
-USAGE_LEVELS = ("basic", "advanced", "premier", "market_maker")
+USAGE_LEVELS: tuple[str, ...] = tuple(UsageLevel)
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
@@ -96,7 +97,7 @@ class UserService:
         """Create a user. Raises ValidationFailed (bad username/password/level), Conflict (taken),
         Forbidden (actor is not an admin)."""
         if actor is not None:
-            actor.require("write")
+            actor.require(WRITE)
             if not actor.is_admin:
                 raise Forbidden("only admins manage users")
         fields = {}
@@ -141,7 +142,7 @@ class UserService:
 
     def get(self, principal: Principal, user_id: int) -> User:
         """Return a user: oneself, or anyone for admins. Raises NotFound otherwise."""
-        principal.require("read")
+        principal.require(READ)
         if not principal.acts_for(user_id):
             raise NotFound("user not found")
         with self.db.session() as session:
@@ -155,7 +156,7 @@ class UserService:
 
         Raises NotFound otherwise (never telling whether someone else has that id).
         """
-        principal.require("read")
+        principal.require(READ)
         with self.db.session() as session:
             user = session.scalar(select(User).where(User.public_id == public_id))
         if user is None or not principal.acts_for(user.id):
@@ -179,7 +180,7 @@ class UserService:
 
     def list(self, principal: Principal, *, cursor: str | None = None, limit: int = 50) -> Page[User]:
         """Return users (admins only). Raises Forbidden."""
-        principal.require("read")
+        principal.require(READ)
         if not principal.is_admin:
             raise Forbidden("only admins manage users")
         with self.db.session() as session:
@@ -187,7 +188,7 @@ class UserService:
 
     def delete(self, principal: Principal, user_id: int) -> None:
         """Delete a user and everything they own (admins only; not oneself). Raises Forbidden, NotFound."""
-        principal.require("delete")
+        principal.require(DELETE)
         if not principal.is_admin:
             raise Forbidden("only admins manage users")
         if principal.user_id == user_id:
@@ -201,7 +202,7 @@ class UserService:
 
     def set_usage_level(self, principal: Principal, user_id: int, level: str) -> User:
         """Set a user's usage level (admins only). Raises Forbidden, NotFound, ValidationFailed."""
-        principal.require("write")
+        principal.require(WRITE)
         if not principal.is_admin:
             raise Forbidden("only admins set usage levels")
         if level not in USAGE_LEVELS:
@@ -210,14 +211,14 @@ class UserService:
             user = session.get(User, user_id) if valid_id(user_id) else None
             if user is None:
                 raise NotFound("user not found")
-            user.usage_level = level
+            user.usage_level = UsageLevel(level)
             self.audit.record(session, "user.usage_level", "ok", principal=principal, target=f"user:{user_id}",
                               details={"usage_level": level})
             return user
 
     def by_username(self, principal: Principal, username: str) -> User:
         """Return the user named ``username``: oneself, or anyone for admins. Raises NotFound otherwise."""
-        principal.require("read")
+        principal.require(READ)
         with self.db.session() as session:
             user = session.scalar(select(User).where(User.username == str(username)[:64]))
             if user is None or not principal.acts_for(user.id):
@@ -226,7 +227,7 @@ class UserService:
 
     def usernames(self, principal: Principal, user_ids: Iterable[int]) -> dict[int, str]:
         """Return ``{id: username}`` for those of ``user_ids`` that exist (admins only). Raises Forbidden."""
-        principal.require("read")
+        principal.require(READ)
         if not principal.is_admin:
             raise Forbidden("only admins manage users")
         ids = sorted({i for i in user_ids if valid_id(i)})
@@ -243,7 +244,7 @@ class UserService:
         server's in-memory sign-in cache may accept the old password for at most
         ``key_cache_ttl_seconds`` more. Raises Forbidden, NotFound, ValidationFailed.
         """
-        principal.require("write")
+        principal.require(WRITE)
         if not principal.is_admin:
             raise Forbidden("only admins set other users' passwords")
         if not isinstance(password, str) or not 8 <= len(password) <= 1024:

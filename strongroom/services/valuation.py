@@ -19,13 +19,10 @@ result is normalised (no trailing zeros, no exponent once rendered with ``format
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
-from typing import TYPE_CHECKING
 
 from strongroom.exchanges.outcomes import AssetBalance
-
-if TYPE_CHECKING:  # balances.py (the interface) imports this module
-    from strongroom.services.balances import AssetValue
 
 USD_LIKE: tuple[str, ...] = ("USD", "USDT", "USDC", "BUSD", "FDUSD")
 # the quotes tried for "X/<quote>", in order of preference
@@ -35,6 +32,23 @@ DIVISION_PLACES = 18
 CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
 _QUANTUM = Decimal(1).scaleb(-DIVISION_PLACES)
 ONE = Decimal(1)
+
+
+@dataclass(frozen=True)
+class AssetValue:
+    """One asset of one account at one time: amounts as the venue reports them, and their value.
+
+    ``usd``/``btc`` are None when no price was found (the asset is counted in ``unpriced_assets``,
+    never guessed).
+    """
+
+    asset: str  # upper-case code as the venue spells it after ccxt's unification ("BTC", "USDT")
+    free: Decimal
+    used: Decimal
+    total: Decimal
+    usd: Decimal | None
+    btc: Decimal | None
+    usd_price: Decimal | None  # price of one unit in USD (1 for USD-like stablecoins)
 
 
 def clean(value: Decimal) -> Decimal:
@@ -90,8 +104,6 @@ def value_assets(balances: Mapping[str, AssetBalance], prices: Mapping[str, Deci
 
     Amounts are kept as the venue reported them (cleaned of trailing zeros).
     """
-    from strongroom.services.balances import AssetValue
-
     btc_usd = usd_price(BTC, prices)
     valued: list[AssetValue] = []
     for asset, amounts in balances.items():
@@ -139,8 +151,6 @@ def combine(parts: Iterable[AssetValue]) -> tuple[AssetValue, ...]:
     An asset's ``usd``/``btc`` are the sums of its priced parts (None if no part is priced);
     its ``usd_price`` is kept only when every part is priced (then it is ``usd / total``).
     """
-    from strongroom.services.balances import AssetValue
-
     grouped: dict[str, list[AssetValue]] = {}
     for part in parts:
         grouped.setdefault(part.asset, []).append(part)

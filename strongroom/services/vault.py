@@ -1,18 +1,26 @@
 """The vault: how every secret at rest is sealed, opened and re-wrapped under a new master key.
 
-Three kinds of rows hold secrets, each with envelope encryption (a fresh data key per seal, wrapped
-by a versioned master key) and an AAD that binds the ciphertext to its row:
+Every table that holds a sealed secret is registered here, once, in :data:`SEALED_TABLES` (its
+model, its sealed columns, the AAD binding a ciphertext to its row, and which rows are live). Seal,
+open, re-wrap, pending, usage (``master-key status``) and retire read only this registry, so a new
+table with a secret is counted everywhere the moment it is registered, and a test fails if a model
+has a sealed column that is not.
+
+Each record uses envelope encryption: a fresh data key per seal, wrapped by a versioned master key.
+The registered tables:
 
 - exchange accounts: the credentials, as sorted JSON, in ``ciphertext``/``nonce``/``wrapped_dek``/
-  ``kek_version``; AAD ``exchange-account|<public_id>|<user_id>|<exchange>``.
-- HMAC API keys: ``{"current": s, "previous": s?}`` as JSON in ``secret_ciphertext``/``secret_nonce``/
-  ``secret_wrapped_dek``/``kek_version``; AAD ``api-key|<key_id>|<user_id>``.
+  ``kek_version``; AAD ``exchange-account|<public_id>|<user_id>|<exchange>``. A disconnected
+  account's ciphertext is shredded: it is not live.
 - stored exchange credentials (Cadenza's "credential"): like accounts, with AAD
-  ``exchange-credential|<public_id>|<user_id>|<exchange>``.
+  ``exchange-credential|<public_id>|<user_id>|<exchange>``. A revoked credential is shredded.
+- HMAC API keys: ``{"current": s, "previous": s?}`` as JSON in ``secret_ciphertext``/``secret_nonce``/
+  ``secret_wrapped_dek``/``kek_version``; AAD ``api-key|<key_id>|<user_id>``. Other kinds of key
+  hold no sealed secret (``kek_version`` is NULL).
 
 The AAD bytes are part of the stored format: changing them makes existing rows unreadable.
 
-Re-wrapping (master key rotation) only replaces ``wrapped_dek`` and ``kek_version``: it is a
+Re-wrapping (master key rotation) only replaces the wrapped data key and its version: it is a
 compare-and-set on the values it read, so a credential rotation or key roll that commits in between
 (a new ciphertext with a new data key) is never paired with the old data key; such a row is read
 again and re-wrapped on a later pass if it still needs it.
@@ -24,14 +32,15 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Table, select, update
+from sqlalchemy import ColumnElement, Table, func, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.crypto.envelope import DecryptionError, Envelope, Sealed
 from strongroom.crypto.keyring import KeyringError
-from strongroom.db import Database, rowcount
+from strongroom.db import Base, Database, rowcount
 from strongroom.enums import AccountStatus, CredentialStatus
 from strongroom.errors import CredentialsUnreadable
 from strongroom.models import ApiKey, ExchangeAccount, ExchangeCredential
@@ -74,106 +83,187 @@ def key_aad(key: KeyIdentity) -> bytes:
     return f"api-key|{key.key_id}|{key.user_id}".encode()
 
 
+@dataclass(frozen=True)
+class SealedTable:
+    """One table whose rows hold a sealed secret: where it is, what binds it, which rows hold one.
+
+    ``identity`` names the columns the AAD is made of (``aad`` reads them from a model instance or a
+    row); ``live(table)`` selects the rows that hold a secret (shredded and secret-less rows do not).
+    """
+
+    label: str  # what a record of it is called in messages ("exchange account")
+    model: type[Base]
+    ciphertext: str
+    nonce: str
+    wrapped_dek: str
+    identity: tuple[str, ...]
+    aad: Callable[[Any], bytes]
+    live: Callable[[Table], ColumnElement[bool]]
+    version: str = "kek_version"
+
+    @property
+    def table(self) -> Table:
+        table = self.model.__table__
+        assert isinstance(table, Table)
+        return table
+
+    @property
+    def sealed_columns(self) -> frozenset[str]:
+        """The columns that hold the sealed secret and its master key version."""
+        return frozenset({self.ciphertext, self.nonce, self.wrapped_dek, self.version})
+
+    def columns(self, sealed: Sealed) -> dict[str, Any]:
+        """Return ``{column: value}`` storing ``sealed`` in this table's columns (written together)."""
+        return {self.ciphertext: sealed.ciphertext, self.nonce: sealed.nonce, self.wrapped_dek: sealed.wrapped_dek,
+                self.version: sealed.kek_version}
+
+    def sealed_of(self, row: Any) -> Sealed | None:
+        """Return what ``row`` (a model instance or a selected row) holds sealed, or None if it holds nothing."""
+        values = [getattr(row, self.ciphertext), getattr(row, self.nonce), getattr(row, self.wrapped_dek),
+                  getattr(row, self.version)]
+        if any(v is None for v in values):
+            return None
+        return Sealed(*values)
+
+
+EXCHANGE_ACCOUNTS = SealedTable(
+    "exchange account", ExchangeAccount, "ciphertext", "nonce", "wrapped_dek",
+    identity=("public_id", "user_id", "exchange"), aad=account_aad,
+    live=lambda t: t.c.status != AccountStatus.DISCONNECTED)
+EXCHANGE_CREDENTIALS = SealedTable(
+    "stored exchange credential", ExchangeCredential, "ciphertext", "nonce", "wrapped_dek",
+    identity=("public_id", "user_id", "exchange"), aad=credential_aad,
+    live=lambda t: t.c.status != CredentialStatus.REVOKED)
+API_KEYS = SealedTable(
+    "HMAC API key", ApiKey, "secret_ciphertext", "secret_nonce", "secret_wrapped_dek",
+    identity=("key_id", "user_id"), aad=key_aad,
+    live=lambda t: t.c.kek_version.is_not(None))
+
+# Every table holding a sealed secret. Register a new one here, or its records are neither re-wrapped
+# nor counted when a master key version is retired (tests/vault checks that every model's sealed
+# columns are registered).
+SEALED_TABLES: tuple[SealedTable, ...] = (EXCHANGE_ACCOUNTS, EXCHANGE_CREDENTIALS, API_KEYS)
+
+
+def records(count: int) -> str:
+    """``"1 record"`` / ``"N records"``."""
+    return f"{count} record" + ("" if count == 1 else "s")
+
+
+class KeySourceIncomplete(Exception):
+    """Records are sealed under master key versions the key source does not hold (a stale key file)."""
+
+    def __init__(self, missing: Mapping[int, int]) -> None:
+        self.missing = dict(missing)
+        said = ", ".join(f"version {v} ({records(n)})" for v, n in sorted(self.missing.items()))
+        super().__init__(f"the master key source lacks {said} that the database uses: restore the key file "
+                         "(or STRONGROOM_MASTER_KEYS) that holds it; nothing sealed under it can be opened "
+                         "until then")
+
+
 class Vault:
-    """Seals, opens and re-wraps the secrets of exchange accounts and HMAC API keys."""
+    """Seals, opens and re-wraps every registered secret (:data:`SEALED_TABLES`)."""
 
     def __init__(self, db: Database, envelope: Envelope) -> None:
         self.db = db
         self.envelope = envelope
 
-    # --- exchange-account credentials ---------------------------------------------------------
+    # --- any registered table -----------------------------------------------------------------
 
-    def seal_account_credentials(self, account: AccountIdentity, credentials: Mapping[str, str]) -> dict[str, Any]:
-        """Return the secret columns of ``account`` holding ``credentials`` encrypted under a new data key.
+    def seal(self, table: SealedTable, row: Any, fields: Mapping[str, str]) -> dict[str, Any]:
+        """Return ``{column: value}`` of ``table``'s sealed columns holding ``fields`` under a new data key.
 
-        Returns ``{column: value}`` for ``ciphertext``, ``nonce``, ``wrapped_dek`` and ``kek_version``,
-        to be written together (``account.public_id`` must be set: it is part of the AAD).
+        ``row`` gives the AAD's columns (``table.identity``; e.g. ``public_id`` must already be set).
+        The values are to be written together, in the same statement.
         """
-        sealed = self.envelope.seal(json.dumps(dict(credentials), sort_keys=True).encode(), account_aad(account))
-        return {"ciphertext": sealed.ciphertext, "nonce": sealed.nonce, "wrapped_dek": sealed.wrapped_dek,
-                "kek_version": sealed.kek_version}
+        sealed = self.envelope.seal(json.dumps(dict(fields), sort_keys=True).encode(), table.aad(row))
+        return table.columns(sealed)
 
-    def open_account_credentials(self, account: ExchangeAccount) -> dict[str, str]:
-        """Return an account's decrypted credentials (for internal use; never returned to a client).
+    def open(self, table: SealedTable, row: Any) -> dict[str, str]:
+        """Return the secret fields ``row`` of ``table`` holds (internal use only; never returned to a client).
 
-        Raises CredentialsUnreadable if the stored record was altered, moved, shredded, or its
-        master key version is gone.
+        Raises DecryptionError (altered, moved, shredded, or no sealed secret) or KeyringError (its
+        master key version is gone).
         """
-        sealed = Sealed(account.ciphertext, account.nonce, account.wrapped_dek, account.kek_version)
-        return self._open_fields(sealed, account_aad(account), f"credentials of account {account.id}",
-                                 "the stored credentials cannot be decrypted; rotate them to store new ones")
-
-    # --- stored exchange credentials ----------------------------------------------------------
-
-    def seal_credential(self, credential: AccountIdentity, credentials: Mapping[str, str]) -> dict[str, Any]:
-        """Return the secret columns of a stored credential holding ``credentials`` under a new data key.
-
-        Returns ``{column: value}`` for ``ciphertext``, ``nonce``, ``wrapped_dek`` and ``kek_version``
-        (``credential.public_id`` must be set: it is part of the AAD).
-        """
-        sealed = self.envelope.seal(json.dumps(dict(credentials), sort_keys=True).encode(),
-                                    credential_aad(credential))
-        return {"ciphertext": sealed.ciphertext, "nonce": sealed.nonce, "wrapped_dek": sealed.wrapped_dek,
-                "kek_version": sealed.kek_version}
-
-    def open_credential(self, credential: ExchangeCredential) -> dict[str, str]:
-        """Return a stored credential's decrypted fields (internal use only; never returned to a client).
-
-        Raises CredentialsUnreadable if the record was altered, moved, shredded (revoked), or its
-        master key version is gone.
-        """
-        sealed = Sealed(credential.ciphertext, credential.nonce, credential.wrapped_dek, credential.kek_version)
-        return self._open_fields(sealed, credential_aad(credential), f"credential {credential.id}",
-                                 "the stored credential cannot be decrypted; rotate it to store new keys")
-
-    def _open_fields(self, sealed: Sealed, aad: bytes, what: str, refusal: str) -> dict[str, str]:
-        """Decrypt a sealed JSON object of secret fields; raise CredentialsUnreadable (logging ``what``, never
-        a secret) if it does not open."""
+        sealed = table.sealed_of(row)
+        if sealed is None:
+            raise DecryptionError(f"this {table.label} holds no sealed secret")
         try:
-            fields: dict[str, str] = json.loads(self.envelope.open(sealed, aad))
-        except (DecryptionError, KeyringError, ValueError):
-            log.error("stored %s cannot be decrypted", what)
-            raise CredentialsUnreadable(refusal) from None
+            fields: dict[str, str] = json.loads(self.envelope.open(sealed, table.aad(row)))
+        except ValueError:
+            raise DecryptionError(f"this {table.label}'s secret is not a JSON object") from None
         return fields
 
-    # --- HMAC key secrets ---------------------------------------------------------------------
+    def _open_or_refuse(self, table: SealedTable, row: Any, what: str, refusal: str) -> dict[str, str]:
+        """:meth:`open`, raising CredentialsUnreadable (logging ``what``, never a secret) if it does not open."""
+        try:
+            return self.open(table, row)
+        except (DecryptionError, KeyringError):
+            log.error("stored %s cannot be decrypted", what)
+            raise CredentialsUnreadable(refusal) from None
+
+    # --- named shortcuts of the services ------------------------------------------------------
+
+    def seal_account_credentials(self, account: AccountIdentity, credentials: Mapping[str, str]) -> dict[str, Any]:
+        """Return the sealed columns of ``account`` holding ``credentials`` (see :meth:`seal`)."""
+        return self.seal(EXCHANGE_ACCOUNTS, account, credentials)
+
+    def open_account_credentials(self, account: ExchangeAccount) -> dict[str, str]:
+        """Return an account's decrypted credentials. Raises CredentialsUnreadable if they do not open."""
+        return self._open_or_refuse(EXCHANGE_ACCOUNTS, account, f"credentials of account {account.id}",
+                                    "the stored credentials cannot be decrypted; rotate them to store new ones")
+
+    def seal_credential(self, credential: AccountIdentity, credentials: Mapping[str, str]) -> dict[str, Any]:
+        """Return the sealed columns of a stored credential holding ``credentials`` (see :meth:`seal`)."""
+        return self.seal(EXCHANGE_CREDENTIALS, credential, credentials)
+
+    def open_credential(self, credential: ExchangeCredential) -> dict[str, str]:
+        """Return a stored credential's decrypted fields. Raises CredentialsUnreadable if they do not open."""
+        return self._open_or_refuse(EXCHANGE_CREDENTIALS, credential, f"credential {credential.id}",
+                                    "the stored credential cannot be decrypted; rotate it to store new keys")
 
     def seal_key_secret(self, key: KeyIdentity, doc: Mapping[str, str]) -> dict[str, Any]:
-        """Return the secret columns of ``key`` holding ``doc`` (``{"current": s, "previous": s?}``) encrypted.
-
-        Returns ``{column: value}`` for ``secret_ciphertext``, ``secret_nonce``, ``secret_wrapped_dek``
-        and ``kek_version``, to be written together.
-        """
-        sealed = self.envelope.seal(json.dumps(dict(doc)).encode(), key_aad(key))
-        return {"secret_ciphertext": sealed.ciphertext, "secret_nonce": sealed.nonce,
-                "secret_wrapped_dek": sealed.wrapped_dek, "kek_version": sealed.kek_version}
+        """Return the sealed columns of an HMAC key holding ``doc`` (``{"current": s, "previous": s?}``)."""
+        return self.seal(API_KEYS, key, doc)
 
     def open_key_secret(self, key: ApiKey) -> dict[str, str]:
         """Return an HMAC key's decrypted secrets ``{"current": s, "previous": s?}``.
 
-        Raises DecryptionError (altered or moved) or KeyringError (master key version gone).
+        Raises DecryptionError (altered, moved, no secret) or KeyringError (master key version gone).
         """
-        if key.secret_ciphertext is None or key.secret_nonce is None or key.secret_wrapped_dek is None \
-                or key.kek_version is None:
-            raise DecryptionError("this key holds no sealed secret")
-        sealed = Sealed(key.secret_ciphertext, key.secret_nonce, key.secret_wrapped_dek, key.kek_version)
-        doc: dict[str, str] = json.loads(self.envelope.open(sealed, key_aad(key)))
-        return doc
+        return self.open(API_KEYS, key)
 
-    # --- master key rotation ------------------------------------------------------------------
+    # --- master key versions ------------------------------------------------------------------
+
+    def usage(self) -> dict[int, int]:
+        """Return ``{version: live records sealed under it}`` over every registered table."""
+        counts: dict[int, int] = {}
+        with self.db.session() as session:
+            for sealed in SEALED_TABLES:
+                table = sealed.table
+                version = table.c[sealed.version]
+                rows = session.execute(select(version, func.count()).where(sealed.live(table), version.is_not(None))
+                                       .group_by(version)).tuples()
+                for v, n in rows:
+                    counts[v] = counts.get(v, 0) + n
+        return counts
 
     def pending(self) -> int:
-        """Return how many live records are wrapped under an older master key version."""
+        """Return how many live records are wrapped under an older master key version than the current one."""
         current = self.envelope.keys.current_version
-        with self.db.session() as session:
-            accounts = session.scalars(select(ExchangeAccount.id).where(
-                ExchangeAccount.kek_version < current,
-                ExchangeAccount.status != AccountStatus.DISCONNECTED)).all()
-            keys = session.scalars(select(ApiKey.id).where(ApiKey.kek_version < current)).all()
-            credentials = session.scalars(select(ExchangeCredential.id).where(
-                ExchangeCredential.kek_version < current,
-                ExchangeCredential.status != CredentialStatus.REVOKED)).all()
-        return len(accounts) + len(keys) + len(credentials)
+        return sum(n for v, n in self.usage().items() if v < current)
+
+    def missing_versions(self) -> dict[int, int]:
+        """Return ``{version: records}`` for versions records use that the key source does not hold."""
+        held = set(self.envelope.keys.versions())
+        return {v: n for v, n in sorted(self.usage().items()) if v not in held}
+
+    def check_key_source(self) -> None:
+        """Raise KeySourceIncomplete if any record is sealed under a version the key source lacks
+        (a key file older than the data: restored from an old backup, or the wrong one)."""
+        missing = self.missing_versions()
+        if missing:
+            raise KeySourceIncomplete(missing)
 
     def rewrap(self, batch: int = 100, progress: Callable[[int], None] | None = None) -> int:
         """Re-wrap every data key under an older master key version with the current one.
@@ -188,67 +278,41 @@ class Vault:
         current = self.envelope.keys.current_version
         done = 0
         while True:
+            seen = written = 0
             with self.db.session() as session:
-                seen, written = self._rewrap_accounts(session, current, batch)
-                if not seen:
-                    seen, written = self._rewrap_keys(session, current, batch)
-                if not seen:
-                    seen, written = self._rewrap_credentials(session, current, batch)
+                for sealed in SEALED_TABLES:
+                    seen, written = self._rewrap_batch(session, sealed, current, batch)
+                    if seen:
+                        break
             if not seen:
                 return done
             done += written
             if progress and written:
                 progress(done)
 
-    def _rewrap_accounts(self, session: Session, current: int, batch: int) -> tuple[int, int]:
-        table = ExchangeAccount.__table__
-        return self._rewrap_sealed_rows(session, table, table.c.status != AccountStatus.DISCONNECTED, account_aad,
-                                        current, batch)
-
-    def _rewrap_credentials(self, session: Session, current: int, batch: int) -> tuple[int, int]:
-        table = ExchangeCredential.__table__
-        return self._rewrap_sealed_rows(session, table, table.c.status != CredentialStatus.REVOKED, credential_aad,
-                                        current, batch)
-
-    def _rewrap_sealed_rows(self, session: Session, table: Table, live: ColumnElement[bool],
-                            aad: Callable[[Any], bytes], current: int, batch: int) -> tuple[int, int]:
-        """Re-wrap one batch of a table holding sealed exchange secrets (accounts, stored credentials),
-        each row a compare-and-set on the values read. Returns ``(rows read, rows written)``."""
+    def _rewrap_batch(self, session: Session, sealed: SealedTable, current: int, batch: int) -> tuple[int, int]:
+        """Re-wrap one batch of ``sealed``'s live rows under an older version, each a compare-and-set on
+        the values read. Returns ``(rows read, rows written)``."""
+        table = sealed.table
+        c = table.c
         rows = session.execute(
-            select(table.c.id, table.c.public_id, table.c.user_id, table.c.exchange, table.c.ciphertext,
-                   table.c.nonce, table.c.wrapped_dek, table.c.kek_version)
-            .where(table.c.kek_version < current, live)
-            .order_by(table.c.id).limit(batch)
+            select(c.id, *(c[name] for name in sealed.identity), c[sealed.ciphertext], c[sealed.nonce],
+                   c[sealed.wrapped_dek], c[sealed.version])
+            .where(c[sealed.version] < current, sealed.live(table))
+            .order_by(c.id).limit(batch)
         ).all()
         written = 0
         for row in rows:
-            new = self.envelope.rewrap(Sealed(row.ciphertext, row.nonce, row.wrapped_dek, row.kek_version), aad(row))
+            old = sealed.sealed_of(row)
+            if old is None:  # never: live rows hold a secret
+                continue
+            new = self.envelope.rewrap(old, sealed.aad(row))
             written += rowcount(session.execute(
                 update(table)
-                .where(table.c.id == row.id, table.c.wrapped_dek == row.wrapped_dek, table.c.nonce == row.nonce,
-                       table.c.kek_version == row.kek_version)
+                .where(c.id == row.id, c[sealed.wrapped_dek] == old.wrapped_dek, c[sealed.nonce] == old.nonce,
+                       c[sealed.version] == old.kek_version)
                 # updated_at set to itself: a re-wrap is not a change of the record
-                .values(wrapped_dek=new.wrapped_dek, kek_version=new.kek_version, updated_at=table.c.updated_at)
-            ))
-        return len(rows), written
-
-    def _rewrap_keys(self, session: Session, current: int, batch: int) -> tuple[int, int]:
-        table = ApiKey.__table__
-        rows = session.execute(
-            select(table.c.id, table.c.key_id, table.c.user_id, table.c.secret_ciphertext, table.c.secret_nonce,
-                   table.c.secret_wrapped_dek, table.c.kek_version)
-            .where(table.c.kek_version < current)
-            .order_by(table.c.id).limit(batch)
-        ).all()
-        written = 0
-        for row in rows:
-            sealed = Sealed(row.secret_ciphertext, row.secret_nonce, row.secret_wrapped_dek, row.kek_version)
-            new = self.envelope.rewrap(sealed, key_aad(row))
-            written += rowcount(session.execute(
-                update(table)
-                .where(table.c.id == row.id, table.c.secret_wrapped_dek == row.secret_wrapped_dek,
-                       table.c.secret_nonce == row.secret_nonce, table.c.kek_version == row.kek_version)
-                .values(secret_wrapped_dek=new.wrapped_dek, kek_version=new.kek_version,
-                        updated_at=table.c.updated_at)
+                .values({sealed.wrapped_dek: new.wrapped_dek, sealed.version: new.kek_version,
+                         "updated_at": c.updated_at})
             ))
         return len(rows), written

@@ -1,4 +1,4 @@
-"""Annotated dependencies shared by every surface's routes."""
+"""Annotated dependencies shared by every surface's routes (the caller's, ``CurrentPrincipal``, is the gate's)."""
 
 from __future__ import annotations
 
@@ -8,26 +8,13 @@ from fastapi import Depends, Request
 
 from strongroom.auth.facts import client_ip
 from strongroom.core import Core
-from strongroom.errors import Unauthenticated
-from strongroom.principal import Principal
+from strongroom.http.gate import CurrentPrincipal, current_principal
 
 
 async def get_core(request: Request) -> Core:
     """The application's core (services)."""
     core: Core = request.app.state.core
     return core
-
-
-async def current_principal(request: Request) -> Principal:
-    """The principal the surface's auth gate found for this request.
-
-    A route that takes this dependency is wrapped in the gate by the surface factory, which
-    authenticates before the body is read; raises Unauthenticated if it was not (misconfiguration).
-    """
-    principal: Principal | None = request.scope.get("state", {}).get("principal")
-    if principal is None:
-        raise Unauthenticated("authentication required")
-    return principal
 
 
 async def peer_ip(request: Request) -> str | None:
@@ -38,5 +25,6 @@ async def peer_ip(request: Request) -> str | None:
 
 
 CoreDep = Annotated[Core, Depends(get_core)]
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 ClientIP = Annotated[str | None, Depends(peer_ip)]
+
+__all__ = ["ClientIP", "CoreDep", "CurrentPrincipal", "current_principal", "get_core", "peer_ip"]

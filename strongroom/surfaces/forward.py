@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING
 
 from strongroom.auth.facts import RawHeaders, RequestFacts, client_ip
 from strongroom.errors import ServiceUnavailable
-from strongroom.surfaces.factory import domain_error, log_unexpected
-from strongroom.verify import Reason, Verdict, Verifier, load_rules
+from strongroom.http.errors import domain_error, log_unexpected
+from strongroom.verify.rules import load_rules
+from strongroom.verify.service import Reason, Verdict, Verifier
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send

@@ -52,7 +52,7 @@ from strongroom.errors import (
     ValidationFailed,
     WithdrawalPermission,
 )
-from strongroom.surfaces.factory import AuthGate, Surface, SurfaceApp
+from strongroom.http.routes import Surface, SurfaceApp
 
 REF = "#/components/schemas/"
 EXAMPLES = "#/components/examples/"
@@ -74,6 +74,74 @@ SHARED_HEADERS: dict[str, dict[str, Any]] = {
                          "required": True, "schema": {"type": "string"}},
 }
 RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+
+# What the edge refuses (400) before any route sees it, declared on the schemas so that generated clients and
+# fuzzers know: a control character in the path or the query string, a NUL in a body's string.
+PARAMETER_PATTERN = "^[^\\x00-\\x1f\\x7f]*$"
+BODY_STRING_PATTERN = "^[^\\x00]*$"
+
+# A short Python sample of each signed scheme, added to the description of its signature header.
+SIGNING_SAMPLES: dict[str, str] = {
+    "SrAccessSignature": '''Signing in Python (`cryptography` for RSA and Ed25519 keys):
+
+```python
+import base64, hashlib, hmac, time
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+def sr_headers(key_id, key, method, path_and_query, body=b""):
+    """key: an hmac key's secret (str), or the private key of an rsa or ed25519 key."""
+    ts = str(int(time.time() * 1000))
+    message = (ts + method.upper() + path_and_query).encode() + body
+    if isinstance(key, str):  # hmac: lower-case hex HMAC-SHA256
+        signature = hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+    elif isinstance(key, rsa.RSAPrivateKey):  # rsa: base64 RSA-PSS, SHA-256, salt 32
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+        signature = base64.b64encode(key.sign(message, pss, hashes.SHA256())).decode()
+    else:  # ed25519: base64 Ed25519
+        signature = base64.b64encode(key.sign(message)).decode()
+    return {"SR-ACCESS-KEY": key_id, "SR-ACCESS-TIMESTAMP": ts, "SR-ACCESS-SIGNATURE": signature}
+
+# httpx.post(base + "/v1/api-keys", content=body, headers={**sr_headers(key_id, key, "POST", "/v1/api-keys", body),
+#                                                          "Content-Type": "application/json"})
+```''',
+    "KalshiAccessSignature": '''Signing in Python (as Kalshi's SDKs do):
+
+```python
+import base64, time
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+def kalshi_headers(key_id, private_key, method, path):
+    """path without the query string, e.g. /trade-api/v2/api_keys; an RSA or Ed25519 private key."""
+    ts = str(int(time.time() * 1000))
+    message = (ts + method.upper() + path).encode()
+    if isinstance(private_key, rsa.RSAPrivateKey):  # base64 RSA-PSS, SHA-256, salt 32
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+        signature = private_key.sign(message, pss, hashes.SHA256())
+    else:  # base64 Ed25519
+        signature = private_key.sign(message)
+    return {"KALSHI-ACCESS-KEY": key_id, "KALSHI-ACCESS-TIMESTAMP": ts,
+            "KALSHI-ACCESS-SIGNATURE": base64.b64encode(signature).decode()}
+```''',
+    "ThreeCommasSignature": '''Signing in Python (as py3cw does; no timestamp is signed):
+
+```python
+import base64, hashlib, hmac
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+def threecommas_headers(key_id, key, path_and_query, body=b""):
+    """path_and_query from /public/api on, e.g. /public/api/ver1/accounts?per_page=50; the raw body sent.
+    key: an hmac key's secret (str), or the private key of an rsa key (py3cw's selfsigned)."""
+    message = path_and_query.encode() + body
+    if isinstance(key, str):  # hex HMAC-SHA256
+        signature = hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+    else:  # base64 RSA PKCS#1 v1.5, SHA-256
+        signature = base64.b64encode(key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
+    return {"APIKEY": key_id, "Signature": signature}
+```''',
+}
 
 
 # --- what routes declare ---------------------------------------------------------------------------
@@ -100,6 +168,12 @@ def raises(*errors: type[DomainError], backing_services: bool = True) -> Callabl
         return endpoint
 
     return mark
+
+
+def body_example(value: Any, *media: str) -> dict[str, Any]:
+    """Return a route's ``openapi_extra`` giving its request body ``value`` as the example (for Swagger UI's
+    "Try it out"), in each of ``media`` (JSON by default); FastAPI merges it into the generated body."""
+    return {"requestBody": {"content": {m: {"example": value} for m in media or ("application/json",)}}}
 
 
 def declared(endpoint: Callable[..., Any]) -> Declared:
@@ -369,6 +443,49 @@ def _operation_ids(paths: dict[str, Any], prefix: str, routes: dict[tuple[str, s
             operation["operationId"] = wanted
 
 
+def _string_patterns(node: Any, pattern: str, schemas: dict[str, Any], seen: set[str]) -> None:
+    """Give every string schema in ``node`` (through $refs, properties, items, combinations) without a
+    pattern, format, enum or const the ``pattern``, in place."""
+    if isinstance(node, list):
+        for item in node:
+            _string_patterns(item, pattern, schemas, seen)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith(REF):
+        name = ref[len(REF):]
+        if name not in seen and name in schemas:
+            seen.add(name)
+            _string_patterns(schemas[name], pattern, schemas, seen)
+        return
+    types = node.get("type")
+    if (types == "string" or (isinstance(types, list) and "string" in types)) \
+            and not {"pattern", "format", "enum", "const"} & set(node):
+        node["pattern"] = pattern
+    for key in ("properties", "patternProperties", "$defs"):
+        if isinstance(node.get(key), dict):
+            _string_patterns(list(node[key].values()), pattern, schemas, seen)
+    for key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf", "prefixItems"):
+        if key in node:
+            _string_patterns(node[key], pattern, schemas, seen)
+
+
+def _declare_refused_characters(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Declare what the edge refuses with 400 (see PARAMETER_PATTERN) on the path and query parameters and
+    the request bodies' strings."""
+    seen: set[str] = set()
+    for operations in paths.values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") in ("path", "query"):
+                    _string_patterns(parameter.get("schema"), PARAMETER_PATTERN, schemas, set())
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                _string_patterns(media.get("schema"), BODY_STRING_PATTERN, schemas, seen)
+
+
 def merged_openapi(app: FastAPI, surfaces: Sequence[SurfaceApp], default: SurfaceApp | None = None) -> dict[str, Any]:
     """Return the application's OpenAPI document: its own routes plus every surface's, under its prefix.
 
@@ -407,7 +524,7 @@ def merged_openapi(app: FastAPI, surfaces: Sequence[SurfaceApp], default: Surfac
             for method, operation in operations.items():
                 route = routes.get((path, method))
                 if route is not None:
-                    _document_operation(operation, route, surface, isinstance(route.app, AuthGate), errors)
+                    _document_operation(operation, route, surface, surface_app.gated(route), errors)
         _operation_ids(part.get("paths", {}), surface.name.replace("-", "_"), routes, taken)
         for path, operations in part.get("paths", {}).items():
             paths[surface.prefix + path] = _rename_refs(operations, renames)
@@ -415,6 +532,11 @@ def merged_openapi(app: FastAPI, surfaces: Sequence[SurfaceApp], default: Surfac
             for name, definition in scheme.openapi().items():
                 if security.setdefault(name, definition) != definition:
                     raise ValueError(f"two security schemes are named {name!r}")
+    for name, sample_code in SIGNING_SAMPLES.items():
+        if name in security:
+            security[name] = {**security[name], "description": security[name].get("description", "") + "\n\n"
+                              + sample_code}
+    _declare_refused_characters(paths, schemas)
     for unused in ("HTTPValidationError", "ValidationError"):
         if unused in schemas and f'"{REF}{unused}"' not in json.dumps(paths):
             del schemas[unused]

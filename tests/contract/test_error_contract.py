@@ -20,8 +20,8 @@ from fastapi import APIRouter, FastAPI
 from strongroom import errors
 from strongroom.app import surfaces
 from strongroom.errors import DomainError
+from strongroom.http.routes import build, mount
 from strongroom.settings import Settings
-from strongroom.surfaces.factory import build
 
 
 def all_error_classes() -> list[type[DomainError]]:
@@ -198,7 +198,8 @@ def client_for(name: str) -> tuple[httpx.AsyncClient, str]:
     app = FastAPI()
     app.state.core = None
     app.state.trusted_proxies = []
-    app.mount(surface.prefix, build(dataclasses.replace(surface, routers=(*surface.routers, probe))))
+    built = build(dataclasses.replace(surface, routers=(*surface.routers, probe)))
+    mount(app, [built], built)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     return httpx.AsyncClient(transport=transport, base_url="http://contract"), surface.prefix
 

@@ -4,11 +4,16 @@ From the live /openapi.json: every operation has a description, a security decla
 statuses it can answer (in its surface's error schema), every parameter a description, every schema
 property a description; FastAPI's HTTPValidationError is gone; every example matches its schema; every
 error body each surface renders matches the schema the document gives for it.
+
+Issue 22 item 10, for integrators: every request body has an example that fits its schema, summaries are
+sentences, no internal labels, each signed scheme carries a Python signing sample that the server accepts when
+run as written, and the edge's refusal of control characters is declared in the schemas.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -370,3 +375,166 @@ def test_real_answers_match_the_document(doc: dict[str, Any], client: Any, users
                                                                    headers=bearer, json=ref))
     check("GET", "/api/v3/health", client.get("/api/v3/health"))
     check("POST", "/api/v3/auth/logout", client.post("/api/v3/auth/logout", headers=bearer))
+
+
+# --- for integrators (issue 22 item 10) --------------------------------------------------------------
+
+CONTROL_IN_PARAMETERS = ("a\x00b", "a\x01b", "line\nbreak", "tab\t", "del\x7f")
+INTERNAL_LABEL = re.compile(r"(?i)\bseeds?\b|\bissue\s*#?\d+|\bitem\s+\d+")
+
+
+def _strings(doc: dict[str, Any], node: Any, seen: set[str]) -> Iterator[dict[str, Any]]:
+    """Every string schema reachable from ``node`` (through $refs, properties, items and combinations)."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _strings(doc, item, seen)
+        return
+    if not isinstance(node, dict):
+        return
+    if "$ref" in node:
+        if node["$ref"] not in seen:
+            seen.add(node["$ref"])
+            yield from _strings(doc, resolve(doc, {"$ref": node["$ref"]}), seen)
+        return
+    if node.get("type") == "string" or "string" in (node.get("type") or []):
+        yield node
+    for key in ("properties", "patternProperties"):
+        yield from _strings(doc, list(node.get(key, {}).values()), seen)
+    for key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf", "prefixItems"):
+        if key in node:
+            yield from _strings(doc, node[key], seen)
+
+
+def _refuses(doc: dict[str, Any], schema: dict[str, Any], values: tuple[str, ...]) -> bool:
+    check = jsonschema_rs.Draft202012Validator({**schema, "components": doc["components"]}, validate_formats=True)
+    return not any(check.is_valid(v) for v in values)
+
+
+def test_every_request_body_has_an_example_that_fits(doc: dict[str, Any]) -> None:
+    """Every request body shows an example (Swagger UI's "Try it out" starts from it), valid for its schema."""
+    problems, bodies = [], 0
+    for method, path, op in operations(doc):
+        for media, content in op.get("requestBody", {}).get("content", {}).items():
+            bodies += 1
+            schema = content.get("schema", {})
+            examples = ([content["example"]] if "example" in content else []) + [
+                resolve(doc, e)["value"] for e in content.get("examples", {}).values()]
+            if not examples and not resolve(doc, schema).get("examples"):
+                problems.append(f"{method.upper()} {path} ({media}): no example")
+            for example in examples:
+                errors = [e.message for e in validator(doc, schema).iter_errors(example)]
+                if errors:
+                    problems.append(f"{method.upper()} {path} ({media}): example {example} does not fit: {errors}")
+    assert bodies > 30
+    assert not problems, "\n".join(problems)
+
+
+def test_summaries_are_sentences(doc: dict[str, Any]) -> None:
+    """A summary says what the operation does, as a sentence; not the endpoint's function name."""
+    problems, seen = [], 0
+    for method, path, op in operations(doc):
+        summary = op.get("summary", "")
+        where = f"{method.upper()} {path}: {summary!r}"
+        seen += 1
+        if not summary.endswith(".") or not summary[:1].isupper() or len(summary.split()) < 2 or len(summary) > 80:
+            problems.append(where)
+        # FastAPI's default: the function name in title case ("Balance History")
+        if summary.rstrip(".").istitle() and len(summary.split()) > 1:
+            problems.append(where + " reads like a function name")
+    assert seen > 90
+    assert not problems, "\n".join(problems)
+
+
+def _texts(node: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _texts(v, k)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _texts(v, key)
+    elif isinstance(node, str) and key in ("description", "summary", "title"):
+        yield key, node
+
+
+def test_no_internal_labels(doc: dict[str, Any]) -> None:
+    """The document speaks to integrators: no project-internal labels (seed documents, issue numbers)."""
+    found = [text for _, text in _texts(doc) if INTERNAL_LABEL.search(text)]
+    assert not found, found
+
+
+def test_control_character_refusal_is_declared(doc: dict[str, Any]) -> None:
+    """The edge refuses control characters in the path and query (and a NUL in a body's string) with 400: each
+    such string's schema says so (a pattern, a format or an enum), so a client or fuzzer generating valid
+    input from the document never sends what the server refuses (schemathesis' positive data)."""
+    problems, checked = [], 0
+    for method, path, op in operations(doc):
+        where = f"{method.upper()} {path}"
+        for param in (resolve(doc, p) for p in op.get("parameters", [])):
+            if param["in"] not in ("path", "query"):
+                continue
+            for schema in _strings(doc, param.get("schema", {}), set()):
+                checked += 1
+                if not _refuses(doc, schema, CONTROL_IN_PARAMETERS):
+                    problems.append(f"{where}: {param['in']} parameter {param['name']} allows control characters")
+        for media, content in op.get("requestBody", {}).get("content", {}).items():
+            for schema in _strings(doc, content.get("schema", {}), set()):
+                checked += 1
+                if not _refuses(doc, schema, ("a\x00b",)):
+                    problems.append(f"{where} ({media}): a body string allows NUL: {schema}")
+    assert checked > 150
+    assert not problems, "\n".join(problems)
+
+
+def _sample(doc: dict[str, Any], scheme: str) -> Any:
+    """The signing function of the Python sample in ``scheme``'s description, loaded."""
+    description = doc["components"]["securitySchemes"][scheme].get("description", "")
+    blocks = re.findall(r"```python\n(.*?)```", description, re.DOTALL)
+    assert len(blocks) == 1, f"{scheme}: no Python signing sample in its description"
+    namespace: dict[str, Any] = {}
+    exec(compile(blocks[0], f"<{scheme} sample>", "exec"), namespace)  # noqa: S102 - the document's own sample
+    (function,) = [v for k, v in namespace.items() if k.endswith("_headers") and callable(v)]
+    return function
+
+
+def test_each_signed_scheme_has_a_python_sample_that_signs(doc: dict[str, Any], client: Any, users: Any) -> None:
+    """Each signed scheme's description carries a short Python sample; run as written, it signs requests the
+    server accepts (hmac, RSA and Ed25519 keys on /v1; RSA and Ed25519 on Kalshi; hmac and RSA on 3Commas)."""
+    from support.signing import load_private_key
+
+    groups = {tuple(sorted(r)) for _, _, op in operations(doc) for r in op.get("security", []) if len(r) > 1}
+    assert len(groups) == 3, groups
+    for group in groups:
+        assert any("```python" in doc["components"]["securitySchemes"][n].get("description", "") for n in group), group
+    user = users.create()
+    made = client.post("/v1/api-keys", headers=user.headers, json={"name": "sample", "kind": "hmac",
+                                                                  "scopes": ["read", "write"]}).json()
+    hmac_key = (made["key_id"], made["secret"])
+    pairs = {}
+    for key_type in ("rsa", "ed25519"):
+        made = client.post("/v1/api-keys/generate", headers=user.headers,
+                           json={"name": key_type, "key_type": key_type, "scopes": ["read", "write"]}).json()
+        pairs[key_type] = (made["key_id"], load_private_key(made["private_key"]))
+
+    sr = _sample(doc, "SrAccessSignature")
+    for key_id, key in (hmac_key, pairs["rsa"], pairs["ed25519"]):
+        response = client.get("/v1/me", headers=sr(key_id, key, "GET", "/v1/me"))
+        assert response.status_code == 200 and response.json()["key_id"] == key_id, response.text
+    body = b'{"name": "made by a signed request", "scopes": ["read"]}'
+    response = client.post("/v1/api-keys", content=body, headers={
+        **sr(hmac_key[0], hmac_key[1], "POST", "/v1/api-keys", body), "Content-Type": "application/json"})
+    assert response.status_code == 201, response.text
+
+    kalshi = _sample(doc, "KalshiAccessSignature")
+    for key_id, key in (pairs["rsa"], pairs["ed25519"]):
+        path = "/trade-api/v2/api_keys"
+        response = client.get(path, headers=kalshi(key_id, key, "GET", path))
+        assert response.status_code == 200, response.text
+
+    threecommas = _sample(doc, "ThreeCommasSignature")
+    for key_id, key in (hmac_key, pairs["rsa"]):
+        target = "/public/api/ver1/accounts?per_page=50"
+        response = client.get(target, headers=threecommas(key_id, key, target))
+        assert response.status_code == 200, response.text
+    # a wrong key is refused: the samples really are what is checked
+    response = client.get("/v1/me", headers=sr(hmac_key[0], "not-the-secret", "GET", "/v1/me"))
+    assert response.status_code == 401

@@ -225,6 +225,43 @@ def test_master_key_rotate_killed_half_way_then_run_again(fresh):
         engine.dispose()
 
 
+def test_status_counts_stored_credentials_and_a_stale_key_file_stops_status_and_serve(fresh):
+    """Issue 17: ``status --json`` counts every sealed table (stored credentials too); a key file older than
+    the data makes ``status`` exit non-zero naming the version, and ``serve`` refuse to start."""
+    import json
+
+    from support.services import new_user
+
+    data_dir, url, env = fresh
+    upgrade(env)
+    core = core_for(data_dir, url)
+    try:
+        principal = new_user(core)
+        asyncio.run(core.credentials.create(principal, "binance", {"api_key": f"k-{uuid.uuid4().hex}",
+                                                                   "secret": uuid.uuid4().hex}))
+    finally:
+        core.close()
+    status = status_of(env)
+    assert status["versions"] == [{"version": 1, "current": True, "records": 1, "held": True}]
+    assert status["missing"] == []
+
+    backup = (data_dir / "master.key").read_bytes()  # the key file as an old backup holds it
+    assert run_cli("master-key", "rotate", env=env).returncode == 0
+    (data_dir / "master.key").write_bytes(backup)
+
+    stale = run_cli("master-key", "status", "--json", env=env)
+    assert stale.returncode == 1, stale.stdout + stale.stderr
+    assert json.loads(stale.stdout)["missing"] == [{"version": 2, "records": 1}]
+    assert "lacks version 2 (1 record)" in stale.stderr
+    text = run_cli("master-key", "status", env=env)
+    assert text.returncode == 1 and "2:1" in text.stdout and "lacks version 2" in text.stderr
+
+    refused = subprocess.run([str(BIN / "strongroom"), "serve", "--port", "1"], env={**os.environ, **env},
+                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "cannot serve: the master key source lacks version 2 (1 record)" in refused.stderr
+
+
 def test_users_create_cli_and_sign_in(fresh):
     data_dir, url, env = fresh
     upgrade(env)

@@ -5,6 +5,7 @@ the models match the migrated schema; downgrade and upgrade again work; 0006 the
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -173,4 +174,90 @@ def test_users_get_stable_uuids_and_credentials_tables_exist(empty_db):
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(DISTINCT public_id) FROM users")).scalar_one() == 3
     finally:
+        engine.dispose()
+
+
+# --- 0007: on SQLite every table with an integer id gets AUTOINCREMENT, so that an id is never used twice
+# (PostgreSQL's sequences never reuse one: the same test passes there unchanged). The rows that were there
+# keep their ids, their links and their sealed secrets.
+
+AUTOINCREMENT_REVISION = "0007"
+
+
+def core_on(url: str, data_dir):
+    """A core on ``url`` (the master key file in ``data_dir``) whose exchanges accept any key."""
+    from support import TEST_SETTINGS
+    from support.services import FakeGateway
+
+    from strongroom.core import build_core
+    from strongroom.settings import Settings
+
+    return build_core(Settings(**{**TEST_SETTINGS, "data_dir": data_dir, "database_url": url}), gateway=FakeGateway())
+
+
+def loose_key() -> dict[str, str]:
+    """Credentials for BitMEX (no live check: stored unverified)."""
+    return {"api_key": f"bm-{uuid.uuid4().hex}", "secret": uuid.uuid4().hex}
+
+
+def test_0007_ids_are_never_reused_and_rows_keep_ids_and_secrets(empty_db, tmp_path):
+    import asyncio
+
+    from support.services import new_user
+
+    data_dir = tmp_path / "data"
+    down = ScriptDirectory.from_config(alembic_config(empty_db)).get_revision(AUTOINCREMENT_REVISION).down_revision
+    upgrade(empty_db)
+    core = core_on(empty_db, data_dir)
+    try:
+        owner = new_user(core)
+        given = [loose_key() for _ in range(2)]
+        accounts = [asyncio.run(core.accounts.connect(owner, "bitmex", creds, name=f"a{i}"))
+                    for i, creds in enumerate(given)]
+        stored_key = loose_key()
+        credential = asyncio.run(core.credentials.create(owner, "bitmex", stored_key))
+        linked, _ = asyncio.run(core.credentials.connect(owner, credential.public_id))
+        keys = [core.api_keys.create(owner, name=f"k{i}", kind="hmac") for i in range(2)]
+    finally:
+        core.close()
+    # the rows as an installation before 0007 holds them
+    command.downgrade(alembic_config(empty_db), down)
+    upgrade(empty_db)
+
+    engine = create_engine(empty_db)
+    core = core_on(empty_db, data_dir)
+    try:
+        if empty_db.startswith("sqlite"):
+            with engine.connect() as conn:
+                tables = dict(conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'table'")).all())
+            with_id = {name for name, sql in tables.items() if re.search(r"\bid INTEGER NOT NULL", sql)}
+            assert {"users", "exchange_accounts", "exchange_credentials", "api_keys", "audit_events"} <= with_id
+            assert [name for name in with_id if "AUTOINCREMENT" not in tables[name]] == []
+        # same ids, links and secrets
+        for account, creds in zip(accounts, given, strict=True):
+            assert core.accounts.credentials_of(core.accounts.get(owner, account.id)) == creds
+        assert core.vault.open_credential(core.credentials.get(owner, credential.public_id)) == stored_key
+        assert core.credentials.linked([linked.id])[linked.id].id == credential.id
+        for key, secret in keys:
+            record = core.api_keys.load_record(key.key_id)
+            assert record is not None and record.hmac_secrets[0][0] == secret
+        assert core.api_keys.get(owner, keys[1][0].key_id).id == keys[1][0].id
+
+        # delete the newest row of each table, insert another: it gets a new id
+        newest_key = keys[1][0]
+        core.api_keys.delete(owner, newest_key.key_id)
+        assert core.api_keys.create(owner, name="after", kind="hmac")[0].id > newest_key.id
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM account_credentials WHERE account_id = :a"), {"a": linked.id})
+            conn.execute(text("DELETE FROM exchange_accounts WHERE id = :a"), {"a": linked.id})
+            conn.execute(text("DELETE FROM exchange_credentials WHERE id = :c"), {"c": credential.id})
+        again = asyncio.run(core.accounts.connect(owner, "bitmex", loose_key()))
+        assert again.id > linked.id
+        assert asyncio.run(core.credentials.create(owner, "bitmex", loose_key())).id > credential.id
+        last = new_user(core)
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM users WHERE id = :u"), {"u": last.user_id})
+        assert new_user(core).user_id > last.user_id
+    finally:
+        core.close()
         engine.dispose()

@@ -56,9 +56,10 @@ from strongroom.errors import (
     ValidationFailed,
     WithdrawalPermission,
 )
+from strongroom.http.errors import ErrorTable, Rendered, Rule
+from strongroom.http.routes import Surface
 from strongroom.settings import Settings
 from strongroom.surfaces.cadenza.shapes import WIRE_FIELDS, venue
-from strongroom.surfaces.factory import ErrorTable, Rendered, Rule, Surface
 
 # errno by HTTP status, for an error class without a rule of its own (Cadenza's 19xxx web codes)
 ERRNO_BY_STATUS = {400: -19001, 401: -19002, 403: -22018, 404: -22016, 405: -19001, 409: -22017, 413: -19001,

@@ -64,7 +64,7 @@ from strongroom.surfaces.cadenza.shapes import (
     statuses_in,
 )
 from strongroom.surfaces.deps import ClientIP, CoreDep, CurrentPrincipal
-from strongroom.surfaces.openapi import raises
+from strongroom.surfaces.openapi import body_example, raises
 from strongroom.surfaces.wire import one_of
 
 api = APIRouter(tags=["cadenza"])
@@ -104,7 +104,7 @@ class RefreshIn(Wire):
 
 
 class ConnectIn(Wire):
-    """Both shapes of connect: the seed page's inline keys, or the client's stored credential."""
+    """Both shapes of connect: the docs page's inline keys, or the client's stored credential."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"venue": "BINANCE", "apiKey": "your-binance-api-key", "apiSecret": "your-binance-secret", "name": "main"},
@@ -222,7 +222,9 @@ def inline_credentials(core: Core, venue_name: str, key: str | None, secret: str
 
 # --- auth -------------------------------------------------------------------------------------------
 
-@api.post("/auth/login", response_model=Envelope[AuthSessionOut])
+@api.post("/auth/login", summary="Sign in with a username and password.", response_model=Envelope[AuthSessionOut],
+          openapi_extra=body_example({
+              "email": "alice", "password": "correct horse battery staple"}))
 @raises(SignInRefused, RateLimited)
 async def login(body: LoginIn, ip: ClientIP, core: CoreDep) -> Envelope[AuthSessionOut]:
     """Sign in with the Strongroom username (as ``email``) and password: a Strongroom session (the same
@@ -233,7 +235,9 @@ async def login(body: LoginIn, ip: ClientIP, core: CoreDep) -> Envelope[AuthSess
     return ok(AuthSessionOut.of(pair, user, utcnow()))
 
 
-@api.post("/auth/token/refresh", response_model=Envelope[AuthSessionOut])
+@api.post("/auth/token/refresh", response_model=Envelope[AuthSessionOut],
+          summary="Exchange a refresh token for new tokens.",
+          openapi_extra=body_example({"refreshToken": "srr_PqxYLbK9uiIzV3rLttg08AWs1XPW8z3e1cKj"}))
 @raises(Unauthenticated, RateLimited)
 async def refresh(body: RefreshIn, ip: ClientIP, core: CoreDep) -> Envelope[AuthSessionOut]:
     """Rotate a refresh token (a reused one ends its whole session family), within the client's failure
@@ -247,7 +251,7 @@ async def refresh(body: RefreshIn, ip: ClientIP, core: CoreDep) -> Envelope[Auth
     return ok(AuthSessionOut.of(pair, user, utcnow()))
 
 
-@api.post("/auth/logout", response_model=Envelope[str])
+@api.post("/auth/logout", summary="End the current session.", response_model=Envelope[str])
 def logout(principal: CurrentPrincipal, request: Request, core: CoreDep) -> Envelope[str]:
     """End the session of the access token used (``data`` is null: the client's model is a string or null)."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
@@ -255,7 +259,7 @@ def logout(principal: CurrentPrincipal, request: Request, core: CoreDep) -> Enve
     return ok(None)
 
 
-@api.get("/auth/user", response_model=Envelope[AuthUserOut])
+@api.get("/auth/user", summary="Show the signed-in user.", response_model=Envelope[AuthUserOut])
 def get_user(principal: CurrentPrincipal, core: CoreDep) -> Envelope[AuthUserOut]:
     """The signed-in user."""
     return ok(AuthUserOut.of(core.users.get(principal, principal.user_id)))
@@ -263,7 +267,7 @@ def get_user(principal: CurrentPrincipal, core: CoreDep) -> Envelope[AuthUserOut
 
 # --- trading accounts -------------------------------------------------------------------------------
 
-@api.post("/tradingAccount/connect", response_model=Envelope[TradingAccountOut])
+@api.post("/tradingAccount/connect", summary="Connect a trading account.", response_model=Envelope[TradingAccountOut])
 @raises(NotFound, *LIVE_CHECK, AlreadyConnected, Conflict)
 async def connect(body: ConnectIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
     """Connect an exchange account: inline keys (``venue, apiKey, apiSecret, apiPassphrase?, name?,
@@ -306,7 +310,7 @@ STATUS_FILTER = ("Only accounts in this status (any case): ACTIVE, INACTIVE (DIS
                  "CREATED, DISCONNECTED, NEW, UNAVAILABLE.")
 
 
-@api.get("/tradingAccount/list", response_model=ListEnvelope[TradingAccountOut])
+@api.get("/tradingAccount/list", summary="List trading accounts.", response_model=ListEnvelope[TradingAccountOut])
 @raises(NotFound)
 def list_accounts(
     principal: CurrentPrincipal,
@@ -338,7 +342,9 @@ def list_accounts(
     return ListEnvelope(data=accounts_out(core, page.items), pagination=Pagination.of(page))
 
 
-@api.post("/tradingAccount/update", response_model=Envelope[TradingAccountOut])
+@api.post("/tradingAccount/update", summary="Rename a trading account.", response_model=Envelope[TradingAccountOut],
+          openapi_extra=body_example({
+              "tradingAccountId": "3f2c5e4a-8d1b-4c7e-9a60-2b5d7e9f1c34", "nickname": "Binance main"}))
 @raises(NotFound, Conflict)
 def update_account(body: UpdateIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
     """Rename (``nickname``, or the docs' ``name``); without either, the account is returned unchanged."""
@@ -349,7 +355,9 @@ def update_account(body: UpdateIn, principal: CurrentPrincipal, core: CoreDep) -
     return ok(account_out(core, account))
 
 
-@api.post("/tradingAccount/enable", response_model=Envelope[TradingAccountOut])
+@api.post("/tradingAccount/enable", summary="Enable a trading account.", response_model=Envelope[TradingAccountOut],
+          openapi_extra=body_example({
+              "tradingAccountId": "3f2c5e4a-8d1b-4c7e-9a60-2b5d7e9f1c34"}))
 @raises(NotFound, Conflict)
 def enable(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
     """Enable an INACTIVE account: its status follows its last live check again."""
@@ -357,7 +365,9 @@ def enable(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> Envel
     return ok(account_out(core, core.accounts.set_enabled(principal, account.id, True)))
 
 
-@api.post("/tradingAccount/disable", response_model=Envelope[TradingAccountOut])
+@api.post("/tradingAccount/disable", summary="Disable a trading account.", response_model=Envelope[TradingAccountOut],
+          openapi_extra=body_example({
+              "tradingAccountId": "3f2c5e4a-8d1b-4c7e-9a60-2b5d7e9f1c34"}))
 @raises(NotFound, Conflict)
 def disable(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
     """Disable (``INACTIVE``): reversible with enable."""
@@ -365,7 +375,9 @@ def disable(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> Enve
     return ok(account_out(core, core.accounts.set_enabled(principal, account.id, False)))
 
 
-@api.post("/tradingAccount/disconnect", response_model=Envelope[TradingAccountOut])
+@api.post("/tradingAccount/disconnect", response_model=Envelope[TradingAccountOut],
+          summary="Disconnect a trading account and destroy its keys.",
+          openapi_extra=body_example({"tradingAccountId": "3f2c5e4a-8d1b-4c7e-9a60-2b5d7e9f1c34"}))
 @raises(NotFound, Conflict)
 def disconnect(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
     """Disconnect (terminal, ``DISCONNECTED`` with ``disconnectedAt``): the stored keys are destroyed."""
@@ -375,7 +387,8 @@ def disconnect(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> E
 
 # --- portfolio --------------------------------------------------------------------------------------
 
-@api.get("/tradingAccount/portfolio/list", response_model=ListEnvelope[PortfolioOut])
+@api.get("/tradingAccount/portfolio/list", response_model=ListEnvelope[PortfolioOut],
+         summary="Load and value the balances of your accounts.")
 @raises(Conflict, CredentialsRejected, WithdrawalPermission, ExchangeUnavailable, ExchangeNotSupported,
         CredentialsUnreadable)
 async def list_portfolios(
@@ -429,7 +442,10 @@ def portfolio_out(account: ExchangeAccount, snapshot: Snapshot, unit: Literal["U
 
 # --- credentials ------------------------------------------------------------------------------------
 
-@api.post("/credential/create", response_model=Envelope[CredentialOut])
+@api.post("/credential/create", summary="Store an exchange key.", response_model=Envelope[CredentialOut],
+          openapi_extra=body_example({
+              "venue": "BINANCE", "credentialType": "API_KEY", "nickname": "Binance main",
+              "apiKey": "your-binance-api-key", "apiSecret": "your-binance-secret"}))
 @raises(*LIVE_CHECK, AlreadyConnected)
 async def create_credential(body: CredentialCreateIn, principal: CurrentPrincipal,
                             core: CoreDep) -> Envelope[CredentialOut]:
@@ -440,7 +456,9 @@ async def create_credential(body: CredentialCreateIn, principal: CurrentPrincipa
     return ok(CredentialOut.of(credential))
 
 
-@api.post("/credential/verify", response_model=Envelope[list[TradingAccountOut]])
+@api.post("/credential/verify", response_model=Envelope[list[TradingAccountOut]],
+          summary="Check exchange keys and list the accounts they reach.",
+          openapi_extra=body_example({"credentialIds": ["9b1e7d3c-2a4f-4e8b-b5c6-7d8e9f0a1b2c"]}))
 @raises(NotFound, *LIVE_CHECK, Conflict, CredentialsUnreadable)
 async def verify_credentials(body: VerifyIn, principal: CurrentPrincipal,
                              core: CoreDep) -> Envelope[list[TradingAccountOut]]:
@@ -450,7 +468,10 @@ async def verify_credentials(body: VerifyIn, principal: CurrentPrincipal,
     return ok(await to_thread.run_sync(reach_out, core, principal, reach))
 
 
-@api.post("/credential/rotate", response_model=Envelope[CredentialOut])
+@api.post("/credential/rotate", summary="Replace an exchange key's fields.", response_model=Envelope[CredentialOut],
+          openapi_extra=body_example({
+              "credentialId": "9b1e7d3c-2a4f-4e8b-b5c6-7d8e9f0a1b2c", "apiKey": "your-new-binance-api-key",
+              "apiSecret": "your-new-binance-secret"}))
 @raises(NotFound, *LIVE_CHECK, AlreadyConnected, Conflict)
 async def rotate_credential(body: RotateIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[CredentialOut]:
     """Replace the key's fields given (checked live first); accounts connected with it get them too."""
@@ -460,14 +481,16 @@ async def rotate_credential(body: RotateIn, principal: CurrentPrincipal, core: C
     return ok(CredentialOut.of(rotated))
 
 
-@api.post("/credential/revoke", response_model=Envelope[CredentialOut])
+@api.post("/credential/revoke", summary="Revoke an exchange key.", response_model=Envelope[CredentialOut],
+          openapi_extra=body_example({
+              "credentialId": "9b1e7d3c-2a4f-4e8b-b5c6-7d8e9f0a1b2c"}))
 @raises(NotFound, Conflict)
 def revoke_credential(body: CredentialIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[CredentialOut]:
     """Revoke (terminal): the key is destroyed, and every account connected with it is disconnected."""
     return ok(CredentialOut.of(core.credentials.revoke(principal, body.credentialId)))
 
 
-@api.get("/credential/list", response_model=ListEnvelope[CredentialOut])
+@api.get("/credential/list", summary="List your exchange keys.", response_model=ListEnvelope[CredentialOut])
 def list_credentials(
     principal: CurrentPrincipal,
     core: CoreDep,
@@ -500,7 +523,8 @@ def list_credentials(
 
 # --- utility ----------------------------------------------------------------------------------------
 
-@api.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut, "description": "Unhealthy."}})
+@api.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut, "description": "Unhealthy."}},
+         summary="Check that the database answers.")
 @raises(backing_services=False)  # a database fault is its own 503 (HealthOut), never the envelope
 def health(core: CoreDep) -> Response:
     """Whether the database answers (no authentication; not enveloped, lower-case status, 503 when unhealthy)."""

@@ -204,7 +204,7 @@ class CredentialOut(BaseModel):
 
 
 class TradingAccountOut(BaseModel):
-    """Cadenza's TradingAccount (the client's required fields) with the seed page's ``name`` and ``userId``."""
+    """Cadenza's TradingAccount (the client's required fields) with the docs page's ``name`` and ``userId``."""
 
     tradingAccountId: uuid.UUID = Field(description="The account's id.")
     userId: uuid.UUID = Field(description="The owner's id.")

@@ -12,8 +12,9 @@ from starlette.responses import JSONResponse, Response
 
 from strongroom.auth.schemes import KALSHI
 from strongroom.errors import BadRequest, ValidationFailed
+from strongroom.http.errors import ErrorTable, Rendered, Rule
+from strongroom.http.routes import Surface
 from strongroom.settings import Settings
-from strongroom.surfaces.factory import ErrorTable, Rendered, Rule, Surface
 
 
 def render(error: Rendered) -> Response:

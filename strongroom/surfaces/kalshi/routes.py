@@ -13,10 +13,11 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from strongroom.enums import UsageLevel
 from strongroom.errors import Conflict, InsufficientUsageLevel, LimitExceeded, ValidationFailed
 from strongroom.models import ApiKey
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
-from strongroom.surfaces.openapi import raises
+from strongroom.surfaces.openapi import body_example, raises
 from strongroom.surfaces.wire import Scope
 
 NAME = Field(min_length=1, max_length=100, description="The key's name.", examples=["trading bot"])
@@ -89,23 +90,31 @@ api = APIRouter(tags=["kalshi"])
 
 
 
-@api.get("/api_keys", response_model=GetApiKeysResponse)
+@api.get("/api_keys", summary="List your API keys.", response_model=GetApiKeysResponse)
 def get_api_keys(principal: CurrentPrincipal, core: CoreDep) -> GetApiKeysResponse:
-    """All API keys of the signing key's user."""
+    """All API keys of the signing key's user (a key bound to accounts: those bound within them)."""
     return GetApiKeysResponse(api_keys=[_out(k) for k in core.api_keys.list_all(principal)])
 
 
-@api.post("/api_keys", response_model=CreateApiKeyResponse, status_code=201)
+@api.post("/api_keys", response_model=CreateApiKeyResponse, status_code=201,
+          summary="Create an API key from your own public key.",
+          openapi_extra=body_example({
+              "name": "trading bot",
+              "public_key": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAU64LBxJljLaQzgTcpmvgPAaFvJ2NJShVfyYVFDm3fcE=\n-----END PUBLIC KEY-----\n",
+              "scopes": ["read", "write"]}))
 @raises(InsufficientUsageLevel, LimitExceeded)
 def create_api_key(body: CreateApiKeyRequest, principal: CurrentPrincipal, core: CoreDep) -> CreateApiKeyResponse:
     """Create a key from your own RSA or Ed25519 public key (premier or market_maker usage level)."""
     body.refuse_restrictions()
+    # Kalshi's rule, this surface's policy: premier (or the operator's level if higher)
     key = core.api_keys.import_public_key(principal, name=body.name, public_key=body.public_key,
-                                          scopes=body.scopes)
+                                          scopes=body.scopes, upload_level=UsageLevel.PREMIER)
     return CreateApiKeyResponse(api_key_id=key.key_id)
 
 
-@api.post("/api_keys/generate", response_model=GenerateApiKeyResponse, status_code=201)
+@api.post("/api_keys/generate", response_model=GenerateApiKeyResponse, status_code=201,
+          summary="Generate an API key and its private key.",
+          openapi_extra=body_example({"name": "trading bot", "scopes": ["read", "write"]}))
 @raises(LimitExceeded)
 def generate_api_key(body: GenerateApiKeyRequest, principal: CurrentPrincipal,
                      core: CoreDep) -> GenerateApiKeyResponse:
@@ -116,7 +125,7 @@ def generate_api_key(body: GenerateApiKeyRequest, principal: CurrentPrincipal,
     return GenerateApiKeyResponse(api_key_id=key.key_id, private_key=private_pem, key_type=body.key_type)
 
 
-@api.delete("/api_keys/{api_key}", status_code=204)
+@api.delete("/api_keys/{api_key}", summary="Delete an API key.", status_code=204)
 @raises(Conflict)
 def delete_api_key(api_key: Annotated[str, Path(description="The id of the key to delete.",
                                                 examples=["0b5e7f9e-3a4c-4b8e-9d2f-6a1c2e3f4a5b"])],

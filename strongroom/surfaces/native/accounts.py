@@ -28,7 +28,7 @@ from strongroom.surfaces.native.schemas import (
     PageOut,
     RotateIn,
 )
-from strongroom.surfaces.openapi import raises
+from strongroom.surfaces.openapi import body_example, raises
 from strongroom.surfaces.wire import one_of
 
 api = APIRouter(prefix="/exchange-accounts", tags=["exchange accounts"])
@@ -37,7 +37,7 @@ api = APIRouter(prefix="/exchange-accounts", tags=["exchange accounts"])
 LIVE_CHECK = (InvalidCredentials, WithdrawalPermission, ExchangeUnavailable)
 
 
-@api.post("", response_model=AccountPublic, status_code=201)
+@api.post("", summary="Connect an exchange account.", response_model=AccountPublic, status_code=201)
 @raises(*LIVE_CHECK, AlreadyConnected, Conflict)
 async def connect(body: AccountCreate, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
     """Connect an exchange account: the credentials are checked live with the exchange (400
@@ -50,7 +50,7 @@ async def connect(body: AccountCreate, principal: CurrentPrincipal, core: CoreDe
     return AccountPublic.model_validate(account)
 
 
-@api.get("", response_model=PageOut[AccountPublic])
+@api.get("", summary="List your exchange accounts.", response_model=PageOut[AccountPublic])
 def list_accounts(
     principal: CurrentPrincipal,
     core: CoreDep,
@@ -66,27 +66,31 @@ def list_accounts(
     return PageOut(items=accounts_public(core, principal, page.items), next_cursor=page.next_cursor)
 
 
-@api.get("/{account_id}", response_model=AccountPublic)
+@api.get("/{account_id}", summary="Read an exchange account.", response_model=AccountPublic)
 def get_account(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
     """One exchange account (404 for another user's)."""
     return account_public(core, principal, core.accounts.get(principal, account_id))
 
 
-@api.patch("/{account_id}", response_model=AccountPublic)
+@api.patch("/{account_id}", summary="Rename an exchange account.",
+           openapi_extra=body_example({"name": "Binance savings"}), response_model=AccountPublic)
 @raises(Conflict)
 def rename(account_id: AccountId, body: AccountUpdate, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
     """Rename an account (409 if it is disconnected)."""
     return account_public(core, principal, core.accounts.rename(principal, account_id, body.name))
 
 
-@api.delete("/{account_id}", response_model=AccountPublic)
+@api.delete("/{account_id}", response_model=AccountPublic,
+            summary="Disconnect an exchange account and destroy its credentials.")
 @raises(Conflict)
 def disconnect(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
     """Disconnect (terminal): credentials destroyed, the archived account is returned."""
     return account_public(core, principal, core.accounts.disconnect(principal, account_id))
 
 
-@api.post("/{account_id}/rotate", response_model=AccountPublic)
+@api.post("/{account_id}/rotate", summary="Replace an account's credentials.", response_model=AccountPublic,
+          openapi_extra=body_example({
+              "credentials": {"api_key": "your-new-binance-api-key", "secret": "your-new-binance-secret"}}))
 @raises(*LIVE_CHECK, AlreadyConnected, Conflict)
 async def rotate(account_id: AccountId, body: RotateIn, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
     """Replace credentials; the new ones are checked first and the old ones stay until they pass."""
@@ -94,21 +98,22 @@ async def rotate(account_id: AccountId, body: RotateIn, principal: CurrentPrinci
     return await anyio.to_thread.run_sync(account_public, core, principal, account)
 
 
-@api.post("/{account_id}/enable", response_model=AccountPublic)
+@api.post("/{account_id}/enable", summary="Enable a disabled account.", response_model=AccountPublic)
 @raises(Conflict)
 def enable(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
     """Enable a disabled account: its status follows its last live check again (409 if it is disconnected)."""
     return account_public(core, principal, core.accounts.set_enabled(principal, account_id, True))
 
 
-@api.post("/{account_id}/disable", response_model=AccountPublic)
+@api.post("/{account_id}/disable", summary="Disable an account.", response_model=AccountPublic)
 @raises(Conflict)
 def disable(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
     """Disable an account (reversible with enable; 409 if it is disconnected)."""
     return account_public(core, principal, core.accounts.set_enabled(principal, account_id, False))
 
 
-@api.post("/{account_id}/revalidate", response_model=AccountPublic)
+@api.post("/{account_id}/revalidate", response_model=AccountPublic,
+          summary="Check an account's credentials with the exchange again.")
 @raises(ExchangeUnavailable, Conflict, CredentialsUnreadable)
 async def revalidate(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep) -> AccountPublic:
     """Check the stored credentials with the exchange again: the account becomes ``active``, ``invalid``

@@ -29,7 +29,7 @@ from strongroom.surfaces.native.schemas import (
     PageOut,
     RollIn,
 )
-from strongroom.surfaces.openapi import raises
+from strongroom.surfaces.openapi import body_example, raises
 
 api = APIRouter(prefix="/api-keys", tags=["api keys"])
 
@@ -38,17 +38,22 @@ def _public(key: ApiKey) -> dict[str, Any]:
     return ApiKeyPublic.model_validate(key).model_dump()
 
 
-@api.post("", response_model=ApiKeyCreated, status_code=201)
+@api.post("", summary="Create an API key.", response_model=ApiKeyCreated, status_code=201,
+          openapi_extra=body_example({
+              "name": "trading bot", "kind": "bearer", "scopes": ["read", "write"], "account_ids": [3],
+              "ip_allowlist": ["203.0.113.0/24"], "expires_at": "2031-01-01T00:00:00Z"}))
 @raises(InsufficientUsageLevel, LimitExceeded)
 def create_key(body: ApiKeyCreate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyCreated:
     """Create a key, no more powerful than the caller (scopes, accounts, allowlist, expiry: 403 otherwise).
-    ``secret`` (bearer, hmac) is in this response only. Your own rsa or ed25519 public key needs the premier
-    or market_maker usage level; a user has at most STRONGROOM_MAX_API_KEYS_PER_USER keys (400 limit_exceeded)."""
+    ``secret`` (bearer, hmac) is in this response only. Your own rsa or ed25519 public key needs the usage
+    level STRONGROOM_PUBLIC_KEY_UPLOAD_LEVEL (default basic: anyone); a user has at most STRONGROOM_MAX_API_KEYS_PER_USER keys (400 limit_exceeded)."""
     key, secret = core.api_keys.create(principal, **body.model_dump())
     return ApiKeyCreated(**_public(key), secret=secret)
 
 
-@api.post("/generate", response_model=ApiKeyGenerated, status_code=201)
+@api.post("/generate", summary="Generate an RSA or Ed25519 key pair.", response_model=ApiKeyGenerated, status_code=201,
+          openapi_extra=body_example({
+              "name": "signing key", "key_type": "ed25519", "scopes": ["read"]}))
 @raises(LimitExceeded)
 def generate_key(body: ApiKeyGenerate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyGenerated:
     """Generate an RSA-2048 or Ed25519 key pair; ``private_key`` is in this response only and never stored."""
@@ -56,21 +61,24 @@ def generate_key(body: ApiKeyGenerate, principal: CurrentPrincipal, core: CoreDe
     return ApiKeyGenerated(**_public(key), private_key=private_pem)
 
 
-@api.get("", response_model=PageOut[ApiKeyPublic])
+@api.get("", summary="List your API keys.", response_model=PageOut[ApiKeyPublic])
 def list_keys(principal: CurrentPrincipal, core: CoreDep, cursor: Cursor = None,
               limit: Limit = 50) -> PageOut[ApiKeyPublic]:
-    """The caller's keys (never a secret), a page at a time."""
+    """The caller's keys (never a secret), a page at a time; a key bound to accounts sees only keys bound within
+    them."""
     page = core.api_keys.list(principal, cursor=cursor, limit=limit)
     return PageOut(items=[ApiKeyPublic.model_validate(k) for k in page.items], next_cursor=page.next_cursor)
 
 
-@api.get("/{key_id}", response_model=ApiKeyPublic)
+@api.get("/{key_id}", summary="Read an API key.", response_model=ApiKeyPublic)
 def get_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyPublic:
-    """One of the caller's keys (404 for another user's)."""
+    """One of the caller's keys (404 for another user's, and for a key beyond a bound caller's accounts)."""
     return ApiKeyPublic.model_validate(core.api_keys.get(principal, key_id))
 
 
-@api.patch("/{key_id}", response_model=ApiKeyPublic)
+@api.patch("/{key_id}", summary="Change an API key.", response_model=ApiKeyPublic,
+           openapi_extra=body_example({
+               "name": "renamed bot", "scopes": ["read"], "ip_allowlist": ["198.51.100.7"]}))
 @raises(Conflict)
 def update_key(key_id: KeyIdPath, body: ApiKeyUpdate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyPublic:
     """Change name, scopes, account binding, allowlist, enabled or expiry; effective everywhere within 1 s."""
@@ -78,7 +86,8 @@ def update_key(key_id: KeyIdPath, body: ApiKeyUpdate, principal: CurrentPrincipa
     return ApiKeyPublic.model_validate(core.api_keys.update(principal, key_id, changes))
 
 
-@api.post("/{key_id}/roll", response_model=ApiKeyRolled)
+@api.post("/{key_id}/roll", summary="Give an API key a new secret.",
+          openapi_extra=body_example({"grace_seconds": 3600}), response_model=ApiKeyRolled)
 @raises(BadRequest, Conflict)
 def roll_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep, body: RollIn | None = None) -> ApiKeyRolled:
     """New secret now; the old one stays valid for ``grace_seconds`` (default 0). Keys with a public key
@@ -87,7 +96,7 @@ def roll_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep, body
     return ApiKeyRolled(**_public(key), secret=secret)
 
 
-@api.get("/{key_id}/usage", response_model=KeyUsageOut)
+@api.get("/{key_id}/usage", summary="Count an API key's verifications per hour.", response_model=KeyUsageOut)
 def key_usage(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep,
               since: Annotated[datetime | None, Query(alias="from", description="Start (ISO 8601), inclusive.")] = None,
               until: Annotated[datetime | None, Query(alias="to", description="End (ISO 8601), inclusive.")] = None,
@@ -103,7 +112,7 @@ def key_usage(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep,
                        totals=KeyUsageCounts(**totals))
 
 
-@api.delete("/{key_id}", status_code=204)
+@api.delete("/{key_id}", summary="Delete an API key.", status_code=204)
 @raises(Conflict)
 def delete_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep) -> Response:
     """Delete a key: refused at once, by every worker."""

@@ -19,19 +19,22 @@ from strongroom.errors import (
     Unauthenticated,
     ValidationFailed,
 )
+from strongroom.http.routes import direct
 from strongroom.surfaces.deps import ClientIP, CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import MeOut, RefreshIn, TokenOut
-from strongroom.surfaces.openapi import raises
+from strongroom.surfaces.openapi import body_example, raises
 
 api = APIRouter(tags=["auth"])
 
 
-@api.get("/me", response_model=MeOut)
+@api.get("/me", summary="Show who the credential belongs to and what it may do.", response_model=MeOut)
+@direct
 async def me(principal: CurrentPrincipal) -> Response:
     """Who the credential belongs to, and what it may do (any credential: a cheap way to check one).
 
     Returned as a ready JSONResponse (typed by ``MeOut`` in the schema): this is the cheapest
-    authenticated call, used by clients to check a credential, so it skips re-validation.
+    authenticated call, used by clients to check a credential, so it skips re-validation, and is
+    ``@direct``: the surface calls it with the gate's principal, without FastAPI's request handling.
     """
     return JSONResponse({
         "id": principal.user_id,
@@ -53,7 +56,10 @@ async def form_fields(request: Request) -> None:
             "optionally grant_type=password", fields={"body": "send form fields, not JSON"})
 
 
-@api.post("/auth/token", response_model=TokenOut, dependencies=[Depends(form_fields)])
+@api.post("/auth/token", response_model=TokenOut, dependencies=[Depends(form_fields)],
+          summary="Sign in with a username and password.",
+          openapi_extra=body_example({
+              "username": "alice", "password": "correct horse battery staple", "grant_type": "password"}, "application/x-www-form-urlencoded"))
 @raises(SignInRefused, RateLimited)
 async def token(
     ip: ClientIP,
@@ -75,12 +81,14 @@ async def token(
     return TokenOut(**pair.__dict__)
 
 
+REFRESH_EXAMPLE = {"refresh_token": "srr_PqxYLbK9uiIzV3rLttg08AWs1XPW8z3e1cKj"}
 REFRESH_BODY = {"required": True, "content": {
-    "application/json": {"schema": RefreshIn.model_json_schema()},
-    "application/x-www-form-urlencoded": {"schema": RefreshIn.model_json_schema()}}}
+    "application/json": {"schema": RefreshIn.model_json_schema(), "example": REFRESH_EXAMPLE},
+    "application/x-www-form-urlencoded": {"schema": RefreshIn.model_json_schema(), "example": REFRESH_EXAMPLE}}}
 
 
-@api.post("/auth/refresh", response_model=TokenOut, openapi_extra={"requestBody": REFRESH_BODY})
+@api.post("/auth/refresh", response_model=TokenOut, openapi_extra={"requestBody": REFRESH_BODY},
+          summary="Exchange a refresh token for new tokens.")
 @raises(MalformedBody, PayloadTooLarge, ValidationFailed, Unauthenticated, RateLimited)
 async def refresh(request: Request, ip: ClientIP, core: CoreDep) -> TokenOut:
     """Rotate a refresh token (JSON ``{"refresh_token"}``, or the OAuth2 form field ``refresh_token``):
@@ -101,7 +109,7 @@ async def refresh(request: Request, ip: ClientIP, core: CoreDep) -> TokenOut:
     return TokenOut(**(await core.auth.refresh(body.refresh_token, ip)).__dict__)
 
 
-@api.post("/auth/logout", status_code=204)
+@api.post("/auth/logout", summary="End the current session.", status_code=204)
 def logout(principal: CurrentPrincipal, request: Request, core: CoreDep) -> Response:
     """End the session of the access token used for this call (its refresh token too); with another
     credential, nothing to end: 204 all the same."""

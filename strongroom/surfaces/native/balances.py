@@ -30,8 +30,8 @@ from strongroom.errors import (
 )
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
-from strongroom.services.balances import HISTORY_LIMIT, AccountTotals, AssetValue, Portfolio, Snapshot
-from strongroom.services.valuation import render
+from strongroom.services.balances import HISTORY_LIMIT, AccountTotals, Portfolio, Snapshot
+from strongroom.services.valuation import AssetValue, render
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import AccountId, AccountPublic
 from strongroom.surfaces.openapi import raises
@@ -196,7 +196,8 @@ def account_public(core: Core, principal: Principal, account: ExchangeAccount) -
 # --------------------------------------------------------------------------- routes
 
 
-@api.get("/exchange-accounts/{account_id}/balances", response_model=BalancesOut)
+@api.get("/exchange-accounts/{account_id}/balances", response_model=BalancesOut,
+         summary="Read an account's last balance snapshot.")
 @raises(*LIVE_LOAD)
 async def get_balances(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep,
                        refresh: Refresh = False) -> BalancesOut:
@@ -213,7 +214,8 @@ async def get_balances(account_id: AccountId, principal: CurrentPrincipal, core:
     return balances_out(account_id, snapshot, core.balances.clock())
 
 
-@api.post("/exchange-accounts/{account_id}/balances/refresh", response_model=BalancesOut)
+@api.post("/exchange-accounts/{account_id}/balances/refresh", response_model=BalancesOut,
+          summary="Load an account's balances from the exchange now.")
 @raises(*LIVE_LOAD)
 async def refresh_balances(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep) -> BalancesOut:
     """Load the balances live from the exchange, value them, store and return the snapshot."""
@@ -221,7 +223,8 @@ async def refresh_balances(account_id: AccountId, principal: CurrentPrincipal, c
     return balances_out(account_id, snapshot, core.balances.clock())
 
 
-@api.get("/exchange-accounts/{account_id}/balances/history", response_model=HistoryOut)
+@api.get("/exchange-accounts/{account_id}/balances/history", response_model=HistoryOut,
+         summary="Read an account's stored totals over time.")
 async def balance_history(
     account_id: AccountId,
     principal: CurrentPrincipal,
@@ -243,7 +246,7 @@ async def balance_history(
                       points=[HistoryPointOut(at=p.at, usd=render(p.usd), btc=render(p.btc)) for p in points])
 
 
-@api.get("/portfolio", response_model=PortfolioOut)
+@api.get("/portfolio", summary="Sum the balances of every account.", response_model=PortfolioOut)
 async def get_portfolio(principal: CurrentPrincipal, core: CoreDep, refresh: Refresh = False) -> PortfolioOut:
     """Every live account the caller sees: totals per asset and per account (USD, BTC) with each
     snapshot's age; ``?refresh=true`` loads them all live first (an account that fails keeps its

@@ -13,7 +13,7 @@ from strongroom.surfaces.openapi import raises
 api = APIRouter(prefix="/exchanges", tags=["exchanges"])
 
 
-@api.get("", response_model=list[ExchangeOut])
+@api.get("", summary="List the exchanges and the credentials each needs.", response_model=list[ExchangeOut])
 @raises(backing_services=False)
 async def list_exchanges(core: CoreDep) -> list[ExchangeOut]:
     """Every venue Strongroom can store credentials for, with the credential fields each needs (no
@@ -21,7 +21,7 @@ async def list_exchanges(core: CoreDep) -> list[ExchangeOut]:
     return [ExchangeOut(**e.to_public()) for e in core.catalogue.all()]
 
 
-@api.get("/{exchange}", response_model=ExchangeOut)
+@api.get("/{exchange}", summary="Read one exchange by id or alias.", response_model=ExchangeOut)
 @raises(backing_services=False)
 async def get_exchange(exchange: Annotated[str, Path(description="A catalogue id or alias, any case.",
                                                      examples=["binance"])], core: CoreDep) -> ExchangeOut:

@@ -76,7 +76,8 @@ class RefreshIn(Strict):
                                examples=["srr_PqxYLbK9uiIzV3rLttg08AWs1XPW8z3e1cKj"])
 
 
-USAGE_LEVEL = "Kalshi's API usage level: uploading one's own public key needs premier or market_maker."
+USAGE_LEVEL = ("Kalshi's API usage level: uploading one's own public key needs premier or market_maker on Kalshi's "
+               "surface, STRONGROOM_PUBLIC_KEY_UPLOAD_LEVEL (default basic) elsewhere.")
 
 
 class UserPublic(Public):
@@ -230,8 +231,9 @@ class ApiKeyAttrs(Strict):
 class ApiKeyCreate(ApiKeyAttrs):
     name: str = Field(min_length=1, max_length=100, description="The key's name.", examples=["trading bot"])
     kind: KeyKind = Field(KeyKind.BEARER, description="bearer (default) or hmac: the response holds the secret; rsa "
-                                                      "or ed25519: send public_key (premier or market_maker usage "
-                                                      "level), or use POST /v1/api-keys/generate.")
+                                                      "or ed25519: send public_key (usage level "
+                                                      "STRONGROOM_PUBLIC_KEY_UPLOAD_LEVEL, default basic), or use "
+                                                      "POST /v1/api-keys/generate.")
     public_key: str | None = Field(None, max_length=16384, description="For rsa and ed25519 keys: the public key (PEM).")
 
 

@@ -9,8 +9,9 @@ from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import JSONResponse, Response
 
 from strongroom.auth.schemes import KALSHI, NATIVE, AccessTokenScheme, BasicScheme, BearerKeyScheme
+from strongroom.http.errors import ErrorTable, Rendered
+from strongroom.http.routes import Surface
 from strongroom.settings import Settings
-from strongroom.surfaces.factory import ErrorTable, Rendered, Surface
 
 TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
           409: "Conflict", 413: "Payload Too Large", 422: "Unprocessable Content", 429: "Too Many Requests",

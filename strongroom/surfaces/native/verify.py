@@ -20,8 +20,7 @@ from strongroom.errors import InsufficientScope
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.openapi import raises
 from strongroom.surfaces.wire import Scope, one_of
-from strongroom.verify import Reason, Verifier
-from strongroom.verify.service import require_verifier
+from strongroom.verify.service import Reason, Verifier, require_verifier
 
 api = APIRouter(prefix="/keys", tags=["verify"])
 
@@ -78,7 +77,14 @@ class SignedRequest(BaseModel):
 class VerifyIn(BaseModel):
     """What the client sent, and from where. Give ``key`` (a bearer key) or ``request`` (any scheme)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"key": "sr_2JbKxN4v0cXmQe8rTz5WqL9hFyA1pGd3sUo6", "client_ip": "203.0.113.7", "required_scopes": ["read"]},
+        {"request": {"method": "GET", "path": "/trade-api/v2/portfolio/balance?limit=5",
+                     "headers": {"KALSHI-ACCESS-KEY": "0b5e7f9e-3a4c-4b8e-9d2f-6a1c2e3f4a5b",
+                                 "KALSHI-ACCESS-TIMESTAMP": "1767225600000",
+                                 "KALSHI-ACCESS-SIGNATURE": "cGF5bG9hZA=="}},
+         "client_ip": "203.0.113.7"},
+    ]})
 
     key: str | None = Field(None, min_length=1, max_length=512, description="A bearer key's secret (sr_...).",
                             examples=["sr_..."])
@@ -151,7 +157,7 @@ class VerifyOut(BaseModel):
     retry_after: int | None = Field(None, description="With rate_limited: seconds to wait.")
 
 
-@api.post("/verify", response_model=VerifyOut)
+@api.post("/verify", summary="Verify a request your own service received.", response_model=VerifyOut)
 @raises(InsufficientScope)
 async def verify_key(body: VerifyIn, principal: CurrentPrincipal, core: CoreDep) -> VerifyOut:
     """Verify a request a client sent to your own service (a key with the ``verify`` scope, or an admin's session):

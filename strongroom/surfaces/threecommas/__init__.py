@@ -16,8 +16,7 @@ the protocol carries nothing that could tell it from a new identical request (th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
@@ -44,12 +43,9 @@ from strongroom.errors import (
     ValidationFailed,
     WithdrawalPermission,
 )
-from strongroom.principal import Principal
+from strongroom.http.errors import ErrorTable, Rendered, Rule
+from strongroom.http.routes import Surface
 from strongroom.settings import Settings
-from strongroom.surfaces.factory import ErrorTable, Rendered, Rule, Surface
-
-if TYPE_CHECKING:
-    from strongroom.core import Core
 
 RECORD_INVALID = "record_invalid"
 INVALID_PARAMETERS = "Invalid parameters"
@@ -135,23 +131,12 @@ ERRORS = ErrorTable(
 )
 
 
-def may_write(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
-    """Before the parameters of a write are looked at: ACCOUNTS_WRITE is Strongroom's ``write`` scope."""
-    principal.require("write")
-
-
-def may_connect(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
-    """Before the parameters of /accounts/new: the caller may connect accounts (scope, key binding)."""
-    core.accounts.authorize_connect(principal)
-
-
 def surface(settings: Settings) -> Surface:
     """The /public/api surface: 3Commas' signed requests only."""
     from strongroom.surfaces.threecommas import routes
 
     scheme = threecommas(ignore_body_variant=settings.threecommas_unsigned_body_variant,
                          replay_guarded=replay_guarded)
-    writes = ("update_account", "rename_account", "remove_account")
     return Surface(name="threecommas", prefix="/public/api", schemes=(scheme,), errors=ERRORS,
-                   routers=(routes.api,), guards={"new_account": may_connect, **dict.fromkeys(writes, may_write)},
+                   routers=(routes.api,), guards=(routes.may_connect, routes.may_write),
                    title="3Commas-compatible accounts")

@@ -31,7 +31,7 @@ def _false() -> Any:
 
 
 class AccountEntity(BaseModel):
-    """An exchange account as 3Commas shows it (seed 001's AccountEntity, every field in its order)."""
+    """An exchange account as 3Commas shows it (3Commas' AccountEntity, every field in its order)."""
 
     id: int | None = Field(description="The account's id; null for the summary.", examples=[3])
     auto_balance_period: int = Field(description="Always 0 (no auto-balance).", examples=[0])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -47,8 +47,10 @@ from strongroom.exchanges.markets import (
     pair_of,
     symbol_of,
 )
+from strongroom.http.routes import guarded
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
+from strongroom.scopes import WRITE
 from strongroom.services import figures
 from strongroom.services.balances import Snapshot
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
@@ -61,6 +63,18 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 api = APIRouter(prefix="/ver1", tags=["3commas"])
+
+
+# --- guards: checked after authentication, before the parameters ---------------------------------------
+
+def may_write(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
+    """Before the parameters of a write are looked at: ACCOUNTS_WRITE is Strongroom's ``write`` scope."""
+    principal.require(WRITE)
+
+
+def may_connect(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
+    """Before the parameters of /accounts/new: the caller may connect accounts (scope, key binding)."""
+    core.accounts.authorize_connect(principal)
 
 
 # --- the parameters, documented ----------------------------------------------------------------------
@@ -86,16 +100,17 @@ LIVE_LOAD = (Conflict, CredentialsRejected, WithdrawalPermission, ExchangeNotSup
              CredentialsUnreadable)
 
 
-def documented(*params: Param, body: bool = False) -> dict[str, Any]:
+def documented(*params: Param, body: bool = False, example: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return a route's ``openapi_extra``: its parameters in the query string (GET) or in the body, as JSON
-    or form fields (POST; the query string works too, and wins)."""
+    or form fields (POST; the query string works too, and wins), with the body's ``example``."""
     if not body:
         return {"parameters": [{"name": p.name, "in": "query", "required": p.required, "description": p.description,
                                 "schema": p.schema} for p in params]}
     schema = {"type": "object", "properties": {p.name: {**p.schema, "description": p.description} for p in params},
               "required": [p.name for p in params if p.required]}
+    media = {"schema": schema, **({"example": example} if example is not None else {})}
     return {"requestBody": {"required": any(p.required for p in params), "content": {
-        "application/json": {"schema": schema}, "application/x-www-form-urlencoded": {"schema": schema}}}}
+        "application/json": media, "application/x-www-form-urlencoded": media}}}
 
 
 AccountPath = Annotated[str, Path(description="The account's id (another user's, a removed one or an id that is "
@@ -174,14 +189,14 @@ def summary(core: Core, principal: Principal) -> dict[str, Any]:
 
 # --- no authentication (3Commas: Security NONE) ---------------------------------------------------
 
-@api.get("/ping", response_model=models.Pong)
+@api.get("/ping", summary="Check connectivity.", response_model=models.Pong)
 @raises(backing_services=False)
 async def ping() -> JSONResponse:
     """Connectivity check (no signature)."""
     return JSONResponse({"pong": "pong"})
 
 
-@api.get("/time", response_model=models.ServerTime)
+@api.get("/time", summary="Read the server's time.", response_model=models.ServerTime)
 @raises(backing_services=False)
 async def server_time() -> JSONResponse:
     """The server's time (no signature)."""
@@ -193,7 +208,8 @@ def _market_list(codes: Markets) -> list[dict[str, Any]]:
     return [shapes.market_item(m) for m in codes.all()]
 
 
-@api.get("/accounts/market_list", response_model=list[models.MarketItem])
+@api.get("/accounts/market_list", response_model=list[models.MarketItem],
+         summary="List the venues and their connection forms.")
 @raises(backing_services=False)
 async def market_list(core: CoreDep) -> JSONResponse:
     """Every venue of the catalogue under its market code, with its connection form."""
@@ -202,13 +218,13 @@ async def market_list(core: CoreDep) -> JSONResponse:
 
 # --- signed ----------------------------------------------------------------------------------------
 
-@api.get("/validate", response_model=models.Valid)
+@api.get("/validate", summary="Check that a signed request verifies.", response_model=models.Valid)
 async def validate(principal: CurrentPrincipal) -> JSONResponse:
     """A signed request that verifies (anything else: 401)."""
     return JSONResponse({"valid": True})
 
 
-@api.get("/accounts/market_pairs", response_model=list[str],
+@api.get("/accounts/market_pairs", summary="List a venue's priced pairs.", response_model=list[str],
          openapi_extra=documented(Param("market_code", "The venue's market code (market_list).", TEXT, True)))
 @raises(*READS_PARAMS, ExchangeUnavailable, ExchangeNotSupported)
 async def market_pairs(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
@@ -222,7 +238,7 @@ async def market_pairs(request: Request, principal: CurrentPrincipal, core: Core
     return JSONResponse(sorted({p for p in map(pair_of, tickers) if p}))
 
 
-@api.get("/accounts/currency_rates", response_model=models.CurrencyRate,
+@api.get("/accounts/currency_rates", summary="Read a pair's last price.", response_model=models.CurrencyRate,
          openapi_extra=documented(Param("pair", "QUOTE_BASE, e.g. USDT_BTC.", TEXT, True),
                                   Param("market_code", "The venue's market code (market_list).", TEXT, True)))
 @raises(*READS_PARAMS, ExchangeUnavailable, ExchangeNotSupported)
@@ -243,6 +259,7 @@ async def currency_rates(request: Request, principal: CurrentPrincipal, core: Co
 
 
 @api.get("/accounts/types_to_connect", response_model=list[models.TypeToConnect],
+         summary="List the account types a venue can be connected as.",
          openapi_extra=documented(Param("type", "The venue's market code (market_list).", TEXT, True),
                                   Param("api_key", "An exchange API key: is it connected already?", TEXT)))
 @raises(*READS_PARAMS)
@@ -257,7 +274,7 @@ async def types_to_connect(request: Request, principal: CurrentPrincipal, core: 
     return JSONResponse([{"type": market.code, "connected": connected, "available": True, "unified": False}])
 
 
-@api.get("/accounts", response_model=list[models.AccountEntity], openapi_extra=documented(
+@api.get("/accounts", summary="List your accounts.", response_model=list[models.AccountEntity], openapi_extra=documented(
     Param("page", "The page, from 1.", {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1}),
     Param("per_page", "Accounts per page (1-100).", {"type": "integer", "minimum": 1, "maximum": 100, "default": 100}),
     Param("api_key", "Only the account connected with this exchange API key.", TEXT)))
@@ -278,14 +295,17 @@ async def list_accounts(request: Request, principal: CurrentPrincipal, core: Cor
     return JSONResponse(await run(load))
 
 
-@api.post("/accounts/new", response_model=models.AccountEntity, status_code=201, openapi_extra=documented(
+@api.post("/accounts/new", summary="Connect an exchange account.",
+          response_model=models.AccountEntity, status_code=201, openapi_extra=documented(
     Param("type", "The venue's market code (market_list).", TEXT, True),
     Param("name", "The account's name.", TEXT, True),
     Param("types_to_create", "Account types to create: only the market code itself.",
-          {"type": "array", "items": TEXT}), *CREDENTIALS, body=True))
+          {"type": "array", "items": TEXT}), *CREDENTIALS, body=True,
+    example={"type": "binance", "name": "Main", "api_key": "your-binance-api-key", "secret": "your-binance-secret"}))
 @raises(*READS_PARAMS, *LIVE_CHECK)
+@guarded(may_connect)
 async def new_account(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
-    """Connect an exchange account: checked live with the venue, stored encrypted (seed 001)."""
+    """Connect an exchange account: checked live with the venue, stored encrypted."""
     values = await params.read(request)
     code = values.text("type", required=True)
     name = values.text("name", required=True)
@@ -301,11 +321,13 @@ async def new_account(request: Request, principal: CurrentPrincipal, core: CoreD
     return created(shapes.account_entity(account, market, None, figures.NO_PROFITS))
 
 
-@api.post("/accounts/update", response_model=models.AccountEntity, status_code=201, openapi_extra=documented(
+@api.post("/accounts/update", summary="Rename an account or replace its credentials.",
+          response_model=models.AccountEntity, status_code=201, openapi_extra=documented(
     ACCOUNT_ID, Param("name", "A new name.", TEXT),
     Param("include_in_summary", "Only true: every account is in the summary.", {"type": "boolean"}),
-    *CREDENTIALS, body=True))
+    *CREDENTIALS, body=True, example={"account_id": 3, "name": "Binance main"}))
 @raises(*READS_PARAMS, *LIVE_CHECK, NotFound, Conflict)
+@guarded(may_write)
 async def update_account(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """Rename an account and/or replace its exchange credentials (checked live first), in one write."""
     values = await params.read(request)
@@ -327,22 +349,23 @@ async def update_account(request: Request, principal: CurrentPrincipal, core: Co
     return created(await run(entity, core, principal, account))
 
 
-@api.get("/accounts/transfer_history", response_model=None)
-@api.get("/accounts/transfer_data", response_model=None)
+@api.get("/accounts/transfer_history", summary="Refused: Strongroom keeps no transfer history.", response_model=None)
+@api.get("/accounts/transfer_data", summary="Refused: Strongroom does not move funds.", response_model=None)
 @raises(NotSupported)
 async def transfer_reads(principal: CurrentPrincipal) -> JSONResponse:
     """Not supported: Strongroom does not move funds (422 not_supported)."""
     raise NotSupported("transfers are not supported: Strongroom does not move funds")
 
 
-@api.post("/accounts/transfer", response_model=None)
+@api.post("/accounts/transfer", summary="Refused: Strongroom does not transfer funds.", response_model=None)
 @raises(NotSupported)
 async def transfer(principal: CurrentPrincipal) -> JSONResponse:
     """Not supported: Strongroom does not move funds (422 not_supported)."""
     raise NotSupported("transfers are not supported: Strongroom does not move funds")
 
 
-@api.get("/accounts/{account_id}", response_model=models.AccountEntity)
+@api.get("/accounts/{account_id}", response_model=models.AccountEntity,
+         summary="Read an account, or the summary of all.")
 async def account_info(account_id: AccountOrSummary, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """One account (or ``summary``: every live account summed)."""
     if account_id == "summary":
@@ -355,8 +378,10 @@ async def account_info(account_id: AccountOrSummary, principal: CurrentPrincipal
 
 
 @api.post("/accounts/{account_id}/rename", response_model=models.AccountEntity, status_code=201,
-          openapi_extra=documented(Param("name", "The new name.", TEXT, True), body=True))
+          summary="Rename an account.",
+          openapi_extra=documented(Param("name", "The new name.", TEXT, True), body=True, example={"name": "Über"}))
 @raises(*READS_PARAMS, Conflict)
+@guarded(may_write)
 async def rename_account(account_id: AccountPath, request: Request, principal: CurrentPrincipal,
                          core: CoreDep) -> JSONResponse:
     """Rename the account."""
@@ -371,8 +396,9 @@ async def rename_account(account_id: AccountPath, request: Request, principal: C
     return created(await run(change))
 
 
-@api.post("/accounts/{account_id}/remove", response_model=bool, status_code=201)
+@api.post("/accounts/{account_id}/remove", summary="Disconnect an account.", response_model=bool, status_code=201)
 @raises(Conflict)
+@guarded(may_write)
 async def remove_account(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """Disconnect: the credentials are destroyed (Strongroom's ``delete`` scope, as on every surface)."""
 
@@ -383,7 +409,8 @@ async def remove_account(account_id: AccountPath, principal: CurrentPrincipal, c
     return created(True)
 
 
-@api.post("/accounts/{account_id}/load_balances", response_model=models.AccountEntity, status_code=201)
+@api.post("/accounts/{account_id}/load_balances", response_model=models.AccountEntity, status_code=201,
+          summary="Load an account's balances from the venue now.")
 @raises(*LIVE_LOAD)
 async def load_balances(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """Load the balances live from the venue, store the snapshot, answer the updated entity."""
@@ -393,7 +420,8 @@ async def load_balances(account_id: AccountPath, principal: CurrentPrincipal, co
     return created(await run(entity, core, principal, account))
 
 
-@api.post("/accounts/{account_id}/pie_chart_data", response_model=list[models.PieSlice], status_code=201)
+@api.post("/accounts/{account_id}/pie_chart_data", response_model=list[models.PieSlice], status_code=201,
+          summary="Show each asset's share of the value.")
 async def pie_chart_data(account_id: AccountOrSummary, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """The last loaded balances (or ``summary``'s, summed) with each asset's share of the USD value."""
     service = core.balances
@@ -408,7 +436,8 @@ async def pie_chart_data(account_id: AccountOrSummary, principal: CurrentPrincip
     return created(await run(load))
 
 
-@api.post("/accounts/{account_id}/account_table_data", response_model=list[models.TableRow], status_code=201)
+@api.post("/accounts/{account_id}/account_table_data", response_model=list[models.TableRow], status_code=201,
+          summary="List the last balances, one row per asset.")
 async def account_table_data(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """The last loaded balances, one row per asset."""
     service = core.balances
@@ -421,7 +450,8 @@ async def account_table_data(account_id: AccountPath, principal: CurrentPrincipa
     return created(await run(load))
 
 
-@api.get("/accounts/{account_id}/balance_chart_data", response_model=list[models.ChartPoint], openapi_extra=documented(
+@api.get("/accounts/{account_id}/balance_chart_data", summary="Read the stored totals over time.",
+         response_model=list[models.ChartPoint], openapi_extra=documented(
     Param("date_from", "From (ISO 8601, or seconds since the epoch), inclusive.", TEXT, True),
     Param("date_to", "To (ISO 8601, or seconds since the epoch), inclusive.", TEXT)))
 @raises(*READS_PARAMS)
@@ -441,14 +471,15 @@ async def balance_chart_data(account_id: AccountPath, request: Request, principa
     return JSONResponse(await run(load))
 
 
-@api.get("/accounts/{account_id}/active_trading_entities", response_model=models.ActiveEntities)
+@api.get("/accounts/{account_id}/active_trading_entities", response_model=models.ActiveEntities,
+         summary="Count running bots and orders (always zero).")
 async def active_trading_entities(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
     """All zeros: Strongroom runs no bots, deals, SmartTrades or orders."""
     await run(live_account, core, principal, account_id)
     return JSONResponse(shapes.NO_ACTIVE_ENTITIES)
 
 
-def _unsupported(action: str, method: str) -> None:
+def _unsupported(action: str, method: str, summary: str) -> None:
     async def endpoint(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
         await run(live_account, core, principal, account_id)
         raise NotSupported(f"the {action} action is not supported: Strongroom does not trade or move funds")
@@ -457,10 +488,14 @@ def _unsupported(action: str, method: str) -> None:
     endpoint.__doc__ = "Not supported: Strongroom does not trade or move funds (422 not_supported; 404 first for " \
                        "an account the caller does not have)."
     api.add_api_route(f"/accounts/{{account_id}}/{action}", raises(NotSupported)(endpoint), methods=[method],
-                      name=endpoint.__name__, response_model=None)
+                      name=endpoint.__name__, summary=summary, response_model=None)
 
 
-for _action in ("sell_all_to_usd", "sell_all_to_btc", "convert_dust_to_bnb"):
-    _unsupported(_action, "POST")
-for _action in ("networks_info", "deposit_data", "leverage_data"):
-    _unsupported(_action, "GET")
+for _action, _method, _summary in (
+        ("sell_all_to_usd", "POST", "Refused: Strongroom does not sell assets for USD."),
+        ("sell_all_to_btc", "POST", "Refused: Strongroom does not sell assets for BTC."),
+        ("convert_dust_to_bnb", "POST", "Refused: Strongroom does not convert dust to BNB."),
+        ("networks_info", "GET", "Refused: Strongroom lists no deposit networks."),
+        ("deposit_data", "GET", "Refused: Strongroom gives no deposit addresses."),
+        ("leverage_data", "GET", "Refused: Strongroom sets no leverage.")):
+    _unsupported(_action, _method, _summary)

@@ -6,9 +6,6 @@ HTTP Basic (password, or API key id and secret). Bodies and errors are
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
@@ -27,12 +24,9 @@ from strongroom.errors import (
     ValidationFailed,
     WithdrawalPermission,
 )
-from strongroom.principal import Principal
+from strongroom.http.errors import ErrorTable, Rendered, Rule
+from strongroom.http.routes import Surface
 from strongroom.settings import Settings
-from strongroom.surfaces.factory import ErrorTable, Rendered, Rule, Surface
-
-if TYPE_CHECKING:
-    from strongroom.core import Core
 
 
 def capitalized(error: DomainError) -> str:
@@ -50,7 +44,7 @@ def render(error: Rendered) -> Response:
 
 
 class TradingAppError(BaseModel):
-    """The seed's error body (the same shape as its success messages)."""
+    """The Trading App's error body (the same shape as its success messages)."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -83,18 +77,9 @@ ERRORS = ErrorTable(
 )
 
 
-def may_connect(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
-    """Before the body of POST /user/{id}/accounts/new: the caller may connect accounts for {id}."""
-    try:
-        user_id = int(path_params["user_id"])
-    except (KeyError, ValueError):
-        return  # not an id: the route's own validation answers
-    core.accounts.authorize_connect(principal, user_id)
-
-
 def surface(settings: Settings) -> Surface:
     """The /user surface: HTTP Basic with a password or a key id and secret."""
     from strongroom.surfaces.tradingapp import routes
 
     return Surface(name="trading-app", prefix="/user", schemes=(BasicScheme(),), errors=ERRORS,
-                   routers=(routes.api,), guards={"create_account": may_connect}, title="Trading App accounts")
+                   routers=(routes.api,), guards=(routes.may_connect,), title="Trading App accounts")

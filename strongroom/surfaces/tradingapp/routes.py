@@ -7,7 +7,8 @@ listings never show secrets: ``api_key`` is the masked hint and ``secret_key`` i
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
@@ -22,14 +23,19 @@ from strongroom.errors import (
     WithdrawalPermission,
 )
 from strongroom.exchanges.catalogue import ExchangeInfo
+from strongroom.http.routes import guarded
+from strongroom.principal import Principal
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.openapi import raises
+
+if TYPE_CHECKING:
+    from strongroom.core import Core
 
 MASK = "********"
 
 
 def ok(message: str) -> JSONResponse:
-    """The seed's success body."""
+    """The Trading App's success body."""
     return JSONResponse({"Status Code": 200, "Message": message})
 
 
@@ -50,7 +56,7 @@ class NewAccount(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra=new_account_schema)
 
     exchange: str = Field(min_length=1, max_length=64, validation_alias=AliasChoices("Exchange", "exchange"),
-                          description="The exchange: the seed's spelling (BINANCE, BITMEX, CONCURRENCY.COM), a "
+                          description="The exchange: the Trading App's spelling (BINANCE, BITMEX, CONCURRENCY.COM), a "
                                       "catalogue id or alias, any case (also sent as Exchange).", examples=["BINANCE"])
     api_key: str = Field(min_length=1, max_length=512, description="The exchange API key.",
                          examples=["your-binance-api-key"])
@@ -62,7 +68,7 @@ class NewAccount(BaseModel):
 
 
 class AccountOut(BaseModel):
-    exchange: str = Field(description="The exchange in the seed's spelling.", examples=["BINANCE"])
+    exchange: str = Field(description="The exchange in the Trading App's spelling.", examples=["BINANCE"])
     api_key: str = Field(description="A hint of the API key (its first and last 4 characters), never the key.",
                          examples=["vmPU…Eh8A"])
     secret_key: Literal["********"] = Field(description="Always masked.")
@@ -73,7 +79,7 @@ class AccountsOut(BaseModel):
 
 
 class Message(BaseModel):
-    """The seed's success body."""
+    """The Trading App's success body."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -100,7 +106,7 @@ api = APIRouter(prefix="/{user_id}/accounts", tags=["trading app"])
 
 
 
-@api.get("", response_model=AccountsOut)
+@api.get("", summary="List a user's exchange accounts.", response_model=AccountsOut)
 def get_accounts(user_id: UserId, principal: CurrentPrincipal, core: CoreDep) -> dict[str, Any]:
     """All live accounts of user {id}; secrets masked."""
     page = core.accounts.list(principal, user_id=user_id, live_only=True, limit=200)
@@ -110,7 +116,17 @@ def get_accounts(user_id: UserId, principal: CurrentPrincipal, core: CoreDep) ->
     ]}
 
 
-@api.post("/new", response_model=Message)
+def may_connect(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
+    """Before the body of POST /user/{id}/accounts/new: the caller may connect accounts for {id}."""
+    try:
+        user_id = int(path_params["user_id"])
+    except (KeyError, ValueError):
+        return  # not an id: the route's own validation answers
+    core.accounts.authorize_connect(principal, user_id)
+
+
+@api.post("/new", summary="Connect an exchange account.", response_model=Message)
+@guarded(may_connect)
 @raises(InvalidCredentials, WithdrawalPermission, ExchangeUnavailable, AccountExists, AlreadyConnected, Conflict)
 async def create_account(user_id: UserId, body: NewAccount, principal: CurrentPrincipal,
                          core: CoreDep) -> JSONResponse:
@@ -124,12 +140,12 @@ async def create_account(user_id: UserId, body: NewAccount, principal: CurrentPr
     return ok("Account successfully created")
 
 
-@api.delete("/{exchange_name}", response_model=Message)
+@api.delete("/{exchange_name}", summary="Disconnect the account on an exchange.", response_model=Message)
 @raises(Conflict)
 def delete_account(user_id: UserId, exchange_name: Annotated[str, Path(
-        description="The exchange: the seed's spelling (BINANCE), a catalogue id or alias, any case.",
+        description="The exchange: the Trading App's spelling (BINANCE), a catalogue id or alias, any case.",
         examples=["BINANCE"])], principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
-    """Disconnect user {id}'s account on an exchange (seed spelling, id or alias)."""
+    """Disconnect user {id}'s account on an exchange (the Trading App's spelling, an id or an alias)."""
     core.accounts.disconnect_on_exchange(principal, user_id, exchange_name)
     return ok("Account successfully deleted")
 

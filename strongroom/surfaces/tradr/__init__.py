@@ -8,21 +8,16 @@ See routes.py for how TradrAPI's keys map onto Strongroom's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
 from strongroom.auth.schemes import AccessTokenScheme, BearerKeyScheme
 from strongroom.errors import DomainError, ValidationFailed
-from strongroom.principal import Principal
+from strongroom.http.errors import ErrorTable, Rendered, Rule
+from strongroom.http.routes import Surface
 from strongroom.settings import Settings
-from strongroom.surfaces.factory import ErrorTable, Rendered, Rule, Surface
-
-if TYPE_CHECKING:
-    from strongroom.core import Core
 
 # NestJS's reason phrases (HTTPStatus says "Unprocessable Content" for 422 from Python 3.13 on).
 PHRASES = {422: "Unprocessable Entity", 413: "Payload Too Large"}
@@ -69,11 +64,6 @@ ERRORS = ErrorTable(
 )
 
 
-def may_write(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
-    """Before the body of a create or rename: the caller holds ``write`` (a read-only key is told 403, not 422)."""
-    principal.require("write")
-
-
 def surface(settings: Settings) -> Surface:
     """The /tradr surface: x-api-key bearer keys and /v1 access tokens."""
     from strongroom.surfaces.tradr import routes
@@ -85,6 +75,6 @@ def surface(settings: Settings) -> Surface:
                  AccessTokenScheme(settings.bearer_key_prefix + "a")),
         errors=ERRORS,
         routers=(routes.api,),
-        guards={name: may_write for name in routes.WRITES},
+        guards=(routes.may_write,),
         title="TradrAPI-compatible API keys",
     )

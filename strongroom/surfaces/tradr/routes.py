@@ -20,27 +20,37 @@ How TradrAPI's keys are Strongroom's (one key store, the core's):
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from strongroom import scopes as scope_rules
 from strongroom.errors import Conflict, LimitExceeded, NotFound, ValidationFailed
+from strongroom.http.routes import guarded
 from strongroom.models import ApiKey
+from strongroom.principal import Principal
+from strongroom.scopes import WRITE
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
-from strongroom.surfaces.openapi import raises
+from strongroom.surfaces.openapi import body_example, raises
+
+if TYPE_CHECKING:
+    from strongroom.core import Core
 
 BEARER = "bearer"
 Role = Literal["read", "write", "delete"]
 # TradrAPI's sort fields, as the core names them
 SORT_BY = {"id": "id", "createdAt": "created_at", "updatedAt": "updated_at", "lastUsedAt": "last_used_at",
            "friendlyName": "name"}
-# routes whose body only a caller holding `write` may send (guarded before the body is read)
-WRITES = ("create_account_key", "rename_account_key", "create_user_key", "rename_user_key")
 
 api = APIRouter(tags=["tradr"])
+
+
+def may_write(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
+    """Before the body of a create or rename: the caller holds ``write`` (a read-only key is told 403, not 422)."""
+    principal.require(WRITE)
 
 
 # --- shapes ------------------------------------------------------------------------------------------
@@ -181,8 +191,12 @@ SortByQ = Annotated[str, Query(alias="sortBy", description="id, createdAt, updat
 
 # --- account keys ------------------------------------------------------------------------------------
 
-@api.post("/accounts/api-keys", status_code=201, response_model=AccountApiKey, response_model_exclude_none=True)
+@api.post("/accounts/api-keys", status_code=201, response_model=AccountApiKey, response_model_exclude_none=True,
+          summary="Create a key for one exchange account.",
+          openapi_extra=body_example({
+              "accountId": 3, "friendlyName": "Reporting Key", "roles": ["read"], "ips": ["203.0.113.7"]}))
 @raises(NotFound, LimitExceeded)
+@guarded(may_write)
 def create_account_key(body: NewAccountApiKey, principal: CurrentPrincipal, core: CoreDep) -> AccountApiKey:
     """Create a key bound to one exchange account; ``apiKey`` is the plaintext key, in this response only."""
     core.api_keys.require_account(principal, body.accountId)
@@ -192,13 +206,15 @@ def create_account_key(body: NewAccountApiKey, principal: CurrentPrincipal, core
     return account_key(key, secret)
 
 
-@api.get("/accounts/api-keys/{key_id}", response_model=AccountApiKey, response_model_exclude_none=True)
+@api.get("/accounts/api-keys/{key_id}", response_model=AccountApiKey, response_model_exclude_none=True,
+         summary="Read an account key.")
 def get_account_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> AccountApiKey:
     """One account key by its id (``apiKey`` is the stored hash)."""
     return account_key(core.api_keys.get_number(principal, key_id, kind=BEARER, single_account=True))
 
 
-@api.get("/accounts/{account_id}/api-keys", response_model=AccountApiKeyPage, response_model_exclude_none=True)
+@api.get("/accounts/{account_id}/api-keys", response_model=AccountApiKeyPage, response_model_exclude_none=True,
+         summary="List the keys of an exchange account.")
 def list_account_keys(account_id: Annotated[int, Path(description="The exchange account's id.", examples=[3])], principal: CurrentPrincipal, core: CoreDep, page: PageQ = 1,
                       limit: LimitQ = 10, sort_dir: SortDirQ = "DESC", sort_by: SortByQ = "id") -> AccountApiKeyPage:
     """The keys bound to exactly this account, a page at a time."""
@@ -208,15 +224,17 @@ def list_account_keys(account_id: Annotated[int, Path(description="The exchange 
     return AccountApiKeyPage(data=[account_key(k) for k in keys], limit=size, page=number, total=total)
 
 
-@api.patch("/accounts/api-keys/{key_id}", response_model=bool)
+@api.patch("/accounts/api-keys/{key_id}", summary="Rename an account key.",
+           openapi_extra=body_example({"friendlyName": "My renamed key"}), response_model=bool)
 @raises(Conflict)
+@guarded(may_write)
 def rename_account_key(key_id: KeyNumber, body: Rename, principal: CurrentPrincipal, core: CoreDep) -> bool:
     """Rename an account key; ``true``."""
     core.api_keys.update_number(principal, key_id, {"name": body.friendlyName}, kind=BEARER, single_account=True)
     return True
 
 
-@api.delete("/accounts/api-keys/{key_id}", response_model=bool)
+@api.delete("/accounts/api-keys/{key_id}", summary="Delete an account key.", response_model=bool)
 @raises(Conflict)
 def delete_account_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> bool:
     """Delete an account key at once; ``true``."""
@@ -226,8 +244,13 @@ def delete_account_key(key_id: KeyNumber, principal: CurrentPrincipal, core: Cor
 
 # --- user keys ---------------------------------------------------------------------------------------
 
-@api.post("/users/api-keys", status_code=201, response_model=UserApiKey, response_model_exclude_none=True)
+@api.post("/users/api-keys", status_code=201, response_model=UserApiKey, response_model_exclude_none=True,
+          summary="Create a user key.",
+          openapi_extra=body_example({
+              "userId": 1, "friendlyName": "My Personal Key", "roles": ["read", "write"], "ips": [],
+              "accountIds": [3, 7]}))
 @raises(LimitExceeded)
+@guarded(may_write)
 def create_user_key(body: NewUserApiKey, principal: CurrentPrincipal, core: CoreDep) -> UserApiKey:
     """Create a key of your user for ``accountIds`` (empty or missing: every account you reach);
     ``apiKey`` is the plaintext key, in this response only."""
@@ -237,13 +260,15 @@ def create_user_key(body: NewUserApiKey, principal: CurrentPrincipal, core: Core
     return user_key(key, secret)
 
 
-@api.get("/users/api-keys/{key_id}", response_model=UserApiKey, response_model_exclude_none=True)
+@api.get("/users/api-keys/{key_id}", response_model=UserApiKey, response_model_exclude_none=True,
+         summary="Read a user key.")
 def get_user_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> UserApiKey:
     """One key of your user by its id (``apiKey`` is the stored hash)."""
     return user_key(core.api_keys.get_number(principal, key_id, kind=BEARER))
 
 
-@api.get("/users/{user_id}/api-keys", response_model=UserApiKeyPage, response_model_exclude_none=True)
+@api.get("/users/{user_id}/api-keys", response_model=UserApiKeyPage, response_model_exclude_none=True,
+         summary="List your user's keys.")
 def list_user_keys(user_id: Annotated[int, Path(description="The caller's own user id.", examples=[1])], principal: CurrentPrincipal, core: CoreDep, page: PageQ = 1,
                    limit: LimitQ = 10, sort_dir: SortDirQ = "DESC", sort_by: SortByQ = "id") -> UserApiKeyPage:
     """Your user's keys (those your key reaches), a page at a time."""
@@ -254,15 +279,17 @@ def list_user_keys(user_id: Annotated[int, Path(description="The caller's own us
     return UserApiKeyPage(data=[user_key(k) for k in keys], limit=size, page=number, total=total)
 
 
-@api.patch("/users/api-keys/{key_id}", response_model=bool)
+@api.patch("/users/api-keys/{key_id}", summary="Rename a user key.",
+           openapi_extra=body_example({"friendlyName": "renamed"}), response_model=bool)
 @raises(Conflict)
+@guarded(may_write)
 def rename_user_key(key_id: KeyNumber, body: Rename, principal: CurrentPrincipal, core: CoreDep) -> bool:
     """Rename a key of your user; ``true``."""
     core.api_keys.update_number(principal, key_id, {"name": body.friendlyName}, kind=BEARER)
     return True
 
 
-@api.delete("/users/api-keys/{key_id}", response_model=bool)
+@api.delete("/users/api-keys/{key_id}", summary="Delete a user key.", response_model=bool)
 @raises(Conflict)
 def delete_user_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> bool:
     """Delete a key of your user at once; ``true``."""

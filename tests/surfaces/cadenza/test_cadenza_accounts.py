@@ -136,6 +136,28 @@ def test_connect_refusals(api, other, mock_exchange) -> None:
         assert response.status_code == 400 and response.json()["errno"] in (-19004, -19005), response.text
 
 
+def test_wrong_secret_for_a_connected_key_is_invalid_credentials(api, other, mock_exchange) -> None:
+    """Issue 22.2: no existence oracle, inline and with stored credentials: a wrong secret is -120001
+    even for a key that is connected; the duplicate answer comes only with the right secret."""
+    key = mock_key(mock_exchange)
+    connected(other, key)
+    wrong = {**key, "apiSecret": f"wrong-{uuid.uuid4().hex}"}
+    for caller in (api, other):
+        refused(connect(caller, wrong), 400, -120001, "Invalid API credentials for BINANCE")
+        refused(connect(caller, key), 409, -22017)
+    # a stored credential holding the key with a wrong secret cannot be made (checked live first) ...
+    refused(api.post("/credential/create", {"venue": "BINANCE", "credentialType": "API_KEY", **wrong}), 400, -120001)
+    # ... and rotating one's own credential (used by an account) to it is refused the same way
+    mine = ok(api.post("/credential/create", {"venue": "BINANCE", "credentialType": "API_KEY",
+                                              **mock_key(mock_exchange)}))
+    connected(api, {}, credentialIds=[mine["credentialId"]], externalTradingAccountId="spot")
+    refused(api.post("/credential/rotate", {"credentialId": mine["credentialId"], **wrong}), 400, -120001)
+    refused(api.post("/credential/rotate", {"credentialId": mine["credentialId"], **key}), 409, -22017)
+    # a stored credential with the right secret: connecting it is the duplicate answer
+    stored = ok(api.post("/credential/create", {"venue": "BINANCE", "credentialType": "API_KEY", **key}))
+    refused(connect(api, {}, credentialIds=[stored["credentialId"]], externalTradingAccountId="spot"), 409, -22017)
+
+
 def test_exchange_unreachable_is_503_with_retry_after(api, mock_exchange) -> None:
     key = mock_key(mock_exchange)
     with mock_mode(mock_exchange, "down"):

@@ -44,3 +44,27 @@ def test_a_restricted_kalshi_key_cannot_delete_a_wider_key(client, users):
     assert call(client, restricted, "DELETE", f"/api_keys/{child_id}").status_code == 204
     # the wider key may delete the restricted one
     assert call(client, wider, "DELETE", f"/api_keys/{restricted[0]}").status_code == 204
+
+
+def test_a_key_bound_to_accounts_lists_and_deletes_only_keys_within_them(client, users):
+    """Issue 22.3: a key bound to accounts does not see the user's other keys (Kalshi's GET /api_keys
+    lists names and scopes); one beyond its binding is 404 to it, as if it did not exist."""
+    from support.factories import connect_bitmex
+
+    user = users.create()
+    mine, other = connect_bitmex(client, user), connect_bitmex(client, user)
+    bound = v1_key(client, user, account_ids=[mine])
+    sibling = v1_key(client, user, account_ids=[mine])
+    elsewhere = v1_key(client, user, account_ids=[other])
+    unbound = v1_key(client, user)
+    response = call(client, bound, "GET", "/api_keys")
+    assert response.status_code == 200, response.text
+    assert {k["api_key_id"] for k in response.json()["api_keys"]} == {bound[0], sibling[0]}
+    for beyond in (elsewhere, unbound):
+        response = call(client, bound, "DELETE", f"/api_keys/{beyond[0]}")
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["code"] == "not_found"
+    # an unbound key still lists every key of its user
+    response = call(client, unbound, "GET", "/api_keys")
+    assert {k["api_key_id"] for k in response.json()["api_keys"]} == {bound[0], sibling[0], elsewhere[0], unbound[0]}
+    assert call(client, bound, "DELETE", f"/api_keys/{sibling[0]}").status_code == 204

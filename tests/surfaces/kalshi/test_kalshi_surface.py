@@ -317,6 +317,22 @@ def test_timestamp_window_and_replay(client, users, server):
 # --------------------------------------------------------------------------- 403
 
 
+def test_kalshi_asks_premier_or_the_operators_level_if_higher(client, users, server):
+    """Issue 22.4: the Kalshi surface passes its premier rule to the service; an operator's higher level wins."""
+    premier = users.create(usage_level="premier")
+    assert v1_key(client, premier).create(public_pem(new_rsa())).status_code == 201
+    raised = start_server(data_dir=server.settings.data_dir, database_url=server.settings.database_url,
+                          public_key_upload_level="market_maker")
+    try:
+        with raised.client() as c:
+            refused = error(v1_key(c, premier).create(public_pem(new_rsa())), 403, "insufficient_usage_level")
+            assert "market_maker" in refused["message"]
+            maker = users.create(usage_level="market_maker")
+            assert v1_key(c, maker).create(public_pem(new_ed25519())).status_code == 201
+    finally:
+        raised.stop()
+
+
 def test_usage_level_gates_create_not_generate(client, users, server):
     basic = users.create()
     key = v1_key(client, basic)

@@ -128,14 +128,27 @@ def test_hmac_key_secret_shown_once_and_signs(client, users, logs):
 # --------------------------------------------------------------------------- public keys
 
 
-def test_uploading_a_public_key_needs_premier(client, users):
+def test_uploading_a_public_key_needs_the_operators_level(client, users, server):
+    """Issue 22.4: premier is Kalshi's rule (its surface keeps it); /v1 asks STRONGROOM_PUBLIC_KEY_UPLOAD_LEVEL,
+    by default basic: anyone."""
     basic = users.create()
-    pem = public_pem(new_ed25519())
-    refused = create(client, basic.headers, kind="ed25519", public_key=pem)
-    assert refused.status_code == 403
-    assert problem(refused)["code"] == "insufficient_usage_level"
-    listed = client.get("/v1/api-keys", headers=basic.headers).json()["items"]
-    assert listed == []
+    for kind, private in (("ed25519", new_ed25519()), ("rsa", new_rsa())):
+        made = create(client, basic.headers, kind=kind, public_key=public_pem(private))
+        assert made.status_code == 201, made.text
+    raised = start_server(data_dir=server.settings.data_dir, database_url=server.settings.database_url,
+                          public_key_upload_level="premier")
+    try:
+        with raised.client() as c:
+            refused = create(c, basic.headers, kind="ed25519", public_key=public_pem(new_ed25519()))
+            assert refused.status_code == 403, refused.text
+            assert problem(refused)["code"] == "insufficient_usage_level" and "premier" in problem(refused)["detail"]
+            premier = users.create(usage_level="premier")
+            assert create(c, premier.headers, kind="ed25519", public_key=public_pem(new_ed25519())).status_code == 201
+            # generating a pair is not uploading: open to everyone
+            assert c.post("/v1/api-keys/generate", json={"name": "g"}, headers=basic.headers).status_code == 201
+    finally:
+        raised.stop()
+    assert len(client.get("/v1/api-keys", headers=basic.headers).json()["items"]) == 3
 
 
 @pytest.mark.parametrize("variant", ["rsa-spki", "rsa-pkcs1-pem", "ed25519"])
@@ -295,6 +308,46 @@ def test_account_binding_to_own_accounts_only(client, users):
     assert child["account_ids"] == [a1]
     unbound = make(client, owner.headers)
     assert unbound["account_ids"] is None
+
+
+def test_a_key_bound_to_accounts_sees_only_keys_within_them(client, users):
+    """Issue 22.3: keys beyond a bound key's accounts are invisible to it: absent from the list, 404 to read,
+    read the usage of, change, roll or delete."""
+    owner = users.create()
+    mine, other = connect_bitmex(client, owner), connect_bitmex(client, owner)
+    full = ["read", "write", "delete"]
+    bound = make(client, owner.headers, account_ids=[mine], scopes=full)
+    sibling = make(client, owner.headers, account_ids=[mine], scopes=["read"])
+    elsewhere = make(client, owner.headers, account_ids=[other], scopes=["read"])
+    both = make(client, owner.headers, account_ids=[mine, other], scopes=["read"])
+    unbound = make(client, owner.headers, scopes=["read"])
+    auth = bearer(bound["secret"])
+    listed = client.get("/v1/api-keys", headers=auth, params={"limit": 200})
+    assert listed.status_code == 200, listed.text
+    assert {k["key_id"] for k in listed.json()["items"]} == {bound["key_id"], sibling["key_id"]}
+    for beyond in (elsewhere, both, unbound):
+        path = f"/v1/api-keys/{beyond['key_id']}"
+        for response in (client.get(path, headers=auth), client.get(f"{path}/usage", headers=auth),
+                         client.patch(path, headers=auth, json={"name": "x"}),
+                         client.post(f"{path}/roll", headers=auth, json={}), client.delete(path, headers=auth)):
+            assert response.status_code == 404 and problem(response)["code"] == "not_found", response.text
+    assert client.get(f"/v1/api-keys/{sibling['key_id']}", headers=auth).status_code == 200
+    assert client.get(f"/v1/api-keys/{sibling['key_id']}/usage", headers=auth).status_code == 200
+    # the user's session (and an unbound key) still sees every key
+    everything = {k["key_id"] for k in client.get("/v1/api-keys", headers=owner.headers).json()["items"]}
+    assert {bound["key_id"], sibling["key_id"], elsewhere["key_id"], both["key_id"], unbound["key_id"]} <= everything
+
+
+def test_empty_account_ids_is_refused(client, users):
+    """Issue 22.3: ``account_ids: []`` has no meaning of its own on /v1 (null is every account): refused."""
+    owner = users.create()
+    response = create(client, owner.headers, account_ids=[])
+    assert response.status_code == 422, response.text
+    assert problem(response)["code"] == "validation_failed" and "account_ids" in problem(response)["errors"]
+    key = make(client, owner.headers, account_ids=[connect_bitmex(client, owner)])
+    response = client.patch(f"/v1/api-keys/{key['key_id']}", headers=owner.headers, json={"account_ids": []})
+    assert response.status_code == 422 and "account_ids" in problem(response)["errors"], response.text
+    assert client.get(f"/v1/api-keys/{key['key_id']}", headers=owner.headers).json()["account_ids"] != []
 
 
 def test_ip_allowlist_is_validated_and_normalised(client, users):

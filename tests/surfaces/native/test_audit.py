@@ -153,6 +153,37 @@ def test_users_see_only_their_own_events_and_admins_see_all(client, users, mock_
     assert client.get("/v1/audit-events").status_code == 401
 
 
+def test_a_key_bound_to_accounts_reads_only_events_about_them(client, users):
+    """Issue 22.3: a bound key reads the events about its accounts and the keys it sees, never those about
+    the user's other accounts and keys (nor the user's sign-ins)."""
+    from support.factories import connect_bitmex
+
+    user = users.create()
+    mine, other = connect_bitmex(client, user), connect_bitmex(client, user)
+    for account_id in (mine, other):
+        renamed = client.patch(f"/v1/exchange-accounts/{account_id}", headers=user.headers, json={"name": "renamed"})
+        assert renamed.status_code == 200, renamed.text
+
+    def key(**body) -> dict:
+        response = client.post("/v1/api-keys", headers=user.headers, json={"name": "k", "scopes": ["read"], **body})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    bound, elsewhere, unbound = key(account_ids=[mine]), key(account_ids=[other]), key()
+    auth = {"Authorization": f"Bearer {bound['secret']}"}
+    assert client.post(f"/v1/exchange-accounts/{mine}/disable", headers=auth).status_code == 403  # read only
+    seen = events(client, auth)
+    targets = {e["target"] for e in seen}
+    assert {f"account:{mine}", f"api_key:{bound['key_id']}"} <= targets
+    assert targets <= {f"account:{mine}", f"api_key:{bound['key_id']}", None}, targets
+    assert all(e["target"] is not None or e["actor_key_id"] == bound["key_id"] for e in seen)
+    # what the user's session sees includes the rest
+    everything = {e["target"] for e in events(client, user.headers)}
+    assert {f"account:{other}", f"api_key:{elsewhere['key_id']}", f"api_key:{unbound['key_id']}"} <= everything
+    followed = client.get("/v1/audit-events", headers=auth, params={"limit": 200, "action": "account.rename"})
+    assert [e["target"] for e in followed.json()["items"]] == [f"account:{mine}"]
+
+
 def test_audit_events_cursor_pagination(client, users):
     user = users.create()
     for i in range(4):

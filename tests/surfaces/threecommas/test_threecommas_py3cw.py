@@ -262,6 +262,23 @@ def test_rsa_selfsigned_key(py3cw_server, client, user, mock):
     failed(impostor.py3cw().request(entity="accounts", action=""), 401, "signature_invalid")
 
 
+def test_rsa_selfsigned_with_ones_own_public_key(py3cw_server, client, user, mock):
+    """Issue 22.4: a basic user uploads the public half of their own RSA key on /v1 and signs with py3cw."""
+    from cryptography.hazmat.primitives import serialization
+    from support.signing import new_rsa, public_pem
+
+    private = new_rsa()
+    response = client.post("/v1/api-keys", headers=user.headers, json={
+        "name": "py3cw selfsigned", "kind": "rsa", "public_key": public_pem(private),
+        "scopes": ["read", "write", "delete"]})
+    assert response.status_code == 201, response.text
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    p3 = Key(response.json()["key_id"], private_pem=pem).py3cw()
+    account = connect(p3, mock.new_key("binance"), name="My own RSA")
+    assert ok(p3.request(entity="accounts", action="account_info", action_id=str(account["id"])))["id"] == account["id"]
+
+
 def test_read_only_key_refused_on_write(py3cw_server, client, user, key, mock):
     account = connect(key.py3cw(), mock.new_key("binance"), name="Read me")
     reader = hmac_key(client, user, scopes=("read",)).py3cw()

@@ -209,6 +209,22 @@ def test_concurrent_duplicate_connects(client, key, mock):
                for r in responses if r.status_code == 400)
 
 
+def test_wrong_secret_for_a_connected_key_is_invalid_api_key(client, users, key, mock):
+    """Issue 22.2: no existence oracle. Whether a key is connected is told only after its secret was proven."""
+    creds = mock.new_key("binance")
+    assert signed(client, key, "POST", f"{V1}/accounts/new",
+                  body=as_json({"type": "binance", "name": "first", **creds})).status_code == 201
+    wrong = {**creds, "secret": f"wrong-{uuid.uuid4().hex}"}
+    for caller in (key, hmac_key(client, users.create())):  # the same user, another user
+        response = signed(client, caller, "POST", f"{V1}/accounts/new",
+                          body=as_json({"type": "binance", "name": "again", **wrong}))
+        assert response.status_code == 422 and response.json()["error"] == "invalid_api_key", response.text
+        response = signed(client, caller, "POST", f"{V1}/accounts/new",
+                          body=as_json({"type": "binance", "name": "again", **creds}))
+        assert response.status_code == 400, response.text
+        assert response.json()["error_attributes"] == {"api_key": ["This account is already connected!"]}
+
+
 def test_ip_allowlist(client, user, account):
     outside = hmac_key(client, user, ip_allowlist=["10.9.8.0/24"])
     response = signed(client, outside, "GET", f"{V1}/accounts")

@@ -372,6 +372,22 @@ def test_same_key_for_another_user_is_refused_in_shape(client, users):
     assert listing(client, bob.id, bob.basic) == []
 
 
+def test_wrong_secret_for_a_connected_key_is_invalid_credentials(client, users, mock_exchange):
+    """Issue 22.2: no existence oracle. A wrong secret is 400 even when another user connected the key (the
+    caller's own one account per exchange is its own business: told whatever the key)."""
+    alice, bob = users.create(), users.create()
+    key, secret = new_mock_key(mock_exchange)
+    wrong = f"wrong{uuid.uuid4().hex}"
+    assert post_new(client, alice.id, alice.basic, "BINANCE", key, secret).json() == CREATED
+    invalid = {"Status Code": 400, "Message": "Invalid exchange credentials"}
+    check_error(post_new(client, bob.id, bob.basic, "BINANCE", key, wrong), 400, invalid)
+    # the right secret: the duplicate answer
+    check_error(post_new(client, bob.id, bob.basic, "BINANCE", key, secret), 409)
+    assert listing(client, bob.id, bob.basic) == []
+    for secret_given in (wrong, secret):
+        check_error(post_new(client, alice.id, alice.basic, "BINANCE", key, secret_given), 422, EXISTS)
+
+
 def test_404_unknown_user_or_account(client, users):
     admin, user = users.create(admin=True), users.create()
     missing = 2147483000

@@ -243,6 +243,9 @@ def test_user_keys(server, users, client):
     assert missing["accountIds"] == [] and missing["friendlyName"]
     both = new_user_key(client, user.headers, user.id, accountIds=[b, a, a])
     assert both["accountIds"] == sorted([a, b])
+    # [] is TradrAPI's "every account": on /v1 the same key is unbound (account_ids null), never "no account"
+    v1 = client.get("/v1/api-keys", headers=user.headers, params={"limit": 200}).json()["items"]
+    assert [k["account_ids"] for k in v1 if k["name"] == "My Personal Key"] == [None]
 
     # the unbound key reaches both accounts; with it, everything
     auth = xkey(everything["apiKey"])
