@@ -7,7 +7,7 @@ request from the proxy's headers, asks :class:`strongroom.verify.Verifier`, and 
 * ``200`` with ``X-Strongroom-User``, ``X-Strongroom-Key``, ``X-Strongroom-Scopes`` (space-separated)
   and ``X-Strongroom-Accounts`` (comma-separated ids, ``*`` for every account of the user);
 * or a refusal with ``X-Strongroom-Reason``: ``401`` (unknown_key, expired, revoked, bad_signature,
-  replayed, body_not_verifiable), ``403`` (ip_not_allowed, insufficient_scope, untrusted_proxy,
+  replayed, body_not_verifiable, ambiguous_credentials), ``403`` (ip_not_allowed, insufficient_scope, untrusted_proxy,
   no_original_request, and rate_limited with ``Retry-After``: nginx passes on only 401 and 403;
   ``429`` instead with STRONGROOM_FORWARD_PLAIN_STATUS); ``503`` with ``Retry-After`` when a backing
   store does not answer.

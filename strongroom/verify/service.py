@@ -22,7 +22,7 @@ from strongroom.auth.schemes import KALSHI, NATIVE, BasicScheme, BearerKeyScheme
 from strongroom.auth.schemes.base import AuthScheme
 from strongroom.auth.schemes.signed import threecommas
 from strongroom.enums import RefusalReason
-from strongroom.errors import Forbidden, InsufficientScope, RateLimited, Unauthenticated
+from strongroom.errors import AmbiguousCredentials, Forbidden, InsufficientScope, RateLimited, Unauthenticated
 from strongroom.verify.rules import ForwardRule, required_scopes
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class Reason(StrEnum):
     INSUFFICIENT_SCOPE = "insufficient_scope"
     RATE_LIMITED = "rate_limited"
     BODY_NOT_VERIFIABLE = "body_not_verifiable"  # a body-signing scheme, and the verifier cannot see the body
+    AMBIGUOUS_CREDENTIALS = "ambiguous_credentials"  # two different credentials in one request
 
 
 REASONS: dict[RefusalReason, Reason] = {
@@ -114,10 +115,13 @@ class Verifier:
             principal = await self.auth.authenticate(facts, self.schemes)
         except RateLimited as exc:
             return Verdict(Reason.RATE_LIMITED, retry_after=exc.retry_after)
+        except AmbiguousCredentials:
+            return Verdict(Reason.AMBIGUOUS_CREDENTIALS)
         except (Unauthenticated, Forbidden):
             return Verdict(REASONS.get(facts.refusal, Reason.UNKNOWN_KEY) if facts.refusal else Reason.UNKNOWN_KEY)
         missing = [s for s in required if not scope_rules.covers(principal.scopes, s)]
         if missing:
+            await self.auth.release(facts)  # a refused request gives its signature back, as on any route
             over = await self.auth.count_failure(facts.client_ip, principal.key_id)
             await to_thread.run_sync(partial(
                 self.auth.audit.refusal, "auth.key", Reason.INSUFFICIENT_SCOPE.value, client_ip=facts.client_ip,

@@ -122,6 +122,9 @@ def test_bearer_x_api_key_and_basic_pass_with_identity_headers(fwd, users):
         assert "x-strongroom-reason" not in ok.headers and ok.content == b""
         assert int(ok.headers["ratelimit-remaining"]) < int(ok.headers["ratelimit-limit"])
     refused(fwd.get(FORWARD, headers=nginx("GET", "/x", **bearer("sr_" + "C" * 30))), 401, "unknown_key")
+    other = make_key(fwd, user)
+    refused(fwd.get(FORWARD, headers=nginx("GET", "/x", **bearer(key["secret"]), **{"X-API-Key": other["secret"]})),
+            401, "ambiguous_credentials")
     refused(fwd.get(FORWARD, headers=nginx("GET", "/x")), 401, "unknown_key")  # no credentials
 
 

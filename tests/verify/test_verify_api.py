@@ -178,6 +178,14 @@ def test_body_signing_schemes_with_the_body(client, users, verifier, encoding):
     assert ask(client, verifier, request={"method": "GET", "path": "/me", "headers": signed})["valid"] is True
 
 
+def test_two_credentials_in_one_request_are_ambiguous(client, users, verifier):
+    user = users.create()
+    one, two = make_key(client, user), make_key(client, user)
+    headers = {"Authorization": f"Bearer {one['secret']}", "X-API-Key": two["secret"]}
+    got = ask(client, verifier, request={"method": "GET", "path": "/", "headers": headers})
+    assert got["valid"] is False and got["reason"] == "ambiguous_credentials" and got["key_id"] is None
+
+
 def test_passwords_and_access_tokens_are_not_keys(client, users, verifier):
     user = users.create()
     basic = "Basic " + base64.b64encode(f"{user.username}:{user.password}".encode()).decode()
