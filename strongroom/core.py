@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from strongroom.auth.pipeline import Authenticator
 from strongroom.crypto.envelope import Envelope
 from strongroom.crypto.keyring import KeyProvider, load_provider
 from strongroom.crypto.tokens import Hasher
+from strongroom.datastore import tighten
 from strongroom.db import Database
 from strongroom.exchanges.catalogue import Catalogue, get_catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
-from strongroom.metrics import Metrics
+from strongroom.jobs import Housekeeping, Job, LeaseStore, PeriodicJob
+from strongroom.metrics import SYNC_SECONDS, Metrics
 from strongroom.ratelimit import RateLimiter
 from strongroom.services.accounts import ExchangeAccountService
 from strongroom.services.apikeys import ApiKeyService
 from strongroom.services.audit import AuditService
-from strongroom.services.balances import BalanceService
+from strongroom.services.balances import PRUNE_EVERY_SECONDS, BalanceService
 from strongroom.services.credentials import CredentialService
-from strongroom.services.housekeeping import Housekeeping
 from strongroom.services.keyrotation import KeyRotationService
 from strongroom.services.sessions import SessionService
 from strongroom.services.usage import UsageRecorder
 from strongroom.services.users import UserService
 from strongroom.services.vault import Vault
 from strongroom.settings import Settings
+
+log = logging.getLogger("strongroom")
 
 
 @dataclass
@@ -46,7 +50,7 @@ class Core:
     key_rotation: KeyRotationService
     vault: Vault
     gateway: ExchangeGateway  # shared by every live exchange call; the app's lifespan closes it
-    housekeeping: Housekeeping  # batched writes (last_used_at, refusal counts); the app's lifespan runs it
+    housekeeping: Housekeeping  # periodic jobs (batched writes; snapshot pruning, leased); the app's lifespan runs it
     metrics: Metrics
     balances: BalanceService
     credentials: CredentialService  # stored exchange keys (Cadenza's credentials)
@@ -61,7 +65,11 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
 
     ``gateway`` replaces the shared ``ExchangeGateway`` (tests: any object with async ``validate`` and ``aclose``).
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tightened = tighten(settings)
+    if tightened:  # an older version made them readable by others
+        log.warning("made %d data paths private (files 0600, directory 0700): %s", len(tightened),
+                    ", ".join(str(p) for p in tightened))
     db = Database(settings.effective_database_url)
     keys = load_provider(settings.effective_master_key_file, settings.master_keys)
     envelope = Envelope(keys)
@@ -77,12 +85,20 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     api_keys = ApiKeyService(db, settings, audit, vault, hasher, accounts)
     usage = UsageRecorder(api_keys)
     auth = Authenticator(settings, users, sessions, api_keys, audit, limiter, usage)
-    housekeeping = Housekeeping(settings.last_used_flush_seconds, [usage.flush, audit.flush_refusals])
+    balances = BalanceService(db, settings, audit, vault, catalogue, gateway)
+    flush_every = settings.last_used_flush_seconds
     metrics = Metrics()
+    jobs: list[Job] = [
+        PeriodicJob("flush-key-usage", flush_every, usage.flush),  # in-memory batches: per process
+        PeriodicJob("flush-refusal-counts", flush_every, audit.flush_refusals),
+        PeriodicJob("prune-snapshots", PRUNE_EVERY_SECONDS, balances.prune_all, leased=True),  # per deployment
+    ]
+    if metrics.multiprocess_dir:  # serve --workers N: each worker adds its counts to the shared figures
+        jobs.append(PeriodicJob("sync-metrics", SYNC_SECONDS, metrics.sync))
+    housekeeping = Housekeeping(jobs, LeaseStore(db))
     limiter.metrics = auth.metrics = metrics
     if isinstance(gateway, ExchangeGateway):
         gateway.metrics = metrics
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions, accounts,
                 api_keys, usage, auth, KeyRotationService(vault), vault, gateway, housekeeping, metrics,
-                BalanceService(db, settings, audit, vault, catalogue, gateway),
-                CredentialService(db, audit, vault, hasher, catalogue, accounts))
+                balances, CredentialService(db, audit, vault, hasher, catalogue, accounts))

@@ -7,8 +7,11 @@ settings carry secrets).
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import os
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import UnionType
@@ -249,6 +252,22 @@ def load_settings(**overrides: Any) -> Settings:
         field = match.group(1) if match else ""
         what = allowed(field) or "valid JSON"
         raise SettingsError(f"{env_name(field) if field else 'a STRONGROOM_ variable'} must be {what}") from None
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Return one warning per ``STRONGROOM_*`` variable of ``environ`` (default: this process's) that is
+    no setting, naming the closest known one when there is one (a typo is otherwise silently ignored)."""
+    environ = os.environ if environ is None else environ
+    known = [name.upper() for name in Settings.model_fields]  # compared without the prefix they all share
+    warnings = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.removeprefix(ENV_PREFIX) in known:
+            continue
+        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), known, n=1, cutoff=0.6)
+        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
+        warnings.append(f"{name} is not a Strongroom setting and is ignored{hint}")
+    return warnings
 
 
 @lru_cache

@@ -125,7 +125,7 @@ class FileKeyProvider(StaticKeyProvider):
         self._checked = 0.0
         self._mtime = 0.0
         if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             doc: KeyDocument = {"current": 1, "versions": {"1": _b64(secrets.token_bytes(32))},
                                 "pepper": _b64(secrets.token_bytes(32))}
             self._write(doc, exclusive=True)

@@ -707,7 +707,7 @@ class ApiKeyService:
                 account_ids=frozenset(key.account_ids) if key.account_ids is not None else None,
                 networks=parse_networks(key.ip_allowlist),
                 expires_at=_epoch(key.expires_at),
-                enabled=key.enabled,
+                enabled=key.enabled and not user.disabled,  # a disabled user's keys are refused as disabled
                 secret_hashes=hashes,
                 hmac_secrets=secrets,
                 verifier=verifier_from_pem(key.public_key) if key.public_key else None,

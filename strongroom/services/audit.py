@@ -43,6 +43,7 @@ class AuditService:
         # (action, client IP, reason, user, key, minute) -> aggregate; guarded (used from worker threads)
         self._refusals: dict[_RefusalKind, _Aggregate] = {}
         self._refusals_lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # one flush at a time (see flush_refusals)
 
     def record(
         self,
@@ -113,8 +114,13 @@ class AuditService:
     def flush_refusals(self) -> int:
         """Write the counts of refusals aggregated since the last flush; forget past minutes.
 
-        Returns how many rows were updated. Called periodically (and at shutdown); never raises.
+        Returns how many rows were updated. Called periodically (and at shutdown); never raises. Waits
+        for a flush in flight (in another thread) to finish first.
         """
+        with self._flush_lock:
+            return self._flush_refusals()
+
+    def _flush_refusals(self) -> int:
         minute = int(time.time() // 60)
         with self._refusals_lock:
             due = [(a.row_id, {**a.details, "count": a.count}) for a in self._refusals.values()

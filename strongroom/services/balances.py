@@ -17,8 +17,7 @@ How a refresh goes (``refresh``; ``refresh_portfolio`` does the same for many ac
    first (Binance: apiRestrictions; OKX: account config ``perm``); then ``fetch_balance`` for the
    account type and the venue's tickers, concurrently.
 3. In a worker thread: the snapshot is stored only if the account still holds the credentials
-   that were read and is still refreshable (a conditional UPDATE claims the row first); then,
-   at most once an hour per account and process, old snapshots are pruned.
+   that were read and is still refreshable (a conditional UPDATE claims the row first).
 
 Refusals: the venue rejects the key now -> the account becomes ``invalid`` (conditional UPDATE on
 the credentials and status read, audited ``account.invalidate``), CredentialsRejected (409). The
@@ -29,7 +28,8 @@ stays readable. No ccxt text ever reaches an error, a snapshot or a log line.
 
 Pruning (``prune``): snapshots older than 7 days are thinned to one per account per hour, older
 than 90 days to one per account per day (the newest of each hour/day is kept), at most ``batch``
-rows per pass.
+rows per pass. Never on a request's path: the leased ``prune-snapshots`` job (``strongroom.jobs``,
+wired by the core) runs ``prune_all`` once an hour per deployment.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -46,7 +45,6 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import anyio.to_thread
-from cachetools import TTLCache
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -86,7 +84,8 @@ LIVE: tuple[str, ...] = tuple(sorted(LIVE_STATUSES))
 HOURLY_AFTER = timedelta(days=7)  # older snapshots: one per account per hour
 DAILY_AFTER = timedelta(days=90)  # older still: one per account per day
 PRUNE_BATCH = 1000  # rows deleted at most per pass (each of the two passes)
-PRUNE_EVERY_SECONDS = 3600.0  # opportunistic pruning: at most this often per account and process
+PRUNE_EVERY_SECONDS = 3600.0  # the pruning job's interval (once per deployment)
+PRUNE_PASSES = 20  # prune_all: at most this many batches per run (the rest waits for the next run)
 HISTORY_LIMIT = 10_000  # points returned at most by history() (the newest of the range)
 
 REJECTED_MESSAGE = ("the exchange rejects this account's credentials; the account is marked invalid "
@@ -260,8 +259,6 @@ class BalanceService:
         self.catalogue = catalogue
         self.gateway = gateway
         self.clock: Callable[[], datetime] = clock or _system_clock
-        # account id -> pruned recently (per process; opportunistic pruning skips these)
-        self._pruned: TTLCache[int, bool] = TTLCache(maxsize=100_000, ttl=PRUNE_EVERY_SECONDS, timer=time.monotonic)
 
     # --- reads (no exchange call) ---------------------------------------------------------------
 
@@ -438,6 +435,16 @@ class BalanceService:
             log.info("pruned %d balance snapshots", deleted)
         return deleted
 
+    def prune_all(self) -> int:
+        """Prune every account until done or ``PRUNE_PASSES`` batches; return how many were deleted (the job)."""
+        deleted = 0
+        for _ in range(PRUNE_PASSES):
+            done = self.prune()
+            deleted += done
+            if done < PRUNE_BATCH:
+                break
+        return deleted
+
     def record_snapshot(self, account_id: int, assets: Iterable[AssetValue], fetched_at: datetime,
                         account_type: str = "spot") -> Snapshot:
         """Store a snapshot of ``assets`` as fetched at ``fetched_at`` and return it.
@@ -579,7 +586,7 @@ class BalanceService:
 
     def _store(self, loaded: Sequence[_Loaded]) -> list[Snapshot | None]:
         """Store each loaded snapshot whose account still holds the credentials read and is still
-        refreshable (None for the others), in one transaction; then prune those accounts if due.
+        refreshable (None for the others), in one transaction.
         """
         if not loaded:
             return []
@@ -603,7 +610,6 @@ class BalanceService:
                 if claimed == 1:
                     stored[index] = self._insert(session, plan.account_id, plan.account_type, item.fetched_at,
                                                  item.assets)
-        self._prune_if_due([item.plan.account_id for item, s in zip(loaded, stored, strict=True) if s is not None])
         return stored
 
     def _insert(self, session: Session, account_id: int, account_type: str, fetched_at: datetime,
@@ -625,18 +631,6 @@ class BalanceService:
             account = session.get(ExchangeAccount, plan.account_id)
             if account is not None and account.status not in REFRESHABLE:
                 self._plan_for(account)  # raises the status's own refusal
-
-    def _prune_if_due(self, account_ids: Iterable[int]) -> None:
-        """Prune the accounts not pruned by this process within the last hour (bounded; never raises)."""
-        due = [i for i in dict.fromkeys(account_ids) if i not in self._pruned]
-        if not due:
-            return
-        for account_id in due:
-            self._pruned[account_id] = True
-        try:
-            self.prune(account_ids=due)
-        except Exception as exc:  # noqa: BLE001 - pruning is housekeeping: it never fails a refresh
-            log.warning("pruning balance snapshots failed (%s)", type(exc).__name__)
 
     def _thin(self, session: Session, account_ids: Sequence[int] | None, after: int | None, before: int,
               bucket: int, batch: int) -> int:

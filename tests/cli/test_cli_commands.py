@@ -5,6 +5,7 @@ live server's data on SQLite and on PostgreSQL, checked over real HTTP where the
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import queue
@@ -19,7 +20,8 @@ import httpx
 from support import BIN, ROOT
 from support.cli import clean_env, strongroom_on_terminal
 
-USER_KEYS = {"id", "username", "email", "is_admin", "usage_level", "created_at", "updated_at"}
+USER_KEYS = {"id", "username", "email", "is_admin", "usage_level", "disabled", "created_at", "updated_at"}
+OPERATOR_CLIENT = f"cli:{getpass.getuser()}"  # the CLI audits its OS user (this test's) as the client
 KEY_KEYS = {"key_id", "user_id", "username", "name", "kind", "scopes", "account_ids", "ip_allowlist", "enabled",
             "expires_at", "hint", "public_key", "created_at", "updated_at", "last_used_at"}
 ACCOUNT_KEYS = {"id", "public_id", "user_id", "username", "exchange", "name", "account_type", "status", "key_hint",
@@ -71,7 +73,7 @@ def test_users_create_list_level_password_delete(live, client):
     signed_in = client.post("/v1/auth/token", data={"username": name, "password": second})
     assert signed_in.status_code == 200
     event = last_event(live, "user.password")
-    assert event["target"] == f"user:{user['id']}" and event["actor_user_id"] == 0 and event["client_ip"] == "cli"
+    assert event["target"] == f"user:{user['id']}" and event["actor_user_id"] == 0 and event["client_ip"] == OPERATOR_CLIENT
     assert event["details"]["sessions_ended"] >= 1 and second not in json.dumps(event)
 
     short = live.run("users", "set-password", name, "--password-stdin", stdin="short\n")
@@ -137,7 +139,7 @@ def test_keys_list_show_create_roll_revoke_generate(live, client, users, tmp_pat
     assert gone.returncode == 1 and gone.error == "API key not found"
     event = last_event(live, "api_key.delete")
     assert event["target"] == f"api_key:{key['key_id']}" and event["actor_user_id"] == user.id
-    assert event["client_ip"] == "cli"
+    assert event["client_ip"] == OPERATOR_CLIENT
 
     out = tmp_path / "gen.pem"
     generated = live.run("keys", "generate", "--user", user.username, "--name", "pair", "--key-type", "ed25519",
