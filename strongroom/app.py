@@ -26,6 +26,7 @@ from strongroom.http.routes import Surface, SurfaceApp, build, mount
 from strongroom.metrics import CONTENT_TYPE
 from strongroom.settings import Settings, get_settings
 from strongroom.surfaces import cadenza, kalshi, native, threecommas, tradingapp, tradr
+from strongroom.surfaces.forward import ForwardAuth, ForwardFront
 from strongroom.surfaces.openapi import HEADERS, merged_openapi, raises
 
 log = logging.getLogger("strongroom")
@@ -39,6 +40,10 @@ DESCRIPTION = """Exchange-account vault and platform API keys, on six surfaces o
 * `/tradr`: TradrAPI-compatible account and user API keys;
 * `/public/api`: 3Commas-compatible exchange accounts;
 * `/api/v3`: Cadenza-compatible trading accounts and credentials.
+
+Your own services can take Strongroom's keys too: `POST /v1/keys/verify` (a key with the `verify` scope), and
+forward authentication for nginx `auth_request`, Traefik `ForwardAuth` and Envoy `ext_authz` at `/v1/auth/forward`
+(answered by headers, not an operation of this document: see the README, "Protect your own services").
 
 Each operation lists the credentials it accepts (Authorize: an access token from `POST /v1/auth/token`, a bearer
 key as `Authorization: Bearer` or `X-API-Key`, HTTP Basic, or the signed-request headers of a key), and every
@@ -167,6 +172,9 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # Forward authentication (the hot path of a proxy) is answered before routing and FastAPI's
+    # request handling, inside the edge guard (added last: outermost).
+    app.add_middleware(ForwardFront, forward=ForwardAuth(settings))
     app.add_middleware(EdgeGuard, max_bytes=settings.max_body_bytes, surfaces=built, default=default)
     return app
 

@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         description="3Commas surface: also accept a Signature over path[?query] alone, the body unsigned (what "
         "3Commas' Go SDK sends). Off by default: such a signature does not protect the body.",
     )
+    forward_plain_status: bool = Field(
+        False, description="/v1/auth/forward answers a rate-limited request 429 (Traefik, Envoy) instead of 403 with "
+        "X-Strongroom-Reason: rate_limited (nginx's auth_request passes on only 401 and 403).")
+    forward_rules: Path | None = Field(
+        None, description="A file of rules 'METHODS PATH-PATTERN SCOPES...' (first match wins): the scopes a "
+        "request checked by /v1/auth/forward needs.")
 
     # --- rate limits (``limits`` notation, e.g. "600/minute") --------------------------------
     redis_url: str | None = None
@@ -121,6 +127,18 @@ class Settings(BaseSettings):
     def _valid_cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:
             ipaddress.ip_network(cidr, strict=False)
+        return value
+
+    @field_validator("forward_rules")
+    @classmethod
+    def _valid_rules(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from strongroom.verify.rules import RulesError, load_rules
+
+            try:
+                load_rules(value)
+            except RulesError as exc:
+                raise ValueError(f"a readable rules file ({exc})") from None
         return value
 
     @field_validator("rate_limit_per_key", "rate_limit_per_ip", "login_failures_per_ip")

@@ -149,7 +149,9 @@ class ApiKeyService:
 
         Raises ValidationFailed (malformed) or InsufficientScope (a scope the principal lacks).
         """
-        return scope_rules.grantable(principal.scopes, scopes, default=DEFAULT_SCOPES)
+        held = scope_rules.grantable_by(principal.scopes, is_admin=principal.is_admin,
+                                        by_key=principal.key_id is not None)
+        return scope_rules.grantable(held, scopes, default=DEFAULT_SCOPES)
 
     def _account_ids(self, principal: Principal, account_ids: list[int] | None) -> list[int] | None:
         if account_ids is None:
