@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
@@ -279,3 +280,27 @@ async def master_key_status(core: Core, principal: Principal) -> MasterKeyStatus
 def new_seed() -> str:
     """A fresh random value for a console cookie (the CSRF token is derived from it)."""
     return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class JobRow:
+    name: str
+    interval: float
+    leased: bool  # once per deployment (under a lease) rather than in every process
+    holder: str | None  # who holds, or last held, the lease
+
+
+async def jobs(core: Core, principal: Principal) -> list[JobRow]:
+    """The periodic jobs of this process and, for leased ones, who holds their lease (admins only)."""
+    from strongroom.errors import Forbidden
+
+    if not principal.is_admin:
+        raise Forbidden("only admins see the jobs")
+    housekeeping = core.housekeeping
+
+    def load() -> list[JobRow]:
+        leases = housekeeping.leases
+        return [JobRow(job.name, job.interval, job.leased,
+                       leases.holder_of(job.name) if job.leased and leases is not None else None)
+                for job in housekeeping.jobs]
+    return await _run(load)

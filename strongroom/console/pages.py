@@ -525,8 +525,9 @@ class Pages:
         cursor = request.query_params.get("cursor") or None
         page = await backend.list_users(visit.core, visit.principal, cursor)
         master = await backend.master_key_status(visit.core, visit.principal)
+        jobs = await backend.jobs(visit.core, visit.principal)
         return self.page(request, visit, "admin.html", status, users=page.items, next_cursor=page.next_cursor,
-                         cursor=cursor, master=master, error=error, values=_safe_values(form),
+                         cursor=cursor, master=master, jobs=jobs, error=error, values=_safe_values(form),
                          levels=list(UsageLevel))
 
     async def admin_page(self, visit: Visit) -> Response:

@@ -223,6 +223,7 @@ def test_admin_manages_users_and_sees_the_master_key(page: Any, console: Console
     page.get_by_role("link", name="Admin").click()
     page.get_by_role("heading", name="Admin", exact=True).wait_for()
     assert page.get_by_role("heading", name="Master key").is_visible()
+    assert page.get_by_role("heading", name="Jobs").is_visible() and page.get_by_text("in every process").first.is_visible()
     page.get_by_label("Username").fill("newcomer-" + console.backend)
     page.get_by_label("Password", exact=False).first.fill("a long enough password")
     page.get_by_role("button", name="Create user").click()
