@@ -299,3 +299,10 @@ def test_pages_asked_at_once_after_expiry_keep_the_session(console: Console) -> 
     assert len(renewed) == 1 and cookie not in renewed  # one renewal, handed to all four
     later = httpx.get(console.url + "/console/keys", headers={"Cookie": f"sr_console={renewed.pop()}"})
     assert later.status_code == 200  # the session lives on
+
+
+def test_csv_cells_never_start_a_formula() -> None:
+    from strongroom.console.pages import _cell
+
+    assert [_cell(v) for v in ("=HYPERLINK(\"x\")", "+1", "-1", "@SUM(A1)", "\tx", "plain", "")] == [
+        "'=HYPERLINK(\"x\")", "'+1", "'-1", "'@SUM(A1)", "'\tx", "plain", ""]
