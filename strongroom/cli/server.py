@@ -69,6 +69,7 @@ def serve(
     from strongroom.app import create_app
     from strongroom.cli.context import fail
     from strongroom.core import build_core
+    from strongroom.crypto.keyring import KeyringError
     from strongroom.services.vault import KeySourceIncomplete
     from strongroom.settings import load_settings
 
@@ -78,9 +79,16 @@ def serve(
         for line in _describe(done):
             note(line)
     logs.configure(settings.log_level, settings.log_format)
-    core = build_core(settings)
     try:
+        core = build_core(settings)
+    except KeyringError as exc:  # the HSM or KMS cannot be reached, or holds nothing the records need
+        fail(f"cannot serve: master key: {exc}")
+    try:
+        core.keys.check()  # every configured key source answers
         core.vault.check_key_source()  # records under a version the key source lacks: refuse, no half-working server
+    except KeyringError as exc:
+        core.close()
+        fail(f"cannot serve: master key: {exc}")
     except KeySourceIncomplete as exc:
         core.close()
         fail(f"cannot serve: {exc}")

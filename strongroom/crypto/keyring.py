@@ -28,6 +28,10 @@ class KeyringError(Exception):
     """The master key material is missing, unreadable, malformed or unreachable."""
 
 
+class KeySourceUnavailable(KeyringError):
+    """The HSM or KMS holding the master key does not answer now (a retry may succeed)."""
+
+
 class DecryptionError(Exception):
     """The ciphertext, its wrapped key or its binding (AAD) does not check out."""
 
@@ -48,6 +52,11 @@ class KeyStore(Protocol):
 
     def versions(self) -> list[int]:
         """Return every version this store holds, oldest first."""
+        ...
+
+    def holds(self, version: int) -> bool:
+        """Return True if this store holds ``version``, reading its list again first if it seems not to
+        (another process may just have made it)."""
         ...
 
     def wrap(self, version: int, dek: bytes, aad: bytes) -> bytes:
@@ -169,6 +178,13 @@ class StaticKeyProvider:
 
     def versions(self) -> list[int]:
         return sorted(self._versions)
+
+    def holds(self, version: int) -> bool:
+        try:
+            self.kek(version)
+        except KeyringError:
+            return False
+        return True
 
     def wrap(self, version: int, dek: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(12)
@@ -383,6 +399,9 @@ class KeyChain:
         for store in self.stores:
             if version in store.versions():
                 return store
+        for store in self.stores:  # made a moment ago by another process (rotate, migrate)?
+            if store.holds(version):
+                return store
         raise KeyringError(f"unknown master key version {version}")
 
     @property
@@ -439,6 +458,11 @@ class KeyChain:
         """Raise KeyringError (one line) if any configured store cannot be reached."""
         for store in self.stores:
             store.check()
+
+    @property
+    def remote(self) -> bool:
+        """True if a store lives outside this process (an HSM, a KMS): readiness checks reach it."""
+        return any(not isinstance(s, StaticKeyProvider) for s in self.stores)
 
     @property
     def file_path(self) -> Path | None:

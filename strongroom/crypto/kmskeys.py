@@ -13,6 +13,7 @@ with ``GenerateMac``; a migration imports the existing pepper into it as key mat
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import threading
 import time
@@ -25,13 +26,17 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from strongroom.crypto.keyring import DecryptionError, KeyringError
+from strongroom.crypto.keyring import DecryptionError, KeyringError, KeySourceUnavailable
 
 ALIAS = "alias/strongroom-kek-v{}"
 RETIRED = "alias/strongroom-retired-kek-v{}"
 PEPPER = "alias/strongroom-pepper"
 _VERSION = re.compile(r"^alias/strongroom-kek-v([1-9][0-9]*)$")
 _REFRESH_SECONDS = 10.0
+
+for _name in ("botocore", "boto3"):  # their INFO lines ("Found credentials in ...") are noise in our logs
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 def _context(aad: bytes) -> dict[str, str]:
@@ -68,9 +73,12 @@ class KmsKeyStore:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("InvalidCiphertextException", "IncorrectKeyException"):
                 raise DecryptionError("data key does not verify") from None
+            if code in ("ThrottlingException", "KMSInternalException", "DependencyTimeoutException",
+                        "KeyUnavailableException", "ServiceUnavailable", "InternalFailure"):
+                raise KeySourceUnavailable(f"AWS KMS cannot serve {operation} now: {code}") from None
             raise KeyringError(f"AWS KMS refused {operation}: {code or 'error'}") from None
         except BotoCoreError as exc:
-            raise KeyringError(f"AWS KMS cannot be reached ({type(exc).__name__})") from None
+            raise KeySourceUnavailable(f"AWS KMS cannot be reached ({type(exc).__name__})") from None
 
     def _refresh(self, force: bool = False) -> None:
         with self._lock:
@@ -105,6 +113,11 @@ class KmsKeyStore:
     def versions(self) -> list[int]:
         self._refresh()
         return sorted({*self.explicit, *self._aliases})
+
+    def holds(self, version: int) -> bool:
+        if version not in self.explicit and version not in self._aliases:
+            self._refresh(force=True)
+        return version in self.explicit or version in self._aliases
 
     def wrap(self, version: int, dek: bytes, aad: bytes) -> bytes:
         blob: bytes = self._call("encrypt", KeyId=self._key(version), Plaintext=dek,

@@ -23,7 +23,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import PKCS11Error, UserAlreadyLoggedIn
 from pkcs11.mechanisms import GCMParams
 
-from strongroom.crypto.keyring import DecryptionError, KeyringError
+from strongroom.crypto.keyring import DecryptionError, KeyringError, KeySourceUnavailable
 
 LABEL = "strongroom-kek-v{}"
 RETIRED = "strongroom-retired-kek-v{}"
@@ -52,7 +52,7 @@ class Pkcs11KeyStore:
     # --- the session --------------------------------------------------------------------
 
     def _unreachable(self, exc: BaseException) -> KeyringError:
-        return KeyringError(f"the PKCS#11 token {self.token_label!r} ({self.library}) cannot be reached: "
+        return KeySourceUnavailable(f"the PKCS#11 token {self.token_label!r} ({self.library}) cannot be reached: "
                             f"{type(exc).__name__}")
 
     def _open(self) -> None:
@@ -108,6 +108,11 @@ class Pkcs11KeyStore:
     def versions(self) -> list[int]:
         self._refresh()
         return sorted(self._keys)
+
+    def holds(self, version: int) -> bool:
+        if version not in self._keys:
+            self._refresh(force=True)
+        return version in self._keys
 
     def wrap(self, version: int, dek: bytes, aad: bytes) -> bytes:
         iv = os.urandom(12)
