@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from strongroom.crypto.keyring import KeyChain, KeyringError
+from strongroom.crypto.keyring import KeyChain, KeyringError, StaticKeyProvider
 from strongroom.db import Database
 from strongroom.errors import BadRequest, Conflict, Forbidden, NotFound
 from strongroom.principal import Principal
@@ -181,6 +181,10 @@ class MasterKeyService:
             raise Conflict(f"{_records(used)} still sealed under version {version}: run "
                            "'strongroom master-key rewrap' first")
         store = self.keys.owner(version)
+        if isinstance(store, StaticKeyProvider) and version == store.current_version:
+            raise Conflict(f"version {version} is the newest of the {store.name} key source, which the records no "
+                           "longer use: stop using that source instead (move the key file away, or unset "
+                           "STRONGROOM_MASTER_KEYS), keeping a copy with the backups that need it")
         try:
             kept = store.retire_version(version)
         except KeyringError as exc:

@@ -86,6 +86,8 @@ def test_file_to_softhsm_online_then_the_hsm_alone(fresh, mock_exchange, tmp_pat
             1: ("file", 0), 2: ("pkcs11", status["versions"][1]["records"])}
         assert status["versions"][1]["records"] >= 6 + 1  # accounts and the HMAC key (and those made meanwhile)
         assert set(every_record_opens(server.core)) == {2}
+        kept = run_cli("master-key", "retire", "1", "--yes", env=env)
+        assert kept.returncode == 1 and "stop using that source instead (move the key file away" in kept.stderr
     finally:
         server.stop()
 
