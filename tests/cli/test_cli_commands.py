@@ -267,7 +267,7 @@ def test_master_key_status_rotate_rewrap_retire(installed):
     assert sorted(json.loads(key_file.read_text())["versions"]) == ["3"]
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     plain = installed.run("master-key", "status").ok().stdout
-    assert "current_version\t3\n" in plain and "versions\t3:2\n" in plain and "pending\t0\n" in plain
+    assert "current_version\t3\n" in plain and "versions\t3:2 (file)\n" in plain and "pending\t0\n" in plain
 
     # every sealed record still opens under what is left
     from strongroom.core import build_core
