@@ -144,7 +144,7 @@ def test_file_to_kms_online_then_kms_alone(fresh, mock_exchange, kms: MotoKms, t
         server.stop()
 
     (fresh.data_dir / "master.key").rename(tmp_path / "old-master.key")
-    server = start_server(**base, key_provider="aws-kms", **kms_settings)
+    server = start_server(**base, key_provider="aws-kms", dek_cache_size=0, **kms_settings)  # every open asks KMS
     try:
         assert [s.name for s in server.core.keys.stores] == ["aws-kms"]
         with server.client() as client:
@@ -163,6 +163,10 @@ def test_file_to_kms_online_then_kms_alone(fresh, mock_exchange, kms: MotoKms, t
             ready = client.get("/readyz")
             assert ready.status_code == 503 and ready.json()["master_key"] == "unreachable"
             assert ready.headers["Retry-After"]
+            # a request that needs KMS: 503 with Retry-After, in the surface's shape, no detail of the fault
+            refused = client.post(f"/v1/exchange-accounts/{accounts[0]}/balances/refresh", headers=bearer_headers)
+            assert refused.status_code == 503 and refused.headers["Retry-After"], refused.text
+            assert refused.json()["code"] == "unavailable" and "EndpointConnectionError" not in refused.text
         refused = subprocess.run([str(BIN / "strongroom"), "serve", "--port", str(free_port())],
                                  env={**os.environ, **env, "STRONGROOM_KEY_PROVIDER": "aws-kms"}, cwd=ROOT,
                                  capture_output=True, text=True, timeout=120, check=False)
