@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -53,8 +54,14 @@ def pepper_check(keys: KeyChain) -> str:
     return keys.mac(PEPPER_LABEL)[:16].hex()
 
 
+def _pg_env(url: str) -> dict[str, str]:
+    """The environment for pg_dump/pg_restore: the password in PGPASSWORD, never on a command line."""
+    password = make_url(url).password
+    return {**os.environ, **({"PGPASSWORD": str(password)} if password else {})}
+
+
 def _libpq(url: str) -> tuple[str, str | None]:
-    """Return (a libpq URI for ``url``, the schema its search_path names or None)."""
+    """Return (a libpq URI for ``url`` without its password, the schema its search_path names or None)."""
     parsed = make_url(url)
     search_path = None
     options = parsed.query.get("options")
@@ -62,7 +69,7 @@ def _libpq(url: str) -> tuple[str, str | None]:
         for part in urllib.parse.unquote(option).split():
             if part.startswith("-csearch_path="):
                 search_path = part.split("=", 1)[1].split(",")[0].strip('"') or None
-    uri = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    uri = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
     return uri, search_path
 
 
@@ -87,35 +94,43 @@ def backup(core: Core, path: Path) -> BackupReport:
     source = sqlite_path(url)
     state = schema(url)
     keys = core.keys
+    pg_dump = None
+    if source is None:  # before anything is made: without pg_dump, say what to run
+        uri, search_path = _libpq(url)
+        pg_args = ["--format=custom", "--no-owner", f"--file={path / PG_FILE}",
+                   *([f"--schema={search_path}"] if search_path else []), uri]
+        pg_dump = _tool("pg_dump", " ".join(["pg_dump", *pg_args[:-1], f"'{display_url(url)}'"]))
+    created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o700)
-    if source is not None:
-        target = path / SQLITE_FILE
-        with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-            src.backup(dst)  # one step: a consistent snapshot of every committed transaction
-        src.close()
-        dst.close()
-        target.chmod(0o600)
-        copy = Database(f"sqlite:///{target}")
-        try:
-            usage = Vault(copy, Envelope(keys)).usage()  # exactly what the copy holds
-        finally:
-            copy.dispose()
-        kind, file = "sqlite", SQLITE_FILE
-    else:
-        uri, search_path = _libpq(url)
-        usage = core.vault.usage()
-        target = path / PG_FILE
-        args = ["--format=custom", "--no-owner", f"--file={target}", *([f"--schema={search_path}"] if search_path
-                                                                         else []), uri]
-        shown = " ".join(["pg_dump", *args[:-1], f"'{display_url(url)}'"])
-        done = subprocess.run([_tool("pg_dump", shown), *args], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise BadRequest(f"pg_dump failed: {(done.stderr.strip().splitlines() or ['no message'])[0]}")
-        target.chmod(0o600)
-        for version, count in core.vault.usage().items():  # a rotation during the dump: both versions listed
-            usage[version] = max(usage.get(version, 0), count)
-        kind, file = "postgresql", PG_FILE
+    try:
+        if source is not None:
+            target = path / SQLITE_FILE
+            with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+                src.backup(dst)  # one step: a consistent snapshot of every committed transaction
+            src.close()
+            dst.close()
+            target.chmod(0o600)
+            copy = Database(f"sqlite:///{target}")
+            try:
+                usage = Vault(copy, Envelope(keys)).usage()  # exactly what the copy holds
+            finally:
+                copy.dispose()
+            kind, file = "sqlite", SQLITE_FILE
+        else:
+            assert pg_dump is not None
+            usage = core.vault.usage()
+            done = subprocess.run([pg_dump, *pg_args], capture_output=True, text=True, check=False, env=_pg_env(url))
+            if done.returncode != 0:
+                raise BadRequest(f"pg_dump failed: {(done.stderr.strip().splitlines() or ['no message'])[0]}")
+            (path / PG_FILE).chmod(0o600)
+            for version, count in core.vault.usage().items():  # a rotation during the dump: both versions listed
+                usage[version] = max(usage.get(version, 0), count)
+            kind, file = "postgresql", PG_FILE
+    except BaseException:
+        if created:  # leave nothing half made
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     owners = keys.owners()
     manifest: dict[str, Any] = {
         "format": 1,
@@ -183,7 +198,8 @@ def restore(url: str, keys: KeyChain, path: Path) -> dict[str, Any]:
     uri, _ = _libpq(url)
     args = ["--clean", "--if-exists", "--no-owner", "--single-transaction", f"--dbname={uri}", str(file)]
     shown = " ".join(["pg_restore", *args[:-2], f"--dbname='{display_url(url)}'", str(file)])
-    done = subprocess.run([_tool("pg_restore", shown), *args], capture_output=True, text=True, check=False)
+    done = subprocess.run([_tool("pg_restore", shown), *args], capture_output=True, text=True, check=False,
+                          env=_pg_env(url))
     if done.returncode != 0:
         raise BadRequest(f"pg_restore failed: {(done.stderr.strip().splitlines() or ['no message'])[0]}")
     return manifest

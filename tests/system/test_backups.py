@@ -140,3 +140,17 @@ def test_not_a_backup_and_an_existing_directory(fresh, make_core, tmp_path: Path
     assert taken.returncode == 1 and "exists: give a new directory" in taken.stderr
     nothing = run_cli("restore", str(tmp_path / "full"), "--yes", env=env)
     assert nothing.returncode == 1 and "is not a Strongroom backup" in nothing.stderr
+
+
+def test_without_pg_dump_it_says_what_to_run(fresh, make_core, tmp_path: Path) -> None:
+    if fresh.backend != "postgresql":
+        pytest.skip("pg_dump is PostgreSQL's")
+    make_core()
+    env = {"STRONGROOM_DATA_DIR": str(fresh.data_dir), "STRONGROOM_DATABASE_URL": fresh.url, "PATH": "/nonexistent"}
+    refused = run_cli("backup", str(tmp_path / "backup"), env=env)
+    assert refused.returncode == 1, refused.stdout
+    line = refused.stderr.strip()
+    assert line.startswith("error: pg_dump is not installed (Debian: apt-get install postgresql-client); run it "
+                           f"yourself: pg_dump --format=custom --no-owner --file={tmp_path / 'backup'}"), line
+    assert "--schema=sr_" in line and len(line.splitlines()) == 1
+    assert not (tmp_path / "backup").exists()  # nothing half made
