@@ -1,8 +1,10 @@
-"""Master keys (KEKs) and the server pepper, behind a small provider interface.
+"""Master keys (KEKs) and the server pepper, behind a wrap/unwrap/mac seam.
 
-The KEK never sits in the database. It comes from a key file (created on first start, mode
-0600) or from the environment. A Vault Transit or KMS provider can replace these later by
-implementing :class:`KeyProvider`.
+The KEK never sits in the database, and never leaves a key source that can keep it: a source wraps
+and unwraps each record's data key itself and computes HMACs under the pepper (:class:`KeyStore`).
+Sources: a key file (created on first start, mode 0600) or the environment (this module), an HSM
+through PKCS#11 (:mod:`strongroom.crypto.pkcs11keys`) and AWS KMS (:mod:`strongroom.crypto.kmskeys`).
+:class:`KeyChain` puts the configured ones together as the :class:`KeyProvider` the rest uses.
 """
 
 from __future__ import annotations

@@ -184,6 +184,15 @@ def test_an_evicted_data_key_is_overwritten(tmp_path: Path) -> None:
     assert cache.get(1, b"w1", AAD) is None and cache.get(1, b"w2", AAD) == b"j" * 32
 
 
-def test_a_version_in_two_places_and_wrap_aad(tmp_path: Path) -> None:
-    """The wrapped key is bound to its version: a data key wrapped under v1 does not open as v2's."""
-    assert wrap_aad(b"a", 3) == b"strongroom-dek|v3|a"
+def test_a_wrapped_key_is_bound_to_its_version(tmp_path: Path) -> None:
+    """A data key wrapped under one version does not open when a row claims another one."""
+    chain, _ = file_chain(tmp_path)
+    version, wrapped = chain.wrap(b"d" * 32, AAD)
+    assert wrap_aad(AAD, version).startswith(b"strongroom-dek|v1|")
+    chain.rotate()
+    store = chain.owner(2)
+    assert isinstance(store, FileKeyProvider)
+    store.restore_version(2, store.kek(1))  # even were version 2's KEK the same bytes
+    with pytest.raises(DecryptionError):
+        chain.unwrap(2, wrapped, AAD)
+    assert chain.unwrap(1, wrapped, AAD) == b"d" * 32
