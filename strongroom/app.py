@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from strongroom import logs
 from strongroom.core import Core, build_core
+from strongroom.crypto.keyring import KeyringError
 from strongroom.errors import NotFound, Unauthenticated
 from strongroom.http.edge import EdgeGuard
 from strongroom.http.routes import Surface, SurfaceApp, build, mount
@@ -60,6 +61,8 @@ class Readiness(BaseModel):
     database: Literal["ok", "unreachable"] = Field(description="Whether the database answers.")
     redis: Literal["ok", "unreachable"] | SkipJsonSchema[None] = Field(
         None, description="Whether Redis answers (only when STRONGROOM_REDIS_URL is set).")
+    master_key: Literal["ok", "unreachable"] | SkipJsonSchema[None] = Field(
+        None, description="Whether the HSM or KMS holding the master key answers (only when one is configured).")
 
 
 def surfaces(settings: Settings) -> list[Surface]:
@@ -115,7 +118,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
              tags=["health"], response_model=Readiness, responses={503: {
         "model": Readiness, "description": "A check failed.", "headers": {"Retry-After": {"$ref": HEADERS + "Retry-After"}}}})
     async def readyz(request: Request) -> Response:
-        """The database answers, and Redis too when it is configured (503 with Retry-After if not)."""
+        """The database answers, and Redis and the HSM or KMS too when configured (503 with Retry-After if not)."""
         core: Core = request.app.state.core
         checks: dict[str, str] = {}
         try:
@@ -126,6 +129,13 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
             checks["database"] = "unreachable"
         if core.settings.redis_url:
             checks["redis"] = "ok" if await core.limiter.ping() else "unreachable"
+        if core.keys.remote:
+            try:
+                await to_thread.run_sync(core.keys.check)
+                checks["master_key"] = "ok"
+            except KeyringError as exc:
+                log.warning("readiness: master key check failed: %s", exc)
+                checks["master_key"] = "unreachable"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ready else "unavailable", **checks}, status_code=200 if ready else 503,
                             headers=None if ready else {"Retry-After": "5"})
