@@ -104,7 +104,7 @@ def serve(
         from strongroom.jobs.runner import JobsConfigError, Registry, load_handlers
 
         try:
-            load_handlers(settings.job_handlers, Registry())
+            load_handlers(settings.job_handlers, Registry(services=core))
         except JobsConfigError as exc:
             core.close()
             fail(exc.message, 2)

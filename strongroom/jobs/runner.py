@@ -82,7 +82,7 @@ def load_handlers(spec: str | None, registry: Registry) -> Registry:
     for entry in filter(None, (part.strip() for part in (spec or "").split(","))):
         module_name, _, attr = entry.partition(":")
         try:
-            register = getattr(importlib.import_module(module_name), attr) if attr else None
+            register = getattr(importlib.import_module(module_name), attr, None) if attr else None
         except ImportError:
             register = None
         except Exception as exc:  # noqa: BLE001 - a module failing at import: one line, its type only
@@ -91,7 +91,10 @@ def load_handlers(spec: str | None, registry: Registry) -> Registry:
         if not callable(register):
             raise JobsConfigError(f"STRONGROOM_JOB_HANDLERS must name module:function registration functions "
                                   f"(cannot load {entry})")
-        register(registry)
+        try:
+            register(registry)
+        except Exception as exc:  # noqa: BLE001 - one line, its type only (texts may carry data)
+            raise JobsConfigError(f"STRONGROOM_JOB_HANDLERS: {entry} failed ({type(exc).__name__})") from None
     return registry
 
 
