@@ -247,3 +247,19 @@ def test_enqueue_refuses_a_bad_kind_or_payload(make_core):
         with pytest.raises(ValidationFailed), core.db.session() as session:
             enqueue(session, args["kind"], args.get("payload"), max_attempts=args.get("max_attempts", 5))
     assert core.jobs.list() == []
+
+
+@pytest.mark.parametrize("mode", ["inline", "off"])
+def test_serve_runs_jobs_inline_unless_they_are_off(fresh, tmp_path, mode):
+    srv = start_server(data_dir=tmp_path / "srv", database_url=fresh.url, jobs=mode,
+                       job_handlers="job_handlers:register", jobs_poll_seconds=0.1)
+    try:
+        with srv.core.db.session() as session:
+            job_id = enqueue(session, "test.effect")
+        deadline = time.monotonic() + 10
+        while srv.core.jobs.get(job_id).status != JobStatus.SUCCEEDED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        expected = JobStatus.SUCCEEDED if mode == "inline" else JobStatus.QUEUED
+        assert srv.core.jobs.get(job_id).status == expected
+    finally:
+        srv.stop()
