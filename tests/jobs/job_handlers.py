@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import text
 
 TABLES = ["CREATE TABLE IF NOT EXISTS test_job_workers (pid INTEGER PRIMARY KEY)",
-          "CREATE TABLE IF NOT EXISTS test_job_runs (job_id INTEGER NOT NULL, attempt INTEGER NOT NULL, "
-          "pid INTEGER NOT NULL)",
+          ("CREATE TABLE IF NOT EXISTS test_job_runs (job_id INTEGER NOT NULL, attempt INTEGER NOT NULL, "
+           "pid INTEGER NOT NULL)"),
           "CREATE TABLE IF NOT EXISTS test_job_effects (job_id INTEGER PRIMARY KEY)"]
 
 

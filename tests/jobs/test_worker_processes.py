@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from support import BIN, PG_URL, ROOT, drop_pg_schema, new_pg_schema, postgres_available
 from support.cli import clean_env, strongroom
 
@@ -65,7 +66,7 @@ def scalar(db: Database, sql: str) -> int:
     try:
         with db.session() as session:
             return int(session.execute(text(sql)).scalar_one())
-    except Exception:  # the table does not exist yet (no worker registered)
+    except SQLAlchemyError:  # the table does not exist yet (no worker registered)
         return 0
 
 
