@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from strongroom import logs
 from strongroom.core import Core, build_core
@@ -172,10 +173,17 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     first += [r for r in app.router.routes if isinstance(r, Mount) and isinstance(r.app, SurfaceApp)]
     app.router.routes[:] = first + [r for r in app.router.routes if r not in first]
 
+    if settings.console:
+        app.router.routes.insert(len(first), Mount("/console", app=LazyConsole(settings)))
+
+        @app.get("/console", include_in_schema=False)
+        async def console_home() -> Response:
+            return RedirectResponse("/console/", status_code=302)
+
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
-        """The API's documentation."""
-        return RedirectResponse("/docs", status_code=302)
+        """The web console (the API's documentation when the console is off)."""
+        return RedirectResponse("/console" if settings.console else "/docs", status_code=302)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -188,6 +196,25 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     app.add_middleware(ForwardFront, forward=ForwardAuth(settings))
     app.add_middleware(EdgeGuard, max_bytes=settings.max_body_bytes, surfaces=built, default=default)
     return app
+
+
+class LazyConsole:
+    """The web console (``strongroom.console``), imported and built on its first request: a process that
+    serves only the API never loads Jinja2 or the templates."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is None:
+            from strongroom.console import create_console
+
+            self.app = create_console(self.settings)
+        if scope["type"] == "http":
+            # the console's own app replaces scope["app"]: hand it the core it serves
+            scope["strongroom.core"] = scope["app"].state.core
+        await self.app(scope, receive, send)
 
 
 def worker_app() -> FastAPI:

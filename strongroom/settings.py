@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     metrics_enabled: bool = Field(False, description="Serve Prometheus metrics at /metrics.")
     metrics_token: SecretStr | None = Field(
         None, description="If set, /metrics needs `Authorization: Bearer <token>` (scrapers send it).")
+    console: bool = Field(True, description="Serve the web console at /console (GET / redirects to it).")
+    public_url: str | None = Field(
+        None, pattern=r"^https?://", description="The URL users reach Strongroom at (behind a proxy): an https one "
+        "makes the console's session cookie Secure.")
 
     @field_validator("trusted_proxies", "auth_failure_exempt_networks")
     @classmethod
