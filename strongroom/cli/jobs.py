@@ -1,4 +1,5 @@
-"""``strongroom jobs list|retry|cancel``: the durable job queue; ``strongroom worker``: a job runner process."""
+"""``strongroom jobs list|retry|cancel``: the durable job queue (retry and cancel audited as ``job.retry`` and
+``job.cancel`` by the operator); ``strongroom worker``: a job runner process."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from strongroom.cli.context import fail, open_core
+from strongroom.cli.context import OPERATOR, fail, open_core
 from strongroom.cli.output import iso, record, said, table
 
 if TYPE_CHECKING:
@@ -64,7 +65,8 @@ def jobs_list(
 def jobs_retry(job_id: Annotated[int, typer.Argument(help="The job's id.")], as_json: Json = False) -> None:
     """Queue a dead or canceled job again (due now, attempts from zero)."""
     with open_core() as core:
-        job = core.jobs.retry(job_id)
+        job = core.jobs.retry(job_id, record=lambda session: core.audit.record(
+            session, "job.retry", "ok", principal=OPERATOR, target=f"job:{job_id}"))
     if as_json:
         record(shape(job), as_json=True)
     else:
@@ -75,7 +77,8 @@ def jobs_retry(job_id: Annotated[int, typer.Argument(help="The job's id.")], as_
 def jobs_cancel(job_id: Annotated[int, typer.Argument(help="The job's id.")], as_json: Json = False) -> None:
     """Cancel a queued or running job (a running attempt's outcome is then not recorded)."""
     with open_core() as core:
-        job = core.jobs.cancel(job_id)
+        job = core.jobs.cancel(job_id, record=lambda session: core.audit.record(
+            session, "job.cancel", "ok", principal=OPERATOR, target=f"job:{job_id}"))
     if as_json:
         record(shape(job), as_json=True)
     else:

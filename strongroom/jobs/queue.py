@@ -27,7 +27,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -291,29 +291,36 @@ class JobQueue:
                 raise NotFound(f"no job {job_id}")
             return _view(row)
 
-    def retry(self, job_id: int) -> JobView:
-        """Queue a dead or canceled job again, due now, with its attempts from zero. Raises NotFound, or
-        Conflict for a job in any other state (queued and running ones are already on their way)."""
+    def retry(self, job_id: int, record: Callable[[Session], object] | None = None) -> JobView:
+        """Queue a dead or canceled job again, due now, with its attempts from zero; ``record`` (the audit)
+        writes in the same transaction. Raises NotFound, or Conflict for a job in any other state (queued
+        and running ones are already on their way)."""
         with self.db.session() as session:
             done = rowcount(session.execute(update(Job).where(
                 Job.id == job_id, Job.status.in_([JobStatus.DEAD, JobStatus.CANCELED])).values(
                 status=JobStatus.QUEUED, attempts=0, run_at=time.time(), lease_owner=None, lease_expires_at=None,
                 updated_at=utcnow()).execution_options(synchronize_session=False)))
-            if done == 1 and session.get_bind().dialect.name == "postgresql":
-                session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+            if done == 1:
+                if record is not None:
+                    record(session)
+                if session.get_bind().dialect.name == "postgresql":
+                    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
         if done != 1:
             job = self.get(job_id)
             raise Conflict(f"job {job_id} is {job.status}: only a dead or canceled job is retried")
         return self.get(job_id)
 
-    def cancel(self, job_id: int) -> JobView:
+    def cancel(self, job_id: int, record: Callable[[Session], object] | None = None) -> JobView:
         """Cancel a queued or running job (a running attempt finishes, but its outcome is not recorded and
-        it is not retried). Raises NotFound, or Conflict for a job already finished."""
+        it is not retried); ``record`` (the audit) writes in the same transaction. Raises NotFound, or
+        Conflict for a job already finished."""
         with self.db.session() as session:
             done = rowcount(session.execute(update(Job).where(
                 Job.id == job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])).values(
                 status=JobStatus.CANCELED, lease_owner=None, lease_expires_at=None, updated_at=utcnow())
                 .execution_options(synchronize_session=False)))
+            if done == 1 and record is not None:
+                record(session)
         if done != 1:
             job = self.get(job_id)
             raise Conflict(f"job {job_id} is {job.status}: only a queued or running job is canceled")

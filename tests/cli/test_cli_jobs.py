@@ -41,6 +41,9 @@ def test_jobs_list_retry_cancel(installed):
         assert installed.run("jobs", "cancel", str(queued)).error == \
             f"job {queued} is canceled: only a queued or running job is canceled"
         assert installed.run("jobs", "retry", "999999").error == "no job 999999"
+        audit = installed.run("audit", "tail", "--json").json()
+        assert [(e["action"], e["target"], e["actor_user_id"]) for e in audit if e["action"].startswith("job.")] == [
+            ("job.retry", f"job:{dead}", 0), ("job.cancel", f"job:{queued}", 0)]  # each success once, oldest first
         assert installed.run("jobs", "retry", "x").returncode == 2
     finally:
         db.dispose()
