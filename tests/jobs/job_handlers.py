@@ -2,7 +2,7 @@
 PYTHONPATH). Each writes what it did to tables of its own, so the test counts through the database:
 
 * ``test_job_workers``: one row per worker process that registered (its pid);
-* ``test_job_runs``: one row per attempt started (job id, attempt, pid);
+* ``test_job_runs``: one row per attempt started (job id, attempt, pid, epoch seconds);
 * ``test_job_effects``: the job's effect, written idempotently (one row per job, whatever the attempts).
 
 Kind ``test.effect``: record the attempt, sleep ``payload["sleep"]`` seconds (the first attempt sleeps
@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 TABLES = ["CREATE TABLE IF NOT EXISTS test_job_workers (pid INTEGER PRIMARY KEY)",
           ("CREATE TABLE IF NOT EXISTS test_job_runs (job_id INTEGER NOT NULL, attempt INTEGER NOT NULL, "
-           "pid INTEGER NOT NULL)"),
+           "pid INTEGER NOT NULL, started FLOAT NOT NULL)"),
           "CREATE TABLE IF NOT EXISTS test_job_effects (job_id INTEGER PRIMARY KEY)"]
 
 
@@ -35,8 +35,8 @@ def register(registry: Any) -> None:
 
     def effect(job: Any) -> None:
         with db.session() as session:
-            session.execute(text("INSERT INTO test_job_runs (job_id, attempt, pid) VALUES (:j, :a, :p)"),
-                            {"j": job.id, "a": job.attempt, "p": os.getpid()})
+            session.execute(text("INSERT INTO test_job_runs (job_id, attempt, pid, started) VALUES (:j, :a, :p, :t)"),
+                            {"j": job.id, "a": job.attempt, "p": os.getpid(), "t": time.time()})
         pause = job.payload.get("first_sleep", 0) if job.attempt == 1 else 0
         time.sleep(pause or job.payload.get("sleep", 0))
         with db.session() as session:
