@@ -91,6 +91,10 @@ class RateLimiter:
         # memory storage starts a task on every increment that walks every stored key; at a few
         # thousand requests/s that costs more than the rest of authentication (see BENCHMARKS.md).
         self._windows: dict[tuple[str, tuple[str, ...]], _LocalWindow] = {}
+        # The windows of each spec in the order they were opened: all of one spec are equally long, so
+        # this is also their expiry order. Each new window drops up to two expired ones from the front
+        # (amortised O(1)), so the map holds about the windows opened in one window's length.
+        self._opened: dict[str, deque[tuple[tuple[str, ...], _LocalWindow]]] = {}
         self._seen: dict[str, float] = {}
         self._seen_order: deque[tuple[float, str]] = deque()
 
@@ -138,9 +142,18 @@ class RateLimiter:
         now = time.monotonic()
         if window is None or now >= window.end:
             item = self.item(spec)
-            if len(self._windows) >= 100_000:
-                self._windows = {k: w for k, w in self._windows.items() if w.end > now}
             window = self._windows[(spec, identifiers)] = _LocalWindow(now + item.get_expiry(), 0, item.amount)
+            opened = self._opened.get(spec)
+            if opened is None:
+                opened = self._opened[spec] = deque()
+            windows = self._windows
+            for _ in range(2):  # two out for each one in: the backlog of expired windows shrinks
+                if not opened or opened[0][1].end > now:
+                    break
+                old_ids, old = opened.popleft()
+                if windows.get((spec, old_ids)) is old:  # (not reopened or cleared since)
+                    del windows[(spec, old_ids)]
+            opened.append((identifiers, window))
         window.count += 1
         if window.count > window.limit:
             raise RateLimited("too many requests", retry_after=max(1, math.ceil(window.end - now)))
