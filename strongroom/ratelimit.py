@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -19,7 +20,6 @@ from typing import TYPE_CHECKING
 from limits import RateLimitItem, parse, storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
-from redis.exceptions import RedisError
 
 from strongroom.errors import RateLimited, ServiceUnavailable
 from strongroom.metrics import Metrics
@@ -30,6 +30,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("strongroom.ratelimit")
 
 
+def _store_failure(exc: Exception) -> bool:
+    """Return True if ``exc`` says the shared store did not answer. redis is imported only when
+    STRONGROOM_REDIS_URL is set (its import is a tenth of a cold start): without it no RedisError can
+    have been raised."""
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError, StorageError)):
+        return True
+    redis_exceptions = sys.modules.get("redis.exceptions")
+    return redis_exceptions is not None and isinstance(exc, redis_exceptions.RedisError)
+
+
 @contextmanager
 def _store_errors() -> Iterator[None]:
     """Turn a failure of the shared store into a 503 with Retry-After (never a 500)."""
@@ -37,7 +47,9 @@ def _store_errors() -> Iterator[None]:
         yield
     except (RateLimited, ServiceUnavailable):
         raise
-    except (ConnectionError, TimeoutError, OSError, RedisError, StorageError) as exc:
+    except Exception as exc:
+        if not _store_failure(exc):
+            raise
         log.warning("rate-limit store unavailable: %s", type(exc).__name__)
         raise ServiceUnavailable("a backing service is unavailable; try again shortly", retry_after=5) from None
 
@@ -198,7 +210,9 @@ class RateLimiter:
             return True
         try:
             return bool(await self._redis.ping())
-        except (ConnectionError, TimeoutError, OSError, RedisError) as exc:
+        except Exception as exc:
+            if not _store_failure(exc):
+                raise
             log.warning("readiness: redis check failed: %s", type(exc).__name__)
             return False
 
