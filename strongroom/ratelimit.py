@@ -141,6 +141,23 @@ class RateLimiter:
                 self.metrics.rate_limited[identifiers[0] if identifiers else spec] += 1
             raise
 
+    def enter_local(self, spec: str, fail_spec: str, ip: str) -> tuple[Window, RateLimited | None]:
+        """``hit_local(spec, "ip", ip)`` and ``check_local(fail_spec, "auth-fail", ip)`` in one call (what
+        authentication asks of every request): the IP's window, and the RateLimited its spent failure
+        budget answers (None while budget remains). Raises RateLimited when over ``spec``."""
+        try:
+            window = self._hit_local(spec, ("ip", ip))
+        except RateLimited:
+            if self.metrics is not None:
+                self.metrics.rate_limited["ip"] += 1
+            raise
+        failures = self._windows.get((fail_spec, ("auth-fail", ip)))
+        if failures is not None and failures.count >= failures.limit:
+            now = time.monotonic()
+            if now < failures.end:
+                return window, RateLimited("too many requests", retry_after=max(1, math.ceil(failures.end - now)))
+        return window, None
+
     def check_local(self, spec: str, *identifiers: str) -> None:
         """:meth:`check` without Redis (``local`` is True): synchronous."""
         window = self._windows.get((spec, identifiers))
