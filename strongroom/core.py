@@ -6,8 +6,9 @@ import logging
 from dataclasses import dataclass
 
 from strongroom.auth.pipeline import Authenticator
-from strongroom.crypto.envelope import Envelope
-from strongroom.crypto.keyring import KeyProvider, load_provider
+from strongroom.crypto.envelope import DekCache, Envelope
+from strongroom.crypto.keyring import KeyChain, KeyringError
+from strongroom.crypto.providers import build_keys, initialise
 from strongroom.crypto.tokens import Hasher
 from strongroom.datastore import tighten
 from strongroom.db import Database
@@ -35,7 +36,7 @@ log = logging.getLogger("strongroom")
 class Core:
     settings: Settings
     db: Database
-    keys: KeyProvider
+    keys: KeyChain  # every configured master key source (file, HSM, KMS)
     envelope: Envelope
     hasher: Hasher
     catalogue: Catalogue
@@ -71,15 +72,22 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
         log.warning("made %d data paths private (files 0600, directory 0700): %s", len(tightened),
                     ", ".join(str(p) for p in tightened))
     db = Database(settings.effective_database_url)
-    keys = load_provider(settings.effective_master_key_file, settings.master_keys)
-    envelope = Envelope(keys)
-    hasher = Hasher(keys.pepper)
+    keys = build_keys(settings)
+    envelope = Envelope(keys, DekCache(settings.dek_cache_size, settings.dek_cache_ttl_seconds))
+    vault = Vault(db, envelope)
+    if not keys.versions():  # a fresh HSM or KMS: its first version, unless records need others
+        used = vault.usage()
+        if used:
+            raise KeyringError(f"the {settings.key_provider} key source holds no master key version, but records "
+                               f"are sealed under version(s) {', '.join(map(str, sorted(used)))}: configure the "
+                               "key source that holds them (or run 'strongroom master-key migrate' with it)")
+        initialise(keys)
+    hasher = Hasher(keys.mac)
     catalogue = get_catalogue()
     limiter = RateLimiter(settings.redis_url)
     audit = AuditService(db)
     users = UserService(db, settings, audit, limiter, hasher)
     sessions = SessionService(db, settings, audit, hasher)
-    vault = Vault(db, envelope)
     gateway = gateway or ExchangeGateway(settings)
     accounts = ExchangeAccountService(db, settings, audit, vault, hasher, catalogue, gateway)
     api_keys = ApiKeyService(db, settings, audit, vault, hasher, accounts)

@@ -200,7 +200,7 @@ def check_ready(settings: Settings) -> Schema:
                             f"{state.head}: {UPGRADE_HINT}")
         raise DataError(f"the database {state.database} has schema {state.current}, which this version of "
                         "Strongroom does not know (it is newer): upgrade Strongroom")
-    if not settings.master_keys:
+    if not settings.master_keys and settings.key_provider == "file":  # an HSM or KMS is checked by build_core
         key_file = settings.effective_master_key_file.resolve()
         if not key_file.exists():
             count = sealed_records(url)
@@ -271,7 +271,8 @@ def prepare(settings: Settings) -> Prepared:
     """
     url = settings.effective_database_url
     path = sqlite_path(url)
-    key_file = None if settings.master_keys else settings.effective_master_key_file.resolve()
+    key_file = (None if settings.master_keys or settings.key_provider != "file"
+                else settings.effective_master_key_file.resolve())
     if path is not None and not path.exists():
         before: str | None = None
         existed = False
@@ -285,7 +286,7 @@ def prepare(settings: Settings) -> Prepared:
             count = sealed_records(url)
             if count:
                 raise _lost_key(key_file, count)
-    if key_file is None:
+    if key_file is None and settings.master_keys:
         load_provider(Path("."), settings.master_keys)  # malformed material fails here, before any change
     head = head_revision()
     created_file = _create_sqlite_file(path) if path is not None else False

@@ -39,6 +39,27 @@ class Settings(BaseSettings):
         '{"N": "<base64 32 bytes>"}, "pepper": "<base64 32 bytes>"}.',
     )
 
+    key_provider: Literal["file", "pkcs11", "aws-kms"] = Field(
+        "file", description="Where new master key versions are made and the pepper is kept: the key file (or "
+        "STRONGROOM_MASTER_KEYS), an HSM through PKCS#11, or AWS KMS. Other configured sources stay readable.")
+    pkcs11_library: str | None = Field(None, description="Path of the PKCS#11 module (e.g. libsofthsm2.so).")
+    pkcs11_token_label: str | None = Field(None, description="Label of the PKCS#11 token holding the keys.")
+    pkcs11_pin: SecretStr | None = Field(None, description="User PIN of the token (or STRONGROOM_PKCS11_PIN_FILE).")
+    pkcs11_pin_file: Path | None = Field(None, description="File holding the token's user PIN.")
+    aws_kms_key_id: str | None = Field(
+        None, description="KMS key (id, ARN or alias) that the next master key version created in KMS uses; "
+        "default: a new key.")
+    aws_kms_keys: str | None = Field(
+        None, description='KMS keys of versions not named alias/strongroom-kek-v<N>: "1=alias/a,2=arn:...".')
+    aws_kms_mac_key_id: str | None = Field(
+        None, description="HMAC_256 KMS key holding the pepper; default alias/strongroom-pepper.")
+    aws_kms_region: str | None = Field(None, description="AWS region of the keys (default: the AWS one).")
+    aws_kms_endpoint_url: str | None = Field(None, description="KMS endpoint (a VPC endpoint, a test server).")
+    dek_cache_size: int = Field(
+        10_000, ge=0, le=10_000_000, description="Unwrapped data keys kept in memory (0: none).")
+    dek_cache_ttl_seconds: float = Field(
+        300.0, ge=0, le=86_400, description="How long an unwrapped data key is kept in memory (0: not at all).")
+
     # --- exchanges ---------------------------------------------------------------------
     exchange_base_urls: dict[str, str] = Field(
         default_factory=dict,
@@ -117,6 +138,10 @@ class Settings(BaseSettings):
     metrics_enabled: bool = Field(False, description="Serve Prometheus metrics at /metrics.")
     metrics_token: SecretStr | None = Field(
         None, description="If set, /metrics needs `Authorization: Bearer <token>` (scrapers send it).")
+    console: bool = Field(True, description="Serve the web console at /console (GET / redirects to it).")
+    public_url: str | None = Field(
+        None, pattern=r"^https?://", description="The URL users reach Strongroom at (behind a proxy): an https one "
+        "makes the console's session cookie Secure.")
 
     @field_validator("trusted_proxies", "auth_failure_exempt_networks")
     @classmethod
@@ -176,9 +201,27 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'strongroom.db').resolve()}"
 
+    @field_validator("aws_kms_keys")
+    @classmethod
+    def _valid_kms_keys(cls, value: str | None) -> str | None:
+        if value is not None:
+            kms_versions(value)
+        return value
+
     @property
     def effective_master_key_file(self) -> Path:
         return self.master_key_file or self.data_dir / "master.key"
+
+
+def kms_versions(value: str) -> dict[int, str]:
+    """Return ``{version: key}`` from ``"1=alias/a,2=arn:..."``. Raises ValueError."""
+    found: dict[int, str] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        number, sep, key = part.partition("=")
+        if not sep or not number.strip().isdigit() or int(number) < 1 or not key.strip():
+            raise ValueError('a list like "1=alias/a,2=arn:aws:kms:..." (version=key, comma-separated)')
+        found[int(number)] = key.strip()
+    return found
 
 
 class SettingsError(Exception):

@@ -83,6 +83,7 @@ def serve(
     from strongroom.app import create_app
     from strongroom.cli.context import fail
     from strongroom.core import build_core
+    from strongroom.crypto.keyring import KeyringError
     from strongroom.services.vault import KeySourceIncomplete
     from strongroom.settings import load_settings, unknown_variables
 
@@ -94,9 +95,16 @@ def serve(
     logs.configure(settings.log_level, settings.log_format)
     for warning in unknown_variables():
         log.warning(warning)
-    core = build_core(settings)
     try:
+        core = build_core(settings)
+    except KeyringError as exc:  # the HSM or KMS cannot be reached, or holds nothing the records need
+        fail(f"cannot serve: master key: {exc}")
+    try:
+        core.keys.check()  # every configured key source answers
         core.vault.check_key_source()  # records under a version the key source lacks: refuse, no half-working server
+    except KeyringError as exc:
+        core.close()
+        fail(f"cannot serve: master key: {exc}")
     except KeySourceIncomplete as exc:
         core.close()
         fail(f"cannot serve: {exc}")

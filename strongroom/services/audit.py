@@ -169,14 +169,24 @@ class AuditService:
         limit: int = 50,
         action: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
+        outcome: str | None = None,
+        user_id: int | None = None,
     ) -> Page[AuditEvent]:
-        """Return the events the caller may read (see ``_readable``), newest first."""
+        """Return the events the caller may read (see ``_readable``), newest first; optionally only those of
+        one action, outcome or acting user, at or after ``since`` and at or before ``until``."""
         principal.require(READ)
         query = select(AuditEvent)
         if action:
             query = query.where(AuditEvent.action == action)
         if since:
             query = query.where(AuditEvent.at >= since)
+        if until:
+            query = query.where(AuditEvent.at <= until)
+        if outcome:
+            query = query.where(AuditEvent.outcome == outcome)
+        if user_id is not None:
+            query = query.where(AuditEvent.actor_user_id == user_id)
         with self.db.session() as session:
             return paginate(session, self._readable(session, principal, query), AuditEvent.id, cursor, limit,
                             descending=True)

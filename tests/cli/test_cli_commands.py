@@ -237,7 +237,7 @@ def test_master_key_status_rotate_rewrap_retire(installed):
                               "--json").json()["key_id"] for i in range(2)]
     key_file = (installed.data_dir / "master.key").resolve()
     status = installed.run("master-key", "status", "--json").json()
-    assert status == {"current_version": 1, "versions": [{"version": 1, "current": True, "records": 2, "held": True}],
+    assert status == {"current_version": 1, "versions": [{"version": 1, "current": True, "records": 2, "held": True, "provider": "file"}],
                       "pending": 0, "missing": [], "source": "file", "key_file": str(key_file)}
 
     current = installed.run("master-key", "retire", "1", "--yes")
@@ -250,9 +250,9 @@ def test_master_key_status_rotate_rewrap_retire(installed):
     FileKeyProvider(key_file).add_version()  # version 3, nothing re-wrapped yet: 2 records left on version 2
     status = installed.run("master-key", "status", "--json").json()
     assert status["current_version"] == 3 and status["pending"] == 2
-    assert status["versions"] == [{"version": 1, "current": False, "records": 0, "held": True},
-                                  {"version": 2, "current": False, "records": 2, "held": True},
-                                  {"version": 3, "current": True, "records": 0, "held": True}]
+    assert status["versions"] == [{"version": 1, "current": False, "records": 0, "held": True, "provider": "file"},
+                                  {"version": 2, "current": False, "records": 2, "held": True, "provider": "file"},
+                                  {"version": 3, "current": True, "records": 0, "held": True, "provider": "file"}]
     in_use = installed.run("master-key", "retire", "2", "--yes")
     assert in_use.returncode == 1
     assert in_use.error == "2 records are still sealed under version 2: run 'strongroom master-key rewrap' first"
@@ -269,7 +269,7 @@ def test_master_key_status_rotate_rewrap_retire(installed):
     assert sorted(json.loads(key_file.read_text())["versions"]) == ["3"]
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     plain = installed.run("master-key", "status").ok().stdout
-    assert "current_version\t3\n" in plain and "versions\t3:2\n" in plain and "pending\t0\n" in plain
+    assert "current_version\t3\n" in plain and "versions\t3:2 (file)\n" in plain and "pending\t0\n" in plain
 
     # every sealed record still opens under what is left
     from strongroom.core import build_core
