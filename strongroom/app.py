@@ -27,7 +27,8 @@ from strongroom.http.routes import Surface, SurfaceApp, build, mount
 from strongroom.metrics import CONTENT_TYPE
 from strongroom.settings import Settings, get_settings
 from strongroom.surfaces import cadenza, kalshi, native, threecommas, tradingapp, tradr
-from strongroom.surfaces.forward import ForwardAuth, ForwardFront
+from strongroom.surfaces.forward import PATH as FORWARD_PATH
+from strongroom.surfaces.forward import ForwardAuth
 from strongroom.surfaces.openapi import HEADERS, merged_openapi, raises
 
 log = logging.getLogger("strongroom")
@@ -201,10 +202,10 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    # Forward authentication (the hot path of a proxy) is answered before routing and FastAPI's
-    # request handling, inside the edge guard (added last: outermost).
-    app.add_middleware(ForwardFront, forward=ForwardAuth(settings))
-    app.add_middleware(EdgeGuard, max_bytes=settings.max_body_bytes, surfaces=built, default=default)
+    # Forward authentication (the hot path of a proxy) is answered by the edge guard itself, before
+    # routing and FastAPI's request handling (request id, body limit and common headers still apply).
+    app.add_middleware(EdgeGuard, max_bytes=settings.max_body_bytes, surfaces=built, default=default,
+                       front=(FORWARD_PATH, ForwardAuth(settings)))
     return app
 
 
