@@ -97,6 +97,8 @@ def test_sign_in_with_the_keyboard_connect_the_demo_account_and_see_31200_usd(pa
 def test_the_connect_form_follows_the_exchange(page: Any, console: Console) -> None:
     sign_in(page, *console.user())
     assert page.get_by_label("Passphrase").count() == 0
+    # htmx binds the select's change event once the page has loaded: choose only then (a busy machine is slow)
+    page.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'")
     page.get_by_label("Exchange", exact=True).select_option("okx")
     page.get_by_label("Passphrase").wait_for()  # htmx fetched OKX's fields
     assert page.get_by_label("API key").is_visible() and page.get_by_label("Secret").is_visible()
