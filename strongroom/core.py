@@ -4,27 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from strongroom.accounts.credentials import CredentialService
+from strongroom.accounts.services import ExchangeAccountService
+from strongroom.audit.services import AuditService
+from strongroom.audit.usage import UsageRecorder
 from strongroom.auth.pipeline import Authenticator
+from strongroom.balances.services import BalanceService
 from strongroom.crypto.envelope import Envelope
 from strongroom.crypto.keyring import KeyProvider, load_provider
 from strongroom.crypto.tokens import Hasher
 from strongroom.db import Database
 from strongroom.exchanges.catalogue import Catalogue, get_catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
+from strongroom.keys.services import ApiKeyService
 from strongroom.metrics import Metrics
 from strongroom.ratelimit import RateLimiter
-from strongroom.services.accounts import ExchangeAccountService
-from strongroom.services.apikeys import ApiKeyService
-from strongroom.services.audit import AuditService
-from strongroom.services.balances import BalanceService
-from strongroom.services.credentials import CredentialService
 from strongroom.services.housekeeping import Housekeeping
-from strongroom.services.keyrotation import KeyRotationService
-from strongroom.services.sessions import SessionService
-from strongroom.services.usage import UsageRecorder
-from strongroom.services.users import UserService
-from strongroom.services.vault import Vault
 from strongroom.settings import Settings
+from strongroom.users.services import UserService
+from strongroom.users.sessions import SessionService
+from strongroom.vault.rotation import KeyRotationService
+from strongroom.vault.services import Vault
 
 
 @dataclass

@@ -83,7 +83,7 @@ def accounts_balances(user: Annotated[str, typer.Option(help="Whose accounts.")]
                                                             "first (else the last snapshots).")] = False,
                       as_json: Json = False) -> None:
     """A user's balances across their live accounts: per asset the total and its USD value."""
-    from strongroom.services.valuation import render
+    from strongroom.balances.valuation import render
 
     with open_core() as core:
         owner = user_id(core, user)

@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("strongroom.db", "strongroom.crypto", "strongroom.models", "strongroom.principal", "strongroom.pagination",
      "strongroom.metrics", "strongroom.ratelimit", "strongroom.exchanges", "strongroom.migrations",
      "strongroom.datastore"),
-    ("strongroom.services", "strongroom.keypower", "strongroom.auth", "strongroom.vault", "strongroom.keys",
+    ("strongroom.services", "strongroom.keys.power", "strongroom.auth", "strongroom.vault", "strongroom.keys",
      "strongroom.accounts", "strongroom.balances", "strongroom.users", "strongroom.audit", "strongroom.jobs",
      "strongroom.core"),
     ("strongroom.http", "strongroom.surfaces", "strongroom.contrib"),

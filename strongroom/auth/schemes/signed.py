@@ -31,8 +31,8 @@ from strongroom.enums import AuthMethod, KeyKind, RefusalReason
 if TYPE_CHECKING:
     from strongroom.auth.facts import RequestFacts
     from strongroom.auth.pipeline import Authenticator
+    from strongroom.keys.services import KeyRecord
     from strongroom.principal import Principal
-    from strongroom.services.apikeys import KeyRecord
 
 
 class Algorithm(StrEnum):

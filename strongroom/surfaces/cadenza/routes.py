@@ -17,6 +17,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
+from strongroom.accounts.credentials import Reach, venue_credentials
+from strongroom.balances.services import Snapshot
 from strongroom.core import Core
 from strongroom.db import utcnow
 from strongroom.enums import LIVE_STATUSES, AuthMethod
@@ -37,8 +39,6 @@ from strongroom.errors import (
 )
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
-from strongroom.services.balances import Snapshot
-from strongroom.services.credentials import Reach, venue_credentials
 from strongroom.surfaces.cadenza.shapes import (
     CREDENTIAL_STATUS_IN,
     CREDENTIAL_TYPES,

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from strongroom.audit.usage import OUTCOMES
 from strongroom.errors import BadRequest, Conflict, InsufficientUsageLevel, LimitExceeded
 from strongroom.models import ApiKey
-from strongroom.services.usage import OUTCOMES
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import (
     ApiKeyCreate,

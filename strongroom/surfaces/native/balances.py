@@ -2,7 +2,7 @@
 
 Every amount, price and value is a decimal string (``"31200"``, ``"0.624"``), never a number.
 Scope ``read``; a key bound to accounts sees only those (404 for the others). The rules live in
-``strongroom.services.balances``; this module only maps shapes.
+``strongroom.balances.services``; this module only maps shapes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from strongroom import scopes
+from strongroom.balances.services import HISTORY_LIMIT, AccountTotals, Portfolio, Snapshot
+from strongroom.balances.valuation import AssetValue, render
 from strongroom.core import Core
 from strongroom.enums import AccountStatus
 from strongroom.errors import (
@@ -30,8 +32,6 @@ from strongroom.errors import (
 )
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
-from strongroom.services.balances import HISTORY_LIMIT, AccountTotals, Portfolio, Snapshot
-from strongroom.services.valuation import AssetValue, render
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import AccountId, AccountPublic
 from strongroom.surfaces.openapi import raises

@@ -20,6 +20,8 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Request
 from starlette.responses import JSONResponse
 
+from strongroom.balances import figures
+from strongroom.balances.services import Snapshot
 from strongroom.enums import AccountStatus
 from strongroom.errors import (
     AlreadyConnected,
@@ -51,8 +53,6 @@ from strongroom.http.routes import guarded
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
 from strongroom.scopes import WRITE
-from strongroom.services import figures
-from strongroom.services.balances import Snapshot
 from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
 from strongroom.surfaces.openapi import raises
 from strongroom.surfaces.threecommas import models, params, shapes

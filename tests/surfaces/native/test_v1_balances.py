@@ -21,7 +21,7 @@ import pytest
 from support import start_server
 from support.problems import assert_problem
 
-from strongroom.services.valuation import AssetValue
+from strongroom.balances.valuation import AssetValue
 
 # Texts the mock (i.e. Binance/OKX) puts in its error bodies, and what a ccxt message holds: never passed on.
 EXCHANGE_TEXTS = ("Signature for this request", "-1022", "-2015", "Invalid API-key", "Invalid Sign", "50113",

@@ -20,12 +20,12 @@ from sqlalchemy import event, select
 from support.services import new_user
 
 from strongroom import errors
+from strongroom.balances import valuation
+from strongroom.balances.services import BalanceService
+from strongroom.balances.valuation import AssetValue
 from strongroom.exchanges.outcomes import AssetBalance, ValidationOutcome
 from strongroom.models import AuditEvent, BalanceSnapshot, ExchangeAccount
 from strongroom.principal import Principal
-from strongroom.services import valuation
-from strongroom.services.balances import BalanceService
-from strongroom.services.valuation import AssetValue
 
 D = Decimal
 PRICES = {"BTC/USDT": D(50000), "ETH/USDT": D(3000), "ETH/BTC": D("0.06"), "BTC/USDC": D(50000)}

@@ -20,6 +20,7 @@ import anyio.to_thread
 from sqlalchemy import ColumnElement, Select, case, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from strongroom.audit.services import AuditService
 from strongroom.crypto.tokens import Hasher, hint
 from strongroom.db import Database, utcnow
 from strongroom.enums import LIVE_STATUSES, AccountStatus
@@ -40,9 +41,8 @@ from strongroom.models import ExchangeAccount, User
 from strongroom.pagination import MAX_LIMIT, OffsetPage, Page, paginate, paginate_offset, valid_id
 from strongroom.principal import Principal
 from strongroom.scopes import DELETE, READ, WRITE
-from strongroom.services.audit import AuditService
-from strongroom.services.vault import Vault
 from strongroom.settings import Settings
+from strongroom.vault.services import Vault
 
 log = logging.getLogger("strongroom.accounts")
 

@@ -3,7 +3,7 @@
 THIS MODULE IS THE CONTRACT the surfaces code against (3Commas, Cadenza, /v1): its dataclasses
 and ``BalanceService``'s public methods. Money is ``Decimal`` end to end; surfaces render it as
 decimal strings without exponents (``format(d, "f")``), never floats. Valuation rules, and the
-``AssetValue`` they produce: ``strongroom.services.valuation`` (the lower layer: it imports nothing
+``AssetValue`` they produce: ``strongroom.balances.valuation`` (the lower layer: it imports nothing
 from this module).
 
 How a refresh goes (``refresh``; ``refresh_portfolio`` does the same for many accounts at once):
@@ -50,6 +50,9 @@ from cachetools import TTLCache
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from strongroom.audit.services import AuditService
+from strongroom.balances import valuation
+from strongroom.balances.valuation import AssetValue
 from strongroom.db import Database, rowcount
 from strongroom.enums import LIVE_STATUSES, AccountStatus
 from strongroom.errors import (
@@ -71,11 +74,8 @@ from strongroom.models import BalanceSnapshot, ExchangeAccount, User
 from strongroom.pagination import valid_id
 from strongroom.principal import Principal
 from strongroom.scopes import READ
-from strongroom.services import valuation
-from strongroom.services.audit import AuditService
-from strongroom.services.valuation import AssetValue
-from strongroom.services.vault import Vault
 from strongroom.settings import Settings
+from strongroom.vault.services import Vault
 
 log = logging.getLogger("strongroom.balances")
 

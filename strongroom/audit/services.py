@@ -14,7 +14,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from strongroom.db import Database
-from strongroom.keypower import accounts_within
+from strongroom.keys.power import accounts_within
 from strongroom.models import ApiKey, AuditEvent
 from strongroom.pagination import Page, paginate
 from strongroom.principal import Principal

@@ -1,0 +1,1 @@
+"""Exchange accounts and their stored credentials (Cadenza's credentials)."""

@@ -1,0 +1,1 @@
+"""Balance snapshots, their valuation and the figures derived from them."""

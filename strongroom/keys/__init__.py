@@ -1,0 +1,1 @@
+"""Platform API keys: issue, verify, roll, bind; the key-power rule."""

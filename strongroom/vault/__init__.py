@@ -1,0 +1,1 @@
+"""Sealed secrets: the vault (registry of sealed tables), master-key rotation and retirement."""
