@@ -96,6 +96,22 @@ def primary_credential(info: ExchangeInfo, credentials: dict[str, str]) -> str:
     raise ValidationFailed("credentials are empty", fields={"credentials": "required"})
 
 
+def authorize_connect(principal: Principal, user_id: int | None = None) -> int:
+    """Return the owner a connect by ``principal`` would be for (``user_id``, default its own), or raise.
+
+    Raises InsufficientScope (no ``write``), Forbidden (another user and not an admin, or a key bound to
+    accounts). Needs no database: surfaces that must answer 401/403 before reading a body call it first
+    (as a route guard).
+    """
+    principal.require(WRITE)
+    owner = principal.user_id if user_id is None else user_id
+    if not principal.acts_for(owner):
+        raise Forbidden("you do not have permission to perform this action")
+    if principal.account_ids is not None:
+        raise Forbidden("a key bound to accounts cannot connect new accounts")
+    return owner
+
+
 class ExchangeAccountService:
     def __init__(
         self,
@@ -235,18 +251,8 @@ class ExchangeAccountService:
     # --- operations ---------------------------------------------------------------------------
 
     def authorize_connect(self, principal: Principal, user_id: int | None = None) -> int:
-        """Return the owner a connect by ``principal`` would be for, or raise.
-
-        Raises InsufficientScope (no ``write``), Forbidden (another user and not an admin, or a
-        key bound to accounts). Surfaces that must answer 401/403 before reading a body call it first.
-        """
-        principal.require(WRITE)
-        owner = principal.user_id if user_id is None else user_id
-        if not principal.acts_for(owner):
-            raise Forbidden("you do not have permission to perform this action")
-        if principal.account_ids is not None:
-            raise Forbidden("a key bound to accounts cannot connect new accounts")
-        return owner
+        """Return the owner a connect by ``principal`` would be for, or raise (see :func:`authorize_connect`)."""
+        return authorize_connect(principal, user_id)
 
     async def connect(
         self,

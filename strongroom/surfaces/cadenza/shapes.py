@@ -23,7 +23,7 @@ from strongroom.exchanges.catalogue import ExchangeInfo
 from strongroom.models import ExchangeAccount, ExchangeCredential, User
 from strongroom.pagination import OffsetPage
 from strongroom.surfaces.wire import DecimalText, one_of
-from strongroom.users.sessions import TokenPair
+from strongroom.users import TokenPair
 
 T = TypeVar("T")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -14,9 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from strongroom.balances.figures import Profits, shares
-from strongroom.balances.services import HistoryPoint, Snapshot
-from strongroom.balances.valuation import AssetValue
+from strongroom.balances import AssetValue, HistoryPoint, Profits, Snapshot, shares
 from strongroom.enums import AccountStatus
 from strongroom.exchanges.markets import Market
 from strongroom.models import ExchangeAccount
