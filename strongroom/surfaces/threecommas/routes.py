@@ -21,7 +21,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import JSONResponse
 
 from strongroom.accounts import ExchangeAccountService, authorize_connect
-from strongroom.balances import BalanceService, Snapshot, figures
+from strongroom.balances import NO_PROFITS, BalanceService, Profits, Snapshot, profits_over, total_profits
 from strongroom.enums import AccountStatus
 from strongroom.errors import (
     AlreadyConnected,
@@ -159,12 +159,12 @@ def live_account(accounts: ExchangeAccountService, principal: Principal, raw_id:
 
 
 def figures_of(service: BalanceService, principal: Principal, account_id: int,
-               now: datetime) -> tuple[Snapshot | None, figures.Profits]:
+               now: datetime) -> tuple[Snapshot | None, Profits]:
     """Return the account's last snapshot and its profits over its stored history (none: zeros)."""
     snapshot = service.latest(principal, account_id)
     if snapshot is None:
-        return snapshot, figures.NO_PROFITS
-    return snapshot, figures.profits(service.history(principal, account_id), now)
+        return snapshot, NO_PROFITS
+    return snapshot, profits_over(service.history(principal, account_id), now)
 
 
 def entity(balances: BalanceService, catalogue: Catalogue, principal: Principal,
@@ -179,7 +179,7 @@ def summary(service: BalanceService, principal: Principal) -> dict[str, Any]:
     now = datetime.now(UTC)
     portfolio = service.portfolio(principal)
     loaded = [t for t in portfolio.accounts if t.snapshot is not None]
-    profits = figures.total(figures.profits(service.history(principal, t.account_id), now) for t in loaded)
+    profits = total_profits(profits_over(service.history(principal, t.account_id), now) for t in loaded)
     since = min((t.snapshot.fetched_at for t in loaded if t.snapshot), default=now)
     return shapes.summary_entity(portfolio.total_usd, portfolio.total_btc, profits, since, now)
 
@@ -320,7 +320,7 @@ async def new_account(request: Request, principal: CurrentPrincipal, accounts: A
     credentials = market.credentials(values.values)
     with form_field_names():
         account = await accounts.connect(principal, market.exchange, credentials, name=name)
-    return created(shapes.account_entity(account, market, None, figures.NO_PROFITS))
+    return created(shapes.account_entity(account, market, None, NO_PROFITS))
 
 
 @api.post("/accounts/update", summary="Rename an account or replace its credentials.",
