@@ -44,6 +44,13 @@ class BadRequest(DomainError):
     status = 400
 
 
+class AmbiguousCredentials(BadRequest):
+    """The request carries more than one credential (for example a bearer key and X-API-Key)."""
+
+    code = "ambiguous_credentials"
+    status = 400
+
+
 class NotFound(DomainError):
     """Not found."""
 

@@ -1,12 +1,14 @@
 """Rate limits through ``limits``: in memory by default, Redis when STRONGROOM_REDIS_URL is set.
 
-Also the replay guard for signed requests, which must be shared the same way.
+Also the replay guard for signed requests (claim a signature, give the claim up when the request
+fails), which must be shared the same way.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -51,6 +53,9 @@ def _redis_client(url: str) -> Redis:
 
     return redis.asyncio.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
+
+# Delete a replay claim only if it is still the caller's (not one taken after it expired).
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 # (limit, remaining, seconds until the window resets): what the RateLimit-* headers say
 Window = tuple[int, int, int]
@@ -184,19 +189,22 @@ class RateLimiter:
             log.warning("readiness: redis check failed: %s", type(exc).__name__)
             return False
 
-    async def seen_once(self, key: str, ttl_seconds: int) -> bool:
-        """Return True the first time ``key`` is seen within ``ttl_seconds``, False on a replay.
+    async def claim_once(self, key: str, ttl_seconds: int) -> str | float | None:
+        """Claim ``key`` for ``ttl_seconds``: return a token the first time (pass it to
+        :meth:`release` to give the claim up), None while the key is claimed (a replay).
 
-        With Redis: one ``SET key 1 NX EX ttl`` (atomic across processes). Raises
+        With Redis: one ``SET key token NX EX ttl`` (atomic across processes). Raises
         ServiceUnavailable (503) when Redis does not answer.
         """
         if self._redis is not None:
+            token = secrets.token_hex(8)
             with _store_errors():
-                return bool(await self._redis.set(f"{self.namespace}:replay:{key}", b"1", nx=True, ex=ttl_seconds))
-        return self.seen_once_local(key, ttl_seconds)
+                claimed = await self._redis.set(f"{self.namespace}:replay:{key}", token, nx=True, ex=ttl_seconds)
+            return token if claimed else None
+        return self.claim_once_local(key, ttl_seconds)
 
-    def seen_once_local(self, key: str, ttl_seconds: int) -> bool:
-        """:meth:`seen_once` without Redis (``local`` is True): synchronous."""
+    def claim_once_local(self, key: str, ttl_seconds: int) -> float | None:
+        """:meth:`claim_once` without Redis (``local`` is True): synchronous."""
         now = time.monotonic()
         seen, order = self._seen, self._seen_order
         while order and order[0][0] <= now:  # drop expired keys: amortised O(1) per call
@@ -205,7 +213,17 @@ class RateLimiter:
                 del seen[old]
         until = seen.get(key)
         if until is not None and until > now:
-            return False
+            return None
         seen[key] = until = now + ttl_seconds
         order.append((until, key))
-        return True
+        return until  # the claim's expiry is its token (a later claim has a later one)
+
+    async def release(self, key: str, token: str | float) -> None:
+        """Give up the claim ``token`` of :meth:`claim_once` on ``key`` (not a later claim of the
+        same key). Raises ServiceUnavailable (503) when Redis does not answer."""
+        if self._redis is not None:
+            with _store_errors():
+                await self._redis.eval(_RELEASE, 1, f"{self.namespace}:replay:{key}", token)
+            return
+        if self._seen.get(key) == token:
+            del self._seen[key]  # its entry in _seen_order is skipped when it comes up

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     auth_failures_per_ip: str = Field(
         "60/minute", description="Failed authentications (any scheme, and refused refresh tokens) per client IP "
                                  "before that IP is answered 429 until the window ends.")
+    auth_failure_exempt_networks: list[str] = Field(
+        default_factory=list, description="CIDRs of trusted backends whose failed authentications are never "
+                                          "counted against a per-IP budget (never answered 429 for them).")
     auth_failures_per_key: str = Field(
         "300/minute", description="Failed authentications naming one key id before further failures for that key "
                                   "are answered 429 (its valid requests still pass).")
@@ -106,7 +109,7 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         None, description="If set, /metrics needs `Authorization: Bearer <token>` (scrapers send it).")
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "auth_failure_exempt_networks")
     @classmethod
     def _valid_cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:

@@ -10,6 +10,11 @@ T = TypeVar("T")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+#: Every header that carries a credential on some surface (Authorization: Basic or Bearer, a bearer
+#: key's X-API-Key, the key id of a signed request: Strongroom's, Kalshi's, 3Commas'). A request
+#: with two different credentials is refused, whatever the surface accepts, rather than one winning.
+CREDENTIAL_HEADERS = ("authorization", "x-api-key", "sr-access-key", "kalshi-access-key", "apikey")
+
 
 class RawHeaders(Mapping[str, str]):
     """The headers as received (ASGI: lower-case names), decoded one at a time on lookup.
@@ -67,7 +72,7 @@ class RequestFacts:
     """
 
     __slots__ = ("_authorization", "_body_reader", "body", "client_ip", "headers", "method", "path", "query",
-                 "ratelimit")
+                 "ratelimit", "replay")
 
     def __init__(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes = b"",
                  client_ip: str | None = None,
@@ -80,6 +85,8 @@ class RequestFacts:
         self.client_ip = client_ip
         # the rate-limit window the request was counted in (the key's, else the client IP's): headers
         self.ratelimit: tuple[int, int, int] | None = None
+        # the signature this request claimed (replay key, claim token): given up if the request fails
+        self.replay: tuple[str, str | float] | None = None
         self._authorization: tuple[str, str] | None = None
         self._body_reader = body_reader
 
@@ -90,6 +97,26 @@ class RequestFacts:
             scheme, _, value = (self.headers.get("authorization") or "").partition(" ")
             self._authorization = (scheme.lower(), value.strip())
         return self._authorization
+
+    def ambiguous(self) -> bool:
+        """Return True if the request carries two different credentials (CREDENTIAL_HEADERS), for
+        example a bearer key in Authorization and another in X-API-Key. The same value sent twice
+        (a bearer key in both) is one credential."""
+        headers = self.headers
+        if type(headers) is RawHeaders:  # the common case, inline: one credential header at most
+            index = headers._index
+            if index is None:
+                index = headers._index = dict(reversed(headers._raw))
+            # (CREDENTIAL_HEADERS spelt out: five lookups cost less than a set intersection)
+            if ((b"authorization" in index) + (b"x-api-key" in index) + (b"sr-access-key" in index)
+                    + (b"kalshi-access-key" in index) + (b"apikey" in index)) < 2:
+                return False
+        values = set()
+        for name in CREDENTIAL_HEADERS:
+            value = self.authorization[1] if name == "authorization" else (headers.get(name) or "").strip()
+            if value:
+                values.add(value)
+        return len(values) > 1
 
     @property
     def has_body(self) -> bool:

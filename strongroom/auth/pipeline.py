@@ -1,45 +1,53 @@
 """One authentication pipeline for every surface: a request in, a Principal out.
 
 A surface declares the schemes it accepts (strongroom.auth.schemes), in order. The pipeline
-counts the request against the per-IP limit, lets the first scheme that claims the request
-authenticate it, and audits a refusal with its reason; the caller only learns 401, 403 or 429.
-Schemes share the key-record cache and the checks every key passes (:meth:`Authenticator.admit`).
+counts the request against the per-IP limit, refuses a request that carries two different
+credentials, lets the first scheme that claims the request verify it (against this
+:class:`~strongroom.auth.directory.KeyDirectory`), admits the scheme's claim (:meth:`Authenticator.admit`),
+and audits a refusal with its reason; the caller only learns 400, 401, 403 or 429.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import time
 from collections.abc import Iterable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from anyio import to_thread
 from cachetools import TTLCache
 
 from strongroom.auth.facts import RequestFacts
-from strongroom.auth.schemes.base import AuthScheme, Refused, invalid_credentials
+from strongroom.auth.schemes.base import AuthScheme, Refused, invalid_signature, refused_key
 from strongroom.enums import AuthMethod, RefusalReason
-from strongroom.errors import IpNotAllowed, RateLimited, Unauthenticated
+from strongroom.errors import AmbiguousCredentials, IpNotAllowed, RateLimited, ServiceUnavailable, Unauthenticated
 from strongroom.principal import Principal
 
 if TYPE_CHECKING:
     from strongroom.audit.services import AuditService
     from strongroom.audit.usage import UsageRecorder
+    from strongroom.auth.directory import Claim
     from strongroom.keys.services import ApiKeyService, KeyRecord
     from strongroom.metrics import Metrics
     from strongroom.ratelimit import RateLimiter
     from strongroom.settings import Settings
-    from strongroom.users.services import UserService
+    from strongroom.users.services import UserService, UserSnapshot
     from strongroom.users.sessions import SessionService, TokenPair
 
 log = logging.getLogger("strongroom.auth")
 
+# How long a bearer secret or access token that resolved stays worth verifying for an address
+# that spent its failure budget (a failure window is at most this long in practice).
+VOUCHED_SECONDS = 3600
+
 
 class Authenticator:
-    """Authenticates requests with the schemes a surface accepts; owns the key-record cache."""
+    """Authenticates requests with the schemes a surface accepts; owns the key-record cache.
+
+    It is the :class:`~strongroom.auth.directory.KeyDirectory` schemes verify against.
+    """
 
     def __init__(
         self,
@@ -59,14 +67,22 @@ class Authenticator:
         self.limiter = limiter
         self.usage = usage
         self.window_ms = settings.signature_window_seconds * 1000
+        self.replay_ttl = 2 * settings.signature_window_seconds + 1
+        self.key_prefix = keys.prefix
+        self.hasher = keys.hasher
         self.per_ip, self.per_key = settings.rate_limit_per_ip, settings.rate_limit_per_key
         self.fail_per_ip, self.fail_per_key = settings.auth_failures_per_ip, settings.auth_failures_per_key
+        # addresses whose failures are never budgeted (trusted backends)
+        self.exempt = tuple(ipaddress.ip_network(c, strict=False) for c in settings.auth_failure_exempt_networks)
         self.metrics: Metrics | None = None  # set by the core: outcomes by scheme
         # Bounded by size (least recently used out first) and by age (revocation reaches every process
         # within the TTL). A key change in this process drops its record at once (forget).
         ttl, size = settings.key_cache_ttl_seconds, settings.key_cache_size
         self.records: TTLCache[str, KeyRecord | None] = TTLCache(maxsize=size, ttl=ttl)
         self.hash_index: TTLCache[str, str | None] = TTLCache(maxsize=size, ttl=ttl)
+        # digests of bearer secrets and access tokens that resolved to a live key or session: what an
+        # address that spent its failure budget may still try (filled on the database path only)
+        self.known: TTLCache[str, bool] = TTLCache(maxsize=size, ttl=VOUCHED_SECONDS)
         keys.listeners.append(self.forget)
 
     def forget(self, key_id: str) -> None:
@@ -81,26 +97,47 @@ class Authenticator:
     async def authenticate(self, facts: RequestFacts, schemes: Iterable[AuthScheme]) -> Principal:
         """Return the principal of ``facts`` by the first of ``schemes`` that claims it.
 
-        Raises Unauthenticated (401: no, unknown, expired, disabled or badly signed credentials),
-        Forbidden (403: client IP outside the key's allowlist), RateLimited (429) or
-        ServiceUnavailable (503: the shared rate-limit store does not answer).
+        Raises AmbiguousCredentials (400: two different credentials), Unauthenticated (401: no,
+        unknown, expired, disabled or badly signed credentials), Forbidden (403: client IP outside
+        the key's allowlist), RateLimited (429) or ServiceUnavailable (503: the shared rate-limit
+        store does not answer). A signature claimed once (``facts.replay``) is the caller's to
+        :meth:`release` if the request then fails.
         """
         ip = facts.client_ip or "-"
         limiter = self.limiter
+        spent: RateLimited | None = None  # the IP's failure budget, when spent: only cheap checks remain
         if limiter.local:  # the common case: no coroutines for in-process counting
             ip_window = limiter.hit_local(self.per_ip, "ip", ip)
-            limiter.check_local(self.fail_per_ip, "auth-fail", ip)
+            try:
+                limiter.check_local(self.fail_per_ip, "auth-fail", ip)
+            except RateLimited as exc:
+                spent = None if self.exempted(facts.client_ip) else exc
         else:
             ip_window = await limiter.hit(self.per_ip, "ip", ip)
-            await limiter.check(self.fail_per_ip, "auth-fail", ip)
+            try:
+                await limiter.check(self.fail_per_ip, "auth-fail", ip)
+            except RateLimited as exc:
+                spent = None if self.exempted(facts.client_ip) else exc
+        if facts.ambiguous():
+            raise AmbiguousCredentials("the request carries more than one credential; send one")
         for scheme in schemes:
             if not scheme.claims(facts):
                 continue
             try:
+                if spent is not None and not scheme.vouched(facts, self):
+                    # over the failure budget: only credentials that verified recently are worth
+                    # verifying (the other users behind a NAT); nothing expensive for the rest
+                    raise spent
                 if scheme.reads_body:
                     await facts.read_body()
-                principal = await scheme.authenticate(facts, self)
+                claim = await scheme.authenticate(facts, self)
+                principal = claim.principal
+                if principal is None:
+                    if claim.replay_key is not None:
+                        await self.claim_signature(facts, claim)
+                    principal = await self.admit(facts, claim.record, claim.method, claim.key_id)
             except Refused as refused:
+                await self.release(facts)
                 if self.metrics is not None:
                     self.metrics.auth[(scheme.id, refused.reason.value)] += 1
                 if refused.user_id is not None and refused.key_id is not None:  # an existing key: its usage
@@ -111,25 +148,42 @@ class Authenticator:
                     user_id=refused.user_id, key_id=refused.key_id,
                     details={"method": facts.method, "path": facts.path[:200]}))
                 raise (over_budget or refused.error) from None
+            except BaseException:
+                await self.release(facts)
+                raise
             if facts.ratelimit is None:
                 facts.ratelimit = ip_window
             if self.metrics is not None:
                 self.metrics.auth[(scheme.id, "ok")] += 1
             return principal
+        if spent is not None:
+            raise spent
         if self.metrics is not None:
             self.metrics.auth[("none", RefusalReason.NO_CREDENTIALS.value)] += 1
         raise Unauthenticated("authentication required")
+
+    def exempted(self, client_ip: str | None) -> bool:
+        """Return True if ``client_ip`` is in STRONGROOM_AUTH_FAILURE_EXEMPT_NETWORKS (never budgeted)."""
+        if not self.exempt or not client_ip:
+            return False
+        try:
+            ip = ipaddress.ip_address(client_ip)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.exempt)
 
     async def count_failure(self, client_ip: str | None, key_id: str | None = None) -> RateLimited | None:
         """Count one failed authentication against the client's (and the named key's) failure budget.
 
         Returns the RateLimited to answer instead of the refusal once a budget is spent, else None.
-        The per-IP budget also refuses that IP's next requests before any work (see authenticate);
-        the per-key budget only turns further *failures* into 429, so a flood naming a key cannot
-        lock its owner out.
+        Once the per-IP budget is spent, that IP's next requests pass only with credentials that
+        verify from memory (see authenticate); the per-key budget only turns further *failures*
+        into 429, so a flood naming a key cannot lock its owner out. Addresses in
+        STRONGROOM_AUTH_FAILURE_EXEMPT_NETWORKS have no per-IP budget.
         """
         limited: RateLimited | None = None
-        for spec, kind, ident in ((self.fail_per_ip, "auth-fail", client_ip or "-"),
+        ip_ident = None if self.exempted(client_ip) else client_ip or "-"
+        for spec, kind, ident in ((self.fail_per_ip, "auth-fail", ip_ident),
                                   (self.fail_per_key, "auth-fail-key", key_id)):
             if ident is None:
                 continue
@@ -144,13 +198,42 @@ class Authenticator:
 
         Raises RateLimited (429) when the client failed too often, Unauthenticated for a bad token.
         """
-        await self.limiter.check(self.fail_per_ip, "auth-fail", client_ip or "-")
+        if not self.exempted(client_ip):
+            await self.limiter.check(self.fail_per_ip, "auth-fail", client_ip or "-")
         try:
             return await to_thread.run_sync(self.sessions.refresh, refresh_token, client_ip)
         except Unauthenticated as exc:
             raise (await self.count_failure(client_ip) or exc) from None
 
-    # --- key records (shared by the key schemes) -----------------------------------------------
+    # --- the replay guard ----------------------------------------------------------------------
+
+    async def claim_signature(self, facts: RequestFacts, claim: Claim) -> None:
+        """Claim the signature of ``claim`` as in flight (atomically: a concurrent duplicate is
+        refused). The claim stays if the request succeeds (a later replay is refused) and is
+        given up by :meth:`release` if it fails, so that the same request may be retried."""
+        key, record = claim.replay_key, claim.record
+        if key is None or record is None:
+            return
+        limiter = self.limiter
+        token: str | float | None = (limiter.claim_once_local(key, self.replay_ttl) if limiter.local
+                 else await limiter.claim_once(key, self.replay_ttl))
+        if token is None:
+            raise refused_key(RefusalReason.REPLAYED_SIGNATURE, record, invalid_signature())
+        facts.replay = (key, token)
+
+    async def release(self, facts: RequestFacts) -> None:
+        """Give up the signature ``facts`` claimed, if any (its request failed). Never raises: a
+        store that does not answer leaves the claim to expire."""
+        replay = facts.replay
+        if replay is None:
+            return
+        facts.replay = None
+        try:
+            await self.limiter.release(*replay)
+        except ServiceUnavailable:
+            log.warning("a failed request's signature claim could not be released; it expires on its own")
+
+    # --- the key directory (what schemes verify against) ---------------------------------------
 
     def cached_record(self, key_id: str) -> KeyRecord | None:
         """Return the cached record of ``key_id`` without waiting (None if not cached or unknown)."""
@@ -178,20 +261,30 @@ class Authenticator:
             pass
         key_id = await to_thread.run_sync(self.keys.find_key_id_by_secret_hash, digest)
         self.hash_index[digest] = key_id
+        if key_id is not None:
+            self.known[digest] = True
         return key_id
 
-    @staticmethod
-    def hash_matches(record: KeyRecord, digest: str) -> bool:
-        """Return True if ``digest`` is the record's bearer hash (or its previous one, in grace)."""
-        now = time.time()
-        return any(hmac.compare_digest(h, digest) and (until is None or now < until)
-                   for h, until in record.secret_hashes)
+    def vouched(self, digest: str) -> bool:
+        """Return True if ``digest`` resolved to a key or session in the last VOUCHED_SECONDS."""
+        return digest in self.known
 
-    @staticmethod
-    def hmac_secrets(record: KeyRecord) -> list[str]:
-        """Return the record's HMAC secrets usable now (current, and previous during its grace)."""
-        now = time.time()
-        return [s for s, until in record.hmac_secrets if until is None or now < until]
+    async def sign_in(self, username: str, password: str, client_ip: str | None, method: AuthMethod) -> Principal:
+        """Return the principal of a user's password (UserService.sign_in)."""
+        return await self.users.sign_in(username, password, client_ip, scheme=method)
+
+    def cached_session(self, access_token: str) -> UserSnapshot | Literal[False] | None:
+        """Return an access token's user from memory (SessionService.resolve_cached)."""
+        return self.sessions.resolve_cached(access_token)
+
+    async def session(self, access_token: str) -> UserSnapshot | None:
+        """Return the user of a live access token (SessionService.resolve, in a worker thread)."""
+        snap = await to_thread.run_sync(self.sessions.resolve, access_token)
+        if snap is not None:
+            self.known[self.hasher.token(access_token)] = True
+        return snap
+
+    # --- admission -----------------------------------------------------------------------------
 
     async def admit(self, facts: RequestFacts, record: KeyRecord | None, method: AuthMethod,
                     key_id: str | None = None) -> Principal:
@@ -219,7 +312,3 @@ class Authenticator:
             raise Refused(RefusalReason.RATE_LIMITED, exc, user_id=record.user.id, key_id=record.key_id) from None
         self.usage.touch(record.key_id)
         return record.principal(facts.client_ip, method)
-
-    def refused_record(self, reason: RefusalReason, record: KeyRecord, error: Unauthenticated | None = None) -> Refused:
-        """Return a refusal attributed to ``record``'s key and user."""
-        return Refused(reason, error or invalid_credentials(), user_id=record.user.id, key_id=record.key_id)

@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
+import anyio
 from fastapi import Depends, Request
 from starlette.requests import ClientDisconnect
-from starlette.types import Message, Receive, Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from strongroom.auth.facts import RawHeaders, RequestFacts, client_ip
 from strongroom.auth.schemes.base import AuthScheme
@@ -56,10 +57,12 @@ class Gate:
     schemes: tuple[AuthScheme, ...]
     guard: Guard | None = None
 
-    async def admit(self, scope: Scope, receive: Receive) -> tuple[Principal, Receive]:
+    async def admit(self, scope: Scope, receive: Receive) -> tuple[Principal, Receive, RequestFacts]:
         """Authenticate the request in ``scope`` and run the guard; return the principal (also put in
-        ``scope["state"]``) and the ``receive`` the route must read from (the body replayed if a scheme
-        read it). Raises the domain error that refuses the caller."""
+        ``scope["state"]``), the ``receive`` the route must read from (the body replayed if a scheme
+        read it) and the request's facts (``facts.replay``: the signature it claimed, if any; see
+        :func:`settle`). Raises the domain error that refuses the caller (a signature claimed for a
+        request refused here is given up first: the client's retry is not a replay)."""
         core: Core = scope["app"].state.core
         body: list[bytes] = []
 
@@ -82,11 +85,38 @@ class Gate:
         state["principal"] = principal
         state["ratelimit"] = facts.ratelimit
         scope[DEFER_BODY_CHECK] = False
-        if BODY_REFUSAL in scope:
-            raise scope.pop(BODY_REFUSAL)
-        if self.guard is not None:
-            self.guard(principal, scope.get("path_params", {}))
-        return principal, (_replay(body[0], receive) if body else receive)
+        try:
+            if BODY_REFUSAL in scope:
+                raise scope.pop(BODY_REFUSAL)
+            if self.guard is not None:
+                self.guard(principal, scope.get("path_params", {}))
+        except BaseException:
+            await core.auth.release(facts)
+            raise
+        return principal, (_replay(body[0], receive) if body else receive), facts
+
+
+async def settle(app: ASGIApp, scope: Scope, receive: Receive, send: Send, facts: RequestFacts) -> None:
+    """Run ``app`` for a request that claimed its signature (``facts.replay``): an error answer (4xx,
+    5xx, or none at all) gives the claim up before the answer leaves, so the client's retry of the
+    same signed request is not refused as a replay; a success keeps it (a later replay is refused)."""
+    auth = scope["app"].state.core.auth
+    answered = False
+
+    async def watch(message: Message) -> None:
+        nonlocal answered
+        if message["type"] == "http.response.start":
+            answered = True
+            if message["status"] >= 400:
+                await auth.release(facts)
+        await send(message)
+
+    try:
+        await app(scope, receive, watch)
+    finally:
+        if not answered:
+            with anyio.CancelScope(shield=True):
+                await auth.release(facts)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -40,12 +40,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from strongroom.auth.schemes.base import AuthScheme
 from strongroom.errors import DomainError, Forbidden, MalformedBody, MethodNotAllowed, NotFound
 from strongroom.http.errors import ErrorTable, domain_error, log_unexpected
-from strongroom.http.gate import CurrentPrincipal, Gate, Guard
+from strongroom.http.gate import CurrentPrincipal, Gate, Guard, settle
 from strongroom.principal import Principal
 
 if TYPE_CHECKING:
@@ -190,12 +190,12 @@ class SurfaceApp:
         if plan is None:
             await route.handle(scope, receive, send)
             return
-        principal, receive = await plan.gate.admit(scope, receive)
-        if plan.direct is not None:
-            response = await plan.direct(principal)
-            await response(scope, receive, send)
-            return
-        await route.handle(scope, receive, send)
+        principal, receive, facts = await plan.gate.admit(scope, receive)
+        app: ASGIApp = route.handle if plan.direct is None else await plan.direct(principal)
+        if facts.replay is None:
+            await app(scope, receive, send)
+        else:  # a signed request: an error answer gives its signature up (see settle)
+            await settle(app, scope, receive, send, facts)
 
     async def handle(self, scope: Scope, exc: BaseException) -> Response:
         """Return the surface's response for ``exc``; an authenticated caller's 403 is audited."""

@@ -63,7 +63,7 @@ TRADING_APP = {
     "AccountExists": 422, "AlreadyConnected": 409, "BadRequest": 422, "MalformedBody": 422, "LimitExceeded": 400,
     "ValidationFailed": 422, "InvalidCredentials": 400, "WithdrawalPermission": 400, "ExchangeUnavailable": 503,
     "RateLimited": 429, "Unauthenticated": 401, "CredentialsRefused": 401, "SignatureInvalid": 401,
-    "Forbidden": 403, "InsufficientScope": 403, "InsufficientUsageLevel": 403,
+    "Forbidden": 403, "InsufficientScope": 403, "InsufficientUsageLevel": 403, "AmbiguousCredentials": 400,
 }
 
 
@@ -84,7 +84,7 @@ THREECOMMAS_CODES = {
     "CredentialsRefused": "api_key_invalid_or_expired", "SignatureInvalid": "signature_invalid",
     "Forbidden": "access_denied", "InsufficientScope": "access_denied", "InsufficientUsageLevel": "access_denied",
     "InvalidCredentials": "invalid_api_key", "CredentialsRejected": "invalid_api_key",
-    "IpNotAllowed": "api_key_invalid_or_expired",
+    "IpNotAllowed": "api_key_invalid_or_expired", "AmbiguousCredentials": "ambiguous_credentials",
 }
 
 
@@ -110,6 +110,7 @@ def threecommas_shape(body: Any, status: int, error: DomainError) -> None:
 # seed's 400 for keys the exchange refuses, 503 for an exchange that does not answer.
 CADENZA = {
     "ValidationFailed": 400, "BadRequest": 400, "MalformedBody": 400, "LimitExceeded": 400, "InvalidCredentials": 400,
+    "AmbiguousCredentials": 400,
     "CredentialsRejected": 400, "WithdrawalPermission": 400, "ExchangeNotSupported": 400, "NotSupported": 400,
     "Unauthenticated": 401,
     "CredentialsRefused": 401, "SignatureInvalid": 401, "SignInRefused": 401, "Forbidden": 403, "IpNotAllowed": 403,

@@ -133,6 +133,10 @@ class FakeAuth:
             raise Unauthenticated("authentication required")
         return Principal(user_id=1, username=user)
 
+    async def release(self, facts: RequestFacts) -> None:
+        """A request refused after authentication gives up its signature claim (none here)."""
+        self.seen.append(f"release {facts.method} {facts.path}")
+
 
 @dataclass
 class FakeAudit:

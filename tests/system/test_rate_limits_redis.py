@@ -101,6 +101,62 @@ def test_a_signature_used_on_one_server_is_a_replay_on_the_other(two_servers, us
         assert cb.get("/v1/me?x=1", headers=fresh).status_code == 200
 
 
+def test_a_failed_write_leaves_its_signature_usable_on_every_server(two_servers, users):
+    """Through Redis: a 3Commas write refused on one server may be retried on the other; once it
+    succeeded, its replay is refused on both; concurrent duplicates run once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from support.factories import connect_bitmex
+    from support.threecommas import V1, as_json, hmac_key, signed
+
+    a, b = two_servers
+    user = users.create()
+    with a.client() as ca, b.client() as cb:
+        key = hmac_key(ca, user)
+        account_id = connect_bitmex(ca, user)
+        body = as_json({"name": f"retry-{uuid.uuid4().hex[:6]}"})
+        path = f"{V1}/accounts/{account_id}/rename"
+        refused = signed(ca, key, "POST", path, body=body, content_type="text/plain")  # 400: not JSON
+        assert refused.status_code == 400, refused.text
+        again = signed(cb, key, "POST", path, body=body, content_type="text/plain")  # the retry: not a replay
+        assert again.status_code == 400, again.text
+        ok = signed(cb, key, "POST", path, body=body)
+        assert ok.status_code == 201, ok.text
+        for c in (ca, cb):
+            replay = signed(c, key, "POST", path, body=body)
+            assert replay.status_code == 401 and replay.json()["error"] == "signature_invalid"
+        raced = as_json({"name": f"raced-{uuid.uuid4().hex[:6]}"})
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(lambda i: signed((ca, cb)[i % 2], key, "POST", path, body=raced).status_code,
+                                     range(6)))
+        assert sorted(statuses) == [201] + [401] * 5
+
+
+def test_a_spent_ip_failure_budget_in_redis_still_admits_known_bearer_keys(server, users, redis_url):
+    """The per-IP failure budget counted in Redis: past it, a bearer key this process saw valid
+    still passes; an unknown key is 429 (a limit spelt uniquely per run: Redis outlives the test)."""
+    import random
+    import time
+
+    budget = random.randint(5, 500)
+    srv = start_server(data_dir=server.settings.data_dir, database_url=server.settings.database_url,
+                       auth_failures_per_ip=f"{budget}/hour")
+    try:
+        assert srv.settings.redis_url == redis_url
+        _, key = _key(srv, users)
+        good = {"Authorization": f"Bearer {key['secret']}"}
+        with srv.client() as c:
+            assert c.get("/v1/me", headers=good).status_code == 200
+            codes = [c.get("/v1/me", headers={"X-API-Key": f"sr_{uuid.uuid4().hex}"}).status_code
+                     for _ in range(budget + 2)]
+            assert codes[:budget] == [401] * budget and set(codes[budget:]) == {429}, codes
+            time.sleep(1.1)
+            assert c.get("/v1/me", headers=good).status_code == 200
+            assert c.get("/v1/me", headers={"X-API-Key": f"sr_{uuid.uuid4().hex}"}).status_code == 429
+    finally:
+        srv.stop()
+
+
 def test_control_in_memory_limits_are_per_process(server, users, monkeypatch):
     """Without Redis each process counts alone, so the shared 429 above really comes from Redis."""
     monkeypatch.delenv("STRONGROOM_REDIS_URL", raising=False)

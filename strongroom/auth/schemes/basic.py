@@ -7,14 +7,14 @@ import binascii
 import hmac
 from typing import TYPE_CHECKING, Any
 
-from strongroom.auth.schemes.base import AuthScheme, Refused, invalid_credentials
+from strongroom.auth.directory import Claim, hash_matches, hmac_secrets
+from strongroom.auth.schemes.base import AuthScheme, Refused, invalid_credentials, refused_key
 from strongroom.enums import AuthMethod, KeyKind, RefusalReason
 from strongroom.errors import Unauthenticated
 
 if TYPE_CHECKING:
+    from strongroom.auth.directory import KeyDirectory
     from strongroom.auth.facts import RequestFacts
-    from strongroom.auth.pipeline import Authenticator
-    from strongroom.principal import Principal
 
 
 def looks_like_key_id(value: str) -> bool:
@@ -35,7 +35,7 @@ class BasicScheme(AuthScheme):
         scheme, value = facts.authorization
         return scheme == "basic" and bool(value)
 
-    async def authenticate(self, facts: RequestFacts, auth: Authenticator) -> Principal:
+    async def authenticate(self, facts: RequestFacts, directory: KeyDirectory) -> Claim:
         try:
             user, sep, secret = base64.b64decode(facts.authorization[1], validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError, ValueError):
@@ -43,22 +43,23 @@ class BasicScheme(AuthScheme):
         if not sep:
             raise Refused(RefusalReason.MALFORMED_BASIC)
         if self.keys and looks_like_key_id(user):
-            record = await auth.record(user)
+            record = await directory.record(user)
             if record is not None:
                 if record.kind == KeyKind.BEARER:
-                    ok = auth.hash_matches(record, auth.keys.hasher.token(secret))
+                    ok = hash_matches(record, directory.hasher.token(secret))
                 elif record.kind == KeyKind.HMAC:
-                    ok = any(hmac.compare_digest(s.encode(), secret.encode()) for s in auth.hmac_secrets(record))
+                    ok = any(hmac.compare_digest(s.encode(), secret.encode()) for s in hmac_secrets(record))
                 else:
                     ok = False
                 if not ok:
-                    raise auth.refused_record(RefusalReason.BAD_SECRET, record)
-            return await auth.admit(facts, record, AuthMethod.BASIC_KEY, key_id=user)
+                    raise refused_key(RefusalReason.BAD_SECRET, record)
+            return Claim(AuthMethod.BASIC_KEY, record, key_id=user)
         if self.passwords:
             try:
-                return await auth.users.sign_in(user, secret, facts.client_ip, scheme=AuthMethod.BASIC_PASSWORD)
+                principal = await directory.sign_in(user, secret, facts.client_ip, AuthMethod.BASIC_PASSWORD)
             except Unauthenticated:
                 raise invalid_credentials() from None
+            return Claim(AuthMethod.BASIC_PASSWORD, principal=principal)
         raise Refused(RefusalReason.SCHEME_NOT_ACCEPTED)
 
     def openapi(self) -> dict[str, dict[str, Any]]:

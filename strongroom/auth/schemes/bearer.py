@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from strongroom.auth.directory import Claim, hash_matches
 from strongroom.auth.schemes.base import AuthScheme, Refused
 from strongroom.crypto import tokens
 from strongroom.enums import AuthMethod, RefusalReason
 
 if TYPE_CHECKING:
+    from strongroom.auth.directory import KeyDirectory
     from strongroom.auth.facts import RequestFacts
-    from strongroom.auth.pipeline import Authenticator
-    from strongroom.principal import Principal
 
 
 class BearerKeyScheme(AuthScheme):
@@ -30,27 +30,37 @@ class BearerKeyScheme(AuthScheme):
                 return True
         return bool(self.header and facts.headers.get(self.header))
 
-    async def authenticate(self, facts: RequestFacts, auth: Authenticator) -> Principal:
+    def _token(self, facts: RequestFacts) -> tuple[str, AuthMethod]:
         scheme, value = facts.authorization
+        if self.use_authorization and scheme == "bearer" and value:
+            return value, AuthMethod.BEARER_KEY
+        return (facts.headers.get(self.header or "") or "").strip(), AuthMethod.X_API_KEY
+
+    async def authenticate(self, facts: RequestFacts, directory: KeyDirectory) -> Claim:
+        scheme, value = facts.authorization  # (what _token does, inline: this is the hot path)
         if self.use_authorization and scheme == "bearer" and value:
             token, method = value, AuthMethod.BEARER_KEY
         else:
             token, method = (facts.headers.get(self.header or "") or "").strip(), AuthMethod.X_API_KEY
         if len(token) > 200:
             raise Refused(RefusalReason.MALFORMED_KEY)
-        digest = auth.keys.hasher.token(token)
+        digest = directory.hasher.token(token)
         # a known digest is a well-formed key: the format check only guards the database lookup
-        if digest not in auth.hash_index and not tokens.well_formed(token, auth.keys.prefix):
+        if digest not in directory.hash_index and not tokens.well_formed(token, directory.key_prefix):
             raise Refused(RefusalReason.MALFORMED_KEY)
-        key_id = await auth.key_id_for_hash(digest)
-        record = (auth.cached_record(key_id) or await auth.record(key_id)) if key_id else None
-        if record is not None and not auth.hash_matches(record, digest):
+        key_id = await directory.key_id_for_hash(digest)
+        record = (directory.cached_record(key_id) or await directory.record(key_id)) if key_id else None
+        if record is not None and not hash_matches(record, digest):
             # the index knows this secret but the cached record does not: it predates a roll made
             # by another process. Reload once, so a new secret works at once everywhere.
-            record = await auth.record(record.key_id, fresh=True)
-        if record is not None and not auth.hash_matches(record, digest):
+            record = await directory.record(record.key_id, fresh=True)
+        if record is not None and not hash_matches(record, digest):
             record = None  # grace period ended since the hash was indexed
-        return await auth.admit(facts, record, method)
+        return Claim(method, record)
+
+    def vouched(self, facts: RequestFacts, directory: KeyDirectory) -> bool:
+        token, _ = self._token(facts)
+        return len(token) <= 200 and directory.vouched(directory.hasher.token(token))
 
     def openapi(self) -> dict[str, dict[str, Any]]:
         schemes: dict[str, dict[str, Any]] = {}

@@ -24,15 +24,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from strongroom.auth.schemes.base import AuthScheme, Refused, invalid_credentials, invalid_signature
+from strongroom.auth.directory import Claim, hmac_secrets
+from strongroom.auth.schemes.base import AuthScheme, Refused, invalid_credentials, invalid_signature, refused_key
 from strongroom.auth.schemes.basic import looks_like_key_id
 from strongroom.enums import AuthMethod, KeyKind, RefusalReason
 
 if TYPE_CHECKING:
+    from strongroom.auth.directory import KeyDirectory
     from strongroom.auth.facts import RequestFacts
-    from strongroom.auth.pipeline import Authenticator
     from strongroom.keys.services import KeyRecord
-    from strongroom.principal import Principal
 
 
 class Algorithm(StrEnum):
@@ -65,8 +65,9 @@ class SignedScheme(AuthScheme):
 
     ``timestamp_header`` (epoch milliseconds) is checked against the ±window when the scheme has
     one; ``messages`` returns the byte strings a valid signature may cover (several spellings for
-    vendors whose clients disagree). A signature is accepted once: replays are refused for
-    ``2 × window + 1`` seconds wherever ``replay_guarded`` says so.
+    vendors whose clients disagree). A signature is accepted once: the claim names it
+    (``replay_key``) wherever ``replay_guarded`` says so, and the pipeline refuses its replays for
+    ``2 × window + 1`` seconds after a request that succeeded.
     """
 
     id: str
@@ -85,7 +86,7 @@ class SignedScheme(AuthScheme):
     def claims(self, facts: RequestFacts) -> bool:
         return self.key_header in facts.headers
 
-    async def authenticate(self, facts: RequestFacts, auth: Authenticator) -> Principal:
+    async def authenticate(self, facts: RequestFacts, directory: KeyDirectory) -> Claim:
         headers = facts.headers
         key_id = (headers.get(self.key_header) or "").strip()
         signature = (headers.get(self.signature_header) or "").strip()
@@ -95,45 +96,42 @@ class SignedScheme(AuthScheme):
             raise Refused(RefusalReason.MALFORMED_SIGNATURE_HEADERS, invalid_credentials(), key_id=key_id[:64] or None)
         if not signature or (self.timestamp_header and not stamp):
             raise Refused(RefusalReason.MALFORMED_SIGNATURE_HEADERS, invalid_signature(), key_id=key_id)
-        record = auth.cached_record(key_id)
+        record = directory.cached_record(key_id)
         if record is None:
-            record = await auth.record(key_id)
+            record = await directory.record(key_id)
         if record is None:
             raise Refused(RefusalReason.UNKNOWN_KEY, key_id=key_id)
         # isascii + a length cap: "²".isdigit() is True and int() of >4300 digits raises (a 500, not a 401).
         if self.timestamp_header and (not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 17
-                                      or abs(int(stamp) - time.time() * 1000) > auth.window_ms):
-            raise auth.refused_record(RefusalReason.STALE_TIMESTAMP, record, invalid_signature())
+                                      or abs(int(stamp) - time.time() * 1000) > directory.window_ms):
+            raise refused_key(RefusalReason.STALE_TIMESTAMP, record, invalid_signature())
         messages = self.messages(facts, stamp)
-        ok = self.verify(record, signature, messages, auth)
+        ok = self.verify(record, signature, messages)
         if not ok and record.kind == KeyKind.HMAC and Algorithm.HMAC_SHA256_HEX in self.algorithms:
             # maybe signed with a secret rolled on another process since we cached the key: reload
             # once. (A refusal already costs an audit write, so this adds no new lever for abuse.)
-            fresh = await auth.record(key_id, fresh=True)
+            fresh = await directory.record(key_id, fresh=True)
             if fresh is not None:
                 record = fresh
-                ok = self.verify(record, signature, messages, auth)
+                ok = self.verify(record, signature, messages)
         if not ok:
-            raise auth.refused_record(RefusalReason.BAD_SIGNATURE, record, invalid_signature())
+            raise refused_key(RefusalReason.BAD_SIGNATURE, record, invalid_signature())
+        replay_key = None
         if self.replay_guarded(facts):
             # keyed on the signature's bytes, not its spelling: hex case and base64's unused bits would
             # otherwise let one signature be replayed as a "new" one
             canonical = signature.lower() if record.kind == KeyKind.HMAC else base64.b64decode(signature).hex()
             replay_key = hashlib.sha256(f"{self.id}|{record.key_id}|{stamp}|{canonical}".encode()).hexdigest()
-            limiter, ttl = auth.limiter, 2 * auth.settings.signature_window_seconds + 1
-            first = limiter.seen_once_local(replay_key, ttl) if limiter.local else await limiter.seen_once(replay_key, ttl)
-            if not first:
-                raise auth.refused_record(RefusalReason.REPLAYED_SIGNATURE, record, invalid_signature())
-        return await auth.admit(facts, record, self.method)
+        return Claim(self.method, record, replay_key=replay_key)
 
-    def verify(self, record: KeyRecord, signature: str, messages: Sequence[bytes], auth: Authenticator) -> bool:
+    def verify(self, record: KeyRecord, signature: str, messages: Sequence[bytes]) -> bool:
         """Return True if ``signature`` is valid for one of ``messages`` under ``record``'s key."""
         if record.kind == KeyKind.HMAC:
             if Algorithm.HMAC_SHA256_HEX not in self.algorithms:
                 return False
             sent = signature.lower()
             return any(hmac.compare_digest(hmac.digest(secret.encode(), message, "sha256").hex(), sent)
-                       for secret in auth.hmac_secrets(record) for message in messages)
+                       for secret in hmac_secrets(record) for message in messages)
         if record.verifier is None:
             return False
         try:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from anyio import to_thread
-
+from strongroom.auth.directory import Claim
 from strongroom.auth.schemes.base import AuthScheme, Refused
 from strongroom.enums import AuthMethod, RefusalReason
 
 if TYPE_CHECKING:
+    from strongroom.auth.directory import KeyDirectory
     from strongroom.auth.facts import RequestFacts
-    from strongroom.auth.pipeline import Authenticator
-    from strongroom.principal import Principal
 
 
 class AccessTokenScheme(AuthScheme):
@@ -27,14 +25,19 @@ class AccessTokenScheme(AuthScheme):
         scheme, value = facts.authorization
         return scheme == "bearer" and value.startswith(self.token_prefix)
 
-    async def authenticate(self, facts: RequestFacts, auth: Authenticator) -> Principal:
+    async def authenticate(self, facts: RequestFacts, directory: KeyDirectory) -> Claim:
         token = facts.authorization[1]
-        snap = auth.sessions.resolve_cached(token)
+        snap = directory.cached_session(token)
         if snap is False:
-            snap = await to_thread.run_sync(auth.sessions.resolve, token)
-        if snap is None or snap is False:
+            snap = await directory.session(token)
+        if snap is None:
             raise Refused(RefusalReason.INVALID_ACCESS_TOKEN)
-        return snap.principal(client_ip=facts.client_ip, scheme=AuthMethod.ACCESS_TOKEN)
+        return Claim(AuthMethod.ACCESS_TOKEN,
+                     principal=snap.principal(client_ip=facts.client_ip, scheme=AuthMethod.ACCESS_TOKEN))
+
+    def vouched(self, facts: RequestFacts, directory: KeyDirectory) -> bool:
+        token = facts.authorization[1]
+        return len(token) <= 200 and directory.vouched(directory.hasher.token(token))
 
     def openapi(self) -> dict[str, dict[str, Any]]:
         return {"AccessToken": {

@@ -8,9 +8,10 @@ Errors: ``{"error", "error_description", "error_attributes"?}`` as 3Commas answe
 Replay: 3Commas signs no time, so every repeat of a request is the same signature. A dashboard
 repeats its reads (GET, and the reading POSTs ``load_balances``, ``pie_chart_data`` and
 ``account_table_data``) and must keep working, so those are never refused as replays; every other
-POST (``new``, ``update``, ``rename``, ``remove``, ...) is refused when its exact signature was
-accepted within the replay window (``2 x STRONGROOM_SIGNATURE_WINDOW_SECONDS + 1`` s, shared
-through Redis when configured). A write captured and sent again later than that is not recognised:
+POST (``new``, ``update``, ``rename``, ``remove``, ...) is refused when its exact signature
+succeeded within the replay window (``2 x STRONGROOM_SIGNATURE_WINDOW_SECONDS + 1`` s, shared
+through Redis when configured) or is being answered (concurrent duplicates run once); a write
+answered with an error leaves its signature usable, so the client may retry it. A write captured and sent again later than that is not recognised:
 the protocol carries nothing that could tell it from a new identical request (the README says so).
 """
 
@@ -28,6 +29,7 @@ from strongroom.auth.schemes.signed import SAFE_METHODS
 from strongroom.errors import (
     AccountExists,
     AlreadyConnected,
+    AmbiguousCredentials,
     BadRequest,
     Conflict,
     CredentialsRejected,
@@ -112,6 +114,7 @@ ERRORS = ErrorTable(
     rules={
         DomainError: Rule(message=capitalized),
         BadRequest: Rule(400, "bad_request", message=capitalized),
+        AmbiguousCredentials: Rule(400, "ambiguous_credentials", message=capitalized),
         ValidationFailed: INVALID_RECORD,
         AlreadyConnected: INVALID_RECORD,
         AccountExists: INVALID_RECORD,

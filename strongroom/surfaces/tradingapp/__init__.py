@@ -13,6 +13,7 @@ from strongroom.auth.schemes import BasicScheme
 from strongroom.errors import (
     AccountExists,
     AlreadyConnected,
+    AmbiguousCredentials,
     BadRequest,
     DomainError,
     ExchangeUnavailable,
@@ -68,6 +69,7 @@ ERRORS = ErrorTable(
         # a body that is not JSON at all (malformed JSON, bad Content-Length): 422 like any bad body here
         BadRequest: Rule(422, message=lambda e: f"Invalid request: {e.message}"),
         LimitExceeded: Rule(message=capitalized),
+        AmbiguousCredentials: Rule(400, message=capitalized),
         InvalidCredentials: Rule(400, message="Invalid exchange credentials"),
         WithdrawalPermission: Rule(
             400, message="The exchange key can withdraw funds; use a key without withdrawal permission"),

@@ -457,6 +457,54 @@ def test_rate_limit_per_ip(server, users):
         limited.stop()
 
 
+def test_a_spent_ip_failure_budget_still_admits_credentials_known_from_memory(server, users):
+    """Issue 22.5: behind a shared address, one client's bad credentials spend the address's failure
+    budget; the others' bearer keys and access tokens (known to this process from an earlier use)
+    still pass, while anything that needs expensive work (a password, an unknown key, a signature)
+    is 429."""
+    limited = shared(server, auth_failures_per_ip="5/minute")
+    try:
+        user = users.create()
+        with limited.client() as c:
+            key = make_key(c, user)
+            hkey = make_key(c, user, kind="hmac")
+            assert c.get("/v1/me", headers=bearer(key["secret"])).status_code == 200
+            assert c.get("/v1/me", headers=user.headers).status_code == 200  # the access token
+            codes = [c.get("/v1/me", headers=bearer(unknown_bearer())).status_code for _ in range(8)]
+            assert codes[:5] == [401] * 5 and set(codes[5:]) == {429}, codes
+            time.sleep(1.1)  # past the key cache's TTL (at most 1 s): what passes now was not merely cached
+            for _ in range(3):
+                assert c.get("/v1/me", headers=bearer(key["secret"])).status_code == 200
+                assert c.get("/v1/me", headers={"X-API-Key": key["secret"]}).status_code == 200
+                assert c.get("/v1/me", headers=user.headers).status_code == 200
+            expensive = [c.get("/v1/me", headers=bearer(unknown_bearer())),
+                         c.get("/v1/me", headers=basic(user.username, user.password)),
+                         c.get("/v1/me", headers=sign_hmac(hkey["key_id"], hkey["secret"], "GET", "/v1/me")),
+                         c.get("/v1/me")]
+            for response in expensive:
+                assert response.status_code == 429 and int(response.headers["Retry-After"]) >= 1, response.text
+            other = make_key(c, user)  # never used in this process: not worth a database lookup, so 429
+            assert c.get("/v1/me", headers=bearer(other["secret"])).status_code == 429
+    finally:
+        limited.stop()
+
+
+def test_exempt_networks_are_never_limited_by_the_ip_failure_budget(server, users):
+    limited = shared(server, auth_failures_per_ip="3/minute", auth_failure_exempt_networks=["127.0.0.0/8", "::1/128"])
+    try:
+        user = users.create()
+        with limited.client() as c:
+            codes = [c.get("/v1/me", headers=bearer(unknown_bearer())).status_code for _ in range(10)]
+            codes += [c.get("/v1/me", headers=basic(user.username, "wrong")).status_code for _ in range(3)]
+            assert set(codes) == {401}, codes
+            assert c.get("/v1/me", headers=basic(user.username, user.password)).status_code == 200
+            refresh = user.extra["refresh_token"]
+            assert c.post("/v1/auth/refresh", json={"refresh_token": "nope"}).status_code == 401
+            assert c.post("/v1/auth/refresh", json={"refresh_token": refresh}).status_code == 200
+    finally:
+        limited.stop()
+
+
 # --------------------------------------------------------------------------- uniform refusals
 
 

@@ -199,6 +199,56 @@ def test_concurrent_replays_one_wins(client, key, account):
     assert sorted(statuses) == [201, 401, 401, 401]
 
 
+# A write answered with an error leaves its signature usable (issue 22.1): the natural retry of the
+# same signed request runs; once it succeeds, the signature is spent.
+
+def test_a_write_answered_400_can_be_retried_and_its_success_not_replayed(client, key, mock):
+    creds = mock.new_key("binance")
+    first = signed(client, key, "POST", f"{V1}/accounts/new",
+                   body=as_json({"type": "binance", "name": "first", **creds}))
+    assert first.status_code == 201, first.text
+    body = as_json({"type": "binance", "name": "second", **creds})
+    refused = signed(client, key, "POST", f"{V1}/accounts/new", body=body)
+    assert refused.status_code == 400 and refused.json()["error"] == "record_invalid", refused.text
+    removed = signed(client, key, "POST", f"{V1}/accounts/{first.json()['id']}/remove")
+    assert removed.status_code == 201, removed.text
+    retried = signed(client, key, "POST", f"{V1}/accounts/new", body=body)  # the same signed request
+    assert retried.status_code == 201, retried.text
+    replayed = signed(client, key, "POST", f"{V1}/accounts/new", body=body)
+    assert replayed.status_code == 401 and replayed.json()["error"] == "signature_invalid"
+
+
+def test_a_write_answered_503_can_be_retried(client, key, mock):
+    body = as_json({"type": "binance", "name": "while-down", **mock.new_key("binance")})
+    mock.mode("down")
+    try:
+        down = signed(client, key, "POST", f"{V1}/accounts/new", body=body)
+    finally:
+        mock.mode("normal")
+    assert down.status_code == 503 and int(down.headers["Retry-After"]) >= 1, down.text
+    retried = signed(client, key, "POST", f"{V1}/accounts/new", body=body)
+    assert retried.status_code == 201, retried.text
+    assert signed(client, key, "POST", f"{V1}/accounts/new", body=body).status_code == 401
+
+
+def test_concurrent_duplicates_of_a_slow_write_run_once(client, key, mock):
+    """The signature is claimed while its request runs: duplicates arriving meanwhile are refused,
+    and only the one that ran decides whether the signature stays spent."""
+    creds = mock.new_key("binance")
+    body = as_json({"type": "binance", "name": f"slow-{uuid.uuid4().hex[:6]}", **creds})
+    headers = {**key.headers(f"{V1}/accounts/new".encode() + body), "Content-Type": "application/json"}
+    mock.mode("slow", delay=0.5)
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            responses = list(pool.map(lambda _: client.post(f"{V1}/accounts/new", content=body, headers=headers),
+                                      range(6)))
+    finally:
+        mock.mode("normal")
+    assert sorted(r.status_code for r in responses) == [201] + [401] * 5, [r.text for r in responses]
+    accounts = signed(client, key, "GET", f"{V1}/accounts", query="per_page=100").json()
+    assert [a["name"] for a in accounts].count(json.loads(body)["name"]) == 1
+
+
 def test_concurrent_duplicate_connects(client, key, mock):
     creds = mock.new_key("binance")
     bodies = [as_json({"type": "binance", "name": f"dup-{i}", **creds}) for i in range(4)]
