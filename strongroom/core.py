@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from strongroom.accounts.credentials import CredentialService
-from strongroom.accounts.services import ExchangeAccountService
+from strongroom.accounts.interfaces import Accounts
+from strongroom.accounts.services import AccountsFacade, ExchangeAccountService
 from strongroom.audit.services import AuditService
 from strongroom.audit.usage import UsageRecorder
 from strongroom.auth.pipeline import Authenticator
@@ -39,7 +40,7 @@ class Core:
     audit: AuditService
     users: UserService
     sessions: SessionService
-    accounts: ExchangeAccountService
+    accounts: Accounts  # the accounts capability's façade (async)
     api_keys: ApiKeyService
     usage: UsageRecorder
     auth: Authenticator
@@ -50,6 +51,7 @@ class Core:
     metrics: Metrics
     balances: BalanceService
     credentials: CredentialService  # stored exchange keys (Cadenza's credentials)
+    account_store: ExchangeAccountService  # the accounts façade's synchronous engine (other services use it)
 
     def close(self) -> None:
         self.housekeeping.run_jobs()
@@ -82,7 +84,7 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     limiter.metrics = auth.metrics = metrics
     if isinstance(gateway, ExchangeGateway):
         gateway.metrics = metrics
-    return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions, accounts,
-                api_keys, usage, auth, KeyRotationService(vault), vault, gateway, housekeeping, metrics,
-                BalanceService(db, settings, audit, vault, catalogue, gateway),
-                CredentialService(db, audit, vault, hasher, catalogue, accounts))
+    return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions,
+                AccountsFacade(accounts), api_keys, usage, auth, KeyRotationService(vault), vault, gateway,
+                housekeeping, metrics, BalanceService(db, settings, audit, vault, catalogue, gateway),
+                CredentialService(db, audit, vault, hasher, catalogue, accounts), accounts)

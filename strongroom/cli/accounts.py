@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from strongroom.accounts import AccountQuery, ByCursor
 from strongroom.cli import shapes
 from strongroom.cli.context import OPERATOR, confirm, every, open_core, resolve, user_id
 from strongroom.cli.output import emit_json, iso, note, record, said, table
@@ -31,8 +32,8 @@ def accounts_list(user: Annotated[str | None, typer.Option(help="Only this user'
     with open_core() as core:
         owner = user_id(core, user) if user else None
         wanted = status.value if status else None
-        accounts = every(lambda cursor: core.accounts.list_any(OPERATOR, user_id=owner, status=wanted,
-                                                               cursor=cursor, limit=200))
+        query = AccountQuery(everyone=True, user_id=owner, statuses=[wanted] if wanted else None)
+        accounts = every(lambda cursor: resolve(core.accounts.find(OPERATOR, query, ByCursor(cursor, 200))))
         names = core.users.usernames(OPERATOR, {a.user_id for a in accounts})
     table([shapes.account(a, names) for a in accounts], COLUMNS, as_json=as_json, empty="no exchange accounts")
 
@@ -41,7 +42,7 @@ def accounts_list(user: Annotated[str | None, typer.Option(help="Only this user'
 def accounts_show(account_id: AccountId, as_json: Json = False) -> None:
     """Show one account (never its credentials)."""
     with open_core() as core:
-        account = core.accounts.get(OPERATOR, account_id)
+        account = resolve(core.accounts.get(OPERATOR, account_id))
         names = core.users.usernames(OPERATOR, [account.user_id])
     record(shapes.account(account, names), as_json=as_json)
 
@@ -50,10 +51,10 @@ def accounts_show(account_id: AccountId, as_json: Json = False) -> None:
 def accounts_disconnect(account_id: AccountId, yes: Yes = False, as_json: Json = False) -> None:
     """Disconnect an account: its credentials are destroyed (the row stays for history)."""
     with open_core() as core:
-        account = core.accounts.get(OPERATOR, account_id)
+        account = resolve(core.accounts.get(OPERATOR, account_id))
         confirm(f"Disconnect account {account.id} ({account.exchange} {account.name!r})? "
                 "Its credentials are destroyed.", yes)
-        account = core.accounts.disconnect(OPERATOR, account_id)
+        account = resolve(core.accounts.disconnect(OPERATOR, account_id))
         names = core.users.usernames(OPERATOR, [account.user_id])
     if as_json:
         record(shapes.account(account, names), as_json=True)

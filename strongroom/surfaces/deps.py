@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from strongroom.accounts import CredentialService, ExchangeAccountService
+from strongroom.accounts import Accounts, CredentialService
 from strongroom.audit import AuditService
 from strongroom.auth.facts import client_ip
 from strongroom.auth.pipeline import Authenticator
@@ -31,8 +31,8 @@ def _core(request: Request) -> Core:
     return core
 
 
-async def get_accounts(request: Request) -> ExchangeAccountService:
-    """Exchange accounts."""
+async def get_accounts(request: Request) -> Accounts:
+    """Exchange accounts (the capability's async façade)."""
     return _core(request).accounts
 
 
@@ -94,7 +94,7 @@ async def peer_ip(request: Request) -> str | None:
     return client_ip(peer, request.headers.get("x-forwarded-for") if trusted else None, trusted)
 
 
-AccountsDep = Annotated[ExchangeAccountService, Depends(get_accounts)]
+AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 CredentialsDep = Annotated[CredentialService, Depends(get_credentials)]
 KeysDep = Annotated[ApiKeyService, Depends(get_keys)]
 BalancesDep = Annotated[BalanceService, Depends(get_balances)]

@@ -334,7 +334,7 @@ def test_portfolio_sums_accounts_and_assets(core: Any, gateway: ScriptedGateway)
     okx, okx_key = connect(core, user, "okx")
     gateway.balances[okx_key] = {"BTC": holding("0.25"), "ETH": holding("1.5", "0.5"), "USDC": holding("1000")}
     disabled, _ = connect(core, user)
-    core.accounts.set_enabled(user, disabled, False)
+    core.account_store.set_enabled(user, disabled, False)
     portfolio = asyncio.run(core.balances.refresh_portfolio(user))
     assert (portfolio.total_usd, portfolio.total_btc, portfolio.unpriced_assets) == (D(50700), D("1.014"), 0)
     assert {a.asset: a.total for a in portfolio.assets} == {"BTC": D("0.85"), "ETH": D(2), "USDT": D(1200),

@@ -104,6 +104,6 @@ def test_require_user_and_account(make_core):
     core.api_keys.require_account(owner, a)
     with pytest.raises(NotFound):
         core.api_keys.require_account(stranger, a)
-    core.accounts.disconnect(owner, a)
+    core.account_store.disconnect(owner, a)
     with pytest.raises(NotFound):
         core.api_keys.require_account(owner, a)  # not live

@@ -6,7 +6,6 @@ every id is a UUID. Routes only translate shapes and vocabulary; the rules are t
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
@@ -17,10 +16,10 @@ from fastapi import APIRouter, Query, Request
 from pydantic import ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
-from strongroom.accounts import CredentialService, ExchangeAccountService, Reach, venue_credentials
+from strongroom.accounts import AccountQuery, Accounts, ByOffset, CredentialService, Reach, venue_credentials
 from strongroom.balances import Snapshot
 from strongroom.db import utcnow
-from strongroom.enums import LIVE_STATUSES, AuthMethod
+from strongroom.enums import AuthMethod
 from strongroom.errors import (
     AlreadyConnected,
     Conflict,
@@ -225,9 +224,9 @@ def key_type(value: str | None) -> str | None:
     return value
 
 
-def inline_credentials(accounts: ExchangeAccountService, venue_name: str, key: str | None, secret: str | None,
-                       passphrase: str | None) -> dict[str, str]:
-    info = accounts.resolve_exchange(venue_name)
+async def inline_credentials(accounts: Accounts, venue_name: str, key: str | None, secret: str | None,
+                             passphrase: str | None) -> dict[str, str]:
+    info = await accounts.resolve_exchange(venue_name)
     return venue_credentials(info, key, secret, passphrase)
 
 
@@ -305,7 +304,7 @@ async def connect(body: ConnectIn, principal: CurrentPrincipal, accounts: Accoun
         if body.venue is None or body.apiKey is None:
             missing = {f: "required" for f, v in (("venue", body.venue), ("apiKey", body.apiKey)) if v is None}
             raise ValidationFailed("give venue and apiKey (and apiSecret), or credentialIds", fields=missing)
-        info = accounts.resolve_exchange(body.venue)
+        info = await accounts.resolve_exchange(body.venue)
         kind = body.accountType or body.externalTradingAccountId
         account_type = account_type_in(info, kind, "accountType") if kind else None
         fields = venue_credentials(info, body.apiKey, body.apiSecret, body.apiPassphrase)
@@ -325,7 +324,7 @@ STATUS_FILTER = ("Only accounts in this status (any case): ACTIVE, INACTIVE (DIS
 
 @api.get("/tradingAccount/list", summary="List trading accounts.", response_model=ListEnvelope[TradingAccountOut])
 @raises(NotFound)
-def list_accounts(
+async def list_accounts(
     principal: CurrentPrincipal,
     accounts: AccountsDep,
     credentials: CredentialsDep,
@@ -350,58 +349,62 @@ def list_accounts(
     for wanted in (accountStatus, status):  # both given: an account must match both
         if wanted:
             statuses = statuses_in([wanted]) if statuses is None else statuses & statuses_in([wanted])
-    user_id = users.get_by_public_id(principal, userId).id if userId is not None else None
-    page = accounts.search(
-        principal, user_id=user_id, public_ids=[tradingAccountId] if tradingAccountId else None, exchange=venue,
-        statuses=statuses, offset=offset, limit=limit)
-    return ListEnvelope(data=accounts_out(users, credentials, page.items), pagination=Pagination.of(page))
+    user_id = (await to_thread.run_sync(users.get_by_public_id, principal, userId)).id if userId is not None else None
+    query = AccountQuery(user_id=user_id, public_ids=[tradingAccountId] if tradingAccountId else None, exchange=venue,
+                         statuses=statuses)
+    page = await accounts.find(principal, query, ByOffset(offset, limit))
+    data = await to_thread.run_sync(accounts_out, users, credentials, page.items)
+    return ListEnvelope(data=data, pagination=Pagination.of(page))
 
 
 @api.post("/tradingAccount/update", summary="Rename a trading account.", response_model=Envelope[TradingAccountOut],
           openapi_extra=body_example({
               "tradingAccountId": "3f2c5e4a-8d1b-4c7e-9a60-2b5d7e9f1c34", "nickname": "Binance main"}))
 @raises(NotFound, Conflict)
-def update_account(body: UpdateIn, principal: CurrentPrincipal, accounts: AccountsDep, credentials: CredentialsDep,
+async def update_account(body: UpdateIn, principal: CurrentPrincipal, accounts: AccountsDep, credentials: CredentialsDep,
                    users: UsersDep) -> Envelope[TradingAccountOut]:
     """Rename (``nickname``, or the docs' ``name``); without either, the account is returned unchanged."""
-    account = accounts.get_by_public_id(principal, body.tradingAccountId)
+    account = await accounts.get_by_public_id(principal, body.tradingAccountId)
     name = body.nickname if body.nickname is not None else body.name
     if name is not None:
-        account = accounts.rename(principal, account.id, name)
-    return ok(account_out(users, credentials, account))
+        account = await accounts.rename(principal, account.id, name)
+    return ok(await to_thread.run_sync(account_out, users, credentials, account))
 
 
 @api.post("/tradingAccount/enable", summary="Enable a trading account.", response_model=Envelope[TradingAccountOut],
           openapi_extra=body_example({
               "tradingAccountId": "3f2c5e4a-8d1b-4c7e-9a60-2b5d7e9f1c34"}))
 @raises(NotFound, Conflict)
-def enable(body: AccountIn, principal: CurrentPrincipal, accounts: AccountsDep, credentials: CredentialsDep,
+async def enable(body: AccountIn, principal: CurrentPrincipal, accounts: AccountsDep, credentials: CredentialsDep,
            users: UsersDep) -> Envelope[TradingAccountOut]:
     """Enable an INACTIVE account: its status follows its last live check again."""
-    account = accounts.get_by_public_id(principal, body.tradingAccountId)
-    return ok(account_out(users, credentials, accounts.set_enabled(principal, account.id, True)))
+    account = await accounts.get_by_public_id(principal, body.tradingAccountId)
+    account = await accounts.set_enabled(principal, account.id, True)
+    return ok(await to_thread.run_sync(account_out, users, credentials, account))
 
 
 @api.post("/tradingAccount/disable", summary="Disable a trading account.", response_model=Envelope[TradingAccountOut],
           openapi_extra=body_example({
               "tradingAccountId": "3f2c5e4a-8d1b-4c7e-9a60-2b5d7e9f1c34"}))
 @raises(NotFound, Conflict)
-def disable(body: AccountIn, principal: CurrentPrincipal, accounts: AccountsDep, credentials: CredentialsDep,
+async def disable(body: AccountIn, principal: CurrentPrincipal, accounts: AccountsDep, credentials: CredentialsDep,
             users: UsersDep) -> Envelope[TradingAccountOut]:
     """Disable (``INACTIVE``): reversible with enable."""
-    account = accounts.get_by_public_id(principal, body.tradingAccountId)
-    return ok(account_out(users, credentials, accounts.set_enabled(principal, account.id, False)))
+    account = await accounts.get_by_public_id(principal, body.tradingAccountId)
+    account = await accounts.set_enabled(principal, account.id, False)
+    return ok(await to_thread.run_sync(account_out, users, credentials, account))
 
 
 @api.post("/tradingAccount/disconnect", response_model=Envelope[TradingAccountOut],
           summary="Disconnect a trading account and destroy its keys.",
           openapi_extra=body_example({"tradingAccountId": "3f2c5e4a-8d1b-4c7e-9a60-2b5d7e9f1c34"}))
 @raises(NotFound, Conflict)
-def disconnect(body: AccountIn, principal: CurrentPrincipal, accounts: AccountsDep, credentials: CredentialsDep,
+async def disconnect(body: AccountIn, principal: CurrentPrincipal, accounts: AccountsDep, credentials: CredentialsDep,
                users: UsersDep) -> Envelope[TradingAccountOut]:
     """Disconnect (terminal, ``DISCONNECTED`` with ``disconnectedAt``): the stored keys are destroyed."""
-    account = accounts.get_by_public_id(principal, body.tradingAccountId)
-    return ok(account_out(users, credentials, accounts.disconnect(principal, account.id)))
+    account = await accounts.get_by_public_id(principal, body.tradingAccountId)
+    account = await accounts.disconnect(principal, account.id)
+    return ok(await to_thread.run_sync(account_out, users, credentials, account))
 
 
 # --- portfolio --------------------------------------------------------------------------------------
@@ -429,9 +432,8 @@ async def list_portfolios(
     if wanted not in ("USD", "BTC"):
         raise ValidationFailed("unsupported currency", fields={"currency": "USD or BTC"})
     unit: Literal["USD", "BTC"] = "USD" if wanted == "USD" else "BTC"
-    page = await to_thread.run_sync(functools.partial(
-        accounts.search, principal, public_ids=[tradingAccountId] if tradingAccountId else None,
-        exchange=venue, statuses=LIVE_STATUSES, offset=offset, limit=limit))
+    query = AccountQuery(public_ids=[tradingAccountId] if tradingAccountId else None, exchange=venue, live_only=True)
+    page = await accounts.find(principal, query, ByOffset(offset, limit))
     found = {a.id: a for a in page.items}
     if tradingAccountId is not None and found:
         (account,) = found.values()
@@ -471,7 +473,7 @@ async def create_credential(body: CredentialCreateIn, principal: CurrentPrincipa
                             accounts: AccountsDep, credentials: CredentialsDep) -> Envelope[CredentialOut]:
     """Store an exchange key (checked live first; the secret is never returned)."""
     kind = key_type(body.credentialType)
-    fields = inline_credentials(accounts, body.venue, body.apiKey, body.apiSecret, body.apiPassphrase)
+    fields = await inline_credentials(accounts, body.venue, body.apiKey, body.apiSecret, body.apiPassphrase)
     credential = await credentials.create(principal, body.venue, fields, nickname=body.nickname, kind=kind)
     return ok(CredentialOut.of(credential))
 
@@ -497,7 +499,7 @@ async def rotate_credential(body: RotateIn, principal: CurrentPrincipal, account
                             credentials: CredentialsDep) -> Envelope[CredentialOut]:
     """Replace the key's fields given (checked live first); accounts connected with it get them too."""
     credential = await to_thread.run_sync(credentials.get, principal, body.credentialId)
-    fields = inline_credentials(accounts, credential.exchange, body.apiKey, body.apiSecret, body.apiPassphrase)
+    fields = await inline_credentials(accounts, credential.exchange, body.apiKey, body.apiSecret, body.apiPassphrase)
     rotated = await credentials.rotate(principal, credential.public_id, fields)
     return ok(CredentialOut.of(rotated))
 

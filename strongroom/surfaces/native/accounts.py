@@ -7,6 +7,7 @@ from typing import Annotated
 import anyio.to_thread
 from fastapi import APIRouter, Query
 
+from strongroom.accounts import AccountQuery, ByCursor
 from strongroom.enums import AccountStatus
 from strongroom.errors import (
     AlreadyConnected,
@@ -51,7 +52,7 @@ async def connect(body: AccountCreate, principal: CurrentPrincipal, accounts: Ac
 
 
 @api.get("", summary="List your exchange accounts.", response_model=PageOut[AccountPublic])
-def list_accounts(
+async def list_accounts(
     principal: CurrentPrincipal,
     accounts: AccountsDep,
     balances: BalancesDep,
@@ -63,33 +64,38 @@ def list_accounts(
 ) -> PageOut[AccountPublic]:
     """The caller's exchange accounts (an admin's: everyone's), disconnected ones too, a page at a time,
     each with its last balance snapshot's totals. A key bound to accounts sees only those."""
-    page = accounts.list(principal, exchange=exchange, status=status, cursor=cursor, limit=limit)
-    return PageOut(items=accounts_public(balances, principal, page.items), next_cursor=page.next_cursor)
+    query = AccountQuery(exchange=exchange, statuses=[status] if status else None)
+    page = await accounts.find(principal, query, ByCursor(cursor, limit))
+    items = await anyio.to_thread.run_sync(accounts_public, balances, principal, page.items)
+    return PageOut(items=items, next_cursor=page.next_cursor)
 
 
 @api.get("/{account_id}", summary="Read an exchange account.", response_model=AccountPublic)
-def get_account(account_id: AccountId, principal: CurrentPrincipal, accounts: AccountsDep,
-           balances: BalancesDep) -> AccountPublic:
+async def get_account(account_id: AccountId, principal: CurrentPrincipal, accounts: AccountsDep,
+                      balances: BalancesDep) -> AccountPublic:
     """One exchange account (404 for another user's)."""
-    return account_public(balances, principal, accounts.get(principal, account_id))
+    account = await accounts.get(principal, account_id)
+    return await anyio.to_thread.run_sync(account_public, balances, principal, account)
 
 
 @api.patch("/{account_id}", summary="Rename an exchange account.",
            openapi_extra=body_example({"name": "Binance savings"}), response_model=AccountPublic)
 @raises(Conflict)
-def rename(account_id: AccountId, body: AccountUpdate, principal: CurrentPrincipal, accounts: AccountsDep,
-           balances: BalancesDep) -> AccountPublic:
+async def rename(account_id: AccountId, body: AccountUpdate, principal: CurrentPrincipal, accounts: AccountsDep,
+                 balances: BalancesDep) -> AccountPublic:
     """Rename an account (409 if it is disconnected)."""
-    return account_public(balances, principal, accounts.rename(principal, account_id, body.name))
+    account = await accounts.rename(principal, account_id, body.name)
+    return await anyio.to_thread.run_sync(account_public, balances, principal, account)
 
 
 @api.delete("/{account_id}", response_model=AccountPublic,
             summary="Disconnect an exchange account and destroy its credentials.")
 @raises(Conflict)
-def disconnect(account_id: AccountId, principal: CurrentPrincipal, accounts: AccountsDep,
-           balances: BalancesDep) -> AccountPublic:
+async def disconnect(account_id: AccountId, principal: CurrentPrincipal, accounts: AccountsDep,
+                     balances: BalancesDep) -> AccountPublic:
     """Disconnect (terminal): credentials destroyed, the archived account is returned."""
-    return account_public(balances, principal, accounts.disconnect(principal, account_id))
+    account = await accounts.disconnect(principal, account_id)
+    return await anyio.to_thread.run_sync(account_public, balances, principal, account)
 
 
 @api.post("/{account_id}/rotate", summary="Replace an account's credentials.", response_model=AccountPublic,
@@ -97,7 +103,7 @@ def disconnect(account_id: AccountId, principal: CurrentPrincipal, accounts: Acc
               "credentials": {"api_key": "your-new-binance-api-key", "secret": "your-new-binance-secret"}}))
 @raises(*LIVE_CHECK, AlreadyConnected, Conflict)
 async def rotate(account_id: AccountId, body: RotateIn, principal: CurrentPrincipal, accounts: AccountsDep,
-           balances: BalancesDep) -> AccountPublic:
+                 balances: BalancesDep) -> AccountPublic:
     """Replace credentials; the new ones are checked first and the old ones stay until they pass."""
     account = await accounts.rotate(principal, account_id, body.credentials)
     return await anyio.to_thread.run_sync(account_public, balances, principal, account)
@@ -105,25 +111,27 @@ async def rotate(account_id: AccountId, body: RotateIn, principal: CurrentPrinci
 
 @api.post("/{account_id}/enable", summary="Enable a disabled account.", response_model=AccountPublic)
 @raises(Conflict)
-def enable(account_id: AccountId, principal: CurrentPrincipal, accounts: AccountsDep,
-           balances: BalancesDep) -> AccountPublic:
+async def enable(account_id: AccountId, principal: CurrentPrincipal, accounts: AccountsDep,
+                 balances: BalancesDep) -> AccountPublic:
     """Enable a disabled account: its status follows its last live check again (409 if it is disconnected)."""
-    return account_public(balances, principal, accounts.set_enabled(principal, account_id, True))
+    account = await accounts.set_enabled(principal, account_id, True)
+    return await anyio.to_thread.run_sync(account_public, balances, principal, account)
 
 
 @api.post("/{account_id}/disable", summary="Disable an account.", response_model=AccountPublic)
 @raises(Conflict)
-def disable(account_id: AccountId, principal: CurrentPrincipal, accounts: AccountsDep,
-           balances: BalancesDep) -> AccountPublic:
+async def disable(account_id: AccountId, principal: CurrentPrincipal, accounts: AccountsDep,
+                  balances: BalancesDep) -> AccountPublic:
     """Disable an account (reversible with enable; 409 if it is disconnected)."""
-    return account_public(balances, principal, accounts.set_enabled(principal, account_id, False))
+    account = await accounts.set_enabled(principal, account_id, False)
+    return await anyio.to_thread.run_sync(account_public, balances, principal, account)
 
 
 @api.post("/{account_id}/revalidate", response_model=AccountPublic,
           summary="Check an account's credentials with the exchange again.")
 @raises(ExchangeUnavailable, Conflict, CredentialsUnreadable)
 async def revalidate(account_id: AccountId, principal: CurrentPrincipal, accounts: AccountsDep,
-           balances: BalancesDep) -> AccountPublic:
+                     balances: BalancesDep) -> AccountPublic:
     """Check the stored credentials with the exchange again: the account becomes ``active``, ``invalid``
     (refused) or ``suspended`` (the key can withdraw), returned, not raised; 503 if the exchange does not
     answer (nothing changes), 409 if the account is disconnected."""

@@ -20,7 +20,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Path, Request
 from starlette.responses import JSONResponse
 
-from strongroom.accounts import ExchangeAccountService, authorize_connect
+from strongroom.accounts import AccountQuery, Accounts, ByOffset, authorize_connect
 from strongroom.balances import NO_PROFITS, BalanceService, Profits, Snapshot, profits_over, total_profits
 from strongroom.enums import AccountStatus
 from strongroom.errors import (
@@ -148,11 +148,11 @@ def form_field_names() -> Iterator[None]:
         raise ValidationFailed(exc.message, fields={field_name(k): v for k, v in exc.fields.items()}) from None
 
 
-def live_account(accounts: ExchangeAccountService, principal: Principal, raw_id: str) -> ExchangeAccount:
+async def live_account(accounts: Accounts, principal: Principal, raw_id: str) -> ExchangeAccount:
     """Return the caller's live account ``raw_id``; NotFound for a bad id, another user's or a removed one."""
     if not (raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 10):
         raise NotFound("exchange account not found")
-    account = accounts.get(principal, int(raw_id))
+    account = await accounts.get(principal, int(raw_id))
     if account.status == AccountStatus.DISCONNECTED:
         raise NotFound("exchange account not found")
     return account
@@ -270,7 +270,8 @@ async def types_to_connect(request: Request, principal: CurrentPrincipal, accoun
     api_key = values.text("api_key")
     values.check()
     market = market_for(catalogue, code or "", "type")
-    connected = bool(api_key) and await run(accounts.key_connected, principal, market.exchange, api_key)
+    query = AccountQuery(exchange=market.exchange, api_key=api_key, live_only=True)
+    connected = bool(api_key) and bool((await accounts.find(principal, query, ByOffset(limit=1))).items)
     return JSONResponse([{"type": market.code, "connected": connected, "available": True, "unified": False}])
 
 
@@ -288,10 +289,12 @@ async def list_accounts(request: Request, principal: CurrentPrincipal, accounts:
     api_key = values.text("api_key")
     values.check()
 
+    size = per_page or 100
+    query = AccountQuery(live_only=True, api_key_hint=api_key)
+    found = await accounts.find(principal, query, ByOffset(((page or 1) - 1) * size, size))
+
     def load() -> list[dict[str, Any]]:
-        found = accounts.list_numbered(principal, page=page or 1, per_page=per_page or 100,
-                                       exchange_api_key=api_key)
-        return [entity(balances, catalogue, principal, a) for a in found]
+        return [entity(balances, catalogue, principal, a) for a in found.items]
 
     return JSONResponse(await run(load))
 
@@ -341,14 +344,14 @@ async def update_account(request: Request, principal: CurrentPrincipal, accounts
     if include is False:
         raise ValidationFailed("every account is in the summary",
                                fields={"include_in_summary": "can only be true"})
-    account = await run(live_account, accounts, principal, str(account_id))
+    account = await live_account(accounts, principal, str(account_id))
     market = market_codes(catalogue).of_account(account.exchange)
     credentials = market.credentials(values.values)
     if credentials:
         with form_field_names():
             account = await accounts.rotate(principal, account.id, credentials, name=name)
     elif name is not None:
-        account = await run(accounts.rename, principal, account.id, name)
+        account = await accounts.rename(principal, account.id, name)
     return created(await run(entity, balances, catalogue, principal, account))
 
 
@@ -375,10 +378,8 @@ async def account_info(account_id: AccountOrSummary, principal: CurrentPrincipal
     if account_id == "summary":
         return JSONResponse(await run(summary, balances, principal))
 
-    def load() -> dict[str, Any]:
-        return entity(balances, catalogue, principal, live_account(accounts, principal, account_id))
-
-    return JSONResponse(await run(load))
+    account = await live_account(accounts, principal, account_id)
+    return JSONResponse(await run(entity, balances, catalogue, principal, account))
 
 
 @api.post("/accounts/{account_id}/rename", response_model=models.AccountEntity, status_code=201,
@@ -393,11 +394,9 @@ async def rename_account(account_id: AccountPath, request: Request, principal: C
     name = values.text("name", required=True)
     values.check()
 
-    def change() -> dict[str, Any]:
-        account = live_account(accounts, principal, account_id)
-        return entity(balances, catalogue, principal, accounts.rename(principal, account.id, name or ""))
-
-    return created(await run(change))
+    account = await live_account(accounts, principal, account_id)
+    account = await accounts.rename(principal, account.id, name or "")
+    return created(await run(entity, balances, catalogue, principal, account))
 
 
 @api.post("/accounts/{account_id}/remove", summary="Disconnect an account.", response_model=bool, status_code=201)
@@ -406,10 +405,7 @@ async def rename_account(account_id: AccountPath, request: Request, principal: C
 async def remove_account(account_id: AccountPath, principal: CurrentPrincipal, accounts: AccountsDep) -> JSONResponse:
     """Disconnect: the credentials are destroyed (Strongroom's ``delete`` scope, as on every surface)."""
 
-    def remove() -> None:
-        accounts.disconnect(principal, live_account(accounts, principal, account_id).id)
-
-    await run(remove)
+    await accounts.disconnect(principal, (await live_account(accounts, principal, account_id)).id)
     return created(True)
 
 
@@ -419,7 +415,7 @@ async def remove_account(account_id: AccountPath, principal: CurrentPrincipal, a
 async def load_balances(account_id: AccountPath, principal: CurrentPrincipal, accounts: AccountsDep,
                         balances: BalancesDep, catalogue: CatalogueDep) -> JSONResponse:
     """Load the balances live from the venue, store the snapshot, answer the updated entity."""
-    account = await run(live_account, accounts, principal, account_id)
+    account = await live_account(accounts, principal, account_id)
     await balances.refresh(principal, account.id)
     return created(await run(entity, balances, catalogue, principal, account))
 
@@ -430,10 +426,11 @@ async def pie_chart_data(account_id: AccountOrSummary, principal: CurrentPrincip
                          service: BalancesDep) -> JSONResponse:
     """The last loaded balances (or ``summary``'s, summed) with each asset's share of the USD value."""
 
+    account = None if account_id == "summary" else await live_account(accounts, principal, account_id)
+
     def load() -> list[dict[str, Any]]:
-        if account_id == "summary":
+        if account is None:
             return shapes.pie_chart(service.portfolio(principal).assets, None)
-        account = live_account(accounts, principal, account_id)
         snapshot = service.latest(principal, account.id)
         return shapes.pie_chart(snapshot.assets, account.id) if snapshot else []
 
@@ -446,8 +443,9 @@ async def account_table_data(account_id: AccountPath, principal: CurrentPrincipa
                              service: BalancesDep) -> JSONResponse:
     """The last loaded balances, one row per asset."""
 
+    account = await live_account(accounts, principal, account_id)
+
     def load() -> list[dict[str, Any]]:
-        account = live_account(accounts, principal, account_id)
         snapshot = service.latest(principal, account.id)
         return shapes.table(snapshot.assets, account.id) if snapshot else []
 
@@ -467,11 +465,8 @@ async def balance_chart_data(account_id: AccountPath, request: Request, principa
     until = values.moment("date_to")
     values.check()
 
-    def load() -> list[dict[str, Any]]:
-        account = live_account(accounts, principal, account_id)
-        return shapes.balance_chart(service.history(principal, account.id, since, until))
-
-    return JSONResponse(await run(load))
+    account = await live_account(accounts, principal, account_id)
+    return JSONResponse(shapes.balance_chart(await run(service.history, principal, account.id, since, until)))
 
 
 @api.get("/accounts/{account_id}/active_trading_entities", response_model=models.ActiveEntities,
@@ -479,13 +474,13 @@ async def balance_chart_data(account_id: AccountPath, request: Request, principa
 async def active_trading_entities(account_id: AccountPath, principal: CurrentPrincipal,
                                   accounts: AccountsDep) -> JSONResponse:
     """All zeros: Strongroom runs no bots, deals, SmartTrades or orders."""
-    await run(live_account, accounts, principal, account_id)
+    await live_account(accounts, principal, account_id)
     return JSONResponse(shapes.NO_ACTIVE_ENTITIES)
 
 
 def _unsupported(action: str, method: str, summary: str) -> None:
     async def endpoint(account_id: AccountPath, principal: CurrentPrincipal, accounts: AccountsDep) -> JSONResponse:
-        await run(live_account, accounts, principal, account_id)
+        await live_account(accounts, principal, account_id)
         raise NotSupported(f"the {action} action is not supported: Strongroom does not trade or move funds")
 
     endpoint.__name__ = f"unsupported_{action}"

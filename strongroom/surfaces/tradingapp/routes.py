@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
-from strongroom.accounts import authorize_connect
+from strongroom.accounts import AccountQuery, ByCursor, ConnectPolicy, authorize_connect
 from strongroom.errors import (
     AccountExists,
     AlreadyConnected,
@@ -30,6 +30,8 @@ from strongroom.surfaces.deps import AccountsDep, CatalogueDep, CurrentPrincipal
 from strongroom.surfaces.openapi import raises
 
 MASK = "********"
+# The Trading App names an account by its exchange: one live account per exchange and user.
+ONE_PER_EXCHANGE = ConnectPolicy(one_per_exchange=True)
 
 
 def ok(message: str) -> JSONResponse:
@@ -105,10 +107,10 @@ api = APIRouter(prefix="/{user_id}/accounts", tags=["trading app"])
 
 
 @api.get("", summary="List a user's exchange accounts.", response_model=AccountsOut)
-def get_accounts(user_id: UserId, principal: CurrentPrincipal, accounts: AccountsDep,
-                 catalogue: CatalogueDep) -> dict[str, Any]:
+async def get_accounts(user_id: UserId, principal: CurrentPrincipal, accounts: AccountsDep,
+                       catalogue: CatalogueDep) -> dict[str, Any]:
     """All live accounts of user {id}; secrets masked."""
-    page = accounts.list(principal, user_id=user_id, live_only=True, limit=200)
+    page = await accounts.find(principal, AccountQuery(user_id=user_id, live_only=True), ByCursor(limit=200))
     return {"accounts": [
         {"exchange": seed_spelling(catalogue.get(a.exchange)), "api_key": a.key_hint, "secret_key": MASK}
         for a in page.items
@@ -134,17 +136,16 @@ async def create_account(user_id: UserId, body: NewAccount, principal: CurrentPr
     credentials = {"api_key": body.api_key, "secret": body.secret_key}
     if body.passphrase is not None:
         credentials["passphrase"] = body.passphrase
-    await accounts.connect(principal, body.exchange, credentials, name=body.name, user_id=user_id,
-                                one_per_exchange=True)
+    await accounts.connect(principal, body.exchange, credentials, name=body.name, user_id=user_id, policy=ONE_PER_EXCHANGE)
     return ok("Account successfully created")
 
 
 @api.delete("/{exchange_name}", summary="Disconnect the account on an exchange.", response_model=Message)
 @raises(Conflict)
-def delete_account(user_id: UserId, exchange_name: Annotated[str, Path(
+async def delete_account(user_id: UserId, exchange_name: Annotated[str, Path(
         description="The exchange: the Trading App's spelling (BINANCE), a catalogue id or alias, any case.",
         examples=["BINANCE"])], principal: CurrentPrincipal, accounts: AccountsDep) -> JSONResponse:
     """Disconnect user {id}'s account on an exchange (the Trading App's spelling, an id or an alias)."""
-    accounts.disconnect_on_exchange(principal, user_id, exchange_name)
+    await accounts.disconnect(principal, AccountQuery(user_id=user_id, exchange=exchange_name))
     return ok("Account successfully deleted")
 
