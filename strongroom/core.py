@@ -10,7 +10,8 @@ from strongroom.accounts.services import AccountsFacade, ExchangeAccountService
 from strongroom.audit.services import AuditService
 from strongroom.audit.usage import UsageRecorder
 from strongroom.auth.pipeline import Authenticator
-from strongroom.balances.services import BalanceService
+from strongroom.balances.interfaces import Balances
+from strongroom.balances.services import BalanceService, BalancesFacade
 from strongroom.crypto.envelope import Envelope
 from strongroom.crypto.keyring import KeyProvider, load_provider
 from strongroom.crypto.tokens import Hasher
@@ -49,9 +50,10 @@ class Core:
     gateway: ExchangeGateway  # shared by every live exchange call; the app's lifespan closes it
     housekeeping: Housekeeping  # batched writes (last_used_at, refusal counts); the app's lifespan runs it
     metrics: Metrics
-    balances: BalanceService
+    balances: Balances  # the balances capability's façade (async)
     credentials: CredentialService  # stored exchange keys (Cadenza's credentials)
     account_store: ExchangeAccountService  # the accounts façade's synchronous engine (other services use it)
+    balance_store: BalanceService  # the balances façade's synchronous engine
 
     def close(self) -> None:
         self.housekeeping.run_jobs()
@@ -78,6 +80,7 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     accounts = ExchangeAccountService(db, settings, audit, vault, hasher, catalogue, gateway)
     api_keys = ApiKeyService(db, settings, audit, vault, hasher, accounts)
     usage = UsageRecorder(api_keys)
+    balances = BalanceService(db, settings, audit, vault, catalogue, gateway)
     auth = Authenticator(settings, users, sessions, api_keys, audit, limiter, usage)
     housekeeping = Housekeeping(settings.last_used_flush_seconds, [usage.flush, audit.flush_refusals])
     metrics = Metrics()
@@ -86,5 +89,5 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
         gateway.metrics = metrics
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions,
                 AccountsFacade(accounts), api_keys, usage, auth, KeyRotationService(vault), vault, gateway,
-                housekeeping, metrics, BalanceService(db, settings, audit, vault, catalogue, gateway),
-                CredentialService(db, audit, vault, hasher, catalogue, accounts), accounts)
+                housekeeping, metrics, BalancesFacade(balances), CredentialService(db, audit, vault, hasher, catalogue, accounts),
+                accounts, balances)

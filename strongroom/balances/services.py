@@ -726,3 +726,38 @@ class BalanceService:
         oldest = min((s.fetched_at for s in present), default=None)
         return Portfolio(accounts=accounts, assets=assets, total_usd=total_usd, total_btc=total_btc,
                          unpriced_assets=unpriced, user_id=owner, fetched_at=oldest)
+
+
+class BalancesFacade:
+    """The balances capability's façade (:class:`strongroom.balances.interfaces.Balances`, whose docstrings are
+    the contract): async; the database work of ``engine`` runs in a worker thread here, never in a surface."""
+
+    def __init__(self, engine: BalanceService) -> None:
+        self.engine = engine
+
+    async def now(self) -> datetime:
+        return self.engine.clock()
+
+    async def latest(self, principal: Principal, account_id: int) -> Snapshot | None:
+        return await anyio.to_thread.run_sync(self.engine.latest, principal, account_id)
+
+    async def latest_many(self, principal: Principal, account_ids: Iterable[int]) -> dict[int, Snapshot]:
+        ids = list(account_ids)
+        return await anyio.to_thread.run_sync(self.engine.latest_many, principal, ids)
+
+    async def history(self, principal: Principal, account_id: int, since: datetime | None = None,
+                      until: datetime | None = None, *, limit: int = HISTORY_LIMIT) -> list[HistoryPoint]:
+        return await anyio.to_thread.run_sync(functools.partial(self.engine.history, principal, account_id, since,
+                                                                until, limit=limit))
+
+    async def portfolio(self, principal: Principal, *, user_id: int | None = None) -> Portfolio:
+        return await anyio.to_thread.run_sync(functools.partial(self.engine.portfolio, principal, user_id=user_id))
+
+    async def refresh(self, principal: Principal, account_id: int) -> Snapshot:
+        return await self.engine.refresh(principal, account_id)
+
+    async def refresh_or_latest(self, principal: Principal, account_id: int) -> Snapshot:
+        return await self.engine.refresh_or_latest(principal, account_id)
+
+    async def refresh_portfolio(self, principal: Principal, *, user_id: int | None = None) -> Portfolio:
+        return await self.engine.refresh_portfolio(principal, user_id=user_id)

@@ -97,7 +97,7 @@ def accounts_balances(user: Annotated[str, typer.Option(help="Whose accounts.")]
 
             portfolio = asyncio.run(load())
         else:
-            portfolio = core.balances.portfolio(OPERATOR, user_id=owner)
+            portfolio = resolve(core.balances.portfolio(OPERATOR, user_id=owner))
 
     def money(value: Decimal | None) -> str | None:
         return None if value is None else render(value)

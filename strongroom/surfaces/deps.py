@@ -15,7 +15,7 @@ from strongroom.accounts import Accounts, CredentialService
 from strongroom.audit import AuditService
 from strongroom.auth.facts import client_ip
 from strongroom.auth.pipeline import Authenticator
-from strongroom.balances import BalanceService
+from strongroom.balances import Balances
 from strongroom.exchanges.catalogue import Catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
 from strongroom.http.gate import CurrentPrincipal, current_principal
@@ -46,8 +46,8 @@ async def get_keys(request: Request) -> ApiKeyService:
     return _core(request).api_keys
 
 
-async def get_balances(request: Request) -> BalanceService:
-    """Balance snapshots and their valuation."""
+async def get_balances(request: Request) -> Balances:
+    """Balance snapshots and their valuation (the capability's async façade)."""
     return _core(request).balances
 
 
@@ -97,7 +97,7 @@ async def peer_ip(request: Request) -> str | None:
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 CredentialsDep = Annotated[CredentialService, Depends(get_credentials)]
 KeysDep = Annotated[ApiKeyService, Depends(get_keys)]
-BalancesDep = Annotated[BalanceService, Depends(get_balances)]
+BalancesDep = Annotated[Balances, Depends(get_balances)]
 UsersDep = Annotated[UserService, Depends(get_users)]
 SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 AuditDep = Annotated[AuditService, Depends(get_audit)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import anyio.to_thread
 from fastapi import APIRouter, Query
 
 from strongroom.accounts import AccountQuery, ByCursor
@@ -66,7 +65,7 @@ async def list_accounts(
     each with its last balance snapshot's totals. A key bound to accounts sees only those."""
     query = AccountQuery(exchange=exchange, statuses=[status] if status else None)
     page = await accounts.find(principal, query, ByCursor(cursor, limit))
-    items = await anyio.to_thread.run_sync(accounts_public, balances, principal, page.items)
+    items = await accounts_public(balances, principal, page.items)
     return PageOut(items=items, next_cursor=page.next_cursor)
 
 
@@ -75,7 +74,7 @@ async def get_account(account_id: AccountId, principal: CurrentPrincipal, accoun
                       balances: BalancesDep) -> AccountPublic:
     """One exchange account (404 for another user's)."""
     account = await accounts.get(principal, account_id)
-    return await anyio.to_thread.run_sync(account_public, balances, principal, account)
+    return await account_public(balances, principal, account)
 
 
 @api.patch("/{account_id}", summary="Rename an exchange account.",
@@ -85,7 +84,7 @@ async def rename(account_id: AccountId, body: AccountUpdate, principal: CurrentP
                  balances: BalancesDep) -> AccountPublic:
     """Rename an account (409 if it is disconnected)."""
     account = await accounts.rename(principal, account_id, body.name)
-    return await anyio.to_thread.run_sync(account_public, balances, principal, account)
+    return await account_public(balances, principal, account)
 
 
 @api.delete("/{account_id}", response_model=AccountPublic,
@@ -95,7 +94,7 @@ async def disconnect(account_id: AccountId, principal: CurrentPrincipal, account
                      balances: BalancesDep) -> AccountPublic:
     """Disconnect (terminal): credentials destroyed, the archived account is returned."""
     account = await accounts.disconnect(principal, account_id)
-    return await anyio.to_thread.run_sync(account_public, balances, principal, account)
+    return await account_public(balances, principal, account)
 
 
 @api.post("/{account_id}/rotate", summary="Replace an account's credentials.", response_model=AccountPublic,
@@ -106,7 +105,7 @@ async def rotate(account_id: AccountId, body: RotateIn, principal: CurrentPrinci
                  balances: BalancesDep) -> AccountPublic:
     """Replace credentials; the new ones are checked first and the old ones stay until they pass."""
     account = await accounts.rotate(principal, account_id, body.credentials)
-    return await anyio.to_thread.run_sync(account_public, balances, principal, account)
+    return await account_public(balances, principal, account)
 
 
 @api.post("/{account_id}/enable", summary="Enable a disabled account.", response_model=AccountPublic)
@@ -115,7 +114,7 @@ async def enable(account_id: AccountId, principal: CurrentPrincipal, accounts: A
                  balances: BalancesDep) -> AccountPublic:
     """Enable a disabled account: its status follows its last live check again (409 if it is disconnected)."""
     account = await accounts.set_enabled(principal, account_id, True)
-    return await anyio.to_thread.run_sync(account_public, balances, principal, account)
+    return await account_public(balances, principal, account)
 
 
 @api.post("/{account_id}/disable", summary="Disable an account.", response_model=AccountPublic)
@@ -124,7 +123,7 @@ async def disable(account_id: AccountId, principal: CurrentPrincipal, accounts: 
                   balances: BalancesDep) -> AccountPublic:
     """Disable an account (reversible with enable; 409 if it is disconnected)."""
     account = await accounts.set_enabled(principal, account_id, False)
-    return await anyio.to_thread.run_sync(account_public, balances, principal, account)
+    return await account_public(balances, principal, account)
 
 
 @api.post("/{account_id}/revalidate", response_model=AccountPublic,
@@ -136,4 +135,4 @@ async def revalidate(account_id: AccountId, principal: CurrentPrincipal, account
     (refused) or ``suspended`` (the key can withdraw), returned, not raised; 503 if the exchange does not
     answer (nothing changes), 409 if the account is disconnected."""
     account = await accounts.revalidate(principal, account_id)
-    return await anyio.to_thread.run_sync(account_public, balances, principal, account)
+    return await account_public(balances, principal, account)

@@ -13,12 +13,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-import anyio.to_thread
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from strongroom import scopes
-from strongroom.balances import HISTORY_LIMIT, AccountTotals, AssetValue, BalanceService, Portfolio, Snapshot, render
+from strongroom.balances import HISTORY_LIMIT, AccountTotals, AssetValue, Balances, Portfolio, Snapshot, render
 from strongroom.enums import AccountStatus
 from strongroom.errors import (
     Conflict,
@@ -166,7 +165,7 @@ def portfolio_out(portfolio: Portfolio, now: datetime) -> PortfolioOut:
                         accounts=[_portfolio_account(a, now) for a in portfolio.accounts])
 
 
-def accounts_public(balances: BalanceService, principal: Principal, accounts: Sequence[ExchangeAccount]) -> list[AccountPublic]:
+async def accounts_public(balances: Balances, principal: Principal, accounts: Sequence[ExchangeAccount]) -> list[AccountPublic]:
     """Return ``accounts`` as AccountPublic with their last snapshot's totals (one query for all of them).
 
     Without the ``read`` scope (a delete-only key disconnecting) the balance fields stay null.
@@ -174,8 +173,8 @@ def accounts_public(balances: BalanceService, principal: Principal, accounts: Se
     outs = [AccountPublic.model_validate(a) for a in accounts]
     if not outs or not scopes.covers(principal.scopes, scopes.READ):
         return outs
-    snapshots = balances.latest_many(principal, (a.id for a in accounts))
-    now = balances.clock()
+    snapshots = await balances.latest_many(principal, (a.id for a in accounts))
+    now = await balances.now()
     for out in outs:
         snapshot = snapshots.get(out.id)
         if snapshot is not None:
@@ -186,9 +185,9 @@ def accounts_public(balances: BalanceService, principal: Principal, accounts: Se
     return outs
 
 
-def account_public(balances: BalanceService, principal: Principal, account: ExchangeAccount) -> AccountPublic:
+async def account_public(balances: Balances, principal: Principal, account: ExchangeAccount) -> AccountPublic:
     """One account as AccountPublic with its last snapshot's totals (see ``accounts_public``)."""
-    return accounts_public(balances, principal, [account])[0]
+    return (await accounts_public(balances, principal, [account]))[0]
 
 
 # --------------------------------------------------------------------------- routes
@@ -208,8 +207,8 @@ async def get_balances(account_id: AccountId, principal: CurrentPrincipal, balan
     if refresh:
         snapshot: Snapshot | None = await balances.refresh(principal, account_id)
     else:
-        snapshot = await anyio.to_thread.run_sync(balances.latest, principal, account_id)
-    return balances_out(account_id, snapshot, balances.clock())
+        snapshot = await balances.latest(principal, account_id)
+    return balances_out(account_id, snapshot, await balances.now())
 
 
 @api.post("/exchange-accounts/{account_id}/balances/refresh", response_model=BalancesOut,
@@ -218,7 +217,7 @@ async def get_balances(account_id: AccountId, principal: CurrentPrincipal, balan
 async def refresh_balances(account_id: AccountId, principal: CurrentPrincipal, balances: BalancesDep) -> BalancesOut:
     """Load the balances live from the exchange, value them, store and return the snapshot."""
     snapshot = await balances.refresh(principal, account_id)
-    return balances_out(account_id, snapshot, balances.clock())
+    return balances_out(account_id, snapshot, await balances.now())
 
 
 @api.get("/exchange-accounts/{account_id}/balances/history", response_model=HistoryOut,
@@ -238,8 +237,7 @@ async def balance_history(
 
     Snapshots older than 7 days are kept one per hour, older than 90 days one per day.
     """
-    points = await anyio.to_thread.run_sync(
-        lambda: balances.history(principal, account_id, since, until, limit=limit))
+    points = await balances.history(principal, account_id, since, until, limit=limit)
     return HistoryOut(account_id=account_id,
                       points=[HistoryPointOut(at=p.at, usd=render(p.usd), btc=render(p.btc)) for p in points])
 
@@ -252,5 +250,5 @@ async def get_portfolio(principal: CurrentPrincipal, balances: BalancesDep, refr
     if refresh:
         portfolio = await balances.refresh_portfolio(principal)
     else:
-        portfolio = await anyio.to_thread.run_sync(balances.portfolio, principal)
-    return portfolio_out(portfolio, balances.clock())
+        portfolio = await balances.portfolio(principal)
+    return portfolio_out(portfolio, await balances.now())

@@ -11,17 +11,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import anyio.to_thread
 from fastapi import APIRouter, Path, Request
 from starlette.responses import JSONResponse
 
 from strongroom.accounts import AccountQuery, Accounts, ByOffset, authorize_connect
-from strongroom.balances import NO_PROFITS, BalanceService, Profits, Snapshot, profits_over, total_profits
+from strongroom.balances import NO_PROFITS, Balances, Profits, Snapshot, profits_over, total_profits
 from strongroom.enums import AccountStatus
 from strongroom.errors import (
     AlreadyConnected,
@@ -57,8 +56,6 @@ from strongroom.scopes import WRITE
 from strongroom.surfaces.deps import AccountsDep, BalancesDep, CatalogueDep, CurrentPrincipal, GatewayDep
 from strongroom.surfaces.openapi import raises
 from strongroom.surfaces.threecommas import models, params, shapes
-
-T = TypeVar("T")
 
 api = APIRouter(prefix="/ver1", tags=["3commas"])
 
@@ -122,11 +119,6 @@ def created(content: Any) -> JSONResponse:
     return JSONResponse(content, status_code=201)
 
 
-async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a (database) call in a worker thread."""
-    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
-
-
 def market_codes(catalogue: Catalogue) -> Markets:
     return markets(catalogue)
 
@@ -158,28 +150,28 @@ async def live_account(accounts: Accounts, principal: Principal, raw_id: str) ->
     return account
 
 
-def figures_of(service: BalanceService, principal: Principal, account_id: int,
+async def figures_of(service: Balances, principal: Principal, account_id: int,
                now: datetime) -> tuple[Snapshot | None, Profits]:
     """Return the account's last snapshot and its profits over its stored history (none: zeros)."""
-    snapshot = service.latest(principal, account_id)
+    snapshot = await service.latest(principal, account_id)
     if snapshot is None:
         return snapshot, NO_PROFITS
-    return snapshot, profits_over(service.history(principal, account_id), now)
+    return snapshot, profits_over(await service.history(principal, account_id), now)
 
 
-def entity(balances: BalanceService, catalogue: Catalogue, principal: Principal,
+async def entity(balances: Balances, catalogue: Catalogue, principal: Principal,
            account: ExchangeAccount) -> dict[str, Any]:
     """Return the AccountEntity of ``account`` with its balances and profits."""
-    snapshot, profits = figures_of(balances, principal, account.id, datetime.now(UTC))
+    snapshot, profits = await figures_of(balances, principal, account.id, datetime.now(UTC))
     return shapes.account_entity(account, market_codes(catalogue).of_account(account.exchange), snapshot, profits)
 
 
-def summary(service: BalanceService, principal: Principal) -> dict[str, Any]:
+async def summary(service: Balances, principal: Principal) -> dict[str, Any]:
     """Return the summary AccountEntity: every live account the caller sees, summed."""
     now = datetime.now(UTC)
-    portfolio = service.portfolio(principal)
+    portfolio = await service.portfolio(principal)
     loaded = [t for t in portfolio.accounts if t.snapshot is not None]
-    profits = total_profits(profits_over(service.history(principal, t.account_id), now) for t in loaded)
+    profits = total_profits([profits_over(await service.history(principal, t.account_id), now) for t in loaded])
     since = min((t.snapshot.fetched_at for t in loaded if t.snapshot), default=now)
     return shapes.summary_entity(portfolio.total_usd, portfolio.total_btc, profits, since, now)
 
@@ -293,10 +285,7 @@ async def list_accounts(request: Request, principal: CurrentPrincipal, accounts:
     query = AccountQuery(live_only=True, api_key_hint=api_key)
     found = await accounts.find(principal, query, ByOffset(((page or 1) - 1) * size, size))
 
-    def load() -> list[dict[str, Any]]:
-        return [entity(balances, catalogue, principal, a) for a in found.items]
-
-    return JSONResponse(await run(load))
+    return JSONResponse([await entity(balances, catalogue, principal, a) for a in found.items])
 
 
 @api.post("/accounts/new", summary="Connect an exchange account.",
@@ -352,7 +341,7 @@ async def update_account(request: Request, principal: CurrentPrincipal, accounts
             account = await accounts.rotate(principal, account.id, credentials, name=name)
     elif name is not None:
         account = await accounts.rename(principal, account.id, name)
-    return created(await run(entity, balances, catalogue, principal, account))
+    return created(await entity(balances, catalogue, principal, account))
 
 
 @api.get("/accounts/transfer_history", summary="Refused: Strongroom keeps no transfer history.", response_model=None)
@@ -376,10 +365,10 @@ async def account_info(account_id: AccountOrSummary, principal: CurrentPrincipal
                        balances: BalancesDep, catalogue: CatalogueDep) -> JSONResponse:
     """One account (or ``summary``: every live account summed)."""
     if account_id == "summary":
-        return JSONResponse(await run(summary, balances, principal))
+        return JSONResponse(await summary(balances, principal))
 
     account = await live_account(accounts, principal, account_id)
-    return JSONResponse(await run(entity, balances, catalogue, principal, account))
+    return JSONResponse(await entity(balances, catalogue, principal, account))
 
 
 @api.post("/accounts/{account_id}/rename", response_model=models.AccountEntity, status_code=201,
@@ -396,7 +385,7 @@ async def rename_account(account_id: AccountPath, request: Request, principal: C
 
     account = await live_account(accounts, principal, account_id)
     account = await accounts.rename(principal, account.id, name or "")
-    return created(await run(entity, balances, catalogue, principal, account))
+    return created(await entity(balances, catalogue, principal, account))
 
 
 @api.post("/accounts/{account_id}/remove", summary="Disconnect an account.", response_model=bool, status_code=201)
@@ -417,7 +406,7 @@ async def load_balances(account_id: AccountPath, principal: CurrentPrincipal, ac
     """Load the balances live from the venue, store the snapshot, answer the updated entity."""
     account = await live_account(accounts, principal, account_id)
     await balances.refresh(principal, account.id)
-    return created(await run(entity, balances, catalogue, principal, account))
+    return created(await entity(balances, catalogue, principal, account))
 
 
 @api.post("/accounts/{account_id}/pie_chart_data", response_model=list[models.PieSlice], status_code=201,
@@ -428,13 +417,10 @@ async def pie_chart_data(account_id: AccountOrSummary, principal: CurrentPrincip
 
     account = None if account_id == "summary" else await live_account(accounts, principal, account_id)
 
-    def load() -> list[dict[str, Any]]:
-        if account is None:
-            return shapes.pie_chart(service.portfolio(principal).assets, None)
-        snapshot = service.latest(principal, account.id)
-        return shapes.pie_chart(snapshot.assets, account.id) if snapshot else []
-
-    return created(await run(load))
+    if account is None:
+        return created(shapes.pie_chart((await service.portfolio(principal)).assets, None))
+    snapshot = await service.latest(principal, account.id)
+    return created(shapes.pie_chart(snapshot.assets, account.id) if snapshot else [])
 
 
 @api.post("/accounts/{account_id}/account_table_data", response_model=list[models.TableRow], status_code=201,
@@ -445,11 +431,8 @@ async def account_table_data(account_id: AccountPath, principal: CurrentPrincipa
 
     account = await live_account(accounts, principal, account_id)
 
-    def load() -> list[dict[str, Any]]:
-        snapshot = service.latest(principal, account.id)
-        return shapes.table(snapshot.assets, account.id) if snapshot else []
-
-    return created(await run(load))
+    snapshot = await service.latest(principal, account.id)
+    return created(shapes.table(snapshot.assets, account.id) if snapshot else [])
 
 
 @api.get("/accounts/{account_id}/balance_chart_data", summary="Read the stored totals over time.",
@@ -466,7 +449,7 @@ async def balance_chart_data(account_id: AccountPath, request: Request, principa
     values.check()
 
     account = await live_account(accounts, principal, account_id)
-    return JSONResponse(shapes.balance_chart(await run(service.history, principal, account.id, since, until)))
+    return JSONResponse(shapes.balance_chart(await service.history(principal, account.id, since, until)))
 
 
 @api.get("/accounts/{account_id}/active_trading_entities", response_model=models.ActiveEntities,

@@ -550,7 +550,7 @@ def test_history_is_pruned_and_filtered(client, users, mock, server):
     times += [hour + timedelta(hours=2)]  # another hour: kept
     times += [recent + timedelta(minutes=m) for m in (0, 1, 2)]  # within 7 days: all kept
     for n, at in enumerate(times, start=1):
-        server.core.balances.record_snapshot(aid, [AssetValue("USDT", Decimal(n), Decimal(0), Decimal(n), Decimal(n),
+        server.core.balance_store.record_snapshot(aid, [AssetValue("USDT", Decimal(n), Decimal(0), Decimal(n), Decimal(n),
                                                               Decimal(n) / 50000, Decimal(1))], at)
     # a refresh prunes this account (at most once an hour per account and process)
     assert refresh(client, user.headers, aid).status_code == 200
