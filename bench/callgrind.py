@@ -27,6 +27,8 @@ CG_APP = Path(__file__).resolve().with_name("cg_app.py")
 # The tree that landed before the architecture step (issue 8's "before" figures).
 BEFORE_REF = "fc3081c"
 STRONGROOM_KINDS = ("healthz", "bearer", "hmac", "rsa", "ed25519", "healthz_first")
+# this tree also answers forward authentication (the tree before had no /v1/auth/forward)
+THIS_TREE_KINDS = ("healthz", "bearer", "hmac", "rsa", "ed25519", "forward", "healthz_first")
 PEERS = {"fastapi": "FastAPI + APIKeyHeader dependency, 37 operations",
          "starlette": "Starlette + pure-ASGI auth middleware",
          "asgi": "raw ASGI callable"}
@@ -91,7 +93,7 @@ def measure(n1: int, n2: int, *, before_ref: str | None = BEFORE_REF,
     """Return ``{app label: {kind: instructions per request}}`` and the run's wall-clock seconds."""
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="strongroom-before-") as tmp:
-        apps = [App("this tree", "strongroom", ROOT, STRONGROOM_KINDS)]
+        apps = [App("this tree", "strongroom", ROOT, THIS_TREE_KINDS)]
         if before_ref:
             apps.append(App(f"before ({before_ref})", "strongroom", export_tree(before_ref, Path(tmp)),
                             STRONGROOM_KINDS))

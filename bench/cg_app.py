@@ -9,7 +9,8 @@ Start-up, warm-up and signing are not counted; subtracting the batches cancels a
 
 Usage: python bench/cg_app.py TARGET DATA_DIR N1 N2 ORDER_FILE
 TARGET: ``strongroom`` (the ``strongroom`` package on sys.path) or ``peer:<name>`` (peer_apps.py).
-KINDS (optional, comma-separated): healthz, bearer, hmac, rsa, ed25519, healthz_first (last: it reorders).
+KINDS (optional, comma-separated): healthz, bearer, hmac, rsa, ed25519, forward (nginx's sub-request to
+/v1/auth/forward for a bearer key), healthz_first (last: it reorders).
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def strongroom_app(data_dir: Path) -> tuple[Any, Keys, Any]:
     settings = Settings(data_dir=data_dir, argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1,
                         rate_limit_per_key=HIGH, rate_limit_per_ip=HIGH, login_failures_per_ip=HIGH,
                         auth_failures_per_ip=HIGH, auth_failures_per_key=HIGH,
-                        signature_window_seconds=3600, key_cache_ttl_seconds=1.0)
+                        signature_window_seconds=3600, key_cache_ttl_seconds=1.0,
+                        **({"trusted_proxies": ["127.0.0.1/32"]} if "forward_plain_status" in Settings.model_fields
+                           else {}))
     data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.effective_database_url)
     core = build_core(settings)
@@ -141,6 +144,10 @@ def main(argv: list[str]) -> int:
     def requests(kind: str, n: int) -> list[dict[str, Any]]:
         if kind in ("healthz", "healthz_first"):
             return [scope("/healthz", {})] * n
+        if kind == "forward":  # what the README's nginx block sends to /v1/auth/forward
+            forwarded = {"X-Original-Method": "GET", "X-Original-URI": "/orders?limit=5",
+                         "X-Forwarded-For": "203.0.113.7", **keys.headers("bearer")}
+            return [scope("/v1/auth/forward", forwarded)] * n
         return [scope("/v1/me", keys.headers(kind)) for _ in range(n)]
 
     def batch(scopes: list[dict[str, Any]]) -> None:
@@ -157,7 +164,7 @@ def main(argv: list[str]) -> int:
         loop.run_until_complete(lifespan.__aenter__())
     try:
         for kind in kinds:
-            if kind not in ("healthz", "healthz_first") and kind not in keys.creds:
+            if kind not in ("healthz", "healthz_first", "forward") and kind not in keys.creds:
                 continue
             if kind == "healthz_first":  # measured last: /healthz moved to the front of the route list
                 routes = app.router.routes

@@ -30,12 +30,13 @@ class ServeProcess:
 
     Its output goes to ``log_path`` (a temporary file by default: a pipe nobody reads would fill up
     and stall a server that logs every request). ``prefix`` runs it under another command (e.g.
-    ``taskset -c 0`` to pin it to one CPU). Raises RuntimeError, with the end of the output, if the
+    ``taskset -c 0`` to pin it to one CPU); ``args`` are more options of ``serve`` (``--workers 2``). Raises RuntimeError, with the end of the output, if the
     server exits or does not answer within ``timeout`` seconds.
     """
 
     def __init__(self, env: Mapping[str, str], *, port: int | None = None, log_path: Path | None = None,
-                 prefix: Sequence[str] = (), cwd: Path = ROOT, timeout: float = 30) -> None:
+                 prefix: Sequence[str] = (), args: Sequence[str] = (), cwd: Path = ROOT,
+                 timeout: float = 30) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         if log_path is None:
@@ -45,7 +46,7 @@ class ServeProcess:
         self.log_path = log_path
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [*prefix, str(BIN / "strongroom"), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [*prefix, str(BIN / "strongroom"), "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
             env={**os.environ, **env}, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while True:

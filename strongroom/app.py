@@ -16,15 +16,18 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from strongroom import logs
 from strongroom.core import Core, build_core
+from strongroom.crypto.keyring import KeyringError
 from strongroom.errors import NotFound, Unauthenticated
 from strongroom.http.edge import EdgeGuard
 from strongroom.http.routes import Surface, SurfaceApp, build, mount
 from strongroom.metrics import CONTENT_TYPE
 from strongroom.settings import Settings, get_settings
 from strongroom.surfaces import cadenza, kalshi, native, threecommas, tradingapp, tradr
+from strongroom.surfaces.forward import ForwardAuth, ForwardFront
 from strongroom.surfaces.openapi import HEADERS, merged_openapi, raises
 
 log = logging.getLogger("strongroom")
@@ -38,6 +41,10 @@ DESCRIPTION = """Exchange-account vault and platform API keys, on six surfaces o
 * `/tradr`: TradrAPI-compatible account and user API keys;
 * `/public/api`: 3Commas-compatible exchange accounts;
 * `/api/v3`: Cadenza-compatible trading accounts and credentials.
+
+Your own services can take Strongroom's keys too: `POST /v1/keys/verify` (a key with the `verify` scope), and
+forward authentication for nginx `auth_request`, Traefik `ForwardAuth` and Envoy `ext_authz` at `/v1/auth/forward`
+(answered by headers, not an operation of this document: see the README, "Protect your own services").
 
 Each operation lists the credentials it accepts (Authorize: an access token from `POST /v1/auth/token`, a bearer
 key as `Authorization: Bearer` or `X-API-Key`, HTTP Basic, or the signed-request headers of a key), and every
@@ -54,6 +61,8 @@ class Readiness(BaseModel):
     database: Literal["ok", "unreachable"] = Field(description="Whether the database answers.")
     redis: Literal["ok", "unreachable"] | SkipJsonSchema[None] = Field(
         None, description="Whether Redis answers (only when STRONGROOM_REDIS_URL is set).")
+    master_key: Literal["ok", "unreachable"] | SkipJsonSchema[None] = Field(
+        None, description="Whether the HSM or KMS holding the master key answers (only when one is configured).")
 
 
 def surfaces(settings: Settings) -> list[Surface]:
@@ -109,7 +118,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
              tags=["health"], response_model=Readiness, responses={503: {
         "model": Readiness, "description": "A check failed.", "headers": {"Retry-After": {"$ref": HEADERS + "Retry-After"}}}})
     async def readyz(request: Request) -> Response:
-        """The database answers, and Redis too when it is configured (503 with Retry-After if not)."""
+        """The database answers, and Redis and the HSM or KMS too when configured (503 with Retry-After if not)."""
         core: Core = request.app.state.core
         checks: dict[str, str] = {}
         try:
@@ -120,6 +129,13 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
             checks["database"] = "unreachable"
         if core.settings.redis_url:
             checks["redis"] = "ok" if await core.limiter.ping() else "unreachable"
+        if core.keys.remote:
+            try:
+                await to_thread.run_sync(core.keys.check)
+                checks["master_key"] = "ok"
+            except KeyringError as exc:
+                log.warning("readiness: master key check failed: %s", exc)
+                checks["master_key"] = "unreachable"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ready else "unavailable", **checks}, status_code=200 if ready else 503,
                             headers=None if ready else {"Retry-After": "5"})
@@ -148,10 +164,17 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
     first += [r for r in app.router.routes if isinstance(r, Mount) and isinstance(r.app, SurfaceApp)]
     app.router.routes[:] = first + [r for r in app.router.routes if r not in first]
 
+    if settings.console:
+        app.router.routes.insert(len(first), Mount("/console", app=LazyConsole(settings)))
+
+        @app.get("/console", include_in_schema=False)
+        async def console_home() -> Response:
+            return RedirectResponse("/console/", status_code=302)
+
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
-        """The API's documentation."""
-        return RedirectResponse("/docs", status_code=302)
+        """The web console (the API's documentation when the console is off)."""
+        return RedirectResponse("/console" if settings.console else "/docs", status_code=302)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -159,8 +182,30 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # Forward authentication (the hot path of a proxy) is answered before routing and FastAPI's
+    # request handling, inside the edge guard (added last: outermost).
+    app.add_middleware(ForwardFront, forward=ForwardAuth(settings))
     app.add_middleware(EdgeGuard, max_bytes=settings.max_body_bytes, surfaces=built, default=default)
     return app
+
+
+class LazyConsole:
+    """The web console (``strongroom.console``), imported and built on its first request: a process that
+    serves only the API never loads Jinja2 or the templates."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is None:
+            from strongroom.console import create_console
+
+            self.app = create_console(self.settings)
+        if scope["type"] == "http":
+            # the console's own app replaces scope["app"]: hand it the core it serves
+            scope["strongroom.core"] = scope["app"].state.core
+        await self.app(scope, receive, send)
 
 
 def worker_app() -> FastAPI:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from strongroom.accounts.credentials import CredentialService
@@ -11,29 +12,33 @@ from strongroom.audit.services import AuditService
 from strongroom.audit.usage import UsageRecorder
 from strongroom.auth.pipeline import Authenticator
 from strongroom.balances.interfaces import Balances
-from strongroom.balances.services import BalanceService, BalancesFacade
-from strongroom.crypto.envelope import Envelope
-from strongroom.crypto.keyring import KeyProvider, load_provider
+from strongroom.balances.services import PRUNE_EVERY_SECONDS, BalanceService, BalancesFacade
+from strongroom.crypto.envelope import DekCache, Envelope
+from strongroom.crypto.keyring import KeyChain, KeyringError
+from strongroom.crypto.providers import build_keys, initialise
 from strongroom.crypto.tokens import Hasher
+from strongroom.datastore import tighten
 from strongroom.db import Database
 from strongroom.exchanges.catalogue import Catalogue, get_catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
+from strongroom.jobs import Housekeeping, Job, LeaseStore, PeriodicJob
 from strongroom.keys.services import ApiKeyService
-from strongroom.metrics import Metrics
+from strongroom.metrics import SYNC_SECONDS, Metrics
 from strongroom.ratelimit import RateLimiter
-from strongroom.services.housekeeping import Housekeeping
 from strongroom.settings import Settings
 from strongroom.users.services import UserService
 from strongroom.users.sessions import SessionService
 from strongroom.vault.rotation import KeyRotationService
 from strongroom.vault.services import Vault
 
+log = logging.getLogger("strongroom")
+
 
 @dataclass
 class Core:
     settings: Settings
     db: Database
-    keys: KeyProvider
+    keys: KeyChain  # every configured master key source (file, HSM, KMS)
     envelope: Envelope
     hasher: Hasher
     catalogue: Catalogue
@@ -48,7 +53,7 @@ class Core:
     key_rotation: KeyRotationService
     vault: Vault
     gateway: ExchangeGateway  # shared by every live exchange call; the app's lifespan closes it
-    housekeeping: Housekeeping  # batched writes (last_used_at, refusal counts); the app's lifespan runs it
+    housekeeping: Housekeeping  # periodic jobs (batched writes; snapshot pruning, leased); the app's lifespan runs it
     metrics: Metrics
     balances: Balances  # the balances capability's façade (async)
     credentials: CredentialService  # stored exchange keys (Cadenza's credentials)
@@ -65,29 +70,48 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
 
     ``gateway`` replaces the shared ``ExchangeGateway`` (tests: any object with async ``validate`` and ``aclose``).
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tightened = tighten(settings)
+    if tightened:  # an older version made them readable by others
+        log.warning("made %d data paths private (files 0600, directory 0700): %s", len(tightened),
+                    ", ".join(str(p) for p in tightened))
     db = Database(settings.effective_database_url)
-    keys = load_provider(settings.effective_master_key_file, settings.master_keys)
-    envelope = Envelope(keys)
-    hasher = Hasher(keys.pepper)
+    keys = build_keys(settings)
+    envelope = Envelope(keys, DekCache(settings.dek_cache_size, settings.dek_cache_ttl_seconds))
+    vault = Vault(db, envelope)
+    if not keys.versions():  # a fresh HSM or KMS: its first version, unless records need others
+        used = vault.usage()
+        if used:
+            raise KeyringError(f"the {settings.key_provider} key source holds no master key version, but records "
+                               f"are sealed under version(s) {', '.join(map(str, sorted(used)))}: configure the "
+                               "key source that holds them (or run 'strongroom master-key migrate' with it)")
+        initialise(keys)
+    hasher = Hasher(keys.mac)
     catalogue = get_catalogue()
     limiter = RateLimiter(settings.redis_url)
     audit = AuditService(db)
     users = UserService(db, settings, audit, limiter, hasher)
     sessions = SessionService(db, settings, audit, hasher)
-    vault = Vault(db, envelope)
     gateway = gateway or ExchangeGateway(settings)
     accounts = ExchangeAccountService(db, settings, audit, vault, hasher, catalogue, gateway)
     api_keys = ApiKeyService(db, settings, audit, vault, hasher, accounts)
     usage = UsageRecorder(api_keys)
-    balances = BalanceService(db, settings, audit, vault, catalogue, gateway)
     auth = Authenticator(settings, users, sessions, api_keys, audit, limiter, usage)
-    housekeeping = Housekeeping(settings.last_used_flush_seconds, [usage.flush, audit.flush_refusals])
+    balances = BalanceService(db, settings, audit, vault, catalogue, gateway)
+    flush_every = settings.last_used_flush_seconds
     metrics = Metrics()
+    jobs: list[Job] = [
+        PeriodicJob("flush-key-usage", flush_every, usage.flush),  # in-memory batches: per process
+        PeriodicJob("flush-refusal-counts", flush_every, audit.flush_refusals),
+        PeriodicJob("prune-snapshots", PRUNE_EVERY_SECONDS, balances.prune_all, leased=True),  # per deployment
+    ]
+    if metrics.multiprocess_dir:  # serve --workers N: each worker adds its counts to the shared figures
+        jobs.append(PeriodicJob("sync-metrics", SYNC_SECONDS, metrics.sync))
+    housekeeping = Housekeeping(jobs, LeaseStore(db))
     limiter.metrics = auth.metrics = metrics
     if isinstance(gateway, ExchangeGateway):
         gateway.metrics = metrics
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions,
                 AccountsFacade(accounts), api_keys, usage, auth, KeyRotationService(vault), vault, gateway,
-                housekeeping, metrics, BalancesFacade(balances), CredentialService(db, audit, vault, hasher, catalogue, accounts),
-                accounts, balances)
+                housekeeping, metrics, BalancesFacade(balances),
+                CredentialService(db, audit, vault, hasher, catalogue, accounts), accounts, balances)

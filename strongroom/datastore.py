@@ -8,6 +8,8 @@ says so in one line instead of creating an empty database and a new master key:
 - :func:`prepare` (``db upgrade``, ``serve``): creates a missing SQLite database (mode 0600, in a
   data directory of mode 0700), migrates, and creates the master key file, but only when nothing
   in the database was sealed with an earlier one.
+- :func:`tighten` (``prepare`` and every core at start): the data directory is 0700 and its files
+  0600, also when an older version made them 0755/0644.
 
 Every refusal is a :class:`DataError` whose message names the fix.
 """
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine, func, inspect, select, text
@@ -61,6 +65,7 @@ class Prepared:
     after: str
     master_key_file: Path | None  # None when the keys come from STRONGROOM_MASTER_KEYS
     master_key_created: bool
+    tightened: tuple[Path, ...] = field(default=())  # paths whose modes were too open (see tighten)
 
 
 def display_url(url: str) -> str:
@@ -195,7 +200,7 @@ def check_ready(settings: Settings) -> Schema:
                             f"{state.head}: {UPGRADE_HINT}")
         raise DataError(f"the database {state.database} has schema {state.current}, which this version of "
                         "Strongroom does not know (it is newer): upgrade Strongroom")
-    if not settings.master_keys:
+    if not settings.master_keys and settings.key_provider == "file":  # an HSM or KMS is checked by build_core
         key_file = settings.effective_master_key_file.resolve()
         if not key_file.exists():
             count = sealed_records(url)
@@ -204,6 +209,43 @@ def check_ready(settings: Settings) -> Schema:
             raise DataError(f"no master key file at {key_file}: set STRONGROOM_DATA_DIR (or "
                             f"STRONGROOM_MASTER_KEY_FILE) to the server's, or {UPGRADE_HINT} to create one")
     return state
+
+
+def tighten(settings: Settings) -> tuple[Path, ...]:
+    """Make the data directory 0700 and every file we keep 0600: each regular file in the data
+    directory (master key, SQLite database and its -wal/-shm, locks, the bootstrap password), and
+    the master key file and SQLite database where settings put them elsewhere. Symbolic links are
+    left alone. Returns the paths whose modes were changed (empty: all were tight already).
+    """
+    data_dir = settings.data_dir
+    files: list[Path] = []
+    dirs: list[Path] = [data_dir]
+    if data_dir.is_dir():
+        files += [p for p in data_dir.iterdir() if not p.name.startswith("..")]
+    db_file = sqlite_path(settings.effective_database_url)
+    if db_file is not None:
+        files += [db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")]
+    if not settings.master_keys:
+        files.append(settings.effective_master_key_file)
+    return tuple(_chmod(dirs, 0o700, stat.S_ISDIR) + _chmod(dict.fromkeys(files), 0o600, stat.S_ISREG))
+
+
+def _chmod(paths: Iterable[Path], mode: int, kind: Callable[[int], bool]) -> list[Path]:
+    """Set ``mode`` on each of ``paths`` of ``kind`` that group or others may use; return those changed."""
+    changed = []
+    for path in paths:
+        try:
+            info = path.lstat()
+        except OSError:
+            continue  # not there (or not ours to see)
+        if not kind(info.st_mode) or not stat.S_IMODE(info.st_mode) & 0o077:
+            continue
+        try:
+            os.chmod(path, mode)
+        except OSError:
+            continue  # not ours: the operator's to fix
+        changed.append(path)
+    return changed
 
 
 def _known_revisions() -> set[str]:
@@ -231,7 +273,8 @@ def prepare(settings: Settings) -> Prepared:
 
     url = settings.effective_database_url
     path = sqlite_path(url)
-    key_file = None if settings.master_keys else settings.effective_master_key_file.resolve()
+    key_file = (None if settings.master_keys or settings.key_provider != "file"
+                else settings.effective_master_key_file.resolve())
     if path is not None and not path.exists():
         before: str | None = None
         existed = False
@@ -245,7 +288,7 @@ def prepare(settings: Settings) -> Prepared:
             count = sealed_records(url)
             if count:
                 raise _lost_key(key_file, count)
-    if key_file is None:
+    if key_file is None and settings.master_keys:
         load_provider(Path("."), settings.master_keys)  # malformed material fails here, before any change
     head = head_revision()
     created_file = _create_sqlite_file(path) if path is not None else False
@@ -266,4 +309,4 @@ def prepare(settings: Settings) -> Prepared:
         load_provider(key_file, None)  # creates it, mode 0600
         key_created = True
     return Prepared(display_url(url), created_file or (existed and before is None), before, head, key_file,
-                    key_created)
+                    key_created, tighten(settings))

@@ -66,6 +66,7 @@ class AuthMethod(StrEnum):
     KALSHI_SIGNATURE = "kalshi_signature"  # KALSHI-ACCESS-* headers
     THREECOMMAS_SIGNATURE = "threecommas_signature"  # APIKEY + Signature headers
     CLI = "cli"  # the operator's command line
+    CONSOLE = "console"  # a web console session (/console)
 
 
 class RefusalReason(StrEnum):

@@ -1,6 +1,12 @@
 """Logging: plain or JSON lines (``STRONGROOM_LOG_FORMAT``), each with the request id of the request
-it belongs to (also returned as ``X-Request-ID``). Messages never carry secrets: the code logs error
-types, not error texts."""
+it belongs to (also returned as ``X-Request-ID``) and an ISO 8601 UTC time. Messages never carry
+secrets: the code logs error types, not error texts.
+
+For log pipelines: no ANSI colour codes and no ``color_message`` field (uvicorn adds both), and one
+access record per request (logger ``strongroom.access``, from the edge guard's send hook: no extra
+coroutine): method, route template, status, duration_ms, request_id, user_id and key_id when the
+caller authenticated, client_ip. uvicorn's own access log is off under ``strongroom serve``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,11 @@ import itertools
 import logging
 import os
 import re
+import time
+from collections.abc import MutableMapping
 from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -24,12 +34,51 @@ def new_request_id() -> str:
     return f"{_PREFIX}-{next(_counter):x}"
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+ACCESS = logging.getLogger("strongroom.access")
+
+
 class RequestIdFilter(logging.Filter):
-    """Adds ``request_id`` (or ``-``) to every record."""
+    """Adds ``request_id`` (or ``-``) to every record; drops colour (uvicorn's ``color_message``, ANSI codes)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = REQUEST_ID.get() or "-"
+        if not hasattr(record, "request_id"):  # the access record carries its own
+            record.request_id = REQUEST_ID.get() or "-"
+        record.__dict__.pop("color_message", None)
+        if isinstance(record.msg, str) and "\x1b" in record.msg:
+            record.msg = _ANSI.sub("", record.msg)
         return True
+
+
+def iso_utc(created: float) -> str:
+    """Return ``created`` (epoch seconds) as ISO 8601 UTC with milliseconds: ``2026-12-07T01:02:03.456Z``."""
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class PlainFormatter(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return iso_utc(record.created)
+
+
+class JsonLineFormatter(JsonFormatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return iso_utc(record.created)
+
+
+def access(scope: MutableMapping[str, Any], status: int, started: float, request_id: str) -> None:
+    """Log the access record of a request answered ``status`` (``started``: its ``time.perf_counter()``)."""
+    if not ACCESS.isEnabledFor(logging.INFO):
+        return
+    route = scope.get("route")
+    template = scope.get("root_path", "") + getattr(route, "path", "") if route is not None else "-"
+    principal = scope.get("state", {}).get("principal")
+    client = scope.get("client")
+    client_ip = getattr(principal, "client_ip", None) or (client[0] if client else None)
+    duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    ACCESS.info("%s %s %d %.2fms", scope["method"], template, status, duration_ms, extra={
+        "method": scope["method"], "route": template, "status": status, "duration_ms": duration_ms,
+        "request_id": request_id, "user_id": getattr(principal, "user_id", None),
+        "key_id": getattr(principal, "key_id", None), "client_ip": client_ip})
 
 
 PLAIN = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
@@ -39,10 +88,11 @@ def configure(level: str, fmt: str) -> None:
     """Configure the root logger (and uvicorn's, which keep their own handlers) for ``fmt``: plain or json."""
     handler = logging.StreamHandler()
     if fmt == "json":
-        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
-                                           rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
+        handler.setFormatter(JsonLineFormatter("%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+                                               rename_fields={"asctime": "time", "levelname": "level",
+                                                              "name": "logger"}))
     else:
-        handler.setFormatter(logging.Formatter(PLAIN))
+        handler.setFormatter(PlainFormatter(PLAIN))
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

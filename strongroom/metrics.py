@@ -4,36 +4,76 @@ Incrementing a labelled ``prometheus_client`` counter takes a lock and a label l
 request; here a request costs one dictionary increment, and a collector turns the dictionaries
 into metric families when ``/metrics`` is scraped. Exchange-call latencies (milliseconds to
 seconds each) use a real ``Histogram``. One registry per core, so several apps in one process
-(tests) never mix their figures. With ``strongroom serve --workers N`` each worker counts its own
-requests: scrape them through a load balancer that sums, or run one worker per port.
+(tests) never mix their figures.
+
+With ``strongroom serve --workers N`` one scrape sums every worker: ``serve`` gives the workers a
+private ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode, removed when serve
+ends). Each worker still counts in its dictionaries and adds what it counted since the last time
+to its own file (:meth:`Metrics.sync`: a per-process job every second, and before every scrape);
+a scrape reads every worker's file and sums them. Counters never go backwards: a worker's file
+stays when it exits or is replaced, so its counts stay in the sums.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SYNC_SECONDS = 1.0  # multiprocess mode: how often a worker adds its counts to its file
+
+# name, help, labels of each counter family (exposed as <name>_total)
+FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "requests": ("strongroom_http_requests", "HTTP requests answered, by surface, route template and status.",
+                 ("surface", "method", "route", "status")),
+    "auth": ("strongroom_authentications", "Authentications by scheme and outcome (ok, or the refusal reason).",
+             ("scheme", "outcome")),
+    "rate_limited": ("strongroom_rate_limit_rejections",
+                     "Requests refused by a rate limit or failure budget, by limit.", ("limit",)),
+    "exchange_calls": ("strongroom_exchange_calls", "Calls to exchanges by venue, operation and outcome.",
+                       ("venue", "operation", "outcome")),
+}
+
+
+def _labels(key: Hashable) -> list[str]:
+    return [str(part) for part in key] if isinstance(key, tuple) else [str(key)]
 
 
 class Metrics(Collector):
-    """Strongroom's figures for one process."""
+    """Strongroom's figures for one process (summed over processes in multiprocess mode)."""
 
     def __init__(self) -> None:
+        # set by ``serve --workers N`` before the workers start (prometheus_client reads it at import)
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV)
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests: Counter[tuple[str, str, str, int]] = Counter()  # (surface, method, route, status)
         self.auth: Counter[tuple[str, str]] = Counter()  # (scheme, outcome: ok or a refusal reason)
         self.rate_limited: Counter[str] = Counter()  # the limit's name: ip, key, auth-fail, login-fail, ...
         self.exchange_calls: Counter[tuple[str, str, str]] = Counter()  # (venue, operation, outcome)
+        shared = self.multiprocess_dir is not None
         self.exchange_seconds = Histogram(
             "strongroom_exchange_call_seconds", "Latency of calls to exchanges, by venue and operation.",
-            ["venue", "operation"], registry=self.registry,
+            ["venue", "operation"], registry=None if shared else self.registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
-        self.registry.register(self)
+        self._sync_lock = threading.Lock()
+        self._synced: dict[str, Counter[Hashable]] = {name: Counter() for name in FAMILIES}
+        self._shared: dict[str, PromCounter] = {}
+        if shared:
+            # files, not memory: values written here are read (and summed) by whichever worker is scraped
+            self._shared = {attr: PromCounter(name, doc, labels, registry=None)
+                            for attr, (name, doc, labels) in FAMILIES.items()}
+            MultiProcessCollector(self.registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        else:
+            self.registry.register(self)
 
     def request(self, surface: str, method: str, route: str, status: int) -> None:
         self.requests[(surface, method, route, status)] += 1
@@ -42,28 +82,31 @@ class Metrics(Collector):
         self.exchange_calls[(venue, operation, outcome)] += 1
         self.exchange_seconds.labels(venue, operation).observe(seconds)
 
+    def _counts(self, attr: str) -> Mapping[Hashable, int]:
+        counts: Mapping[Hashable, int] = getattr(self, attr)
+        return counts
+
+    def sync(self) -> None:
+        """Multiprocess mode: add what this process counted since the last sync to its file (no-op otherwise)."""
+        if not self._shared:
+            return
+        with self._sync_lock:
+            for attr, counter in self._shared.items():
+                synced = self._synced[attr]
+                for key, total in list(self._counts(attr).items()):
+                    delta = total - synced[key]
+                    if delta > 0:
+                        counter.labels(*_labels(key)).inc(delta)
+                        synced[key] = total
+
     def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily("strongroom_http_requests", "HTTP requests answered, by surface, route "
-                                       "template and status.", labels=["surface", "method", "route", "status"])
-        for (surface, method, route, status), n in list(self.requests.items()):
-            requests.add_metric([surface, method, route, str(status)], n)
-        yield requests
-        auth = CounterMetricFamily("strongroom_authentications", "Authentications by scheme and outcome "
-                                   "(ok, or the refusal reason).", labels=["scheme", "outcome"])
-        for (scheme, outcome), n in list(self.auth.items()):
-            auth.add_metric([scheme, outcome], n)
-        yield auth
-        limited = CounterMetricFamily("strongroom_rate_limit_rejections", "Requests refused by a rate limit or "
-                                      "failure budget, by limit.", labels=["limit"])
-        for limit, n in list(self.rate_limited.items()):
-            limited.add_metric([limit], n)
-        yield limited
-        calls = CounterMetricFamily("strongroom_exchange_calls", "Calls to exchanges by venue, operation and "
-                                    "outcome.", labels=["venue", "operation", "outcome"])
-        for (venue, operation, outcome), n in list(self.exchange_calls.items()):
-            calls.add_metric([venue, operation, outcome], n)
-        yield calls
+        for attr, (name, doc, labels) in FAMILIES.items():
+            family = CounterMetricFamily(name, doc, labels=list(labels))
+            for key, n in list(self._counts(attr).items()):
+                family.add_metric(_labels(key), n)
+            yield family
 
     def exposition(self) -> bytes:
-        """Return every metric in the Prometheus text format."""
+        """Return every metric in the Prometheus text format (every worker's, summed, in multiprocess mode)."""
+        self.sync()
         return generate_latest(self.registry)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
@@ -86,6 +88,9 @@ class User(Base):
     # how many API keys the user has: kept with every key insert and delete by a conditional UPDATE, so the
     # per-user cap holds under concurrency without counting rows
     api_key_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # an operator's switch (``strongroom users disable``): no sign-in, and every key, session and refresh token
+    # of the user is refused as ``disabled`` until enabled again
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -277,3 +282,13 @@ class BalanceSnapshot(Base):
         Index("ix_balance_snapshots_account_epoch", "account_id", "fetched_epoch"),
         NEVER_REUSED,
     )
+
+
+class JobLease(Base):
+    """Who may run a once-per-deployment job until when (``strongroom.jobs.leases``)."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[float] = mapped_column(Float)  # epoch seconds

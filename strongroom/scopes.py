@@ -4,6 +4,10 @@ A scope is ``read``, ``write`` or ``delete``, optionally narrowed to a resource 
 (Kalshi's ``read::portfolio_balance``, ``write::trade``, ...). A broad scope covers its children:
 ``read`` covers ``read::portfolio_balance``. A child can be granted without its parent. The broad
 ``write`` needs the broad ``read`` (a key that may change what it cannot see is refused).
+
+``verify`` lets a key ask whether another key's request is valid (``POST /v1/keys/verify``). Nothing
+implies it (a session holds read, write and delete, never verify), and only an admin signed in
+without a key can grant it (:func:`grantable_by`); a key that holds it may pass it on.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ DELETE: Final = Scope("delete")
 BASE: tuple[Scope, ...] = (READ, WRITE, DELETE)
 ALL: frozenset[str] = frozenset(BASE)
 DEFAULT: tuple[Scope, ...] = (READ, WRITE)
-SCOPE_RE = re.compile(r"^(read|write|delete)(::[a-z0-9_]{1,64})?$")
+VERIFY: Final = Scope("verify")
+SCOPE_RE = re.compile(r"^(?:(read|write|delete)(::[a-z0-9_]{1,64})?|verify)$")
 MAX_SCOPES = 64
 
 
@@ -92,3 +97,11 @@ def grantable(held: Collection[str], requested: object, *, default: Iterable[str
         if not covers(held, scope):
             raise InsufficientScope(f"a key cannot grant the '{scope}' scope its creator lacks")
     return clean
+
+
+def grantable_by(held: Collection[str], *, is_admin: bool, by_key: bool) -> frozenset[str]:
+    """Return the scopes a principal may grant: those it holds, plus ``verify`` for an admin signed
+    in without a key (the one way the scope enters the system)."""
+    if is_admin and not by_key and VERIFY not in held:
+        return frozenset(held) | {VERIFY}
+    return frozenset(held)

@@ -7,8 +7,11 @@ settings carry secrets).
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import os
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import UnionType
@@ -35,6 +38,27 @@ class Settings(BaseSettings):
         description='Master keys from the environment instead of a file: JSON {"current": N, "versions": '
         '{"N": "<base64 32 bytes>"}, "pepper": "<base64 32 bytes>"}.',
     )
+
+    key_provider: Literal["file", "pkcs11", "aws-kms"] = Field(
+        "file", description="Where new master key versions are made and the pepper is kept: the key file (or "
+        "STRONGROOM_MASTER_KEYS), an HSM through PKCS#11, or AWS KMS. Other configured sources stay readable.")
+    pkcs11_library: str | None = Field(None, description="Path of the PKCS#11 module (e.g. libsofthsm2.so).")
+    pkcs11_token_label: str | None = Field(None, description="Label of the PKCS#11 token holding the keys.")
+    pkcs11_pin: SecretStr | None = Field(None, description="User PIN of the token (or STRONGROOM_PKCS11_PIN_FILE).")
+    pkcs11_pin_file: Path | None = Field(None, description="File holding the token's user PIN.")
+    aws_kms_key_id: str | None = Field(
+        None, description="KMS key (id, ARN or alias) that the next master key version created in KMS uses; "
+        "default: a new key.")
+    aws_kms_keys: str | None = Field(
+        None, description='KMS keys of versions not named alias/strongroom-kek-v<N>: "1=alias/a,2=arn:...".')
+    aws_kms_mac_key_id: str | None = Field(
+        None, description="HMAC_256 KMS key holding the pepper; default alias/strongroom-pepper.")
+    aws_kms_region: str | None = Field(None, description="AWS region of the keys (default: the AWS one).")
+    aws_kms_endpoint_url: str | None = Field(None, description="KMS endpoint (a VPC endpoint, a test server).")
+    dek_cache_size: int = Field(
+        10_000, ge=0, le=10_000_000, description="Unwrapped data keys kept in memory (0: none).")
+    dek_cache_ttl_seconds: float = Field(
+        300.0, ge=0, le=86_400, description="How long an unwrapped data key is kept in memory (0: not at all).")
 
     # --- exchanges ---------------------------------------------------------------------
     exchange_base_urls: dict[str, str] = Field(
@@ -83,6 +107,12 @@ class Settings(BaseSettings):
         description="3Commas surface: also accept a Signature over path[?query] alone, the body unsigned (what "
         "3Commas' Go SDK sends). Off by default: such a signature does not protect the body.",
     )
+    forward_plain_status: bool = Field(
+        False, description="/v1/auth/forward answers a rate-limited request 429 (Traefik, Envoy) instead of 403 with "
+        "X-Strongroom-Reason: rate_limited (nginx's auth_request passes on only 401 and 403).")
+    forward_rules: Path | None = Field(
+        None, description="A file of rules 'METHODS PATH-PATTERN SCOPES...' (first match wins): the scopes a "
+        "request checked by /v1/auth/forward needs.")
 
     # --- rate limits (``limits`` notation, e.g. "600/minute") --------------------------------
     redis_url: str | None = None
@@ -108,12 +138,28 @@ class Settings(BaseSettings):
     metrics_enabled: bool = Field(False, description="Serve Prometheus metrics at /metrics.")
     metrics_token: SecretStr | None = Field(
         None, description="If set, /metrics needs `Authorization: Bearer <token>` (scrapers send it).")
+    console: bool = Field(True, description="Serve the web console at /console (GET / redirects to it).")
+    public_url: str | None = Field(
+        None, pattern=r"^https?://", description="The URL users reach Strongroom at (behind a proxy): an https one "
+        "makes the console's session cookie Secure.")
 
     @field_validator("trusted_proxies", "auth_failure_exempt_networks")
     @classmethod
     def _valid_cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:
             ipaddress.ip_network(cidr, strict=False)
+        return value
+
+    @field_validator("forward_rules")
+    @classmethod
+    def _valid_rules(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from strongroom.verify.rules import RulesError, load_rules
+
+            try:
+                load_rules(value)
+            except RulesError as exc:
+                raise ValueError(f"a readable rules file ({exc})") from None
         return value
 
     @field_validator("rate_limit_per_key", "rate_limit_per_ip", "login_failures_per_ip")
@@ -155,9 +201,27 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'strongroom.db').resolve()}"
 
+    @field_validator("aws_kms_keys")
+    @classmethod
+    def _valid_kms_keys(cls, value: str | None) -> str | None:
+        if value is not None:
+            kms_versions(value)
+        return value
+
     @property
     def effective_master_key_file(self) -> Path:
         return self.master_key_file or self.data_dir / "master.key"
+
+
+def kms_versions(value: str) -> dict[int, str]:
+    """Return ``{version: key}`` from ``"1=alias/a,2=arn:..."``. Raises ValueError."""
+    found: dict[int, str] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        number, sep, key = part.partition("=")
+        if not sep or not number.strip().isdigit() or int(number) < 1 or not key.strip():
+            raise ValueError('a list like "1=alias/a,2=arn:aws:kms:..." (version=key, comma-separated)')
+        found[int(number)] = key.strip()
+    return found
 
 
 class SettingsError(Exception):
@@ -231,6 +295,22 @@ def load_settings(**overrides: Any) -> Settings:
         field = match.group(1) if match else ""
         what = allowed(field) or "valid JSON"
         raise SettingsError(f"{env_name(field) if field else 'a STRONGROOM_ variable'} must be {what}") from None
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Return one warning per ``STRONGROOM_*`` variable of ``environ`` (default: this process's) that is
+    no setting, naming the closest known one when there is one (a typo is otherwise silently ignored)."""
+    environ = os.environ if environ is None else environ
+    known = [name.upper() for name in Settings.model_fields]  # compared without the prefix they all share
+    warnings = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.removeprefix(ENV_PREFIX) in known:
+            continue
+        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), known, n=1, cutoff=0.6)
+        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
+        warnings.append(f"{name} is not a Strongroom setting and is ignored{hint}")
+    return warnings
 
 
 @lru_cache

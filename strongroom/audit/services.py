@@ -42,6 +42,7 @@ class AuditService:
         # (action, client IP, reason, user, key, minute) -> aggregate; guarded (used from worker threads)
         self._refusals: dict[_RefusalKind, _Aggregate] = {}
         self._refusals_lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # one flush at a time (see flush_refusals)
 
     def record(
         self,
@@ -112,8 +113,13 @@ class AuditService:
     def flush_refusals(self) -> int:
         """Write the counts of refusals aggregated since the last flush; forget past minutes.
 
-        Returns how many rows were updated. Called periodically (and at shutdown); never raises.
+        Returns how many rows were updated. Called periodically (and at shutdown); never raises. Waits
+        for a flush in flight (in another thread) to finish first.
         """
+        with self._flush_lock:
+            return self._flush_refusals()
+
+    def _flush_refusals(self) -> int:
         minute = int(time.time() // 60)
         with self._refusals_lock:
             due = [(a.row_id, {**a.details, "count": a.count}) for a in self._refusals.values()
@@ -165,14 +171,24 @@ class AuditService:
         limit: int = 50,
         action: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
+        outcome: str | None = None,
+        user_id: int | None = None,
     ) -> Page[AuditEvent]:
-        """Return the events the caller may read (see ``_readable``), newest first."""
+        """Return the events the caller may read (see ``_readable``), newest first; optionally only those of
+        one action, outcome or acting user, at or after ``since`` and at or before ``until``."""
         principal.require(READ)
         query = select(AuditEvent)
         if action:
             query = query.where(AuditEvent.action == action)
         if since:
             query = query.where(AuditEvent.at >= since)
+        if until:
+            query = query.where(AuditEvent.at <= until)
+        if outcome:
+            query = query.where(AuditEvent.outcome == outcome)
+        if user_id is not None:
+            query = query.where(AuditEvent.actor_user_id == user_id)
         with self.db.session() as session:
             return paginate(session, self._readable(session, principal, query), AuditEvent.id, cursor, limit,
                             descending=True)

@@ -5,6 +5,7 @@ memory on the request path and written in batches by the housekeeping task, neve
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from typing import TYPE_CHECKING
@@ -37,6 +38,9 @@ class UsageRecorder:
         self.keys = keys
         self._pending: dict[str, float] = {}
         self._counts: Counter[tuple[str, int, str]] = Counter()  # (key id, epoch hour, outcome)
+        # one flush at a time: a flush that finds another writing waits for it, so when it returns
+        # everything counted before it was called is written (the periodic flush and an explicit one race)
+        self._flush_lock = threading.Lock()
 
     def touch(self, key_id: str) -> None:
         """A verification of ``key_id`` succeeded."""
@@ -51,7 +55,14 @@ class UsageRecorder:
             self._counts[(key_id, int(time.time() // 3600), outcome)] += 1
 
     def flush(self) -> int:
-        """Write pending timestamps and counts; return how many keys were touched. Never raises."""
+        """Write pending timestamps and counts; return how many keys were touched. Never raises.
+
+        Waits for a flush in flight (in another thread) to finish first.
+        """
+        with self._flush_lock:
+            return self._flush()
+
+    def _flush(self) -> int:
         batch, self._pending = self._pending, {}
         counts, self._counts = self._counts, Counter()
         try:

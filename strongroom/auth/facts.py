@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import TypeVar, overload
+from typing import TYPE_CHECKING, TypeVar, overload
+
+if TYPE_CHECKING:
+    from strongroom.enums import RefusalReason
 
 T = TypeVar("T")
 
@@ -72,7 +75,7 @@ class RequestFacts:
     """
 
     __slots__ = ("_authorization", "_body_reader", "body", "client_ip", "headers", "method", "path", "query",
-                 "ratelimit", "replay")
+                 "ratelimit", "refusal", "replay")
 
     def __init__(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes = b"",
                  client_ip: str | None = None,
@@ -85,6 +88,8 @@ class RequestFacts:
         self.client_ip = client_ip
         # the rate-limit window the request was counted in (the key's, else the client IP's): headers
         self.ratelimit: tuple[int, int, int] | None = None
+        # why authentication refused the request (set by the pipeline; what a verifier reports)
+        self.refusal: RefusalReason | None = None
         # the signature this request claimed (replay key, claim token): given up if the request fails
         self.replay: tuple[str, str | float] | None = None
         self._authorization: tuple[str, str] | None = None

@@ -137,6 +137,7 @@ class Authenticator:
                         await self.claim_signature(facts, claim)
                     principal = await self.admit(facts, claim.record, claim.method, claim.key_id)
             except Refused as refused:
+                facts.refusal = refused.reason
                 await self.release(facts)
                 if self.metrics is not None:
                     self.metrics.auth[(scheme.id, refused.reason.value)] += 1
@@ -158,6 +159,7 @@ class Authenticator:
             return principal
         if spent is not None:
             raise spent
+        facts.refusal = RefusalReason.NO_CREDENTIALS
         if self.metrics is not None:
             self.metrics.auth[("none", RefusalReason.NO_CREDENTIALS.value)] += 1
         raise Unauthenticated("authentication required")

@@ -44,6 +44,13 @@ class Balances(Protocol):
         sees (no exchange call). Raises InsufficientScope, Forbidden (another user's, not an admin), NotFound."""
         ...
 
+    async def portfolio_history(self, principal: Principal, since: datetime, *, user_id: int | None = None,
+                                bucket_seconds: int = 3600) -> list[HistoryPoint]:
+        """Return the portfolio's value over time from ``since``, oldest first: at the end of each bucket of
+        ``bucket_seconds`` holding a stored snapshot, the sum of every live account's last totals by then.
+        Raises as ``portfolio``."""
+        ...
+
     async def refresh(self, principal: Principal, account_id: int) -> Snapshot:
         """Load the account's balances live, value and store them; return the snapshot. A failure stores
         nothing and leaves the last snapshot readable: ExchangeUnavailable (503), CredentialsRejected (the

@@ -17,8 +17,7 @@ How a refresh goes (``refresh``; ``refresh_portfolio`` does the same for many ac
    first (Binance: apiRestrictions; OKX: account config ``perm``); then ``fetch_balance`` for the
    account type and the venue's tickers, concurrently.
 3. In a worker thread: the snapshot is stored only if the account still holds the credentials
-   that were read and is still refreshable (a conditional UPDATE claims the row first); then,
-   at most once an hour per account and process, old snapshots are pruned.
+   that were read and is still refreshable (a conditional UPDATE claims the row first).
 
 Refusals: the venue rejects the key now -> the account becomes ``invalid`` (conditional UPDATE on
 the credentials and status read, audited ``account.invalidate``), CredentialsRejected (409). The
@@ -29,7 +28,8 @@ stays readable. No ccxt text ever reaches an error, a snapshot or a log line.
 
 Pruning (``prune``): snapshots older than 7 days are thinned to one per account per hour, older
 than 90 days to one per account per day (the newest of each hour/day is kept), at most ``batch``
-rows per pass.
+rows per pass. Never on a request's path: the leased ``prune-snapshots`` job (``strongroom.jobs``,
+wired by the core) runs ``prune_all`` once an hour per deployment.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -46,7 +45,6 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import anyio.to_thread
-from cachetools import TTLCache
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -86,7 +84,8 @@ LIVE: tuple[str, ...] = tuple(sorted(LIVE_STATUSES))
 HOURLY_AFTER = timedelta(days=7)  # older snapshots: one per account per hour
 DAILY_AFTER = timedelta(days=90)  # older still: one per account per day
 PRUNE_BATCH = 1000  # rows deleted at most per pass (each of the two passes)
-PRUNE_EVERY_SECONDS = 3600.0  # opportunistic pruning: at most this often per account and process
+PRUNE_EVERY_SECONDS = 3600.0  # the pruning job's interval (once per deployment)
+PRUNE_PASSES = 20  # prune_all: at most this many batches per run (the rest waits for the next run)
 HISTORY_LIMIT = 10_000  # points returned at most by history() (the newest of the range)
 
 REJECTED_MESSAGE = ("the exchange rejects this account's credentials; the account is marked invalid "
@@ -260,8 +259,6 @@ class BalanceService:
         self.catalogue = catalogue
         self.gateway = gateway
         self.clock: Callable[[], datetime] = clock or _system_clock
-        # account id -> pruned recently (per process; opportunistic pruning skips these)
-        self._pruned: TTLCache[int, bool] = TTLCache(maxsize=100_000, ttl=PRUNE_EVERY_SECONDS, timer=time.monotonic)
 
     # --- reads (no exchange call) ---------------------------------------------------------------
 
@@ -343,6 +340,49 @@ class BalanceService:
             owner = self._owner(session, principal, user_id)
             rows = self._live_rows(session, principal, owner)
         return self._portfolio(principal, owner, rows, {}, set())
+
+    def portfolio_history(self, principal: Principal, since: datetime, *, user_id: int | None = None,
+                          bucket_seconds: int = 3600) -> list[HistoryPoint]:
+        """Return the portfolio's value over time from ``since``, oldest first (a chart): at the end of each
+        bucket of ``bucket_seconds`` that holds a stored snapshot, the sum of every live account's last stored
+        totals by then (an account counts from its first snapshot; one loaded before ``since`` from the start).
+        Two queries, whatever the number of accounts. Raises as :meth:`portfolio` does.
+        """
+        principal.require(READ)
+        since = _utc(since)
+        columns = (BalanceSnapshot.account_id, BalanceSnapshot.fetched_at, BalanceSnapshot.total_usd,
+                   BalanceSnapshot.total_btc)
+        with self.db.session() as session:
+            owner = self._owner(session, principal, user_id)
+            live = self._live_query(principal, owner).with_only_columns(ExchangeAccount.id).order_by(None)
+            before = (select(BalanceSnapshot.id).where(BalanceSnapshot.account_id == ExchangeAccount.id,
+                                                       BalanceSnapshot.fetched_at < since)
+                      .order_by(BalanceSnapshot.fetched_at.desc(), BalanceSnapshot.id.desc()).limit(1)
+                      .correlate(ExchangeAccount).scalar_subquery())
+            start = session.execute(select(*columns).where(
+                BalanceSnapshot.id.in_(select(before).where(ExchangeAccount.id.in_(live))))).all()
+            rows = session.execute(select(*columns).where(BalanceSnapshot.account_id.in_(live),
+                                                          BalanceSnapshot.fetched_at >= since)
+                                   .order_by(BalanceSnapshot.fetched_at, BalanceSnapshot.id)).all()
+        last: dict[int, tuple[Decimal, Decimal]] = {a: (Decimal(u), Decimal(b)) for a, _, u, b in start}
+        usd_sum = sum((v[0] for v in last.values()), Decimal(0))
+        btc_sum = sum((v[1] for v in last.values()), Decimal(0))
+        points: list[HistoryPoint] = []
+        bucket: int | None = None
+        last_at: datetime | None = None
+        for account_id, at, usd, btc in rows:
+            this = int(at.timestamp()) // bucket_seconds  # TZDateTime: aware UTC
+            if this != bucket and last_at is not None:
+                points.append(HistoryPoint(at=_utc(last_at), usd=usd_sum, btc=btc_sum))  # a bucket's last state
+            bucket, last_at = this, at
+            new_usd, new_btc = Decimal(usd), Decimal(btc)
+            old_usd, old_btc = last.get(account_id, (Decimal(0), Decimal(0)))
+            last[account_id] = (new_usd, new_btc)
+            usd_sum += new_usd - old_usd
+            btc_sum += new_btc - old_btc
+        if last_at is not None:
+            points.append(HistoryPoint(at=_utc(last_at), usd=usd_sum, btc=btc_sum))
+        return points
 
     # --- live loads -----------------------------------------------------------------------------
 
@@ -436,6 +476,16 @@ class BalanceService:
             deleted += self._thin(session, account_ids, daily_before, hourly_before, 3_600, batch)
         if deleted:
             log.info("pruned %d balance snapshots", deleted)
+        return deleted
+
+    def prune_all(self) -> int:
+        """Prune every account until done or ``PRUNE_PASSES`` batches; return how many were deleted (the job)."""
+        deleted = 0
+        for _ in range(PRUNE_PASSES):
+            done = self.prune()
+            deleted += done
+            if done < PRUNE_BATCH:
+                break
         return deleted
 
     def record_snapshot(self, account_id: int, assets: Iterable[AssetValue], fetched_at: datetime,
@@ -579,7 +629,7 @@ class BalanceService:
 
     def _store(self, loaded: Sequence[_Loaded]) -> list[Snapshot | None]:
         """Store each loaded snapshot whose account still holds the credentials read and is still
-        refreshable (None for the others), in one transaction; then prune those accounts if due.
+        refreshable (None for the others), in one transaction.
         """
         if not loaded:
             return []
@@ -603,7 +653,6 @@ class BalanceService:
                 if claimed == 1:
                     stored[index] = self._insert(session, plan.account_id, plan.account_type, item.fetched_at,
                                                  item.assets)
-        self._prune_if_due([item.plan.account_id for item, s in zip(loaded, stored, strict=True) if s is not None])
         return stored
 
     def _insert(self, session: Session, account_id: int, account_type: str, fetched_at: datetime,
@@ -625,18 +674,6 @@ class BalanceService:
             account = session.get(ExchangeAccount, plan.account_id)
             if account is not None and account.status not in REFRESHABLE:
                 self._plan_for(account)  # raises the status's own refusal
-
-    def _prune_if_due(self, account_ids: Iterable[int]) -> None:
-        """Prune the accounts not pruned by this process within the last hour (bounded; never raises)."""
-        due = [i for i in dict.fromkeys(account_ids) if i not in self._pruned]
-        if not due:
-            return
-        for account_id in due:
-            self._pruned[account_id] = True
-        try:
-            self.prune(account_ids=due)
-        except Exception as exc:  # noqa: BLE001 - pruning is housekeeping: it never fails a refresh
-            log.warning("pruning balance snapshots failed (%s)", type(exc).__name__)
 
     def _thin(self, session: Session, account_ids: Sequence[int] | None, after: int | None, before: int,
               bucket: int, batch: int) -> int:
@@ -752,6 +789,11 @@ class BalancesFacade:
 
     async def portfolio(self, principal: Principal, *, user_id: int | None = None) -> Portfolio:
         return await anyio.to_thread.run_sync(functools.partial(self.engine.portfolio, principal, user_id=user_id))
+
+    async def portfolio_history(self, principal: Principal, since: datetime, *, user_id: int | None = None,
+                                bucket_seconds: int = 3600) -> list[HistoryPoint]:
+        return await anyio.to_thread.run_sync(functools.partial(
+            self.engine.portfolio_history, principal, since, user_id=user_id, bucket_seconds=bucket_seconds))
 
     async def refresh(self, principal: Principal, account_id: int) -> Snapshot:
         return await self.engine.refresh(principal, account_id)

@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from strongroom import __version__
-from strongroom.cli import accounts, audit, keys, masterkey, server, users
+from strongroom.cli import accounts, audit, backup, keys, masterkey, server, users
 from strongroom.cli.context import quiet_logging, report
 
 
@@ -77,3 +77,4 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(audit.app, name="audit")
 app.add_typer(masterkey.app, name="master-key")
+backup.register(app)

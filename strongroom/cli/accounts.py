@@ -1,4 +1,4 @@
-"""``strongroom accounts``: list, show, disconnect and revalidate exchange accounts of any user."""
+"""``strongroom accounts``: list, show, disable, enable, disconnect and revalidate exchange accounts of any user."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from strongroom.cli.context import OPERATOR, confirm, every, open_core, resolve,
 from strongroom.cli.output import emit_json, iso, note, record, said, table
 from strongroom.enums import AccountStatus
 
-app = typer.Typer(help="Exchange accounts of any user: list, show, balances, disconnect, revalidate.",
+app = typer.Typer(help="Exchange accounts of any user: list, show, balances, disable, enable, disconnect, "
+                  "revalidate.",
                   no_args_is_help=True)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (stable keys) instead of text.")]
@@ -45,6 +46,28 @@ def accounts_show(account_id: AccountId, as_json: Json = False) -> None:
         account = resolve(core.accounts.get(OPERATOR, account_id))
         names = core.users.usernames(OPERATOR, [account.user_id])
     record(shapes.account(account, names), as_json=as_json)
+
+
+def _set_enabled(account_id: int, enabled: bool, as_json: bool) -> None:
+    with open_core() as core:
+        account = resolve(core.accounts.set_enabled(OPERATOR, account_id, enabled))
+        names = core.users.usernames(OPERATOR, [account.user_id])
+    if as_json:
+        record(shapes.account(account, names), as_json=True)
+    else:
+        said(f"account {account.id} ({account.exchange} {account.name!r}) is {account.status}")
+
+
+@app.command("disable")
+def accounts_disable(account_id: AccountId, as_json: Json = False) -> None:
+    """Disable a live account: it is not used (no balances, no refresh) until enabled; credentials are kept."""
+    _set_enabled(account_id, False, as_json)
+
+
+@app.command("enable")
+def accounts_enable(account_id: AccountId, as_json: Json = False) -> None:
+    """Enable a disabled account (it takes the status of its last check: active, unverified or invalid)."""
+    _set_enabled(account_id, True, as_json)
 
 
 @app.command("disconnect")

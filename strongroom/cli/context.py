@@ -4,6 +4,7 @@ ready, confirmation and password prompts, and the one-line error report."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 import inspect
 import logging
 import os
@@ -25,8 +26,20 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# The operator at the command line: an admin who is no user (audited as actor 0, client "cli").
-OPERATOR = Principal(user_id=0, username="operator", is_admin=True, client_ip="cli", scheme=AuthMethod.CLI)
+
+
+def operator_client() -> str:
+    """Return the audit's client for the command line: ``cli:<the operator's OS user>`` (``cli:alice``)."""
+    try:
+        who = getpass.getuser()
+    except (OSError, KeyError, ImportError):  # no login name and no passwd entry (some containers)
+        who = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"cli:{who}"[:64]
+
+
+# The operator at the command line: an admin who is no user (audited as actor 0, client "cli:<OS user>").
+OPERATOR = Principal(user_id=0, username="operator", is_admin=True, client_ip=operator_client(),
+                     scheme=AuthMethod.CLI)
 
 
 class CliError(Exception):

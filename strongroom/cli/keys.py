@@ -1,7 +1,7 @@
-"""``strongroom keys``: list, show, create, generate, revoke, roll platform API keys of any user.
+"""``strongroom keys``: list, show, create, generate, disable, enable, revoke, roll platform API keys of any user.
 
 Keys are made, rolled and revoked with their owner's rights (a key never exceeds its owner),
-audited under the owner from client ``cli``.
+audited under the owner from client ``cli:<OS user>``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from strongroom.cli import shapes
 from strongroom.cli.context import OPERATOR, confirm, every, fail, open_core, user_id
 from strongroom.cli.output import iso, note, record, said, table
 
-app = typer.Typer(help="Platform API keys of any user: list, show, create, generate, revoke, roll.",
+app = typer.Typer(help="Platform API keys of any user: list, show, create, generate, disable, enable, revoke, "
+                  "roll.",
                   no_args_is_help=True)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (stable keys) instead of text.")]
@@ -121,6 +122,30 @@ def keys_generate(
     else:
         said(key.key_id)
         note(f"wrote the private key to {out} (mode 0600); it is not stored anywhere else")
+
+
+def _set_enabled(key_id: str, enabled: bool, as_json: bool) -> None:
+    with open_core() as core:
+        key = core.api_keys.get_any(OPERATOR, key_id)
+        owner = core.users.principal_for(OPERATOR, key.user_id)
+        key = core.api_keys.update(owner, key.key_id, {"enabled": enabled})
+        names = {owner.user_id: owner.username}
+    if as_json:
+        record(shapes.key(key, names), as_json=True)
+    else:
+        said(f"key {key.key_id} ({key.name} of {owner.username}) is {'enabled' if enabled else 'disabled'}")
+
+
+@app.command("disable")
+def keys_disable(key_id: Annotated[str, typer.Argument(help="The key id.")], as_json: Json = False) -> None:
+    """Disable a key: every server process refuses it (as disabled) within a second, until enabled."""
+    _set_enabled(key_id, False, as_json)
+
+
+@app.command("enable")
+def keys_enable(key_id: Annotated[str, typer.Argument(help="The key id.")], as_json: Json = False) -> None:
+    """Enable a disabled key again."""
+    _set_enabled(key_id, True, as_json)
 
 
 @app.command("revoke")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -55,21 +56,22 @@ def master_status(as_json: Json = False) -> None:
     with open_core() as core:
         status = master_keys(core).status()
     versions = [{"version": v, "current": v == status.current_version, "records": n,
-                 "held": v not in status.missing} for v, n in status.versions.items()]
+                 "held": v not in status.missing, "provider": status.providers.get(v)}
+                for v, n in status.versions.items()]
     missing = [{"version": v, "records": n} for v, n in sorted(status.missing.items())]
     data = {
         "current_version": status.current_version,
         "versions": versions,
         "pending": status.pending,
         "missing": missing,
-        "source": "file" if status.key_file else "environment",
+        "source": status.primary if status.primary != "file" else "file" if status.key_file else "environment",
         "key_file": str(status.key_file) if status.key_file else None,
     }
     if as_json:
         emit_json(data)
     else:
-        record({**data, "versions": [f"{v['version']}:{v['records']}" + ("" if v["held"] else " (missing)")
-                                     for v in versions],
+        record({**data, "versions": [f"{v['version']}:{v['records']}"
+                                     + (f" ({v['provider']})" if v["held"] else " (missing)") for v in versions],
                 "missing": [f"{m['version']}:{m['records']}" for m in missing] or "none"},
                fields=["current_version", "versions", "pending", "missing", "source", "key_file"])
     if status.missing:
@@ -104,6 +106,42 @@ def master_rewrap(batch: Batch = 100, as_json: Json = False) -> None:
         emit_json({"current_version": version, "rewrapped": count})
         return
     said(f"re-wrapped {records(count)}; version {version} is current")
+
+
+class Target(str, Enum):
+    PKCS11 = "pkcs11"
+    AWS_KMS = "aws-kms"
+    FILE = "file"
+
+
+Provider = Annotated[Target, typer.Option("--to", help="The key source to move every record to.")]
+
+
+@app.command("migrate")
+def master_migrate(to: Provider, batch: Batch = 100, as_json: Json = False) -> None:
+    """Move every record to another key source (an HSM, AWS KMS, the key file) while the server serves.
+
+    Both sources must be configured (STRONGROOM_PKCS11_*, STRONGROOM_AWS_KMS_*, the key file). The pepper
+    is imported first, then a version is made in the new source and every record re-wrapped under it;
+    safe to interrupt and run again. Afterwards set STRONGROOM_KEY_PROVIDER to the new source.
+    """
+    with open_core() as core:
+        service = master_keys(core)
+        with _progress("re-wrapping") as progress:
+            done = service.migrate(OPERATOR, to.value, batch, progress)
+        status = service.status()
+    left = [{"version": v, "provider": p, "records": n} for v, (p, n) in sorted(done.elsewhere.items())]
+    if as_json:
+        emit_json({"current_version": done.version, "provider": done.provider, "rewrapped": done.rewrapped,
+                   "pending": status.pending, "elsewhere": left})
+        return
+    said(f"master key version {done.version} ({done.provider}) is current; re-wrapped {records(done.rewrapped)}")
+    if status.pending:
+        said(f"{records(status.pending)} still under older versions (a server had not seen the new version yet): "
+             f"run 'strongroom master-key migrate --to {to.value}' again")
+    elif left:
+        said(f"set STRONGROOM_KEY_PROVIDER={to.value}; versions {', '.join(str(v['version']) for v in left)} "
+             "seal nothing now: retire them ('strongroom master-key retire N'), then remove the old source")
 
 
 @app.command("retire")

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 def user(u: User) -> dict[str, Any]:
     return {"id": u.id, "username": u.username, "email": u.email, "is_admin": u.is_admin,
-            "usage_level": u.usage_level, "created_at": iso(u.created_at), "updated_at": iso(u.updated_at)}
+            "usage_level": u.usage_level, "disabled": u.disabled, "created_at": iso(u.created_at), "updated_at": iso(u.updated_at)}
 
 
 def key(k: ApiKey, usernames: dict[int, str]) -> dict[str, Any]:

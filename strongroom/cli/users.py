@@ -1,4 +1,4 @@
-"""``strongroom users``: list, create, delete, set-password, set-level."""
+"""``strongroom users``: list, create, delete, set-password, set-level, disable, enable."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from strongroom.cli.context import OPERATOR, confirm, every, fail, open_core, re
 from strongroom.cli.output import record, said, table
 from strongroom.enums import UsageLevel
 
-app = typer.Typer(help="Users: list, create, delete, reset a password, set a usage level.", no_args_is_help=True)
+app = typer.Typer(help="Users: list, create, delete, reset a password, set a usage level, disable, enable.",
+                  no_args_is_help=True)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (stable keys) instead of text.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 PasswordStdin = Annotated[bool, typer.Option("--password-stdin",
                                              help="Read the password from the first line of stdin (no prompt).")]
 COLUMNS = [("id", "ID"), ("username", "USERNAME"), ("is_admin", "ADMIN"), ("usage_level", "LEVEL"),
-           ("email", "EMAIL"), ("created_at", "CREATED")]
+           ("email", "EMAIL"), ("created_at", "CREATED"), ("disabled", "DISABLED")]
 
 
 @app.command("list")
@@ -98,3 +99,26 @@ def users_set_level(username: Annotated[str, typer.Argument(help="Whose level.")
         record(shapes.user(user), as_json=True)
     else:
         said(f"{user.username} is now {user.usage_level}")
+
+
+def _set_disabled(username: str, disabled: bool, as_json: bool) -> None:
+    with open_core() as core:
+        user = core.users.by_username(OPERATOR, username)
+        user = core.users.set_disabled(OPERATOR, user.id, disabled)
+    if as_json:
+        record(shapes.user(user), as_json=True)
+    else:
+        said(f"{user.username} is {'disabled' if disabled else 'enabled'}")
+
+
+@app.command("disable")
+def users_disable(username: Annotated[str, typer.Argument(help="Whom to disable.")], as_json: Json = False) -> None:
+    """Disable a user: no sign-in, and every key, session and refresh token of theirs is refused (within
+    a second on running servers) until enabled again. Nothing is deleted or revoked."""
+    _set_disabled(username, True, as_json)
+
+
+@app.command("enable")
+def users_enable(username: Annotated[str, typer.Argument(help="Whom to enable.")], as_json: Json = False) -> None:
+    """Enable a disabled user: their keys, sessions and refresh tokens work again."""
+    _set_disabled(username, False, as_json)

@@ -12,6 +12,7 @@ import hmac
 import secrets
 import string
 import zlib
+from collections.abc import Callable
 
 ALPHABET = string.digits + string.ascii_letters  # base62
 SECRET_CHARS = 30  # 30 base62 chars ≈ 178 bits
@@ -49,12 +50,18 @@ def well_formed(token: str, prefix: str) -> bool:
 
 
 class Hasher:
-    """Keyed hashes under the server pepper (never stored in the database)."""
+    """Keyed hashes under the server pepper (never stored in the database).
 
-    def __init__(self, pepper: bytes) -> None:
-        self._token_key = hmac.new(pepper, b"strongroom token hash v1", hashlib.sha256).digest()
-        self._fingerprint_key = hmac.new(pepper, b"strongroom exchange key fingerprint v1", hashlib.sha256).digest()
-        self._cache_key = hmac.new(pepper, b"strongroom memory cache v1", hashlib.sha256).digest()
+    ``mac`` is the key provider's HMAC-SHA256 under the pepper (in-process for a key file, inside the
+    HSM or KMS otherwise). It is asked once per purpose at start, for that purpose's hashing key
+    (HMAC(pepper, label), the same bytes as ever, so hashes stored before a migration still match);
+    each hash is then computed in-process, with no HSM or KMS round trip per request.
+    """
+
+    def __init__(self, mac: Callable[[bytes], bytes]) -> None:
+        self._token_key = mac(b"strongroom token hash v1")
+        self._fingerprint_key = mac(b"strongroom exchange key fingerprint v1")
+        self._cache_key = mac(b"strongroom memory cache v1")
 
     def token(self, token: str) -> str:
         """Return the hex HMAC-SHA256 stored for a bearer key, access or refresh token."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strongroom.errors import BadRequest, DomainError, MalformedBody, PayloadTooLarge
 from strongroom.http.errors import Refusal
 from strongroom.http.gate import BODY_REFUSAL, DEFER_BODY_CHECK
-from strongroom.logs import CLIENT_REQUEST_ID, REQUEST_ID, new_request_id
+from strongroom.logs import CLIENT_REQUEST_ID, REQUEST_ID, access, new_request_id
 from strongroom.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ class EdgeGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         request_id = None
         error: DomainError | None = None
         has_body = False
@@ -113,7 +115,7 @@ class EdgeGuard:
         request_id = request_id or new_request_id()
         token = REQUEST_ID.set(request_id)
         try:
-            await self._serve(scope, receive, self._with_headers(scope, send, request_id.encode("latin-1")),
+            await self._serve(scope, receive, self._with_headers(scope, send, request_id, started),
                               error, has_body, content_type)
         finally:
             REQUEST_ID.reset(token)
@@ -129,9 +131,10 @@ class EdgeGuard:
             receive = self._guarded(scope, receive, content_type)
         await self.app(scope, receive, send)
 
-    def _with_headers(self, scope: Scope, send: Send, request_id: bytes) -> Send:
-        """Return ``send`` adding the common headers (and counting the answer) at response start."""
+    def _with_headers(self, scope: Scope, send: Send, request_text: str, started: float) -> Send:
+        """Return ``send`` adding the common headers (and counting and logging the answer) at response start."""
         metrics: Metrics = scope["app"].state.core.metrics
+        request_id = request_text.encode("latin-1")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -145,6 +148,7 @@ class EdgeGuard:
                 route = scope.get("route")
                 metrics.request(self.names.get(scope.get("root_path", ""), "app"), scope["method"],
                                 getattr(route, "path", "-"), message["status"])
+                access(scope, message["status"], started, request_text)
             await send(message)
 
         return send_with_headers

@@ -149,7 +149,9 @@ class ApiKeyService:
 
         Raises ValidationFailed (malformed) or InsufficientScope (a scope the principal lacks).
         """
-        return scope_rules.grantable(principal.scopes, scopes, default=DEFAULT_SCOPES)
+        held = scope_rules.grantable_by(principal.scopes, is_admin=principal.is_admin,
+                                        by_key=principal.key_id is not None)
+        return scope_rules.grantable(held, scopes, default=DEFAULT_SCOPES)
 
     def _account_ids(self, principal: Principal, account_ids: list[int] | None) -> list[int] | None:
         if account_ids is None:
@@ -705,7 +707,7 @@ class ApiKeyService:
                 account_ids=frozenset(key.account_ids) if key.account_ids is not None else None,
                 networks=parse_networks(key.ip_allowlist),
                 expires_at=_epoch(key.expires_at),
-                enabled=key.enabled,
+                enabled=key.enabled and not user.disabled,  # a disabled user's keys are refused as disabled
                 secret_hashes=hashes,
                 hmac_secrets=secrets,
                 verifier=verifier_from_pem(key.public_key) if key.public_key else None,

@@ -16,7 +16,8 @@ SCOPE_SCHEMA: dict[str, Any] = {
     "type": "string",
     "pattern": scopes.SCOPE_RE.pattern,
     "description": "read, write or delete, optionally narrowed to a resource with ::name (read::portfolio_balance, "
-                   "write::trade). A broad scope covers its children; broad write needs broad read.",
+                   "write::trade). A broad scope covers its children; broad write needs broad read. verify (POST "
+                   "/v1/keys/verify) is implied by nothing and granted only by an admin signed in without a key.",
     "examples": ["read", "write::trade"],
 }
 Scope = Annotated[str, WithJsonSchema(SCOPE_SCHEMA)]

@@ -47,6 +47,7 @@ class UserSnapshot:
     is_admin: bool
     usage_level: str
     password_hash: str
+    disabled: bool = False  # every credential of a disabled user is refused (``disabled``)
     # principals already built from this snapshot, by (client IP, scheme): one per caller, not per request
     _principals: dict[tuple[str | None, AuthMethod], Principal] = field(default_factory=dict, init=False,
                                                                         repr=False, compare=False)
@@ -64,7 +65,8 @@ class UserSnapshot:
 
 
 def snapshot(user: User) -> UserSnapshot:
-    return UserSnapshot(user.id, user.username, user.is_admin, user.usage_level, user.password_hash)
+    return UserSnapshot(user.id, user.username, user.is_admin, user.usage_level, user.password_hash,
+                        bool(user.disabled))
 
 
 class UserService:
@@ -216,6 +218,32 @@ class UserService:
                               details={"usage_level": level})
             return user
 
+    def set_disabled(self, principal: Principal, user_id: int, disabled: bool) -> User:
+        """Disable a user, or enable a disabled one (admins only; not oneself).
+
+        A disabled user cannot sign in, and every key, session and refresh token of theirs is refused
+        as ``disabled`` (within ``key_cache_ttl_seconds`` on a running server) until enabled again;
+        nothing is revoked, so enabling brings them all back. Audited ``user.disable``/``user.enable``
+        with whether anything changed. Raises Forbidden, NotFound.
+        """
+        principal.require(WRITE)
+        if not principal.is_admin:
+            raise Forbidden("only admins manage users")
+        if principal.user_id == user_id:
+            raise Forbidden("admins cannot disable or enable themselves")
+        with self.db.session() as session:
+            if not valid_id(user_id) or session.get(User, user_id) is None:
+                raise NotFound("user not found")
+            changed = rowcount(session.execute(
+                update(User).where(User.id == user_id, User.disabled.is_not(disabled))
+                .values(disabled=disabled, updated_at=utcnow()).execution_options(synchronize_session=False)))
+            self.audit.record(session, "user.disable" if disabled else "user.enable", "ok", principal=principal,
+                              target=f"user:{user_id}", details={"changed": changed == 1})
+            user = session.get(User, user_id, populate_existing=True)
+            if user is None:  # deleted meanwhile
+                raise NotFound("user not found")
+            return user
+
     def by_username(self, principal: Principal, username: str) -> User:
         """Return the user named ``username``: oneself, or anyone for admins. Raises NotFound otherwise."""
         principal.require(READ)
@@ -321,12 +349,15 @@ class UserService:
             self._password_cache[memo] = (now, snap)
         return snap
 
-    def _audit_failed_sign_in(self, username: str, client_ip: str | None, scheme: AuthMethod) -> None:
+    def _audit_failed_sign_in(self, username: str, client_ip: str | None, scheme: AuthMethod,
+                              reason: str | None = None) -> None:
         """Audit a failed sign-in under the user it targeted (if any), so they can see it too."""
         with self.db.session() as session:
             user_id = session.scalar(select(User.id).where(User.username == username[:64]))
-        self.audit.record_now("auth.sign_in", "failed", user_id=user_id, client_ip=client_ip,
-                              details={"username": username[:64], "scheme": str(scheme)})
+        details = {"username": username[:64], "scheme": str(scheme)}
+        if reason:
+            details["reason"] = reason
+        self.audit.record_now("auth.sign_in", "failed", user_id=user_id, client_ip=client_ip, details=details)
 
     async def sign_in(self, username: str, password: str, client_ip: str | None, *, scheme: AuthMethod) -> Principal:
         """Return the principal for a username and password.
@@ -338,7 +369,7 @@ class UserService:
 
         with self._password_lock:
             cached = self._password_cache.get(self.hasher.memory_key("pw", username, password))
-        if cached and time.monotonic() - cached[0] < self.settings.key_cache_ttl_seconds:
+        if cached and time.monotonic() - cached[0] < self.settings.key_cache_ttl_seconds and not cached[1].disabled:
             return cached[1].principal(client_ip=client_ip, scheme=scheme)
         await self.check_login_allowed(client_ip)
         snap = await to_thread.run_sync(self.verify_password, username, password)
@@ -346,4 +377,7 @@ class UserService:
             await self.note_login_failure(client_ip)
             await to_thread.run_sync(self._audit_failed_sign_in, username, client_ip, scheme)
             raise SignInRefused("wrong username or password")
+        if snap.disabled:  # told only to whoever knows the password
+            await to_thread.run_sync(self._audit_failed_sign_in, username, client_ip, scheme, "disabled")
+            raise SignInRefused("this user is disabled")
         return snap.principal(client_ip=client_ip, scheme=scheme)

@@ -88,7 +88,8 @@ class SessionService:
 
         Of concurrent refreshes with one token exactly one succeeds. A refresh token used twice
         means it leaked: the whole session family is revoked and Unauthenticated is raised.
-        Unknown or expired tokens raise Unauthenticated too (and revoke nothing).
+        Unknown or expired tokens raise Unauthenticated too (and revoke nothing); so do the tokens of a
+        disabled user (unredeemed: they work again once the user is enabled).
         """
         if not tokens.well_formed(refresh_token, self.refresh_prefix):
             self.audit.refusal("auth.refresh", "malformed_token", client_ip=client_ip)
@@ -98,7 +99,9 @@ class SessionService:
         revoked: list[str] = []
         with self.db.session() as session:
             row = session.scalar(select(AuthSession).where(AuthSession.refresh_hash == digest))
-            refused = "unknown_or_expired" if row is None else self._redeem_or_refuse(session, row, now)
+            refused = ("unknown_or_expired" if row is None
+                       else "disabled" if session.scalar(select(User.disabled).where(User.id == row.user_id))
+                       else self._redeem_or_refuse(session, row, now))  # a disabled user's token stays unredeemed
             if row is not None and refused is None:
                 pair, _ = self._new_session(row.user_id, row.family_id, session)
                 self.audit.record(session, "auth.refresh", "ok", user_id=row.user_id, client_ip=client_ip)
@@ -108,7 +111,7 @@ class SessionService:
                     # a leaked token is an event of its own for its user: one row each, with the revocation
                     self.audit.record(session, "auth.refresh", "refused", user_id=row.user_id,
                                       client_ip=client_ip, details={"reason": refused})
-        if refused == "unknown_or_expired":  # a flood of guesses costs one row a minute per client
+        if refused in ("unknown_or_expired", "disabled"):  # a flood of guesses costs one row a minute per client
             self.audit.refusal("auth.refresh", refused, client_ip=client_ip, user_id=row.user_id if row else None)
         if row is None or refused is not None:
             self._forget(revoked)  # only a revoked family's cached access tokens, never the whole cache

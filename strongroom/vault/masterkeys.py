@@ -7,12 +7,13 @@ nothing uses any more, and an audit event for each.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from strongroom.audit.services import AuditService
-from strongroom.crypto.keyring import FileKeyProvider, KeyProvider, KeyringError
+from strongroom.crypto.keyring import KeyChain, KeyringError, StaticKeyProvider
 from strongroom.db import Database
 from strongroom.errors import BadRequest, Conflict, Forbidden, NotFound
 from strongroom.principal import Principal
@@ -35,10 +36,27 @@ class MasterKeyStatus:
     pending: int  # records under an older version (re-wrapped by ``rewrap``)
     key_file: Path | None  # None: keys from STRONGROOM_MASTER_KEYS
     missing: dict[int, int] = field(default_factory=dict)  # versions records use that the key source lacks
+    providers: dict[int, str] = field(default_factory=dict)  # held version -> its source ("file", "pkcs11", ...)
+    primary: str = "file"  # STRONGROOM_KEY_PROVIDER: where rotate makes versions
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int  # the current version, in the target source
+    provider: str
+    rewrapped: int
+    elsewhere: dict[int, tuple[str, int]]  # versions other sources still hold -> (source, records under it)
+
+
+_CONFIGURE = {
+    "pkcs11": "set STRONGROOM_PKCS11_LIBRARY, STRONGROOM_PKCS11_TOKEN_LABEL and STRONGROOM_PKCS11_PIN (or _PIN_FILE)",
+    "aws-kms": "set STRONGROOM_AWS_KMS_REGION (and STRONGROOM_AWS_KMS_KEY_ID, or let Strongroom create the key)",
+    "file": "the key file must exist (STRONGROOM_MASTER_KEY_FILE); it is never made with a new pepper by a migration",
+}
 
 
 class MasterKeyService:
-    def __init__(self, db: Database, keys: KeyProvider, audit: AuditService, rotation: KeyRotationService) -> None:
+    def __init__(self, db: Database, keys: KeyChain, audit: AuditService, rotation: KeyRotationService) -> None:
         self.db = db
         self.keys = keys
         self.audit = audit
@@ -64,8 +82,9 @@ class MasterKeyService:
         versions = {v: usage.get(v, 0) for v in sorted({*held, *usage})}
         pending = sum(n for v, n in usage.items() if v < current and v in held)
         missing = {v: n for v, n in usage.items() if v not in held}
-        key_file = self.keys.path.resolve() if isinstance(self.keys, FileKeyProvider) else None
-        return MasterKeyStatus(current, versions, pending, key_file, missing)
+        providers = {v: store.name for v, store in sorted(self.keys.owners().items())}
+        return MasterKeyStatus(current, versions, pending, self.keys.file_path, missing, providers,
+                               self.keys.primary.name)
 
     def _complete(self) -> None:
         """Refuse (Conflict) while records use versions the key source lacks: a new version would be
@@ -83,7 +102,7 @@ class MasterKeyService:
         """
         self._admin(principal)
         self._complete()
-        version = self.keys.add_version()
+        version = self.keys.rotate()
         self.audit.record_now("master_key.rotate", "ok", principal=principal, details={"version": version})
         return version, self.rewrap(principal, batch, progress)
 
@@ -101,6 +120,48 @@ class MasterKeyService:
             self.audit.record_now("master_key.rewrap", "ok", principal=principal,
                                   details={"version": self.keys.current_version, "rewrapped": done})
         return done
+
+    def migrate(self, principal: Principal, to: str, batch: int = 100,
+                progress: Progress | None = None) -> Migration:
+        """Move every record to key source ``to`` ("file", "pkcs11", "aws-kms"), online and resumable.
+
+        The pepper goes first (imported as a non-extractable HMAC key: bearer keys, tokens and
+        fingerprints made before keep matching), then a new version is made in ``to`` (unless the current
+        one is already there: a re-run resumes) and every record is re-wrapped under it with the same
+        compare-and-set as rotation. Raises Forbidden, BadRequest (``to`` not configured), Conflict (the
+        pepper cannot be moved, or ``to`` holds another one; records use a version no source holds),
+        KeyringError (a source cannot be reached).
+        """
+        self._admin(principal)
+        if not 1 <= batch <= 10_000:
+            raise BadRequest("the batch size must be between 1 and 10000")
+        target = self.keys.store(to)
+        if target is None:
+            raise BadRequest(f"the {to} key source is not configured: {_CONFIGURE.get(to, '')}".rstrip(": "))
+        self._complete()
+        others = [s for s in self.keys.stores if s is not target and s.has_pepper()]
+        if not target.has_pepper():
+            pepper = self.keys.pepper()
+            if pepper is None:
+                raise Conflict(f"the pepper cannot be read out of {', '.join(s.name for s in others) or 'any source'} "
+                               f"to move it to {to}: keep that source as STRONGROOM_KEY_PROVIDER")
+            target.import_pepper(pepper)
+        probe = b"strongroom pepper check"
+        if any(not hmac.compare_digest(s.mac(probe), target.mac(probe)) for s in others):
+            raise Conflict(f"the {to} key source holds another pepper than {', '.join(s.name for s in others)}: "
+                           "bearer keys and tokens would stop matching; remove its pepper key first")
+        current = self.keys.current_version
+        if self.keys.owner(current) is target:
+            version = current
+        else:
+            version = self.keys.rotate(target)
+            self.audit.record_now("master_key.migrate", "ok", principal=principal,
+                                  details={"version": version, "provider": to})
+        done = self.rewrap(principal, batch, progress)
+        usage = self.usage()
+        left = {v: (self.keys.owner(v).name, usage.get(v, 0)) for v in self.keys.versions()
+                if self.keys.owner(v) is not target}
+        return Migration(version, to, done, left)
 
     def retire(self, principal: Principal, version: int) -> None:
         """Remove master key ``version`` for good.
@@ -120,13 +181,18 @@ class MasterKeyService:
         if used:
             raise Conflict(f"{_records(used)} still sealed under version {version}: run "
                            "'strongroom master-key rewrap' first")
+        store = self.keys.owner(version)
+        if isinstance(store, StaticKeyProvider) and version == store.current_version:
+            raise Conflict(f"version {version} is the newest of the {store.name} key source, which the records no "
+                           "longer use: stop using that source instead (move the key file away, or unset "
+                           "STRONGROOM_MASTER_KEYS), keeping a copy with the backups that need it")
         try:
-            kek = self.keys.retire_version(version)
+            kept = store.retire_version(version)
         except KeyringError as exc:
             raise BadRequest(str(exc)) from None
         used = self.usage().get(version, 0)
         if used:
-            self.keys.restore_version(version, kek)
+            store.restore_version(version, kept)
             raise Conflict(f"{_records(used)} now sealed under version {version} (a server had not seen the "
                            "rotation yet), so it was kept: "
                            "run 'strongroom master-key rewrap', then retire it again")

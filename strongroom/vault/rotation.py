@@ -20,7 +20,7 @@ class KeyRotationService:
         Raises KeyringError (keys from the environment cannot be rotated here) and what
         :meth:`Vault.rewrap` raises.
         """
-        version = self.vault.envelope.keys.add_version()
+        version = self.vault.envelope.keys.rotate()
         return version, self.rewrap(batch, progress)
 
     def pending(self) -> int:

@@ -39,10 +39,10 @@ from sqlalchemy import ColumnElement, Table, func, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.crypto.envelope import DecryptionError, Envelope, Sealed
-from strongroom.crypto.keyring import KeyringError
+from strongroom.crypto.keyring import KeyringError, KeySourceUnavailable
 from strongroom.db import Base, Database, rowcount
 from strongroom.enums import AccountStatus, CredentialStatus
-from strongroom.errors import CredentialsUnreadable
+from strongroom.errors import CredentialsUnreadable, ServiceUnavailable
 from strongroom.models import ApiKey, ExchangeAccount, ExchangeCredential
 
 log = logging.getLogger("strongroom.vault")
@@ -161,6 +161,12 @@ class KeySourceIncomplete(Exception):
                          "until then")
 
 
+def _unavailable(exc: KeySourceUnavailable) -> ServiceUnavailable:
+    """An HSM or KMS that does not answer is a 503 with Retry-After, like a database that does not."""
+    log.warning("master key source unavailable: %s", exc)
+    return ServiceUnavailable("the master key source (HSM or KMS) does not answer; try again shortly", retry_after=5)
+
+
 class Vault:
     """Seals, opens and re-wraps every registered secret (:data:`SEALED_TABLES`)."""
 
@@ -176,7 +182,10 @@ class Vault:
         ``row`` gives the AAD's columns (``table.identity``; e.g. ``public_id`` must already be set).
         The values are to be written together, in the same statement.
         """
-        sealed = self.envelope.seal(json.dumps(dict(fields), sort_keys=True).encode(), table.aad(row))
+        try:
+            sealed = self.envelope.seal(json.dumps(dict(fields), sort_keys=True).encode(), table.aad(row))
+        except KeySourceUnavailable as exc:
+            raise _unavailable(exc) from None
         return table.columns(sealed)
 
     def open(self, table: SealedTable, row: Any) -> dict[str, str]:
@@ -190,6 +199,8 @@ class Vault:
             raise DecryptionError(f"this {table.label} holds no sealed secret")
         try:
             fields: dict[str, str] = json.loads(self.envelope.open(sealed, table.aad(row)))
+        except KeySourceUnavailable as exc:
+            raise _unavailable(exc) from None
         except ValueError:
             raise DecryptionError(f"this {table.label}'s secret is not a JSON object") from None
         return fields

@@ -15,13 +15,14 @@ PACKAGE = Path(__file__).resolve().parents[2] / "strongroom"
 
 # Layers, lowest first: a module may import its own layer and those below, never one above.
 LAYERS: list[tuple[str, ...]] = [
-    ("strongroom.enums", "strongroom.scopes", "strongroom.settings", "strongroom.logs", "strongroom.errors"),
+    ("strongroom.enums", "strongroom.scopes", "strongroom.settings", "strongroom.logs", "strongroom.errors",
+     "strongroom.verify.rules"),
     ("strongroom.db", "strongroom.crypto", "strongroom.models", "strongroom.principal", "strongroom.pagination",
      "strongroom.metrics", "strongroom.ratelimit", "strongroom.exchanges", "strongroom.migrations",
      "strongroom.datastore"),
     ("strongroom.services", "strongroom.auth", "strongroom.vault", "strongroom.keys",
      "strongroom.accounts", "strongroom.balances", "strongroom.users", "strongroom.audit", "strongroom.jobs",
-     "strongroom.core"),
+     "strongroom.core", "strongroom.verify"),
     ("strongroom.http", "strongroom.surfaces", "strongroom.contrib"),
     ("strongroom.app", "strongroom.cli", "strongroom.console"),
 ]

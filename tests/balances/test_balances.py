@@ -328,6 +328,41 @@ def test_latest_many_is_one_query(core: Any) -> None:
     assert {i: s.total_usd for i, s in latest.items()} == {i: D(i * 10 + 2) for i in ids[:4]}
 
 
+def test_portfolio_history_sums_each_accounts_last_total_in_two_queries(core: Any) -> None:
+    user, other = new_user(core), new_user(core)
+    a, b, c = (connect(core, user)[0] for _ in range(3))
+    stranger = connect(core, other)[0]
+    base = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    core.balance_store.record_snapshot(a, usdt(100), base - timedelta(days=2))  # before the range: counts from the start
+    core.balance_store.record_snapshot(b, usdt(10), base + timedelta(minutes=5))
+    core.balance_store.record_snapshot(b, usdt(20), base + timedelta(minutes=50))  # same hour: the hour's last state
+    core.balance_store.record_snapshot(a, usdt(300), base + timedelta(hours=2))
+    core.balance_store.record_snapshot(c, usdt(7), base + timedelta(hours=3))
+    core.balance_store.record_snapshot(stranger, usdt(5000), base + timedelta(hours=1))  # another user's
+    core.account_store.disconnect(user, c)
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(core.db.engine, "before_cursor_execute", count)
+    try:
+        points = core.balance_store.portfolio_history(user, base)
+    finally:
+        event.remove(core.db.engine, "before_cursor_execute", count)
+    assert len([s for s in statements if "balance_snapshots" in s]) == 2
+    # c is disconnected: not live, not counted (as in the portfolio)
+    assert [(p.at, p.usd) for p in points] == [(base + timedelta(minutes=50), D(120)),
+                                               (base + timedelta(hours=2), D(320))]
+    assert points[-1].btc == D(320) / 50000
+    assert core.balance_store.portfolio_history(user, base + timedelta(hours=5)) == []
+    bound = Principal(user_id=user.user_id, username=user.username, key_id="k", scopes=frozenset({"read"}),
+                      account_ids=frozenset({b}))
+    assert [p.usd for p in core.balance_store.portfolio_history(bound, base)] == [D(20)]
+    with pytest.raises(errors.Forbidden):
+        core.balance_store.portfolio_history(other, base, user_id=user.user_id)
+
+
 def test_portfolio_sums_accounts_and_assets(core: Any, gateway: ScriptedGateway) -> None:
     user = new_user(core)
     binance, _ = connect(core, user)

@@ -5,6 +5,7 @@ live server's data on SQLite and on PostgreSQL, checked over real HTTP where the
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import queue
@@ -19,7 +20,8 @@ import httpx
 from support import BIN, ROOT
 from support.cli import clean_env, strongroom_on_terminal
 
-USER_KEYS = {"id", "username", "email", "is_admin", "usage_level", "created_at", "updated_at"}
+USER_KEYS = {"id", "username", "email", "is_admin", "usage_level", "disabled", "created_at", "updated_at"}
+OPERATOR_CLIENT = f"cli:{getpass.getuser()}"  # the CLI audits its OS user (this test's) as the client
 KEY_KEYS = {"key_id", "user_id", "username", "name", "kind", "scopes", "account_ids", "ip_allowlist", "enabled",
             "expires_at", "hint", "public_key", "created_at", "updated_at", "last_used_at"}
 ACCOUNT_KEYS = {"id", "public_id", "user_id", "username", "exchange", "name", "account_type", "status", "key_hint",
@@ -71,7 +73,7 @@ def test_users_create_list_level_password_delete(live, client):
     signed_in = client.post("/v1/auth/token", data={"username": name, "password": second})
     assert signed_in.status_code == 200
     event = last_event(live, "user.password")
-    assert event["target"] == f"user:{user['id']}" and event["actor_user_id"] == 0 and event["client_ip"] == "cli"
+    assert event["target"] == f"user:{user['id']}" and event["actor_user_id"] == 0 and event["client_ip"] == OPERATOR_CLIENT
     assert event["details"]["sessions_ended"] >= 1 and second not in json.dumps(event)
 
     short = live.run("users", "set-password", name, "--password-stdin", stdin="short\n")
@@ -137,7 +139,7 @@ def test_keys_list_show_create_roll_revoke_generate(live, client, users, tmp_pat
     assert gone.returncode == 1 and gone.error == "API key not found"
     event = last_event(live, "api_key.delete")
     assert event["target"] == f"api_key:{key['key_id']}" and event["actor_user_id"] == user.id
-    assert event["client_ip"] == "cli"
+    assert event["client_ip"] == OPERATOR_CLIENT
 
     out = tmp_path / "gen.pem"
     generated = live.run("keys", "generate", "--user", user.username, "--name", "pair", "--key-type", "ed25519",
@@ -235,7 +237,7 @@ def test_master_key_status_rotate_rewrap_retire(installed):
                               "--json").json()["key_id"] for i in range(2)]
     key_file = (installed.data_dir / "master.key").resolve()
     status = installed.run("master-key", "status", "--json").json()
-    assert status == {"current_version": 1, "versions": [{"version": 1, "current": True, "records": 2, "held": True}],
+    assert status == {"current_version": 1, "versions": [{"version": 1, "current": True, "records": 2, "held": True, "provider": "file"}],
                       "pending": 0, "missing": [], "source": "file", "key_file": str(key_file)}
 
     current = installed.run("master-key", "retire", "1", "--yes")
@@ -248,9 +250,9 @@ def test_master_key_status_rotate_rewrap_retire(installed):
     FileKeyProvider(key_file).add_version()  # version 3, nothing re-wrapped yet: 2 records left on version 2
     status = installed.run("master-key", "status", "--json").json()
     assert status["current_version"] == 3 and status["pending"] == 2
-    assert status["versions"] == [{"version": 1, "current": False, "records": 0, "held": True},
-                                  {"version": 2, "current": False, "records": 2, "held": True},
-                                  {"version": 3, "current": True, "records": 0, "held": True}]
+    assert status["versions"] == [{"version": 1, "current": False, "records": 0, "held": True, "provider": "file"},
+                                  {"version": 2, "current": False, "records": 2, "held": True, "provider": "file"},
+                                  {"version": 3, "current": True, "records": 0, "held": True, "provider": "file"}]
     in_use = installed.run("master-key", "retire", "2", "--yes")
     assert in_use.returncode == 1
     assert in_use.error == "2 records are still sealed under version 2: run 'strongroom master-key rewrap' first"
@@ -267,7 +269,7 @@ def test_master_key_status_rotate_rewrap_retire(installed):
     assert sorted(json.loads(key_file.read_text())["versions"]) == ["3"]
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     plain = installed.run("master-key", "status").ok().stdout
-    assert "current_version\t3\n" in plain and "versions\t3:2\n" in plain and "pending\t0\n" in plain
+    assert "current_version\t3\n" in plain and "versions\t3:2 (file)\n" in plain and "pending\t0\n" in plain
 
     # every sealed record still opens under what is left
     from strongroom.core import build_core

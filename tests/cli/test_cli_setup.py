@@ -99,6 +99,39 @@ def test_db_upgrade_creates_a_new_database_0600_and_says_so(fresh):
             assert mode(fresh.data_dir / name) == 0o600, name
 
 
+def loosen(data_dir: Path) -> list[Path]:
+    """Give the data directory and its files the modes an older version left (0755, 0644)."""
+    data_dir.chmod(0o755)
+    files = [p for p in data_dir.iterdir() if p.is_file()]
+    for path in files:
+        path.chmod(0o644)
+    return files
+
+
+def test_an_older_installations_open_modes_are_made_private_at_start(installed, caplog):
+    """Issue 22 item 7: files an older version created 0644 (directory 0755) are 0600 (0700) after a start,
+    which says so in one line: ``db upgrade`` (and ``serve``) on stdout, a core's start in the log."""
+    from strongroom.core import build_core
+
+    installed.run("users", "create", "dora", "--password-stdin", stdin="a-long-password\n").ok()
+    files = loosen(installed.data_dir)
+    assert installed.data_dir / "master.key" in files
+    upgraded = installed.run("db", "upgrade").ok()
+    said = [line for line in upgraded.stdout.splitlines() if "private" in line]
+    assert len(said) == 1 and "master.key" in said[0], upgraded.stdout
+    assert mode(installed.data_dir) == 0o700
+    assert {p.name: mode(p) for p in files} == {p.name: 0o600 for p in files}
+    assert "private" not in installed.run("db", "upgrade").ok().stdout  # nothing left to fix: nothing said
+
+    loosen(installed.data_dir)
+    settings = Settings(data_dir=installed.data_dir, database_url=installed.url)
+    with caplog.at_level("WARNING", logger="strongroom"):
+        build_core(settings).close()
+    lines = [r.getMessage() for r in caplog.records if "private" in r.getMessage()]
+    assert len(lines) == 1 and "master.key" in lines[0]
+    assert mode(installed.data_dir) == 0o700 and mode(installed.data_dir / "master.key") == 0o600
+
+
 def test_new_database_plain_output(fresh):
     first = fresh.run("db", "upgrade").ok()
     lines = first.stdout.strip().splitlines()
@@ -256,3 +289,13 @@ def test_shipped_revisions_are_read_as_alembic_reads_them():
     scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
     assert head_revision() == scripts.get_current_head()
     assert revisions() == {s.revision: s.down_revision for s in scripts.walk_revisions()}
+
+
+def test_an_unknown_variable_is_warned_about_with_the_closest_setting(fresh):
+    """Issue 22 item 8: a typo in a STRONGROOM_* name is not silently ignored (``serve``: tests/system/test_pipelines)."""
+    done = strongroom("db", "upgrade", env={**fresh.env, "STRONGROOM_PROT": "9000",
+                                         "STRONGROOM_NOTHING_LIKE_IT": "1"}).ok()
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == ["warning: STRONGROOM_NOTHING_LIKE_IT is not a Strongroom setting and is ignored",
+                        ("warning: STRONGROOM_PROT is not a Strongroom setting and is ignored "
+                         "(did you mean STRONGROOM_PORT?)")]

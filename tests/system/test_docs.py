@@ -15,9 +15,10 @@ def _assets(html: str) -> list[str]:
     return re.findall(r"""(?:src|href)=["']([^"']+)["']""", html) + re.findall(r"""url: ['"]([^'"]+)['"]""", html)
 
 
-def test_root_points_to_the_docs(client: Any) -> None:
+def test_root_points_to_the_console_and_the_docs_stay(client: Any) -> None:
     response = client.get("/", follow_redirects=False)
-    assert response.status_code in (302, 307) and response.headers["location"] == "/docs"
+    assert response.status_code in (302, 307) and response.headers["location"] == "/console"
+    assert client.get("/docs").status_code == 200  # with STRONGROOM_CONSOLE=false, / goes here (tests/console)
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

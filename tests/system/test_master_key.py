@@ -242,7 +242,7 @@ def test_status_counts_stored_credentials_and_a_stale_key_file_stops_status_and_
     finally:
         core.close()
     status = status_of(env)
-    assert status["versions"] == [{"version": 1, "current": True, "records": 1, "held": True}]
+    assert status["versions"] == [{"version": 1, "current": True, "records": 1, "held": True, "provider": "file"}]
     assert status["missing"] == []
 
     backup = (data_dir / "master.key").read_bytes()  # the key file as an old backup holds it

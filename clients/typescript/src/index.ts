@@ -27,3 +27,5 @@ export type {
   UpdateUserApiKeyRequest,
   UserApiKey,
 } from './types.js';
+export { createVerifier, verify } from './verify.js';
+export type { SignedRequest, Verdict, VerifyInput, VerifyOptions, VerifyReason } from './verify.js';

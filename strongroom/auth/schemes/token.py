@@ -32,6 +32,8 @@ class AccessTokenScheme(AuthScheme):
             snap = await directory.session(token)
         if snap is None:
             raise Refused(RefusalReason.INVALID_ACCESS_TOKEN)
+        if snap.disabled:
+            raise Refused(RefusalReason.DISABLED, user_id=snap.id)
         return Claim(AuthMethod.ACCESS_TOKEN,
                      principal=snap.principal(client_ip=facts.client_ip, scheme=AuthMethod.ACCESS_TOKEN))
 

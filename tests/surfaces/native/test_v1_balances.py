@@ -552,9 +552,11 @@ def test_history_is_pruned_and_filtered(client, users, mock, server):
     for n, at in enumerate(times, start=1):
         server.core.balance_store.record_snapshot(aid, [AssetValue("USDT", Decimal(n), Decimal(0), Decimal(n), Decimal(n),
                                                               Decimal(n) / 50000, Decimal(1))], at)
-    # a refresh prunes this account (at most once an hour per account and process)
+    # a refresh prunes nothing (pruning is off the request path), the periodic job does
     assert refresh(client, user.headers, aid).status_code == 200
     url = f"/v1/exchange-accounts/{aid}/balances/history"
+    assert len(client.get(url, headers=user.headers).json()["points"]) == len(times) + 1
+    assert server.core.balance_store.prune_all() >= 4
     points = client.get(url, headers=user.headers).json()["points"]
     assert [p["usd"] for p in points] == ["3", "6", "7", "8", "9", "10", "31200"]
     assert [p["btc"] for p in points][:2] == ["0.00006", "0.00012"]

@@ -1,0 +1,302 @@
+"""Every call the console makes into Strongroom's services, and nothing else: the one seam between the pages
+and the capabilities (the same service calls as /v1's routes, never the HTTP API through loopback).
+
+Each function is async: a blocking service call runs in a worker thread. When the services become async
+capability packages, only this module changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from anyio import to_thread
+from cachetools import TTLCache
+
+from strongroom.accounts import AccountQuery, ByCursor
+from strongroom.balances import HistoryPoint, Portfolio, Snapshot
+from strongroom.core import Core
+from strongroom.enums import AuthMethod
+from strongroom.errors import Unauthenticated
+from strongroom.exchanges.catalogue import ExchangeInfo
+from strongroom.models import ApiKey, AuditEvent, ExchangeAccount, User
+from strongroom.pagination import Page
+from strongroom.principal import Principal
+from strongroom.users import TokenPair
+from strongroom.vault import MasterKeyService, MasterKeyStatus
+
+P = ParamSpec("P")
+T = TypeVar("T")
+PAGE = 25  # rows per page of every list
+PORTFOLIO_DAYS = 30  # the portfolio chart's span
+
+
+async def _run(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    return await to_thread.run_sync(lambda: call(*args, **kwargs))
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+
+async def sign_in(core: Core, username: str, password: str, client_ip: str | None) -> tuple[Principal, TokenPair]:
+    """Check a username and password (the users service: its failure budget per address and its audit rows)
+    and start a session. Raises SignInRefused, RateLimited."""
+    principal = await core.users.sign_in(username, password, client_ip, scheme=AuthMethod.CONSOLE)
+    return principal, await _run(core.sessions.issue, principal)
+
+
+# A refresh token used twice ends its session (leak detection): two pages of one browser asking at once after
+# the access token expired would sign it out. So a renewal is made once per process and handed to the
+# requests that bring the same old refresh token within RENEWAL_SECONDS.
+RENEWAL_SECONDS = 30
+
+
+class Renewals:
+    """The renewals of one console app (its event loop): old refresh token's digest -> the new pair."""
+
+    def __init__(self) -> None:
+        self.pairs: TTLCache[str, TokenPair] = TTLCache(maxsize=10_000, ttl=RENEWAL_SECONDS)
+        self.lock = asyncio.Lock()
+
+
+async def resume(core: Core, renewals: Renewals, access: str, refresh: str,
+                 client_ip: str | None) -> tuple[Principal, TokenPair | None]:
+    """Return the principal of a console session and, when its access token had expired, the session's new
+    token pair (its refresh token rotated). Raises Unauthenticated when the session is over."""
+    cached = core.sessions.resolve_cached(access)
+    snap = await _run(core.sessions.resolve, access) if cached is False else cached
+    if snap is not None:
+        return snap.principal(client_ip=client_ip, scheme=AuthMethod.CONSOLE), None
+    if not refresh:
+        raise Unauthenticated("the session is over")
+    digest = core.hasher.token(refresh)
+    async with renewals.lock:
+        pair = renewals.pairs.get(digest)
+        if pair is None:
+            pair = await _run(core.sessions.refresh, refresh, client_ip)
+            renewals.pairs[digest] = pair
+    snap = await _run(core.sessions.resolve, pair.access_token)
+    if snap is None:
+        raise Unauthenticated("the session is over")
+    return snap.principal(client_ip=client_ip, scheme=AuthMethod.CONSOLE), pair
+
+
+async def sign_out(core: Core, principal: Principal, access: str) -> None:
+    """End the session on the server (its refresh family too)."""
+    await _run(core.sessions.logout, principal, access)
+
+
+def csrf_token(core: Core, seed: str) -> str:
+    """The CSRF token of a console session: a keyed digest of its cookie's random seed."""
+    return core.hasher.memory_key("console-csrf", seed).hex()
+
+
+# --- exchanges and accounts ------------------------------------------------------------------
+
+
+def exchanges(core: Core) -> list[ExchangeInfo]:
+    return list(core.catalogue.all())
+
+
+def exchange(core: Core, name: str) -> ExchangeInfo:
+    """One venue by id or alias (NotFound otherwise)."""
+    return core.catalogue.get(name)
+
+
+async def list_accounts(core: Core, principal: Principal, cursor: str | None, *, status: str | None = None,
+                        limit: int = PAGE, balances: bool = True) -> tuple[Page[ExchangeAccount], dict[int, Snapshot]]:
+    """A page of the accounts the principal sees, with their last snapshots (unless not ``balances``)."""
+    page = await core.accounts.find(principal, AccountQuery(statuses=[status] if status else None),
+                                    ByCursor(cursor, limit))
+    wanted = balances and page.items
+    return page, await core.balances.latest_many(principal, (a.id for a in page.items)) if wanted else {}
+
+
+async def get_account(core: Core, principal: Principal, account_id: int) -> ExchangeAccount:
+    return await core.accounts.get(principal, account_id)
+
+
+async def connect_account(core: Core, principal: Principal, exchange: str, credentials: dict[str, str], *,
+                          name: str | None, account_type: str | None) -> ExchangeAccount:
+    return await core.accounts.connect(principal, exchange, credentials, name=name, account_type=account_type)
+
+
+async def rename_account(core: Core, principal: Principal, account_id: int, name: str) -> ExchangeAccount:
+    return await core.accounts.rename(principal, account_id, name)
+
+
+async def set_account_enabled(core: Core, principal: Principal, account_id: int, enabled: bool) -> ExchangeAccount:
+    return await core.accounts.set_enabled(principal, account_id, enabled)
+
+
+async def revalidate_account(core: Core, principal: Principal, account_id: int) -> ExchangeAccount:
+    return await core.accounts.revalidate(principal, account_id)
+
+
+async def rotate_account(core: Core, principal: Principal, account_id: int,
+                         credentials: dict[str, str]) -> ExchangeAccount:
+    return await core.accounts.rotate(principal, account_id, credentials)
+
+
+async def disconnect_account(core: Core, principal: Principal, account_id: int) -> ExchangeAccount:
+    return await core.accounts.disconnect(principal, account_id)
+
+
+# --- balances --------------------------------------------------------------------------------
+
+
+async def balances(core: Core, principal: Principal, account_id: int) -> tuple[Snapshot | None, list[HistoryPoint]]:
+    """An account's last snapshot and its stored totals over time."""
+    return (await core.balances.latest(principal, account_id),
+            await core.balances.history(principal, account_id, limit=200))
+
+
+async def refresh_balances(core: Core, principal: Principal, account_id: int) -> Snapshot:
+    return await core.balances.refresh(principal, account_id)
+
+
+async def portfolio(core: Core, principal: Principal) -> tuple[Portfolio, list[HistoryPoint]]:
+    """The portfolio, and its value over the last 30 days (an hour's last state per point)."""
+    since = await core.balances.now() - timedelta(days=PORTFOLIO_DAYS)
+    return await core.balances.portfolio(principal), await core.balances.portfolio_history(principal, since)
+
+
+def now(core: Core) -> datetime:
+    return core.balance_store.clock()  # the balances engine's clock (in memory: pages read it synchronously)
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+async def list_keys(core: Core, principal: Principal, cursor: str | None, limit: int = PAGE) -> Page[ApiKey]:
+    return await _run(core.api_keys.list, principal, cursor=cursor, limit=limit)
+
+
+async def get_key(core: Core, principal: Principal, key_id: str) -> ApiKey:
+    return await _run(core.api_keys.get, principal, key_id)
+
+
+async def create_key(core: Core, principal: Principal, *, kind: str, name: str, scopes: list[str],
+                     ip_allowlist: list[str] | None, expires_at: datetime | None,
+                     account_ids: list[int] | None) -> tuple[ApiKey, str | None, str | None]:
+    """Create a key; return it with its secret (bearer, hmac) or generated private key (rsa, ed25519), shown
+    once. An rsa or ed25519 key made here is always a generated pair."""
+    attrs: dict[str, Any] = {"name": name, "scopes": scopes, "ip_allowlist": ip_allowlist,
+                             "expires_at": expires_at, "account_ids": account_ids}
+    if kind in ("rsa", "ed25519"):
+        key, private_pem = await _run(lambda: core.api_keys.generate(principal, key_type=kind, **attrs))
+        return key, None, private_pem
+    key, secret = await _run(lambda: core.api_keys.create(principal, kind=kind, **attrs))
+    return key, secret, None
+
+
+async def roll_key(core: Core, principal: Principal, key_id: str, grace_seconds: int) -> tuple[ApiKey, str]:
+    return await _run(core.api_keys.roll, principal, key_id, grace_seconds)
+
+
+async def set_key_enabled(core: Core, principal: Principal, key_id: str, enabled: bool) -> ApiKey:
+    return await _run(core.api_keys.update, principal, key_id, {"enabled": enabled})
+
+
+async def revoke_key(core: Core, principal: Principal, key_id: str) -> None:
+    await _run(core.api_keys.delete, principal, key_id)
+
+
+async def key_usage(core: Core, principal: Principal, key_id: str,
+                    since: datetime | None) -> list[tuple[datetime, str, int]]:
+    """``(hour, outcome, count)`` rows of one key, oldest first."""
+    return await _run(core.api_keys.usage, principal, key_id, since, None)
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+
+async def audit_page(core: Core, principal: Principal, cursor: str | None, *, action: str | None,
+                     outcome: str | None, username: str | None, since: datetime | None, until: datetime | None,
+                     limit: int = PAGE) -> Page[AuditEvent]:
+    """A page of the audit log the principal may read, newest first, filtered. A username that names nobody
+    the principal may see is NotFound."""
+    def load() -> Page[AuditEvent]:
+        user_id = core.users.by_username(principal, username).id if username else None
+        return core.audit.list(principal, cursor=cursor, limit=limit, action=action or None, since=since,
+                               until=until, outcome=outcome or None, user_id=user_id)
+    return await _run(load)
+
+
+async def usernames(core: Core, principal: Principal, user_ids: Iterable[int]) -> dict[int, str]:
+    """``{id: username}`` of the actors on a page (an admin sees everyone's; others only their own)."""
+    if not principal.is_admin:
+        return {principal.user_id: principal.username}
+    return await _run(core.users.usernames, principal, list(user_ids))
+
+
+# --- administration --------------------------------------------------------------------------
+
+
+async def list_users(core: Core, principal: Principal, cursor: str | None, limit: int = PAGE) -> Page[User]:
+    return await _run(core.users.list, principal, cursor=cursor, limit=limit)
+
+
+async def create_user(core: Core, principal: Principal, *, username: str, password: str, email: str | None,
+                      is_admin: bool, usage_level: str) -> User:
+    return await _run(lambda: core.users.create(username, password, email=email, is_admin=is_admin,
+                                                usage_level=usage_level, actor=principal))
+
+
+async def get_user(core: Core, principal: Principal, user_id: int) -> User:
+    return await _run(core.users.get, principal, user_id)
+
+
+async def set_password(core: Core, principal: Principal, user_id: int, password: str) -> User:
+    return await _run(core.users.set_password, principal, user_id, password)
+
+
+async def set_usage_level(core: Core, principal: Principal, user_id: int, level: str) -> User:
+    return await _run(core.users.set_usage_level, principal, user_id, level)
+
+
+async def delete_user(core: Core, principal: Principal, user_id: int) -> None:
+    await _run(core.users.delete, principal, user_id)
+
+
+async def master_key_status(core: Core, principal: Principal) -> MasterKeyStatus:
+    """The master key's versions and what is sealed under each (admins only: Forbidden otherwise)."""
+    from strongroom.errors import Forbidden
+
+    if not principal.is_admin:
+        raise Forbidden("only admins see the master key status")
+    service = MasterKeyService(core.db, core.keys, core.audit, core.key_rotation)
+    return await _run(service.status)
+
+
+def new_seed() -> str:
+    """A fresh random value for a console cookie (the CSRF token is derived from it)."""
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class JobRow:
+    name: str
+    interval: float
+    leased: bool  # once per deployment (under a lease) rather than in every process
+    holder: str | None  # who holds, or last held, the lease
+
+
+async def jobs(core: Core, principal: Principal) -> list[JobRow]:
+    """The periodic jobs of this process and, for leased ones, who holds their lease (admins only)."""
+    from strongroom.errors import Forbidden
+
+    if not principal.is_admin:
+        raise Forbidden("only admins see the jobs")
+    housekeeping = core.housekeeping
+
+    def load() -> list[JobRow]:
+        leases = housekeeping.leases
+        return [JobRow(job.name, job.interval, job.leased,
+                       leases.holder_of(job.name) if job.leased and leases is not None else None)
+                for job in housekeeping.jobs]
+    return await _run(load)
