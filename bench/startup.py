@@ -1,8 +1,10 @@
 """Measure: cold start, from ``strongroom serve`` being started to ``/readyz`` answering 200.
 
-For this tree and for the tree before the architecture step (the same ``git archive`` export the
-callgrind measure uses), interleaved (this, before, this, before, ...), on a migrated SQLite data
-dir with one user: medians of the runs. Also reports the import time of ``strongroom.app`` alone.
+For this tree, for the tree before the architecture step (the same ``git archive`` export the
+callgrind measure uses) and for a minimal FastAPI + SQLAlchemy app served by uvicorn (``MINIMAL``:
+one ``/readyz`` that runs ``SELECT 1`` on a SQLite file, what issue 23 compares against), interleaved
+(this, before, minimal, this, ...), on a migrated SQLite data dir with one user: medians of the
+runs. Also reports the import time of ``strongroom.app`` alone.
 """
 
 from __future__ import annotations
@@ -20,6 +22,27 @@ import httpx
 
 from bench.callgrind import BEFORE_REF, ROOT, export_tree
 from devtools.liveserver import free_port
+
+# The baseline of issue 23 §4: what a user would write, timed the same way.
+MINIMAL = """import sys
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import create_engine, text
+
+engine = create_engine("sqlite:///" + sys.argv[2])
+app = FastAPI()
+
+
+@app.get("/readyz")
+def readyz() -> dict[str, str]:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return {"status": "ready"}
+
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+MINIMAL_LABEL = "minimal FastAPI + SQLAlchemy"
 
 SERVE = ("import sys\nfrom strongroom.cli import app\n"
          "sys.argv = ['strongroom', 'serve', '--host', '127.0.0.1', '--port', sys.argv[1]]\napp()\n")
@@ -45,10 +68,13 @@ def _prepare(tree: Path, data_dir: Path) -> None:
                    cwd=data_dir.parent)
 
 
-def _one(tree: Path, data_dir: Path) -> float:
+def _one(tree: Path | None, data_dir: Path) -> float:
+    """Seconds from starting the server of ``tree`` (None: the minimal app) to its first 200 of /readyz."""
     port = free_port()
+    code, args = (SERVE, [str(port)]) if tree is not None else (MINIMAL, [str(port), str(data_dir / "min.db")])
+    env = _env(tree, data_dir) if tree is not None else {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], env=_env(tree, data_dir),
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=data_dir.parent)
     try:
         while True:
@@ -72,21 +98,28 @@ def _import_seconds(tree: Path) -> float:
     return float(out.strip())
 
 
-def measure(rounds: int, before_ref: str | None = BEFORE_REF) -> Startup:
-    """Return the cold-start and import times of each tree, interleaved over ``rounds``."""
+def measure(rounds: int, before_ref: str | None = BEFORE_REF, minimal: bool = True) -> Startup:
+    """Return the cold-start and import times of each tree (and the minimal app's cold start),
+    interleaved over ``rounds``."""
     result = Startup()
     with tempfile.TemporaryDirectory(prefix="strongroom-startup-") as tmp:
-        trees = {"this tree": ROOT}
+        trees: dict[str, Path | None] = {"this tree": ROOT}
         if before_ref:
             trees[f"before ({before_ref})"] = export_tree(before_ref, Path(tmp) / "before")
+        if minimal:
+            trees[MINIMAL_LABEL] = None
         dirs = {}
         for label, tree in trees.items():
-            dirs[label] = Path(tmp) / label.replace(" ", "_").replace("(", "").replace(")", "") / "var"
+            dirs[label] = Path(tmp) / label.replace(" ", "_").replace("(", "").replace(")", "").replace("+", "") / "var"
             dirs[label].parent.mkdir(parents=True)
-            _prepare(tree, dirs[label])
+            if tree is None:
+                dirs[label].mkdir()
+            else:
+                _prepare(tree, dirs[label])
             _one(tree, dirs[label])  # first start: bytecode compiled, bootstrap admin made (not counted)
         for _ in range(rounds):
             for label, tree in trees.items():
                 result.runs.setdefault(label, []).append(_one(tree, dirs[label]))
-                result.imports.setdefault(label, []).append(_import_seconds(tree))
+                if tree is not None:
+                    result.imports.setdefault(label, []).append(_import_seconds(tree))
     return result

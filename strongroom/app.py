@@ -27,7 +27,8 @@ from strongroom.http.routes import Surface, SurfaceApp, build, mount
 from strongroom.metrics import CONTENT_TYPE
 from strongroom.settings import Settings, get_settings
 from strongroom.surfaces import cadenza, kalshi, native, threecommas, tradingapp, tradr
-from strongroom.surfaces.forward import ForwardAuth, ForwardFront
+from strongroom.surfaces.forward import PATH as FORWARD_PATH
+from strongroom.surfaces.forward import ForwardAuth
 from strongroom.surfaces.openapi import HEADERS, merged_openapi, raises
 
 log = logging.getLogger("strongroom")
@@ -63,6 +64,10 @@ class Readiness(BaseModel):
         None, description="Whether Redis answers (only when STRONGROOM_REDIS_URL is set).")
     master_key: Literal["ok", "unreachable"] | SkipJsonSchema[None] = Field(
         None, description="Whether the HSM or KMS holding the master key answers (only when one is configured).")
+    jobs: Literal["ok", "stuck"] | SkipJsonSchema[None] = Field(
+        None, description="stuck: the oldest due job has waited longer than STRONGROOM_JOBS_STUCK_SECONDS (no "
+        "runner takes jobs). Informational: it does not make the process unready (absent when the database "
+        "does not answer or the check is off).")
 
 
 def surfaces(settings: Settings) -> list[Surface]:
@@ -85,9 +90,17 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         else:
             owned = False
         app.state.core.housekeeping.start()
+        runner = None
+        if settings.jobs == "inline":  # the embedded default: this process runs jobs too (imported only then)
+            from strongroom.jobs.runner import build_runner
+
+            runner = build_runner(app.state.core)
+            runner.start()
         try:
             yield
         finally:
+            if runner is not None:
+                await runner.stop()
             await app.state.core.housekeeping.stop()
             await app.state.core.gateway.aclose()
             if owned:
@@ -137,6 +150,13 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
                 log.warning("readiness: master key check failed: %s", exc)
                 checks["master_key"] = "unreachable"
         ready = all(v == "ok" for v in checks.values())
+        stuck_after = core.settings.jobs_stuck_seconds
+        if checks["database"] == "ok" and stuck_after > 0:
+            try:  # reported, not a readiness failure: taking this process out of rotation unsticks no queue
+                waited = (await to_thread.run_sync(core.jobs.stats)).oldest_due_seconds
+                checks["jobs"] = "stuck" if waited > stuck_after else "ok"
+            except Exception as exc:  # noqa: BLE001 - the database answered a moment ago; leave the field out
+                log.warning("readiness: job queue check failed: %s", type(exc).__name__)
         return JSONResponse({"status": "ok" if ready else "unavailable", **checks}, status_code=200 if ready else 503,
                             headers=None if ready else {"Retry-After": "5"})
 
@@ -154,7 +174,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
             if not hmac.compare_digest(sent.encode(), expected.encode()):
                 return default.error_response(request.scope, Unauthenticated("a metrics token is required"))
         core: Core = request.app.state.core
-        return Response(core.metrics.exposition(), media_type=CONTENT_TYPE)
+        return Response(await to_thread.run_sync(core.metrics.exposition), media_type=CONTENT_TYPE)
 
     # Each surface at its prefix; every error answered in the shape of the surface the request is in.
     mount(app, built, default)
@@ -182,10 +202,10 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    # Forward authentication (the hot path of a proxy) is answered before routing and FastAPI's
-    # request handling, inside the edge guard (added last: outermost).
-    app.add_middleware(ForwardFront, forward=ForwardAuth(settings))
-    app.add_middleware(EdgeGuard, max_bytes=settings.max_body_bytes, surfaces=built, default=default)
+    # Forward authentication (the hot path of a proxy) is answered by the edge guard itself, before
+    # routing and FastAPI's request handling (request id, body limit and common headers still apply).
+    app.add_middleware(EdgeGuard, max_bytes=settings.max_body_bytes, surfaces=built, default=default,
+                       front=(FORWARD_PATH, ForwardAuth(settings)))
     return app
 
 

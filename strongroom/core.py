@@ -21,7 +21,8 @@ from strongroom.datastore import tighten
 from strongroom.db import Database
 from strongroom.exchanges.catalogue import Catalogue, get_catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
-from strongroom.jobs import Housekeeping, Job, LeaseStore, PeriodicJob
+from strongroom.jobs import Housekeeping, Job, JobQueue, LeaseStore, PeriodicJob
+from strongroom.jobs.stats import JobsCollector
 from strongroom.keys.services import ApiKeyService
 from strongroom.metrics import SYNC_SECONDS, Metrics
 from strongroom.ratelimit import RateLimiter
@@ -57,6 +58,7 @@ class Core:
     metrics: Metrics
     balances: Balances  # the balances capability's façade (async)
     credentials: CredentialService  # stored exchange keys (Cadenza's credentials)
+    jobs: JobQueue  # durable jobs: enqueue with strongroom.jobs.enqueue; a runner (jobs.runner) claims them
     account_store: ExchangeAccountService  # the accounts façade's synchronous engine (other services use it)
     balance_store: BalanceService  # the balances façade's synchronous engine
 
@@ -100,10 +102,13 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     balances = BalanceService(db, settings, audit, vault, catalogue, gateway)
     flush_every = settings.last_used_flush_seconds
     metrics = Metrics()
+    jobs_queue = JobQueue(db)
+    metrics.registry.register(JobsCollector(jobs_queue))  # queue depth and age, read from the database at a scrape
     jobs: list[Job] = [
         PeriodicJob("flush-key-usage", flush_every, usage.flush),  # in-memory batches: per process
         PeriodicJob("flush-refusal-counts", flush_every, audit.flush_refusals),
         PeriodicJob("prune-snapshots", PRUNE_EVERY_SECONDS, balances.prune_all, leased=True),  # per deployment
+        PeriodicJob("prune-jobs", 3600, lambda: jobs_queue.prune(settings.jobs_keep_days * 86_400), leased=True),
     ]
     if metrics.multiprocess_dir:  # serve --workers N: each worker adds its counts to the shared figures
         jobs.append(PeriodicJob("sync-metrics", SYNC_SECONDS, metrics.sync))
@@ -114,4 +119,4 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions,
                 AccountsFacade(accounts), api_keys, usage, auth, KeyRotationService(vault), vault, gateway,
                 housekeeping, metrics, BalancesFacade(balances),
-                CredentialService(db, audit, vault, hasher, catalogue, accounts), accounts, balances)
+                CredentialService(db, audit, vault, hasher, catalogue, accounts), jobs_queue, accounts, balances)

@@ -269,8 +269,6 @@ def prepare(settings: Settings) -> Prepared:
     Returns what it did. Raises DataError (unreachable database, a schema newer than this
     version, or a missing master key file next to data sealed with one: nothing is changed then).
     """
-    from strongroom.migrations import upgrade
-
     url = settings.effective_database_url
     path = sqlite_path(url)
     key_file = (None if settings.master_keys or settings.key_provider != "file"
@@ -295,6 +293,8 @@ def prepare(settings: Settings) -> Prepared:
     try:
         try:
             if before != head:
+                from strongroom.migrations import upgrade  # (Alembic: imported only when there is work)
+
                 upgrade(url)
         except BaseException:
             if created_file and path is not None:  # leave nothing half made

@@ -88,3 +88,14 @@ class RefusalReason(StrEnum):
     STALE_TIMESTAMP = "stale_timestamp"
     BAD_SIGNATURE = "bad_signature"
     REPLAYED_SIGNATURE = "replayed_signature"
+
+
+class JobStatus(StrEnum):
+    """The life of a durable job (``strongroom.jobs.queue``). ``succeeded``, ``dead`` and ``canceled`` are
+    final; an operator may put a dead or canceled job back to ``queued`` (``strongroom jobs retry``)."""
+
+    QUEUED = "queued"  # waiting for its run_at
+    RUNNING = "running"  # claimed by a worker under a lease (back to be claimed again when the lease expires)
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"  # failed its last attempt (dead letter)
+    CANCELED = "canceled"

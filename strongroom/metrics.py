@@ -41,6 +41,9 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
                      "Requests refused by a rate limit or failure budget, by limit.", ("limit",)),
     "exchange_calls": ("strongroom_exchange_calls", "Calls to exchanges by venue, operation and outcome.",
                        ("venue", "operation", "outcome")),
+    "job_attempts": ("strongroom_job_attempts", ("Job attempts run by this process's runner, by kind and outcome "
+                                                 "(succeeded, retry, dead, lost: its lease was gone)."),
+                     ("kind", "outcome")),
 }
 
 
@@ -59,6 +62,7 @@ class Metrics(Collector):
         self.auth: Counter[tuple[str, str]] = Counter()  # (scheme, outcome: ok or a refusal reason)
         self.rate_limited: Counter[str] = Counter()  # the limit's name: ip, key, auth-fail, login-fail, ...
         self.exchange_calls: Counter[tuple[str, str, str]] = Counter()  # (venue, operation, outcome)
+        self.job_attempts: Counter[tuple[str, str]] = Counter()  # (kind, outcome)
         shared = self.multiprocess_dir is not None
         self.exchange_seconds = Histogram(
             "strongroom_exchange_call_seconds", "Latency of calls to exchanges, by venue and operation.",
@@ -81,6 +85,9 @@ class Metrics(Collector):
     def exchange_call(self, venue: str, operation: str, outcome: str, seconds: float) -> None:
         self.exchange_calls[(venue, operation, outcome)] += 1
         self.exchange_seconds.labels(venue, operation).observe(seconds)
+
+    def job_attempt(self, kind: str, outcome: str) -> None:
+        self.job_attempts[(kind, outcome)] += 1
 
     def _counts(self, attr: str) -> Mapping[Hashable, int]:
         counts: Mapping[Hashable, int] = getattr(self, attr)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from strongroom.db import Base, utcnow
-from strongroom.enums import AccountStatus, CredentialStatus, KeyKind, UsageLevel
+from strongroom.enums import AccountStatus, CredentialStatus, JobStatus, KeyKind, UsageLevel
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -292,3 +292,44 @@ class JobLease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[float] = mapped_column(Float)  # epoch seconds
+
+
+class Job(Base):
+    """A durable job (``strongroom.jobs.queue``): enqueued in the transaction of the change that causes it,
+    claimed by one worker at a time under a lease. Times are epoch seconds. ``last_error`` is an error's
+    type or a reason its handler declared safe: never a secret."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[JobStatus] = mapped_column(EnumText(JobStatus, 16), default=JobStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    run_at: Mapped[float] = mapped_column(Float)  # due from then (epoch seconds)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_jobs_status_run_at", "status", "run_at"),
+        Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        NEVER_REUSED,
+    )
+
+
+class Schedule(Base):
+    """A recurring job: every ``interval_seconds`` the firing due at ``next_run_at`` enqueues one job of ``kind``.
+    A firing is taken by one conditional UPDATE of ``next_run_at``: once, whatever number of schedulers run."""
+
+    __tablename__ = "schedules"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(100))
+    interval_seconds: Mapped[float] = mapped_column(Float)
+    next_run_at: Mapped[float] = mapped_column(Float)  # epoch seconds
+    last_fired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_fired_by: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the scheduler that took it

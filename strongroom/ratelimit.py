@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -19,7 +20,6 @@ from typing import TYPE_CHECKING
 from limits import RateLimitItem, parse, storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
-from redis.exceptions import RedisError
 
 from strongroom.errors import RateLimited, ServiceUnavailable
 from strongroom.metrics import Metrics
@@ -30,6 +30,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("strongroom.ratelimit")
 
 
+def _store_failure(exc: Exception) -> bool:
+    """Return True if ``exc`` says the shared store did not answer. redis is imported only when
+    STRONGROOM_REDIS_URL is set (its import is a tenth of a cold start): without it no RedisError can
+    have been raised."""
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError, StorageError)):
+        return True
+    redis_exceptions = sys.modules.get("redis.exceptions")
+    return redis_exceptions is not None and isinstance(exc, redis_exceptions.RedisError)
+
+
 @contextmanager
 def _store_errors() -> Iterator[None]:
     """Turn a failure of the shared store into a 503 with Retry-After (never a 500)."""
@@ -37,7 +47,9 @@ def _store_errors() -> Iterator[None]:
         yield
     except (RateLimited, ServiceUnavailable):
         raise
-    except (ConnectionError, TimeoutError, OSError, RedisError, StorageError) as exc:
+    except Exception as exc:
+        if not _store_failure(exc):
+            raise
         log.warning("rate-limit store unavailable: %s", type(exc).__name__)
         raise ServiceUnavailable("a backing service is unavailable; try again shortly", retry_after=5) from None
 
@@ -91,6 +103,10 @@ class RateLimiter:
         # memory storage starts a task on every increment that walks every stored key; at a few
         # thousand requests/s that costs more than the rest of authentication (see BENCHMARKS.md).
         self._windows: dict[tuple[str, tuple[str, ...]], _LocalWindow] = {}
+        # The windows of each spec in the order they were opened: all of one spec are equally long, so
+        # this is also their expiry order. Each new window drops up to two expired ones from the front
+        # (amortised O(1)), so the map holds about the windows opened in one window's length.
+        self._opened: dict[str, deque[tuple[tuple[str, ...], _LocalWindow]]] = {}
         self._seen: dict[str, float] = {}
         self._seen_order: deque[tuple[float, str]] = deque()
 
@@ -125,6 +141,23 @@ class RateLimiter:
                 self.metrics.rate_limited[identifiers[0] if identifiers else spec] += 1
             raise
 
+    def enter_local(self, spec: str, fail_spec: str, ip: str) -> tuple[Window, RateLimited | None]:
+        """``hit_local(spec, "ip", ip)`` and ``check_local(fail_spec, "auth-fail", ip)`` in one call (what
+        authentication asks of every request): the IP's window, and the RateLimited its spent failure
+        budget answers (None while budget remains). Raises RateLimited when over ``spec``."""
+        try:
+            window = self._hit_local(spec, ("ip", ip))
+        except RateLimited:
+            if self.metrics is not None:
+                self.metrics.rate_limited["ip"] += 1
+            raise
+        failures = self._windows.get((fail_spec, ("auth-fail", ip)))
+        if failures is not None and failures.count >= failures.limit:
+            now = time.monotonic()
+            if now < failures.end:
+                return window, RateLimited("too many requests", retry_after=max(1, math.ceil(failures.end - now)))
+        return window, None
+
     def check_local(self, spec: str, *identifiers: str) -> None:
         """:meth:`check` without Redis (``local`` is True): synchronous."""
         window = self._windows.get((spec, identifiers))
@@ -138,9 +171,18 @@ class RateLimiter:
         now = time.monotonic()
         if window is None or now >= window.end:
             item = self.item(spec)
-            if len(self._windows) >= 100_000:
-                self._windows = {k: w for k, w in self._windows.items() if w.end > now}
             window = self._windows[(spec, identifiers)] = _LocalWindow(now + item.get_expiry(), 0, item.amount)
+            opened = self._opened.get(spec)
+            if opened is None:
+                opened = self._opened[spec] = deque()
+            windows = self._windows
+            for _ in range(2):  # two out for each one in: the backlog of expired windows shrinks
+                if not opened or opened[0][1].end > now:
+                    break
+                old_ids, old = opened.popleft()
+                if windows.get((spec, old_ids)) is old:  # (not reopened or cleared since)
+                    del windows[(spec, old_ids)]
+            opened.append((identifiers, window))
         window.count += 1
         if window.count > window.limit:
             raise RateLimited("too many requests", retry_after=max(1, math.ceil(window.end - now)))
@@ -185,7 +227,9 @@ class RateLimiter:
             return True
         try:
             return bool(await self._redis.ping())
-        except (ConnectionError, TimeoutError, OSError, RedisError) as exc:
+        except Exception as exc:
+            if not _store_failure(exc):
+                raise
             log.warning("readiness: redis check failed: %s", type(exc).__name__)
             return False
 

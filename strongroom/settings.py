@@ -129,6 +129,26 @@ class Settings(BaseSettings):
         "300/minute", description="Failed authentications naming one key id before further failures for that key "
                                   "are answered 429 (its valid requests still pass).")
 
+    # --- background jobs (strongroom.jobs) ------------------------------------------------
+    jobs: Literal["inline", "off"] = Field(
+        "inline", description="inline: `serve` runs the job runner in its own process (the embedded default); off: "
+        "only `strongroom worker` processes run jobs.")
+    jobs_concurrency: int = Field(4, ge=1, le=1000, description="Jobs one runner runs at once (worker: --concurrency).")
+    jobs_lease_seconds: float = Field(
+        60.0, ge=1, le=86_400, description="A claimed job's lease, renewed while it runs: a dead worker's jobs run "
+        "again this long after it died.")
+    jobs_poll_seconds: float = Field(
+        1.0, ge=0.05, le=3600, description="How often a runner looks for due jobs (PostgreSQL also wakes it by "
+        "LISTEN/NOTIFY on enqueue).")
+    jobs_stuck_seconds: float = Field(
+        300.0, ge=0, le=30 * 86_400, description="/readyz reports jobs: stuck when the oldest due job has waited "
+        "longer than this; 0: never.")
+    jobs_keep_days: float = Field(7.0, ge=0.01, le=3650,
+                                  description="Succeeded and canceled jobs are deleted this long after they finished.")
+    job_handlers: str | None = Field(
+        None, description="Comma-separated module:function registration functions, each called with the runner's "
+        "registry to add job handlers and schedules.")
+
     # --- HTTP --------------------------------------------------------------------------
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=100 * 1024 * 1024)
     host: str = "127.0.0.1"

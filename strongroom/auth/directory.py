@@ -58,6 +58,19 @@ class KeyDirectory(Protocol):
         """Return the id of the bearer key whose (current or in-grace) secret hashes to ``digest``."""
         ...
 
+    @property
+    def warm_tokens(self) -> Mapping[str, tuple[str, str]]:
+        """Bearer secrets that verified recently, by the exact secret: ``(its digest, key id)``."""
+        ...
+
+    def remember_token(self, token: str, digest: str, key_id: str) -> None:
+        """Remember that ``token`` hashes to ``digest``, the secret of ``key_id`` (bounded; oldest out)."""
+        ...
+
+    def forget_token(self, token: str) -> None:
+        """Forget ``token`` (its key no longer takes it)."""
+        ...
+
     def vouched(self, digest: str) -> bool:
         """Return True if ``digest`` (the hash of a bearer key's secret or of an access token)
         resolved to a live key or session recently: worth verifying again (a memory lookup)."""
@@ -96,9 +109,10 @@ class Claim:
 
 def hash_matches(record: KeyRecord, digest: str) -> bool:
     """Return True if ``digest`` is the record's bearer hash (or its previous one, in grace)."""
-    now = time.time()
-    return any(hmac.compare_digest(h, digest) and (until is None or now < until)
-               for h, until in record.secret_hashes)
+    for stored, until in record.secret_hashes:  # (a loop, not any(...): this runs on every bearer request)
+        if hmac.compare_digest(stored, digest) and (until is None or time.time() < until):
+            return True
+    return False
 
 
 def hmac_secrets(record: KeyRecord) -> list[str]:

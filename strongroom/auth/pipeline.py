@@ -83,6 +83,10 @@ class Authenticator:
         # digests of bearer secrets and access tokens that resolved to a live key or session: what an
         # address that spent its failure budget may still try (filled on the database path only)
         self.known: TTLCache[str, bool] = TTLCache(maxsize=size, ttl=VOUCHED_SECONDS)
+        # bearer secrets that verified, by the exact secret: (digest, key id); a warm key skips the
+        # peppered hash (the record is still checked on every use). Oldest out past ``size``.
+        self.warm_tokens: dict[str, tuple[str, str]] = {}
+        self.warm_size = size
         keys.listeners.append(self.forget)
 
     def forget(self, key_id: str) -> None:
@@ -106,12 +110,10 @@ class Authenticator:
         ip = facts.client_ip or "-"
         limiter = self.limiter
         spent: RateLimited | None = None  # the IP's failure budget, when spent: only cheap checks remain
-        if limiter.local:  # the common case: no coroutines for in-process counting
-            ip_window = limiter.hit_local(self.per_ip, "ip", ip)
-            try:
-                limiter.check_local(self.fail_per_ip, "auth-fail", ip)
-            except RateLimited as exc:
-                spent = None if self.exempted(facts.client_ip) else exc
+        if limiter.local:  # the common case: no coroutines for in-process counting, one call
+            ip_window, spent = limiter.enter_local(self.per_ip, self.fail_per_ip, ip)
+            if spent is not None and self.exempted(facts.client_ip):
+                spent = None
         else:
             ip_window = await limiter.hit(self.per_ip, "ip", ip)
             try:
@@ -266,6 +268,17 @@ class Authenticator:
         if key_id is not None:
             self.known[digest] = True
         return key_id
+
+    def remember_token(self, token: str, digest: str, key_id: str) -> None:
+        """Remember that the bearer secret ``token`` hashes to ``digest``, the secret of ``key_id``."""
+        warm = self.warm_tokens
+        if token not in warm and len(warm) >= self.warm_size:
+            del warm[next(iter(warm))]  # oldest out
+        warm[token] = (digest, key_id)
+
+    def forget_token(self, token: str) -> None:
+        """Forget the bearer secret ``token`` (its key's record no longer takes it)."""
+        self.warm_tokens.pop(token, None)
 
     def vouched(self, digest: str) -> bool:
         """Return True if ``digest`` resolved to a key or session in the last VOUCHED_SECONDS."""

@@ -1,5 +1,5 @@
-"""The ``strongroom`` command: serve, migrate, and manage users, keys, accounts, the audit log
-and the master key. One module per command group; output conventions in ``output``.
+"""The ``strongroom`` command: serve, migrate, run jobs, and manage users, keys, accounts, jobs, the
+audit log and the master key. One module per command group; output conventions in ``output``.
 
 Every error, whatever raised it, ends as one line on stderr (``error: ...``) and a non-zero
 exit status: 2 for usage and settings errors, 1 for everything else.
@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from strongroom import __version__
-from strongroom.cli import accounts, audit, backup, keys, masterkey, server, users
+from strongroom.cli import accounts, audit, backup, jobs, keys, masterkey, server, users
 from strongroom.cli.context import quiet_logging, report
 
 
@@ -78,3 +78,4 @@ app.add_typer(accounts.app, name="accounts")
 app.add_typer(audit.app, name="audit")
 app.add_typer(masterkey.app, name="master-key")
 backup.register(app)
+jobs.register(app)

@@ -108,6 +108,14 @@ def serve(
     except KeySourceIncomplete as exc:
         core.close()
         fail(f"cannot serve: {exc}")
+    if settings.jobs == "inline":  # a handler module that does not load: refuse now, not in the app's start-up
+        from strongroom.jobs.runner import JobsConfigError, Registry, load_handlers
+
+        try:
+            load_handlers(settings.job_handlers, Registry(services=core))
+        except JobsConfigError as exc:
+            core.close()
+            fail(exc.message, 2)
     created = core.users.bootstrap_admin()
     if created:
         _tell_bootstrap_password(*created, settings.data_dir)

@@ -7,14 +7,17 @@
   Per-process jobs (flushes of in-memory batches: key usage, refusal counts) run in every
   process; leased jobs (snapshot pruning) run in whichever process takes the job's lease
   (:mod:`strongroom.jobs.leases`, a row of ``job_leases``) for the interval.
-* Seam for durable jobs (webhooks, retries, a ``strongroom worker`` process): they are not
-  periodic and need persistence; they come as a module of this package beside ``periodic``, with
-  its own runner, and reuse the lease store for anything one process of a deployment must do.
+* Durable jobs (:mod:`strongroom.jobs.queue`): rows of ``jobs`` enqueued with :func:`enqueue` in the
+  caller's transaction, claimed under expiring leases, retried with backoff, dead after the last
+  attempt; ``schedules`` fire once per interval per deployment. :mod:`strongroom.jobs.runner` runs
+  them (inside ``serve`` with ``STRONGROOM_JOBS=inline``, or ``strongroom worker``); it is imported
+  only where a runner starts.
 """
 
 from __future__ import annotations
 
 from strongroom.jobs.leases import LeaseStore
 from strongroom.jobs.periodic import Housekeeping, Job, PeriodicJob
+from strongroom.jobs.queue import ClaimedJob, JobFailed, JobQueue, enqueue
 
-__all__ = ["Housekeeping", "Job", "LeaseStore", "PeriodicJob"]
+__all__ = ["ClaimedJob", "Housekeeping", "Job", "JobFailed", "JobQueue", "LeaseStore", "PeriodicJob", "enqueue"]

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import exists, literal, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
@@ -732,6 +731,8 @@ class ApiKeyService:
         """Add a batch of verification counts ``{(key id, epoch hour, outcome): n}`` to key_usage
         (one upsert per row; a key deleted meanwhile is skipped, not an error)."""
         dialect = self.db.engine.dialect.name
+        if dialect == "postgresql":  # (imported here: the dialect is not loaded on SQLite)
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
         insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
         table = KeyUsage.__table__
         with self.db.session() as session:

@@ -42,7 +42,7 @@ from strongroom.verify.rules import load_rules
 from strongroom.verify.service import Reason, Verdict, Verifier
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Receive, Scope, Send
+    from starlette.types import Receive, Scope, Send
 
     from strongroom.auth.facts import Network
     from strongroom.core import Core
@@ -66,24 +66,6 @@ def _in_networks(peer: str | None, networks: tuple[Network, ...]) -> bool:
     except ValueError:
         return False
     return any(ip in net for net in networks)
-
-
-class ForwardFront:
-    """Middleware answering ``/v1/auth/forward`` and ``/v1/auth/forward/...`` itself, ahead of the
-    application's routing and request handling (installed inside the edge guard: request id, body
-    limit and common headers still apply)."""
-
-    def __init__(self, app: ASGIApp, forward: ForwardAuth) -> None:
-        self.app = app
-        self.forward = forward
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path = scope["path"]
-            if path.startswith(PATH) and (len(path) == len(PATH) or path[len(PATH)] == "/"):
-                await self.forward(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 class ForwardAuth:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import hmac
 import time
@@ -35,7 +36,10 @@ def token_hash(secret: str) -> str:
 
 
 class FakeHasher:
+    calls = 0  # peppered hashes computed
+
     def token(self, secret: str) -> str:
+        FakeHasher.calls += 1
         return token_hash(secret)
 
 
@@ -56,6 +60,7 @@ class FakeDirectory:
         self.cached_sessions: dict[str, UserSnapshot] = {}
         self.lookups = 0  # database reads
         self.known: set[str] = set()  # digests that resolved to a key or session
+        self.warm_tokens: dict[str, tuple[str, str]] = {}  # bearer secrets that verified
 
     # --- set-up
     def add(self, kind: KeyKind, *, secret: str | None = None) -> KeyRecord:
@@ -92,6 +97,12 @@ class FakeDirectory:
 
     def vouched(self, digest: str) -> bool:
         return digest in self.known
+
+    def remember_token(self, token: str, digest: str, key_id: str) -> None:
+        self.warm_tokens[token] = (digest, key_id)
+
+    def forget_token(self, token: str) -> None:
+        self.warm_tokens.pop(token, None)
 
     async def sign_in(self, username: str, password: str, client_ip: str | None, method: AuthMethod) -> Principal:
         self.lookups += 1
@@ -143,6 +154,34 @@ def test_bearer_key_claims_its_record_and_is_vouched_for_once_it_resolved() -> N
     other = tokens.new_token(PREFIX)
     assert run(scheme.authenticate(facts({"X-API-Key": other}), directory)).record is None  # unknown
     assert not scheme.vouched(facts({"X-API-Key": other}), directory)  # an unknown key is never vouched for
+
+
+def test_a_warm_bearer_key_skips_the_peppered_hash_but_never_the_check_of_its_record() -> None:
+    directory, scheme = FakeDirectory(), BearerKeyScheme()
+    secret, other_secret = tokens.new_token(PREFIX), tokens.new_token(PREFIX)
+    record, other = directory.add(KeyKind.BEARER, secret=secret), directory.add(KeyKind.BEARER, secret=other_secret)
+    assert run(scheme.authenticate(facts({"Authorization": f"Bearer {secret}"}), directory)).record is record
+    hashed = FakeHasher.calls
+    for _ in range(3):  # warm: the same secret verifies again without hashing it
+        assert run(scheme.authenticate(facts({"Authorization": f"Bearer {secret}"}), directory)).record is record
+    assert FakeHasher.calls == hashed
+    # another secret (another key's, or one character off) never answers to the warm entry
+    assert run(scheme.authenticate(facts({"X-API-Key": other_secret}), directory)).record is other
+    near = secret[:-1] + ("a" if secret[-1] != "a" else "b")
+    with pytest.raises(Refused):  # (its checksum no longer holds)
+        run(scheme.authenticate(facts({"X-API-Key": near}), directory))
+    # disabled meanwhile (the record cache reloaded it): the pipeline's admission sees the new record
+    directory.cache[record.key_id] = disabled = dataclasses.replace(record, enabled=False)
+    assert run(scheme.authenticate(facts({"X-API-Key": secret}), directory)).record is disabled
+    # rolled by another process (its secret no longer the key's): the warm entry is dropped, refused
+    directory.records[record.key_id] = directory.cache[record.key_id] = dataclasses.replace(
+        record, secret_hashes=((token_hash(tokens.new_token(PREFIX)), None),))
+    assert run(scheme.authenticate(facts({"X-API-Key": secret}), directory)).record is None
+    assert secret not in directory.warm_tokens
+    # the key's record lapsed from the cache: the full path reads it again
+    directory.records[record.key_id] = record
+    directory.cache.pop(record.key_id)
+    assert run(scheme.authenticate(facts({"X-API-Key": secret}), directory)).record is record
 
 
 def test_bearer_key_refusals() -> None:

@@ -30,6 +30,9 @@ COMMANDS = [
     ("master-key", "status"),
     ("master-key", "rotate"),
     ("master-key", "retire", "1", "--yes"),
+    ("jobs", "list"),
+    ("jobs", "retry", "1"),
+    ("worker",),
 ]
 
 

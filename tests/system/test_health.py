@@ -14,7 +14,7 @@ def test_healthz(client):
 def test_readyz_when_the_database_answers(client, backend):
     response = client.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "jobs": "ok"}  # no due job waits
 
 
 def test_health_needs_no_credentials_and_ignores_bad_ones(client):

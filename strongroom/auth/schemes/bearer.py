@@ -44,6 +44,16 @@ class BearerKeyScheme(AuthScheme):
             token, method = (facts.headers.get(self.header or "") or "").strip(), AuthMethod.X_API_KEY
         if len(token) > 200:
             raise Refused(RefusalReason.MALFORMED_KEY)
+        # A warm key: the exact secret verified recently, so its peppered hash is known without
+        # computing it. Possession is still proven on every request: the remembered digest is
+        # compared in constant time with the key's record (cached for the key-cache TTL, so a
+        # revocation, roll or disable reaches this path as fast as any other).
+        warm = directory.warm_tokens.get(token)
+        if warm is not None:
+            record = directory.cached_record(warm[1])
+            if record is not None and hash_matches(record, warm[0]):
+                return Claim(method, record)
+            directory.forget_token(token)  # the record lapsed or changed: the full path decides
         digest = directory.hasher.token(token)
         # a known digest is a well-formed key: the format check only guards the database lookup
         if digest not in directory.hash_index and not tokens.well_formed(token, directory.key_prefix):
@@ -54,8 +64,10 @@ class BearerKeyScheme(AuthScheme):
             # the index knows this secret but the cached record does not: it predates a roll made
             # by another process. Reload once, so a new secret works at once everywhere.
             record = await directory.record(record.key_id, fresh=True)
-        if record is not None and not hash_matches(record, digest):
-            record = None  # grace period ended since the hash was indexed
+            if record is not None and not hash_matches(record, digest):
+                record = None  # grace period ended since the hash was indexed
+        if record is not None:
+            directory.remember_token(token, digest, record.key_id)
         return Claim(method, record)
 
     def vouched(self, facts: RequestFacts, directory: KeyDirectory) -> bool:

@@ -106,7 +106,13 @@ class SignedScheme(AuthScheme):
                                       or abs(int(stamp) - time.time() * 1000) > directory.window_ms):
             raise refused_key(RefusalReason.STALE_TIMESTAMP, record, invalid_signature())
         messages = self.messages(facts, stamp)
-        ok = self.verify(record, signature, messages)
+        raw = None  # a public-key signature, decoded once (for the verify and the replay key)
+        if record.kind != KeyKind.HMAC:
+            try:
+                raw = base64.b64decode(signature, validate=True)
+            except (binascii.Error, ValueError):
+                raise refused_key(RefusalReason.BAD_SIGNATURE, record, invalid_signature()) from None
+        ok = self.verify(record, signature, messages, raw)
         if not ok and record.kind == KeyKind.HMAC and Algorithm.HMAC_SHA256_HEX in self.algorithms:
             # maybe signed with a secret rolled on another process since we cached the key: reload
             # once. (A refusal already costs an audit write, so this adds no new lever for abuse.)
@@ -120,12 +126,13 @@ class SignedScheme(AuthScheme):
         if self.replay_guarded(facts):
             # keyed on the signature's bytes, not its spelling: hex case and base64's unused bits would
             # otherwise let one signature be replayed as a "new" one
-            canonical = signature.lower() if record.kind == KeyKind.HMAC else base64.b64decode(signature).hex()
+            canonical = signature.lower() if raw is None else raw.hex()
             replay_key = hashlib.sha256(f"{self.id}|{record.key_id}|{stamp}|{canonical}".encode()).hexdigest()
         return Claim(self.method, record, replay_key=replay_key)
 
-    def verify(self, record: KeyRecord, signature: str, messages: Sequence[bytes]) -> bool:
-        """Return True if ``signature`` is valid for one of ``messages`` under ``record``'s key."""
+    def verify(self, record: KeyRecord, signature: str, messages: Sequence[bytes], raw: bytes | None = None) -> bool:
+        """Return True if ``signature`` is valid for one of ``messages`` under ``record``'s key
+        (``raw``: the signature already decoded from base64, for a public key)."""
         if record.kind == KeyKind.HMAC:
             if Algorithm.HMAC_SHA256_HEX not in self.algorithms:
                 return False
@@ -134,10 +141,11 @@ class SignedScheme(AuthScheme):
                        for secret in hmac_secrets(record) for message in messages)
         if record.verifier is None:
             return False
-        try:
-            raw = base64.b64decode(signature, validate=True)
-        except (binascii.Error, ValueError):
-            return False
+        if raw is None:
+            try:
+                raw = base64.b64decode(signature, validate=True)
+            except (binascii.Error, ValueError):
+                return False
         if record.kind == KeyKind.ED25519:
             if Algorithm.ED25519 not in self.algorithms:
                 return False

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from strongroom.enums import AuthMethod
 from strongroom.errors import (
@@ -20,6 +20,7 @@ from strongroom.errors import (
     ValidationFailed,
 )
 from strongroom.http.routes import direct
+from strongroom.principal import Principal
 from strongroom.surfaces.deps import AuthDep, ClientIP, CurrentPrincipal, SessionsDep, UsersDep
 from strongroom.surfaces.native.schemas import MeOut, RefreshIn, TokenOut
 from strongroom.surfaces.openapi import body_example, raises
@@ -36,16 +37,28 @@ async def me(principal: CurrentPrincipal) -> Response:
     authenticated call, used by clients to check a credential, so it skips re-validation, and is
     ``@direct``: the surface calls it with the gate's principal, without FastAPI's request handling.
     """
-    return JSONResponse({
-        "id": principal.user_id,
-        "username": principal.username,
-        "is_admin": principal.is_admin,
-        "usage_level": principal.usage_level,
-        "key_id": principal.key_id,
-        "scopes": sorted(principal.scopes),
-        "account_ids": sorted(principal.account_ids) if principal.account_ids is not None else None,
-        "auth_scheme": principal.scheme,
-    })
+    entry = _ME_BODIES.get(id(principal))
+    if entry is None or entry[0] is not principal:
+        if len(_ME_BODIES) >= 10_000:
+            _ME_BODIES.clear()
+        body = json.dumps({
+            "id": principal.user_id,
+            "username": principal.username,
+            "is_admin": principal.is_admin,
+            "usage_level": principal.usage_level,
+            "key_id": principal.key_id,
+            "scopes": sorted(principal.scopes),
+            "account_ids": sorted(principal.account_ids) if principal.account_ids is not None else None,
+            "auth_scheme": principal.scheme,
+        }, ensure_ascii=False, separators=(",", ":")).encode()
+        entry = _ME_BODIES[id(principal)] = (principal, body)
+    return Response(entry[1], media_type="application/json")
+
+
+# The rendered /v1/me of a principal, by its identity: a key's principals are memoised (per key record,
+# address and scheme), so a warm key answers bytes rendered once. The entry holds the principal, so
+# its id is not reused while the entry lives; a principal is frozen, so its body never changes.
+_ME_BODIES: dict[int, tuple[Principal, bytes]] = {}
 
 
 async def form_fields(request: Request) -> None:

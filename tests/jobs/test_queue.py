@@ -1,0 +1,265 @@
+"""The durable job queue and its runner, in process, on SQLite and PostgreSQL (``make_core``): enqueue
+belongs to the caller's transaction, failed attempts come back after a growing jittered delay and end
+dead, a lost lease writes nothing, a schedule fires once per interval whatever number of schedulers
+run, PostgreSQL wakes a runner by NOTIFY, and /readyz and /metrics report the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from support import start_server
+
+from strongroom.enums import JobStatus
+from strongroom.jobs import ClaimedJob, JobFailed, JobQueue, enqueue
+from strongroom.jobs.queue import ScheduleSpec, backoff
+from strongroom.jobs.runner import JobsConfigError, Registry, Runner, listen_url, load_handlers
+
+
+def run_until(runner: Runner, done: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Run ``runner`` on a loop of its own until ``done()`` (checked in a thread: it may read the database)."""
+
+    async def main() -> None:
+        runner.start()
+        deadline = time.monotonic() + timeout
+        try:
+            while not await asyncio.to_thread(done):
+                assert time.monotonic() < deadline, "the runner did not finish in time"
+                await asyncio.sleep(0.05)
+        finally:
+            await runner.stop()
+
+    asyncio.run(main())
+
+
+def kind() -> str:
+    return f"test.{uuid.uuid4().hex[:8]}"
+
+
+def test_a_job_enqueued_in_a_rolled_back_transaction_does_not_exist(make_core):
+    core = make_core()
+    with pytest.raises(RuntimeError), core.db.session() as session:
+        enqueue(session, "test.rollback", {"n": 1})
+        raise RuntimeError("the change that caused the job failed")
+    assert core.jobs.list() == []
+    with core.db.session() as session:
+        job_id = enqueue(session, "test.rollback", {"n": 2})
+    [job] = core.jobs.list()
+    assert (job.id, job.status, job.attempts) == (job_id, JobStatus.QUEUED, 0)
+
+
+def test_failed_attempts_back_off_with_jitter_then_the_job_is_dead(make_core):
+    core = make_core()
+    k = kind()
+    attempts: list[tuple[int, float]] = []
+    outcomes: list[str] = []
+
+    def failing(job: ClaimedJob) -> None:
+        attempts.append((job.attempt, time.monotonic()))
+        raise ValueError("upstream said: secret-token-123")  # a library's text: never stored
+
+    registry = Registry()
+    registry.handler(k, failing, backoff_base=0.4, backoff_cap=10)
+    with core.db.session() as session:
+        job_id = enqueue(session, k, max_attempts=3)
+    runner = Runner(core.jobs, registry, poll_seconds=0.05, count=lambda _k, outcome: outcomes.append(outcome))
+    run_until(runner, lambda: core.jobs.get(job_id).status == JobStatus.DEAD)
+
+    assert [n for n, _ in attempts] == [1, 2, 3]
+    first_gap, second_gap = attempts[1][1] - attempts[0][1], attempts[2][1] - attempts[1][1]
+    assert 0.2 <= first_gap < 2.0  # between half and all of 0.4 s, plus a poll
+    assert 0.4 <= second_gap < 3.0  # between half and all of 0.8 s: it grew
+    job = core.jobs.get(job_id)
+    assert (job.status, job.attempts, job.last_error) == (JobStatus.DEAD, 3, "ValueError")
+    assert outcomes == ["retry", "retry", "dead"]
+
+
+def test_backoff_doubles_within_its_jitter_and_stops_at_the_cap():
+    rng = random.Random(7)
+    for attempt, step in [(1, 1.0), (2, 2.0), (3, 4.0), (8, 30.0)]:
+        delays = [backoff(attempt, 1.0, 30.0, rng) for _ in range(200)]
+        assert all(step / 2 <= d <= step for d in delays)
+        assert max(delays) - min(delays) > step / 4  # jittered, not one value
+
+
+def test_a_permanent_failure_is_dead_at_once_with_its_declared_reason(make_core):
+    core = make_core()
+    k = kind()
+
+    def refuse(job: ClaimedJob) -> None:
+        raise JobFailed("receiver answered 410", permanent=True)
+
+    registry = Registry()
+    registry.handler(k, refuse)
+    with core.db.session() as session:
+        job_id = enqueue(session, k)
+    run_until(Runner(core.jobs, registry, poll_seconds=0.05), lambda: core.jobs.get(job_id).status == JobStatus.DEAD)
+    job = core.jobs.get(job_id)
+    assert (job.attempts, job.last_error) == (1, "receiver answered 410")
+
+
+def test_a_worker_whose_lease_expired_writes_nothing_and_the_job_runs_again(make_core):
+    core = make_core()
+    one, two = JobQueue(core.db), JobQueue(core.db)
+    k = kind()
+    with core.db.session() as session:
+        job_id = enqueue(session, k)
+    [first] = one.claim([k], 10, lease_seconds=0.3)
+    assert two.claim([k], 10, lease_seconds=30) == []  # held: nobody else takes it
+    time.sleep(0.4)
+    [second] = two.claim([k], 10, lease_seconds=30)  # the lease expired: its worker is presumed dead
+    assert (second.id, second.attempt) == (job_id, 2)
+    assert one.succeed(first) is False and one.fail(first, "late", 1) is None  # the old holder writes nothing
+    assert core.jobs.get(job_id).status == JobStatus.RUNNING
+    assert two.succeed(second) is True
+    assert core.jobs.get(job_id).status == JobStatus.SUCCEEDED
+
+
+def test_a_job_whose_lease_expires_on_its_last_attempt_is_dead(make_core):
+    core = make_core()
+    k = kind()
+    with core.db.session() as session:
+        job_id = enqueue(session, k, max_attempts=1)
+    assert len(core.jobs.claim([k], 1, lease_seconds=0.2)) == 1
+    time.sleep(0.3)
+    assert core.jobs.claim([k], 1, lease_seconds=30) == []
+    job = core.jobs.get(job_id)
+    assert (job.status, job.last_error) == (JobStatus.DEAD, "lease expired on the last attempt")
+
+
+def test_concurrent_claims_never_take_one_job_twice(make_core):
+    core = make_core()
+    k = kind()
+    with core.db.session() as session:
+        ids = {enqueue(session, k) for _ in range(60)}
+    queues = [JobQueue(core.db) for _ in range(4)]
+    barrier = threading.Barrier(4)
+
+    def drain(queue: JobQueue) -> list[int]:
+        barrier.wait(10)
+        taken: list[int] = []
+        while batch := queue.claim([k], 3, lease_seconds=60):
+            taken.extend(job.id for job in batch)
+        return taken
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(drain, queues))
+    everything = [job_id for taken in results for job_id in taken]
+    assert sorted(everything) == sorted(ids)  # each once, none lost
+
+
+def test_a_schedule_fires_once_per_interval_with_two_schedulers(make_core):
+    one, two = make_core(), make_core()  # two processes of one deployment
+    k = kind()
+    spec = ScheduleSpec(f"every-{k}", k, interval=60)
+    schedulers = [JobQueue(one.db), JobQueue(two.db)]
+    barrier = threading.Barrier(2)
+    start = time.time()
+
+    def tick(queue: JobQueue, now: float) -> list[str]:
+        barrier.wait(10)
+        return queue.fire_schedules([spec], now=now)
+
+    with ThreadPoolExecutor(2) as pool:
+        for n, now in enumerate([start, start + 1, start + 59.5, start + 60.2, start + 61, start + 185]):
+            fired = list(pool.map(tick, schedulers, [now, now]))
+            assert sorted(len(f) for f in fired) == ([0, 1] if n in (0, 3, 5) else [0, 0]), (n, fired)
+    assert len(one.jobs.list(kind=k)) == 3  # at start, at +60, at +185 (missed firings are not caught up)
+
+
+def test_postgresql_wakes_the_runner_by_notify_and_sqlite_polls(make_core):
+    core = make_core()
+    k = kind()
+    ran = threading.Event()
+    registry = Registry()
+    registry.handler(k, lambda job: ran.set())
+    url = listen_url(core.settings.effective_database_url)
+    assert (url is not None) == (core.db.engine.dialect.name == "postgresql")
+    # polling every 30 s: only a NOTIFY can start the job within seconds (SQLite: poll fast instead)
+    runner = Runner(core.jobs, registry, poll_seconds=30 if url else 0.1, listen=url)
+
+    async def main() -> float:
+        runner.start()
+        await asyncio.sleep(1.0)  # listening
+        started = time.monotonic()
+        with core.db.session() as session:
+            enqueue(session, k)
+        try:
+            while not ran.is_set():
+                assert time.monotonic() - started < 5, "the job did not start within 5 s"
+                await asyncio.sleep(0.02)
+            return time.monotonic() - started
+        finally:
+            await runner.stop()
+
+    assert asyncio.run(main()) < 5
+
+
+def test_handlers_load_from_module_function_names_and_a_bad_name_is_one_line():
+    registry = load_handlers(" builtins:id , ", Registry())  # any callable taking the registry (here: ignores it)
+    assert registry.handlers == {}
+    for bad in ("no_such_module_xyz:register", "json", "json:no_such_function"):
+        with pytest.raises(JobsConfigError) as caught:
+            load_handlers(bad, Registry())
+        assert "STRONGROOM_JOB_HANDLERS" in caught.value.message
+
+
+def test_readyz_reports_a_stuck_queue_and_metrics_its_depth(fresh, tmp_path):
+    srv = start_server(data_dir=tmp_path / "srv", database_url=fresh.url, jobs_stuck_seconds=5,
+                       metrics_enabled=True)
+    try:
+        with srv.client() as client:
+            assert client.get("/readyz").json() == {"status": "ok", "database": "ok", "jobs": "ok"}
+            with srv.core.db.session() as session:  # a kind no runner handles, due 10 s ago
+                old = enqueue(session, "test.unhandled", run_at=time.time() - 10)
+                enqueue(session, "test.later", delay=3600)
+            answer = client.get("/readyz")
+            # reported, but the process stays ready: taking it out of rotation would unstick nothing
+            assert answer.status_code == 200
+            assert answer.json() == {"status": "ok", "database": "ok", "jobs": "stuck"}
+            metrics = client.get("/metrics").text
+            assert 'strongroom_jobs{status="queued"} 2.0' in metrics
+            assert "strongroom_jobs_due 1.0" in metrics
+            age = float(next(line.split()[1] for line in metrics.splitlines()
+                             if line.startswith("strongroom_jobs_oldest_due_seconds ")))
+            assert 10 <= age < 60
+            srv.core.jobs.cancel(old)
+            assert client.get("/readyz").json()["jobs"] == "ok"
+            assert "strongroom_jobs_due 0.0" in client.get("/metrics").text
+    finally:
+        srv.stop()
+
+
+def test_enqueue_refuses_a_bad_kind_or_payload(make_core):
+    from strongroom.errors import ValidationFailed
+
+    core = make_core()
+    bad: list[dict[str, Any]] = [{"kind": ""}, {"kind": "x" * 101}, {"kind": "k", "payload": {"a": object()}},
+                                 {"kind": "k", "max_attempts": 0}]
+    for args in bad:
+        with pytest.raises(ValidationFailed), core.db.session() as session:
+            enqueue(session, args["kind"], args.get("payload"), max_attempts=args.get("max_attempts", 5))
+    assert core.jobs.list() == []
+
+
+@pytest.mark.parametrize("mode", ["inline", "off"])
+def test_serve_runs_jobs_inline_unless_they_are_off(fresh, tmp_path, mode):
+    srv = start_server(data_dir=tmp_path / "srv", database_url=fresh.url, jobs=mode,
+                       job_handlers="job_handlers:register", jobs_poll_seconds=0.1)
+    try:
+        with srv.core.db.session() as session:
+            job_id = enqueue(session, "test.effect")
+        deadline = time.monotonic() + 10
+        while srv.core.jobs.get(job_id).status != JobStatus.SUCCEEDED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        expected = JobStatus.SUCCEEDED if mode == "inline" else JobStatus.QUEUED
+        assert srv.core.jobs.get(job_id).status == expected
+    finally:
+        srv.stop()
