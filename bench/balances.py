@@ -76,7 +76,7 @@ class Result:
 def _bench_user(fixture: Fixture) -> dict[str, str]:
     """A user of its own (other measures connect accounts for the fixture's user); return its bearer header."""
     from strongroom.core import build_core
-    from strongroom.services.users import snapshot
+    from strongroom.users.services import snapshot
 
     core = build_core(fixture.settings())
     try:

@@ -92,8 +92,8 @@ def strongroom_app(data_dir: Path) -> tuple[Any, Keys, Any]:
     from strongroom.app import create_app
     from strongroom.core import build_core
     from strongroom.migrations import upgrade
-    from strongroom.services.users import snapshot
     from strongroom.settings import Settings
+    from strongroom.users.services import snapshot
 
     # Valgrind makes Python ~50x slower: a long signature window keeps pre-signed requests valid.
     settings = Settings(data_dir=data_dir, argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1,

@@ -67,8 +67,8 @@ def database(backend: str, data_dir: Path) -> tuple[str, str | None]:
 
 async def populate(core: Any) -> tuple[str, str, int, str]:
     """The user, their password, one account id and one key id."""
+    from strongroom.balances.valuation import AssetValue
     from strongroom.principal import Principal
-    from strongroom.services.valuation import AssetValue
 
     password = "bench-password-1"
     user = core.users.create("bench", password)
@@ -83,7 +83,7 @@ async def populate(core: Any) -> tuple[str, str, int, str]:
         for hour in range(HISTORY_HOURS, 0, -1):
             usd = Decimal(20000 + 37 * n + 11 * hour)
             asset = AssetValue("USDT", usd, Decimal(0), usd, usd, usd / 50000, Decimal(1))
-            core.balances.record_snapshot(account.id, [asset], now - timedelta(hours=hour))
+            core.balance_store.record_snapshot(account.id, [asset], now - timedelta(hours=hour))
     key_id = ""
     for n in range(KEYS):
         key, _ = core.api_keys.create(principal, name=f"key {n}", kind="bearer")

@@ -100,8 +100,8 @@ class Fixture:
     def create(cls, root: Path | None = None) -> Fixture:
         from strongroom.core import build_core
         from strongroom.migrations import upgrade
-        from strongroom.services.users import snapshot
         from strongroom.settings import Settings
+        from strongroom.users.services import snapshot
 
         tmp = Path(tempfile.mkdtemp(prefix="strongroom-bench-", dir=root))
         data_dir = tmp / "data"

@@ -5,7 +5,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from strongroom.accounts.credentials import CredentialService
+from strongroom.accounts.interfaces import Accounts
+from strongroom.accounts.services import AccountsFacade, ExchangeAccountService
+from strongroom.audit.services import AuditService
+from strongroom.audit.usage import UsageRecorder
 from strongroom.auth.pipeline import Authenticator
+from strongroom.balances.interfaces import Balances
+from strongroom.balances.services import PRUNE_EVERY_SECONDS, BalanceService, BalancesFacade
 from strongroom.crypto.envelope import DekCache, Envelope
 from strongroom.crypto.keyring import KeyChain, KeyringError
 from strongroom.crypto.providers import build_keys, initialise
@@ -16,19 +23,14 @@ from strongroom.exchanges.catalogue import Catalogue, get_catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
 from strongroom.jobs import Housekeeping, Job, JobQueue, LeaseStore, PeriodicJob
 from strongroom.jobs.stats import JobsCollector
+from strongroom.keys.services import ApiKeyService
 from strongroom.metrics import SYNC_SECONDS, Metrics
 from strongroom.ratelimit import RateLimiter
-from strongroom.services.accounts import ExchangeAccountService
-from strongroom.services.apikeys import ApiKeyService
-from strongroom.services.audit import AuditService
-from strongroom.services.balances import PRUNE_EVERY_SECONDS, BalanceService
-from strongroom.services.credentials import CredentialService
-from strongroom.services.keyrotation import KeyRotationService
-from strongroom.services.sessions import SessionService
-from strongroom.services.usage import UsageRecorder
-from strongroom.services.users import UserService
-from strongroom.services.vault import Vault
 from strongroom.settings import Settings
+from strongroom.users.services import UserService
+from strongroom.users.sessions import SessionService
+from strongroom.vault.rotation import KeyRotationService
+from strongroom.vault.services import Vault
 
 log = logging.getLogger("strongroom")
 
@@ -45,7 +47,7 @@ class Core:
     audit: AuditService
     users: UserService
     sessions: SessionService
-    accounts: ExchangeAccountService
+    accounts: Accounts  # the accounts capability's façade (async)
     api_keys: ApiKeyService
     usage: UsageRecorder
     auth: Authenticator
@@ -54,9 +56,11 @@ class Core:
     gateway: ExchangeGateway  # shared by every live exchange call; the app's lifespan closes it
     housekeeping: Housekeeping  # periodic jobs (batched writes; snapshot pruning, leased); the app's lifespan runs it
     metrics: Metrics
-    balances: BalanceService
+    balances: Balances  # the balances capability's façade (async)
     credentials: CredentialService  # stored exchange keys (Cadenza's credentials)
     jobs: JobQueue  # durable jobs: enqueue with strongroom.jobs.enqueue; a runner (jobs.runner) claims them
+    account_store: ExchangeAccountService  # the accounts façade's synchronous engine (other services use it)
+    balance_store: BalanceService  # the balances façade's synchronous engine
 
     def close(self) -> None:
         self.housekeeping.run_jobs()
@@ -112,6 +116,7 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     limiter.metrics = auth.metrics = metrics
     if isinstance(gateway, ExchangeGateway):
         gateway.metrics = metrics
-    return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions, accounts,
-                api_keys, usage, auth, KeyRotationService(vault), vault, gateway, housekeeping, metrics,
-                balances, CredentialService(db, audit, vault, hasher, catalogue, accounts), jobs_queue)
+    return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions,
+                AccountsFacade(accounts), api_keys, usage, auth, KeyRotationService(vault), vault, gateway,
+                housekeeping, metrics, BalancesFacade(balances),
+                CredentialService(db, audit, vault, hasher, catalogue, accounts), jobs_queue, accounts, balances)

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
     from strongroom.enums import AuthMethod
+    from strongroom.keys.services import KeyRecord
     from strongroom.principal import Principal
-    from strongroom.services.apikeys import KeyRecord
-    from strongroom.services.users import UserSnapshot
+    from strongroom.users.services import UserSnapshot
 
 
 class TokenHasher(Protocol):

@@ -26,15 +26,15 @@ from strongroom.errors import AmbiguousCredentials, IpNotAllowed, RateLimited, S
 from strongroom.principal import Principal
 
 if TYPE_CHECKING:
+    from strongroom.audit.services import AuditService
+    from strongroom.audit.usage import UsageRecorder
     from strongroom.auth.directory import Claim
+    from strongroom.keys.services import ApiKeyService, KeyRecord
     from strongroom.metrics import Metrics
     from strongroom.ratelimit import RateLimiter
-    from strongroom.services.apikeys import ApiKeyService, KeyRecord
-    from strongroom.services.audit import AuditService
-    from strongroom.services.sessions import SessionService, TokenPair
-    from strongroom.services.usage import UsageRecorder
-    from strongroom.services.users import UserService, UserSnapshot
     from strongroom.settings import Settings
+    from strongroom.users.services import UserService, UserSnapshot
+    from strongroom.users.sessions import SessionService, TokenPair
 
 log = logging.getLogger("strongroom.auth")
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from strongroom.accounts import AccountQuery, ByCursor
 from strongroom.cli import shapes
 from strongroom.cli.context import OPERATOR, confirm, every, open_core, resolve, user_id
 from strongroom.cli.output import emit_json, iso, note, record, said, table
@@ -32,8 +33,8 @@ def accounts_list(user: Annotated[str | None, typer.Option(help="Only this user'
     with open_core() as core:
         owner = user_id(core, user) if user else None
         wanted = status.value if status else None
-        accounts = every(lambda cursor: core.accounts.list_any(OPERATOR, user_id=owner, status=wanted,
-                                                               cursor=cursor, limit=200))
+        query = AccountQuery(everyone=True, user_id=owner, statuses=[wanted] if wanted else None)
+        accounts = every(lambda cursor: resolve(core.accounts.find(OPERATOR, query, ByCursor(cursor, 200))))
         names = core.users.usernames(OPERATOR, {a.user_id for a in accounts})
     table([shapes.account(a, names) for a in accounts], COLUMNS, as_json=as_json, empty="no exchange accounts")
 
@@ -42,14 +43,14 @@ def accounts_list(user: Annotated[str | None, typer.Option(help="Only this user'
 def accounts_show(account_id: AccountId, as_json: Json = False) -> None:
     """Show one account (never its credentials)."""
     with open_core() as core:
-        account = core.accounts.get(OPERATOR, account_id)
+        account = resolve(core.accounts.get(OPERATOR, account_id))
         names = core.users.usernames(OPERATOR, [account.user_id])
     record(shapes.account(account, names), as_json=as_json)
 
 
 def _set_enabled(account_id: int, enabled: bool, as_json: bool) -> None:
     with open_core() as core:
-        account = core.accounts.set_enabled(OPERATOR, account_id, enabled)
+        account = resolve(core.accounts.set_enabled(OPERATOR, account_id, enabled))
         names = core.users.usernames(OPERATOR, [account.user_id])
     if as_json:
         record(shapes.account(account, names), as_json=True)
@@ -73,10 +74,10 @@ def accounts_enable(account_id: AccountId, as_json: Json = False) -> None:
 def accounts_disconnect(account_id: AccountId, yes: Yes = False, as_json: Json = False) -> None:
     """Disconnect an account: its credentials are destroyed (the row stays for history)."""
     with open_core() as core:
-        account = core.accounts.get(OPERATOR, account_id)
+        account = resolve(core.accounts.get(OPERATOR, account_id))
         confirm(f"Disconnect account {account.id} ({account.exchange} {account.name!r})? "
                 "Its credentials are destroyed.", yes)
-        account = core.accounts.disconnect(OPERATOR, account_id)
+        account = resolve(core.accounts.disconnect(OPERATOR, account_id))
         names = core.users.usernames(OPERATOR, [account.user_id])
     if as_json:
         record(shapes.account(account, names), as_json=True)
@@ -106,7 +107,7 @@ def accounts_balances(user: Annotated[str, typer.Option(help="Whose accounts.")]
                                                             "first (else the last snapshots).")] = False,
                       as_json: Json = False) -> None:
     """A user's balances across their live accounts: per asset the total and its USD value."""
-    from strongroom.services.valuation import render
+    from strongroom.balances.valuation import render
 
     with open_core() as core:
         owner = user_id(core, user)
@@ -119,7 +120,7 @@ def accounts_balances(user: Annotated[str, typer.Option(help="Whose accounts.")]
 
             portfolio = asyncio.run(load())
         else:
-            portfolio = core.balances.portfolio(OPERATOR, user_id=owner)
+            portfolio = resolve(core.balances.portfolio(OPERATOR, user_id=owner))
 
     def money(value: Decimal | None) -> str | None:
         return None if value is None else render(value)

@@ -22,7 +22,7 @@ from strongroom.principal import Principal
 if TYPE_CHECKING:
     from strongroom.core import Core
     from strongroom.pagination import Page
-    from strongroom.services.masterkeys import MasterKeyService
+    from strongroom.vault.masterkeys import MasterKeyService
 
 T = TypeVar("T")
 
@@ -87,7 +87,7 @@ def open_core() -> Iterator[Core]:
 
 
 def master_keys(core: Core) -> MasterKeyService:
-    from strongroom.services.masterkeys import MasterKeyService
+    from strongroom.vault.masterkeys import MasterKeyService
 
     return MasterKeyService(core.db, core.keys, core.audit, core.key_rotation)
 

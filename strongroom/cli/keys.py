@@ -14,10 +14,10 @@ from typing import Annotated
 
 import typer
 
+from strongroom.audit.usage import OUTCOMES
 from strongroom.cli import shapes
 from strongroom.cli.context import OPERATOR, confirm, every, fail, open_core, user_id
 from strongroom.cli.output import iso, note, record, said, table
-from strongroom.services.usage import OUTCOMES
 
 app = typer.Typer(help="Platform API keys of any user: list, show, create, generate, disable, enable, revoke, "
                   "roll.",

@@ -51,7 +51,7 @@ def master_status(as_json: Json = False) -> None:
 
     Exits 1 (after printing the status) when records use a version the key source does not hold.
     """
-    from strongroom.services.vault import KeySourceIncomplete
+    from strongroom.vault.services import KeySourceIncomplete
 
     with open_core() as core:
         status = master_keys(core).status()

@@ -84,8 +84,8 @@ def serve(
     from strongroom.cli.context import fail
     from strongroom.core import build_core
     from strongroom.crypto.keyring import KeyringError
-    from strongroom.services.vault import KeySourceIncomplete
     from strongroom.settings import load_settings, unknown_variables
+    from strongroom.vault.services import KeySourceIncomplete
 
     settings = load_settings()
     done = datastore.prepare(settings)  # before logging is set up: its one line says what Alembic did

@@ -17,6 +17,8 @@ from typing import Any, ParamSpec, TypeVar
 from anyio import to_thread
 from cachetools import TTLCache
 
+from strongroom.accounts import AccountQuery, ByCursor
+from strongroom.balances import HistoryPoint, Portfolio, Snapshot
 from strongroom.core import Core
 from strongroom.enums import AuthMethod
 from strongroom.errors import Unauthenticated
@@ -24,9 +26,8 @@ from strongroom.exchanges.catalogue import ExchangeInfo
 from strongroom.models import ApiKey, AuditEvent, ExchangeAccount, User
 from strongroom.pagination import Page
 from strongroom.principal import Principal
-from strongroom.services.balances import HistoryPoint, Portfolio, Snapshot
-from strongroom.services.masterkeys import MasterKeyService, MasterKeyStatus
-from strongroom.services.sessions import TokenPair
+from strongroom.users import TokenPair
+from strongroom.vault import MasterKeyService, MasterKeyStatus
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -109,15 +110,14 @@ def exchange(core: Core, name: str) -> ExchangeInfo:
 async def list_accounts(core: Core, principal: Principal, cursor: str | None, *, status: str | None = None,
                         limit: int = PAGE, balances: bool = True) -> tuple[Page[ExchangeAccount], dict[int, Snapshot]]:
     """A page of the accounts the principal sees, with their last snapshots (unless not ``balances``)."""
-    def load() -> tuple[Page[ExchangeAccount], dict[int, Snapshot]]:
-        page = core.accounts.list(principal, status=status or None, cursor=cursor, limit=limit)
-        wanted = balances and page.items
-        return page, core.balances.latest_many(principal, (a.id for a in page.items)) if wanted else {}
-    return await _run(load)
+    page = await core.accounts.find(principal, AccountQuery(statuses=[status] if status else None),
+                                    ByCursor(cursor, limit))
+    wanted = balances and page.items
+    return page, await core.balances.latest_many(principal, (a.id for a in page.items)) if wanted else {}
 
 
 async def get_account(core: Core, principal: Principal, account_id: int) -> ExchangeAccount:
-    return await _run(core.accounts.get, principal, account_id)
+    return await core.accounts.get(principal, account_id)
 
 
 async def connect_account(core: Core, principal: Principal, exchange: str, credentials: dict[str, str], *,
@@ -126,11 +126,11 @@ async def connect_account(core: Core, principal: Principal, exchange: str, crede
 
 
 async def rename_account(core: Core, principal: Principal, account_id: int, name: str) -> ExchangeAccount:
-    return await _run(core.accounts.rename, principal, account_id, name)
+    return await core.accounts.rename(principal, account_id, name)
 
 
 async def set_account_enabled(core: Core, principal: Principal, account_id: int, enabled: bool) -> ExchangeAccount:
-    return await _run(core.accounts.set_enabled, principal, account_id, enabled)
+    return await core.accounts.set_enabled(principal, account_id, enabled)
 
 
 async def revalidate_account(core: Core, principal: Principal, account_id: int) -> ExchangeAccount:
@@ -143,7 +143,7 @@ async def rotate_account(core: Core, principal: Principal, account_id: int,
 
 
 async def disconnect_account(core: Core, principal: Principal, account_id: int) -> ExchangeAccount:
-    return await _run(core.accounts.disconnect, principal, account_id)
+    return await core.accounts.disconnect(principal, account_id)
 
 
 # --- balances --------------------------------------------------------------------------------
@@ -151,10 +151,8 @@ async def disconnect_account(core: Core, principal: Principal, account_id: int) 
 
 async def balances(core: Core, principal: Principal, account_id: int) -> tuple[Snapshot | None, list[HistoryPoint]]:
     """An account's last snapshot and its stored totals over time."""
-    def load() -> tuple[Snapshot | None, list[HistoryPoint]]:
-        return (core.balances.latest(principal, account_id),
-                core.balances.history(principal, account_id, limit=200))
-    return await _run(load)
+    return (await core.balances.latest(principal, account_id),
+            await core.balances.history(principal, account_id, limit=200))
 
 
 async def refresh_balances(core: Core, principal: Principal, account_id: int) -> Snapshot:
@@ -163,14 +161,12 @@ async def refresh_balances(core: Core, principal: Principal, account_id: int) ->
 
 async def portfolio(core: Core, principal: Principal) -> tuple[Portfolio, list[HistoryPoint]]:
     """The portfolio, and its value over the last 30 days (an hour's last state per point)."""
-    def load() -> tuple[Portfolio, list[HistoryPoint]]:
-        since = core.balances.clock() - timedelta(days=PORTFOLIO_DAYS)
-        return core.balances.portfolio(principal), core.balances.portfolio_history(principal, since)
-    return await _run(load)
+    since = await core.balances.now() - timedelta(days=PORTFOLIO_DAYS)
+    return await core.balances.portfolio(principal), await core.balances.portfolio_history(principal, since)
 
 
 def now(core: Core) -> datetime:
-    return core.balances.clock()
+    return core.balance_store.clock()  # the balances engine's clock (in memory: pages read it synchronously)
 
 
 # --- API keys --------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from strongroom import scopes as scope_rules
+from strongroom.audit import OUTCOMES
 from strongroom.auth.facts import client_ip
 from strongroom.console import backend
 from strongroom.console.charts import bar_chart, line_chart, money
@@ -43,9 +44,8 @@ from strongroom.exchanges.catalogue import ExchangeInfo
 from strongroom.http.errors import domain_error
 from strongroom.pagination import valid_id
 from strongroom.principal import Principal
-from strongroom.services.sessions import TokenPair
-from strongroom.services.usage import OUTCOMES
 from strongroom.settings import Settings
+from strongroom.users import TokenPair
 
 log = logging.getLogger("strongroom.console")
 

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 DEFER_BODY_CHECK = "strongroom.defer_body_check"
 BODY_REFUSAL = "strongroom.body_refusal"
 
-# A check that runs after authentication and before the body: (core, principal, raw path params).
-Guard = Callable[["Core", Principal, Mapping[str, Any]], None]
+# A check that runs after authentication and before the body: (principal, raw path params).
+Guard = Callable[[Principal, Mapping[str, Any]], None]
 
 
 async def current_principal(request: Request) -> Principal:
@@ -89,7 +89,7 @@ class Gate:
             if BODY_REFUSAL in scope:
                 raise scope.pop(BODY_REFUSAL)
             if self.guard is not None:
-                self.guard(core, principal, scope.get("path_params", {}))
+                self.guard(principal, scope.get("path_params", {}))
         except BaseException:
             await core.auth.release(facts)
             raise

@@ -36,7 +36,7 @@ from strongroom.crypto.keyring import KeyChain
 from strongroom.datastore import display_url, schema, sqlite_path
 from strongroom.db import Database
 from strongroom.errors import BadRequest, Conflict, ServiceUnavailable
-from strongroom.services.vault import Vault, records
+from strongroom.vault.services import Vault, records
 
 MANIFEST = "manifest.json"
 SQLITE_FILE = "database.sqlite"

@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("strongroom.db", "strongroom.crypto", "strongroom.models", "strongroom.principal", "strongroom.pagination",
      "strongroom.metrics", "strongroom.ratelimit", "strongroom.exchanges", "strongroom.migrations",
      "strongroom.datastore"),
-    ("strongroom.services", "strongroom.keypower", "strongroom.auth", "strongroom.vault", "strongroom.keys",
+    ("strongroom.services", "strongroom.auth", "strongroom.vault", "strongroom.keys",
      "strongroom.accounts", "strongroom.balances", "strongroom.users", "strongroom.audit", "strongroom.jobs",
      "strongroom.core", "strongroom.verify"),
     ("strongroom.http", "strongroom.surfaces", "strongroom.contrib"),
@@ -130,6 +130,45 @@ def test_no_upward_import() -> None:
             if mine is not None and theirs is not None and theirs > mine:
                 upward.append(f"{module} -> {target}")
     assert not upward, "imports from a lower layer upward:\n" + "\n".join(sorted(upward))
+
+
+# Capability packages: a surface (or the HTTP kit) uses one through its package (``strongroom.accounts``: the
+# façade and the types it exports), never a module inside it (``strongroom.accounts.services``).
+CAPABILITIES = ("strongroom.accounts", "strongroom.keys", "strongroom.vault", "strongroom.balances",
+                "strongroom.users", "strongroom.audit", "strongroom.jobs")
+FACES = ("strongroom.surfaces", "strongroom.http", "strongroom.console", "strongroom.contrib")
+
+
+def capability_internals(edges: dict[str, set[str]]) -> list[str]:
+    """Every import by a face of a module inside a capability package (its package itself is fine)."""
+    found = []
+    for module, targets in edges.items():
+        if not any(module == f or module.startswith(f + ".") for f in FACES):
+            continue
+        for target in targets:
+            for capability in CAPABILITIES:
+                if target.startswith(capability + "."):
+                    found.append(f"{module} -> {target}")
+    return sorted(found)
+
+
+def test_surfaces_import_capabilities_only_through_their_package() -> None:
+    found = capability_internals(graph())
+    assert not found, "import the capability's package instead:\n" + "\n".join(found)
+
+
+def test_every_capability_package_exists() -> None:
+    for capability in CAPABILITIES:
+        if capability != "strongroom.jobs":  # being created in parallel (issue 17 item 6)
+            assert (PACKAGE.parent / capability.replace(".", "/") / "__init__.py").is_file(), capability
+
+
+@pytest.mark.parametrize("edges,expected", [
+    ({"strongroom.surfaces.x": {"strongroom.accounts.services"}}, ["strongroom.surfaces.x -> strongroom.accounts.services"]),
+    ({"strongroom.surfaces.x": {"strongroom.accounts"}, "strongroom.accounts": {"strongroom.accounts.services"}}, []),
+])
+def test_the_internals_finder_finds_internals(edges: dict[str, set[str]], expected: list[str]) -> None:
+    assert capability_internals(edges) == expected
 
 
 @pytest.mark.parametrize("edges,expected", [

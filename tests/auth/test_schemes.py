@@ -22,10 +22,10 @@ from strongroom.auth.schemes import NATIVE, AccessTokenScheme, BasicScheme, Bear
 from strongroom.crypto import tokens
 from strongroom.enums import AuthMethod, KeyKind, RefusalReason
 from strongroom.errors import Unauthenticated
+from strongroom.keys.services import KeyRecord
 from strongroom.principal import Principal
 from strongroom.ratelimit import RateLimiter
-from strongroom.services.apikeys import KeyRecord
-from strongroom.services.users import UserSnapshot
+from strongroom.users.services import UserSnapshot
 
 PREFIX = "sr"
 USER = UserSnapshot(id=7, username="alice", is_admin=False, usage_level="basic", password_hash="")

@@ -265,13 +265,13 @@ def record_history(console: Console, account_id: int) -> None:
     from datetime import UTC, datetime, timedelta
     from decimal import Decimal
 
-    from strongroom.services.valuation import AssetValue
+    from strongroom.balances.valuation import AssetValue
 
     now = datetime.now(UTC)
     for hours_ago, usd in ((48, 24800), (40, 26100), (32, 25400), (24, 27900), (16, 29300), (8, 28700), (2, 30500)):
         value = Decimal(usd)
         asset = AssetValue("USDT", value, Decimal(0), value, value, value / 50000, Decimal(1))
-        console.server.core.balances.record_snapshot(account_id, [asset], now - timedelta(hours=hours_ago))  # type: ignore[attr-defined]
+        console.server.core.balance_store.record_snapshot(account_id, [asset], now - timedelta(hours=hours_ago))  # type: ignore[attr-defined]
 
 
 def _operator() -> Any:

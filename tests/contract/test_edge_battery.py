@@ -223,7 +223,7 @@ def test_refresh_has_a_failure_budget_and_aggregated_audit(strict_server: Any) -
 
 
 def test_failures_naming_one_key_stop_at_its_budget_without_locking_the_owner_out(backend: Any, tmp_path: Any) -> None:
-    from strongroom.services.users import snapshot
+    from strongroom.users.services import snapshot
 
     srv = start_server(data_dir=tmp_path, database_url=backend.url, auth_failures_per_ip="1000/minute",
                        auth_failures_per_key="3/minute")

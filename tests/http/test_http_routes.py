@@ -41,11 +41,11 @@ def render(error: Rendered) -> Response:
 ERRORS = ErrorTable(render=render, internal=lambda: JSONResponse({"code": "internal"}, status_code=500))
 
 
-def deny(core: Any, principal: Principal, path_params: Mapping[str, Any]) -> None:
+def deny(principal: Principal, path_params: Mapping[str, Any]) -> None:
     raise Forbidden(f"not {path_params.get('item')}")
 
 
-def allow(core: Any, principal: Principal, path_params: Mapping[str, Any]) -> None:
+def allow(principal: Principal, path_params: Mapping[str, Any]) -> None:
     return None
 
 

@@ -41,7 +41,7 @@ def status_of(env: dict[str, str]) -> dict[str, Any]:
 
 def every_record_opens(core: Any) -> dict[int, int]:
     """Open every sealed record of every registered table; return {version: records}."""
-    from strongroom.services.vault import SEALED_TABLES
+    from strongroom.vault.services import SEALED_TABLES
 
     versions: dict[int, int] = {}
     with core.db.session() as session:

@@ -86,7 +86,7 @@ def test_a_live_sqlite_backup_under_writes_restores_every_committed_row(fresh, m
     other = make_core(database_url=restored_url)
     with other.db.session() as session:
         for account in session.scalars(select(ExchangeAccount)):
-            assert other.accounts.credentials_of(account)["secret"]
+            assert other.account_store.credentials_of(account)["secret"]
     assert account_names(fresh.url) >= everything
 
 

@@ -123,7 +123,7 @@ def check_all(data_dir: Path, url: str, stored: dict[int, dict], *, version: int
         versions: dict[int, int] = {}
         with core.db.session() as session:
             for account in session.scalars(select(ExchangeAccount)):
-                assert core.accounts.credentials_of(account) == stored[account.id]
+                assert core.account_store.credentials_of(account) == stored[account.id]
                 versions[account.kek_version] = versions.get(account.kek_version, 0) + 1
             for key in session.scalars(select(ApiKey).where(ApiKey.kind == "hmac")):
                 assert core.vault.open_key_secret(key)["current"]

@@ -235,7 +235,7 @@ def test_0007_ids_are_never_reused_and_rows_keep_ids_and_secrets(empty_db, tmp_p
             assert [name for name in with_id if "AUTOINCREMENT" not in tables[name]] == []
         # same ids, links and secrets
         for account, creds in zip(accounts, given, strict=True):
-            assert core.accounts.credentials_of(core.accounts.get(owner, account.id)) == creds
+            assert core.account_store.credentials_of(core.account_store.get(owner, account.id)) == creds
         assert core.vault.open_credential(core.credentials.get(owner, credential.public_id)) == stored_key
         assert core.credentials.linked([linked.id])[linked.id].id == credential.id
         for key, secret in keys:

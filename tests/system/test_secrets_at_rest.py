@@ -208,7 +208,7 @@ def test_swapped_ciphertexts_do_not_decrypt(server, client, users, mock_exchange
         with core.db.session() as session:
             session.execute(update(ExchangeAccount).where(ExchangeAccount.id == account_id).values(**values))
 
-    originals = {aid: core.accounts.credentials_of(load(aid)) for aid in ids}
+    originals = {aid: core.account_store.credentials_of(load(aid)) for aid in ids}
     saved = {aid: sealed(aid) for aid in ids}
     pairs = [(ids[0], ids[1]), (ids[0], ids[2])]  # same user; different users
     try:
@@ -217,7 +217,7 @@ def test_swapped_ciphertexts_do_not_decrypt(server, client, users, mock_exchange
             put(b, saved[a])
             for aid in (a, b):
                 with pytest.raises(CredentialsUnreadable):
-                    core.accounts.credentials_of(load(aid))
+                    core.account_store.credentials_of(load(aid))
             # through HTTP the damaged account fails closed: revalidation never gets usable credentials
             response = client.post(f"/v1/exchange-accounts/{a}/revalidate", headers=first.headers)
             assert response.status_code == 409, response.text
@@ -225,24 +225,24 @@ def test_swapped_ciphertexts_do_not_decrypt(server, client, users, mock_exchange
             assert "SECRET" not in response.text and "Traceback" not in response.text
             put(a, saved[a])
             put(b, saved[b])
-            assert core.accounts.credentials_of(load(a)) == originals[a]
-            assert core.accounts.credentials_of(load(b)) == originals[b]
+            assert core.account_store.credentials_of(load(a)) == originals[a]
+            assert core.account_store.credentials_of(load(b)) == originals[b]
         # moving a ciphertext to another user or exchange breaks it as well (AAD binds user and exchange)
         with core.db.session() as session:
             session.execute(update(ExchangeAccount).where(ExchangeAccount.id == ids[0]).values(user_id=second.id))
         with pytest.raises(CredentialsUnreadable):
-            core.accounts.credentials_of(load(ids[0]))
+            core.account_store.credentials_of(load(ids[0]))
         with core.db.session() as session:
             session.execute(update(ExchangeAccount).where(ExchangeAccount.id == ids[0])
                             .values(user_id=first.id, exchange="okx"))
         with pytest.raises(CredentialsUnreadable):
-            core.accounts.credentials_of(load(ids[0]))
+            core.account_store.credentials_of(load(ids[0]))
         # a flipped bit in the ciphertext is caught by the GCM tag
         tampered = bytearray(saved[ids[1]]["ciphertext"])
         tampered[0] ^= 1
         put(ids[1], {"ciphertext": bytes(tampered)})
         with pytest.raises(CredentialsUnreadable):
-            core.accounts.credentials_of(load(ids[1]))
+            core.account_store.credentials_of(load(ids[1]))
     finally:
         with core.db.session() as session:
             session.execute(update(ExchangeAccount).where(ExchangeAccount.id == ids[0])
@@ -250,4 +250,4 @@ def test_swapped_ciphertexts_do_not_decrypt(server, client, users, mock_exchange
         for aid in ids:
             put(aid, saved[aid])
     for aid in ids:
-        assert core.accounts.credentials_of(load(aid)) == originals[aid]
+        assert core.account_store.credentials_of(load(aid)) == originals[aid]

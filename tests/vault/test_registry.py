@@ -20,8 +20,8 @@ from strongroom.cli.context import OPERATOR
 from strongroom.db import Base
 from strongroom.errors import Conflict
 from strongroom.models import ApiKey, ExchangeAccount, ExchangeCredential
-from strongroom.services.masterkeys import MasterKeyService
-from strongroom.services.vault import SEALED_TABLES, KeySourceIncomplete
+from strongroom.vault.masterkeys import MasterKeyService
+from strongroom.vault.services import SEALED_TABLES, KeySourceIncomplete
 
 SEALED_WORDS = ("ciphertext", "nonce", "wrapped_dek", "kek_version")
 

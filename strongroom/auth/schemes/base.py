@@ -11,7 +11,7 @@ from strongroom.errors import CredentialsRefused, DomainError, SignatureInvalid,
 if TYPE_CHECKING:
     from strongroom.auth.directory import Claim, KeyDirectory
     from strongroom.auth.facts import RequestFacts
-    from strongroom.services.apikeys import KeyRecord
+    from strongroom.keys.services import KeyRecord
 
 
 class Refused(Exception):

@@ -32,7 +32,7 @@ from strongroom.enums import AuthMethod, KeyKind, RefusalReason
 if TYPE_CHECKING:
     from strongroom.auth.directory import KeyDirectory
     from strongroom.auth.facts import RequestFacts
-    from strongroom.services.apikeys import KeyRecord
+    from strongroom.keys.services import KeyRecord
 
 
 class Algorithm(StrEnum):

@@ -6,7 +6,6 @@ every id is a UUID. Routes only translate shapes and vocabulary; the rules are t
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
@@ -17,9 +16,10 @@ from fastapi import APIRouter, Query, Request
 from pydantic import ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
-from strongroom.core import Core
+from strongroom.accounts import AccountQuery, Accounts, ByOffset, CredentialService, Reach, venue_credentials
+from strongroom.balances import Snapshot
 from strongroom.db import utcnow
-from strongroom.enums import LIVE_STATUSES, AuthMethod
+from strongroom.enums import AuthMethod
 from strongroom.errors import (
     AlreadyConnected,
     Conflict,
@@ -36,9 +36,6 @@ from strongroom.errors import (
     WithdrawalPermission,
 )
 from strongroom.models import ExchangeAccount
-from strongroom.principal import Principal
-from strongroom.services.balances import Snapshot
-from strongroom.services.credentials import Reach, venue_credentials
 from strongroom.surfaces.cadenza.shapes import (
     CREDENTIAL_STATUS_IN,
     CREDENTIAL_TYPES,
@@ -63,9 +60,21 @@ from strongroom.surfaces.cadenza.shapes import (
     ms,
     statuses_in,
 )
-from strongroom.surfaces.deps import ClientIP, CoreDep, CurrentPrincipal
+from strongroom.surfaces.deps import (
+    AccountsDep,
+    AuthDep,
+    BalancesDep,
+    CatalogueDep,
+    ClientIP,
+    CredentialsDep,
+    CurrentPrincipal,
+    PingDep,
+    SessionsDep,
+    UsersDep,
+)
 from strongroom.surfaces.openapi import body_example, raises
 from strongroom.surfaces.wire import one_of
+from strongroom.users import UserService
 
 api = APIRouter(tags=["cadenza"])
 
@@ -170,23 +179,24 @@ def ok(data: Any) -> Envelope[Any]:
     return Envelope(data=data)
 
 
-def accounts_out(core: Core, accounts: Sequence[ExchangeAccount]) -> list[TradingAccountOut]:
+def accounts_out(users: UserService, credentials: CredentialService,
+                 accounts: Sequence[ExchangeAccount]) -> list[TradingAccountOut]:
     """The accounts in Cadenza's shape, each with its owner's UUID and its credential (blocking: a thread)."""
-    owners = core.users.public_ids(a.user_id for a in accounts)
-    linked = core.credentials.linked([a.id for a in accounts])
+    owners = users.public_ids(a.user_id for a in accounts)
+    linked = credentials.linked([a.id for a in accounts])
     return [TradingAccountOut.of(a, owners[a.user_id], linked.get(a.id)) for a in accounts]
 
 
-def account_out(core: Core, account: ExchangeAccount) -> TradingAccountOut:
-    return accounts_out(core, [account])[0]
+def account_out(users: UserService, credentials: CredentialService, account: ExchangeAccount) -> TradingAccountOut:
+    return accounts_out(users, credentials, [account])[0]
 
 
-def reach_out(core: Core, principal: Principal, reach: Sequence[Reach]) -> list[TradingAccountOut]:
+def reach_out(users: UserService, credentials: CredentialService, reach: Sequence[Reach]) -> list[TradingAccountOut]:
     """Verify's answer: the caller's accounts as they are, the others NEW or UNAVAILABLE (nothing of another
     user's shown)."""
-    owners = core.users.public_ids(r.credential.user_id for r in reach)
+    owners = users.public_ids(r.credential.user_id for r in reach)
     mine = [r.account for r in reach if r.account is not None]
-    own = dict(zip([a.id for a in mine], accounts_out(core, mine), strict=True))
+    own = dict(zip([a.id for a in mine], accounts_out(users, credentials, mine), strict=True))
     out: list[TradingAccountOut] = []
     for r in reach:
         if r.account is not None:
@@ -214,9 +224,9 @@ def key_type(value: str | None) -> str | None:
     return value
 
 
-def inline_credentials(core: Core, venue_name: str, key: str | None, secret: str | None,
-                       passphrase: str | None) -> dict[str, str]:
-    info = core.accounts.resolve_exchange(venue_name)
+async def inline_credentials(accounts: Accounts, venue_name: str, key: str | None, secret: str | None,
+                             passphrase: str | None) -> dict[str, str]:
+    info = await accounts.resolve_exchange(venue_name)
     return venue_credentials(info, key, secret, passphrase)
 
 
@@ -226,12 +236,12 @@ def inline_credentials(core: Core, venue_name: str, key: str | None, secret: str
           openapi_extra=body_example({
               "email": "alice", "password": "correct horse battery staple"}))
 @raises(SignInRefused, RateLimited)
-async def login(body: LoginIn, ip: ClientIP, core: CoreDep) -> Envelope[AuthSessionOut]:
+async def login(body: LoginIn, ip: ClientIP, users: UsersDep, sessions: SessionsDep) -> Envelope[AuthSessionOut]:
     """Sign in with the Strongroom username (as ``email``) and password: a Strongroom session (the same
     tokens work on /v1)."""
-    principal = await core.users.sign_in(body.email, body.password, ip, scheme=AuthMethod.PASSWORD_GRANT)
-    pair = await to_thread.run_sync(core.sessions.issue, principal)
-    user = await to_thread.run_sync(core.users.get, principal, principal.user_id)
+    principal = await users.sign_in(body.email, body.password, ip, scheme=AuthMethod.PASSWORD_GRANT)
+    pair = await to_thread.run_sync(sessions.issue, principal)
+    user = await to_thread.run_sync(users.get, principal, principal.user_id)
     return ok(AuthSessionOut.of(pair, user, utcnow()))
 
 
@@ -239,37 +249,39 @@ async def login(body: LoginIn, ip: ClientIP, core: CoreDep) -> Envelope[AuthSess
           summary="Exchange a refresh token for new tokens.",
           openapi_extra=body_example({"refreshToken": "srr_PqxYLbK9uiIzV3rLttg08AWs1XPW8z3e1cKj"}))
 @raises(Unauthenticated, RateLimited)
-async def refresh(body: RefreshIn, ip: ClientIP, core: CoreDep) -> Envelope[AuthSessionOut]:
+async def refresh(body: RefreshIn, ip: ClientIP, auth: AuthDep, users: UsersDep,
+                  sessions: SessionsDep) -> Envelope[AuthSessionOut]:
     """Rotate a refresh token (a reused one ends its whole session family), within the client's failure
     budget (429 when it failed too often)."""
-    pair = await core.auth.refresh(body.refreshToken, ip)
-    snap = await to_thread.run_sync(core.sessions.resolve, pair.access_token)
+    pair = await auth.refresh(body.refreshToken, ip)
+    snap = await to_thread.run_sync(sessions.resolve, pair.access_token)
     if snap is None:  # the user was deleted in between
         raise Unauthenticated("invalid refresh token")
     principal = snap.principal(client_ip=ip, scheme=AuthMethod.ACCESS_TOKEN)
-    user = await to_thread.run_sync(core.users.get, principal, snap.id)
+    user = await to_thread.run_sync(users.get, principal, snap.id)
     return ok(AuthSessionOut.of(pair, user, utcnow()))
 
 
 @api.post("/auth/logout", summary="End the current session.", response_model=Envelope[str])
-def logout(principal: CurrentPrincipal, request: Request, core: CoreDep) -> Envelope[str]:
+def logout(principal: CurrentPrincipal, request: Request, sessions: SessionsDep) -> Envelope[str]:
     """End the session of the access token used (``data`` is null: the client's model is a string or null)."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    core.sessions.logout(principal, value.strip() if scheme.lower() == "bearer" else None)
+    sessions.logout(principal, value.strip() if scheme.lower() == "bearer" else None)
     return ok(None)
 
 
 @api.get("/auth/user", summary="Show the signed-in user.", response_model=Envelope[AuthUserOut])
-def get_user(principal: CurrentPrincipal, core: CoreDep) -> Envelope[AuthUserOut]:
+def get_user(principal: CurrentPrincipal, users: UsersDep) -> Envelope[AuthUserOut]:
     """The signed-in user."""
-    return ok(AuthUserOut.of(core.users.get(principal, principal.user_id)))
+    return ok(AuthUserOut.of(users.get(principal, principal.user_id)))
 
 
 # --- trading accounts -------------------------------------------------------------------------------
 
 @api.post("/tradingAccount/connect", summary="Connect a trading account.", response_model=Envelope[TradingAccountOut])
 @raises(NotFound, *LIVE_CHECK, AlreadyConnected, Conflict)
-async def connect(body: ConnectIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
+async def connect(body: ConnectIn, principal: CurrentPrincipal, accounts: AccountsDep, credentials: CredentialsDep,
+                  users: UsersDep, catalogue: CatalogueDep) -> Envelope[TradingAccountOut]:
     """Connect an exchange account: inline keys (``venue, apiKey, apiSecret, apiPassphrase?, name?,
     accountType?``; stored as a credential too) or a stored credential (``credentialIds`` with one id,
     ``externalTradingAccountId``, ``venue?``, ``nickname?``). Keys are checked live first."""
@@ -282,23 +294,23 @@ async def connect(body: ConnectIn, principal: CurrentPrincipal, core: CoreDep) -
                                    fields={"credentialIds": "not with apiKey/apiSecret/apiPassphrase"})
         if len(body.credentialIds) != 1:
             raise ValidationFailed("one credential per trading account", fields={"credentialIds": "exactly one id"})
-        credential = await to_thread.run_sync(core.credentials.get, principal, body.credentialIds[0])
-        info = core.catalogue.get(credential.exchange)
+        credential = await to_thread.run_sync(credentials.get, principal, body.credentialIds[0])
+        info = catalogue.get(credential.exchange)
         kind = body.externalTradingAccountId or body.accountType
         account_type = account_type_in(info, kind, "externalTradingAccountId") if kind else None
-        account, _ = await core.credentials.connect(principal, credential.public_id, exchange=body.venue, name=name,
-                                                    account_type=account_type)
+        account, _ = await credentials.connect(principal, credential.public_id, exchange=body.venue, name=name,
+                                               account_type=account_type)
     else:
         if body.venue is None or body.apiKey is None:
             missing = {f: "required" for f, v in (("venue", body.venue), ("apiKey", body.apiKey)) if v is None}
             raise ValidationFailed("give venue and apiKey (and apiSecret), or credentialIds", fields=missing)
-        info = core.accounts.resolve_exchange(body.venue)
+        info = await accounts.resolve_exchange(body.venue)
         kind = body.accountType or body.externalTradingAccountId
         account_type = account_type_in(info, kind, "accountType") if kind else None
         fields = venue_credentials(info, body.apiKey, body.apiSecret, body.apiPassphrase)
-        account, _ = await core.credentials.connect_inline(principal, info.id, fields, name=name,
-                                                           account_type=account_type, kind="API_KEY")
-    return ok(await to_thread.run_sync(account_out, core, account))
+        account, _ = await credentials.connect_inline(principal, info.id, fields, name=name,
+                                                      account_type=account_type, kind="API_KEY")
+    return ok(await to_thread.run_sync(account_out, users, credentials, account))
 
 
 TradingAccountQ = Annotated[uuid.UUID | None, Query(description="Only this trading account.")]
@@ -312,9 +324,11 @@ STATUS_FILTER = ("Only accounts in this status (any case): ACTIVE, INACTIVE (DIS
 
 @api.get("/tradingAccount/list", summary="List trading accounts.", response_model=ListEnvelope[TradingAccountOut])
 @raises(NotFound)
-def list_accounts(
+async def list_accounts(
     principal: CurrentPrincipal,
-    core: CoreDep,
+    accounts: AccountsDep,
+    credentials: CredentialsDep,
+    users: UsersDep,
     tradingAccountId: TradingAccountQ = None,
     venue: VenueQ = None,
     accountStatus: Annotated[str | None, Query(max_length=32, description=STATUS_FILTER, examples=["ACTIVE"])] = None,
@@ -335,54 +349,62 @@ def list_accounts(
     for wanted in (accountStatus, status):  # both given: an account must match both
         if wanted:
             statuses = statuses_in([wanted]) if statuses is None else statuses & statuses_in([wanted])
-    user_id = core.users.get_by_public_id(principal, userId).id if userId is not None else None
-    page = core.accounts.search(
-        principal, user_id=user_id, public_ids=[tradingAccountId] if tradingAccountId else None, exchange=venue,
-        statuses=statuses, offset=offset, limit=limit)
-    return ListEnvelope(data=accounts_out(core, page.items), pagination=Pagination.of(page))
+    user_id = (await to_thread.run_sync(users.get_by_public_id, principal, userId)).id if userId is not None else None
+    query = AccountQuery(user_id=user_id, public_ids=[tradingAccountId] if tradingAccountId else None, exchange=venue,
+                         statuses=statuses)
+    page = await accounts.find(principal, query, ByOffset(offset, limit))
+    data = await to_thread.run_sync(accounts_out, users, credentials, page.items)
+    return ListEnvelope(data=data, pagination=Pagination.of(page))
 
 
 @api.post("/tradingAccount/update", summary="Rename a trading account.", response_model=Envelope[TradingAccountOut],
           openapi_extra=body_example({
               "tradingAccountId": "3f2c5e4a-8d1b-4c7e-9a60-2b5d7e9f1c34", "nickname": "Binance main"}))
 @raises(NotFound, Conflict)
-def update_account(body: UpdateIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
+async def update_account(body: UpdateIn, principal: CurrentPrincipal, accounts: AccountsDep, credentials: CredentialsDep,
+                   users: UsersDep) -> Envelope[TradingAccountOut]:
     """Rename (``nickname``, or the docs' ``name``); without either, the account is returned unchanged."""
-    account = core.accounts.get_by_public_id(principal, body.tradingAccountId)
+    account = await accounts.get_by_public_id(principal, body.tradingAccountId)
     name = body.nickname if body.nickname is not None else body.name
     if name is not None:
-        account = core.accounts.rename(principal, account.id, name)
-    return ok(account_out(core, account))
+        account = await accounts.rename(principal, account.id, name)
+    return ok(await to_thread.run_sync(account_out, users, credentials, account))
 
 
 @api.post("/tradingAccount/enable", summary="Enable a trading account.", response_model=Envelope[TradingAccountOut],
           openapi_extra=body_example({
               "tradingAccountId": "3f2c5e4a-8d1b-4c7e-9a60-2b5d7e9f1c34"}))
 @raises(NotFound, Conflict)
-def enable(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
+async def enable(body: AccountIn, principal: CurrentPrincipal, accounts: AccountsDep, credentials: CredentialsDep,
+           users: UsersDep) -> Envelope[TradingAccountOut]:
     """Enable an INACTIVE account: its status follows its last live check again."""
-    account = core.accounts.get_by_public_id(principal, body.tradingAccountId)
-    return ok(account_out(core, core.accounts.set_enabled(principal, account.id, True)))
+    account = await accounts.get_by_public_id(principal, body.tradingAccountId)
+    account = await accounts.set_enabled(principal, account.id, True)
+    return ok(await to_thread.run_sync(account_out, users, credentials, account))
 
 
 @api.post("/tradingAccount/disable", summary="Disable a trading account.", response_model=Envelope[TradingAccountOut],
           openapi_extra=body_example({
               "tradingAccountId": "3f2c5e4a-8d1b-4c7e-9a60-2b5d7e9f1c34"}))
 @raises(NotFound, Conflict)
-def disable(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
+async def disable(body: AccountIn, principal: CurrentPrincipal, accounts: AccountsDep, credentials: CredentialsDep,
+            users: UsersDep) -> Envelope[TradingAccountOut]:
     """Disable (``INACTIVE``): reversible with enable."""
-    account = core.accounts.get_by_public_id(principal, body.tradingAccountId)
-    return ok(account_out(core, core.accounts.set_enabled(principal, account.id, False)))
+    account = await accounts.get_by_public_id(principal, body.tradingAccountId)
+    account = await accounts.set_enabled(principal, account.id, False)
+    return ok(await to_thread.run_sync(account_out, users, credentials, account))
 
 
 @api.post("/tradingAccount/disconnect", response_model=Envelope[TradingAccountOut],
           summary="Disconnect a trading account and destroy its keys.",
           openapi_extra=body_example({"tradingAccountId": "3f2c5e4a-8d1b-4c7e-9a60-2b5d7e9f1c34"}))
 @raises(NotFound, Conflict)
-def disconnect(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[TradingAccountOut]:
+async def disconnect(body: AccountIn, principal: CurrentPrincipal, accounts: AccountsDep, credentials: CredentialsDep,
+               users: UsersDep) -> Envelope[TradingAccountOut]:
     """Disconnect (terminal, ``DISCONNECTED`` with ``disconnectedAt``): the stored keys are destroyed."""
-    account = core.accounts.get_by_public_id(principal, body.tradingAccountId)
-    return ok(account_out(core, core.accounts.disconnect(principal, account.id)))
+    account = await accounts.get_by_public_id(principal, body.tradingAccountId)
+    account = await accounts.disconnect(principal, account.id)
+    return ok(await to_thread.run_sync(account_out, users, credentials, account))
 
 
 # --- portfolio --------------------------------------------------------------------------------------
@@ -393,7 +415,8 @@ def disconnect(body: AccountIn, principal: CurrentPrincipal, core: CoreDep) -> E
         CredentialsUnreadable)
 async def list_portfolios(
     principal: CurrentPrincipal,
-    core: CoreDep,
+    accounts: AccountsDep,
+    balances: BalancesDep,
     tradingAccountId: TradingAccountQ = None,
     venue: VenueQ = None,
     currency: Annotated[str, Query(min_length=1, max_length=8, description="USD (default) or BTC, any case.",
@@ -409,20 +432,19 @@ async def list_portfolios(
     if wanted not in ("USD", "BTC"):
         raise ValidationFailed("unsupported currency", fields={"currency": "USD or BTC"})
     unit: Literal["USD", "BTC"] = "USD" if wanted == "USD" else "BTC"
-    page = await to_thread.run_sync(functools.partial(
-        core.accounts.search, principal, public_ids=[tradingAccountId] if tradingAccountId else None,
-        exchange=venue, statuses=LIVE_STATUSES, offset=offset, limit=limit))
-    accounts = {a.id: a for a in page.items}
-    if tradingAccountId is not None and accounts:
-        (account,) = accounts.values()
+    query = AccountQuery(public_ids=[tradingAccountId] if tradingAccountId else None, exchange=venue, live_only=True)
+    page = await accounts.find(principal, query, ByOffset(offset, limit))
+    found = {a.id: a for a in page.items}
+    if tradingAccountId is not None and found:
+        (account,) = found.values()
         snapshots: dict[int, Snapshot | None] = {
-            account.id: await core.balances.refresh_or_latest(principal, account.id)}
-    elif accounts:
-        portfolio = await core.balances.refresh_portfolio(principal)
-        snapshots = {t.account_id: t.snapshot for t in portfolio.accounts if t.account_id in accounts}
+            account.id: await balances.refresh_or_latest(principal, account.id)}
+    elif found:
+        portfolio = await balances.refresh_portfolio(principal)
+        snapshots = {t.account_id: t.snapshot for t in portfolio.accounts if t.account_id in found}
     else:
         snapshots = {}
-    data = [portfolio_out(accounts[i], snap, unit) for i, snap in sorted(snapshots.items()) if snap is not None]
+    data = [portfolio_out(found[i], snap, unit) for i, snap in sorted(snapshots.items()) if snap is not None]
     return ListEnvelope(data=data, pagination=Pagination(offset=page.offset, limit=page.limit, total=page.total,
                                                           hasNext=page.has_next))
 
@@ -448,11 +470,11 @@ def portfolio_out(account: ExchangeAccount, snapshot: Snapshot, unit: Literal["U
               "apiKey": "your-binance-api-key", "apiSecret": "your-binance-secret"}))
 @raises(*LIVE_CHECK, AlreadyConnected)
 async def create_credential(body: CredentialCreateIn, principal: CurrentPrincipal,
-                            core: CoreDep) -> Envelope[CredentialOut]:
+                            accounts: AccountsDep, credentials: CredentialsDep) -> Envelope[CredentialOut]:
     """Store an exchange key (checked live first; the secret is never returned)."""
     kind = key_type(body.credentialType)
-    fields = inline_credentials(core, body.venue, body.apiKey, body.apiSecret, body.apiPassphrase)
-    credential = await core.credentials.create(principal, body.venue, fields, nickname=body.nickname, kind=kind)
+    fields = await inline_credentials(accounts, body.venue, body.apiKey, body.apiSecret, body.apiPassphrase)
+    credential = await credentials.create(principal, body.venue, fields, nickname=body.nickname, kind=kind)
     return ok(CredentialOut.of(credential))
 
 
@@ -461,11 +483,11 @@ async def create_credential(body: CredentialCreateIn, principal: CurrentPrincipa
           openapi_extra=body_example({"credentialIds": ["9b1e7d3c-2a4f-4e8b-b5c6-7d8e9f0a1b2c"]}))
 @raises(NotFound, *LIVE_CHECK, Conflict, CredentialsUnreadable)
 async def verify_credentials(body: VerifyIn, principal: CurrentPrincipal,
-                             core: CoreDep) -> Envelope[list[TradingAccountOut]]:
+                             credentials: CredentialsDep, users: UsersDep) -> Envelope[list[TradingAccountOut]]:
     """Check the keys live again and list the trading accounts they reach: NEW (not connected), the
     caller's own as they are (ACTIVE...), UNAVAILABLE (connected by another user)."""
-    reach = await core.credentials.verify(principal, body.credentialIds)
-    return ok(await to_thread.run_sync(reach_out, core, principal, reach))
+    reach = await credentials.verify(principal, body.credentialIds)
+    return ok(await to_thread.run_sync(reach_out, users, credentials, reach))
 
 
 @api.post("/credential/rotate", summary="Replace an exchange key's fields.", response_model=Envelope[CredentialOut],
@@ -473,11 +495,12 @@ async def verify_credentials(body: VerifyIn, principal: CurrentPrincipal,
               "credentialId": "9b1e7d3c-2a4f-4e8b-b5c6-7d8e9f0a1b2c", "apiKey": "your-new-binance-api-key",
               "apiSecret": "your-new-binance-secret"}))
 @raises(NotFound, *LIVE_CHECK, AlreadyConnected, Conflict)
-async def rotate_credential(body: RotateIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[CredentialOut]:
+async def rotate_credential(body: RotateIn, principal: CurrentPrincipal, accounts: AccountsDep,
+                            credentials: CredentialsDep) -> Envelope[CredentialOut]:
     """Replace the key's fields given (checked live first); accounts connected with it get them too."""
-    credential = await to_thread.run_sync(core.credentials.get, principal, body.credentialId)
-    fields = inline_credentials(core, credential.exchange, body.apiKey, body.apiSecret, body.apiPassphrase)
-    rotated = await core.credentials.rotate(principal, credential.public_id, fields)
+    credential = await to_thread.run_sync(credentials.get, principal, body.credentialId)
+    fields = await inline_credentials(accounts, credential.exchange, body.apiKey, body.apiSecret, body.apiPassphrase)
+    rotated = await credentials.rotate(principal, credential.public_id, fields)
     return ok(CredentialOut.of(rotated))
 
 
@@ -485,15 +508,15 @@ async def rotate_credential(body: RotateIn, principal: CurrentPrincipal, core: C
           openapi_extra=body_example({
               "credentialId": "9b1e7d3c-2a4f-4e8b-b5c6-7d8e9f0a1b2c"}))
 @raises(NotFound, Conflict)
-def revoke_credential(body: CredentialIn, principal: CurrentPrincipal, core: CoreDep) -> Envelope[CredentialOut]:
+def revoke_credential(body: CredentialIn, principal: CurrentPrincipal, credentials: CredentialsDep) -> Envelope[CredentialOut]:
     """Revoke (terminal): the key is destroyed, and every account connected with it is disconnected."""
-    return ok(CredentialOut.of(core.credentials.revoke(principal, body.credentialId)))
+    return ok(CredentialOut.of(credentials.revoke(principal, body.credentialId)))
 
 
 @api.get("/credential/list", summary="List your exchange keys.", response_model=ListEnvelope[CredentialOut])
 def list_credentials(
     principal: CurrentPrincipal,
-    core: CoreDep,
+    credentials: CredentialsDep,
     credentialType: Annotated[str | None, Query(max_length=16, description="Only this type (API_KEY, TOKEN, HMAC, "
                                                                            "OAUTH, RSA, ED25519).")] = None,
     credentialStatus: Annotated[str | None, Query(max_length=16, description="Only this status (any case): CREATED, "
@@ -516,8 +539,8 @@ def list_credentials(
         if credentialType not in CREDENTIAL_TYPES:
             raise ValidationFailed("invalid credentialType", fields={"credentialType": ", ".join(CREDENTIAL_TYPES)})
         kinds = [credentialType]
-    page = core.credentials.list(principal, kinds=kinds, statuses=statuses, public_ids=credentialIds,
-                                 offset=offset, limit=limit)
+    page = credentials.list(principal, kinds=kinds, statuses=statuses, public_ids=credentialIds,
+                            offset=offset, limit=limit)
     return ListEnvelope(data=[CredentialOut.of(c) for c in page.items], pagination=Pagination.of(page))
 
 
@@ -526,10 +549,10 @@ def list_credentials(
 @api.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut, "description": "Unhealthy."}},
          summary="Check that the database answers.")
 @raises(backing_services=False)  # a database fault is its own 503 (HealthOut), never the envelope
-def health(core: CoreDep) -> Response:
+def health(ping: PingDep) -> Response:
     """Whether the database answers (no authentication; not enveloped, lower-case status, 503 when unhealthy)."""
     try:
-        core.db.ping()
+        ping()
         state: Literal["healthy", "unhealthy"] = "healthy"
     except Exception:  # noqa: BLE001 - any failure is "unhealthy"; its text is not shown
         state = "unhealthy"

@@ -22,8 +22,8 @@ from strongroom.errors import ValidationFailed
 from strongroom.exchanges.catalogue import ExchangeInfo
 from strongroom.models import ExchangeAccount, ExchangeCredential, User
 from strongroom.pagination import OffsetPage
-from strongroom.services.sessions import TokenPair
 from strongroom.surfaces.wire import DecimalText, one_of
+from strongroom.users import TokenPair
 
 T = TypeVar("T")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

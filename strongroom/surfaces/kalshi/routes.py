@@ -16,7 +16,7 @@ from starlette.responses import Response
 from strongroom.enums import UsageLevel
 from strongroom.errors import Conflict, InsufficientUsageLevel, LimitExceeded, ValidationFailed
 from strongroom.models import ApiKey
-from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
+from strongroom.surfaces.deps import CurrentPrincipal, KeysDep
 from strongroom.surfaces.openapi import body_example, raises
 from strongroom.surfaces.wire import Scope
 
@@ -91,9 +91,9 @@ api = APIRouter(tags=["kalshi"])
 
 
 @api.get("/api_keys", summary="List your API keys.", response_model=GetApiKeysResponse)
-def get_api_keys(principal: CurrentPrincipal, core: CoreDep) -> GetApiKeysResponse:
+def get_api_keys(principal: CurrentPrincipal, api_keys: KeysDep) -> GetApiKeysResponse:
     """All API keys of the signing key's user (a key bound to accounts: those bound within them)."""
-    return GetApiKeysResponse(api_keys=[_out(k) for k in core.api_keys.list_all(principal)])
+    return GetApiKeysResponse(api_keys=[_out(k) for k in api_keys.list_all(principal)])
 
 
 @api.post("/api_keys", response_model=CreateApiKeyResponse, status_code=201,
@@ -103,11 +103,11 @@ def get_api_keys(principal: CurrentPrincipal, core: CoreDep) -> GetApiKeysRespon
               "public_key": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAU64LBxJljLaQzgTcpmvgPAaFvJ2NJShVfyYVFDm3fcE=\n-----END PUBLIC KEY-----\n",
               "scopes": ["read", "write"]}))
 @raises(InsufficientUsageLevel, LimitExceeded)
-def create_api_key(body: CreateApiKeyRequest, principal: CurrentPrincipal, core: CoreDep) -> CreateApiKeyResponse:
+def create_api_key(body: CreateApiKeyRequest, principal: CurrentPrincipal, api_keys: KeysDep) -> CreateApiKeyResponse:
     """Create a key from your own RSA or Ed25519 public key (premier or market_maker usage level)."""
     body.refuse_restrictions()
     # Kalshi's rule, this surface's policy: premier (or the operator's level if higher)
-    key = core.api_keys.import_public_key(principal, name=body.name, public_key=body.public_key,
+    key = api_keys.import_public_key(principal, name=body.name, public_key=body.public_key,
                                           scopes=body.scopes, upload_level=UsageLevel.PREMIER)
     return CreateApiKeyResponse(api_key_id=key.key_id)
 
@@ -117,10 +117,10 @@ def create_api_key(body: CreateApiKeyRequest, principal: CurrentPrincipal, core:
           openapi_extra=body_example({"name": "trading bot", "scopes": ["read", "write"]}))
 @raises(LimitExceeded)
 def generate_api_key(body: GenerateApiKeyRequest, principal: CurrentPrincipal,
-                     core: CoreDep) -> GenerateApiKeyResponse:
+                     api_keys: KeysDep) -> GenerateApiKeyResponse:
     """Generate a key pair: RSA-2048 (PKCS#1 PEM) by default, Ed25519 (PKCS#8) on request."""
     body.refuse_restrictions()
-    key, private_pem = core.api_keys.generate(principal, name=body.name, key_type=body.key_type,
+    key, private_pem = api_keys.generate(principal, name=body.name, key_type=body.key_type,
                                               scopes=body.scopes)
     return GenerateApiKeyResponse(api_key_id=key.key_id, private_key=private_pem, key_type=body.key_type)
 
@@ -129,7 +129,7 @@ def generate_api_key(body: GenerateApiKeyRequest, principal: CurrentPrincipal,
 @raises(Conflict)
 def delete_api_key(api_key: Annotated[str, Path(description="The id of the key to delete.",
                                                 examples=["0b5e7f9e-3a4c-4b8e-9d2f-6a1c2e3f4a5b"])],
-                   principal: CurrentPrincipal, core: CoreDep) -> Response:
+                   principal: CurrentPrincipal, api_keys: KeysDep) -> Response:
     """Delete a key at once; 204 with an empty body."""
-    core.api_keys.delete(principal, api_key)
+    api_keys.delete(principal, api_key)
     return Response(status_code=204)

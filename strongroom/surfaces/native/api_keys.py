@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from strongroom.audit import OUTCOMES
 from strongroom.errors import BadRequest, Conflict, InsufficientUsageLevel, LimitExceeded
 from strongroom.models import ApiKey
-from strongroom.services.usage import OUTCOMES
-from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
+from strongroom.surfaces.deps import CurrentPrincipal, KeysDep
 from strongroom.surfaces.native.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -43,11 +43,11 @@ def _public(key: ApiKey) -> dict[str, Any]:
               "name": "trading bot", "kind": "bearer", "scopes": ["read", "write"], "account_ids": [3],
               "ip_allowlist": ["203.0.113.0/24"], "expires_at": "2031-01-01T00:00:00Z"}))
 @raises(InsufficientUsageLevel, LimitExceeded)
-def create_key(body: ApiKeyCreate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyCreated:
+def create_key(body: ApiKeyCreate, principal: CurrentPrincipal, keys: KeysDep) -> ApiKeyCreated:
     """Create a key, no more powerful than the caller (scopes, accounts, allowlist, expiry: 403 otherwise).
     ``secret`` (bearer, hmac) is in this response only. Your own rsa or ed25519 public key needs the usage
     level STRONGROOM_PUBLIC_KEY_UPLOAD_LEVEL (default basic: anyone); a user has at most STRONGROOM_MAX_API_KEYS_PER_USER keys (400 limit_exceeded)."""
-    key, secret = core.api_keys.create(principal, **body.model_dump())
+    key, secret = keys.create(principal, **body.model_dump())
     return ApiKeyCreated(**_public(key), secret=secret)
 
 
@@ -55,55 +55,55 @@ def create_key(body: ApiKeyCreate, principal: CurrentPrincipal, core: CoreDep) -
           openapi_extra=body_example({
               "name": "signing key", "key_type": "ed25519", "scopes": ["read"]}))
 @raises(LimitExceeded)
-def generate_key(body: ApiKeyGenerate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyGenerated:
+def generate_key(body: ApiKeyGenerate, principal: CurrentPrincipal, keys: KeysDep) -> ApiKeyGenerated:
     """Generate an RSA-2048 or Ed25519 key pair; ``private_key`` is in this response only and never stored."""
-    key, private_pem = core.api_keys.generate(principal, **body.model_dump())
+    key, private_pem = keys.generate(principal, **body.model_dump())
     return ApiKeyGenerated(**_public(key), private_key=private_pem)
 
 
 @api.get("", summary="List your API keys.", response_model=PageOut[ApiKeyPublic])
-def list_keys(principal: CurrentPrincipal, core: CoreDep, cursor: Cursor = None,
+def list_keys(principal: CurrentPrincipal, keys: KeysDep, cursor: Cursor = None,
               limit: Limit = 50) -> PageOut[ApiKeyPublic]:
     """The caller's keys (never a secret), a page at a time; a key bound to accounts sees only keys bound within
     them."""
-    page = core.api_keys.list(principal, cursor=cursor, limit=limit)
+    page = keys.list(principal, cursor=cursor, limit=limit)
     return PageOut(items=[ApiKeyPublic.model_validate(k) for k in page.items], next_cursor=page.next_cursor)
 
 
 @api.get("/{key_id}", summary="Read an API key.", response_model=ApiKeyPublic)
-def get_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyPublic:
+def get_key(key_id: KeyIdPath, principal: CurrentPrincipal, keys: KeysDep) -> ApiKeyPublic:
     """One of the caller's keys (404 for another user's, and for a key beyond a bound caller's accounts)."""
-    return ApiKeyPublic.model_validate(core.api_keys.get(principal, key_id))
+    return ApiKeyPublic.model_validate(keys.get(principal, key_id))
 
 
 @api.patch("/{key_id}", summary="Change an API key.", response_model=ApiKeyPublic,
            openapi_extra=body_example({
                "name": "renamed bot", "scopes": ["read"], "ip_allowlist": ["198.51.100.7"]}))
 @raises(Conflict)
-def update_key(key_id: KeyIdPath, body: ApiKeyUpdate, principal: CurrentPrincipal, core: CoreDep) -> ApiKeyPublic:
+def update_key(key_id: KeyIdPath, body: ApiKeyUpdate, principal: CurrentPrincipal, keys: KeysDep) -> ApiKeyPublic:
     """Change name, scopes, account binding, allowlist, enabled or expiry; effective everywhere within 1 s."""
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    return ApiKeyPublic.model_validate(core.api_keys.update(principal, key_id, changes))
+    return ApiKeyPublic.model_validate(keys.update(principal, key_id, changes))
 
 
 @api.post("/{key_id}/roll", summary="Give an API key a new secret.",
           openapi_extra=body_example({"grace_seconds": 3600}), response_model=ApiKeyRolled)
 @raises(BadRequest, Conflict)
-def roll_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep, body: RollIn | None = None) -> ApiKeyRolled:
+def roll_key(key_id: KeyIdPath, principal: CurrentPrincipal, keys: KeysDep, body: RollIn | None = None) -> ApiKeyRolled:
     """New secret now; the old one stays valid for ``grace_seconds`` (default 0). Keys with a public key
     (rsa, ed25519) cannot be rolled (400): create a new one and delete this one."""
-    key, secret = core.api_keys.roll(principal, key_id, (body or RollIn()).grace_seconds)
+    key, secret = keys.roll(principal, key_id, (body or RollIn()).grace_seconds)
     return ApiKeyRolled(**_public(key), secret=secret)
 
 
 @api.get("/{key_id}/usage", summary="Count an API key's verifications per hour.", response_model=KeyUsageOut)
-def key_usage(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep,
+def key_usage(key_id: KeyIdPath, principal: CurrentPrincipal, keys: KeysDep,
               since: Annotated[datetime | None, Query(alias="from", description="Start (ISO 8601), inclusive.")] = None,
               until: Annotated[datetime | None, Query(alias="to", description="End (ISO 8601), inclusive.")] = None,
               ) -> KeyUsageOut:
     """Verifications of the key per hour and outcome (ok, rate_limited, ip_refused, expired, disabled,
     bad_signature), written in batches (up to STRONGROOM_LAST_USED_FLUSH_SECONDS late)."""
-    rows = core.api_keys.usage(principal, key_id, since, until)
+    rows = keys.usage(principal, key_id, since, until)
     hours: dict[datetime, dict[str, int]] = {}
     for hour, outcome, count in rows:
         hours.setdefault(hour, dict.fromkeys(OUTCOMES, 0))[outcome] = count
@@ -114,7 +114,7 @@ def key_usage(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep,
 
 @api.delete("/{key_id}", summary="Delete an API key.", status_code=204)
 @raises(Conflict)
-def delete_key(key_id: KeyIdPath, principal: CurrentPrincipal, core: CoreDep) -> Response:
+def delete_key(key_id: KeyIdPath, principal: CurrentPrincipal, keys: KeysDep) -> Response:
     """Delete a key: refused at once, by every worker."""
-    core.api_keys.delete(principal, key_id)
+    keys.delete(principal, key_id)
     return Response(status_code=204)

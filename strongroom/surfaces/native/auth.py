@@ -21,7 +21,7 @@ from strongroom.errors import (
 )
 from strongroom.http.routes import direct
 from strongroom.principal import Principal
-from strongroom.surfaces.deps import ClientIP, CoreDep, CurrentPrincipal
+from strongroom.surfaces.deps import AuthDep, ClientIP, CurrentPrincipal, SessionsDep, UsersDep
 from strongroom.surfaces.native.schemas import MeOut, RefreshIn, TokenOut
 from strongroom.surfaces.openapi import body_example, raises
 
@@ -76,7 +76,8 @@ async def form_fields(request: Request) -> None:
 @raises(SignInRefused, RateLimited)
 async def token(
     ip: ClientIP,
-    core: CoreDep,
+    users: UsersDep,
+    sessions: SessionsDep,
     username: Annotated[str, Form(max_length=64, description="The user's name.", examples=["alice"])],
     password: Annotated[str, Form(max_length=1024, description="The user's password.")],
     grant_type: Annotated[str | None, Form(description="password (OAuth2); may be left out.",
@@ -89,8 +90,8 @@ async def token(
         raise ValidationFailed("unsupported grant_type", fields={"grant_type": "must be password"})
     from anyio import to_thread
 
-    principal = await core.users.sign_in(username, password, ip, scheme=AuthMethod.PASSWORD_GRANT)
-    pair = await to_thread.run_sync(core.sessions.issue, principal)
+    principal = await users.sign_in(username, password, ip, scheme=AuthMethod.PASSWORD_GRANT)
+    pair = await to_thread.run_sync(sessions.issue, principal)
     return TokenOut(**pair.__dict__)
 
 
@@ -103,7 +104,7 @@ REFRESH_BODY = {"required": True, "content": {
 @api.post("/auth/refresh", response_model=TokenOut, openapi_extra={"requestBody": REFRESH_BODY},
           summary="Exchange a refresh token for new tokens.")
 @raises(MalformedBody, PayloadTooLarge, ValidationFailed, Unauthenticated, RateLimited)
-async def refresh(request: Request, ip: ClientIP, core: CoreDep) -> TokenOut:
+async def refresh(request: Request, ip: ClientIP, auth: AuthDep) -> TokenOut:
     """Rotate a refresh token (JSON ``{"refresh_token"}``, or the OAuth2 form field ``refresh_token``):
     a new token pair. A reused one is refused (401) and ends its whole session family; too many refused
     refreshes from one address are 429."""
@@ -119,13 +120,13 @@ async def refresh(request: Request, ip: ClientIP, core: CoreDep) -> TokenOut:
         body = RefreshIn.model_validate(fields)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
-    return TokenOut(**(await core.auth.refresh(body.refresh_token, ip)).__dict__)
+    return TokenOut(**(await auth.refresh(body.refresh_token, ip)).__dict__)
 
 
 @api.post("/auth/logout", summary="End the current session.", status_code=204)
-def logout(principal: CurrentPrincipal, request: Request, core: CoreDep) -> Response:
+def logout(principal: CurrentPrincipal, request: Request, sessions: SessionsDep) -> Response:
     """End the session of the access token used for this call (its refresh token too); with another
     credential, nothing to end: 204 all the same."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    core.sessions.logout(principal, value.strip() if scheme.lower() == "bearer" else None)
+    sessions.logout(principal, value.strip() if scheme.lower() == "bearer" else None)
     return Response(status_code=204)

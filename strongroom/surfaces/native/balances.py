@@ -2,7 +2,7 @@
 
 Every amount, price and value is a decimal string (``"31200"``, ``"0.624"``), never a number.
 Scope ``read``; a key bound to accounts sees only those (404 for the others). The rules live in
-``strongroom.services.balances``; this module only maps shapes.
+``strongroom.balances.services``; this module only maps shapes.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-import anyio.to_thread
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from strongroom import scopes
-from strongroom.core import Core
+from strongroom.balances import HISTORY_LIMIT, AccountTotals, AssetValue, Balances, Portfolio, Snapshot, render
 from strongroom.enums import AccountStatus
 from strongroom.errors import (
     Conflict,
@@ -30,9 +29,7 @@ from strongroom.errors import (
 )
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
-from strongroom.services.balances import HISTORY_LIMIT, AccountTotals, Portfolio, Snapshot
-from strongroom.services.valuation import AssetValue, render
-from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
+from strongroom.surfaces.deps import BalancesDep, CurrentPrincipal
 from strongroom.surfaces.native.schemas import AccountId, AccountPublic
 from strongroom.surfaces.openapi import raises
 from strongroom.surfaces.wire import DecimalText
@@ -168,7 +165,7 @@ def portfolio_out(portfolio: Portfolio, now: datetime) -> PortfolioOut:
                         accounts=[_portfolio_account(a, now) for a in portfolio.accounts])
 
 
-def accounts_public(core: Core, principal: Principal, accounts: Sequence[ExchangeAccount]) -> list[AccountPublic]:
+async def accounts_public(balances: Balances, principal: Principal, accounts: Sequence[ExchangeAccount]) -> list[AccountPublic]:
     """Return ``accounts`` as AccountPublic with their last snapshot's totals (one query for all of them).
 
     Without the ``read`` scope (a delete-only key disconnecting) the balance fields stay null.
@@ -176,8 +173,8 @@ def accounts_public(core: Core, principal: Principal, accounts: Sequence[Exchang
     outs = [AccountPublic.model_validate(a) for a in accounts]
     if not outs or not scopes.covers(principal.scopes, scopes.READ):
         return outs
-    snapshots = core.balances.latest_many(principal, (a.id for a in accounts))
-    now = core.balances.clock()
+    snapshots = await balances.latest_many(principal, (a.id for a in accounts))
+    now = await balances.now()
     for out in outs:
         snapshot = snapshots.get(out.id)
         if snapshot is not None:
@@ -188,9 +185,9 @@ def accounts_public(core: Core, principal: Principal, accounts: Sequence[Exchang
     return outs
 
 
-def account_public(core: Core, principal: Principal, account: ExchangeAccount) -> AccountPublic:
+async def account_public(balances: Balances, principal: Principal, account: ExchangeAccount) -> AccountPublic:
     """One account as AccountPublic with its last snapshot's totals (see ``accounts_public``)."""
-    return accounts_public(core, principal, [account])[0]
+    return (await accounts_public(balances, principal, [account]))[0]
 
 
 # --------------------------------------------------------------------------- routes
@@ -199,7 +196,7 @@ def account_public(core: Core, principal: Principal, account: ExchangeAccount) -
 @api.get("/exchange-accounts/{account_id}/balances", response_model=BalancesOut,
          summary="Read an account's last balance snapshot.")
 @raises(*LIVE_LOAD)
-async def get_balances(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep,
+async def get_balances(account_id: AccountId, principal: CurrentPrincipal, balances: BalancesDep,
                        refresh: Refresh = False) -> BalancesOut:
     """The account's last balance snapshot (no exchange call); ``?refresh=true`` loads it live first.
 
@@ -208,19 +205,19 @@ async def get_balances(account_id: AccountId, principal: CurrentPrincipal, core:
     ``withdrawal_permission`` (the key can withdraw: the account is now ``suspended``).
     """
     if refresh:
-        snapshot: Snapshot | None = await core.balances.refresh(principal, account_id)
+        snapshot: Snapshot | None = await balances.refresh(principal, account_id)
     else:
-        snapshot = await anyio.to_thread.run_sync(core.balances.latest, principal, account_id)
-    return balances_out(account_id, snapshot, core.balances.clock())
+        snapshot = await balances.latest(principal, account_id)
+    return balances_out(account_id, snapshot, await balances.now())
 
 
 @api.post("/exchange-accounts/{account_id}/balances/refresh", response_model=BalancesOut,
           summary="Load an account's balances from the exchange now.")
 @raises(*LIVE_LOAD)
-async def refresh_balances(account_id: AccountId, principal: CurrentPrincipal, core: CoreDep) -> BalancesOut:
+async def refresh_balances(account_id: AccountId, principal: CurrentPrincipal, balances: BalancesDep) -> BalancesOut:
     """Load the balances live from the exchange, value them, store and return the snapshot."""
-    snapshot = await core.balances.refresh(principal, account_id)
-    return balances_out(account_id, snapshot, core.balances.clock())
+    snapshot = await balances.refresh(principal, account_id)
+    return balances_out(account_id, snapshot, await balances.now())
 
 
 @api.get("/exchange-accounts/{account_id}/balances/history", response_model=HistoryOut,
@@ -228,7 +225,7 @@ async def refresh_balances(account_id: AccountId, principal: CurrentPrincipal, c
 async def balance_history(
     account_id: AccountId,
     principal: CurrentPrincipal,
-    core: CoreDep,
+    balances: BalancesDep,
     since: Annotated[datetime | None, Query(alias="from", description="From (ISO 8601; naive means UTC), "
                                                                       "inclusive.")] = None,
     until: Annotated[datetime | None, Query(alias="to", description="To (ISO 8601; naive means UTC), "
@@ -240,19 +237,18 @@ async def balance_history(
 
     Snapshots older than 7 days are kept one per hour, older than 90 days one per day.
     """
-    points = await anyio.to_thread.run_sync(
-        lambda: core.balances.history(principal, account_id, since, until, limit=limit))
+    points = await balances.history(principal, account_id, since, until, limit=limit)
     return HistoryOut(account_id=account_id,
                       points=[HistoryPointOut(at=p.at, usd=render(p.usd), btc=render(p.btc)) for p in points])
 
 
 @api.get("/portfolio", summary="Sum the balances of every account.", response_model=PortfolioOut)
-async def get_portfolio(principal: CurrentPrincipal, core: CoreDep, refresh: Refresh = False) -> PortfolioOut:
+async def get_portfolio(principal: CurrentPrincipal, balances: BalancesDep, refresh: Refresh = False) -> PortfolioOut:
     """Every live account the caller sees: totals per asset and per account (USD, BTC) with each
     snapshot's age; ``?refresh=true`` loads them all live first (an account that fails keeps its
     last snapshot and says why in ``error``)."""
     if refresh:
-        portfolio = await core.balances.refresh_portfolio(principal)
+        portfolio = await balances.refresh_portfolio(principal)
     else:
-        portfolio = await anyio.to_thread.run_sync(core.balances.portfolio, principal)
-    return portfolio_out(portfolio, core.balances.clock())
+        portfolio = await balances.portfolio(principal)
+    return portfolio_out(portfolio, await balances.now())

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from strongroom.auth.facts import RequestFacts
 from strongroom.errors import InsufficientScope
-from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
+from strongroom.surfaces.deps import AuthDep, CurrentPrincipal
 from strongroom.surfaces.openapi import raises
 from strongroom.surfaces.wire import Scope, one_of
 from strongroom.verify.service import Reason, Verifier, require_verifier
@@ -159,13 +159,13 @@ class VerifyOut(BaseModel):
 
 @api.post("/verify", summary="Verify a request your own service received.", response_model=VerifyOut)
 @raises(InsufficientScope)
-async def verify_key(body: VerifyIn, principal: CurrentPrincipal, core: CoreDep) -> VerifyOut:
+async def verify_key(body: VerifyIn, principal: CurrentPrincipal, auth: AuthDep) -> VerifyOut:
     """Verify a request a client sent to your own service (a key with the ``verify`` scope, or an admin's session):
     ``valid`` with the user, key, scopes, accounts, expiry and remaining rate limit, or ``invalid`` with a reason
     (unknown_key, expired, revoked, bad_signature, replayed, ip_not_allowed, insufficient_scope, rate_limited).
     It counts in the key's usage, and a refusal in the failure budget of the key and of ``client_ip``."""
     require_verifier(principal)
-    verdict = await Verifier(core.auth).verify(body.facts(), required=body.required_scopes)
+    verdict = await Verifier(auth).verify(body.facts(), required=body.required_scopes)
     if verdict.reason is not None:
         return VerifyOut(valid=False, reason=verdict.reason.value, retry_after=verdict.retry_after)
     key = verdict.principal

@@ -11,15 +11,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import anyio.to_thread
 from fastapi import APIRouter, Path, Request
 from starlette.responses import JSONResponse
 
+from strongroom.accounts import AccountQuery, Accounts, ByOffset, authorize_connect
+from strongroom.balances import NO_PROFITS, Balances, Profits, Snapshot, profits_over, total_profits
 from strongroom.enums import AccountStatus
 from strongroom.errors import (
     AlreadyConnected,
@@ -37,6 +38,7 @@ from strongroom.errors import (
     ValidationFailed,
     WithdrawalPermission,
 )
+from strongroom.exchanges.catalogue import Catalogue
 from strongroom.exchanges.markets import (
     DOCUMENTED_FIELDS,
     LABELS,
@@ -51,30 +53,23 @@ from strongroom.http.routes import guarded
 from strongroom.models import ExchangeAccount
 from strongroom.principal import Principal
 from strongroom.scopes import WRITE
-from strongroom.services import figures
-from strongroom.services.balances import Snapshot
-from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
+from strongroom.surfaces.deps import AccountsDep, BalancesDep, CatalogueDep, CurrentPrincipal, GatewayDep
 from strongroom.surfaces.openapi import raises
 from strongroom.surfaces.threecommas import models, params, shapes
-
-if TYPE_CHECKING:
-    from strongroom.core import Core
-
-T = TypeVar("T")
 
 api = APIRouter(prefix="/ver1", tags=["3commas"])
 
 
 # --- guards: checked after authentication, before the parameters ---------------------------------------
 
-def may_write(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
+def may_write(principal: Principal, path_params: Mapping[str, Any]) -> None:
     """Before the parameters of a write are looked at: ACCOUNTS_WRITE is Strongroom's ``write`` scope."""
     principal.require(WRITE)
 
 
-def may_connect(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
+def may_connect(principal: Principal, path_params: Mapping[str, Any]) -> None:
     """Before the parameters of /accounts/new: the caller may connect accounts (scope, key binding)."""
-    core.accounts.authorize_connect(principal)
+    authorize_connect(principal)
 
 
 # --- the parameters, documented ----------------------------------------------------------------------
@@ -124,19 +119,14 @@ def created(content: Any) -> JSONResponse:
     return JSONResponse(content, status_code=201)
 
 
-async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a (database) call in a worker thread."""
-    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+def market_codes(catalogue: Catalogue) -> Markets:
+    return markets(catalogue)
 
 
-def market_codes(core: Core) -> Markets:
-    return markets(core.catalogue)
-
-
-def market_for(core: Core, code: str, field: str) -> Market:
+def market_for(catalogue: Catalogue, code: str, field: str) -> Market:
     """Return the venue of a market code; ValidationFailed naming ``field`` if there is none."""
     try:
-        return market_codes(core).by_code(code)
+        return market_codes(catalogue).by_code(code)
     except NotFound:
         raise ValidationFailed("unknown market code", fields={field: "does not have a valid value"}) from None
 
@@ -150,39 +140,38 @@ def form_field_names() -> Iterator[None]:
         raise ValidationFailed(exc.message, fields={field_name(k): v for k, v in exc.fields.items()}) from None
 
 
-def live_account(core: Core, principal: Principal, raw_id: str) -> ExchangeAccount:
+async def live_account(accounts: Accounts, principal: Principal, raw_id: str) -> ExchangeAccount:
     """Return the caller's live account ``raw_id``; NotFound for a bad id, another user's or a removed one."""
     if not (raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 10):
         raise NotFound("exchange account not found")
-    account = core.accounts.get(principal, int(raw_id))
+    account = await accounts.get(principal, int(raw_id))
     if account.status == AccountStatus.DISCONNECTED:
         raise NotFound("exchange account not found")
     return account
 
 
-def figures_of(core: Core, principal: Principal, account_id: int,
-               now: datetime) -> tuple[Snapshot | None, figures.Profits]:
+async def figures_of(service: Balances, principal: Principal, account_id: int,
+               now: datetime) -> tuple[Snapshot | None, Profits]:
     """Return the account's last snapshot and its profits over its stored history (none: zeros)."""
-    service = core.balances
-    snapshot = service.latest(principal, account_id)
+    snapshot = await service.latest(principal, account_id)
     if snapshot is None:
-        return snapshot, figures.NO_PROFITS
-    return snapshot, figures.profits(service.history(principal, account_id), now)
+        return snapshot, NO_PROFITS
+    return snapshot, profits_over(await service.history(principal, account_id), now)
 
 
-def entity(core: Core, principal: Principal, account: ExchangeAccount) -> dict[str, Any]:
+async def entity(balances: Balances, catalogue: Catalogue, principal: Principal,
+           account: ExchangeAccount) -> dict[str, Any]:
     """Return the AccountEntity of ``account`` with its balances and profits."""
-    snapshot, profits = figures_of(core, principal, account.id, datetime.now(UTC))
-    return shapes.account_entity(account, market_codes(core).of_account(account.exchange), snapshot, profits)
+    snapshot, profits = await figures_of(balances, principal, account.id, datetime.now(UTC))
+    return shapes.account_entity(account, market_codes(catalogue).of_account(account.exchange), snapshot, profits)
 
 
-def summary(core: Core, principal: Principal) -> dict[str, Any]:
+async def summary(service: Balances, principal: Principal) -> dict[str, Any]:
     """Return the summary AccountEntity: every live account the caller sees, summed."""
     now = datetime.now(UTC)
-    service = core.balances
-    portfolio = service.portfolio(principal)
+    portfolio = await service.portfolio(principal)
     loaded = [t for t in portfolio.accounts if t.snapshot is not None]
-    profits = figures.total(figures.profits(service.history(principal, t.account_id), now) for t in loaded)
+    profits = total_profits([profits_over(await service.history(principal, t.account_id), now) for t in loaded])
     since = min((t.snapshot.fetched_at for t in loaded if t.snapshot), default=now)
     return shapes.summary_entity(portfolio.total_usd, portfolio.total_btc, profits, since, now)
 
@@ -211,9 +200,9 @@ def _market_list(codes: Markets) -> list[dict[str, Any]]:
 @api.get("/accounts/market_list", response_model=list[models.MarketItem],
          summary="List the venues and their connection forms.")
 @raises(backing_services=False)
-async def market_list(core: CoreDep) -> JSONResponse:
+async def market_list(catalogue: CatalogueDep) -> JSONResponse:
     """Every venue of the catalogue under its market code, with its connection form."""
-    return JSONResponse(_market_list(market_codes(core)))
+    return JSONResponse(_market_list(market_codes(catalogue)))
 
 
 # --- signed ----------------------------------------------------------------------------------------
@@ -227,14 +216,15 @@ async def validate(principal: CurrentPrincipal) -> JSONResponse:
 @api.get("/accounts/market_pairs", summary="List a venue's priced pairs.", response_model=list[str],
          openapi_extra=documented(Param("market_code", "The venue's market code (market_list).", TEXT, True)))
 @raises(*READS_PARAMS, ExchangeUnavailable, ExchangeNotSupported)
-async def market_pairs(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+async def market_pairs(request: Request, principal: CurrentPrincipal, catalogue: CatalogueDep,
+                       gateway: GatewayDep) -> JSONResponse:
     """The venue's spot pairs (``QUOTE_BASE``) that have a price. Signed here (3Commas: NONE): it makes a
     live exchange call, which an anonymous caller must not be able to trigger."""
     values = await params.read(request)
     code = values.text("market_code", required=True)
     values.check()
-    market = market_for(core, code or "", "market_code")
-    tickers = await core.gateway.fetch_tickers(market.info)
+    market = market_for(catalogue, code or "", "market_code")
+    tickers = await gateway.fetch_tickers(market.info)
     return JSONResponse(sorted({p for p in map(pair_of, tickers) if p}))
 
 
@@ -242,15 +232,16 @@ async def market_pairs(request: Request, principal: CurrentPrincipal, core: Core
          openapi_extra=documented(Param("pair", "QUOTE_BASE, e.g. USDT_BTC.", TEXT, True),
                                   Param("market_code", "The venue's market code (market_list).", TEXT, True)))
 @raises(*READS_PARAMS, ExchangeUnavailable, ExchangeNotSupported)
-async def currency_rates(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+async def currency_rates(request: Request, principal: CurrentPrincipal, catalogue: CatalogueDep,
+                         gateway: GatewayDep) -> JSONResponse:
     """The last price of ``pair`` (``QUOTE_BASE``) on ``market_code`` (signed, as market_pairs)."""
     values = await params.read(request)
     pair = values.text("pair", required=True)
     code = values.text("market_code", required=True)
     values.check()
-    market = market_for(core, code or "", "market_code")
+    market = market_for(catalogue, code or "", "market_code")
     symbol = symbol_of(pair or "")
-    prices = await core.gateway.fetch_prices(market.info, [symbol]) if symbol else {}
+    prices = await gateway.fetch_prices(market.info, [symbol]) if symbol else {}
     if symbol is None or symbol not in prices:
         raise ValidationFailed("unknown pair", fields={"pair": "is invalid"})
     last = shapes.money(prices[symbol])
@@ -263,14 +254,16 @@ async def currency_rates(request: Request, principal: CurrentPrincipal, core: Co
          openapi_extra=documented(Param("type", "The venue's market code (market_list).", TEXT, True),
                                   Param("api_key", "An exchange API key: is it connected already?", TEXT)))
 @raises(*READS_PARAMS)
-async def types_to_connect(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+async def types_to_connect(request: Request, principal: CurrentPrincipal, accounts: AccountsDep,
+                           catalogue: CatalogueDep) -> JSONResponse:
     """The account types ``type`` can be connected as (one per venue here), and whether this key already is."""
     values = await params.read(request)
     code = values.text("type", required=True)
     api_key = values.text("api_key")
     values.check()
-    market = market_for(core, code or "", "type")
-    connected = bool(api_key) and await run(core.accounts.key_connected, principal, market.exchange, api_key)
+    market = market_for(catalogue, code or "", "type")
+    query = AccountQuery(exchange=market.exchange, api_key=api_key, live_only=True)
+    connected = bool(api_key) and bool((await accounts.find(principal, query, ByOffset(limit=1))).items)
     return JSONResponse([{"type": market.code, "connected": connected, "available": True, "unified": False}])
 
 
@@ -279,7 +272,8 @@ async def types_to_connect(request: Request, principal: CurrentPrincipal, core: 
     Param("per_page", "Accounts per page (1-100).", {"type": "integer", "minimum": 1, "maximum": 100, "default": 100}),
     Param("api_key", "Only the account connected with this exchange API key.", TEXT)))
 @raises(*READS_PARAMS)
-async def list_accounts(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+async def list_accounts(request: Request, principal: CurrentPrincipal, accounts: AccountsDep,
+                        balances: BalancesDep, catalogue: CatalogueDep) -> JSONResponse:
     """The caller's live accounts: ``page`` (from 1), ``per_page`` (1-100, default 100), ``api_key`` filter."""
     values = await params.read(request)
     page = values.integer("page", default=1, minimum=1, maximum=1_000_000)
@@ -287,12 +281,11 @@ async def list_accounts(request: Request, principal: CurrentPrincipal, core: Cor
     api_key = values.text("api_key")
     values.check()
 
-    def load() -> list[dict[str, Any]]:
-        accounts = core.accounts.list_numbered(principal, page=page or 1, per_page=per_page or 100,
-                                               exchange_api_key=api_key)
-        return [entity(core, principal, a) for a in accounts]
+    size = per_page or 100
+    query = AccountQuery(live_only=True, api_key_hint=api_key)
+    found = await accounts.find(principal, query, ByOffset(((page or 1) - 1) * size, size))
 
-    return JSONResponse(await run(load))
+    return JSONResponse([await entity(balances, catalogue, principal, a) for a in found.items])
 
 
 @api.post("/accounts/new", summary="Connect an exchange account.",
@@ -304,21 +297,22 @@ async def list_accounts(request: Request, principal: CurrentPrincipal, core: Cor
     example={"type": "binance", "name": "Main", "api_key": "your-binance-api-key", "secret": "your-binance-secret"}))
 @raises(*READS_PARAMS, *LIVE_CHECK)
 @guarded(may_connect)
-async def new_account(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+async def new_account(request: Request, principal: CurrentPrincipal, accounts: AccountsDep,
+                      catalogue: CatalogueDep) -> JSONResponse:
     """Connect an exchange account: checked live with the venue, stored encrypted."""
     values = await params.read(request)
     code = values.text("type", required=True)
     name = values.text("name", required=True)
     types = values.strings("types_to_create")
     values.check()
-    market = market_for(core, code or "", "type")
+    market = market_for(catalogue, code or "", "type")
     if types and any(t != market.code for t in types):
         # one account per request: Strongroom has no sub-type accounts sharing one exchange key
         raise ValidationFailed("unsupported account types", fields={"types_to_create": "does not have a valid value"})
     credentials = market.credentials(values.values)
     with form_field_names():
-        account = await core.accounts.connect(principal, market.exchange, credentials, name=name)
-    return created(shapes.account_entity(account, market, None, figures.NO_PROFITS))
+        account = await accounts.connect(principal, market.exchange, credentials, name=name)
+    return created(shapes.account_entity(account, market, None, NO_PROFITS))
 
 
 @api.post("/accounts/update", summary="Rename an account or replace its credentials.",
@@ -328,7 +322,8 @@ async def new_account(request: Request, principal: CurrentPrincipal, core: CoreD
     *CREDENTIALS, body=True, example={"account_id": 3, "name": "Binance main"}))
 @raises(*READS_PARAMS, *LIVE_CHECK, NotFound, Conflict)
 @guarded(may_write)
-async def update_account(request: Request, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+async def update_account(request: Request, principal: CurrentPrincipal, accounts: AccountsDep,
+                         balances: BalancesDep, catalogue: CatalogueDep) -> JSONResponse:
     """Rename an account and/or replace its exchange credentials (checked live first), in one write."""
     values = await params.read(request)
     account_id = values.integer("account_id", required=True)
@@ -338,15 +333,15 @@ async def update_account(request: Request, principal: CurrentPrincipal, core: Co
     if include is False:
         raise ValidationFailed("every account is in the summary",
                                fields={"include_in_summary": "can only be true"})
-    account = await run(live_account, core, principal, str(account_id))
-    market = market_codes(core).of_account(account.exchange)
+    account = await live_account(accounts, principal, str(account_id))
+    market = market_codes(catalogue).of_account(account.exchange)
     credentials = market.credentials(values.values)
     if credentials:
         with form_field_names():
-            account = await core.accounts.rotate(principal, account.id, credentials, name=name)
+            account = await accounts.rotate(principal, account.id, credentials, name=name)
     elif name is not None:
-        account = await run(core.accounts.rename, principal, account.id, name)
-    return created(await run(entity, core, principal, account))
+        account = await accounts.rename(principal, account.id, name)
+    return created(await entity(balances, catalogue, principal, account))
 
 
 @api.get("/accounts/transfer_history", summary="Refused: Strongroom keeps no transfer history.", response_model=None)
@@ -366,15 +361,14 @@ async def transfer(principal: CurrentPrincipal) -> JSONResponse:
 
 @api.get("/accounts/{account_id}", response_model=models.AccountEntity,
          summary="Read an account, or the summary of all.")
-async def account_info(account_id: AccountOrSummary, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+async def account_info(account_id: AccountOrSummary, principal: CurrentPrincipal, accounts: AccountsDep,
+                       balances: BalancesDep, catalogue: CatalogueDep) -> JSONResponse:
     """One account (or ``summary``: every live account summed)."""
     if account_id == "summary":
-        return JSONResponse(await run(summary, core, principal))
+        return JSONResponse(await summary(balances, principal))
 
-    def load() -> dict[str, Any]:
-        return entity(core, principal, live_account(core, principal, account_id))
-
-    return JSONResponse(await run(load))
+    account = await live_account(accounts, principal, account_id)
+    return JSONResponse(await entity(balances, catalogue, principal, account))
 
 
 @api.post("/accounts/{account_id}/rename", response_model=models.AccountEntity, status_code=201,
@@ -383,71 +377,62 @@ async def account_info(account_id: AccountOrSummary, principal: CurrentPrincipal
 @raises(*READS_PARAMS, Conflict)
 @guarded(may_write)
 async def rename_account(account_id: AccountPath, request: Request, principal: CurrentPrincipal,
-                         core: CoreDep) -> JSONResponse:
+                         accounts: AccountsDep, balances: BalancesDep, catalogue: CatalogueDep) -> JSONResponse:
     """Rename the account."""
     values = await params.read(request)
     name = values.text("name", required=True)
     values.check()
 
-    def change() -> dict[str, Any]:
-        account = live_account(core, principal, account_id)
-        return entity(core, principal, core.accounts.rename(principal, account.id, name or ""))
-
-    return created(await run(change))
+    account = await live_account(accounts, principal, account_id)
+    account = await accounts.rename(principal, account.id, name or "")
+    return created(await entity(balances, catalogue, principal, account))
 
 
 @api.post("/accounts/{account_id}/remove", summary="Disconnect an account.", response_model=bool, status_code=201)
 @raises(Conflict)
 @guarded(may_write)
-async def remove_account(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+async def remove_account(account_id: AccountPath, principal: CurrentPrincipal, accounts: AccountsDep) -> JSONResponse:
     """Disconnect: the credentials are destroyed (Strongroom's ``delete`` scope, as on every surface)."""
 
-    def remove() -> None:
-        core.accounts.disconnect(principal, live_account(core, principal, account_id).id)
-
-    await run(remove)
+    await accounts.disconnect(principal, (await live_account(accounts, principal, account_id)).id)
     return created(True)
 
 
 @api.post("/accounts/{account_id}/load_balances", response_model=models.AccountEntity, status_code=201,
           summary="Load an account's balances from the venue now.")
 @raises(*LIVE_LOAD)
-async def load_balances(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+async def load_balances(account_id: AccountPath, principal: CurrentPrincipal, accounts: AccountsDep,
+                        balances: BalancesDep, catalogue: CatalogueDep) -> JSONResponse:
     """Load the balances live from the venue, store the snapshot, answer the updated entity."""
-    service = core.balances
-    account = await run(live_account, core, principal, account_id)
-    await service.refresh(principal, account.id)
-    return created(await run(entity, core, principal, account))
+    account = await live_account(accounts, principal, account_id)
+    await balances.refresh(principal, account.id)
+    return created(await entity(balances, catalogue, principal, account))
 
 
 @api.post("/accounts/{account_id}/pie_chart_data", response_model=list[models.PieSlice], status_code=201,
           summary="Show each asset's share of the value.")
-async def pie_chart_data(account_id: AccountOrSummary, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+async def pie_chart_data(account_id: AccountOrSummary, principal: CurrentPrincipal, accounts: AccountsDep,
+                         service: BalancesDep) -> JSONResponse:
     """The last loaded balances (or ``summary``'s, summed) with each asset's share of the USD value."""
-    service = core.balances
 
-    def load() -> list[dict[str, Any]]:
-        if account_id == "summary":
-            return shapes.pie_chart(service.portfolio(principal).assets, None)
-        account = live_account(core, principal, account_id)
-        snapshot = service.latest(principal, account.id)
-        return shapes.pie_chart(snapshot.assets, account.id) if snapshot else []
+    account = None if account_id == "summary" else await live_account(accounts, principal, account_id)
 
-    return created(await run(load))
+    if account is None:
+        return created(shapes.pie_chart((await service.portfolio(principal)).assets, None))
+    snapshot = await service.latest(principal, account.id)
+    return created(shapes.pie_chart(snapshot.assets, account.id) if snapshot else [])
 
 
 @api.post("/accounts/{account_id}/account_table_data", response_model=list[models.TableRow], status_code=201,
           summary="List the last balances, one row per asset.")
-async def account_table_data(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+async def account_table_data(account_id: AccountPath, principal: CurrentPrincipal, accounts: AccountsDep,
+                             service: BalancesDep) -> JSONResponse:
     """The last loaded balances, one row per asset."""
-    service = core.balances
 
-    def load() -> list[dict[str, Any]]:
-        account = live_account(core, principal, account_id)
-        snapshot = service.latest(principal, account.id)
-        return shapes.table(snapshot.assets, account.id) if snapshot else []
+    account = await live_account(accounts, principal, account_id)
 
-    return created(await run(load))
+    snapshot = await service.latest(principal, account.id)
+    return created(shapes.table(snapshot.assets, account.id) if snapshot else [])
 
 
 @api.get("/accounts/{account_id}/balance_chart_data", summary="Read the stored totals over time.",
@@ -456,32 +441,29 @@ async def account_table_data(account_id: AccountPath, principal: CurrentPrincipa
     Param("date_to", "To (ISO 8601, or seconds since the epoch), inclusive.", TEXT)))
 @raises(*READS_PARAMS)
 async def balance_chart_data(account_id: AccountPath, request: Request, principal: CurrentPrincipal,
-                             core: CoreDep) -> JSONResponse:
+                             accounts: AccountsDep, service: BalancesDep) -> JSONResponse:
     """The stored totals from ``date_from`` (required) to ``date_to`` (ISO 8601 or epoch seconds)."""
-    service = core.balances
     values = await params.read(request)
     since = values.moment("date_from", required=True)
     until = values.moment("date_to")
     values.check()
 
-    def load() -> list[dict[str, Any]]:
-        account = live_account(core, principal, account_id)
-        return shapes.balance_chart(service.history(principal, account.id, since, until))
-
-    return JSONResponse(await run(load))
+    account = await live_account(accounts, principal, account_id)
+    return JSONResponse(shapes.balance_chart(await service.history(principal, account.id, since, until)))
 
 
 @api.get("/accounts/{account_id}/active_trading_entities", response_model=models.ActiveEntities,
          summary="Count running bots and orders (always zero).")
-async def active_trading_entities(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+async def active_trading_entities(account_id: AccountPath, principal: CurrentPrincipal,
+                                  accounts: AccountsDep) -> JSONResponse:
     """All zeros: Strongroom runs no bots, deals, SmartTrades or orders."""
-    await run(live_account, core, principal, account_id)
+    await live_account(accounts, principal, account_id)
     return JSONResponse(shapes.NO_ACTIVE_ENTITIES)
 
 
 def _unsupported(action: str, method: str, summary: str) -> None:
-    async def endpoint(account_id: AccountPath, principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
-        await run(live_account, core, principal, account_id)
+    async def endpoint(account_id: AccountPath, principal: CurrentPrincipal, accounts: AccountsDep) -> JSONResponse:
+        await live_account(accounts, principal, account_id)
         raise NotSupported(f"the {action} action is not supported: Strongroom does not trade or move funds")
 
     endpoint.__name__ = f"unsupported_{action}"

@@ -14,12 +14,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from strongroom.balances import AssetValue, HistoryPoint, Profits, Snapshot, shares
 from strongroom.enums import AccountStatus
 from strongroom.exchanges.markets import Market
 from strongroom.models import ExchangeAccount
-from strongroom.services.balances import HistoryPoint, Snapshot
-from strongroom.services.figures import Profits, shares
-from strongroom.services.valuation import AssetValue
 
 USD = "USD"
 LOCKED = {AccountStatus.DISABLED.value: "disabled", AccountStatus.SUSPENDED.value: "the exchange key can withdraw funds"}

@@ -8,12 +8,13 @@ listings never show secrets: ``api_key`` is the masked hint and ``secret_key`` i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
+from strongroom.accounts import AccountQuery, ByCursor, ConnectPolicy, authorize_connect
 from strongroom.errors import (
     AccountExists,
     AlreadyConnected,
@@ -25,13 +26,12 @@ from strongroom.errors import (
 from strongroom.exchanges.catalogue import ExchangeInfo
 from strongroom.http.routes import guarded
 from strongroom.principal import Principal
-from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
+from strongroom.surfaces.deps import AccountsDep, CatalogueDep, CurrentPrincipal
 from strongroom.surfaces.openapi import raises
 
-if TYPE_CHECKING:
-    from strongroom.core import Core
-
 MASK = "********"
+# The Trading App names an account by its exchange: one live account per exchange and user.
+ONE_PER_EXCHANGE = ConnectPolicy(one_per_exchange=True)
 
 
 def ok(message: str) -> JSONResponse:
@@ -107,45 +107,45 @@ api = APIRouter(prefix="/{user_id}/accounts", tags=["trading app"])
 
 
 @api.get("", summary="List a user's exchange accounts.", response_model=AccountsOut)
-def get_accounts(user_id: UserId, principal: CurrentPrincipal, core: CoreDep) -> dict[str, Any]:
+async def get_accounts(user_id: UserId, principal: CurrentPrincipal, accounts: AccountsDep,
+                       catalogue: CatalogueDep) -> dict[str, Any]:
     """All live accounts of user {id}; secrets masked."""
-    page = core.accounts.list(principal, user_id=user_id, live_only=True, limit=200)
+    page = await accounts.find(principal, AccountQuery(user_id=user_id, live_only=True), ByCursor(limit=200))
     return {"accounts": [
-        {"exchange": seed_spelling(core.catalogue.get(a.exchange)), "api_key": a.key_hint, "secret_key": MASK}
+        {"exchange": seed_spelling(catalogue.get(a.exchange)), "api_key": a.key_hint, "secret_key": MASK}
         for a in page.items
     ]}
 
 
-def may_connect(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
+def may_connect(principal: Principal, path_params: Mapping[str, Any]) -> None:
     """Before the body of POST /user/{id}/accounts/new: the caller may connect accounts for {id}."""
     try:
         user_id = int(path_params["user_id"])
     except (KeyError, ValueError):
         return  # not an id: the route's own validation answers
-    core.accounts.authorize_connect(principal, user_id)
+    authorize_connect(principal, user_id)
 
 
 @api.post("/new", summary="Connect an exchange account.", response_model=Message)
 @guarded(may_connect)
 @raises(InvalidCredentials, WithdrawalPermission, ExchangeUnavailable, AccountExists, AlreadyConnected, Conflict)
 async def create_account(user_id: UserId, body: NewAccount, principal: CurrentPrincipal,
-                         core: CoreDep) -> JSONResponse:
+                         accounts: AccountsDep) -> JSONResponse:
     """Connect an exchange account (checked live, stored encrypted); one live account per exchange (422 for
     a second one), a key connected already is 409, credentials the exchange refuses are 400."""
     credentials = {"api_key": body.api_key, "secret": body.secret_key}
     if body.passphrase is not None:
         credentials["passphrase"] = body.passphrase
-    await core.accounts.connect(principal, body.exchange, credentials, name=body.name, user_id=user_id,
-                                one_per_exchange=True)
+    await accounts.connect(principal, body.exchange, credentials, name=body.name, user_id=user_id, policy=ONE_PER_EXCHANGE)
     return ok("Account successfully created")
 
 
 @api.delete("/{exchange_name}", summary="Disconnect the account on an exchange.", response_model=Message)
 @raises(Conflict)
-def delete_account(user_id: UserId, exchange_name: Annotated[str, Path(
+async def delete_account(user_id: UserId, exchange_name: Annotated[str, Path(
         description="The exchange: the Trading App's spelling (BINANCE), a catalogue id or alias, any case.",
-        examples=["BINANCE"])], principal: CurrentPrincipal, core: CoreDep) -> JSONResponse:
+        examples=["BINANCE"])], principal: CurrentPrincipal, accounts: AccountsDep) -> JSONResponse:
     """Disconnect user {id}'s account on an exchange (the Trading App's spelling, an id or an alias)."""
-    core.accounts.disconnect_on_exchange(principal, user_id, exchange_name)
+    await accounts.disconnect(principal, AccountQuery(user_id=user_id, exchange=exchange_name))
     return ok("Account successfully deleted")
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -33,11 +33,8 @@ from strongroom.http.routes import guarded
 from strongroom.models import ApiKey
 from strongroom.principal import Principal
 from strongroom.scopes import WRITE
-from strongroom.surfaces.deps import CoreDep, CurrentPrincipal
+from strongroom.surfaces.deps import CurrentPrincipal, KeysDep
 from strongroom.surfaces.openapi import body_example, raises
-
-if TYPE_CHECKING:
-    from strongroom.core import Core
 
 BEARER = "bearer"
 Role = Literal["read", "write", "delete"]
@@ -48,7 +45,7 @@ SORT_BY = {"id": "id", "createdAt": "created_at", "updatedAt": "updated_at", "la
 api = APIRouter(tags=["tradr"])
 
 
-def may_write(core: Core, principal: Principal, path_params: Mapping[str, Any]) -> None:
+def may_write(principal: Principal, path_params: Mapping[str, Any]) -> None:
     """Before the body of a create or rename: the caller holds ``write`` (a read-only key is told 403, not 422)."""
     principal.require(WRITE)
 
@@ -197,10 +194,10 @@ SortByQ = Annotated[str, Query(alias="sortBy", description="id, createdAt, updat
               "accountId": 3, "friendlyName": "Reporting Key", "roles": ["read"], "ips": ["203.0.113.7"]}))
 @raises(NotFound, LimitExceeded)
 @guarded(may_write)
-def create_account_key(body: NewAccountApiKey, principal: CurrentPrincipal, core: CoreDep) -> AccountApiKey:
+def create_account_key(body: NewAccountApiKey, principal: CurrentPrincipal, api_keys: KeysDep) -> AccountApiKey:
     """Create a key bound to one exchange account; ``apiKey`` is the plaintext key, in this response only."""
-    core.api_keys.require_account(principal, body.accountId)
-    key, secret = core.api_keys.create(principal, name=body.friendlyName or f"account {body.accountId} key",
+    api_keys.require_account(principal, body.accountId)
+    key, secret = api_keys.create(principal, name=body.friendlyName or f"account {body.accountId} key",
                                        scopes=list(body.roles), account_ids=[body.accountId],
                                        ip_allowlist=body.ips)
     return account_key(key, secret)
@@ -208,18 +205,18 @@ def create_account_key(body: NewAccountApiKey, principal: CurrentPrincipal, core
 
 @api.get("/accounts/api-keys/{key_id}", response_model=AccountApiKey, response_model_exclude_none=True,
          summary="Read an account key.")
-def get_account_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> AccountApiKey:
+def get_account_key(key_id: KeyNumber, principal: CurrentPrincipal, api_keys: KeysDep) -> AccountApiKey:
     """One account key by its id (``apiKey`` is the stored hash)."""
-    return account_key(core.api_keys.get_number(principal, key_id, kind=BEARER, single_account=True))
+    return account_key(api_keys.get_number(principal, key_id, kind=BEARER, single_account=True))
 
 
 @api.get("/accounts/{account_id}/api-keys", response_model=AccountApiKeyPage, response_model_exclude_none=True,
          summary="List the keys of an exchange account.")
-def list_account_keys(account_id: Annotated[int, Path(description="The exchange account's id.", examples=[3])], principal: CurrentPrincipal, core: CoreDep, page: PageQ = 1,
+def list_account_keys(account_id: Annotated[int, Path(description="The exchange account's id.", examples=[3])], principal: CurrentPrincipal, api_keys: KeysDep, page: PageQ = 1,
                       limit: LimitQ = 10, sort_dir: SortDirQ = "DESC", sort_by: SortByQ = "id") -> AccountApiKeyPage:
     """The keys bound to exactly this account, a page at a time."""
     number, size, field, descending = paging(page, limit, sort_dir, sort_by)
-    keys, total = core.api_keys.numbered_page(principal, page=number, limit=size, sort_by=field,
+    keys, total = api_keys.numbered_page(principal, page=number, limit=size, sort_by=field,
                                               descending=descending, kind=BEARER, bound_to=account_id)
     return AccountApiKeyPage(data=[account_key(k) for k in keys], limit=size, page=number, total=total)
 
@@ -228,17 +225,17 @@ def list_account_keys(account_id: Annotated[int, Path(description="The exchange 
            openapi_extra=body_example({"friendlyName": "My renamed key"}), response_model=bool)
 @raises(Conflict)
 @guarded(may_write)
-def rename_account_key(key_id: KeyNumber, body: Rename, principal: CurrentPrincipal, core: CoreDep) -> bool:
+def rename_account_key(key_id: KeyNumber, body: Rename, principal: CurrentPrincipal, api_keys: KeysDep) -> bool:
     """Rename an account key; ``true``."""
-    core.api_keys.update_number(principal, key_id, {"name": body.friendlyName}, kind=BEARER, single_account=True)
+    api_keys.update_number(principal, key_id, {"name": body.friendlyName}, kind=BEARER, single_account=True)
     return True
 
 
 @api.delete("/accounts/api-keys/{key_id}", summary="Delete an account key.", response_model=bool)
 @raises(Conflict)
-def delete_account_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> bool:
+def delete_account_key(key_id: KeyNumber, principal: CurrentPrincipal, api_keys: KeysDep) -> bool:
     """Delete an account key at once; ``true``."""
-    core.api_keys.delete_number(principal, key_id, kind=BEARER, single_account=True)
+    api_keys.delete_number(principal, key_id, kind=BEARER, single_account=True)
     return True
 
 
@@ -251,30 +248,30 @@ def delete_account_key(key_id: KeyNumber, principal: CurrentPrincipal, core: Cor
               "accountIds": [3, 7]}))
 @raises(LimitExceeded)
 @guarded(may_write)
-def create_user_key(body: NewUserApiKey, principal: CurrentPrincipal, core: CoreDep) -> UserApiKey:
+def create_user_key(body: NewUserApiKey, principal: CurrentPrincipal, api_keys: KeysDep) -> UserApiKey:
     """Create a key of your user for ``accountIds`` (empty or missing: every account you reach);
     ``apiKey`` is the plaintext key, in this response only."""
-    core.api_keys.require_user(principal, body.userId)
-    key, secret = core.api_keys.create(principal, name=body.friendlyName or "user key", scopes=list(body.roles),
+    api_keys.require_user(principal, body.userId)
+    key, secret = api_keys.create(principal, name=body.friendlyName or "user key", scopes=list(body.roles),
                                        account_ids=body.accountIds or None, ip_allowlist=body.ips)
     return user_key(key, secret)
 
 
 @api.get("/users/api-keys/{key_id}", response_model=UserApiKey, response_model_exclude_none=True,
          summary="Read a user key.")
-def get_user_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> UserApiKey:
+def get_user_key(key_id: KeyNumber, principal: CurrentPrincipal, api_keys: KeysDep) -> UserApiKey:
     """One key of your user by its id (``apiKey`` is the stored hash)."""
-    return user_key(core.api_keys.get_number(principal, key_id, kind=BEARER))
+    return user_key(api_keys.get_number(principal, key_id, kind=BEARER))
 
 
 @api.get("/users/{user_id}/api-keys", response_model=UserApiKeyPage, response_model_exclude_none=True,
          summary="List your user's keys.")
-def list_user_keys(user_id: Annotated[int, Path(description="The caller's own user id.", examples=[1])], principal: CurrentPrincipal, core: CoreDep, page: PageQ = 1,
+def list_user_keys(user_id: Annotated[int, Path(description="The caller's own user id.", examples=[1])], principal: CurrentPrincipal, api_keys: KeysDep, page: PageQ = 1,
                    limit: LimitQ = 10, sort_dir: SortDirQ = "DESC", sort_by: SortByQ = "id") -> UserApiKeyPage:
     """Your user's keys (those your key reaches), a page at a time."""
-    core.api_keys.require_user(principal, user_id)
+    api_keys.require_user(principal, user_id)
     number, size, field, descending = paging(page, limit, sort_dir, sort_by)
-    keys, total = core.api_keys.numbered_page(principal, page=number, limit=size, sort_by=field,
+    keys, total = api_keys.numbered_page(principal, page=number, limit=size, sort_by=field,
                                               descending=descending, kind=BEARER)
     return UserApiKeyPage(data=[user_key(k) for k in keys], limit=size, page=number, total=total)
 
@@ -283,15 +280,15 @@ def list_user_keys(user_id: Annotated[int, Path(description="The caller's own us
            openapi_extra=body_example({"friendlyName": "renamed"}), response_model=bool)
 @raises(Conflict)
 @guarded(may_write)
-def rename_user_key(key_id: KeyNumber, body: Rename, principal: CurrentPrincipal, core: CoreDep) -> bool:
+def rename_user_key(key_id: KeyNumber, body: Rename, principal: CurrentPrincipal, api_keys: KeysDep) -> bool:
     """Rename a key of your user; ``true``."""
-    core.api_keys.update_number(principal, key_id, {"name": body.friendlyName}, kind=BEARER)
+    api_keys.update_number(principal, key_id, {"name": body.friendlyName}, kind=BEARER)
     return True
 
 
 @api.delete("/users/api-keys/{key_id}", summary="Delete a user key.", response_model=bool)
 @raises(Conflict)
-def delete_user_key(key_id: KeyNumber, principal: CurrentPrincipal, core: CoreDep) -> bool:
+def delete_user_key(key_id: KeyNumber, principal: CurrentPrincipal, api_keys: KeysDep) -> bool:
     """Delete a key of your user at once; ``true``."""
-    core.api_keys.delete_number(principal, key_id, kind=BEARER)
+    api_keys.delete_number(principal, key_id, kind=BEARER)
     return True

@@ -456,7 +456,7 @@ def stored_credentials(server, account_id: int) -> dict:
     from strongroom.models import ExchangeAccount
 
     with server.core.db.session() as session:
-        return server.core.accounts.credentials_of(session.get(ExchangeAccount, account_id))
+        return server.core.account_store.credentials_of(session.get(ExchangeAccount, account_id))
 
 
 def test_rotate_checks_new_credentials_first(client, users, mock_exchange, server):

@@ -21,7 +21,7 @@ import pytest
 from support import start_server
 from support.problems import assert_problem
 
-from strongroom.services.valuation import AssetValue
+from strongroom.balances.valuation import AssetValue
 
 # Texts the mock (i.e. Binance/OKX) puts in its error bodies, and what a ccxt message holds: never passed on.
 EXCHANGE_TEXTS = ("Signature for this request", "-1022", "-2015", "Invalid API-key", "Invalid Sign", "50113",
@@ -550,13 +550,13 @@ def test_history_is_pruned_and_filtered(client, users, mock, server):
     times += [hour + timedelta(hours=2)]  # another hour: kept
     times += [recent + timedelta(minutes=m) for m in (0, 1, 2)]  # within 7 days: all kept
     for n, at in enumerate(times, start=1):
-        server.core.balances.record_snapshot(aid, [AssetValue("USDT", Decimal(n), Decimal(0), Decimal(n), Decimal(n),
+        server.core.balance_store.record_snapshot(aid, [AssetValue("USDT", Decimal(n), Decimal(0), Decimal(n), Decimal(n),
                                                               Decimal(n) / 50000, Decimal(1))], at)
     # a refresh prunes nothing (pruning is off the request path), the periodic job does
     assert refresh(client, user.headers, aid).status_code == 200
     url = f"/v1/exchange-accounts/{aid}/balances/history"
     assert len(client.get(url, headers=user.headers).json()["points"]) == len(times) + 1
-    assert server.core.balances.prune_all() >= 4
+    assert server.core.balance_store.prune_all() >= 4
     points = client.get(url, headers=user.headers).json()["points"]
     assert [p["usd"] for p in points] == ["3", "6", "7", "8", "9", "10", "31200"]
     assert [p["btc"] for p in points][:2] == ["0.00006", "0.00012"]

@@ -20,15 +20,15 @@ from cachetools import TTLCache
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from strongroom.audit.services import AuditService
 from strongroom.crypto import tokens
 from strongroom.crypto.tokens import Hasher
 from strongroom.db import Database, retry_read_once, rowcount, utcnow
 from strongroom.errors import Unauthenticated
 from strongroom.models import AuthSession, User
 from strongroom.principal import Principal
-from strongroom.services.audit import AuditService
-from strongroom.services.users import UserSnapshot, snapshot
 from strongroom.settings import Settings
+from strongroom.users.services import UserSnapshot, snapshot
 
 # At most this many resolved access tokens are remembered per process (about 200 bytes each).
 ACCESS_CACHE_SIZE = 100_000

@@ -20,12 +20,12 @@ from sqlalchemy import event, select
 from support.services import new_user
 
 from strongroom import errors
+from strongroom.balances import valuation
+from strongroom.balances.services import BalanceService, BalancesFacade
+from strongroom.balances.valuation import AssetValue
 from strongroom.exchanges.outcomes import AssetBalance, ValidationOutcome
 from strongroom.models import AuditEvent, BalanceSnapshot, ExchangeAccount
 from strongroom.principal import Principal
-from strongroom.services import valuation
-from strongroom.services.balances import BalanceService
-from strongroom.services.valuation import AssetValue
 
 D = Decimal
 PRICES = {"BTC/USDT": D(50000), "ETH/USDT": D(3000), "ETH/BTC": D("0.06"), "BTC/USDC": D(50000)}
@@ -176,10 +176,10 @@ def test_refresh_values_stores_and_reads_back_exactly(core: Any, gateway: Script
     account_id, _ = connect(core, user)
     assert gateway.calls == ["validate"]  # the connect's key check
     gateway.calls.clear()
-    assert core.balances.latest(user, account_id) is None
-    snapshot = asyncio.run(core.balances.refresh(user, account_id))
+    assert core.balance_store.latest(user, account_id) is None
+    snapshot = asyncio.run(core.balance_store.refresh(user, account_id))
     assert (snapshot.total_usd, snapshot.total_btc, snapshot.unpriced_assets) == (D(31200), D("0.624"), 0)
-    stored = core.balances.latest(user, account_id)
+    stored = core.balance_store.latest(user, account_id)
     assert stored == snapshot  # Decimals, times and order survive the database exactly
     with core.db.session() as session:
         row = session.scalars(select(BalanceSnapshot)).one()
@@ -192,35 +192,35 @@ def test_refresh_values_stores_and_reads_back_exactly(core: Any, gateway: Script
 def test_key_check_runs_when_due_and_records_it(make_core: Callable[..., Any], gateway: ScriptedGateway) -> None:
     core = make_core(gateway=gateway, balance_key_check_seconds=600)
     clock = Clock()
-    core.balances.clock = clock
+    core.balance_store.clock = clock
     user = new_user(core)
     account_id, _ = connect(core, user)
     gateway.calls.clear()
-    asyncio.run(core.balances.refresh(user, account_id))
+    asyncio.run(core.balance_store.refresh(user, account_id))
     assert "validate" not in gateway.calls
     clock.now += timedelta(seconds=601)
-    asyncio.run(core.balances.refresh(user, account_id))
+    asyncio.run(core.balance_store.refresh(user, account_id))
     assert gateway.calls[-3:] == ["validate", "balance:spot", "tickers"]
     gateway.calls.clear()
-    asyncio.run(core.balances.refresh(user, account_id))  # the check was recorded: not due again
+    asyncio.run(core.balance_store.refresh(user, account_id))  # the check was recorded: not due again
     assert "validate" not in gateway.calls
 
 
 def test_rejected_credentials_invalidate_once_and_are_audited(core: Any, gateway: ScriptedGateway) -> None:
     user = new_user(core)
     account_id, key = connect(core, user)
-    asyncio.run(core.balances.refresh(user, account_id))
+    asyncio.run(core.balance_store.refresh(user, account_id))
     gateway.rejected.add(key)
     with pytest.raises(errors.CredentialsRejected):
-        asyncio.run(core.balances.refresh(user, account_id))
+        asyncio.run(core.balance_store.refresh(user, account_id))
     assert status_of(core, account_id) == "invalid"
     [event_] = audit_actions(core, "account.invalidate")
     assert event_.actor_user_id == user.user_id and event_.details["from"] == "active"
     gateway.calls.clear()
     with pytest.raises(errors.CredentialsRejected):
-        asyncio.run(core.balances.refresh(user, account_id))
+        asyncio.run(core.balance_store.refresh(user, account_id))
     assert gateway.calls == []  # no exchange call for an invalid account
-    assert core.balances.latest(user, account_id).total_usd == 31200  # the last snapshot stays
+    assert core.balance_store.latest(user, account_id).total_usd == 31200  # the last snapshot stays
 
 
 def test_withdrawal_permission_suspends(make_core: Callable[..., Any], gateway: ScriptedGateway) -> None:
@@ -229,22 +229,22 @@ def test_withdrawal_permission_suspends(make_core: Callable[..., Any], gateway: 
     account_id, key = connect(core, user)
     gateway.can_withdraw.add(key)
     with pytest.raises(errors.WithdrawalPermission):
-        asyncio.run(core.balances.refresh(user, account_id))
+        asyncio.run(core.balance_store.refresh(user, account_id))
     assert status_of(core, account_id) == "suspended"
     assert len(audit_actions(core, "account.suspend")) == 1
-    assert core.balances.latest(user, account_id) is None  # refused before any balance was read
+    assert core.balance_store.latest(user, account_id) is None  # refused before any balance was read
     assert not any(c.startswith("balance") for c in gateway.calls)
 
 
 def test_unavailable_changes_nothing(core: Any, gateway: ScriptedGateway) -> None:
     user = new_user(core)
     account_id, _ = connect(core, user)
-    first = asyncio.run(core.balances.refresh(user, account_id))
+    first = asyncio.run(core.balance_store.refresh(user, account_id))
     gateway.down = True
     with pytest.raises(errors.ExchangeUnavailable) as caught:
-        asyncio.run(core.balances.refresh(user, account_id))
+        asyncio.run(core.balance_store.refresh(user, account_id))
     assert caught.value.retry_after == 5
-    assert core.balances.latest(user, account_id) == first
+    assert core.balance_store.latest(user, account_id) == first
     assert status_of(core, account_id) == "active"
 
 
@@ -259,9 +259,9 @@ def test_a_rotation_during_the_read_stores_nothing(core: Any, gateway: ScriptedG
 
     gateway.during_balance = rotate
     with pytest.raises(errors.Conflict):
-        asyncio.run(core.balances.refresh(user, account_id))
-    assert core.balances.latest(user, account_id) is None
-    assert asyncio.run(core.balances.refresh(user, account_id)).total_usd == 31200
+        asyncio.run(core.balance_store.refresh(user, account_id))
+    assert core.balance_store.latest(user, account_id) is None
+    assert asyncio.run(core.balance_store.refresh(user, account_id)).total_usd == 31200
 
 
 def test_a_rotation_during_a_rejected_read_does_not_invalidate(core: Any, gateway: ScriptedGateway) -> None:
@@ -275,7 +275,7 @@ def test_a_rotation_during_a_rejected_read_does_not_invalidate(core: Any, gatewa
 
     gateway.fetch_balance = rotate_then_reject  # type: ignore[method-assign]
     with pytest.raises(errors.Conflict) as caught:
-        asyncio.run(core.balances.refresh(user, account_id))
+        asyncio.run(core.balance_store.refresh(user, account_id))
     assert not isinstance(caught.value, errors.CredentialsRejected)
     assert status_of(core, account_id) == "active"
     assert audit_actions(core, "account.invalidate") == []
@@ -284,26 +284,26 @@ def test_a_rotation_during_a_rejected_read_does_not_invalidate(core: Any, gatewa
 def test_isolation_and_scope(core: Any) -> None:
     owner, other = new_user(core), new_user(core)
     account_id, _ = connect(core, owner)
-    asyncio.run(core.balances.refresh(owner, account_id))
-    for call in (lambda p: core.balances.latest(p, account_id), lambda p: core.balances.history(p, account_id),
-                 lambda p: asyncio.run(core.balances.refresh(p, account_id))):
+    asyncio.run(core.balance_store.refresh(owner, account_id))
+    for call in (lambda p: core.balance_store.latest(p, account_id), lambda p: core.balance_store.history(p, account_id),
+                 lambda p: asyncio.run(core.balance_store.refresh(p, account_id))):
         with pytest.raises(errors.NotFound):
             call(other)
-    assert core.balances.latest_many(other, [account_id]) == {}
+    assert core.balance_store.latest_many(other, [account_id]) == {}
     bound = Principal(user_id=owner.user_id, username=owner.username, key_id="k", scopes=frozenset({"read"}),
                       account_ids=frozenset({account_id + 1000}))
     with pytest.raises(errors.NotFound):
-        core.balances.latest(bound, account_id)
-    assert core.balances.portfolio(bound).accounts == ()
+        core.balance_store.latest(bound, account_id)
+    assert core.balance_store.portfolio(bound).accounts == ()
     no_read = Principal(user_id=owner.user_id, username=owner.username, key_id="k", scopes=frozenset({"delete"}))
     with pytest.raises(errors.InsufficientScope):
-        core.balances.portfolio(no_read)
+        core.balance_store.portfolio(no_read)
     with pytest.raises(errors.Forbidden):
-        core.balances.portfolio(other, user_id=owner.user_id)
+        core.balance_store.portfolio(other, user_id=owner.user_id)
     operator = Principal(user_id=0, username="cli", is_admin=True, scheme="cli")
-    assert core.balances.portfolio(operator, user_id=owner.user_id).total_usd == 31200
+    assert core.balance_store.portfolio(operator, user_id=owner.user_id).total_usd == 31200
     with pytest.raises(errors.NotFound):
-        core.balances.portfolio(operator, user_id=2_000_000_000)
+        core.balance_store.portfolio(operator, user_id=2_000_000_000)
 
 
 def test_latest_many_is_one_query(core: Any) -> None:
@@ -311,7 +311,7 @@ def test_latest_many_is_one_query(core: Any) -> None:
     ids = [connect(core, user)[0] for _ in range(5)]
     for account_id in ids[:4]:
         for n in range(3):
-            core.balances.record_snapshot(account_id, usdt(account_id * 10 + n),
+            core.balance_store.record_snapshot(account_id, usdt(account_id * 10 + n),
                                           datetime.now(UTC) - timedelta(minutes=10 - n))
     statements: list[str] = []
 
@@ -320,7 +320,7 @@ def test_latest_many_is_one_query(core: Any) -> None:
 
     event.listen(core.db.engine, "before_cursor_execute", count)
     try:
-        latest = core.balances.latest_many(user, ids)
+        latest = core.balance_store.latest_many(user, ids)
     finally:
         event.remove(core.db.engine, "before_cursor_execute", count)
     touching = [s for s in statements if "balance_snapshots" in s or "exchange_accounts" in s]
@@ -333,13 +333,13 @@ def test_portfolio_history_sums_each_accounts_last_total_in_two_queries(core: An
     a, b, c = (connect(core, user)[0] for _ in range(3))
     stranger = connect(core, other)[0]
     base = datetime(2026, 1, 1, 12, tzinfo=UTC)
-    core.balances.record_snapshot(a, usdt(100), base - timedelta(days=2))  # before the range: counts from the start
-    core.balances.record_snapshot(b, usdt(10), base + timedelta(minutes=5))
-    core.balances.record_snapshot(b, usdt(20), base + timedelta(minutes=50))  # same hour: the hour's last state
-    core.balances.record_snapshot(a, usdt(300), base + timedelta(hours=2))
-    core.balances.record_snapshot(c, usdt(7), base + timedelta(hours=3))
-    core.balances.record_snapshot(stranger, usdt(5000), base + timedelta(hours=1))  # another user's
-    core.accounts.disconnect(user, c)
+    core.balance_store.record_snapshot(a, usdt(100), base - timedelta(days=2))  # before the range: counts from the start
+    core.balance_store.record_snapshot(b, usdt(10), base + timedelta(minutes=5))
+    core.balance_store.record_snapshot(b, usdt(20), base + timedelta(minutes=50))  # same hour: the hour's last state
+    core.balance_store.record_snapshot(a, usdt(300), base + timedelta(hours=2))
+    core.balance_store.record_snapshot(c, usdt(7), base + timedelta(hours=3))
+    core.balance_store.record_snapshot(stranger, usdt(5000), base + timedelta(hours=1))  # another user's
+    core.account_store.disconnect(user, c)
     statements: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -347,7 +347,7 @@ def test_portfolio_history_sums_each_accounts_last_total_in_two_queries(core: An
 
     event.listen(core.db.engine, "before_cursor_execute", count)
     try:
-        points = core.balances.portfolio_history(user, base)
+        points = core.balance_store.portfolio_history(user, base)
     finally:
         event.remove(core.db.engine, "before_cursor_execute", count)
     assert len([s for s in statements if "balance_snapshots" in s]) == 2
@@ -355,12 +355,12 @@ def test_portfolio_history_sums_each_accounts_last_total_in_two_queries(core: An
     assert [(p.at, p.usd) for p in points] == [(base + timedelta(minutes=50), D(120)),
                                                (base + timedelta(hours=2), D(320))]
     assert points[-1].btc == D(320) / 50000
-    assert core.balances.portfolio_history(user, base + timedelta(hours=5)) == []
+    assert core.balance_store.portfolio_history(user, base + timedelta(hours=5)) == []
     bound = Principal(user_id=user.user_id, username=user.username, key_id="k", scopes=frozenset({"read"}),
                       account_ids=frozenset({b}))
-    assert [p.usd for p in core.balances.portfolio_history(bound, base)] == [D(20)]
+    assert [p.usd for p in core.balance_store.portfolio_history(bound, base)] == [D(20)]
     with pytest.raises(errors.Forbidden):
-        core.balances.portfolio_history(other, base, user_id=user.user_id)
+        core.balance_store.portfolio_history(other, base, user_id=user.user_id)
 
 
 def test_portfolio_sums_accounts_and_assets(core: Any, gateway: ScriptedGateway) -> None:
@@ -369,8 +369,8 @@ def test_portfolio_sums_accounts_and_assets(core: Any, gateway: ScriptedGateway)
     okx, okx_key = connect(core, user, "okx")
     gateway.balances[okx_key] = {"BTC": holding("0.25"), "ETH": holding("1.5", "0.5"), "USDC": holding("1000")}
     disabled, _ = connect(core, user)
-    core.accounts.set_enabled(user, disabled, False)
-    portfolio = asyncio.run(core.balances.refresh_portfolio(user))
+    core.account_store.set_enabled(user, disabled, False)
+    portfolio = asyncio.run(core.balance_store.refresh_portfolio(user))
     assert (portfolio.total_usd, portfolio.total_btc, portfolio.unpriced_assets) == (D(50700), D("1.014"), 0)
     assert {a.asset: a.total for a in portfolio.assets} == {"BTC": D("0.85"), "ETH": D(2), "USDT": D(1200),
                                                             "USDC": D(1000)}
@@ -378,7 +378,7 @@ def test_portfolio_sums_accounts_and_assets(core: Any, gateway: ScriptedGateway)
     assert by_id[binance].refreshed and by_id[okx].refreshed and by_id[okx].exchange == "okx"
     assert by_id[disabled].error == "conflict" and by_id[disabled].snapshot is None
     assert portfolio.user_id == user.user_id and portfolio.fetched_at is not None
-    assert core.balances.portfolio(user).total_usd == D(50700)
+    assert core.balance_store.portfolio(user).total_usd == D(50700)
 
 
 # --------------------------------------------------------------------------- history and pruning
@@ -398,22 +398,22 @@ def test_prune_thins_by_hour_after_7_days_and_by_day_after_90(core: Any) -> None
     plan += [mid_hour + timedelta(hours=1, minutes=5)]
     plan += [recent + timedelta(minutes=m) for m in (0, 1, 2)]
     for n, at in enumerate(plan, start=1):
-        core.balances.record_snapshot(account_id, usdt(n), at)
-        core.balances.record_snapshot(other_id, usdt(100 + n), at)
+        core.balance_store.record_snapshot(account_id, usdt(n), at)
+        core.balance_store.record_snapshot(other_id, usdt(100 + n), at)
 
-    assert core.balances.prune(now, account_ids=[account_id], batch=1) == 2  # at most 1 per pass (two passes)
-    assert core.balances.prune(now, account_ids=[account_id]) == 2
-    assert core.balances.prune(now, account_ids=[account_id]) == 0
-    kept = [p.usd for p in core.balances.history(user, account_id)]
+    assert core.balance_store.prune(now, account_ids=[account_id], batch=1) == 2  # at most 1 per pass (two passes)
+    assert core.balance_store.prune(now, account_ids=[account_id]) == 2
+    assert core.balance_store.prune(now, account_ids=[account_id]) == 0
+    kept = [p.usd for p in core.balance_store.history(user, account_id)]
     assert kept == [D(3), D(4), D(7), D(8), D(9), D(10), D(11)]
-    assert len(core.balances.history(user, other_id)) == len(plan)  # only the account asked for
-    assert core.balances.prune(now) == 4  # every account
-    assert [p.usd for p in core.balances.history(user, other_id)] == [D(100 + n) for n in (3, 4, 7, 8, 9, 10, 11)]
+    assert len(core.balance_store.history(user, other_id)) == len(plan)  # only the account asked for
+    assert core.balance_store.prune(now) == 4  # every account
+    assert [p.usd for p in core.balance_store.history(user, other_id)] == [D(100 + n) for n in (3, 4, 7, 8, 9, 10, 11)]
 
     # the hourly rows age into daily ones
     later = now + timedelta(days=90)
-    assert core.balances.prune(later, account_ids=[account_id]) == 3
-    assert [p.usd for p in core.balances.history(user, account_id)] == [D(3), D(4), D(8), D(11)]
+    assert core.balance_store.prune(later, account_ids=[account_id]) == 3
+    assert [p.usd for p in core.balance_store.history(user, account_id)] == [D(3), D(4), D(8), D(11)]
 
 
 def test_history_bounds(core: Any) -> None:
@@ -421,8 +421,8 @@ def test_history_bounds(core: Any) -> None:
     account_id, _ = connect(core, user)
     base = datetime(2027, 3, 1, tzinfo=UTC)
     for n in range(5):
-        core.balances.record_snapshot(account_id, usdt(n + 1), base + timedelta(hours=n))
-    history = core.balances.history
+        core.balance_store.record_snapshot(account_id, usdt(n + 1), base + timedelta(hours=n))
+    history = core.balance_store.history
     assert [p.usd for p in history(user, account_id, base + timedelta(hours=1), base + timedelta(hours=3))] == [
         D(2), D(3), D(4)]
     assert [p.usd for p in history(user, account_id, since=base.replace(tzinfo=None) + timedelta(hours=4))] == [D(5)]
@@ -430,13 +430,13 @@ def test_history_bounds(core: Any) -> None:
     assert history(user, account_id)[0].at == base and history(user, account_id)[0].btc == D("0.00002")
     with pytest.raises(errors.ValidationFailed):
         history(user, account_id, base + timedelta(hours=1), base)
-    snapshot = core.balances.snapshot_at(user, account_id, base + timedelta(hours=2, minutes=30))
+    snapshot = core.balance_store.snapshot_at(user, account_id, base + timedelta(hours=2, minutes=30))
     assert snapshot is not None and snapshot.total_usd == 3
-    assert core.balances.snapshot_at(user, account_id, base - timedelta(seconds=1)) is None
+    assert core.balance_store.snapshot_at(user, account_id, base - timedelta(seconds=1)) is None
 
 
 def test_service_is_wired(core: Any) -> None:
-    assert isinstance(core.balances, BalanceService)
+    assert isinstance(core.balance_store, BalanceService) and core.balances.engine is core.balance_store
 
 
 def test_portfolio_refresh_is_concurrent_within_the_venue_bound(make_core: Callable[..., Any],
@@ -456,7 +456,34 @@ def test_portfolio_refresh_is_concurrent_within_the_venue_bound(make_core: Calla
         in_flight -= 1
 
     gateway.during_balance = hold
-    portfolio = asyncio.run(core.balances.refresh_portfolio(user))
+    portfolio = asyncio.run(core.balance_store.refresh_portfolio(user))
     assert all(a.refreshed for a in portfolio.accounts) and len(portfolio.accounts) == 7
     assert most == 3  # concurrent, and never more than the venue's bound
     assert portfolio.total_usd == 7 * 31200
+
+
+# --------------------------------------------------------------------------- the async façade
+
+
+def test_the_facade_is_async_and_reads_what_the_engine_stored(core: Any, gateway: ScriptedGateway) -> None:
+    """Surfaces and the CLI call ``core.balances`` (interfaces.Balances): every method a coroutine, the database
+    work in a worker thread inside the capability."""
+    assert isinstance(core.balances, BalancesFacade)
+    for name in ("now", "latest", "latest_many", "history", "portfolio", "refresh", "refresh_or_latest",
+                 "refresh_portfolio"):
+        assert asyncio.iscoroutinefunction(getattr(core.balances, name)), name
+    clock = Clock()
+    core.balance_store.clock = clock
+    user = new_user(core)
+    account_id, _ = connect(core, user)
+
+    async def scenario() -> None:
+        assert await core.balances.now() == clock()
+        assert await core.balances.latest(user, account_id) is None
+        snapshot = await core.balances.refresh(user, account_id)
+        assert await core.balances.latest(user, account_id) == snapshot
+        assert await core.balances.latest_many(user, iter([account_id])) == {account_id: snapshot}
+        assert [p.usd for p in await core.balances.history(user, account_id, limit=5)] == [snapshot.total_usd]
+        assert (await core.balances.portfolio(user)).total_usd == snapshot.total_usd
+
+    asyncio.run(scenario())

@@ -14,7 +14,6 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from strongroom.db import Database
-from strongroom.keypower import accounts_within
 from strongroom.models import ApiKey, AuditEvent
 from strongroom.pagination import Page, paginate
 from strongroom.principal import Principal
@@ -157,6 +156,9 @@ class AuditService:
             return query
         keys = session.execute(select(ApiKey.key_id, ApiKey.account_ids).where(ApiKey.user_id == principal.user_id))
         targets = [f"account:{i}" for i in sorted(principal.account_ids)]
+        # imported here, not at the top: the keys package imports this module (its keys record audit events)
+        from strongroom.keys.power import accounts_within
+
         targets += [f"api_key:{k}" for k, bound in keys if accounts_within(bound, principal.account_ids)]
         about = AuditEvent.target.in_(targets)
         return query.where(or_(about, AuditEvent.actor_key_id == principal.key_id) if principal.key_id else about)

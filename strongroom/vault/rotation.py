@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from strongroom.services.vault import Vault
+from strongroom.vault.services import Vault
 
 
 class KeyRotationService:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from strongroom.enums import RefusalReason
 
 if TYPE_CHECKING:
-    from strongroom.services.apikeys import ApiKeyService
+    from strongroom.keys.services import ApiKeyService
 
 log = logging.getLogger("strongroom.usage")
 

@@ -14,6 +14,7 @@ import anyio.to_thread
 import pytest
 from support.services import Outcome, new_user
 
+from strongroom.accounts import AccountQuery
 from strongroom.errors import Conflict, InvalidCredentials, NotFound
 
 
@@ -60,11 +61,11 @@ def test_a_revalidation_racing_a_disconnect_does_not_bring_the_account_back(make
     account = asyncio.run(core.accounts.connect(principal, "binance", old))
     validator.held.add(old["api_key"])
     future = held_revalidation(core, principal, account.id, validator)
-    core.accounts.disconnect(principal, account.id)
+    asyncio.run(core.accounts.disconnect(principal, account.id))
     validator.release.set()
     with pytest.raises(Conflict):
         future.result(30)
-    gone = core.accounts.get(principal, account.id)
+    gone = asyncio.run(core.accounts.get(principal, account.id))
     assert gone.status == "disconnected" and gone.ciphertext == b"" and gone.wrapped_dek == b""
 
 
@@ -82,9 +83,9 @@ def test_a_revalidation_of_rotated_out_credentials_does_not_judge_the_new_ones(m
     validator.release.set()
     with pytest.raises(Conflict):
         future.result(30)
-    after = core.accounts.get(principal, account.id)
+    after = asyncio.run(core.accounts.get(principal, account.id))
     assert after.status == "active" and after.validation_result == "valid"
-    assert core.accounts.credentials_of(after) == new
+    assert core.account_store.credentials_of(after) == new
 
 
 def test_concurrent_disconnects_on_an_exchange_succeed_once(make_core):
@@ -97,7 +98,7 @@ def test_concurrent_disconnects_on_an_exchange_succeed_once(make_core):
     def one(_: int) -> str:
         barrier.wait(30)
         try:
-            core.accounts.disconnect_on_exchange(principal, principal.user_id, "binance")
+            asyncio.run(core.accounts.disconnect(principal, AccountQuery(exchange="binance")))
             return "ok"
         except NotFound:
             return "not_found"
@@ -105,6 +106,6 @@ def test_concurrent_disconnects_on_an_exchange_succeed_once(make_core):
     with ThreadPoolExecutor(n) as pool:
         outcomes = sorted(pool.map(one, range(n)))
     assert outcomes == ["not_found"] * (n - 1) + ["ok"]
-    assert core.accounts.get(principal, account.id).status == "disconnected"
+    assert asyncio.run(core.accounts.get(principal, account.id)).status == "disconnected"
     events = core.audit.list(principal, action="account.disconnect", limit=50).items
     assert [e.target for e in events] == [f"account:{account.id}"]

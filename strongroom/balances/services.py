@@ -3,7 +3,7 @@
 THIS MODULE IS THE CONTRACT the surfaces code against (3Commas, Cadenza, /v1): its dataclasses
 and ``BalanceService``'s public methods. Money is ``Decimal`` end to end; surfaces render it as
 decimal strings without exponents (``format(d, "f")``), never floats. Valuation rules, and the
-``AssetValue`` they produce: ``strongroom.services.valuation`` (the lower layer: it imports nothing
+``AssetValue`` they produce: ``strongroom.balances.valuation`` (the lower layer: it imports nothing
 from this module).
 
 How a refresh goes (``refresh``; ``refresh_portfolio`` does the same for many accounts at once):
@@ -48,6 +48,9 @@ import anyio.to_thread
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from strongroom.audit.services import AuditService
+from strongroom.balances import valuation
+from strongroom.balances.valuation import AssetValue
 from strongroom.db import Database, rowcount
 from strongroom.enums import LIVE_STATUSES, AccountStatus
 from strongroom.errors import (
@@ -69,11 +72,8 @@ from strongroom.models import BalanceSnapshot, ExchangeAccount, User
 from strongroom.pagination import valid_id
 from strongroom.principal import Principal
 from strongroom.scopes import READ
-from strongroom.services import valuation
-from strongroom.services.audit import AuditService
-from strongroom.services.valuation import AssetValue
-from strongroom.services.vault import Vault
 from strongroom.settings import Settings
+from strongroom.vault.services import Vault
 
 log = logging.getLogger("strongroom.balances")
 
@@ -763,3 +763,43 @@ class BalanceService:
         oldest = min((s.fetched_at for s in present), default=None)
         return Portfolio(accounts=accounts, assets=assets, total_usd=total_usd, total_btc=total_btc,
                          unpriced_assets=unpriced, user_id=owner, fetched_at=oldest)
+
+
+class BalancesFacade:
+    """The balances capability's façade (:class:`strongroom.balances.interfaces.Balances`, whose docstrings are
+    the contract): async; the database work of ``engine`` runs in a worker thread here, never in a surface."""
+
+    def __init__(self, engine: BalanceService) -> None:
+        self.engine = engine
+
+    async def now(self) -> datetime:
+        return self.engine.clock()
+
+    async def latest(self, principal: Principal, account_id: int) -> Snapshot | None:
+        return await anyio.to_thread.run_sync(self.engine.latest, principal, account_id)
+
+    async def latest_many(self, principal: Principal, account_ids: Iterable[int]) -> dict[int, Snapshot]:
+        ids = list(account_ids)
+        return await anyio.to_thread.run_sync(self.engine.latest_many, principal, ids)
+
+    async def history(self, principal: Principal, account_id: int, since: datetime | None = None,
+                      until: datetime | None = None, *, limit: int = HISTORY_LIMIT) -> list[HistoryPoint]:
+        return await anyio.to_thread.run_sync(functools.partial(self.engine.history, principal, account_id, since,
+                                                                until, limit=limit))
+
+    async def portfolio(self, principal: Principal, *, user_id: int | None = None) -> Portfolio:
+        return await anyio.to_thread.run_sync(functools.partial(self.engine.portfolio, principal, user_id=user_id))
+
+    async def portfolio_history(self, principal: Principal, since: datetime, *, user_id: int | None = None,
+                                bucket_seconds: int = 3600) -> list[HistoryPoint]:
+        return await anyio.to_thread.run_sync(functools.partial(
+            self.engine.portfolio_history, principal, since, user_id=user_id, bucket_seconds=bucket_seconds))
+
+    async def refresh(self, principal: Principal, account_id: int) -> Snapshot:
+        return await self.engine.refresh(principal, account_id)
+
+    async def refresh_or_latest(self, principal: Principal, account_id: int) -> Snapshot:
+        return await self.engine.refresh_or_latest(principal, account_id)
+
+    async def refresh_portfolio(self, principal: Principal, *, user_id: int | None = None) -> Portfolio:
+        return await self.engine.refresh_portfolio(principal, user_id=user_id)

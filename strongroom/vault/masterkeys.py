@@ -12,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from strongroom.audit.services import AuditService
 from strongroom.crypto.keyring import KeyChain, KeyringError, StaticKeyProvider
 from strongroom.db import Database
 from strongroom.errors import BadRequest, Conflict, Forbidden, NotFound
 from strongroom.principal import Principal
 from strongroom.scopes import WRITE
-from strongroom.services.audit import AuditService
-from strongroom.services.keyrotation import KeyRotationService
-from strongroom.services.vault import KeySourceIncomplete, records
+from strongroom.vault.rotation import KeyRotationService
+from strongroom.vault.services import KeySourceIncomplete, records
 
 # progress(done, total): records re-wrapped so far, and how many there were to do
 Progress = Callable[[int, int], None]

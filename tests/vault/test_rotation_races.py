@@ -96,7 +96,7 @@ def test_rotation_racing_credential_rotations_and_key_rolls_loses_nothing(make_c
     reader = make_core()
     with reader.db.session() as session:
         for account in session.scalars(select(ExchangeAccount)):
-            assert reader.accounts.credentials_of(account) == stored[account.id], f"account {account.id} lost"
+            assert reader.account_store.credentials_of(account) == stored[account.id], f"account {account.id} lost"
         for key in session.scalars(select(ApiKey).where(ApiKey.kind == "hmac")):
             record = reader.api_keys.load_record(key.key_id)
             assert record is not None and record.hmac_secrets[0][0] == secrets[key.key_id], f"key {key.key_id} lost"

@@ -14,6 +14,7 @@ from cachetools import LRUCache
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from strongroom.audit.services import AuditService
 from strongroom.crypto.passwords import Passwords
 from strongroom.crypto.tokens import Hasher
 from strongroom.db import Database, rowcount, utcnow
@@ -31,7 +32,6 @@ from strongroom.pagination import Page, paginate, valid_id
 from strongroom.principal import Principal
 from strongroom.ratelimit import RateLimiter
 from strongroom.scopes import DELETE, READ, WRITE
-from strongroom.services.audit import AuditService
 from strongroom.settings import Settings
 
 USAGE_LEVELS: tuple[str, ...] = tuple(UsageLevel)

@@ -13,13 +13,15 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, TypeVar, overload
 
 import anyio.to_thread
-from sqlalchemy import ColumnElement, Select, case, or_, select, text, update
+from sqlalchemy import ColumnElement, case, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from strongroom.accounts.interfaces import AccountQuery, ByCursor, ByOffset, ConnectPolicy
+from strongroom.audit.services import AuditService
 from strongroom.crypto.tokens import Hasher, hint
 from strongroom.db import Database, utcnow
 from strongroom.enums import LIVE_STATUSES, AccountStatus
@@ -37,12 +39,11 @@ from strongroom.errors import (
 from strongroom.exchanges.catalogue import Catalogue, ExchangeInfo
 from strongroom.exchanges.outcomes import ValidationOutcome
 from strongroom.models import ExchangeAccount, User
-from strongroom.pagination import MAX_LIMIT, OffsetPage, Page, paginate, paginate_offset, valid_id
+from strongroom.pagination import OffsetPage, Page, paginate, paginate_offset, valid_id
 from strongroom.principal import Principal
 from strongroom.scopes import DELETE, READ, WRITE
-from strongroom.services.audit import AuditService
-from strongroom.services.vault import Vault
 from strongroom.settings import Settings
+from strongroom.vault.services import Vault
 
 log = logging.getLogger("strongroom.accounts")
 
@@ -94,6 +95,22 @@ def primary_credential(info: ExchangeInfo, credentials: dict[str, str]) -> str:
         if credentials.get(name):
             return credentials[name]
     raise ValidationFailed("credentials are empty", fields={"credentials": "required"})
+
+
+def authorize_connect(principal: Principal, user_id: int | None = None) -> int:
+    """Return the owner a connect by ``principal`` would be for (``user_id``, default its own), or raise.
+
+    Raises InsufficientScope (no ``write``), Forbidden (another user and not an admin, or a key bound to
+    accounts). Needs no database: surfaces that must answer 401/403 before reading a body call it first
+    (as a route guard).
+    """
+    principal.require(WRITE)
+    owner = principal.user_id if user_id is None else user_id
+    if not principal.acts_for(owner):
+        raise Forbidden("you do not have permission to perform this action")
+    if principal.account_ids is not None:
+        raise Forbidden("a key bound to accounts cannot connect new accounts")
+    return owner
 
 
 class ExchangeAccountService:
@@ -235,18 +252,8 @@ class ExchangeAccountService:
     # --- operations ---------------------------------------------------------------------------
 
     def authorize_connect(self, principal: Principal, user_id: int | None = None) -> int:
-        """Return the owner a connect by ``principal`` would be for, or raise.
-
-        Raises InsufficientScope (no ``write``), Forbidden (another user and not an admin, or a
-        key bound to accounts). Surfaces that must answer 401/403 before reading a body call it first.
-        """
-        principal.require(WRITE)
-        owner = principal.user_id if user_id is None else user_id
-        if not principal.acts_for(owner):
-            raise Forbidden("you do not have permission to perform this action")
-        if principal.account_ids is not None:
-            raise Forbidden("a key bound to accounts cannot connect new accounts")
-        return owner
+        """Return the owner a connect by ``principal`` would be for, or raise (see :func:`authorize_connect`)."""
+        return authorize_connect(principal, user_id)
 
     async def connect(
         self,
@@ -409,93 +416,59 @@ class ExchangeAccountService:
             ).order_by(ExchangeAccount.id).limit(1)
         )
 
-    def list(
-        self,
-        principal: Principal,
-        *,
-        user_id: int | None = None,
-        exchange: str | None = None,
-        status: str | None = None,
-        live_only: bool = False,
-        cursor: str | None = None,
-        limit: int = 50,
-    ) -> Page[ExchangeAccount]:
-        """Return a page of a user's accounts that the principal may see.
+    @overload
+    def find(self, principal: Principal, query: AccountQuery, paging: ByCursor) -> Page[ExchangeAccount]: ...
 
-        Raises Forbidden (another user's, not an admin), NotFound (no such user), ValidationFailed.
-        """
-        query = self._visible(principal, user_id, live_only)
-        if exchange:
-            query = query.where(ExchangeAccount.exchange == self.resolve_exchange(exchange).id)
-        if status:
-            if status not in STATUSES:
-                raise ValidationFailed("invalid status", fields={"status": f"one of {', '.join(STATUSES)}"})
-            query = query.where(ExchangeAccount.status == status)
-        with self.db.session() as session:
-            return paginate(session, query, ExchangeAccount.id, cursor, limit)
+    @overload
+    def find(self, principal: Principal, query: AccountQuery, paging: ByOffset) -> OffsetPage[ExchangeAccount]: ...
 
-    def list_numbered(self, principal: Principal, *, page: int = 1, per_page: int = 50,
-                      exchange_api_key: str | None = None) -> builtins.list[ExchangeAccount]:
-        """Return page ``page`` (1-based; ``per_page`` accounts ordered by id) of the principal's live accounts,
-        for APIs that number their pages (3Commas). With ``exchange_api_key``, only the accounts whose
-        exchange API key has that key's hint (first and last four characters).
+    def find(self, principal: Principal, query: AccountQuery,
+             paging: ByCursor | ByOffset) -> Page[ExchangeAccount] | OffsetPage[ExchangeAccount]:
+        """Return one page (oldest first) of the accounts ``query`` selects that the principal may see.
 
-        Raises InsufficientScope, ValidationFailed (page below 1 or beyond 10^6, per_page outside 1..MAX_LIMIT).
-        """
-        if not 1 <= page <= 1_000_000:
-            raise ValidationFailed("invalid page", fields={"page": "must be between 1 and 1000000"})
-        if not 1 <= per_page <= MAX_LIMIT:
-            raise ValidationFailed("invalid per_page", fields={"per_page": f"must be between 1 and {MAX_LIMIT}"})
-        query = self._visible(principal, None, live_only=True)
-        if exchange_api_key is not None:
-            query = query.where(ExchangeAccount.key_hint == hint(exchange_api_key.strip()))
-        query = query.order_by(ExchangeAccount.id).offset((page - 1) * per_page).limit(per_page)
-        with self.db.session() as session:
-            return list(session.scalars(query))
-
-    def _visible(self, principal: Principal, user_id: int | None, live_only: bool) -> Select[ExchangeAccount]:
-        """Return the query of ``user_id``'s accounts (default: the principal's) that the principal may see.
-
-        Raises InsufficientScope, Forbidden (another user's, not an admin), NotFound (no such user).
-        """
-        query = select(ExchangeAccount).where(ExchangeAccount.user_id == self._readable_owner(principal, user_id))
-        if live_only:
-            query = query.where(ExchangeAccount.status.in_(LIVE))
-        if principal.account_ids is not None:
-            query = query.where(ExchangeAccount.id.in_(sorted(principal.account_ids) or [-1]))
-        return query
-
-    def key_connected(self, principal: Principal, exchange: str, api_key: str) -> bool:
-        """Return True if the principal has a live account on ``exchange`` (an id or alias) with this
-        exchange API key (by its keyed fingerprint; other users' accounts are not looked at).
-
-        Raises InsufficientScope, ValidationFailed (unknown exchange).
-        """
-        info = self.resolve_exchange(exchange)
-        query = self._visible(principal, None, live_only=True).where(
-            ExchangeAccount.exchange == info.id,
-            ExchangeAccount.key_fingerprint == self.hasher.fingerprint(info.id, api_key.strip()))
-        with self.db.session() as session:
-            return session.scalar(query.limit(1)) is not None
-
-    def list_any(self, principal: Principal, *, user_id: int | None = None, status: str | None = None,
-                 cursor: str | None = None, limit: int = 50) -> Page[ExchangeAccount]:
-        """Admins (the operator's command line): a page of every user's accounts, or ``user_id``'s.
-
-        Raises Forbidden (not an admin), ValidationFailed (status, cursor, limit).
+        See ``interfaces.Accounts.find``: raises InsufficientScope, Forbidden, NotFound, ValidationFailed.
         """
         principal.require(READ)
-        if not principal.is_admin:
-            raise Forbidden("you do not have permission to perform this action")
-        query = select(ExchangeAccount)
-        if user_id is not None:
-            query = query.where(ExchangeAccount.user_id == user_id)
-        if status:
-            if status not in set(AccountStatus):
-                raise ValidationFailed("invalid status", fields={"status": f"one of {', '.join(AccountStatus)}"})
-            query = query.where(ExchangeAccount.status == status)
+        if query.everyone:
+            if not principal.is_admin:
+                raise Forbidden("you do not have permission to perform this action")
+            select_ = select(ExchangeAccount)
+            if query.user_id is not None:
+                select_ = select_.where(ExchangeAccount.user_id == query.user_id)
+        else:
+            select_ = select(ExchangeAccount).where(
+                ExchangeAccount.user_id == self._readable_owner(principal, query.user_id))
+        select_ = select_.where(*self._conditions(query))
+        if principal.account_ids is not None:
+            select_ = select_.where(ExchangeAccount.id.in_(sorted(principal.account_ids) or [-1]))
         with self.db.session() as session:
-            return paginate(session, query, ExchangeAccount.id, cursor, limit)
+            if isinstance(paging, ByOffset):
+                return paginate_offset(session, select_, ExchangeAccount.id, paging.offset, paging.limit)
+            return paginate(session, select_, ExchangeAccount.id, paging.cursor, paging.limit)
+
+    def _conditions(self, query: AccountQuery) -> builtins.list[ColumnElement[bool]]:
+        """The filters of ``query`` beyond whose accounts they are; raises ValidationFailed."""
+        where: builtins.list[ColumnElement[bool]] = []
+        info = self.resolve_exchange(query.exchange) if query.exchange else None
+        if info is not None:
+            where.append(ExchangeAccount.exchange == info.id)
+        if query.statuses is not None:
+            if set(query.statuses) - set(STATUSES):
+                raise ValidationFailed("invalid status", fields={"status": f"one of {', '.join(STATUSES)}"})
+            where.append(ExchangeAccount.status.in_(sorted(query.statuses) or [""]))
+        if query.live_only:
+            where.append(ExchangeAccount.status.in_(LIVE))
+        if query.ids is not None:
+            where.append(ExchangeAccount.id.in_(sorted(i for i in query.ids if valid_id(i)) or [-1]))
+        if query.public_ids is not None:
+            where.append(ExchangeAccount.public_id.in_(sorted(query.public_ids, key=str) or [uuid.UUID(int=0)]))
+        if query.api_key is not None:
+            if info is None:
+                raise ValidationFailed("give the exchange of the API key", fields={"exchange": "required"})
+            where.append(ExchangeAccount.key_fingerprint == self.hasher.fingerprint(info.id, query.api_key.strip()))
+        if query.api_key_hint is not None:
+            where.append(ExchangeAccount.key_hint == hint(query.api_key_hint.strip()))
+        return where
 
     def get(self, principal: Principal, account_id: int) -> ExchangeAccount:
         """Return one account; NotFound if it is not the principal's to see."""
@@ -512,58 +485,27 @@ class ExchangeAccountService:
             raise NotFound("exchange account not found")
         return account
 
-    def search(
-        self,
-        principal: Principal,
-        *,
-        user_id: int | None = None,
-        public_ids: Collection[uuid.UUID] | None = None,
-        ids: Collection[int] | None = None,
-        exchange: str | None = None,
-        statuses: Collection[str] | None = None,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> OffsetPage[ExchangeAccount]:
-        """Return an offset page (oldest first, with the total) of a user's accounts that the principal may see.
+    def disconnect_matching(self, principal: Principal, query: AccountQuery) -> ExchangeAccount:
+        """Disconnect the oldest live account of ``query.user_id`` (default the principal's) that ``query``
+        selects (an unknown exchange selects nothing); return it.
 
-        ``public_ids``/``ids`` restrict to those accounts, ``exchange`` (an id or alias) to one venue,
-        ``statuses`` to those statuses (an empty collection matches nothing). Raises Forbidden (another
-        user's, not an admin), NotFound (no such user), ValidationFailed (exchange, status, limit, offset).
-        """
-        query = select(ExchangeAccount).where(ExchangeAccount.user_id == self._readable_owner(principal, user_id))
-        if public_ids is not None:
-            query = query.where(ExchangeAccount.public_id.in_(sorted(public_ids, key=str) or [uuid.UUID(int=0)]))
-        if ids is not None:
-            query = query.where(ExchangeAccount.id.in_(sorted(i for i in ids if valid_id(i)) or [-1]))
-        if exchange:
-            query = query.where(ExchangeAccount.exchange == self.resolve_exchange(exchange).id)
-        if statuses is not None:
-            unknown = set(statuses) - set(STATUSES) - {AccountStatus.SUSPENDED}
-            if unknown:
-                raise ValidationFailed("invalid status", fields={"status": f"one of {', '.join(STATUSES)}"})
-            query = query.where(ExchangeAccount.status.in_(sorted(statuses) or [""]))
-        if principal.account_ids is not None:
-            query = query.where(ExchangeAccount.id.in_(sorted(principal.account_ids) or [-1]))
-        with self.db.session() as session:
-            return paginate_offset(session, query, ExchangeAccount.id, offset, limit)
-
-    def disconnect_on_exchange(self, principal: Principal, user_id: int, exchange: str) -> ExchangeAccount:
-        """Disconnect ``user_id``'s live account on ``exchange`` (an id or alias).
-
-        Raises Forbidden (another user's, not an admin), NotFound (no such user or account).
+        Raises InsufficientScope (no ``delete``), Forbidden (another user's, not an admin), NotFound (no such
+        user or account).
         """
         principal.require(DELETE)
-        if not principal.acts_for(user_id):
+        owner = principal.user_id if query.user_id is None else query.user_id
+        if not principal.acts_for(owner):
             raise Forbidden("you do not have permission to perform this action")
-        if user_id != principal.user_id:
-            self._user_exists(user_id)
+        if owner != principal.user_id:
+            self._user_exists(owner)
         try:
-            info = self.catalogue.get(exchange)
-        except NotFound:
+            where = self._conditions(replace(query, live_only=True))
+        except ValidationFailed:
             raise NotFound("exchange account not found") from None
 
         def step(session: Session) -> ExchangeAccount:
-            account = self._live_on_exchange(session, user_id, info.id)
+            account = session.scalar(select(ExchangeAccount).where(ExchangeAccount.user_id == owner, *where)
+                                     .order_by(ExchangeAccount.id).limit(1))
             if account is None or not principal.sees_account(account.id):
                 raise NotFound("exchange account not found")
             if (done := self._disconnect(session, principal, account)) is None:
@@ -782,3 +724,58 @@ class ExchangeAccountService:
             return set(rows)
 
 
+
+
+class AccountsFacade:
+    """The accounts capability's façade (:class:`strongroom.accounts.interfaces.Accounts`, whose docstrings are
+    the contract): async; the database work of ``engine`` runs in a worker thread here, never in a surface."""
+
+    def __init__(self, engine: ExchangeAccountService) -> None:
+        self.engine = engine
+
+    async def resolve_exchange(self, name: str) -> ExchangeInfo:
+        return self.engine.resolve_exchange(name)  # the catalogue, in memory: no thread
+
+    async def connect(self, principal: Principal, exchange: str, credentials: Mapping[str, Any], *,
+                      name: str | None = None, account_type: str | None = None, user_id: int | None = None,
+                      policy: ConnectPolicy | None = None) -> ExchangeAccount:
+        return await self.engine.connect(principal, exchange, dict(credentials), name=name,
+                                         account_type=account_type, user_id=user_id,
+                                         one_per_exchange=(policy or ConnectPolicy()).one_per_exchange)
+
+    @overload
+    async def find(self, principal: Principal, query: AccountQuery, paging: ByCursor) -> Page[ExchangeAccount]: ...
+
+    @overload
+    async def find(self, principal: Principal, query: AccountQuery,
+                   paging: ByOffset) -> OffsetPage[ExchangeAccount]: ...
+
+    async def find(self, principal: Principal, query: AccountQuery,
+                   paging: ByCursor | ByOffset) -> Page[ExchangeAccount] | OffsetPage[ExchangeAccount]:
+        found: Page[ExchangeAccount] | OffsetPage[ExchangeAccount] = await anyio.to_thread.run_sync(
+            self.engine.find, principal, query, paging)
+        return found
+
+    async def get(self, principal: Principal, account_id: int) -> ExchangeAccount:
+        return await anyio.to_thread.run_sync(self.engine.get, principal, account_id)
+
+    async def get_by_public_id(self, principal: Principal, public_id: uuid.UUID) -> ExchangeAccount:
+        return await anyio.to_thread.run_sync(self.engine.get_by_public_id, principal, public_id)
+
+    async def rename(self, principal: Principal, account_id: int, name: str) -> ExchangeAccount:
+        return await anyio.to_thread.run_sync(self.engine.rename, principal, account_id, name)
+
+    async def rotate(self, principal: Principal, account_id: int, credentials: Mapping[str, Any], *,
+                     name: str | None = None) -> ExchangeAccount:
+        return await self.engine.rotate(principal, account_id, dict(credentials), name=name)
+
+    async def revalidate(self, principal: Principal, account_id: int) -> ExchangeAccount:
+        return await self.engine.revalidate(principal, account_id)
+
+    async def set_enabled(self, principal: Principal, account_id: int, enabled: bool) -> ExchangeAccount:
+        return await anyio.to_thread.run_sync(self.engine.set_enabled, principal, account_id, enabled)
+
+    async def disconnect(self, principal: Principal, target: int | AccountQuery) -> ExchangeAccount:
+        if isinstance(target, AccountQuery):
+            return await anyio.to_thread.run_sync(self.engine.disconnect_matching, principal, target)
+        return await anyio.to_thread.run_sync(self.engine.disconnect, principal, target)

@@ -27,6 +27,8 @@ import anyio.to_thread
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from strongroom.accounts.services import LIVE, ExchangeAccountService, primary_credential
+from strongroom.audit.services import AuditService
 from strongroom.crypto.tokens import Hasher, hint
 from strongroom.db import Database, utcnow
 from strongroom.enums import AccountStatus, CredentialStatus
@@ -44,9 +46,7 @@ from strongroom.models import AccountCredential, ExchangeAccount, ExchangeCreden
 from strongroom.pagination import OffsetPage, paginate_offset
 from strongroom.principal import Principal
 from strongroom.scopes import DELETE, READ, WRITE, Scope
-from strongroom.services.accounts import LIVE, ExchangeAccountService, primary_credential
-from strongroom.services.audit import AuditService
-from strongroom.services.vault import Vault
+from strongroom.vault.services import Vault
 
 REVOKED = CredentialStatus.REVOKED
 # How a live check's outcome is recorded on a credential (``check_live``'s status, or the refusal's code).

@@ -1,4 +1,4 @@
-"""The "no more powerful than" comparison of keys (strongroom.keypower), attribute by attribute."""
+"""The "no more powerful than" comparison of keys (strongroom.keys.power), attribute by attribute."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from strongroom.keypower import KeyPower, networks_within
+from strongroom.keys.power import KeyPower, networks_within
 from strongroom.principal import Principal
 
 FULL = frozenset({"read", "write", "delete"})

@@ -12,7 +12,7 @@ import pytest
 from support.services import new_user
 
 from strongroom.errors import Forbidden, InsufficientScope, NotFound, ValidationFailed
-from strongroom.keypower import accounts_within
+from strongroom.keys.power import accounts_within
 
 
 @pytest.mark.parametrize(("inner", "outer", "within"), [
@@ -104,6 +104,6 @@ def test_require_user_and_account(make_core):
     core.api_keys.require_account(owner, a)
     with pytest.raises(NotFound):
         core.api_keys.require_account(stranger, a)
-    core.accounts.disconnect(owner, a)
+    core.account_store.disconnect(owner, a)
     with pytest.raises(NotFound):
         core.api_keys.require_account(owner, a)  # not live

@@ -1,4 +1,4 @@
-"""Profits over a balance history and percentage shares (strongroom/services/figures.py): pure functions."""
+"""Profits over a balance history and percentage shares (strongroom/balances/figures.py): pure functions."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from strongroom.services.balances import HistoryPoint
-from strongroom.services.figures import NO_PROFITS, Change, profits, shares, total
+from strongroom.balances.figures import NO_PROFITS, Change, profits, shares, total
+from strongroom.balances.services import HistoryPoint
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -2,7 +2,7 @@
 binding, IP allowlists, expiry, rolling and deletion.
 
 A principal authenticated by a key acts only on keys no more powerful than itself and never makes
-a key more powerful than itself (see :mod:`strongroom.keypower`). Changes of a key are optimistic:
+a key more powerful than itself (see :mod:`strongroom.keys.power`). Changes of a key are optimistic:
 each writes ``WHERE version = <the version read>`` and is decided again if another change came first,
 so concurrent changes apply exactly once each. The per-user key cap is a counter on the user, taken
 and given back by conditional UPDATEs in the transaction that inserts or deletes the key.
@@ -26,6 +26,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from strongroom import scopes as scope_rules
+from strongroom.audit.services import AuditService
 from strongroom.crypto import tokens
 from strongroom.crypto.signatures import KeyFormatError, Verifier, generate_keypair, load_public_key, verifier_from_pem
 from strongroom.crypto.tokens import Hasher
@@ -41,15 +42,14 @@ from strongroom.errors import (
     NotFound,
     ValidationFailed,
 )
-from strongroom.keypower import KeyPower, Network, accounts_within, parse_networks
+from strongroom.keys.power import KeyPower, Network, accounts_within, parse_networks
 from strongroom.models import ApiKey, KeyUsage, TZDateTime, User
 from strongroom.pagination import Page, paginate, valid_id
 from strongroom.principal import Principal
 from strongroom.scopes import DELETE, READ, WRITE
-from strongroom.services.audit import AuditService
-from strongroom.services.users import UserSnapshot, snapshot
-from strongroom.services.vault import Vault
 from strongroom.settings import Settings
+from strongroom.users.services import UserSnapshot, snapshot
+from strongroom.vault.services import Vault
 
 KINDS = tuple(KeyKind)
 DEFAULT_SCOPES = scope_rules.DEFAULT
