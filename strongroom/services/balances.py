@@ -281,6 +281,12 @@ class BalanceService:
         Raises InsufficientScope.
         """
         principal.require(READ)
+        with self.db.session() as session:
+            return self._latest_in(session, principal, account_ids)
+
+    @staticmethod
+    def _latest_in(session: Session, principal: Principal, account_ids: Iterable[int]) -> dict[int, Snapshot]:
+        """:meth:`latest_many` in ``session``."""
         ids = sorted({i for i in account_ids if valid_id(i) and principal.sees_account(i)})
         if not ids:
             return {}
@@ -290,9 +296,8 @@ class BalanceService:
         accounts = select(newest).where(ExchangeAccount.id.in_(ids))
         if not principal.is_admin:
             accounts = accounts.where(ExchangeAccount.user_id == principal.user_id)
-        with self.db.session() as session:
-            rows = session.scalars(select(BalanceSnapshot).where(BalanceSnapshot.id.in_(accounts))).all()
-            return {row.account_id: _snapshot_of(row) for row in rows}
+        rows = session.scalars(select(BalanceSnapshot).where(BalanceSnapshot.id.in_(accounts))).all()
+        return {row.account_id: _snapshot_of(row) for row in rows}
 
     def snapshot_at(self, principal: Principal, account_id: int, at: datetime) -> Snapshot | None:
         """Return the account's last snapshot taken at or before ``at`` (e.g. a day ago, for day profit),
@@ -336,10 +341,11 @@ class BalanceService:
         such user).
         """
         principal.require(READ)
-        with self.db.session() as session:
+        with self.db.session() as session:  # one transaction: the accounts and their last snapshots
             owner = self._owner(session, principal, user_id)
             rows = self._live_rows(session, principal, owner)
-        return self._portfolio(principal, owner, rows, {}, set())
+            snapshots = self._latest_in(session, principal, [r.id for r in rows])
+        return self._portfolio(principal, owner, rows, {}, set(), snapshots)
 
     def portfolio_history(self, principal: Principal, since: datetime, *, user_id: int | None = None,
                           bucket_seconds: int = 3600) -> list[HistoryPoint]:
@@ -730,7 +736,9 @@ class BalanceService:
         return query.order_by(ExchangeAccount.id)
 
     def _live_rows(self, session: Session, principal: Principal, owner: int) -> list[_Row]:
-        return [self._row(a) for a in session.scalars(self._live_query(principal, owner))]
+        columns = (ExchangeAccount.id, ExchangeAccount.public_id, ExchangeAccount.exchange, ExchangeAccount.name,
+                   ExchangeAccount.account_type, ExchangeAccount.status)  # only these: no entity, no sealed blob
+        return [_Row(*r) for r in session.execute(self._live_query(principal, owner).with_only_columns(*columns))]
 
     @staticmethod
     def _row(account: ExchangeAccount) -> _Row:
@@ -748,8 +756,9 @@ class BalanceService:
         return self._portfolio(principal, owner, current, failed, refreshed)
 
     def _portfolio(self, principal: Principal, owner: int, rows: list[_Row], failed: dict[int, str],
-                   refreshed: set[int]) -> Portfolio:
-        snapshots = self.latest_many(principal, [r.id for r in rows])
+                   refreshed: set[int], snapshots: dict[int, Snapshot] | None = None) -> Portfolio:
+        if snapshots is None:
+            snapshots = self.latest_many(principal, [r.id for r in rows])
         accounts = tuple(
             AccountTotals(account_id=r.id, snapshot=snapshots.get(r.id), public_id=r.public_id, exchange=r.exchange,
                           name=r.name, account_type=r.account_type, status=r.status,
