@@ -20,9 +20,10 @@ from cachetools import TTLCache
 from strongroom.accounts import AccountQuery, ByCursor
 from strongroom.balances import HistoryPoint, Portfolio, Snapshot
 from strongroom.core import Core
-from strongroom.enums import AuthMethod
+from strongroom.enums import AuthMethod, JobStatus
 from strongroom.errors import Unauthenticated
 from strongroom.exchanges.catalogue import ExchangeInfo
+from strongroom.jobs.queue import JobView, QueueStats
 from strongroom.models import ApiKey, AuditEvent, ExchangeAccount, User
 from strongroom.pagination import Page
 from strongroom.principal import Principal
@@ -160,9 +161,12 @@ async def refresh_balances(core: Core, principal: Principal, account_id: int) ->
 
 
 async def portfolio(core: Core, principal: Principal) -> tuple[Portfolio, list[HistoryPoint]]:
-    """The portfolio, and its value over the last 30 days (an hour's last state per point)."""
+    """The portfolio, and its value over the last 30 days (an hour's last state per point): the two reads run
+    at once (each façade call in a worker thread of its own: the page waits for the slower, not for both)."""
     since = await core.balances.now() - timedelta(days=PORTFOLIO_DAYS)
-    return await core.balances.portfolio(principal), await core.balances.portfolio_history(principal, since)
+    current, history = await asyncio.gather(core.balances.portfolio(principal),
+                                            core.balances.portfolio_history(principal, since))
+    return current, history
 
 
 def now(core: Core) -> datetime:
@@ -300,3 +304,38 @@ async def jobs(core: Core, principal: Principal) -> list[JobRow]:
                        leases.holder_of(job.name) if job.leased and leases is not None else None)
                 for job in housekeeping.jobs]
     return await _run(load)
+
+
+# --- durable jobs (admins only; retry and cancel audited as the CLI's are) ---------------------
+
+
+def _admin(principal: Principal) -> None:
+    from strongroom.errors import Forbidden
+
+    if not principal.is_admin:
+        raise Forbidden("only admins see the jobs")
+
+
+async def job_page(core: Core, principal: Principal, cursor: str | None, *, status: str | None, kind: str | None,
+                   limit: int = PAGE) -> tuple[Page[JobView], QueueStats]:
+    """A page of the durable jobs, newest first (never their payloads), and the queue's figures."""
+    _admin(principal)
+
+    def load() -> tuple[Page[JobView], QueueStats]:
+        return (core.jobs.page(status=JobStatus(status) if status else None, kind=kind or None, cursor=cursor,
+                               limit=limit), core.jobs.stats())
+    return await _run(load)
+
+
+async def retry_job(core: Core, principal: Principal, job_id: int) -> JobView:
+    """Queue a dead or canceled job again, audited ``job.retry`` in the same transaction (Conflict otherwise)."""
+    _admin(principal)
+    return await _run(core.jobs.retry, job_id, lambda session: core.audit.record(
+        session, "job.retry", "ok", principal=principal, target=f"job:{job_id}"))
+
+
+async def cancel_job(core: Core, principal: Principal, job_id: int) -> JobView:
+    """Cancel a queued or running job, audited ``job.cancel`` in the same transaction (Conflict otherwise)."""
+    _admin(principal)
+    return await _run(core.jobs.cancel, job_id, lambda session: core.audit.record(
+        session, "job.cancel", "ok", principal=principal, target=f"job:{job_id}"))

@@ -38,7 +38,7 @@ from strongroom.auth.facts import client_ip
 from strongroom.console import backend
 from strongroom.console.charts import bar_chart, line_chart, money
 from strongroom.core import Core
-from strongroom.enums import AccountStatus, KeyKind, UsageLevel
+from strongroom.enums import AccountStatus, JobStatus, KeyKind, UsageLevel
 from strongroom.errors import DomainError, NotFound, RateLimited, Unauthenticated, ValidationFailed
 from strongroom.exchanges.catalogue import ExchangeInfo
 from strongroom.http.errors import domain_error
@@ -65,9 +65,10 @@ DONE = {
     "refreshed": "Balances loaded from the exchange.", "key_disabled": "Key disabled.", "key_enabled": "Key enabled.",
     "revoked": "Key revoked.", "user_created": "User created.", "password_set": "Password set; the user's sessions "
     "are ended.", "level_set": "Usage level changed.", "user_deleted": "User deleted.",
-    "signed_out": "You are signed out.",
+    "signed_out": "You are signed out.", "job_retry": "Job queued again.", "job_cancel": "Job canceled.",
 }
 STATUS_WORDS = {s.value: s.value for s in AccountStatus}
+JOB_STATUSES = [s.value for s in JobStatus]
 
 
 class Forbidden403(Exception):
@@ -581,6 +582,41 @@ class Pages:
                                  "be undone.", action=f"{PATH}/admin/users/{user.id}/delete", button="Delete user",
                          back=f"{PATH}/admin/users/{user.id}")
 
+    async def jobs(self, visit: Visit, *, status: int = 200, error: DomainError | None = None) -> Response:
+        request = visit.request
+        cursor = request.query_params.get("cursor") or None
+        wanted = request.query_params.get("status") or ""
+        if wanted and wanted not in JOB_STATUSES:
+            raise ValidationFailed("Choose a status from the list.", fields={"status": ", ".join(JOB_STATUSES)})
+        kind = (request.query_params.get("kind") or "").strip()[:100]
+        page, stats = await backend.job_page(visit.core, visit.principal, cursor, status=wanted or None,
+                                             kind=kind or None)
+        rows = [{"job": j, "run_at": datetime.fromtimestamp(j.run_at, UTC)} for j in page.items]
+        query = {"status": wanted, "kind": kind}
+        return self.page(request, visit, "jobs.html", status, rows=rows, next_cursor=page.next_cursor, cursor=cursor,
+                         stats=stats, query=query, filters=_query_string(query), statuses_of_jobs=JOB_STATUSES,
+                         error=error)
+
+    async def jobs_page(self, visit: Visit) -> Response:
+        return await self.jobs(visit)
+
+    async def job_action(self, visit: Visit) -> Response:
+        request, core, principal = visit.request, visit.core, visit.principal
+        job_id = _id(request.path_params["job_id"])
+        action = request.path_params["action"]
+        try:
+            if action == "retry":
+                await backend.retry_job(core, principal, job_id)
+            elif action == "cancel":
+                await backend.cancel_job(core, principal, job_id)
+            else:
+                raise NotFound("not found")
+        except DomainError as exc:
+            if isinstance(exc, NotFound):
+                raise
+            return await self.jobs(visit, status=exc.status, error=exc)
+        return self.redirect("/admin/jobs", f"job_{action}")
+
     async def not_found(self, request: Request) -> Response:
         visit = await self.visit(request)
         if visit is None:
@@ -692,6 +728,8 @@ def build(settings: Settings) -> ASGIApp:
         Route("/audit", s(pages.audit), methods=["GET"]),
         Route("/audit.csv", s(pages.audit_csv), methods=["GET"]),
         Route("/admin", s(pages.admin_page, admin=True), methods=["GET"]),
+        Route("/admin/jobs", s(pages.jobs_page, admin=True), methods=["GET"]),
+        Route("/admin/jobs/{job_id}/{action}", s(pages.job_action, admin=True), methods=["POST"]),
         Route("/admin/users", s(pages.create_user, admin=True), methods=["POST"]),
         Route("/admin/users/{user_id}", s(pages.user_page, admin=True), methods=["GET"]),
         Route("/admin/users/{user_id}/delete", s(pages.confirm_delete_user, admin=True), methods=["GET"]),

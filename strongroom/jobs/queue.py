@@ -42,6 +42,7 @@ from strongroom.enums import JobStatus
 from strongroom.errors import Conflict, NotFound, ValidationFailed
 from strongroom.jobs.leases import process_holder
 from strongroom.models import Job, Schedule
+from strongroom.pagination import Page, paginate
 
 CHANNEL = "strongroom_jobs"  # PostgreSQL LISTEN/NOTIFY channel: a wake-up, never data
 DEFAULT_MAX_ATTEMPTS = 5
@@ -282,6 +283,19 @@ class JobQueue:
             query = query.where(Job.kind == kind)
         with self.db.session() as session:
             return [_view(row) for row in session.scalars(query)]
+
+    def page(self, *, status: JobStatus | None = None, kind: str | None = None, cursor: str | None = None,
+             limit: int = 50) -> Page[JobView]:
+        """Return a page of jobs, newest first, optionally of one status and kind (keyset pages by id).
+        Raises ValidationFailed for a cursor that is not one of ours or a limit outside 1..200."""
+        query = select(Job)
+        if status is not None:
+            query = query.where(Job.status == status)
+        if kind is not None:
+            query = query.where(Job.kind == kind)
+        with self.db.session() as session:
+            rows = paginate(session, query, Job.id, cursor, limit, descending=True)
+            return Page([_view(row) for row in rows.items], rows.next_cursor)
 
     def get(self, job_id: int) -> JobView:
         """Return job ``job_id``. Raises NotFound."""

@@ -245,6 +245,35 @@ def test_admin_manages_users_and_sees_the_master_key(page: Any, console: Console
     assert page.get_by_role("link", name="newcomer-" + console.backend).count() == 0
 
 
+def test_admin_retries_a_dead_job_and_cancels_a_queued_one(page: Any, console: Console) -> None:
+    from strongroom.jobs import enqueue
+
+    core: Any = console.server.core
+    with core.db.session() as session:
+        enqueue(session, "webhooks.deliver", {"event": 1}, delay=600)
+        queued = enqueue(session, "balances.refresh", {"account_id": 7}, delay=300)
+        enqueue(session, "reports.daily", {}, max_attempts=1)
+    [claimed] = core.jobs.claim(["reports.daily"], 1, 30)
+    core.jobs.fail(claimed, "exchange unavailable", 0, permanent=True)
+    sign_in(page, *console.user(admin=True))
+    page.get_by_role("link", name="Admin").click()
+    page.get_by_role("link", name="Durable jobs: list, retry, cancel »").click()
+    page.get_by_role("heading", name="Jobs", exact=True, level=1).wait_for()
+    assert page.get_by_text("exchange unavailable").is_visible()
+    page.get_by_role("button", name=f"Retry job {claimed.id}").click()
+    page.get_by_text("Job queued again.").wait_for()
+    page.get_by_role("button", name=f"Cancel job {queued}").click()
+    page.get_by_text("Job canceled.").wait_for()
+    assert core.jobs.get(queued).status == "canceled" and core.jobs.get(claimed.id).status == "queued"
+    page.get_by_label("Status").select_option("canceled")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/console/admin/jobs?status=canceled*")
+    page.get_by_role("button", name=f"Retry job {queued}").wait_for()
+    assert page.get_by_role("button", name=f"Cancel job {claimed.id}").count() == 0
+    page.goto("/console/admin/jobs")  # last: a screenshot leaves a style attribute that a later swap would copy
+    shot(page, console, "jobs")
+
+
 def test_works_at_375_px_wide(browser: Any, console: Console) -> None:
     context = browser.new_context(viewport={"width": 375, "height": 812}, base_url=console.url)
     page = context.new_page()
