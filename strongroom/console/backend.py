@@ -23,7 +23,7 @@ from strongroom.core import Core
 from strongroom.enums import AuthMethod, JobStatus
 from strongroom.errors import Unauthenticated
 from strongroom.exchanges.catalogue import ExchangeInfo
-from strongroom.jobs.queue import JobView, QueueStats
+from strongroom.jobs import JobView, QueueStats
 from strongroom.models import ApiKey, AuditEvent, ExchangeAccount, User
 from strongroom.pagination import Page
 from strongroom.principal import Principal

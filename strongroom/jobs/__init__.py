@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from strongroom.jobs.leases import LeaseStore
 from strongroom.jobs.periodic import Housekeeping, Job, PeriodicJob
-from strongroom.jobs.queue import ClaimedJob, JobFailed, JobQueue, enqueue
+from strongroom.jobs.queue import ClaimedJob, JobFailed, JobQueue, JobView, QueueStats, enqueue
 
-__all__ = ["ClaimedJob", "Housekeeping", "Job", "JobFailed", "JobQueue", "LeaseStore", "PeriodicJob", "enqueue"]
+__all__ = ["ClaimedJob", "Housekeeping", "Job", "JobFailed", "JobQueue", "JobView", "LeaseStore", "PeriodicJob", "QueueStats",
+           "enqueue"]
