@@ -19,6 +19,7 @@ from support import (
     Users,
     drop_pg_schema,
     install_log_capture,
+    migrated_database,
     new_pg_schema,
     postgres_available,
     start_server,
@@ -98,22 +99,8 @@ def logs():
 @pytest.fixture(params=["sqlite", "postgresql"])
 def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fresh]:
     """A fresh migrated database (SQLite file, or a new PostgreSQL schema) for one test."""
-    from strongroom.migrations import upgrade
-
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'services.db'}"
-    else:
-        problem = postgres_available()
-        if problem:
-            pytest.skip(f"POSTGRESQL PASS NOT RUN: {PG_URL} does not answer ({problem})")
-        schema, url = new_pg_schema()
-    try:
-        upgrade(url)
+    with migrated_database(request.param, tmp_path / "services.db") as url:
         yield Fresh(request.param, url, tmp_path / "data")
-    finally:
-        if schema:
-            drop_pg_schema(schema)
 
 
 @pytest.fixture

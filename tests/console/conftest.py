@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import PG_URL, Server, drop_pg_schema, install_log_capture, new_pg_schema, postgres_available, start_server
+from support import Server, install_log_capture, migrated_database, start_server
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
@@ -63,18 +63,8 @@ def console(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     """A live server with the console, on a fresh SQLite file or PostgreSQL schema, exchanges pointed at a mock
     of its own."""
     from devtools.mock_exchange import MockExchangeServer
-    from strongroom.migrations import upgrade
 
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('console-db') / 'strongroom.db'}"
-    else:
-        problem = postgres_available()
-        if problem:
-            pytest.skip(f"POSTGRESQL PASS NOT RUN: {PG_URL} does not answer ({problem})")
-        schema, url = new_pg_schema()
-    try:
-        upgrade(url)
+    with migrated_database(request.param, tmp_path_factory.mktemp("console-db") / "strongroom.db") as url:
         install_log_capture()
         with MockExchangeServer() as mock:
             server = start_server(data_dir=tmp_path_factory.mktemp(f"console-{request.param}"), database_url=url,
@@ -83,9 +73,6 @@ def console(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
                 yield Console(request.param, server)
             finally:
                 server.stop()
-    finally:
-        if schema:
-            drop_pg_schema(schema)
 
 
 @pytest.fixture(scope="module")

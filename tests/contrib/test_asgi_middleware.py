@@ -10,23 +10,16 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 
 import httpx
 import pytest
 from support import ROOT
+from support.factories import make_key
 from support.signing import load_private_key, sign_hmac, sign_kalshi
 
 from strongroom.contrib.asgi import StrongroomAuth
 
 CLIENT = ("203.0.113.7", 50000)
-
-
-def make_key(client, user, **body) -> dict:
-    body.setdefault("name", f"k-{uuid.uuid4().hex[:6]}")
-    response = client.post("/v1/api-keys", json=body, headers=user.headers)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ import json
 import os
 import shutil
 import subprocess
-import uuid
 import warnings
 from pathlib import Path
 
 import pytest
 from support import ROOT
+from support.factories import make_key
 from support.signing import sign_hmac
 
 CLIENT_DIR = ROOT / "clients" / "typescript"
@@ -29,13 +29,6 @@ def node_and_dist() -> tuple[str, Path]:
     newest = max(p.stat().st_mtime for p in (CLIENT_DIR / "src").glob("*.ts"))
     assert dist.stat().st_mtime >= newest, "clients/typescript/dist is older than its sources: run `make ts-deps`"
     return node, dist
-
-
-def make_key(client, user, **body) -> dict:
-    body.setdefault("name", f"k-{uuid.uuid4().hex[:6]}")
-    response = client.post("/v1/api-keys", json=body, headers=user.headers)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def test_typescript_verify(server, client, users):

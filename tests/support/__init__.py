@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import secrets
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +62,30 @@ def drop_pg_schema(schema: str) -> None:
     dsn = PG_URL.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextlib.contextmanager
+def migrated_database(kind: str, sqlite_file: Path) -> Iterator[str]:
+    """Yield the URL of a fresh, migrated database of ``kind``: the SQLite file ``sqlite_file``, or a new
+    PostgreSQL schema (dropped afterwards). Skips LOUDLY when PostgreSQL does not answer."""
+    import pytest
+
+    from strongroom.migrations import upgrade
+
+    if kind == "sqlite":
+        url = f"sqlite:///{sqlite_file}"
+        upgrade(url)
+        yield url
+        return
+    problem = postgres_available()
+    if problem:
+        pytest.skip(f"POSTGRESQL PASS NOT RUN: {PG_URL} does not answer ({problem})")
+    schema, url = new_pg_schema()
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        drop_pg_schema(schema)
 
 
 class LogCapture(logging.Handler):

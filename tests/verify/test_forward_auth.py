@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import base64
 import time
-import uuid
 
 import pytest
 import yaml
 from support import ROOT, start_server
-from support.signing import load_private_key, sign_hmac, sign_kalshi
+from support.factories import generate, make_key
+from support.signing import sign_hmac, sign_kalshi
 from support.threecommas import hmac_key
 
 from strongroom.settings import SettingsError, load_settings
@@ -24,20 +24,6 @@ POST,DELETE   /orders*       write
 GET           /orders*       read   # reading orders
 *             /open/*        -
 """
-
-
-def make_key(client, user, **body) -> dict:
-    body.setdefault("name", f"k-{uuid.uuid4().hex[:6]}")
-    response = client.post("/v1/api-keys", json=body, headers=user.headers)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def generate(client, user, key_type: str = "rsa", **body) -> tuple[dict, object]:
-    body.setdefault("name", f"g-{uuid.uuid4().hex[:6]}")
-    response = client.post("/v1/api-keys/generate", json={"key_type": key_type, **body}, headers=user.headers)
-    assert response.status_code == 201, response.text
-    return response.json(), load_private_key(response.json()["private_key"])
 
 
 def nginx(method: str, uri: str, client_addr: str = "198.51.100.20", **headers: str) -> dict[str, str]:

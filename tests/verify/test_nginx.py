@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 import pytest
 from support import ROOT, free_port, start_server
+from support.factories import make_key
 from support.signing import load_private_key, sign_kalshi
 
 README = ROOT / "README.md"
@@ -171,13 +172,6 @@ def from_address() -> tuple[httpx.Client, str]:
     """A client with a loopback source address of its own (127.0.0.x): its own failure budget and allowlist."""
     address = f"127.0.0.{next(_next_address)}"
     return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30), address
-
-
-def make_key(client, user, **body) -> dict:
-    body.setdefault("name", f"k-{uuid.uuid4().hex[:6]}")
-    response = client.post("/v1/api-keys", json=body, headers=user.headers)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def generate(client, user, **body) -> tuple[dict, str]:

@@ -8,23 +8,16 @@ import json
 import os
 import shutil
 import subprocess
-import uuid
 
 import pytest
 from support import ROOT
+from support.factories import make_key
 
 SECTION = (ROOT / "README.md").read_text().split("## Protect your own services", 1)[1].split("\n## ", 1)[0]
 
 
 def block(lang: str) -> str:
     return SECTION.split(f"```{lang}\n", 1)[1].split("```", 1)[0]
-
-
-def make_key(client, user, **body) -> dict:
-    body.setdefault("name", f"k-{uuid.uuid4().hex[:6]}")
-    response = client.post("/v1/api-keys", json=body, headers=user.headers)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def test_the_curl_example(server, client, users):

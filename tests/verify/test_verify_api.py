@@ -6,29 +6,15 @@ from __future__ import annotations
 
 import base64
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from support import start_server
-from support.signing import load_private_key, sign_hmac, sign_kalshi, sign_rsa_pkcs1
+from support.factories import generate, make_key
+from support.signing import sign_hmac, sign_kalshi, sign_rsa_pkcs1
 from support.threecommas import hmac_key
 
 VERIFY = "/v1/keys/verify"
-
-
-def make_key(client, user, **body) -> dict:
-    body.setdefault("name", f"k-{uuid.uuid4().hex[:6]}")
-    response = client.post("/v1/api-keys", json=body, headers=user.headers)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def generate(client, user, key_type: str = "rsa", **body) -> tuple[dict, object]:
-    body.setdefault("name", f"g-{uuid.uuid4().hex[:6]}")
-    response = client.post("/v1/api-keys/generate", json={"key_type": key_type, **body}, headers=user.headers)
-    assert response.status_code == 201, response.text
-    return response.json(), load_private_key(response.json()["private_key"])
 
 
 def bearer(secret: str) -> dict[str, str]:
