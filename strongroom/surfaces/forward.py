@@ -119,18 +119,23 @@ class ForwardAuth:
 
     @staticmethod
     def _original(scope: Scope, headers: RawHeaders) -> tuple[str, str] | None:
-        """Return the original request's (METHOD, URI), or None if the proxy did not say or said nonsense."""
-        method = headers.get("x-original-method")
-        uri = headers.get("x-original-uri")
-        if method is None and uri is None:
-            method, uri = headers.get("x-forwarded-method"), headers.get("x-forwarded-uri")
-        if method is None and uri is None:  # Envoy: the check request is the original, under our path
-            own = scope["path"]
-            if own.startswith(PATH + "/"):
-                raw = scope.get("raw_path") or own.encode("latin-1")
-                rest = raw.split(b"?", 1)[0].decode("latin-1")[len(PATH):]
-                query = scope.get("query_string", b"").decode("latin-1")
-                method, uri = scope["method"], rest + ("?" + query if query else "")
+        """Return the original request's (METHOD, URI), or None if the proxy did not say, said nonsense, or
+        said it twice: a proxy sets one spelling (nginx ``X-Original-*``, Traefik ``X-Forwarded-*``) and
+        passes the client's other headers on, so both spellings at once means the client wrote one of them.
+        Under our path (Envoy), the check request itself is the original, whatever headers it carries."""
+        own = scope["path"]
+        if own.startswith(PATH + "/"):
+            raw = scope.get("raw_path") or own.encode("latin-1")
+            rest = raw.split(b"?", 1)[0].decode("latin-1")[len(PATH):]
+            query = scope.get("query_string", b"").decode("latin-1")
+            method: str | None = scope["method"]
+            uri: str | None = rest + ("?" + query if query else "")
+        else:
+            nginx = headers.get("x-original-method"), headers.get("x-original-uri")
+            traefik = headers.get("x-forwarded-method"), headers.get("x-forwarded-uri")
+            if any(nginx) and any(traefik):
+                return None
+            method, uri = nginx if any(nginx) else traefik
         if not method or not uri or not _METHOD.match(method) or not _URI.match(uri):
             return None
         return method.upper(), uri
@@ -176,7 +181,8 @@ class ForwardAuth:
 TITLES = {401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests", 503: "Service Unavailable"}
 DETAILS = {
     UNTRUSTED_PROXY: "only a proxy listed in STRONGROOM_TRUSTED_PROXIES may ask",
-    NO_ORIGINAL_REQUEST: "the proxy did not send the original method and URI",
+    NO_ORIGINAL_REQUEST: "the proxy did not send the original method and URI (once: nginx's X-Original-* or "
+                         "Traefik's X-Forwarded-Method/-Uri, not both)",
     UNAVAILABLE: "a backing service is unavailable; try again shortly",
     Reason.RATE_LIMITED.value: "too many requests",
     Reason.BODY_NOT_VERIFIABLE.value: "this scheme signs the body, which a proxy's sub-request does not carry",

@@ -15,10 +15,12 @@ no scope beyond a valid key.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
+from urllib.parse import unquote
 
 from strongroom import scopes as scope_rules
 
@@ -77,9 +79,26 @@ def load_rules(path: Path) -> tuple[ForwardRule, ...]:
     return parse_rules(text)
 
 
+def _variants(method: str, path: str) -> set[tuple[str, str]]:
+    """The ways an upstream may read (``method``, ``path``): as sent, and percent-decoded with dot segments
+    resolved (``/%6Frders/./1`` is ``/orders/1`` to most servers); ``HEAD`` also as ``GET`` (most servers
+    answer HEAD with their GET route)."""
+    decoded = unquote(path)
+    normal = posixpath.normpath(decoded) if decoded.startswith("/") else decoded
+    if decoded.endswith("/") and not normal.endswith("/"):
+        normal += "/"
+    methods = {method, "GET"} if method == "HEAD" else {method}
+    return {(m, p) for m in methods for p in (path, decoded, normal)}
+
+
 def required_scopes(rules: tuple[ForwardRule, ...], method: str, path: str) -> tuple[str, ...]:
-    """Return the scopes the first matching rule requires (none if no rule matches)."""
-    for rule in rules:
-        if rule.matches(method, path):
-            return rule.scopes
-    return ()
+    """Return the scopes the rules require of the request: for each way an upstream may read its method
+    and path (see :func:`_variants`), the first matching rule's scopes; all of them together (none if no
+    rule matches), so an encoding of the path cannot step around a rule."""
+    needed: dict[str, None] = {}
+    for variant_method, variant_path in sorted(_variants(method, path)):
+        for rule in rules:
+            if rule.matches(variant_method, variant_path):
+                needed.update(dict.fromkeys(rule.scopes))
+                break
+    return tuple(needed)

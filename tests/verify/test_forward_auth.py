@@ -203,6 +203,28 @@ def test_route_rules_require_scopes(fwd, users):
     refused(fwd.get(FORWARD, headers=nginx("GET", "/orders", **bearer(narrow["secret"]))), 403, "insufficient_scope")
 
 
+def test_an_encoded_or_dotted_path_or_head_does_not_step_around_a_rule(fwd, users):
+    """Upstreams decode the path and resolve dot segments, and answer HEAD like GET: so do the rules."""
+    user = users.create()
+    nobody = make_key(fwd, user, scopes=["delete"])  # neither read nor write
+    for method, uri in [("POST", "/%6Frders/1"), ("POST", "/open/../orders"), ("POST", "/open/%2E%2E/orders"),
+                        ("HEAD", "/orders/1"), ("GET", "/Orders/../orders/2")]:
+        refused(fwd.get(FORWARD, headers=nginx(method, uri, **bearer(nobody["secret"]))), 403, "insufficient_scope")
+    assert fwd.get(FORWARD, headers=nginx("HEAD", "/open/x", **bearer(nobody["secret"]))).status_code == 200
+
+
+def test_a_client_cannot_name_the_original_request_beside_its_proxy(fwd, users):
+    """Traefik passes the client's headers on: an X-Original-* the client added to a request that Traefik
+    describes with X-Forwarded-* (or the other way round behind nginx) is refused, never believed."""
+    user = users.create()
+    reader = make_key(fwd, user, scopes=["read"])
+    forged = {**traefik("POST", "/orders/1", **bearer(reader["secret"])),
+              "X-Original-Method": "GET", "X-Original-URI": "/orders/1"}
+    refused(fwd.get(FORWARD, headers=forged), 403, "no_original_request")
+    forged = {**nginx("POST", "/orders/1", **bearer(reader["secret"])), "X-Forwarded-Method": "GET"}
+    refused(fwd.get(FORWARD, headers=forged), 403, "no_original_request")
+
+
 @pytest.mark.parametrize(("text", "says"), [
     ("GET /x", "line 1"),
     ("GET x read", "start with /"),
