@@ -69,9 +69,15 @@ class Pkcs11KeyStore:
         """Read the labels of the token's secret keys (the lock is held)."""
         keys: dict[int, Any] = {}
         pepper = None
+        seen: set[str] = set()
         for obj in self._session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY}):
             label = obj[Attribute.LABEL]
             match = _VERSION.match(label)
+            if match or label == PEPPER:
+                if label in seen:  # PKCS#11 does not keep labels unique: never pick one of two silently
+                    raise KeyringError(f"the PKCS#11 token {self.token_label!r} holds two keys labelled {label!r}: "
+                                       "remove the one no record uses")
+                seen.add(label)
             if match:
                 keys[int(match.group(1))] = obj
             elif label == PEPPER:
@@ -161,7 +167,7 @@ class Pkcs11KeyStore:
                 raise KeyringError(f"the PKCS#11 token {self.token_label!r} already holds a {PEPPER}")
             value = pepper if pepper is not None else secrets.token_bytes(32)
             try:
-                self._session.create_object({
+                made = self._session.create_object({
                     Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: KeyType.GENERIC_SECRET,
                     Attribute.VALUE: value, Attribute.LABEL: PEPPER, Attribute.TOKEN: True,
                     Attribute.PRIVATE: True, Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False,
@@ -169,6 +175,7 @@ class Pkcs11KeyStore:
                 })
             except PKCS11Error as exc:
                 raise self._unreachable(exc) from None
+            self._keep_if_alone(made, PEPPER)
             self._load()
 
     def create_version(self, version: int) -> None:
@@ -177,12 +184,27 @@ class Pkcs11KeyStore:
             if version in self._keys or (self._keys and version < max(self._keys)):
                 raise KeyringError(f"master key version {version} is not above the token's versions")
             try:
-                self._session.generate_key(KeyType.AES, 256, label=LABEL.format(version), store=True, template={
-                    Attribute.EXTRACTABLE: False, Attribute.SENSITIVE: True, Attribute.PRIVATE: True,
-                    Attribute.ENCRYPT: True, Attribute.DECRYPT: True})
+                made = self._session.generate_key(KeyType.AES, 256, label=LABEL.format(version), store=True,
+                                                  template={Attribute.EXTRACTABLE: False, Attribute.SENSITIVE: True,
+                                                            Attribute.PRIVATE: True, Attribute.ENCRYPT: True,
+                                                            Attribute.DECRYPT: True})
             except PKCS11Error as exc:
                 raise self._unreachable(exc) from None
+            self._keep_if_alone(made, LABEL.format(version))
             self._load()
+
+    def _keep_if_alone(self, made: Any, label: str) -> None:
+        """Destroy ``made`` and raise KeyringError if another process created a key with its ``label`` at the
+        same time (the check before creating holds a lock of this process only). Nothing was sealed under
+        ``made`` yet; if both creators see each other, both back out and a retry succeeds."""
+        try:
+            same = list(self._session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label}))
+            if len(same) > 1:
+                made.destroy()
+                raise KeyringError(f"another process created {label!r} on the PKCS#11 token {self.token_label!r} at "
+                                   "the same time: try again")
+        except PKCS11Error as exc:
+            raise self._unreachable(exc) from None
 
     def retire_version(self, version: int) -> object:
         with self._lock:

@@ -95,6 +95,48 @@ def test_pkcs11_wraps_inside_the_hsm_and_rotates_there(token) -> None:
     assert Pkcs11KeyStore(token.library, token.label, token.pin).versions() == [1, 2]
 
 
+def test_pkcs11_two_creators_of_one_version_never_leave_two_keys_of_one_label(token) -> None:
+    """PKCS#11 does not keep labels unique: a version another process creates between this one's check and
+    its key generation makes this one back out (its key destroyed, nothing sealed under it), and a token
+    that holds two keys of one label is refused rather than one of them picked."""
+    from pkcs11 import Attribute, KeyType, ObjectClass
+
+    from strongroom.crypto.keyring import KeyringError
+    from strongroom.crypto.pkcs11keys import LABEL, Pkcs11KeyStore
+
+    def competitor() -> None:
+        with token.session() as session:
+            session.generate_key(KeyType.AES, 256, label=LABEL.format(1), store=True)
+
+    store = Pkcs11KeyStore(token.library, token.label, token.pin)
+    store.versions()  # opens the store's session
+
+    class Racing:
+        """The store's session, with another process creating the same version just before it does."""
+
+        def __init__(self, session: object) -> None:
+            self.session = session
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.session, name)
+
+        def generate_key(self, *args: object, **kwargs: object) -> object:
+            competitor()
+            return self.session.generate_key(*args, **kwargs)  # type: ignore[attr-defined]
+
+    store._session = Racing(store._session)
+    with pytest.raises(KeyringError, match="at the same time"):
+        store.create_version(1)
+    with token.session() as session:
+        labels = [k[Attribute.LABEL] for k in session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY})]
+    assert labels == [LABEL.format(1)]  # only the competitor's key is left
+    assert Pkcs11KeyStore(token.library, token.label, token.pin).versions() == [1]
+
+    competitor()  # two keys labelled v1 (e.g. left by a crash between creating and backing out)
+    with pytest.raises(KeyringError, match="two keys labelled"):
+        Pkcs11KeyStore(token.library, token.label, token.pin).versions()
+
+
 def test_pkcs11_mac_is_the_imported_pepper(token) -> None:
     from pkcs11 import Attribute
 
