@@ -156,22 +156,26 @@ def _missing_database(settings: Settings, path: Path) -> DataError:
 
 
 def sealed_records(url: str) -> int:
-    """Return how many rows depend on the master key material: live exchange accounts, API keys
-    (bearer hashes use the pepper, HMAC secrets are sealed) and sessions (hashed with the pepper)."""
-    from strongroom.models import ApiKey, AuthSession, ExchangeAccount
+    """Return how many rows depend on the master key material: live exchange accounts and stored exchange
+    credentials (sealed), API keys (bearer hashes use the pepper, HMAC secrets are sealed) and sessions
+    (hashed with the pepper). (The vault's registry lists the sealed tables; this module sits below it.)"""
+    from strongroom.enums import AccountStatus, CredentialStatus
+    from strongroom.models import ApiKey, AuthSession, ExchangeAccount, ExchangeCredential
 
     engine = _engine(url)
     try:
         with engine.connect() as conn:
             accounts = conn.scalar(select(func.count()).select_from(ExchangeAccount)
-                                   .where(ExchangeAccount.status != "disconnected")) or 0
+                                   .where(ExchangeAccount.status != AccountStatus.DISCONNECTED)) or 0
+            credentials = conn.scalar(select(func.count()).select_from(ExchangeCredential)
+                                      .where(ExchangeCredential.status != CredentialStatus.REVOKED)) or 0
             keys = conn.scalar(select(func.count()).select_from(ApiKey)) or 0
             sessions = conn.scalar(select(func.count()).select_from(AuthSession)) or 0
     except DBAPIError as exc:
         raise _unreachable(url, exc) from None
     finally:
         engine.dispose()
-    return accounts + keys + sessions
+    return accounts + credentials + keys + sessions
 
 
 def _lost_key(path: Path, count: int) -> DataError:

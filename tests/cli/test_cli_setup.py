@@ -143,6 +143,29 @@ def test_new_database_plain_output(fresh):
     assert "back it up" in lines[1]
 
 
+def test_a_missing_master_key_beside_stored_credentials_alone_is_never_replaced(installed):
+    """Stored exchange credentials (Cadenza's) are sealed too: with nothing else in the database (no
+    account, key or session), a missing key file is still refused, never made anew over them."""
+    import asyncio
+
+    from support.services import FakeGateway, new_user
+
+    from strongroom.core import build_core
+
+    installed.run("db", "upgrade").ok()
+    core = build_core(Settings(data_dir=installed.data_dir, database_url=installed.url), gateway=FakeGateway())
+    try:
+        asyncio.run(core.credentials.create(new_user(core), "binance", {"api_key": f"k-{uuid.uuid4().hex}",
+                                                                        "secret": uuid.uuid4().hex}))
+    finally:
+        core.close()
+    key_file = installed.data_dir / "master.key"
+    shutil.move(key_file, installed.data_dir.parent / "master.key.bak")
+    run = installed.run("db", "upgrade")
+    assert run.returncode == 1 and "holds 1 record sealed" in run.error, run.error
+    assert not key_file.exists()
+
+
 def test_missing_master_key_next_to_sealed_data_is_never_replaced(installed):
     installed.run("users", "create", "dave", "--password-stdin", stdin="a-long-password\n").ok()
     installed.run("keys", "create", "--user", "dave", "--name", "k", "--kind", "hmac").ok()
