@@ -102,7 +102,7 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     balances = BalanceService(db, settings, audit, vault, catalogue, gateway)
     flush_every = settings.last_used_flush_seconds
     metrics = Metrics()
-    jobs_queue = JobQueue(db)
+    jobs_queue = JobQueue(db, audit=audit)
     metrics.registry.register(JobsCollector(jobs_queue))  # queue depth and age, read from the database at a scrape
     jobs: list[Job] = [
         PeriodicJob("flush-key-usage", flush_every, usage.flush),  # in-memory batches: per process

@@ -65,8 +65,7 @@ def jobs_list(
 def jobs_retry(job_id: Annotated[int, typer.Argument(help="The job's id.")], as_json: Json = False) -> None:
     """Queue a dead or canceled job again (due now, attempts from zero)."""
     with open_core() as core:
-        job = core.jobs.retry(job_id, record=lambda session: core.audit.record(
-            session, "job.retry", "ok", principal=OPERATOR, target=f"job:{job_id}"))
+        job = core.jobs.retry(OPERATOR, job_id)
     if as_json:
         record(shape(job), as_json=True)
     else:
@@ -77,8 +76,7 @@ def jobs_retry(job_id: Annotated[int, typer.Argument(help="The job's id.")], as_
 def jobs_cancel(job_id: Annotated[int, typer.Argument(help="The job's id.")], as_json: Json = False) -> None:
     """Cancel a queued or running job (a running attempt's outcome is then not recorded)."""
     with open_core() as core:
-        job = core.jobs.cancel(job_id, record=lambda session: core.audit.record(
-            session, "job.cancel", "ok", principal=OPERATOR, target=f"job:{job_id}"))
+        job = core.jobs.cancel(OPERATOR, job_id)
     if as_json:
         record(shape(job), as_json=True)
     else:

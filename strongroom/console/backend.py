@@ -292,10 +292,7 @@ class JobRow:
 
 async def jobs(core: Core, principal: Principal) -> list[JobRow]:
     """The periodic jobs of this process and, for leased ones, who holds their lease (admins only)."""
-    from strongroom.errors import Forbidden
-
-    if not principal.is_admin:
-        raise Forbidden("only admins see the jobs")
+    _admin(principal)
     housekeeping = core.housekeeping
 
     def load() -> list[JobRow]:
@@ -329,13 +326,9 @@ async def job_page(core: Core, principal: Principal, cursor: str | None, *, stat
 
 async def retry_job(core: Core, principal: Principal, job_id: int) -> JobView:
     """Queue a dead or canceled job again, audited ``job.retry`` in the same transaction (Conflict otherwise)."""
-    _admin(principal)
-    return await _run(core.jobs.retry, job_id, lambda session: core.audit.record(
-        session, "job.retry", "ok", principal=principal, target=f"job:{job_id}"))
+    return await _run(core.jobs.retry, principal, job_id)
 
 
 async def cancel_job(core: Core, principal: Principal, job_id: int) -> JobView:
     """Cancel a queued or running job, audited ``job.cancel`` in the same transaction (Conflict otherwise)."""
-    _admin(principal)
-    return await _run(core.jobs.cancel, job_id, lambda session: core.audit.record(
-        session, "job.cancel", "ok", principal=principal, target=f"job:{job_id}"))
+    return await _run(core.jobs.cancel, principal, job_id)

@@ -27,11 +27,11 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -39,10 +39,14 @@ from sqlalchemy.orm import Session
 
 from strongroom.db import Database, rowcount, utcnow
 from strongroom.enums import JobStatus
-from strongroom.errors import Conflict, NotFound, ValidationFailed
+from strongroom.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from strongroom.jobs.leases import process_holder
 from strongroom.models import Job, Schedule
 from strongroom.pagination import Page, paginate
+from strongroom.principal import Principal
+
+if TYPE_CHECKING:
+    from strongroom.audit import AuditService
 
 CHANNEL = "strongroom_jobs"  # PostgreSQL LISTEN/NOTIFY channel: a wake-up, never data
 DEFAULT_MAX_ATTEMPTS = 5
@@ -163,9 +167,10 @@ def _view(row: Job) -> JobView:
 class JobQueue:
     """The jobs and schedules of one database, as seen by one holder (a worker process)."""
 
-    def __init__(self, db: Database, holder: str | None = None) -> None:
+    def __init__(self, db: Database, holder: str | None = None, audit: AuditService | None = None) -> None:
         self.db = db
         self.holder = holder or process_holder()
+        self.audit = audit  # retry and cancel are audited through it (in the transaction of the change)
         self.sqlite = db.engine.dialect.name == "sqlite"
 
     @contextmanager
@@ -305,18 +310,27 @@ class JobQueue:
                 raise NotFound(f"no job {job_id}")
             return _view(row)
 
-    def retry(self, job_id: int, record: Callable[[Session], object] | None = None) -> JobView:
-        """Queue a dead or canceled job again, due now, with its attempts from zero; ``record`` (the audit)
-        writes in the same transaction. Raises NotFound, or Conflict for a job in any other state (queued
-        and running ones are already on their way)."""
+    @staticmethod
+    def _admin(principal: Principal) -> None:
+        if not principal.is_admin:
+            raise Forbidden("only admins manage jobs")
+
+    def _audit(self, session: Session, action: str, principal: Principal, job_id: int) -> None:
+        if self.audit is not None:
+            self.audit.record(session, action, "ok", principal=principal, target=f"job:{job_id}")
+
+    def retry(self, principal: Principal, job_id: int) -> JobView:
+        """Queue a dead or canceled job again, due now, with its attempts from zero, audited ``job.retry`` in
+        the same transaction. Raises Forbidden (not an admin), NotFound, or Conflict for a job in any other
+        state (queued and running ones are already on their way)."""
+        self._admin(principal)
         with self.db.session() as session:
             done = rowcount(session.execute(update(Job).where(
                 Job.id == job_id, Job.status.in_([JobStatus.DEAD, JobStatus.CANCELED])).values(
                 status=JobStatus.QUEUED, attempts=0, run_at=time.time(), lease_owner=None, lease_expires_at=None,
                 updated_at=utcnow()).execution_options(synchronize_session=False)))
             if done == 1:
-                if record is not None:
-                    record(session)
+                self._audit(session, "job.retry", principal, job_id)
                 if session.get_bind().dialect.name == "postgresql":
                     session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
         if done != 1:
@@ -324,17 +338,18 @@ class JobQueue:
             raise Conflict(f"job {job_id} is {job.status}: only a dead or canceled job is retried")
         return self.get(job_id)
 
-    def cancel(self, job_id: int, record: Callable[[Session], object] | None = None) -> JobView:
+    def cancel(self, principal: Principal, job_id: int) -> JobView:
         """Cancel a queued or running job (a running attempt finishes, but its outcome is not recorded and
-        it is not retried); ``record`` (the audit) writes in the same transaction. Raises NotFound, or
-        Conflict for a job already finished."""
+        it is not retried), audited ``job.cancel`` in the same transaction. Raises Forbidden (not an admin),
+        NotFound, or Conflict for a job already finished."""
+        self._admin(principal)
         with self.db.session() as session:
             done = rowcount(session.execute(update(Job).where(
                 Job.id == job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])).values(
                 status=JobStatus.CANCELED, lease_owner=None, lease_expires_at=None, updated_at=utcnow())
                 .execution_options(synchronize_session=False)))
-            if done == 1 and record is not None:
-                record(session)
+            if done == 1:
+                self._audit(session, "job.cancel", principal, job_id)
         if done != 1:
             job = self.get(job_id)
             raise Conflict(f"job {job_id} is {job.status}: only a queued or running job is canceled")

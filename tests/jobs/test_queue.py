@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from support import start_server
 
+from strongroom.cli.context import OPERATOR
 from strongroom.enums import JobStatus
 from strongroom.jobs import ClaimedJob, JobFailed, JobQueue, enqueue
 from strongroom.jobs.queue import ScheduleSpec, backoff
@@ -230,7 +231,7 @@ def test_readyz_reports_a_stuck_queue_and_metrics_its_depth(fresh, tmp_path):
             age = float(next(line.split()[1] for line in metrics.splitlines()
                              if line.startswith("strongroom_jobs_oldest_due_seconds ")))
             assert 10 <= age < 60
-            srv.core.jobs.cancel(old)
+            srv.core.jobs.cancel(OPERATOR, old)
             assert client.get("/readyz").json()["jobs"] == "ok"
             assert "strongroom_jobs_due 0.0" in client.get("/metrics").text
     finally:
@@ -247,6 +248,26 @@ def test_enqueue_refuses_a_bad_kind_or_payload(make_core):
         with pytest.raises(ValidationFailed), core.db.session() as session:
             enqueue(session, args["kind"], args.get("payload"), max_attempts=args.get("max_attempts", 5))
     assert core.jobs.list() == []
+
+
+def test_retry_and_cancel_are_the_admins_and_audited_in_the_capability(make_core):
+    """Every surface (CLI, console) gets the same rule: only an admin retries or cancels, audited once."""
+    from support.services import new_user
+
+    from strongroom.errors import Forbidden
+
+    core = make_core()
+    with core.db.session() as session:
+        job_id = enqueue(session, "k", {})
+    for act in (core.jobs.cancel, core.jobs.retry):
+        with pytest.raises(Forbidden):
+            act(new_user(core), job_id)
+    assert core.jobs.get(job_id).status == JobStatus.QUEUED
+    assert core.jobs.cancel(OPERATOR, job_id).status == JobStatus.CANCELED
+    assert core.jobs.retry(OPERATOR, job_id).status == JobStatus.QUEUED
+    core.audit.flush_refusals()
+    actions = [e.action for e in core.audit.list(OPERATOR, limit=50).items if e.target == f"job:{job_id}"]
+    assert sorted(actions) == ["job.cancel", "job.retry"]
 
 
 @pytest.mark.parametrize("mode", ["inline", "off"])
