@@ -67,12 +67,7 @@ DONE = {
     "are ended.", "level_set": "Usage level changed.", "user_deleted": "User deleted.",
     "signed_out": "You are signed out.", "job_retry": "Job queued again.", "job_cancel": "Job canceled.",
 }
-STATUS_WORDS = {s.value: s.value for s in AccountStatus}
 JOB_STATUSES = [s.value for s in JobStatus]
-
-
-class Forbidden403(Exception):
-    """A form without its CSRF token."""
 
 
 @dataclass
@@ -149,7 +144,7 @@ class Pages:
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         done = DONE.get(request.query_params.get("done", ""))
         html = self.env.get_template(template).render(
-            base=PATH, done=done, statuses=STATUS_WORDS, request_path=request.url.path, **context)
+            base=PATH, done=done, request_path=request.url.path, **context)
         return HTMLResponse(html, status_code=status)
 
     def page(self, request: Request, visit: Visit, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -221,10 +216,15 @@ class Pages:
                 if error is None:
                     raise
                 response = self.error_page(request, visit, error)
-            if visit.renewed is not None:
-                self.session_cookie(request, response, visit.seed, visit.renewed)
-            return response
+            return self.keep(visit, response)
         return endpoint
+
+    def keep(self, visit: Visit, response: Response) -> Response:
+        """Return ``response`` carrying the session's new cookie when the visit refreshed it (every answer to
+        a signed-in visit must: the old refresh token is spent, and sending it again ends the session)."""
+        if visit.renewed is not None:
+            self.session_cookie(visit.request, response, visit.seed, visit.renewed)
+        return response
 
     def refused(self, request: Request) -> Response:
         return self.render(request, "refused.html", 403, principal=None, csrf="")
@@ -238,8 +238,9 @@ class Pages:
     # --- sign-in -------------------------------------------------------------------------------
 
     async def sign_in_page(self, request: Request) -> Response:
-        if await self.visit(request) is not None:
-            return self.redirect("/accounts")
+        visit = await self.visit(request)
+        if visit is not None:
+            return self.keep(visit, self.redirect("/accounts"))
         seed = request.cookies.get(SIGN_IN_COOKIE) or backend.new_seed()
         response = self.render(request, "sign_in.html", principal=None,
                                csrf=backend.csrf_token(self.core(request), seed), username="", error=None)
@@ -278,7 +279,8 @@ class Pages:
         return response
 
     async def home(self, request: Request) -> Response:
-        return self.redirect("/accounts" if await self.visit(request) else "/sign-in")
+        visit = await self.visit(request)
+        return self.redirect("/sign-in") if visit is None else self.keep(visit, self.redirect("/accounts"))
 
     # --- exchange accounts ---------------------------------------------------------------------
 
@@ -621,7 +623,7 @@ class Pages:
         visit = await self.visit(request)
         if visit is None:
             return self.to_sign_in(request)
-        return self.error_page(request, visit, NotFound("There is no such page."))
+        return self.keep(visit, self.error_page(request, visit, NotFound("There is no such page.")))
 
 
 # --------------------------------------------------------------------------- form helpers

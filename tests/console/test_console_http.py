@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import httpx
-from conftest import CSRF, Console, csrf_of
+import pytest
+from conftest import Console, csrf_of
 from support import ROOT, start_server
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -104,6 +105,28 @@ def test_an_expired_access_token_is_refreshed_and_the_cookie_renewed(console: Co
     renewed = client.cookies["sr_console"].split(".")
     assert renewed[0] == seed and renewed[1] != access  # same CSRF seed, new tokens
     assert csrf_of(answer.text)
+
+
+@pytest.mark.parametrize("path", ["/console/no-such-page", "/console/", "/console/sign-in"])
+def test_every_answer_to_a_renewed_visit_carries_the_new_cookie(console: Console, path: str) -> None:
+    """A page that is not a signed-in handler (404, the home and sign-in redirects) still hands back the
+    renewed tokens: the old refresh token is spent, and sending it again would end the session."""
+    from sqlalchemy import update
+
+    from strongroom.db import utcnow
+    from strongroom.models import AuthSession
+
+    client = console.signed_in(*console.user())
+    _, access, _ = client.cookies["sr_console"].split(".")
+    core = console.server.core
+    with core.db.session() as session:  # type: ignore[attr-defined]
+        session.execute(update(AuthSession).where(AuthSession.access_hash == core.hasher.token(access))  # type: ignore[attr-defined]
+                        .values(access_expires_at=utcnow()))
+    core.sessions._forget([core.hasher.token(access)])  # type: ignore[attr-defined]
+    client.get(path, follow_redirects=False)
+    assert client.cookies["sr_console"].split(".")[1] != access
+    # the next page, sent with the cookie just set, is still signed in
+    assert client.get("/console/keys").status_code == 200
 
 
 def test_secure_cookie_with_an_https_public_url(console: Console, tmp_path: Path) -> None:
@@ -225,7 +248,6 @@ def test_no_inline_script_or_style_in_the_templates() -> None:
         assert not re.search(r"<script(?![^>]*\bsrc=)", text), template.name
         assert not re.search(r"\sstyle=|<style", text), template.name
         assert not re.search(r"\son[a-z]+=", text), template.name
-    assert CSRF.pattern
 
 
 def test_every_list_pages(console: Console) -> None:
