@@ -151,11 +151,17 @@ class StrongroomAuth:
         except httpx.HTTPError as exc:
             log.warning("strongroom verify unreachable: %s", type(exc).__name__)
             return None
+        if response.status_code == 422:  # what the client sent cannot be a credential (too long, bad bytes)
+            return {"valid": False, "reason": "unknown_key"}
         if response.status_code != 200:
             log.error("strongroom verify answered %d (is the verify key valid, with the verify scope?)",
                       response.status_code)
             return None
-        verdict: dict[str, Any] = response.json()
+        try:
+            verdict: dict[str, Any] = response.json()
+        except ValueError:
+            log.error("strongroom verify answered 200 without a JSON verdict (is the endpoint right?)")
+            return None
         return verdict
 
     @staticmethod

@@ -132,6 +132,13 @@ def test_the_positive_cache_is_short_and_refusals_are_not_cached(server, client,
     assert asyncio.run(run()) == [200, 200, 401, 200]
 
 
+def test_a_credential_that_cannot_be_one_is_the_clients_refusal_not_an_outage(server, verify_key):
+    """A header the verify API refuses as malformed (422: too long) is the client's 401, never a 503."""
+    auth = StrongroomAuth(echo, url=server.url, verify_key=verify_key)
+    (answer,) = call(auth, [("GET", "/a", {"X-API-Key": "sr_" + "A" * 9000}, b"")])
+    assert (answer.status_code, answer.json()) == (401, {"error": "unknown_key"})
+
+
 def test_an_unreachable_strongroom_fails_closed(server, verify_key):
     from support import free_port
 
