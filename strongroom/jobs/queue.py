@@ -171,6 +171,7 @@ class JobQueue:
         self.db = db
         self.holder = holder or process_holder()
         self.audit = audit  # retry and cancel are audited through it (in the transaction of the change)
+        self._known_schedules: set[str] = set()  # schedules whose row exists
         self.sqlite = db.engine.dialect.name == "sqlite"
 
     @contextmanager
@@ -255,12 +256,15 @@ class JobQueue:
         now = time.time() if now is None else now
         fired = []
         for spec in specs:
-            try:
-                with self.db.session() as session:
-                    session.execute(insert(Schedule).values(name=spec.name, kind=spec.kind,
-                                                            interval_seconds=spec.interval, next_run_at=now))
-            except IntegrityError:
-                pass  # it exists (somebody made it first)
+            if spec.name not in self._known_schedules:  # the row is made once, not tried on every poll
+                try:
+                    with self.db.session() as session:
+                        if session.get(Schedule, spec.name) is None:
+                            session.execute(insert(Schedule).values(name=spec.name, kind=spec.kind,
+                                                                    interval_seconds=spec.interval, next_run_at=now))
+                except IntegrityError:
+                    pass  # somebody made it first
+                self._known_schedules.add(spec.name)
             with self.db.session() as session:
                 row = session.get(Schedule, spec.name)
                 if row is None or row.next_run_at > now:
