@@ -99,3 +99,30 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     DEAD = "dead"  # failed its last attempt (dead letter)
     CANCELED = "canceled"
+
+
+class EventType(StrEnum):
+    """What happened (``strongroom.events``): the ``type`` of an event and of a webhook delivery.
+    ``master_key.rotated`` is admin-only: it goes only to admins and to endpoints an admin created."""
+
+    API_KEY_CREATED = "api_key.created"
+    API_KEY_REVOKED = "api_key.revoked"
+    API_KEY_ROLLED = "api_key.rolled"
+    API_KEY_EXPIRING = "api_key.expiring"
+    API_KEY_EXPIRED = "api_key.expired"
+    API_KEY_FAILURE_BUDGET_EXHAUSTED = "api_key.failure_budget_exhausted"
+    EXCHANGE_ACCOUNT_CONNECTED = "exchange_account.connected"
+    EXCHANGE_ACCOUNT_INVALIDATED = "exchange_account.invalidated"
+    EXCHANGE_ACCOUNT_SUSPENDED = "exchange_account.suspended"
+    EXCHANGE_ACCOUNT_DISCONNECTED = "exchange_account.disconnected"
+    BALANCES_CHANGED = "balances.changed"
+    MASTER_KEY_ROTATED = "master_key.rotated"
+    WEBHOOK_DISABLED = "webhook.disabled"  # an endpoint failing for days (or answering 410) was turned off
+    WEBHOOK_TEST = "webhook.test"  # POST /v1/webhooks/{id}/test: delivered to that endpoint only
+    ORDER_CREATED = "order.created"
+    ORDER_FILLED = "order.filled"
+    ORDER_CANCELED = "order.canceled"
+    ORDER_REJECTED = "order.rejected"
+
+
+ADMIN_ONLY_EVENTS = frozenset({EventType.MASTER_KEY_ROTATED})

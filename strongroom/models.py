@@ -28,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from strongroom.db import Base, utcnow
-from strongroom.enums import AccountStatus, CredentialStatus, JobStatus, KeyKind, UsageLevel
+from strongroom.enums import AccountStatus, CredentialStatus, EventType, JobStatus, KeyKind, UsageLevel
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -333,3 +333,27 @@ class Schedule(Base):
     next_run_at: Mapped[float] = mapped_column(Float)  # epoch seconds
     last_fired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_fired_by: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the scheduler that took it
+
+
+class Event(Base):
+    """One thing that happened (``strongroom.events``), written in the transaction of the change itself
+    (an outbox: the event exists if and only if the change committed). ``public_id`` (``evt_...``) is what
+    clients and webhook receivers see (the Standard Webhooks ``webhook-id``); ``id`` orders events and
+    is the cursor. ``user_id`` is the owner whose event it is (None: the deployment's, admins only);
+    ``admin_only`` events are shown to admins only. ``data`` never holds a secret."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[EventType] = mapped_column(EnumText(EventType, 64))
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    admin_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_events_user_id_id", "user_id", "id"),
+        Index("ix_events_type_id", "type", "id"),
+        NEVER_REUSED,
+    )

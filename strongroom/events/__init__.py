@@ -1,0 +1,80 @@
+"""Events: what happened, written in the same transaction as the change (an outbox).
+
+:func:`record` adds an event in the CALLER's session: the event exists if and only if the caller's
+transaction commits, so a revoked key always has its ``api_key.revoked`` and a rolled-back change
+has none. Listeners registered with :func:`on_record` (the webhooks capability: one fan-out job)
+run inside the same session, so what they write commits or rolls back with the event.
+
+An event's ``data`` is a JSON object describing the subject (ids, names, statuses, times): never a
+secret, never a library's error text.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from strongroom.db import utcnow
+from strongroom.enums import ADMIN_ONLY_EVENTS, EventType
+from strongroom.models import Event
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as written: what :func:`record` returns and listeners receive."""
+
+    id: int
+    public_id: str
+    type: EventType
+    user_id: int | None
+    admin_only: bool
+    data: dict[str, Any]
+    created_at: datetime
+
+
+Listener = Callable[[Session, RecordedEvent], None]
+_listeners: list[Listener] = []
+
+
+def on_record(listener: Listener) -> None:
+    """Call ``listener(session, event)`` for every event recorded from now on, in the recording
+    transaction (idempotent: a listener registered twice runs once)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def new_public_id() -> str:
+    """Return a fresh event id, ``evt_`` and 24 hex digits."""
+    return "evt_" + secrets.token_hex(12)
+
+
+def record(session: Session, type: EventType, *, user_id: int | None, data: dict[str, Any] | None = None,
+           admin_only: bool | None = None) -> RecordedEvent:
+    """Add an event of ``type`` for ``user_id`` in ``session``'s transaction; return it.
+
+    ``admin_only`` defaults to whether ``type`` is an admin-only type (``master_key.rotated``).
+    ``data`` must be JSON and hold no secret.
+    """
+    event = RecordedEvent(
+        id=0, public_id=new_public_id(), type=EventType(type), user_id=user_id,
+        admin_only=(type in ADMIN_ONLY_EVENTS) if admin_only is None else admin_only,
+        data=dict(data or {}), created_at=utcnow(),
+    )
+    event_id = session.execute(insert(Event).values(
+        public_id=event.public_id, type=event.type, user_id=event.user_id, admin_only=event.admin_only,
+        data=event.data, created_at=event.created_at,
+    ).returning(Event.id)).scalar_one()
+    event = RecordedEvent(int(event_id), event.public_id, event.type, event.user_id, event.admin_only,
+                          event.data, event.created_at)
+    for listener in tuple(_listeners):
+        listener(session, event)
+    return event
+
+
+__all__ = ["EventType", "Listener", "RecordedEvent", "new_public_id", "on_record", "record"]
