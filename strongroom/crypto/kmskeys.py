@@ -33,6 +33,9 @@ RETIRED = "alias/strongroom-retired-kek-v{}"
 PEPPER = "alias/strongroom-pepper"
 _VERSION = re.compile(r"^alias/strongroom-kek-v([1-9][0-9]*)$")
 _REFRESH_SECONDS = 10.0
+# Refusals that come from the state of a key or of the server's grants, not from the request: see _call
+_REFUSALS = frozenset({"DisabledException", "KMSInvalidStateException", "NotFoundException", "AccessDeniedException",
+                       "InvalidGrantTokenException"})
 
 for _name in ("botocore", "boto3"):  # their INFO lines ("Found credentials in ...") are noise in our logs
     if logging.getLogger(_name).level == logging.NOTSET:
@@ -65,8 +68,14 @@ class KmsKeyStore:
         self._has_pepper: bool | None = None
         self._refresh(force=True)
 
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        """Call KMS; a fault reaching it is KeyringError (one line, no secret)."""
+    def _call(self, operation: str, *, serving: bool = False, **kwargs: Any) -> Any:
+        """Call KMS; a fault reaching it is KeyringError (one line, no secret).
+
+        ``serving``: the call seals or opens a record (or hashes a token) for a request. KMS refusing it
+        because of the key's state or the server's permissions (a disabled or deleted key, a revoked
+        grant) is then KeySourceUnavailable: the request gets a 503 with Retry-After and readiness
+        fails, until the operator mends the key; never a 500.
+        """
         try:
             return getattr(self._client, operation)(**kwargs)
         except ClientError as exc:
@@ -76,6 +85,8 @@ class KmsKeyStore:
             if code in ("ThrottlingException", "KMSInternalException", "DependencyTimeoutException",
                         "KeyUnavailableException", "ServiceUnavailable", "InternalFailure"):
                 raise KeySourceUnavailable(f"AWS KMS cannot serve {operation} now: {code}") from None
+            if serving and code in _REFUSALS:
+                raise KeySourceUnavailable(f"AWS KMS refused {operation}: {code}") from None
             raise KeyringError(f"AWS KMS refused {operation}: {code or 'error'}") from None
         except BotoCoreError as exc:
             raise KeySourceUnavailable(f"AWS KMS cannot be reached ({type(exc).__name__})") from None
@@ -120,12 +131,12 @@ class KmsKeyStore:
         return version in self.explicit or version in self._aliases
 
     def wrap(self, version: int, dek: bytes, aad: bytes) -> bytes:
-        blob: bytes = self._call("encrypt", KeyId=self._key(version), Plaintext=dek,
+        blob: bytes = self._call("encrypt", serving=True, KeyId=self._key(version), Plaintext=dek,
                                  EncryptionContext=_context(aad))["CiphertextBlob"]
         return blob
 
     def unwrap(self, version: int, wrapped: bytes, aad: bytes) -> bytes:
-        dek: bytes = self._call("decrypt", KeyId=self._key(version), CiphertextBlob=wrapped,
+        dek: bytes = self._call("decrypt", serving=True, KeyId=self._key(version), CiphertextBlob=wrapped,
                                 EncryptionContext=_context(aad))["Plaintext"]
         return dek
 
@@ -139,7 +150,7 @@ class KmsKeyStore:
         return self._has_pepper
 
     def mac(self, data: bytes) -> bytes:
-        digest: bytes = self._call("generate_mac", KeyId=self.mac_key_id, Message=data,
+        digest: bytes = self._call("generate_mac", serving=True, KeyId=self.mac_key_id, Message=data,
                                    MacAlgorithm="HMAC_SHA_256")["Mac"]
         return digest
 

@@ -157,8 +157,8 @@ class KeySourceIncomplete(Exception):
         self.missing = dict(missing)
         said = ", ".join(f"version {v} ({records(n)})" for v, n in sorted(self.missing.items()))
         super().__init__(f"the master key source lacks {said} that the database uses: restore the key file "
-                         "(or STRONGROOM_MASTER_KEYS) that holds it; nothing sealed under it can be opened "
-                         "until then")
+                         "(or STRONGROOM_MASTER_KEYS), or the HSM token's or AWS KMS's key, that holds it; nothing "
+                         "sealed under it can be opened until then")
 
 
 def _unavailable(exc: KeySourceUnavailable) -> ServiceUnavailable:

@@ -93,6 +93,23 @@ def test_the_kms_store_binds_the_aad_and_keeps_the_pepper(kms: MotoKms) -> None:
                        mac_key_id=None).versions() == [1]
 
 
+def test_a_kms_key_refusing_to_serve_is_unavailable_not_an_error(kms: MotoKms) -> None:
+    """KMS refusing to seal or open because of the key's state (here: a key named in
+    STRONGROOM_AWS_KMS_KEYS that KMS no longer has, NotFoundException; a disabled key or a revoked grant
+    are the same case, which moto does not imitate) is KeySourceUnavailable, which every surface
+    answers with 503 and Retry-After, never a 500."""
+    from strongroom.crypto.keyring import KeyChain, KeySourceUnavailable
+    from strongroom.crypto.kmskeys import KmsKeyStore
+
+    gone = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+    store = KmsKeyStore(region="us-east-1", endpoint_url=kms.url, explicit={1: gone}, key_id=None, mac_key_id=None)
+    chain = KeyChain(store)
+    with pytest.raises(KeySourceUnavailable, match="NotFoundException"):
+        chain.wrap(b"d" * 32, b"api-key|k|1")
+    with pytest.raises(KeySourceUnavailable, match="NotFoundException"):
+        chain.unwrap(1, b"x" * 64, b"api-key|k|1")
+
+
 def test_file_to_kms_online_then_kms_alone(fresh, mock_exchange, kms: MotoKms, tmp_path: Path) -> None:
     mock = Mock(mock_exchange)
     base = {"data_dir": fresh.data_dir, "database_url": fresh.url,
