@@ -49,6 +49,14 @@ def _context(aad: bytes) -> dict[str, str]:
         return {"strongroom": "b64:" + base64.b64encode(aad).decode()}
 
 
+class _Refused(KeyringError):
+    """KMS answered with a refusal; ``code`` is its error code."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class KmsKeyStore:
     """Master key versions and the pepper in AWS KMS (see the module's docstring)."""
 
@@ -68,14 +76,22 @@ class KmsKeyStore:
         self._has_pepper: bool | None = None
         self._refresh(force=True)
 
-    def _call(self, operation: str, *, serving: bool = False, **kwargs: Any) -> Any:
-        """Call KMS; a fault reaching it is KeyringError (one line, no secret).
+    def _serve(self, operation: str, **kwargs: Any) -> Any:
+        """Call KMS to seal or open a record (or hash a token) for a request, like :meth:`_call`, except that
+        KMS refusing for the key's state or the server's permissions (a disabled or deleted key, a revoked
+        grant) is KeySourceUnavailable: the request gets a 503 with Retry-After and readiness fails, until the
+        operator mends the key; never a 500."""
+        try:
+            return self._call(operation, **kwargs)
+        except KeySourceUnavailable:
+            raise
+        except _Refused as exc:
+            if exc.code in _REFUSALS:
+                raise KeySourceUnavailable(str(exc)) from None
+            raise
 
-        ``serving``: the call seals or opens a record (or hashes a token) for a request. KMS refusing it
-        because of the key's state or the server's permissions (a disabled or deleted key, a revoked
-        grant) is then KeySourceUnavailable: the request gets a 503 with Retry-After and readiness
-        fails, until the operator mends the key; never a 500.
-        """
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        """Call KMS; a fault reaching it is KeyringError (one line, no secret)."""
         try:
             return getattr(self._client, operation)(**kwargs)
         except ClientError as exc:
@@ -85,9 +101,7 @@ class KmsKeyStore:
             if code in ("ThrottlingException", "KMSInternalException", "DependencyTimeoutException",
                         "KeyUnavailableException", "ServiceUnavailable", "InternalFailure"):
                 raise KeySourceUnavailable(f"AWS KMS cannot serve {operation} now: {code}") from None
-            if serving and code in _REFUSALS:
-                raise KeySourceUnavailable(f"AWS KMS refused {operation}: {code}") from None
-            raise KeyringError(f"AWS KMS refused {operation}: {code or 'error'}") from None
+            raise _Refused(f"AWS KMS refused {operation}: {code or 'error'}", code) from None
         except BotoCoreError as exc:
             raise KeySourceUnavailable(f"AWS KMS cannot be reached ({type(exc).__name__})") from None
 
@@ -131,12 +145,12 @@ class KmsKeyStore:
         return version in self.explicit or version in self._aliases
 
     def wrap(self, version: int, dek: bytes, aad: bytes) -> bytes:
-        blob: bytes = self._call("encrypt", serving=True, KeyId=self._key(version), Plaintext=dek,
+        blob: bytes = self._serve("encrypt", KeyId=self._key(version), Plaintext=dek,
                                  EncryptionContext=_context(aad))["CiphertextBlob"]
         return blob
 
     def unwrap(self, version: int, wrapped: bytes, aad: bytes) -> bytes:
-        dek: bytes = self._call("decrypt", serving=True, KeyId=self._key(version), CiphertextBlob=wrapped,
+        dek: bytes = self._serve("decrypt", KeyId=self._key(version), CiphertextBlob=wrapped,
                                 EncryptionContext=_context(aad))["Plaintext"]
         return dek
 
@@ -150,7 +164,7 @@ class KmsKeyStore:
         return self._has_pepper
 
     def mac(self, data: bytes) -> bytes:
-        digest: bytes = self._call("generate_mac", serving=True, KeyId=self.mac_key_id, Message=data,
+        digest: bytes = self._serve("generate_mac", KeyId=self.mac_key_id, Message=data,
                                    MacAlgorithm="HMAC_SHA_256")["Mac"]
         return digest
 
