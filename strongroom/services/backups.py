@@ -190,6 +190,8 @@ def restore(url: str, keys: KeyChain, path: Path) -> dict[str, Any]:
         raise BadRequest(f"the backup is of a {manifest['database']} database; the configured one is not")
     if target is not None:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # a new database file is owner-only before a byte is written (sealed secrets, key hashes)
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600))
         with sqlite3.connect(file) as src, sqlite3.connect(target) as dst:
             src.backup(dst)  # replaces every page under SQLite's own locks
         src.close()

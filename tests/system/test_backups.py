@@ -80,6 +80,7 @@ def test_a_live_sqlite_backup_under_writes_restores_every_committed_row(fresh, m
     assert before <= restored, sorted(before - restored)[:5]  # every row committed before the backup began
     assert restored <= everything  # and only committed rows
     assert len(restored) == manifest["key_versions"][0]["records"]
+    assert (tmp_path / "restored.db").stat().st_mode & 0o777 == 0o600  # owner-only, like the server's own file
     # the restored database opens with the same key file: every credential decrypts
     from strongroom.models import ExchangeAccount
 
