@@ -231,7 +231,8 @@ class KmsKeyStore:
         self._refresh(force=True)
 
     def check(self) -> None:
-        self._refresh(force=True)
+        # One KMS call per readiness probe (the current key's state); the aliases are listed again only on
+        # their own cadence (_REFRESH_SECONDS), as every other call does.
         held = self.versions()
         if held:
             self._call("describe_key", KeyId=self._key(held[-1]))
