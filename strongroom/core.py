@@ -17,7 +17,7 @@ from strongroom.crypto.envelope import DekCache, Envelope
 from strongroom.crypto.keyring import KeyChain, KeyringError
 from strongroom.crypto.providers import build_keys, initialise
 from strongroom.crypto.tokens import Hasher
-from strongroom.datastore import tighten
+from strongroom.datastore import hashed_records, tighten
 from strongroom.db import Database
 from strongroom.exchanges.catalogue import Catalogue, get_catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
@@ -87,6 +87,12 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
             raise KeyringError(f"the {settings.key_provider} key source holds no master key version, but records "
                                f"are sealed under version(s) {', '.join(map(str, sorted(used)))}: configure the "
                                "key source that holds them (or run 'strongroom master-key migrate' with it)")
+        if not any(store.has_pepper() for store in keys.stores):
+            hashed = hashed_records(settings.effective_database_url)
+            if hashed:  # a new pepper would silently orphan every API key and session
+                raise KeyringError(f"the {settings.key_provider} key source holds no pepper, but the database holds "
+                                   f"{hashed} API key(s) and session(s) hashed with one: configure the key source "
+                                   "that holds it (or run 'strongroom master-key migrate' with it)")
         initialise(keys)
     hasher = Hasher(keys.mac)
     catalogue = get_catalogue()

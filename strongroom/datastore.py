@@ -178,6 +178,22 @@ def sealed_records(url: str) -> int:
     return accounts + credentials + keys + sessions
 
 
+def hashed_records(url: str) -> int:
+    """Return how many rows were hashed with the pepper: API keys and sessions (a new pepper orphans them)."""
+    from strongroom.models import ApiKey, AuthSession
+
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            keys = conn.scalar(select(func.count()).select_from(ApiKey)) or 0
+            sessions = conn.scalar(select(func.count()).select_from(AuthSession)) or 0
+    except DBAPIError as exc:
+        raise _unreachable(url, exc) from None
+    finally:
+        engine.dispose()
+    return keys + sessions
+
+
 def _lost_key(path: Path, count: int) -> DataError:
     return DataError(f"the master key file {path} is missing, but the database holds {count} record{'s' if count != 1 else ''} sealed "
                      "with a master key: restore the file from your backup (or point STRONGROOM_DATA_DIR or "

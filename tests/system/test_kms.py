@@ -213,3 +213,23 @@ def test_serve_refuses_an_hsm_it_cannot_reach(fresh, tmp_path: Path) -> None:
     assert [line for line in refused.stderr.splitlines() if line.startswith("error:")] == [said], refused.stderr
     assert "Traceback" not in refused.stderr
     assert token.pin not in refused.stderr
+
+
+def test_a_fresh_kms_with_keys_hashed_under_another_pepper_is_refused(fresh, make_core, kms: MotoKms,
+                                                                      tmp_path: Path) -> None:
+    """Only bearer keys (nothing sealed) were made under the key file; the file is moved away and a fresh KMS
+    configured. A new pepper would make every one of those keys fail to verify, silently: the core refuses
+    in one line instead, and KMS is left untouched (no version, no pepper made)."""
+    from support.services import new_user
+
+    from strongroom.crypto.keyring import KeyringError
+
+    core = make_core()
+    principal = new_user(core)
+    core.api_keys.create(principal, name="b", kind="bearer")
+    core.close()
+    (fresh.data_dir / "master.key").rename(tmp_path / "old-master.key")
+    with pytest.raises(KeyringError, match=r"holds no pepper, but the database holds \d+ API key\(s\) and session"):
+        make_core(key_provider="aws-kms", aws_kms_endpoint_url=kms.url, aws_kms_region="us-east-1")
+    assert not kms.client().list_aliases()["Aliases"] or not any(
+        a["AliasName"].startswith("alias/strongroom-") for a in kms.client().list_aliases()["Aliases"])
