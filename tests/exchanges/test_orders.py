@@ -133,17 +133,17 @@ def test_cancel_and_cancel_all(mock: Mock, settings: Settings, venue: str, info:
     specs = [limit("buy", "0.01", "40000"), limit("buy", "0.02", "41000"), limit("sell", "0.03", "60000")]
 
     async def body(gateway: ExchangeGateway) -> tuple[OrderState, OrderState, list[OrderState], list[OrderState],
-                                                       Any]:
+                                                       Any, list[OrderState]]:
         placed = [await gateway.create_order(info, funded, spec) for spec in specs]
         first = await gateway.cancel_order(info, funded, SYMBOL, placed[0].exchange_order_id)
         again = await gateway.cancel_order(info, funded, SYMBOL, placed[0].exchange_order_id)  # closed already
         # cancel-all: every open order, one cancel each
         rest = [await gateway.cancel_order(info, funded, SYMBOL, o.exchange_order_id)
                 for o in await gateway.fetch_open_orders(info, funded, SYMBOL)]
-        return first, again, rest, await gateway.fetch_open_orders(info, funded), await balances(gateway, info,
-                                                                                               funded)
+        return (first, again, rest, await gateway.fetch_open_orders(info, funded),
+                await balances(gateway, info, funded), await gateway.fetch_closed_orders(info, funded, SYMBOL))
 
-    first, again, rest, still_open, wallet = run_with(settings, body)
+    first, again, rest, still_open, wallet, closed = run_with(settings, body)
     assert (first.status, first.client_order_id, first.filled) == ("canceled", specs[0].client_order_id, 0)
     assert (again.status, again.exchange_order_id) == ("canceled", first.exchange_order_id)
     assert sorted((o.client_order_id, o.status) for o in rest) == sorted(
@@ -151,6 +151,8 @@ def test_cancel_and_cancel_all(mock: Mock, settings: Settings, venue: str, info:
     assert still_open == []
     assert wallet == {"BTC": (D(1), 0), "USDT": (D(10000), 0)}  # every lock released
     assert {o["status"] for o in mock.orders(venue, funded["api_key"])} == {"canceled"}
+    assert sorted((o.client_order_id, o.status) for o in closed) == sorted(
+        (s.client_order_id, "canceled") for s in specs)  # canceled orders are closed ones too, on both venues
 
 
 def test_cancelling_an_order_the_venue_does_not_know_is_not_found(mock: Mock, settings: Settings,
