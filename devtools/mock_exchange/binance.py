@@ -1,4 +1,4 @@
-"""Binance: spot, cross-margin and USD-M futures balances, key restrictions, markets and 24 h tickers.
+"""Binance: spot, cross-margin and USD-M futures balances, key restrictions, markets, 24 h tickers and spot orders.
 
 Private endpoints check ``X-MBX-APIKEY`` and the HMAC-SHA256 ``signature`` over the query string,
 and the ``timestamp`` against ``recvWindow``, with Binance's own error codes.

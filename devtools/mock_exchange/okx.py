@@ -1,4 +1,4 @@
-"""OKX: trading and funding balances, account config (the key's ``perm``), spot instruments and tickers.
+"""OKX: trading and funding balances, account config (the key's ``perm``), spot instruments, tickers and orders.
 
 Private endpoints check the ``OK-ACCESS-*`` headers: base64 HMAC-SHA256 over timestamp + method +
 path?query + body, the passphrase, and a 30 s timestamp window, with OKX's own error codes.

@@ -1,7 +1,9 @@
 """The exchange gateway: every live exchange call of the process goes through one ``ExchangeGateway``.
 
-Used by credential validation (``validate``) and by balances (``fetch_balance``, ``fetch_tickers``,
-``fetch_prices``). All methods are coroutines run on the caller's event loop: no thread is held
+Used by credential validation (``validate``), by balances (``fetch_balance``, ``fetch_tickers``,
+``fetch_prices``) and by trading (``market_rules``, ``create_order``, ``fetch_order``, ``cancel_order``,
+``fetch_open_orders``, ``fetch_closed_orders``: see ``strongroom.exchanges.orders``; spot markets of the
+venues whose ``Venue.trading`` is set, Binance and the OKX family). All methods are coroutines run on the caller's event loop: no thread is held
 for a call (only building a ccxt client, ~2 ms of CPU and no I/O, runs in a worker thread).
 
 Efficiency, per process:
