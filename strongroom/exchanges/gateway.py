@@ -253,7 +253,12 @@ class ExchangeGateway:
         venue.check_client_order_id(spec.client_order_id)
 
         async def place(exchange: Any) -> OrderState:
-            return await venue.create_order(exchange, spec)
+            try:
+                return await venue.create_order(exchange, spec)
+            except errors.DomainError:
+                raise  # refused before anything was sent (the market's rules)
+            except Exception as exc:  # noqa: BLE001 - classified by _placing: the order may have been sent
+                raise _PlacementFailed(exc) from None
 
         return await self._private_call(info, venue, credentials, place, cost=venue.create_requests, markets=True,
                                         label="create_order", classifier=_placing)
@@ -583,8 +588,19 @@ def _live_clients(state: _LoopState) -> list[_Client]:
     return [client for client in found if client is not None]
 
 
+class _PlacementFailed(Exception):
+    """What the placement itself raised (as opposed to what failed before it: a client, the markets, a slot)."""
+
+    def __init__(self, original: Exception) -> None:
+        super().__init__(type(original).__name__)
+        self.original = original
+
+
 def _placing(exc: BaseException, venue: str) -> errors.DomainError:
-    return classify_order(exc, venue, placing=True)
+    """Classify a ``create_order`` failure: a lost answer only if the placement itself failed."""
+    if isinstance(exc, _PlacementFailed):
+        return classify_order(exc.original, venue, placing=True)
+    return classify_order(exc, venue)
 
 
 def _check_spec(spec: OrderSpec) -> None:

@@ -305,10 +305,13 @@ def test_venues_without_trading_say_so_without_a_network_call(mock: Mock, settin
     assert mock.stats()["requests"] == 0
 
 
-def test_the_venue_is_down_for_a_read_is_unavailable(mock: Mock, settings: Settings, info: ExchangeInfo,
-                                                     funded: dict[str, str]) -> None:
-    run_with(settings, lambda g: g.market_rules(info, SYMBOL))
-    mock.mode("down")
+def test_the_venue_is_down_for_a_read_is_unavailable(mock: Mock, settings: Settings, venue: str,
+                                                     info: ExchangeInfo, funded: dict[str, str]) -> None:
+    mock.mode("down")  # a fresh gateway cannot even load the markets: nothing was sent, the outcome is known
+    with pytest.raises(errors.ExchangeUnavailable) as down:
+        run_with(settings, lambda g: g.create_order(info, funded, limit("buy", "0.01", "40000")))
+    assert down.value.retry_after == 5
+    assert mock.orders_created(venue, funded["api_key"]) == 0
     with pytest.raises(errors.ExchangeUnavailable):
         run_with(settings, lambda g: g.fetch_open_orders(info, funded, SYMBOL))
     mock.mode("rate_limited")  # refused before anything was placed: not an unknown outcome
