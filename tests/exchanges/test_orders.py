@@ -8,6 +8,7 @@ Every test uses a key of its own (``funded``): 1 BTC and 10,000 USDT free, BTC/U
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -225,6 +226,23 @@ def test_a_duplicate_client_order_id_is_refused_by_the_venue(mock: Mock, setting
         run_with(settings, lambda g: g.create_order(info, funded, limit("buy", "0.02", "41000", spec.client_order_id)))
     assert (caught.value.status, caught.value.code) == (400, "order_rejected")
     assert mock.orders_created(venue, funded["api_key"]) == 1
+
+
+def test_concurrent_placements_with_one_client_order_id_make_one_order(
+        mock: Mock, settings: Settings, venue: str, info: ExchangeInfo, funded: dict[str, str]) -> None:
+    mock.reset()
+    spec = limit("buy", "0.01", "40000")
+
+    async def body(gateway: ExchangeGateway) -> list[OrderState | BaseException]:
+        return list(await asyncio.gather(*(gateway.create_order(info, funded, spec) for _ in range(10)),
+                                         return_exceptions=True))
+
+    outcomes = run_with(settings, body)
+    placed = [o for o in outcomes if isinstance(o, OrderState)]
+    assert len(placed) == 1 and placed[0].client_order_id == spec.client_order_id
+    assert all(isinstance(o, errors.OrderRejected) for o in outcomes if o not in placed)
+    assert mock.orders_created(venue, funded["api_key"]) == 1
+    assert len(mock.orders(venue, funded["api_key"])) == 1
 
 
 def test_a_post_only_order_that_would_take_is_rejected(mock: Mock, settings: Settings, venue: str,
