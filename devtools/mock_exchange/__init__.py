@@ -58,12 +58,13 @@ Control endpoints (a test tool: never expose it; errors are 400 ``{"error": "...
   follow: every priced symbol is listed.
 * ``POST /_mock/behaviour`` ``{"mode": "normal"|"rate_limited"|"down"|"slow", "delay_seconds"?}``:
   ``rate_limited`` answers the venue's 429, ``down`` a bare 503, ``slow`` waits before answering.
-* ``POST /_mock/faults`` ``{"exchange", "fault": "lost_answer"|"insufficient_balance", "api_key"?,
+* ``POST /_mock/faults`` ``{"exchange", "fault": "lost_answer"|"insufficient_balance"|"read_unavailable", "api_key"?,
   "count"?: 1, "status"?: 503, "delay_seconds"?}`` arms a fault for the next ``count`` order placements
   (``null``: until cleared) of the venue (of one key): ``lost_answer`` places the order, then answers a
   bare ``status`` (ccxt raises a network error) or, with ``delay_seconds``, holds the answer that long
   (past the client's timeout); ``insufficient_balance`` refuses with the venue's insufficient-funds
-  error. ``{"clear": true}`` disarms every fault.
+  error; ``read_unavailable`` answers the next reads of one order (``GET`` order) a bare ``status``.
+  ``{"clear": true}`` disarms every fault.
 * ``POST /_mock/prices`` also fills the resting limit orders the new prices cross (``orders_filled``).
 * ``GET /_mock/orders?exchange=&api_key=``: every order the mock holds (status, filled, fee, ...).
 * ``GET /_mock/stats``: per venue ``requests``, ``private_requests``, ``valid_signatures``,

@@ -332,6 +332,9 @@ async def order(call: Call) -> Response:
     """/api/v3/order: POST places, GET queries (orderId or origClientOrderId), DELETE cancels."""
     if call.request.method == "POST":
         return await _new_order(call)
+    if call.request.method == "GET" and (
+            fault := engine.take_fault(call.state, "binance", call.account.api_key, "read_unavailable")) is not None:
+        return Response(status_code=fault.status, content=b"")
     params = await _params(call)
     symbol = _symbol(call, params)
     order_id = params.get("orderId")

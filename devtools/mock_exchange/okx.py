@@ -292,6 +292,8 @@ def _lookup(call: Call, params: dict[str, Any]) -> tuple[MockOrder | None, Respo
 @private
 async def get_order(call: Call) -> Response:
     """GET /api/v5/trade/order?instId=&ordId= (or clOrdId=): one order; 51603 if unknown."""
+    if (fault := engine.take_fault(call.state, "okx", call.account.api_key, "read_unavailable")) is not None:
+        return Response(status_code=fault.status, content=b"")
     found, error = _lookup(call, dict(call.request.query_params))
     if error is not None:
         return error

@@ -217,6 +217,22 @@ def test_a_lost_answer_is_outcome_unknown_and_the_order_exists_once(
     assert [o["client_order_id"] for o in mock.orders(venue, funded["api_key"])] == [spec.client_order_id]
 
 
+def test_okx_placed_but_not_read_back_is_the_order_as_sent(mock: Mock, settings: Settings) -> None:
+    """OKX answers a placement with ids only; when reading the order back fails, the placement still succeeded."""
+    info = CATALOGUE.get("okx")
+    funded = mock.new_key("okx", balances={"USDT": {"free": "10000"}})
+    mock.fault("okx", "read_unavailable")
+    spec = limit("buy", "0.01", "40000")
+    placed = run_with(settings, lambda g: g.create_order(info, funded, spec))
+    assert (placed.client_order_id, placed.status, placed.amount, placed.price, placed.filled) == (
+        spec.client_order_id, "open", D("0.01"), D(40000), 0)
+    assert placed.exchange_order_id == mock.orders("okx", funded["api_key"])[0]["order_id"]
+    mock.fault("okx", "read_unavailable")  # and a cancel whose read-back fails is still a cancel
+    canceled = run_with(settings, lambda g: g.cancel_order(info, funded, SYMBOL, placed.exchange_order_id))
+    assert (canceled.exchange_order_id, canceled.status) == (placed.exchange_order_id, "canceled")
+    assert mock.orders("okx", funded["api_key"])[0]["status"] == "canceled"
+
+
 def test_a_duplicate_client_order_id_is_refused_by_the_venue(mock: Mock, settings: Settings, venue: str,
                                                              info: ExchangeInfo, funded: dict[str, str]) -> None:
     mock.reset()
