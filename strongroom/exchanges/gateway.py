@@ -2,7 +2,7 @@
 
 Used by credential validation (``validate``), by balances (``fetch_balance``, ``fetch_tickers``,
 ``fetch_prices``) and by trading (``market_rules``, ``create_order``, ``fetch_order``, ``cancel_order``,
-``fetch_open_orders``, ``fetch_closed_orders``: see ``strongroom.exchanges.orders``; spot markets of the
+``cancel_all_orders``, ``fetch_open_orders``, ``fetch_closed_orders``: see ``strongroom.exchanges.orders``; spot markets of the
 venues whose ``Venue.trading`` is set, Binance and the OKX family). All methods are coroutines run on the caller's event loop: no thread is held
 for a call (only building a ccxt client, ~2 ms of CPU and no I/O, runs in a worker thread).
 
@@ -298,6 +298,24 @@ class ExchangeGateway:
 
         return await self._private_call(info, venue, credentials, cancel, cost=venue.cancel_requests, markets=True,
                                         label="cancel_order", classifier=classify_order)
+
+    async def cancel_all_orders(
+        self, info: ExchangeInfo, credentials: Mapping[str, str], symbol: str | None = None
+    ) -> list[OrderState]:
+        """Cancel every open order (of ``symbol``, else of every market), one ``cancel_order`` each; return
+        their states afterwards (orders that closed or vanished meanwhile are left out).
+
+        Stops at the first other failure, raising it as ``cancel_order`` does (the cancels before it stand).
+        """
+        done: list[OrderState] = []
+        for order in await self.fetch_open_orders(info, credentials, symbol):
+            try:
+                state = await self.cancel_order(info, credentials, order.symbol, order.exchange_order_id)
+            except errors.NotFound:
+                continue
+            if state.status == "canceled":
+                done.append(state)
+        return done
 
     async def fetch_open_orders(
         self, info: ExchangeInfo, credentials: Mapping[str, str], symbol: str | None = None

@@ -138,9 +138,7 @@ def test_cancel_and_cancel_all(mock: Mock, settings: Settings, venue: str, info:
         placed = [await gateway.create_order(info, funded, spec) for spec in specs]
         first = await gateway.cancel_order(info, funded, SYMBOL, placed[0].exchange_order_id)
         again = await gateway.cancel_order(info, funded, SYMBOL, placed[0].exchange_order_id)  # closed already
-        # cancel-all: every open order, one cancel each
-        rest = [await gateway.cancel_order(info, funded, SYMBOL, o.exchange_order_id)
-                for o in await gateway.fetch_open_orders(info, funded, SYMBOL)]
+        rest = await gateway.cancel_all_orders(info, funded)  # every open order, one cancel each
         return (first, again, rest, await gateway.fetch_open_orders(info, funded),
                 await balances(gateway, info, funded), await gateway.fetch_closed_orders(info, funded, SYMBOL))
 
