@@ -125,6 +125,7 @@ def test_a_market_order_fills_at_the_mock_price(mock: Mock, settings: Settings, 
     sold, wallet = run_with(settings, body)
     assert (sold.status, sold.type, sold.side, sold.filled, sold.average_price) == ("closed", "market", "sell",
                                                                                  D("0.2"), D(50000))
+    assert sold.price is None  # a market order has no limit price (Binance's ccxt order puts the fill price there)
     assert sold.fees == (("USDT", D(10)),)  # 0.1 % of 10,000 USDT, as the venue reports it
     assert wallet == {"BTC": (D("0.8"), 0), "USDT": (D(19990), 0)}
 
