@@ -10,5 +10,6 @@
 """
 
 from strongroom.exchanges.catalogue import Catalogue, ExchangeInfo, get_catalogue
+from strongroom.exchanges.orders import MarketRules, OrderSpec, OrderState
 
-__all__ = ["Catalogue", "ExchangeInfo", "get_catalogue"]
+__all__ = ["Catalogue", "ExchangeInfo", "MarketRules", "OrderSpec", "OrderState", "get_catalogue"]
