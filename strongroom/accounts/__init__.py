@@ -7,9 +7,9 @@ contract), implemented by :class:`AccountsFacade` and :class:`CredentialsFacade`
 
 from __future__ import annotations
 
-from strongroom.accounts.credentials import CredentialService, Reach, venue_credentials
+from strongroom.accounts.credentials import CredentialService, venue_credentials
 from strongroom.accounts.facade import CredentialsFacade
-from strongroom.accounts.interfaces import AccountQuery, Accounts, ByCursor, ByOffset, ConnectPolicy, Credentials
+from strongroom.accounts.interfaces import AccountQuery, Accounts, ByCursor, ByOffset, ConnectPolicy, Credentials, Reach
 from strongroom.accounts.services import AccountsFacade, ExchangeAccountService, authorize_connect
 
 __all__ = ["AccountQuery", "Accounts", "AccountsFacade", "ByCursor", "ByOffset", "ConnectPolicy", "CredentialService",

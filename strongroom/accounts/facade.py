@@ -15,7 +15,8 @@ from typing import Any
 
 import anyio.to_thread
 
-from strongroom.accounts.credentials import CredentialService, Reach
+from strongroom.accounts.credentials import CredentialService
+from strongroom.accounts.interfaces import Reach
 from strongroom.models import ExchangeAccount, ExchangeCredential
 from strongroom.pagination import OffsetPage
 from strongroom.principal import Principal

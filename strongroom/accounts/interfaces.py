@@ -18,7 +18,6 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, overload
 
-from strongroom.accounts.credentials import Reach
 from strongroom.exchanges.catalogue import ExchangeInfo
 from strongroom.models import ExchangeAccount, ExchangeCredential
 from strongroom.pagination import OffsetPage, Page
@@ -42,6 +41,21 @@ class AccountQuery:
     public_ids: Collection[uuid.UUID] | None = None
     api_key: str | None = None  # this exchange API key (its keyed fingerprint: needs ``exchange``)
     api_key_hint: str | None = None  # an exchange API key with this key's hint (first and last four characters)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """One trading account a credential's key reaches, as verify reports it.
+
+    ``availability`` is ``"own"`` (connected by the credential's owner: ``account`` is that account),
+    ``"unavailable"`` (connected by another user; nothing of theirs is given) or ``"new"`` (not
+    connected: the venue's default account type).
+    """
+
+    credential: ExchangeCredential
+    account_type: str
+    availability: str
+    account: ExchangeAccount | None = None
 
 
 @dataclass(frozen=True)
