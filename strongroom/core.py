@@ -6,8 +6,11 @@ import logging
 from dataclasses import dataclass
 
 from strongroom.accounts.credentials import CredentialService
-from strongroom.accounts.interfaces import Accounts
+from strongroom.accounts.facade import CredentialsFacade
+from strongroom.accounts.interfaces import Accounts, Credentials
 from strongroom.accounts.services import AccountsFacade, ExchangeAccountService
+from strongroom.audit.facade import AuditFacade
+from strongroom.audit.interfaces import Audit
 from strongroom.audit.services import AuditService
 from strongroom.audit.usage import UsageRecorder
 from strongroom.auth.pipeline import Authenticator
@@ -23,12 +26,19 @@ from strongroom.exchanges.catalogue import Catalogue, get_catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
 from strongroom.jobs import Housekeeping, Job, JobQueue, LeaseStore, PeriodicJob
 from strongroom.jobs.stats import JobsCollector
+from strongroom.keys.facade import KeysFacade
+from strongroom.keys.interfaces import Keys
 from strongroom.keys.services import ApiKeyService
 from strongroom.metrics import SYNC_SECONDS, Metrics
 from strongroom.ratelimit import RateLimiter
 from strongroom.settings import Settings
+from strongroom.users.facade import SessionsFacade, UsersFacade
+from strongroom.users.interfaces import Sessions, Users
 from strongroom.users.services import UserService
 from strongroom.users.sessions import SessionService
+from strongroom.vault.facade import MasterKeysFacade
+from strongroom.vault.interfaces import MasterKeys
+from strongroom.vault.masterkeys import MasterKeyService
 from strongroom.vault.rotation import KeyRotationService
 from strongroom.vault.services import Vault
 
@@ -44,11 +54,11 @@ class Core:
     hasher: Hasher
     catalogue: Catalogue
     limiter: RateLimiter
-    audit: AuditService
-    users: UserService
-    sessions: SessionService
+    audit: AuditService  # the audit engine (façade: audit_log)
+    users: UserService  # the users engine (façade: user_service)
+    sessions: SessionService  # the sessions engine (façade: session_service)
     accounts: Accounts  # the accounts capability's façade (async)
-    api_keys: ApiKeyService
+    api_keys: ApiKeyService  # the keys engine (façade: key_service)
     usage: UsageRecorder
     auth: Authenticator
     key_rotation: KeyRotationService
@@ -57,10 +67,18 @@ class Core:
     housekeeping: Housekeeping  # periodic jobs (batched writes; snapshot pruning, leased); the app's lifespan runs it
     metrics: Metrics
     balances: Balances  # the balances capability's façade (async)
-    credentials: CredentialService  # stored exchange keys (Cadenza's credentials)
+    credentials: CredentialService  # stored exchange keys (Cadenza's credentials): the engine (façade: credential_service)
     jobs: JobQueue  # durable jobs: enqueue with strongroom.jobs.enqueue; a runner (jobs.runner) claims them
     account_store: ExchangeAccountService  # the accounts façade's synchronous engine (other services use it)
     balance_store: BalanceService  # the balances façade's synchronous engine
+    # The async façades of the capabilities whose engines are above (``users``, ``api_keys``, ...: the CLI, the
+    # authenticator and other services use those): what the HTTP surfaces and the console call.
+    key_service: Keys
+    user_service: Users
+    session_service: Sessions
+    audit_log: Audit
+    credential_service: Credentials
+    master_keys: MasterKeys
 
     def close(self) -> None:
         self.housekeeping.run_jobs()
@@ -122,7 +140,10 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     limiter.metrics = auth.metrics = metrics
     if isinstance(gateway, ExchangeGateway):
         gateway.metrics = metrics
+    credentials = CredentialService(db, audit, vault, hasher, catalogue, accounts)
+    rotation = KeyRotationService(vault)
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions,
-                AccountsFacade(accounts), api_keys, usage, auth, KeyRotationService(vault), vault, gateway,
-                housekeeping, metrics, BalancesFacade(balances),
-                CredentialService(db, audit, vault, hasher, catalogue, accounts), jobs_queue, accounts, balances)
+                AccountsFacade(accounts), api_keys, usage, auth, rotation, vault, gateway,
+                housekeeping, metrics, BalancesFacade(balances), credentials, jobs_queue, accounts, balances,
+                KeysFacade(api_keys), UsersFacade(users), SessionsFacade(sessions), AuditFacade(audit),
+                CredentialsFacade(credentials), MasterKeysFacade(MasterKeyService(db, keys, audit, rotation)))

@@ -27,6 +27,7 @@ import anyio.to_thread
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from strongroom.accounts.interfaces import Reach
 from strongroom.accounts.services import LIVE, ExchangeAccountService, primary_credential
 from strongroom.audit.services import AuditService
 from strongroom.crypto.tokens import Hasher, hint
@@ -72,21 +73,6 @@ def venue_credentials(info: ExchangeInfo, api_key: str | None, api_secret: str |
                                fields={name: "not supported" for name in info.credentials[3:]})
     given = (api_key, api_secret, api_passphrase)
     return {name: value for name, value in zip(info.credentials, given, strict=False) if value is not None}
-
-
-@dataclass(frozen=True)
-class Reach:
-    """One trading account a credential's key reaches, as verify reports it.
-
-    ``availability`` is ``"own"`` (connected by the credential's owner: ``account`` is that account),
-    ``"unavailable"`` (connected by another user; nothing of theirs is given) or ``"new"`` (not
-    connected: the venue's default account type).
-    """
-
-    credential: ExchangeCredential
-    account_type: str
-    availability: str
-    account: ExchangeAccount | None = None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Every call the console makes into Strongroom's services, and nothing else: the one seam between the pages
 and the capabilities (the same service calls as /v1's routes, never the HTTP API through loopback).
 
-Each function is async: a blocking service call runs in a worker thread. When the services become async
-capability packages, only this module changes.
+Each function is async: it awaits the capabilities' async façades (``core.accounts``, ``core.key_service``,
+``core.user_service``, ...), which run their engines' database work in a worker thread; what has no façade yet
+(the raw session refresh, the jobs) runs in a worker thread here.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from strongroom.models import ApiKey, AuditEvent, ExchangeAccount, User
 from strongroom.pagination import Page
 from strongroom.principal import Principal
 from strongroom.users import TokenPair
-from strongroom.vault import MasterKeyService, MasterKeyStatus
+from strongroom.vault import MasterKeyStatus
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -46,8 +47,8 @@ async def _run(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 async def sign_in(core: Core, username: str, password: str, client_ip: str | None) -> tuple[Principal, TokenPair]:
     """Check a username and password (the users service: its failure budget per address and its audit rows)
     and start a session. Raises SignInRefused, RateLimited."""
-    principal = await core.users.sign_in(username, password, client_ip, scheme=AuthMethod.CONSOLE)
-    return principal, await _run(core.sessions.issue, principal)
+    principal = await core.user_service.sign_in(username, password, client_ip, scheme=AuthMethod.CONSOLE)
+    return principal, await core.session_service.issue(principal)
 
 
 # A refresh token used twice ends its session (leak detection): two pages of one browser asking at once after
@@ -69,7 +70,7 @@ async def resume(core: Core, renewals: Renewals, access: str, refresh: str,
     """Return the principal of a console session and, when its access token had expired, the session's new
     token pair (its refresh token rotated). Raises Unauthenticated when the session is over."""
     cached = core.sessions.resolve_cached(access)
-    snap = await _run(core.sessions.resolve, access) if cached is False else cached
+    snap = await core.session_service.resolve(access) if cached is False else cached
     if snap is not None:
         return snap.principal(client_ip=client_ip, scheme=AuthMethod.CONSOLE), None
     if not refresh:
@@ -80,7 +81,7 @@ async def resume(core: Core, renewals: Renewals, access: str, refresh: str,
         if pair is None:
             pair = await _run(core.sessions.refresh, refresh, client_ip)
             renewals.pairs[digest] = pair
-    snap = await _run(core.sessions.resolve, pair.access_token)
+    snap = await core.session_service.resolve(pair.access_token)
     if snap is None:
         raise Unauthenticated("the session is over")
     return snap.principal(client_ip=client_ip, scheme=AuthMethod.CONSOLE), pair
@@ -88,7 +89,7 @@ async def resume(core: Core, renewals: Renewals, access: str, refresh: str,
 
 async def sign_out(core: Core, principal: Principal, access: str) -> None:
     """End the session on the server (its refresh family too)."""
-    await _run(core.sessions.logout, principal, access)
+    await core.session_service.logout(principal, access)
 
 
 def csrf_token(core: Core, seed: str) -> str:
@@ -177,11 +178,11 @@ def now(core: Core) -> datetime:
 
 
 async def list_keys(core: Core, principal: Principal, cursor: str | None, limit: int = PAGE) -> Page[ApiKey]:
-    return await _run(core.api_keys.list, principal, cursor=cursor, limit=limit)
+    return await core.key_service.list(principal, cursor=cursor, limit=limit)
 
 
 async def get_key(core: Core, principal: Principal, key_id: str) -> ApiKey:
-    return await _run(core.api_keys.get, principal, key_id)
+    return await core.key_service.get(principal, key_id)
 
 
 async def create_key(core: Core, principal: Principal, *, kind: str, name: str, scopes: list[str],
@@ -192,28 +193,28 @@ async def create_key(core: Core, principal: Principal, *, kind: str, name: str, 
     attrs: dict[str, Any] = {"name": name, "scopes": scopes, "ip_allowlist": ip_allowlist,
                              "expires_at": expires_at, "account_ids": account_ids}
     if kind in ("rsa", "ed25519"):
-        key, private_pem = await _run(lambda: core.api_keys.generate(principal, key_type=kind, **attrs))
+        key, private_pem = await core.key_service.generate(principal, key_type=kind, **attrs)
         return key, None, private_pem
-    key, secret = await _run(lambda: core.api_keys.create(principal, kind=kind, **attrs))
+    key, secret = await core.key_service.create(principal, kind=kind, **attrs)
     return key, secret, None
 
 
 async def roll_key(core: Core, principal: Principal, key_id: str, grace_seconds: int) -> tuple[ApiKey, str]:
-    return await _run(core.api_keys.roll, principal, key_id, grace_seconds)
+    return await core.key_service.roll(principal, key_id, grace_seconds)
 
 
 async def set_key_enabled(core: Core, principal: Principal, key_id: str, enabled: bool) -> ApiKey:
-    return await _run(core.api_keys.update, principal, key_id, {"enabled": enabled})
+    return await core.key_service.set_enabled(principal, key_id, enabled)
 
 
 async def revoke_key(core: Core, principal: Principal, key_id: str) -> None:
-    await _run(core.api_keys.delete, principal, key_id)
+    await core.key_service.delete(principal, key_id)
 
 
 async def key_usage(core: Core, principal: Principal, key_id: str,
                     since: datetime | None) -> list[tuple[datetime, str, int]]:
     """``(hour, outcome, count)`` rows of one key, oldest first."""
-    return await _run(core.api_keys.usage, principal, key_id, since, None)
+    return await core.key_service.usage(principal, key_id, since, None)
 
 
 # --- audit -----------------------------------------------------------------------------------
@@ -224,57 +225,50 @@ async def audit_page(core: Core, principal: Principal, cursor: str | None, *, ac
                      limit: int = PAGE) -> Page[AuditEvent]:
     """A page of the audit log the principal may read, newest first, filtered. A username that names nobody
     the principal may see is NotFound."""
-    def load() -> Page[AuditEvent]:
-        user_id = core.users.by_username(principal, username).id if username else None
-        return core.audit.list(principal, cursor=cursor, limit=limit, action=action or None, since=since,
-                               until=until, outcome=outcome or None, user_id=user_id)
-    return await _run(load)
+    user_id = (await core.user_service.by_username(principal, username)).id if username else None
+    return await core.audit_log.list(principal, cursor=cursor, limit=limit, action=action or None, since=since,
+                                     until=until, outcome=outcome or None, user_id=user_id)
 
 
 async def usernames(core: Core, principal: Principal, user_ids: Iterable[int]) -> dict[int, str]:
     """``{id: username}`` of the actors on a page (an admin sees everyone's; others only their own)."""
     if not principal.is_admin:
         return {principal.user_id: principal.username}
-    return await _run(core.users.usernames, principal, list(user_ids))
+    return await core.user_service.usernames(principal, user_ids)
 
 
 # --- administration --------------------------------------------------------------------------
 
 
 async def list_users(core: Core, principal: Principal, cursor: str | None, limit: int = PAGE) -> Page[User]:
-    return await _run(core.users.list, principal, cursor=cursor, limit=limit)
+    return await core.user_service.list(principal, cursor=cursor, limit=limit)
 
 
 async def create_user(core: Core, principal: Principal, *, username: str, password: str, email: str | None,
                       is_admin: bool, usage_level: str) -> User:
-    return await _run(lambda: core.users.create(username, password, email=email, is_admin=is_admin,
-                                                usage_level=usage_level, actor=principal))
+    return await core.user_service.create(principal, username, password, email=email, is_admin=is_admin,
+                                          usage_level=usage_level)
 
 
 async def get_user(core: Core, principal: Principal, user_id: int) -> User:
-    return await _run(core.users.get, principal, user_id)
+    return await core.user_service.get(principal, user_id)
 
 
 async def set_password(core: Core, principal: Principal, user_id: int, password: str) -> User:
-    return await _run(core.users.set_password, principal, user_id, password)
+    return await core.user_service.set_password(principal, user_id, password)
 
 
 async def set_usage_level(core: Core, principal: Principal, user_id: int, level: str) -> User:
-    return await _run(core.users.set_usage_level, principal, user_id, level)
+    return await core.user_service.set_usage_level(principal, user_id, level)
 
 
 async def delete_user(core: Core, principal: Principal, user_id: int) -> None:
-    await _run(core.users.delete, principal, user_id)
+    await core.user_service.delete(principal, user_id)
 
 
 async def master_key_status(core: Core, principal: Principal) -> MasterKeyStatus:
     """The master key's versions and what is sealed under each (admins only: Forbidden otherwise)."""
-    from strongroom.errors import Forbidden
-
-    if not principal.is_admin:
-        raise Forbidden("only admins see the master key status")
-    service = MasterKeyService(core.db, core.keys, core.audit, core.key_rotation)
-    return await _run(service.status)
+    return await core.master_keys.status(principal)
 
 
 def new_seed() -> str:

@@ -32,7 +32,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
@@ -226,9 +225,9 @@ def allowed_methods(routes: Sequence[BaseRoute]) -> tuple[str, ...]:
 async def audit_refusal(scope: Scope, principal: Principal, error: DomainError) -> None:
     """Authorization failures (scope, ownership) of an authenticated caller go to the audit log."""
     core: Core = scope["app"].state.core
-    await to_thread.run_sync(lambda: core.audit.record_now(
+    await core.audit_log.record_now(
         "auth.authorize", "refused", principal=principal,
-        details={"reason": error.code, "method": scope.get("method"), "path": str(scope.get("path", ""))[:200]}))
+        details={"reason": error.code, "method": scope.get("method"), "path": str(scope.get("path", ""))[:200]})
 
 
 def build(surface: Surface) -> SurfaceApp:

@@ -1,6 +1,10 @@
 """Annotated dependencies of the surfaces' routes: one per capability (a route takes what it uses, never
 the whole core), the client's address, and the caller (``CurrentPrincipal``, the gate's).
 
+Each capability is given as its async façade (its ``interfaces.py`` protocol): a route awaits it and never
+hops to a thread itself (``tests/architecture/test_surfaces_async.py``). The authenticator is the one
+exception to "façade": it is the auth pipeline, async already.
+
 The core is the composition root: built once at start-up (``app.state.core``); only this module reads it.
 """
 
@@ -11,16 +15,16 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from strongroom.accounts import Accounts, CredentialService
-from strongroom.audit import AuditService
+from strongroom.accounts import Accounts, Credentials
+from strongroom.audit import Audit
 from strongroom.auth.facts import client_ip
 from strongroom.auth.pipeline import Authenticator
 from strongroom.balances import Balances
 from strongroom.exchanges.catalogue import Catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
 from strongroom.http.gate import CurrentPrincipal, current_principal
-from strongroom.keys import ApiKeyService
-from strongroom.users import SessionService, UserService
+from strongroom.keys import Keys
+from strongroom.users import Sessions, Users
 
 if TYPE_CHECKING:
     from strongroom.core import Core
@@ -36,14 +40,14 @@ async def get_accounts(request: Request) -> Accounts:
     return _core(request).accounts
 
 
-async def get_credentials(request: Request) -> CredentialService:
-    """Stored exchange credentials (Cadenza's credentials)."""
-    return _core(request).credentials
+async def get_credentials(request: Request) -> Credentials:
+    """Stored exchange credentials (Cadenza's credentials; the accounts capability's async façade)."""
+    return _core(request).credential_service
 
 
-async def get_keys(request: Request) -> ApiKeyService:
-    """Platform API keys."""
-    return _core(request).api_keys
+async def get_keys(request: Request) -> Keys:
+    """Platform API keys (the capability's async façade)."""
+    return _core(request).key_service
 
 
 async def get_balances(request: Request) -> Balances:
@@ -51,19 +55,19 @@ async def get_balances(request: Request) -> Balances:
     return _core(request).balances
 
 
-async def get_users(request: Request) -> UserService:
-    """Users."""
-    return _core(request).users
+async def get_users(request: Request) -> Users:
+    """Users (the capability's async façade)."""
+    return _core(request).user_service
 
 
-async def get_sessions(request: Request) -> SessionService:
-    """Sessions: access and refresh tokens."""
-    return _core(request).sessions
+async def get_sessions(request: Request) -> Sessions:
+    """Sessions: access and refresh tokens (the users capability's async façade)."""
+    return _core(request).session_service
 
 
-async def get_audit(request: Request) -> AuditService:
-    """The audit log."""
-    return _core(request).audit
+async def get_audit(request: Request) -> Audit:
+    """The audit log (the capability's async façade)."""
+    return _core(request).audit_log
 
 
 async def get_auth(request: Request) -> Authenticator:
@@ -95,12 +99,12 @@ async def peer_ip(request: Request) -> str | None:
 
 
 AccountsDep = Annotated[Accounts, Depends(get_accounts)]
-CredentialsDep = Annotated[CredentialService, Depends(get_credentials)]
-KeysDep = Annotated[ApiKeyService, Depends(get_keys)]
+CredentialsDep = Annotated[Credentials, Depends(get_credentials)]
+KeysDep = Annotated[Keys, Depends(get_keys)]
 BalancesDep = Annotated[Balances, Depends(get_balances)]
-UsersDep = Annotated[UserService, Depends(get_users)]
-SessionsDep = Annotated[SessionService, Depends(get_sessions)]
-AuditDep = Annotated[AuditService, Depends(get_audit)]
+UsersDep = Annotated[Users, Depends(get_users)]
+SessionsDep = Annotated[Sessions, Depends(get_sessions)]
+AuditDep = Annotated[Audit, Depends(get_audit)]
 AuthDep = Annotated[Authenticator, Depends(get_auth)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
 GatewayDep = Annotated[ExchangeGateway, Depends(get_gateway)]

@@ -142,7 +142,7 @@ class FakeAuth:
 class FakeAudit:
     rows: list[tuple[str, str]] = field(default_factory=list)
 
-    def record_now(self, action: str, outcome: str, **kwargs: Any) -> None:
+    async def record_now(self, action: str, outcome: str, **kwargs: Any) -> None:  # the audit façade's
         self.rows.append((action, outcome))
 
 
@@ -153,7 +153,7 @@ class Body(BaseModel):
 def client(router: APIRouter, guards: tuple[Any, ...] = ()) -> tuple[httpx.AsyncClient, SimpleNamespace]:
     built = build(surface(router, guards))
     app = FastAPI()
-    core = SimpleNamespace(auth=FakeAuth(), audit=FakeAudit())
+    core = SimpleNamespace(auth=FakeAuth(), audit_log=FakeAudit())
     app.state.core = core
     app.state.trusted_proxies = []
     mount(app, [built], built)
@@ -182,7 +182,7 @@ async def test_authentication_before_the_body_and_the_guard_after_it() -> None:
         ok = await http.post("/p/free/a", json={"name": "n"}, headers={"x-user": "alice"})
     assert anonymous.status_code == 401 and anonymous.json() == {"code": "unauthenticated"}
     assert guarded_call.status_code == 403 and guarded_call.json() == {"code": "forbidden"}
-    assert core.audit.rows == [("auth.authorize", "refused")]  # an authenticated caller's 403 is audited
+    assert core.audit_log.rows == [("auth.authorize", "refused")]  # an authenticated caller's 403 is audited
     assert calls == []
     assert invalid.status_code == 422 and invalid.json() == {"code": "validation_failed"}
     assert ok.status_code == 200 and ok.json() == {"by": "alice", "name": "n"}

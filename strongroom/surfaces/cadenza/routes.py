@@ -11,12 +11,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 from pydantic import ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
-from strongroom.accounts import AccountQuery, Accounts, ByOffset, CredentialService, Reach, venue_credentials
+from strongroom.accounts import AccountQuery, Accounts, ByOffset, Credentials, Reach, venue_credentials
 from strongroom.balances import Snapshot
 from strongroom.db import utcnow
 from strongroom.enums import AuthMethod
@@ -74,7 +73,7 @@ from strongroom.surfaces.deps import (
 )
 from strongroom.surfaces.openapi import body_example, raises
 from strongroom.surfaces.wire import one_of
-from strongroom.users import UserService
+from strongroom.users import Users
 
 api = APIRouter(tags=["cadenza"])
 
@@ -179,24 +178,24 @@ def ok(data: Any) -> Envelope[Any]:
     return Envelope(data=data)
 
 
-def accounts_out(users: UserService, credentials: CredentialService,
-                 accounts: Sequence[ExchangeAccount]) -> list[TradingAccountOut]:
-    """The accounts in Cadenza's shape, each with its owner's UUID and its credential (blocking: a thread)."""
-    owners = users.public_ids(a.user_id for a in accounts)
-    linked = credentials.linked([a.id for a in accounts])
+async def accounts_out(users: Users, credentials: Credentials,
+                       accounts: Sequence[ExchangeAccount]) -> list[TradingAccountOut]:
+    """The accounts in Cadenza's shape, each with its owner's UUID and its credential."""
+    owners = await users.public_ids(a.user_id for a in accounts)
+    linked = await credentials.linked([a.id for a in accounts])
     return [TradingAccountOut.of(a, owners[a.user_id], linked.get(a.id)) for a in accounts]
 
 
-def account_out(users: UserService, credentials: CredentialService, account: ExchangeAccount) -> TradingAccountOut:
-    return accounts_out(users, credentials, [account])[0]
+async def account_out(users: Users, credentials: Credentials, account: ExchangeAccount) -> TradingAccountOut:
+    return (await accounts_out(users, credentials, [account]))[0]
 
 
-def reach_out(users: UserService, credentials: CredentialService, reach: Sequence[Reach]) -> list[TradingAccountOut]:
+async def reach_out(users: Users, credentials: Credentials, reach: Sequence[Reach]) -> list[TradingAccountOut]:
     """Verify's answer: the caller's accounts as they are, the others NEW or UNAVAILABLE (nothing of another
     user's shown)."""
-    owners = users.public_ids(r.credential.user_id for r in reach)
+    owners = await users.public_ids(r.credential.user_id for r in reach)
     mine = [r.account for r in reach if r.account is not None]
-    own = dict(zip([a.id for a in mine], accounts_out(users, credentials, mine), strict=True))
+    own = dict(zip([a.id for a in mine], await accounts_out(users, credentials, mine), strict=True))
     out: list[TradingAccountOut] = []
     for r in reach:
         if r.account is not None:
@@ -240,8 +239,8 @@ async def login(body: LoginIn, ip: ClientIP, users: UsersDep, sessions: Sessions
     """Sign in with the Strongroom username (as ``email``) and password: a Strongroom session (the same
     tokens work on /v1)."""
     principal = await users.sign_in(body.email, body.password, ip, scheme=AuthMethod.PASSWORD_GRANT)
-    pair = await to_thread.run_sync(sessions.issue, principal)
-    user = await to_thread.run_sync(users.get, principal, principal.user_id)
+    pair = await sessions.issue(principal)
+    user = await users.get(principal, principal.user_id)
     return ok(AuthSessionOut.of(pair, user, utcnow()))
 
 
@@ -254,26 +253,26 @@ async def refresh(body: RefreshIn, ip: ClientIP, auth: AuthDep, users: UsersDep,
     """Rotate a refresh token (a reused one ends its whole session family), within the client's failure
     budget (429 when it failed too often)."""
     pair = await auth.refresh(body.refreshToken, ip)
-    snap = await to_thread.run_sync(sessions.resolve, pair.access_token)
+    snap = await sessions.resolve(pair.access_token)
     if snap is None:  # the user was deleted in between
         raise Unauthenticated("invalid refresh token")
     principal = snap.principal(client_ip=ip, scheme=AuthMethod.ACCESS_TOKEN)
-    user = await to_thread.run_sync(users.get, principal, snap.id)
+    user = await users.get(principal, snap.id)
     return ok(AuthSessionOut.of(pair, user, utcnow()))
 
 
 @api.post("/auth/logout", summary="End the current session.", response_model=Envelope[str])
-def logout(principal: CurrentPrincipal, request: Request, sessions: SessionsDep) -> Envelope[str]:
+async def logout(principal: CurrentPrincipal, request: Request, sessions: SessionsDep) -> Envelope[str]:
     """End the session of the access token used (``data`` is null: the client's model is a string or null)."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    sessions.logout(principal, value.strip() if scheme.lower() == "bearer" else None)
+    await sessions.logout(principal, value.strip() if scheme.lower() == "bearer" else None)
     return ok(None)
 
 
 @api.get("/auth/user", summary="Show the signed-in user.", response_model=Envelope[AuthUserOut])
-def get_user(principal: CurrentPrincipal, users: UsersDep) -> Envelope[AuthUserOut]:
+async def get_user(principal: CurrentPrincipal, users: UsersDep) -> Envelope[AuthUserOut]:
     """The signed-in user."""
-    return ok(AuthUserOut.of(users.get(principal, principal.user_id)))
+    return ok(AuthUserOut.of(await users.get(principal, principal.user_id)))
 
 
 # --- trading accounts -------------------------------------------------------------------------------
@@ -294,7 +293,7 @@ async def connect(body: ConnectIn, principal: CurrentPrincipal, accounts: Accoun
                                    fields={"credentialIds": "not with apiKey/apiSecret/apiPassphrase"})
         if len(body.credentialIds) != 1:
             raise ValidationFailed("one credential per trading account", fields={"credentialIds": "exactly one id"})
-        credential = await to_thread.run_sync(credentials.get, principal, body.credentialIds[0])
+        credential = await credentials.get(principal, body.credentialIds[0])
         info = catalogue.get(credential.exchange)
         kind = body.externalTradingAccountId or body.accountType
         account_type = account_type_in(info, kind, "externalTradingAccountId") if kind else None
@@ -310,7 +309,7 @@ async def connect(body: ConnectIn, principal: CurrentPrincipal, accounts: Accoun
         fields = venue_credentials(info, body.apiKey, body.apiSecret, body.apiPassphrase)
         account, _ = await credentials.connect_inline(principal, info.id, fields, name=name,
                                                       account_type=account_type, kind="API_KEY")
-    return ok(await to_thread.run_sync(account_out, users, credentials, account))
+    return ok(await account_out(users, credentials, account))
 
 
 TradingAccountQ = Annotated[uuid.UUID | None, Query(description="Only this trading account.")]
@@ -349,11 +348,11 @@ async def list_accounts(
     for wanted in (accountStatus, status):  # both given: an account must match both
         if wanted:
             statuses = statuses_in([wanted]) if statuses is None else statuses & statuses_in([wanted])
-    user_id = (await to_thread.run_sync(users.get_by_public_id, principal, userId)).id if userId is not None else None
+    user_id = (await users.get_by_public_id(principal, userId)).id if userId is not None else None
     query = AccountQuery(user_id=user_id, public_ids=[tradingAccountId] if tradingAccountId else None, exchange=venue,
                          statuses=statuses)
     page = await accounts.find(principal, query, ByOffset(offset, limit))
-    data = await to_thread.run_sync(accounts_out, users, credentials, page.items)
+    data = await accounts_out(users, credentials, page.items)
     return ListEnvelope(data=data, pagination=Pagination.of(page))
 
 
@@ -368,7 +367,7 @@ async def update_account(body: UpdateIn, principal: CurrentPrincipal, accounts: 
     name = body.nickname if body.nickname is not None else body.name
     if name is not None:
         account = await accounts.rename(principal, account.id, name)
-    return ok(await to_thread.run_sync(account_out, users, credentials, account))
+    return ok(await account_out(users, credentials, account))
 
 
 @api.post("/tradingAccount/enable", summary="Enable a trading account.", response_model=Envelope[TradingAccountOut],
@@ -380,7 +379,7 @@ async def enable(body: AccountIn, principal: CurrentPrincipal, accounts: Account
     """Enable an INACTIVE account: its status follows its last live check again."""
     account = await accounts.get_by_public_id(principal, body.tradingAccountId)
     account = await accounts.set_enabled(principal, account.id, True)
-    return ok(await to_thread.run_sync(account_out, users, credentials, account))
+    return ok(await account_out(users, credentials, account))
 
 
 @api.post("/tradingAccount/disable", summary="Disable a trading account.", response_model=Envelope[TradingAccountOut],
@@ -392,7 +391,7 @@ async def disable(body: AccountIn, principal: CurrentPrincipal, accounts: Accoun
     """Disable (``INACTIVE``): reversible with enable."""
     account = await accounts.get_by_public_id(principal, body.tradingAccountId)
     account = await accounts.set_enabled(principal, account.id, False)
-    return ok(await to_thread.run_sync(account_out, users, credentials, account))
+    return ok(await account_out(users, credentials, account))
 
 
 @api.post("/tradingAccount/disconnect", response_model=Envelope[TradingAccountOut],
@@ -404,7 +403,7 @@ async def disconnect(body: AccountIn, principal: CurrentPrincipal, accounts: Acc
     """Disconnect (terminal, ``DISCONNECTED`` with ``disconnectedAt``): the stored keys are destroyed."""
     account = await accounts.get_by_public_id(principal, body.tradingAccountId)
     account = await accounts.disconnect(principal, account.id)
-    return ok(await to_thread.run_sync(account_out, users, credentials, account))
+    return ok(await account_out(users, credentials, account))
 
 
 # --- portfolio --------------------------------------------------------------------------------------
@@ -487,7 +486,7 @@ async def verify_credentials(body: VerifyIn, principal: CurrentPrincipal,
     """Check the keys live again and list the trading accounts they reach: NEW (not connected), the
     caller's own as they are (ACTIVE...), UNAVAILABLE (connected by another user)."""
     reach = await credentials.verify(principal, body.credentialIds)
-    return ok(await to_thread.run_sync(reach_out, users, credentials, reach))
+    return ok(await reach_out(users, credentials, reach))
 
 
 @api.post("/credential/rotate", summary="Replace an exchange key's fields.", response_model=Envelope[CredentialOut],
@@ -498,7 +497,7 @@ async def verify_credentials(body: VerifyIn, principal: CurrentPrincipal,
 async def rotate_credential(body: RotateIn, principal: CurrentPrincipal, accounts: AccountsDep,
                             credentials: CredentialsDep) -> Envelope[CredentialOut]:
     """Replace the key's fields given (checked live first); accounts connected with it get them too."""
-    credential = await to_thread.run_sync(credentials.get, principal, body.credentialId)
+    credential = await credentials.get(principal, body.credentialId)
     fields = await inline_credentials(accounts, credential.exchange, body.apiKey, body.apiSecret, body.apiPassphrase)
     rotated = await credentials.rotate(principal, credential.public_id, fields)
     return ok(CredentialOut.of(rotated))
@@ -508,13 +507,14 @@ async def rotate_credential(body: RotateIn, principal: CurrentPrincipal, account
           openapi_extra=body_example({
               "credentialId": "9b1e7d3c-2a4f-4e8b-b5c6-7d8e9f0a1b2c"}))
 @raises(NotFound, Conflict)
-def revoke_credential(body: CredentialIn, principal: CurrentPrincipal, credentials: CredentialsDep) -> Envelope[CredentialOut]:
+async def revoke_credential(body: CredentialIn, principal: CurrentPrincipal,
+                            credentials: CredentialsDep) -> Envelope[CredentialOut]:
     """Revoke (terminal): the key is destroyed, and every account connected with it is disconnected."""
-    return ok(CredentialOut.of(credentials.revoke(principal, body.credentialId)))
+    return ok(CredentialOut.of(await credentials.revoke(principal, body.credentialId)))
 
 
 @api.get("/credential/list", summary="List your exchange keys.", response_model=ListEnvelope[CredentialOut])
-def list_credentials(
+async def list_credentials(
     principal: CurrentPrincipal,
     credentials: CredentialsDep,
     credentialType: Annotated[str | None, Query(max_length=16, description="Only this type (API_KEY, TOKEN, HMAC, "
@@ -539,8 +539,8 @@ def list_credentials(
         if credentialType not in CREDENTIAL_TYPES:
             raise ValidationFailed("invalid credentialType", fields={"credentialType": ", ".join(CREDENTIAL_TYPES)})
         kinds = [credentialType]
-    page = credentials.list(principal, kinds=kinds, statuses=statuses, public_ids=credentialIds,
-                            offset=offset, limit=limit)
+    page = await credentials.list(principal, kinds=kinds, statuses=statuses, public_ids=credentialIds,
+                                  offset=offset, limit=limit)
     return ListEnvelope(data=[CredentialOut.of(c) for c in page.items], pagination=Pagination.of(page))
 
 

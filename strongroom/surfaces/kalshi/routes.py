@@ -91,9 +91,9 @@ api = APIRouter(tags=["kalshi"])
 
 
 @api.get("/api_keys", summary="List your API keys.", response_model=GetApiKeysResponse)
-def get_api_keys(principal: CurrentPrincipal, api_keys: KeysDep) -> GetApiKeysResponse:
+async def get_api_keys(principal: CurrentPrincipal, api_keys: KeysDep) -> GetApiKeysResponse:
     """All API keys of the signing key's user (a key bound to accounts: those bound within them)."""
-    return GetApiKeysResponse(api_keys=[_out(k) for k in api_keys.list_all(principal)])
+    return GetApiKeysResponse(api_keys=[_out(k) for k in await api_keys.list_all(principal)])
 
 
 @api.post("/api_keys", response_model=CreateApiKeyResponse, status_code=201,
@@ -103,12 +103,12 @@ def get_api_keys(principal: CurrentPrincipal, api_keys: KeysDep) -> GetApiKeysRe
               "public_key": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAU64LBxJljLaQzgTcpmvgPAaFvJ2NJShVfyYVFDm3fcE=\n-----END PUBLIC KEY-----\n",
               "scopes": ["read", "write"]}))
 @raises(InsufficientUsageLevel, LimitExceeded)
-def create_api_key(body: CreateApiKeyRequest, principal: CurrentPrincipal, api_keys: KeysDep) -> CreateApiKeyResponse:
+async def create_api_key(body: CreateApiKeyRequest, principal: CurrentPrincipal, api_keys: KeysDep) -> CreateApiKeyResponse:
     """Create a key from your own RSA or Ed25519 public key (premier or market_maker usage level)."""
     body.refuse_restrictions()
     # Kalshi's rule, this surface's policy: premier (or the operator's level if higher)
-    key = api_keys.import_public_key(principal, name=body.name, public_key=body.public_key,
-                                          scopes=body.scopes, upload_level=UsageLevel.PREMIER)
+    key = await api_keys.import_public_key(principal, name=body.name, public_key=body.public_key,
+                                           scopes=body.scopes, upload_level=UsageLevel.PREMIER)
     return CreateApiKeyResponse(api_key_id=key.key_id)
 
 
@@ -116,20 +116,20 @@ def create_api_key(body: CreateApiKeyRequest, principal: CurrentPrincipal, api_k
           summary="Generate an API key and its private key.",
           openapi_extra=body_example({"name": "trading bot", "scopes": ["read", "write"]}))
 @raises(LimitExceeded)
-def generate_api_key(body: GenerateApiKeyRequest, principal: CurrentPrincipal,
-                     api_keys: KeysDep) -> GenerateApiKeyResponse:
+async def generate_api_key(body: GenerateApiKeyRequest, principal: CurrentPrincipal,
+                           api_keys: KeysDep) -> GenerateApiKeyResponse:
     """Generate a key pair: RSA-2048 (PKCS#1 PEM) by default, Ed25519 (PKCS#8) on request."""
     body.refuse_restrictions()
-    key, private_pem = api_keys.generate(principal, name=body.name, key_type=body.key_type,
-                                              scopes=body.scopes)
+    key, private_pem = await api_keys.generate(principal, name=body.name, key_type=body.key_type,
+                                               scopes=body.scopes)
     return GenerateApiKeyResponse(api_key_id=key.key_id, private_key=private_pem, key_type=body.key_type)
 
 
 @api.delete("/api_keys/{api_key}", summary="Delete an API key.", status_code=204)
 @raises(Conflict)
-def delete_api_key(api_key: Annotated[str, Path(description="The id of the key to delete.",
-                                                examples=["0b5e7f9e-3a4c-4b8e-9d2f-6a1c2e3f4a5b"])],
-                   principal: CurrentPrincipal, api_keys: KeysDep) -> Response:
+async def delete_api_key(api_key: Annotated[str, Path(description="The id of the key to delete.",
+                                                      examples=["0b5e7f9e-3a4c-4b8e-9d2f-6a1c2e3f4a5b"])],
+                         principal: CurrentPrincipal, api_keys: KeysDep) -> Response:
     """Delete a key at once; 204 with an empty body."""
-    api_keys.delete(principal, api_key)
+    await api_keys.delete(principal, api_key)
     return Response(status_code=204)

@@ -88,10 +88,8 @@ async def token(
     failures from one address 429."""
     if grant_type not in (None, "", "password"):
         raise ValidationFailed("unsupported grant_type", fields={"grant_type": "must be password"})
-    from anyio import to_thread
-
     principal = await users.sign_in(username, password, ip, scheme=AuthMethod.PASSWORD_GRANT)
-    pair = await to_thread.run_sync(sessions.issue, principal)
+    pair = await sessions.issue(principal)
     return TokenOut(**pair.__dict__)
 
 
@@ -124,9 +122,9 @@ async def refresh(request: Request, ip: ClientIP, auth: AuthDep) -> TokenOut:
 
 
 @api.post("/auth/logout", summary="End the current session.", status_code=204)
-def logout(principal: CurrentPrincipal, request: Request, sessions: SessionsDep) -> Response:
+async def logout(principal: CurrentPrincipal, request: Request, sessions: SessionsDep) -> Response:
     """End the session of the access token used for this call (its refresh token too); with another
     credential, nothing to end: 204 all the same."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    sessions.logout(principal, value.strip() if scheme.lower() == "bearer" else None)
+    await sessions.logout(principal, value.strip() if scheme.lower() == "bearer" else None)
     return Response(status_code=204)

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from strongroom import scopes as scope_rules
 from strongroom.errors import Conflict, LimitExceeded, NotFound, ValidationFailed
 from strongroom.http.routes import guarded
+from strongroom.keys import ByPage, KeyNumber, KeyQuery
 from strongroom.models import ApiKey
 from strongroom.principal import Principal
 from strongroom.scopes import WRITE
@@ -126,7 +127,7 @@ class UserApiKeyPage(BaseModel):
     total: int = TOTAL
 
 
-KeyNumber = Annotated[int, Path(description="The key's number (TradrAPI's id).", examples=[12])]
+KeyNumberPath = Annotated[int, Path(description="The key's number (TradrAPI's id).", examples=[12])]
 
 
 def iso(at: datetime | None) -> str | None:
@@ -164,20 +165,25 @@ def account_key(key: ApiKey, plaintext: str | None = None) -> AccountApiKey:
     return AccountApiKey.model_validate({**common(key, plaintext), "accountId": key.account_ids[0]})
 
 
+def account_key_number(number: int) -> KeyNumber:
+    """An account key by its id: a bearer key bound to exactly one account (any other is not found)."""
+    return KeyNumber(number, BEARER, single_account=True)
+
+
 def user_key(key: ApiKey, plaintext: str | None = None) -> UserApiKey:
     """The key as a UserApiKey (``accountIds`` ``[]``: every account of the user)."""
     return UserApiKey.model_validate({**common(key, plaintext), "userId": key.user_id,
                                       "accountIds": list(key.account_ids or [])})
 
 
-def paging(page: int, limit: int, sort_dir: str, sort_by: str) -> tuple[int, int, str, bool]:
-    """The list query as the core takes it: (page, limit, sort field, descending)."""
+def paging(page: int, limit: int, sort_dir: str, sort_by: str) -> ByPage:
+    """The list's paging as the keys capability takes it."""
     direction = sort_dir.upper()
     if direction not in ("ASC", "DESC"):
         raise ValidationFailed("invalid sortDir", fields={"sortDir": "ASC or DESC"})
     if sort_by not in SORT_BY:
         raise ValidationFailed("invalid sortBy", fields={"sortBy": f"one of {', '.join(SORT_BY)}"})
-    return page, limit, SORT_BY[sort_by], direction == "DESC"
+    return ByPage(page, limit, SORT_BY[sort_by], direction == "DESC")
 
 
 PageQ = Annotated[int, Query(description="page number, from 1")]
@@ -194,48 +200,47 @@ SortByQ = Annotated[str, Query(alias="sortBy", description="id, createdAt, updat
               "accountId": 3, "friendlyName": "Reporting Key", "roles": ["read"], "ips": ["203.0.113.7"]}))
 @raises(NotFound, LimitExceeded)
 @guarded(may_write)
-def create_account_key(body: NewAccountApiKey, principal: CurrentPrincipal, api_keys: KeysDep) -> AccountApiKey:
+async def create_account_key(body: NewAccountApiKey, principal: CurrentPrincipal, api_keys: KeysDep) -> AccountApiKey:
     """Create a key bound to one exchange account; ``apiKey`` is the plaintext key, in this response only."""
-    api_keys.require_account(principal, body.accountId)
-    key, secret = api_keys.create(principal, name=body.friendlyName or f"account {body.accountId} key",
-                                       scopes=list(body.roles), account_ids=[body.accountId],
-                                       ip_allowlist=body.ips)
+    await api_keys.require_account(principal, body.accountId)
+    key, secret = await api_keys.create(principal, name=body.friendlyName or f"account {body.accountId} key",
+                                        scopes=list(body.roles), account_ids=[body.accountId],
+                                        ip_allowlist=body.ips)
     return account_key(key, secret)
 
 
 @api.get("/accounts/api-keys/{key_id}", response_model=AccountApiKey, response_model_exclude_none=True,
          summary="Read an account key.")
-def get_account_key(key_id: KeyNumber, principal: CurrentPrincipal, api_keys: KeysDep) -> AccountApiKey:
+async def get_account_key(key_id: KeyNumberPath, principal: CurrentPrincipal, api_keys: KeysDep) -> AccountApiKey:
     """One account key by its id (``apiKey`` is the stored hash)."""
-    return account_key(api_keys.get_number(principal, key_id, kind=BEARER, single_account=True))
+    return account_key(await api_keys.get(principal, account_key_number(key_id)))
 
 
 @api.get("/accounts/{account_id}/api-keys", response_model=AccountApiKeyPage, response_model_exclude_none=True,
          summary="List the keys of an exchange account.")
-def list_account_keys(account_id: Annotated[int, Path(description="The exchange account's id.", examples=[3])], principal: CurrentPrincipal, api_keys: KeysDep, page: PageQ = 1,
+async def list_account_keys(account_id: Annotated[int, Path(description="The exchange account's id.", examples=[3])], principal: CurrentPrincipal, api_keys: KeysDep, page: PageQ = 1,
                       limit: LimitQ = 10, sort_dir: SortDirQ = "DESC", sort_by: SortByQ = "id") -> AccountApiKeyPage:
     """The keys bound to exactly this account, a page at a time."""
-    number, size, field, descending = paging(page, limit, sort_dir, sort_by)
-    keys, total = api_keys.numbered_page(principal, page=number, limit=size, sort_by=field,
-                                              descending=descending, kind=BEARER, bound_to=account_id)
-    return AccountApiKeyPage(data=[account_key(k) for k in keys], limit=size, page=number, total=total)
+    wanted = paging(page, limit, sort_dir, sort_by)
+    keys, total = await api_keys.page(principal, KeyQuery(kind=BEARER, bound_to=account_id), wanted)
+    return AccountApiKeyPage(data=[account_key(k) for k in keys], limit=wanted.limit, page=wanted.page, total=total)
 
 
 @api.patch("/accounts/api-keys/{key_id}", summary="Rename an account key.",
            openapi_extra=body_example({"friendlyName": "My renamed key"}), response_model=bool)
 @raises(Conflict)
 @guarded(may_write)
-def rename_account_key(key_id: KeyNumber, body: Rename, principal: CurrentPrincipal, api_keys: KeysDep) -> bool:
+async def rename_account_key(key_id: KeyNumberPath, body: Rename, principal: CurrentPrincipal, api_keys: KeysDep) -> bool:
     """Rename an account key; ``true``."""
-    api_keys.update_number(principal, key_id, {"name": body.friendlyName}, kind=BEARER, single_account=True)
+    await api_keys.update(principal, account_key_number(key_id), {"name": body.friendlyName})
     return True
 
 
 @api.delete("/accounts/api-keys/{key_id}", summary="Delete an account key.", response_model=bool)
 @raises(Conflict)
-def delete_account_key(key_id: KeyNumber, principal: CurrentPrincipal, api_keys: KeysDep) -> bool:
+async def delete_account_key(key_id: KeyNumberPath, principal: CurrentPrincipal, api_keys: KeysDep) -> bool:
     """Delete an account key at once; ``true``."""
-    api_keys.delete_number(principal, key_id, kind=BEARER, single_account=True)
+    await api_keys.delete(principal, account_key_number(key_id))
     return True
 
 
@@ -248,47 +253,46 @@ def delete_account_key(key_id: KeyNumber, principal: CurrentPrincipal, api_keys:
               "accountIds": [3, 7]}))
 @raises(LimitExceeded)
 @guarded(may_write)
-def create_user_key(body: NewUserApiKey, principal: CurrentPrincipal, api_keys: KeysDep) -> UserApiKey:
+async def create_user_key(body: NewUserApiKey, principal: CurrentPrincipal, api_keys: KeysDep) -> UserApiKey:
     """Create a key of your user for ``accountIds`` (empty or missing: every account you reach);
     ``apiKey`` is the plaintext key, in this response only."""
-    api_keys.require_user(principal, body.userId)
-    key, secret = api_keys.create(principal, name=body.friendlyName or "user key", scopes=list(body.roles),
-                                       account_ids=body.accountIds or None, ip_allowlist=body.ips)
+    await api_keys.require_user(principal, body.userId)
+    key, secret = await api_keys.create(principal, name=body.friendlyName or "user key", scopes=list(body.roles),
+                                        account_ids=body.accountIds or None, ip_allowlist=body.ips)
     return user_key(key, secret)
 
 
 @api.get("/users/api-keys/{key_id}", response_model=UserApiKey, response_model_exclude_none=True,
          summary="Read a user key.")
-def get_user_key(key_id: KeyNumber, principal: CurrentPrincipal, api_keys: KeysDep) -> UserApiKey:
+async def get_user_key(key_id: KeyNumberPath, principal: CurrentPrincipal, api_keys: KeysDep) -> UserApiKey:
     """One key of your user by its id (``apiKey`` is the stored hash)."""
-    return user_key(api_keys.get_number(principal, key_id, kind=BEARER))
+    return user_key(await api_keys.get(principal, KeyNumber(key_id, BEARER)))
 
 
 @api.get("/users/{user_id}/api-keys", response_model=UserApiKeyPage, response_model_exclude_none=True,
          summary="List your user's keys.")
-def list_user_keys(user_id: Annotated[int, Path(description="The caller's own user id.", examples=[1])], principal: CurrentPrincipal, api_keys: KeysDep, page: PageQ = 1,
+async def list_user_keys(user_id: Annotated[int, Path(description="The caller's own user id.", examples=[1])], principal: CurrentPrincipal, api_keys: KeysDep, page: PageQ = 1,
                    limit: LimitQ = 10, sort_dir: SortDirQ = "DESC", sort_by: SortByQ = "id") -> UserApiKeyPage:
     """Your user's keys (those your key reaches), a page at a time."""
-    api_keys.require_user(principal, user_id)
-    number, size, field, descending = paging(page, limit, sort_dir, sort_by)
-    keys, total = api_keys.numbered_page(principal, page=number, limit=size, sort_by=field,
-                                              descending=descending, kind=BEARER)
-    return UserApiKeyPage(data=[user_key(k) for k in keys], limit=size, page=number, total=total)
+    await api_keys.require_user(principal, user_id)
+    wanted = paging(page, limit, sort_dir, sort_by)
+    keys, total = await api_keys.page(principal, KeyQuery(kind=BEARER), wanted)
+    return UserApiKeyPage(data=[user_key(k) for k in keys], limit=wanted.limit, page=wanted.page, total=total)
 
 
 @api.patch("/users/api-keys/{key_id}", summary="Rename a user key.",
            openapi_extra=body_example({"friendlyName": "renamed"}), response_model=bool)
 @raises(Conflict)
 @guarded(may_write)
-def rename_user_key(key_id: KeyNumber, body: Rename, principal: CurrentPrincipal, api_keys: KeysDep) -> bool:
+async def rename_user_key(key_id: KeyNumberPath, body: Rename, principal: CurrentPrincipal, api_keys: KeysDep) -> bool:
     """Rename a key of your user; ``true``."""
-    api_keys.update_number(principal, key_id, {"name": body.friendlyName}, kind=BEARER)
+    await api_keys.update(principal, KeyNumber(key_id, BEARER), {"name": body.friendlyName})
     return True
 
 
 @api.delete("/users/api-keys/{key_id}", summary="Delete a user key.", response_model=bool)
 @raises(Conflict)
-def delete_user_key(key_id: KeyNumber, principal: CurrentPrincipal, api_keys: KeysDep) -> bool:
+async def delete_user_key(key_id: KeyNumberPath, principal: CurrentPrincipal, api_keys: KeysDep) -> bool:
     """Delete a key of your user at once; ``true``."""
-    api_keys.delete_number(principal, key_id, kind=BEARER)
+    await api_keys.delete(principal, KeyNumber(key_id, BEARER))
     return True
