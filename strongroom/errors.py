@@ -214,6 +214,6 @@ class RiskPolicyRefused(Forbidden):
 
     code = "risk_policy"
 
-    def __init__(self, message: str | None = None, *, rule: str, **kwargs: Any) -> None:
+    def __init__(self, message: str | None = None, *, rule: str = "policy", **kwargs: Any) -> None:
         super().__init__(message or f"refused by the trading policy ({rule})", **kwargs)
         self.rule = rule
