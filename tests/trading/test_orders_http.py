@@ -22,8 +22,8 @@ from support.problems import assert_problem
 
 SYMBOL = "SOL/USDT"
 PRICE = "100"
-EXCHANGE_TEXTS = ("Signature for this request", "-1022", "-2015", "-2010", "Invalid API-key", "Account has "
-                  "insufficient", "51008", "binance {", "okx {", "ccxt", "Traceback", "http://127.0.0.1",
+EXCHANGE_TEXTS = ("Signature for this request", "-1022", "-2015", "-2010", "Invalid API-key",
+                  "Account has insufficient", "51008", "binance {", "okx {", "ccxt", "Traceback", "http://127.0.0.1",
                   "/api/v3/order", "/api/v5/trade", "signature=")
 OPEN_POLICY = {"max_notional_usd": "100000", "allow_market_orders": True}
 
