@@ -782,9 +782,16 @@ class TradingService:
             account = self._visible(session, principal, account_id)
             return f"account:{account.id}", account.user_id, account.id
         key = session.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first() if key_id else None
-        if key is None or not principal.acts_for(key.user_id):
+        if key is None or not principal.acts_for(key.user_id) or not self._sees_key(principal, key):
             raise NotFound("API key not found")
         return f"key:{key.key_id}", key.user_id, None
+
+    @staticmethod
+    def _sees_key(principal: Principal, key: ApiKey) -> bool:
+        """True unless the principal is a key bound to accounts and ``key`` (not itself) reaches beyond them."""
+        if principal.account_ids is None or key.key_id == principal.key_id:
+            return True
+        return key.account_ids is not None and set(key.account_ids) <= principal.account_ids
 
     def _read_policy(self, principal: Principal, account_id: int | None, key_id: str | None) -> PolicyView:
         with self.db.session() as session:

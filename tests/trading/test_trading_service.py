@@ -354,3 +354,16 @@ def test_one_client_order_id_submitted_concurrently_is_one_order(core: Any, venu
     assert all(not isinstance(o, BaseException) for o in outcomes), outcomes
     assert len({o.order.id for o in outcomes}) == 1 and venue.created == 1
     assert sum(not o.replayed for o in outcomes) == 1
+
+
+def test_a_key_bound_to_accounts_sees_only_policies_within_them(core: Any) -> None:
+    owner, account = setup(core, OPEN_POLICY)
+    bound = key_principal(core, owner, ["read", "write", "trade"], account_ids=[account])
+    unbound = key_principal(core, owner, ["read", "write", "trade"])
+    with pytest.raises(errors.NotFound):
+        run(core.trading.key_policy(bound, unbound.key_id))
+    assert run(core.trading.key_policy(bound, bound.key_id)).defined is False
+    assert run(core.trading.key_policy(unbound, bound.key_id)).subject == f"key:{bound.key_id}"
+    _, stranger_account = setup(core, OPEN_POLICY)
+    with pytest.raises(errors.NotFound):  # another user's account
+        run(core.trading.account_policy(bound, stranger_account))
