@@ -48,6 +48,7 @@ class Venue:
     created: int = 0
     lose_answer: bool = False
     no_funds: bool = False
+    unavailable: bool = False  # create_order: nothing sent (the gateway's ExchangeUnavailable)
     calls: list[str] = field(default_factory=list)
 
     async def validate(self, info: Any, credentials: Mapping[str, str]) -> ValidationOutcome:
@@ -67,6 +68,8 @@ class Venue:
     async def create_order(self, info: Any, credentials: Mapping[str, str], spec: OrderSpec) -> OrderState:
         self.calls.append("create")
         await asyncio.sleep(0)
+        if self.unavailable:
+            raise errors.ExchangeUnavailable("the exchange could not be reached; try again later", retry_after=5)
         if self.no_funds:
             raise InsufficientFunds("the account's balance does not cover the order")
         if spec.client_order_id in self.orders:
@@ -367,3 +370,17 @@ def test_a_key_bound_to_accounts_sees_only_policies_within_them(core: Any) -> No
     _, stranger_account = setup(core, OPEN_POLICY)
     with pytest.raises(errors.NotFound):  # another user's account
         run(core.trading.account_policy(bound, stranger_account))
+
+
+def test_nothing_sent_leaves_nothing_and_the_same_id_may_be_sent_again(core: Any, venue: Venue) -> None:
+    owner, account = setup(core, OPEN_POLICY)
+    venue.unavailable = True
+    with pytest.raises(errors.ExchangeUnavailable) as caught:
+        run(core.trading.submit(owner, account, limit("again")))
+    assert caught.value.retry_after == 5
+    assert rows(core, Order, Order.client_order_id == "again") == []
+    venue.unavailable = False
+    placed = run(core.trading.submit(owner, account, limit("again")))
+    assert not placed.replayed and placed.order.status == "open" and venue.created == 1
+    failed = rows(core, AuditEvent, AuditEvent.action == "order.create", AuditEvent.outcome == "failed")
+    assert [f.details["reason"] for f in failed] == ["exchange_unavailable"]
