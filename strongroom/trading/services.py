@@ -593,7 +593,6 @@ class TradingService:
                 .execution_options(synchronize_session=False)))
             row = session.get(Order, view.id)
             assert row is not None
-            session.refresh(row)
             current = _view(row)
             if changed == 1:
                 for kind in _events_for(view.status, status):
@@ -613,7 +612,6 @@ class TradingService:
                 .execution_options(synchronize_session=False)))
             row = session.get(Order, view.id)
             assert row is not None
-            session.refresh(row)
             current = _view(row)
             if changed == 1:
                 events.record(session, EventType.ORDER_REJECTED, user_id=row.user_id, data=_event_data(current))
@@ -641,7 +639,6 @@ class TradingService:
             if changed == 1:
                 row = session.get(Order, order_id)
                 assert row is not None
-                session.refresh(row)
                 events.record(session, EventType.ORDER_REJECTED, user_id=row.user_id, data=_event_data(_view(row)))
                 self.audit.record(session, "order.reconcile", "not_placed", user_id=row.user_id,
                                   target=f"order:{row.id}")
