@@ -5,12 +5,14 @@ at once), counted through the mock's stats; no secret or venue text in any answe
 
 Each test registers its own keys on the mock. These tests trade SOL/USDT, which only they price (other tests'
 valuations are untouched); its price is put back after each test. The module's server re-reads tickers every
-0.1 s, so a price move is seen at once by the risk checks.
+0.1 s, so a price move is seen at once by the risk checks; it runs the job runner (as ``serve`` does by default),
+which reconciles an order whose answer was lost.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -73,7 +75,7 @@ def trading_server(backend: Any, mock_exchange: Any, tmp_path_factory: pytest.Te
     install_log_capture()
     srv = start_server(data_dir=tmp_path_factory.mktemp(f"trading-{backend.name}"), database_url=backend.url,
                        exchange_base_urls={"binance": mock_exchange.url, "okx": mock_exchange.url},
-                       exchange_price_ttl_seconds=0.1, jobs="off")
+                       exchange_price_ttl_seconds=0.1, jobs="inline", jobs_poll_seconds=0.2)
     yield srv
     srv.stop()
 
@@ -282,6 +284,36 @@ def test_a_lost_answer_then_a_retry_is_one_exchange_order(http: httpx.Client, ow
     assert retried.status_code == 200, retried.text
     assert retried.json()["id"] == lost.json()["id"] and retried.json()["status"] == "open"
     assert mock.created("binance", creds["api_key"]) == 1
+
+
+def test_a_lost_answer_is_reconciled_by_the_job_without_a_retry(trading_server: Any, http: httpx.Client, owner: Any,
+                                                                mock: Mock) -> None:
+    from sqlalchemy import select
+
+    from strongroom.models import Event, Order
+
+    creds = mock.new_key()
+    account = connect(http, owner.headers, creds, policy=OPEN_POLICY)
+    mock.fault("binance", "lost_answer", creds["api_key"])
+    lost = place(http, owner.headers, account, order("bytimer"))
+    assert lost.status_code == 202, lost.text
+
+    def stored() -> tuple[str, str | None]:
+        with trading_server.core.db.session() as session:
+            row = session.get(Order, lost.json()["id"])
+            return row.status, row.exchange_order_id
+
+    deadline = time.monotonic() + 30
+    while stored()[0] == "pending":  # no request touches the order: only the job can settle it
+        assert time.monotonic() < deadline, "the reconcile job never ran"
+        time.sleep(0.1)
+    status, exchange_order_id = stored()
+    assert status == "open" and exchange_order_id
+    assert mock.created("binance", creds["api_key"]) == 1
+    with trading_server.core.db.session() as session:
+        created = list(session.scalars(select(Event).where(Event.type == "order.created",
+                                                            Event.user_id == owner.id)))
+    assert [e.data["client_order_id"] for e in created] == ["bytimer"]
 
 
 def test_twenty_concurrent_submits_with_one_client_order_id_are_one_order(trading_server: Any, owner: Any,
