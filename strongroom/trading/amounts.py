@@ -7,12 +7,14 @@ caller's decision). Below the minimum amount or notional: BadRequest (400) namin
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation, localcontext
 
 from strongroom.errors import BadRequest, ValidationFailed
 from strongroom.exchanges.orders import MarketRules
 
 MAX_DIGITS = 40
+MAX_EXPONENT = 18  # an amount or price from 1e-18 to below 1e19: more is no market's
+WIDE = Context(prec=100)  # steps and quotients of any amount in range are exact in it
 
 
 def plain(value: Decimal) -> str:
@@ -34,11 +36,14 @@ def parse_decimal(name: str, value: object) -> Decimal:
             from None
     if not number.is_finite() or number <= 0:
         raise ValidationFailed(f"{name} must be positive", fields={name: "positive"})
+    if not -MAX_EXPONENT <= number.adjusted() < MAX_EXPONENT + 1:
+        raise ValidationFailed(f"{name} is out of range", fields={name: "from 1e-18 to below 1e19"})
     return number
 
 
 def _on_step(value: Decimal, step: Decimal) -> bool:
-    return (value % step) == 0
+    with localcontext(WIDE):
+        return (value % step) == 0
 
 
 def fit_amount(amount: Decimal, rules: MarketRules, rounding: str) -> Decimal:
@@ -53,7 +58,8 @@ def fit_amount(amount: Decimal, rules: MarketRules, rounding: str) -> Decimal:
         if rounding != "down":
             raise BadRequest(f"amount must be a multiple of {plain(step)} (or ask rounding=down)",
                              fields={"amount": f"a multiple of {plain(step)}"})
-        amount = (amount / step).to_integral_value(rounding=ROUND_DOWN) * step
+        with localcontext(WIDE):
+            amount = (amount / step).to_integral_value(rounding=ROUND_DOWN) * step
     _at_least_minimum(amount, rules)
     if amount <= 0:
         raise BadRequest("amount rounds down to zero", fields={"amount": "rounds to zero"})
@@ -78,6 +84,8 @@ def check_cost(amount: Decimal, price: Decimal | None, rules: MarketRules) -> No
     Without a price (a market order with no last price) there is nothing to check here: the venue decides."""
     if rules.min_cost is None or price is None:
         return
-    if amount * price < rules.min_cost:
+    with localcontext(WIDE):
+        below = amount * price < rules.min_cost
+    if below:
         raise BadRequest(f"the order's value is below the minimum {plain(rules.min_cost)} {rules.quote}",
                          fields={"amount": f"minimum value {plain(rules.min_cost)} {rules.quote}"})

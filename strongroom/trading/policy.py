@@ -57,8 +57,8 @@ def _decimal(name: str, value: object) -> Decimal | None:
         number = Decimal(str(value).strip())
     except InvalidOperation:
         raise ValidationFailed(f"{name} must be a decimal string", fields={name: "a decimal string"}) from None
-    if not number.is_finite() or number <= 0 or number > Decimal("1e15"):
-        raise ValidationFailed(f"{name} must be positive", fields={name: "positive, at most 1e15"})
+    if not number.is_finite() or number <= 0 or number > Decimal("1e15") or number.adjusted() < -18:
+        raise ValidationFailed(f"{name} must be positive", fields={name: "positive, from 1e-18 to 1e15"})
     return number
 
 

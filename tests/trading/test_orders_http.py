@@ -361,3 +361,28 @@ def test_no_secret_or_venue_text_in_any_answer_or_log(http: httpx.Client, owner:
         assert secret not in seen
     for text in EXCHANGE_TEXTS:
         assert text not in "\n".join(recorder.texts), text
+
+
+@pytest.mark.parametrize("change", [
+    {"amount": "9e999999"}, {"amount": "1e30"}, {"price": "1e-40"}, {"amount": "-1"}, {"amount": "NaN"},
+    {"amount": 1}, {"price": None}, {"symbol": "btc/usdt"}, {"symbol": "NOPE/USDT"}, {"side": "hold"},
+    {"type": "stop"}, {"time_in_force": "DAY"}, {"rounding": "up"}, {"client_order_id": "x" * 65},
+    {"client_order_id": "bad id"}, {"post_only": "maybe"}, {"extra": 1}, {"amount": "1" * 41},
+])
+def test_every_bad_order_is_a_4xx_problem(http: httpx.Client, owner: Any, mock: Mock, change: dict[str, Any]) -> None:
+    account = connect(http, owner.headers, mock.new_key(), policy=OPEN_POLICY)
+    answer = place(http, owner.headers, account, {**order(f"bad{uuid.uuid4().hex[:8]}"), **change})
+    assert 400 <= answer.status_code < 500, (change, answer.status_code, answer.text)
+    assert_problem(answer, answer.status_code)
+
+
+@pytest.mark.parametrize("policy", [
+    {"max_notional_usd": "1e-99999"}, {"max_notional_usd": "0"}, {"max_open_orders": -1},
+    {"max_open_orders": 10**12}, {"allowed_symbols": ["btc/usdt"]}, {"allowed_symbols": "BTC/USDT"},
+    {"price_band_percent": "101"}, {"kill_switch": "yes"}, {"unknown": True},
+])
+def test_every_bad_policy_is_a_4xx_problem(http: httpx.Client, owner: Any, mock: Mock, policy: dict[str, Any]) -> None:
+    account = connect(http, owner.headers, mock.new_key())
+    answer = http.put(f"/v1/exchange-accounts/{account}/trading-policy", headers=owner.headers, json=policy)
+    assert 400 <= answer.status_code < 500, (policy, answer.status_code, answer.text)
+    assert_problem(answer, answer.status_code)

@@ -63,7 +63,7 @@ class OrderIn(Strict):
                                                                          "order with it is 409. Default: the "
                                                                          "Idempotency-Key header, else a new id.",
                                         examples=["bot1-0001"])
-    post_only: bool = Field(False, description="Maker only: the venue refuses it rather than fill at once.")
+    post_only: bool = Field(False, strict=True, description="Maker only: the venue refuses it rather than fill at once.")
     rounding: Annotated[str, one_of(("none", "down"))] = Field(
         "none", description="none: an amount off the venue's step is refused (400); down: rounded down to it.",
         examples=["none"])
@@ -119,8 +119,8 @@ class PolicyIn(Strict):
     price_band_percent: DecimalText | None = Field(None, description="A limit price at most this many percent from "
                                                                      "the last price; null: no limit.",
                                                    examples=["5"])
-    allow_market_orders: bool = Field(False, description="Market orders allowed (false by default).")
-    kill_switch: bool = Field(False, description="Refuse every new order (cancel the open ones with "
+    allow_market_orders: bool = Field(False, strict=True, description="Market orders allowed (false by default).")
+    kill_switch: bool = Field(False, strict=True, description="Refuse every new order (cancel the open ones with "
                                                  "POST .../orders/cancel-all).")
 
 
