@@ -384,3 +384,18 @@ def test_nothing_sent_leaves_nothing_and_the_same_id_may_be_sent_again(core: Any
     assert not placed.replayed and placed.order.status == "open" and venue.created == 1
     failed = rows(core, AuditEvent, AuditEvent.action == "order.create", AuditEvent.outcome == "failed")
     assert [f.details["reason"] for f in failed] == ["exchange_unavailable"]
+
+
+def test_max_orders_per_minute_holds_across_cores_on_one_database(make_core: Callable[..., Any], venue: Venue) -> None:
+    """Two cores (as two server processes) on one database: the per-minute count is the database's."""
+    first, second = make_core(gateway=venue), make_core(gateway=venue)
+    owner, account = setup(first, {"max_orders_per_minute": 4, "max_notional_usd": "100000"})
+
+    async def many() -> list[Any]:
+        return await asyncio.gather(*((first if i % 2 else second).trading.submit(owner, account, limit(f"m{i}"))
+                                      for i in range(10)), return_exceptions=True)
+
+    outcomes = run(many())
+    refused = [o for o in outcomes if isinstance(o, errors.RiskPolicyRefused)]
+    assert len(refused) == 6 and {o.rule for o in refused} == {"max_orders_per_minute"}
+    assert venue.created == 4
