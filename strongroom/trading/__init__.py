@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from strongroom.trading.interfaces import Trading
+from strongroom.trading.policies import PolicyView
 from strongroom.trading.policy import RULES, Policy
 from strongroom.trading.services import (
     FINAL,
@@ -10,7 +11,6 @@ from strongroom.trading.services import (
     RECONCILE_KIND,
     OrderRequest,
     OrderView,
-    PolicyView,
     Submitted,
     TradingService,
     venue_client_id,

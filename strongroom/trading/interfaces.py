@@ -13,7 +13,8 @@ from typing import Protocol
 
 from strongroom.pagination import Page
 from strongroom.principal import Principal
-from strongroom.trading.services import OrderRequest, OrderView, PolicyView, Submitted
+from strongroom.trading.policies import PolicyView
+from strongroom.trading.services import OrderRequest, OrderView, Submitted
 
 
 class Trading(Protocol):

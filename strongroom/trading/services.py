@@ -46,20 +46,18 @@ from typing import Any, Protocol
 import anyio.to_thread
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from strongroom import events
 from strongroom.audit.services import AuditService
 from strongroom.balances import valuation
 from strongroom.db import Database, rowcount, utcnow
-from strongroom.enums import AccountStatus, AuthMethod, EventType
+from strongroom.enums import AccountStatus, EventType
 from strongroom.errors import (
     BadRequest,
     Conflict,
     DomainError,
     ExchangeNotSupported,
     ExchangeUnavailable,
-    InsufficientScope,
     InvalidCredentials,
     NotFound,
     NotSupported,
@@ -77,12 +75,13 @@ from strongroom.exchanges.orders import (
 )
 from strongroom.exchanges.venues import venue_for
 from strongroom.jobs import enqueue
-from strongroom.models import ApiKey, ExchangeAccount, Order, TradingPolicy
+from strongroom.models import ExchangeAccount, Order, TradingPolicy
 from strongroom.pagination import Page, paginate, valid_id
 from strongroom.principal import Principal
-from strongroom.scopes import READ, TRADE, WRITE, covers
+from strongroom.scopes import READ, TRADE
 from strongroom.trading import amounts
 from strongroom.trading import policy as rules
+from strongroom.trading.policies import PolicyBook, PolicyView, policies_of, visible_account
 from strongroom.trading.policy import Policy, Ticket
 from strongroom.vault.services import Vault
 
@@ -99,9 +98,6 @@ ROUNDING = ("none", "down")
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
 VENUE_CLIENT_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")  # what every venue accepts as is (OKX: 1-32 alphanumerics)
 SYMBOL = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")
-# a principal signed in with a password (not a key): the owner's own session, the console, the operator
-PASSWORD_METHODS = frozenset({AuthMethod.ACCESS_TOKEN, AuthMethod.PASSWORD_GRANT, AuthMethod.BASIC_PASSWORD,
-                              AuthMethod.CONSOLE, AuthMethod.CLI})
 AWAIT_STEP = 0.25  # seconds between looks at the venue while awaiting a close
 
 
@@ -155,16 +151,6 @@ class Submitted:
 
     order: OrderView
     replayed: bool
-
-
-@dataclass(frozen=True)
-class PolicyView:
-    """A stored policy (``defined`` False: none, all fields at their defaults: trading off for an account)."""
-
-    subject: str  # account:<id> | key:<key id>
-    defined: bool
-    policy: Policy
-    updated_at: datetime | None
 
 
 class TradingGateway(Protocol):
@@ -236,20 +222,6 @@ def _view(row: Order) -> OrderView:
         created_at=row.created_at, updated_at=row.updated_at)
 
 
-def _policy_of(row: TradingPolicy | None) -> Policy | None:
-    if row is None:
-        return None
-    return Policy(allowed_symbols=None if row.allowed_symbols is None else tuple(row.allowed_symbols),
-                  max_notional_usd=_dec(row.max_notional_usd), max_open_orders=row.max_open_orders,
-                  max_orders_per_minute=row.max_orders_per_minute, price_band_percent=_dec(row.price_band_percent),
-                  allow_market_orders=row.allow_market_orders, kill_switch=row.kill_switch)
-
-
-def _policy_columns(policy: Policy) -> dict[str, Any]:
-    doc = policy.as_dict()
-    return {name: doc[name] for name in rules.RULES}
-
-
 def _event_data(view: OrderView) -> dict[str, Any]:
     return {"order_id": view.id, "account_id": view.account_id, "client_order_id": view.client_order_id,
             "exchange_order_id": view.exchange_order_id, "symbol": view.symbol, "side": view.side,
@@ -307,6 +279,7 @@ class TradingService:
         self.catalogue = catalogue
         self.gateway = gateway
         self.clock: Callable[[], float] = clock or _system_time
+        self.policies = PolicyBook(db, audit)
 
     # --- orders -----------------------------------------------------------------------------------
 
@@ -414,17 +387,17 @@ class TradingService:
 
     async def account_policy(self, principal: Principal, account_id: int) -> PolicyView:
         principal.require(READ)
-        return await anyio.to_thread.run_sync(self._read_policy, principal, account_id, None)
+        return await anyio.to_thread.run_sync(self.policies.read, principal, account_id, None)
 
     async def set_account_policy(self, principal: Principal, account_id: int, body: Mapping[str, object]) -> PolicyView:
-        return await anyio.to_thread.run_sync(self._write_policy, principal, account_id, None, dict(body))
+        return await anyio.to_thread.run_sync(self.policies.write, principal, account_id, None, dict(body))
 
     async def key_policy(self, principal: Principal, key_id: str) -> PolicyView:
         principal.require(READ)
-        return await anyio.to_thread.run_sync(self._read_policy, principal, None, key_id)
+        return await anyio.to_thread.run_sync(self.policies.read, principal, None, key_id)
 
     async def set_key_policy(self, principal: Principal, key_id: str, body: Mapping[str, object]) -> PolicyView:
-        return await anyio.to_thread.run_sync(self._write_policy, principal, None, key_id, dict(body))
+        return await anyio.to_thread.run_sync(self.policies.write, principal, None, key_id, dict(body))
 
     # --- checks -----------------------------------------------------------------------------------
 
@@ -482,14 +455,6 @@ class TradingService:
 
     # --- database work (worker threads) -----------------------------------------------------------
 
-    def _visible(self, session: Session, principal: Principal, account_id: int) -> ExchangeAccount:
-        if not valid_id(account_id):
-            raise NotFound("exchange account not found")
-        account = session.get(ExchangeAccount, account_id)
-        if account is None or not principal.acts_for(account.user_id) or not principal.sees_account(account.id):
-            raise NotFound("exchange account not found")
-        return account
-
     def _tradable(self, account: ExchangeAccount) -> _Account:
         if account.status != AccountStatus.ACTIVE:
             raise Conflict(f"an account in status {account.status} cannot trade")
@@ -500,10 +465,10 @@ class TradingService:
 
     def _plan(self, principal: Principal, account_id: int, client_order_id: str) -> _Plan:
         with self.db.session() as session:
-            account = self._visible(session, principal, account_id)
+            account = visible_account(session, principal, account_id)
             existing = session.scalars(select(Order).where(Order.account_id == account.id,
                                                            Order.client_order_id == client_order_id)).first()
-            policies = self._policies(session, account.id, principal.key_id)
+            policies = policies_of(session, account.id, principal.key_id)
             ready = self._tradable(account) if existing is None else self._account_of(account)
             return _Plan(ready, None if existing is None else _view(existing), policies)
 
@@ -521,14 +486,6 @@ class TradingService:
                 return None
             return self._account_of(account)
 
-    @staticmethod
-    def _policies(session: Session, account_id: int, key_id: str | None) -> tuple[Policy | None, Policy | None]:
-        subjects = [f"account:{account_id}"] + ([f"key:{key_id}"] if key_id else [])
-        found = {row.subject: row for row in session.scalars(select(TradingPolicy)
-                                                             .where(TradingPolicy.subject.in_(subjects)))}
-        return (_policy_of(found.get(subjects[0])),
-                _policy_of(found.get(subjects[1])) if key_id else None)
-
     def _admit(self, principal: Principal, account: _Account, request: OrderRequest, client_order_id: str,
                fingerprint: str, amount: Decimal, ticket: Ticket) -> _Admitted:
         """Check the policies and counts under the account's order lock and insert the order ``pending``."""
@@ -542,7 +499,7 @@ class TradingService:
                                                                Order.client_order_id == client_order_id)).first()
                 if existing is not None:
                     return _Admitted(_view(existing), replay=True)
-                account_policy, key_policy = self._policies(session, account.id, principal.key_id)
+                account_policy, key_policy = policies_of(session, account.id, principal.key_id)
                 in_force = None if not locked or account_policy is None else rules.narrow(account_policy, key_policy)
                 rules.check(in_force, ticket)
                 assert in_force is not None  # check() refuses without a policy
@@ -649,7 +606,7 @@ class TradingService:
 
     def _order_of(self, principal: Principal, account_id: int, order_id: int) -> tuple[_Account, OrderView]:
         with self.db.session() as session:
-            account = self._visible(session, principal, account_id)
+            account = visible_account(session, principal, account_id)
             row = session.get(Order, order_id) if valid_id(order_id) else None
             if row is None or row.account_id != account.id:
                 raise NotFound("order not found")
@@ -657,7 +614,7 @@ class TradingService:
 
     def _open_rows(self, principal: Principal, account_id: int, symbol: str | None) -> tuple[_Account, list[OrderView]]:
         with self.db.session() as session:
-            account = self._visible(session, principal, account_id)
+            account = visible_account(session, principal, account_id)
             query = select(Order).where(Order.account_id == account.id, Order.status.in_(OPEN))
             if symbol is not None:
                 query = query.where(Order.symbol == symbol)
@@ -788,75 +745,3 @@ class TradingService:
             await self._sync(account, [view])
             view = await anyio.to_thread.run_sync(self._reload, view.id)
         return view
-
-    # --- policies (worker threads) --------------------------------------------------------------
-
-    def _policy_subject(self, session: Session, principal: Principal, account_id: int | None,
-                        key_id: str | None) -> tuple[str, int, int | None]:
-        """Return (subject, owner user id, account id) of the policy the principal names; NotFound otherwise."""
-        if account_id is not None:
-            account = self._visible(session, principal, account_id)
-            return f"account:{account.id}", account.user_id, account.id
-        key = session.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first() if key_id else None
-        if key is None or not principal.acts_for(key.user_id) or not self._sees_key(principal, key):
-            raise NotFound("API key not found")
-        return f"key:{key.key_id}", key.user_id, None
-
-    @staticmethod
-    def _sees_key(principal: Principal, key: ApiKey) -> bool:
-        """True unless the principal is a key bound to accounts and ``key`` (not itself) reaches beyond them."""
-        if principal.account_ids is None or key.key_id == principal.key_id:
-            return True
-        return key.account_ids is not None and set(key.account_ids) <= principal.account_ids
-
-    def _read_policy(self, principal: Principal, account_id: int | None, key_id: str | None) -> PolicyView:
-        with self.db.session() as session:
-            subject, _, _ = self._policy_subject(session, principal, account_id, key_id)
-            row = session.scalars(select(TradingPolicy).where(TradingPolicy.subject == subject)).first()
-            found = _policy_of(row)
-            return PolicyView(subject, found is not None, found or Policy(), None if row is None else row.updated_at)
-
-    @staticmethod
-    def may_widen(principal: Principal, owner: int) -> bool:
-        """True if ``principal`` may widen a policy of ``owner``'s or clear its kill switch: the owner signed in
-        with a password (not a key), or an admin signed in so."""
-        return (principal.key_id is None and principal.scheme in PASSWORD_METHODS
-                and (principal.user_id == owner or principal.is_admin))
-
-    def _write_policy(self, principal: Principal, account_id: int | None, key_id: str | None,
-                      body: dict[str, object]) -> PolicyView:
-        if not (covers(principal.scopes, WRITE) or TRADE in principal.scopes):
-            raise InsufficientScope("this credential lacks the 'write' or 'trade' scope")
-        new = rules.parse(body)
-        with self.db.session() as session:
-            subject, owner, account = self._policy_subject(session, principal, account_id, key_id)
-            row = session.scalars(select(TradingPolicy).where(TradingPolicy.subject == subject)).first()
-            old = _policy_of(row)
-            revision = None if row is None else row.revision
-        widened = None if self.may_widen(principal, owner) else rules.widened(old, new)
-        if widened is not None:
-            self.audit.record_now("trading_policy.set", "refused", principal=principal, target=subject,
-                                  details={"rule": widened})
-            raise RiskPolicyRefused(f"only the owner signed in with a password, or an admin, may widen a trading "
-                                    f"policy or clear its kill switch ({widened})", rule=widened)
-        columns = _policy_columns(new)
-        try:
-            with self.db.session() as session:
-                if revision is None:
-                    session.add(TradingPolicy(subject=subject, user_id=owner, account_id=account,
-                                              key_id=key_id if account is None else None, revision=0,
-                                              updated_at=utcnow(), **columns))
-                    session.flush()
-                else:
-                    changed = rowcount(session.execute(
-                        update(TradingPolicy).where(TradingPolicy.subject == subject,
-                                                    TradingPolicy.revision == revision)
-                        .values(revision=TradingPolicy.revision + 1, updated_at=utcnow(), **columns)
-                        .execution_options(synchronize_session=False)))
-                    if changed != 1:
-                        raise Conflict("the trading policy changed meanwhile; read it again and retry")
-                self.audit.record(session, "trading_policy.set", "ok", principal=principal, target=subject,
-                                  details={"policy": new.as_dict(), "before": None if old is None else old.as_dict()})
-        except IntegrityError:
-            raise Conflict("the trading policy changed meanwhile; read it again and retry") from None
-        return self._read_policy(principal, account_id, key_id)
