@@ -104,6 +104,8 @@ class PolicyBook:
         return key.account_ids is not None and set(key.account_ids) <= principal.account_ids
 
     def read(self, principal: Principal, account_id: int | None, key_id: str | None) -> PolicyView:
+        """Return the policy of the account ``account_id``, or else of the key ``key_id`` (``defined`` False: none).
+        Raises NotFound (not the principal's to see)."""
         with self.db.session() as session:
             subject, _, _ = self._policy_subject(session, principal, account_id, key_id)
             row = session.scalars(select(TradingPolicy).where(TradingPolicy.subject == subject)).first()
@@ -118,7 +120,13 @@ class PolicyBook:
                 and (principal.user_id == owner or principal.is_admin))
 
     def write(self, principal: Principal, account_id: int | None, key_id: str | None,
-                      body: dict[str, object]) -> PolicyView:
+              body: dict[str, object]) -> PolicyView:
+        """Replace the policy of the account ``account_id`` (else of the key ``key_id``) with ``body``; return it.
+
+        Compare-and-set on the row's revision. Raises InsufficientScope (neither ``write`` nor ``trade``),
+        ValidationFailed, NotFound, RiskPolicyRefused (a principal that may not widen it widens it or clears its
+        kill switch; audited), Conflict (changed meanwhile).
+        """
         if not (covers(principal.scopes, WRITE) or TRADE in principal.scopes):
             raise InsufficientScope("this credential lacks the 'write' or 'trade' scope")
         new = rules.parse(body)
