@@ -7,7 +7,9 @@ fills) with a fresh client order id, on warm clients (markets loaded, keep-alive
 whose order alternates. The Strongroom side is a key with scope ``trade`` on an account whose policy has every
 rule set (symbols, notional, open orders, per-minute, price band), so every check runs: the market's rules, the
 tickers (cached), the policy under the account's order lock, the pending row and its job, the venue call, the
-answer's row, event and audit rows. ``python -m bench.trading [--rounds N]``.
+answer's row, event and audit rows. ``python -m bench.trading [--rounds N] [--latency-ms 0,100]``: each latency is
+the mock's ``slow`` mode (every venue request delayed so long, as a real exchange's round trip), rounds of both
+kinds at each.
 """
 
 from __future__ import annotations
@@ -98,10 +100,18 @@ async def compare(url: str, mock_url: str, headers: dict[str, str], account_id: 
     return samples
 
 
+def _latency(mock_url: str, ms: int) -> None:
+    body = {"mode": "slow", "delay_seconds": ms / 1000} if ms else {"mode": "normal"}
+    httpx.post(mock_url + "/_mock/behaviour", json=body, timeout=10).raise_for_status()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.trading", description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--latency-ms", default="0", help="comma-separated simulated exchange latencies")
     args = parser.parse_args(argv)
+    latencies = [int(v) for v in args.latency_ms.split(",")]
+    results: dict[int, Samples] = {}
     fixture = Fixture.create()
     workdir = fixture.data_dir.parent
     mock, mock_url = start_mock(workdir)
@@ -110,16 +120,21 @@ def main(argv: list[str] | None = None) -> int:
         creds = new_funded_key(mock_url)
         headers, account_id = _trader(fixture, mock_url, creds)
         server, url = _serve(fixture, workdir, mock_url)
-        samples = asyncio.run(compare(url, mock_url, headers, account_id, creds, rounds=args.rounds))
+        for ms in latencies:
+            _latency(mock_url, ms)
+            results[ms] = asyncio.run(compare(url, mock_url, headers, account_id, creds, rounds=args.rounds))
+        _latency(mock_url, 0)
     finally:
         if server is not None:
             server.stop()
         mock.stop()
         fixture.cleanup()
-    for kind in ("bare", "strongroom"):
-        print(f"{kind:10} p50 {samples.p(kind, 0.5):6.2f} ms  p95 {samples.p(kind, 0.95):6.2f} ms  "
-              f"(n={len(samples.ms[kind])})")
-    print(f"strongroom / bare at p50: {samples.ratio_p50('strongroom', 'bare'):.2f}")
+    for ms, samples in results.items():
+        print(f"exchange latency +{ms} ms")
+        for kind in ("bare", "strongroom"):
+            print(f"  {kind:10} p50 {samples.p(kind, 0.5):7.2f} ms  p95 {samples.p(kind, 0.95):7.2f} ms  "
+                  f"(n={len(samples.ms[kind])})")
+        print(f"  strongroom / bare at p50: {samples.ratio_p50('strongroom', 'bare'):.2f}")
     return 0
 
 
