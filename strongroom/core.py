@@ -32,6 +32,8 @@ from strongroom.keys.services import ApiKeyService
 from strongroom.metrics import SYNC_SECONDS, Metrics
 from strongroom.ratelimit import RateLimiter
 from strongroom.settings import Settings
+from strongroom.trading.interfaces import Trading
+from strongroom.trading.services import TradingService
 from strongroom.users.facade import SessionsFacade, UsersFacade
 from strongroom.users.interfaces import Sessions, Users
 from strongroom.users.services import UserService
@@ -79,6 +81,7 @@ class Core:
     audit_log: Audit
     credential_service: Credentials
     master_keys: MasterKeys
+    trading: Trading  # orders under risk policies (async); the jobs runner reconciles through it
 
     def close(self) -> None:
         self.housekeeping.run_jobs()
@@ -146,4 +149,5 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
                 AccountsFacade(accounts), api_keys, usage, auth, rotation, vault, gateway,
                 housekeeping, metrics, BalancesFacade(balances), credentials, jobs_queue, accounts, balances,
                 KeysFacade(api_keys), UsersFacade(users), SessionsFacade(sessions), AuditFacade(audit),
-                CredentialsFacade(credentials), MasterKeysFacade(MasterKeyService(db, keys, audit, rotation)))
+                CredentialsFacade(credentials), MasterKeysFacade(MasterKeyService(db, keys, audit, rotation)),
+                TradingService(db, audit, vault, catalogue, gateway))
