@@ -27,6 +27,8 @@ from strongroom.keys.services import ApiKeyService
 from strongroom.metrics import SYNC_SECONDS, Metrics
 from strongroom.ratelimit import RateLimiter
 from strongroom.settings import Settings
+from strongroom.trading.interfaces import Trading
+from strongroom.trading.services import TradingService
 from strongroom.users.services import UserService
 from strongroom.users.sessions import SessionService
 from strongroom.vault.rotation import KeyRotationService
@@ -61,6 +63,7 @@ class Core:
     jobs: JobQueue  # durable jobs: enqueue with strongroom.jobs.enqueue; a runner (jobs.runner) claims them
     account_store: ExchangeAccountService  # the accounts façade's synchronous engine (other services use it)
     balance_store: BalanceService  # the balances façade's synchronous engine
+    trading: Trading  # orders under risk policies (async); the jobs runner reconciles through it
 
     def close(self) -> None:
         self.housekeeping.run_jobs()
@@ -125,4 +128,5 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions,
                 AccountsFacade(accounts), api_keys, usage, auth, KeyRotationService(vault), vault, gateway,
                 housekeeping, metrics, BalancesFacade(balances),
-                CredentialService(db, audit, vault, hasher, catalogue, accounts), jobs_queue, accounts, balances)
+                CredentialService(db, audit, vault, hasher, catalogue, accounts), jobs_queue, accounts, balances,
+                TradingService(db, audit, vault, catalogue, gateway))

@@ -207,3 +207,13 @@ class NotSupported(DomainError):
 
     code = "not_supported"
     status = 422
+
+
+class RiskPolicyRefused(Forbidden):
+    """The account's (or the key's) risk policy refuses this; ``rule`` names the policy field that refused."""
+
+    code = "risk_policy"
+
+    def __init__(self, message: str | None = None, *, rule: str = "policy", **kwargs: Any) -> None:
+        super().__init__(message or f"refused by the trading policy ({rule})", **kwargs)
+        self.rule = rule

@@ -357,3 +357,71 @@ class Event(Base):
         Index("ix_events_type_id", "type", "id"),
         NEVER_REUSED,
     )
+
+
+class Order(Base):
+    """An order placed through an exchange account (``strongroom.trading``), written ``pending`` before the venue
+    is called. ``client_order_id`` is unique per account (the idempotency key); ``request_hash`` is the SHA-256 of
+    the request's canonical form (the same id with another request is a conflict). Amounts and prices are
+    decimal strings; ``fees`` is a list of ``{"currency", "cost"}``. ``created_epoch`` (seconds) is what the
+    per-minute limit counts. Never holds a secret or a venue's error text (``error_code`` is our code)."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("exchange_accounts.id", ondelete="CASCADE"))
+    key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the key that placed it (None: a session)
+    client_order_id: Mapped[str] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    exchange_order_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    symbol: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(8))
+    type: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[str] = mapped_column(String(100))
+    price: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    time_in_force: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    post_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    status: Mapped[str] = mapped_column(String(16))
+    filled: Mapped[str] = mapped_column(String(100), default="0")
+    average_price: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    fees: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    error_code: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    created_epoch: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("account_id", "client_order_id", name="uq_orders_account_client_order_id"),
+        Index("ix_orders_account_status_id", "account_id", "status", "id"),
+        Index("ix_orders_account_created", "account_id", "created_epoch"),
+        NEVER_REUSED,
+    )
+
+
+class TradingPolicy(Base):
+    """A risk policy (``strongroom.trading``): an account's (``account_id``), or a key's narrowing of its owner's
+    (``key_id``). ``subject`` is ``account:<id>`` or ``key:<key id>`` (unique). A null limit is no limit;
+    ``allowed_symbols`` null is every symbol. ``revision`` grows with every change (compare-and-set); an UPDATE
+    of an account policy's row that sets it to itself is the account's order lock (a row lock on PostgreSQL,
+    the write lock on SQLite) under which open orders and orders of the last minute are counted."""
+
+    __tablename__ = "trading_policies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(80), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("exchange_accounts.id", ondelete="CASCADE"),
+                                                   nullable=True)
+    key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.key_id", ondelete="CASCADE"), nullable=True)
+    allowed_symbols: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    max_notional_usd: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    max_open_orders: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_orders_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    price_band_percent: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    allow_market_orders: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    kill_switch: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+    __table_args__ = (NEVER_REUSED,)

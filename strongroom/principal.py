@@ -9,7 +9,7 @@ from strongroom import scopes as scope_rules
 from strongroom.enums import AuthMethod
 
 BASE_SCOPES = scope_rules.BASE
-ALL_SCOPES = scope_rules.ALL
+ALL_SCOPES = scope_rules.SESSION  # a user signed in: read, write, delete and trade
 
 
 @dataclass(frozen=True)

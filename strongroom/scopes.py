@@ -5,6 +5,11 @@ A scope is ``read``, ``write`` or ``delete``, optionally narrowed to a resource 
 ``read`` covers ``read::portfolio_balance``. A child can be granted without its parent. The broad
 ``write`` needs the broad ``read`` (a key that may change what it cannot see is refused).
 
+``trade`` lets a key place and cancel orders through an exchange account (issue 19). Nothing implies it:
+``write`` does not cover it, and the older ``write::trade`` (a Kalshi child scope, granted when it meant
+nothing here) is not turned into it. A user signed in holds it (their own accounts); a key holds it only
+when granted explicitly.
+
 ``verify`` lets a key ask whether another key's request is valid (``POST /v1/keys/verify``). Nothing
 implies it (a session holds read, write and delete, never verify), and only an admin signed in
 without a key can grant it (:func:`grantable_by`); a key that holds it may pass it on.
@@ -28,7 +33,10 @@ BASE: tuple[Scope, ...] = (READ, WRITE, DELETE)
 ALL: frozenset[str] = frozenset(BASE)
 DEFAULT: tuple[Scope, ...] = (READ, WRITE)
 VERIFY: Final = Scope("verify")
-SCOPE_RE = re.compile(r"^(?:(read|write|delete)(::[a-z0-9_]{1,64})?|verify)$")
+TRADE: Final = Scope("trade")
+# what a signed-in user holds (a session, the console, the operator): the base scopes and trade, never verify
+SESSION: frozenset[str] = ALL | {TRADE}
+SCOPE_RE = re.compile(r"^(?:(read|write|delete)(::[a-z0-9_]{1,64})?|verify|trade)$")
 MAX_SCOPES = 64
 
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from devtools.mock_exchange import orders as engine
 from devtools.mock_exchange.common import state_of
 from devtools.mock_exchange.state import EXCHANGES, MODES, WALLETS, Holdings, MockAccount, decimal_of, render
 
@@ -146,7 +147,9 @@ async def prices(request: Request) -> Response:
             raise BadControl(f"prices.{symbol}: {exc}") from None
     current.clear()
     current.update(updated)
-    return JSONResponse({"exchange": exchange, "prices": {s: format(p, "f") for s, p in sorted(current.items())}})
+    filled = engine.cross(state_of(request), exchange)  # resting limit orders the new prices cross fill now
+    return JSONResponse({"exchange": exchange, "prices": {s: format(p, "f") for s, p in sorted(current.items())},
+                         "orders_filled": filled})
 
 
 @_handle
@@ -163,6 +166,44 @@ async def behaviour(request: Request) -> Response:
     state = state_of(request)
     state.mode, state.delay_seconds = str(mode), delay
     return JSONResponse({"mode": mode, "delay_seconds": delay})
+
+
+@_handle
+async def faults(request: Request) -> Response:
+    """POST /_mock/faults: arm a fault for the next order placements (``{"clear": true}`` disarms them all)."""
+    doc = await _json_object(request)
+    state = state_of(request)
+    if doc.get("clear") is True:
+        state.faults.clear()
+        return JSONResponse({"faults": []})
+    exchange = _exchange(doc)
+    kind = doc.get("fault")
+    if kind not in engine.FAULTS:
+        raise BadControl(f"fault must be one of {', '.join(engine.FAULTS)}")
+    api_key = doc.get("api_key")
+    count = doc.get("count", 1)
+    status = doc.get("status", 503)
+    delay = doc.get("delay_seconds")
+    if api_key is not None and not isinstance(api_key, str):
+        raise BadControl("api_key must be a string")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise BadControl("count must be an integer >= 1, or null (until cleared)")
+    if isinstance(status, bool) or not isinstance(status, int) or not 500 <= status <= 599:
+        raise BadControl("status must be a 5xx status")
+    if delay is not None and (isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= 60):
+        raise BadControl("delay_seconds must be a number 0..60")
+    fault = engine.Fault(exchange, str(kind), api_key, count, status, None if delay is None else float(delay))
+    state.faults.append(fault)
+    return JSONResponse({"faults": [f.document() for f in state.faults]}, status_code=201)
+
+
+async def orders(request: Request) -> Response:
+    """GET /_mock/orders?exchange=&api_key=: every order the mock holds (of that venue, of that key)."""
+    state = state_of(request)
+    exchange, api_key = request.query_params.get("exchange"), request.query_params.get("api_key")
+    found = [order.document() for venue, book in sorted(state.orders.items()) if exchange in (None, venue)
+             for order in book.values() if api_key in (None, order.api_key)]
+    return JSONResponse({"orders": found})
 
 
 async def stats(request: Request) -> Response:
@@ -183,6 +224,8 @@ ROUTES = [
     Route("/_mock/revoke", revoke, methods=["POST"]),
     Route("/_mock/prices", prices, methods=["POST"]),
     Route("/_mock/behaviour", behaviour, methods=["POST"]),
+    Route("/_mock/faults", faults, methods=["POST"]),
+    Route("/_mock/orders", orders),
     Route("/_mock/stats", stats),
     Route("/_mock/stats/reset", reset_stats, methods=["POST"]),
 ]

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from devtools.mock_exchange.orders import Fault, MockOrder
+
 EXCHANGES = ("binance", "okx")
 MODES = ("normal", "rate_limited", "down", "slow")
 
@@ -100,6 +102,8 @@ class VenueStats:
     max_in_flight: int = 0
     paths: dict[str, int] = field(default_factory=dict)
     connections: set[tuple[str, int]] = field(default_factory=set)
+    orders_created: int = 0  # orders the venue accepted (refused ones are not counted)
+    orders_by_key: dict[str, int] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
         """Return the JSON form (``connections`` is the number of distinct client sockets seen)."""
@@ -111,6 +115,8 @@ class VenueStats:
             "max_in_flight": self.max_in_flight,
             "paths": dict(self.paths),
             "connections": len(self.connections),
+            "orders_created": self.orders_created,
+            "orders_by_key": dict(self.orders_by_key),
         }
 
 
@@ -123,6 +129,8 @@ class MockState:
     mode: str = "normal"
     delay_seconds: float = 2.0
     stats: dict[str, VenueStats] = field(default_factory=dict)
+    orders: dict[str, dict[int, MockOrder]] = field(default_factory=dict)  # venue -> order id -> order
+    faults: list[Fault] = field(default_factory=list)
 
     def venue_stats(self, exchange: str) -> VenueStats:
         """Return (creating) the counters of ``exchange``."""
@@ -134,9 +142,9 @@ class MockState:
         setattr(stats, what, getattr(stats, what) + 1)
 
     def stats_document(self) -> dict[str, Any]:
-        """Return per-venue counters plus totals of requests, private_requests and valid_signatures."""
+        """Return per-venue counters plus totals of requests, private_requests, valid_signatures, orders_created."""
         doc: dict[str, Any] = {k: v.document() for k, v in self.stats.items()}
-        for what in ("requests", "private_requests", "valid_signatures"):
+        for what in ("requests", "private_requests", "valid_signatures", "orders_created"):
             doc[what] = sum(getattr(v, what) for v in self.stats.values())
         return doc
 

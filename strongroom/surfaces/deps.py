@@ -20,6 +20,7 @@ from strongroom.exchanges.catalogue import Catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
 from strongroom.http.gate import CurrentPrincipal, current_principal
 from strongroom.keys import ApiKeyService
+from strongroom.trading import Trading
 from strongroom.users import SessionService, UserService
 
 if TYPE_CHECKING:
@@ -49,6 +50,11 @@ async def get_keys(request: Request) -> ApiKeyService:
 async def get_balances(request: Request) -> Balances:
     """Balance snapshots and their valuation (the capability's async façade)."""
     return _core(request).balances
+
+
+async def get_trading(request: Request) -> Trading:
+    """Orders and risk policies (the trading capability's async façade)."""
+    return _core(request).trading
 
 
 async def get_users(request: Request) -> UserService:
@@ -98,6 +104,7 @@ AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 CredentialsDep = Annotated[CredentialService, Depends(get_credentials)]
 KeysDep = Annotated[ApiKeyService, Depends(get_keys)]
 BalancesDep = Annotated[Balances, Depends(get_balances)]
+TradingDep = Annotated[Trading, Depends(get_trading)]
 UsersDep = Annotated[UserService, Depends(get_users)]
 SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 AuditDep = Annotated[AuditService, Depends(get_audit)]
@@ -108,5 +115,5 @@ PingDep = Annotated[Callable[[], None], Depends(get_ping)]
 ClientIP = Annotated[str | None, Depends(peer_ip)]
 
 __all__ = ["AccountsDep", "AuditDep", "AuthDep", "BalancesDep", "CatalogueDep", "ClientIP", "CredentialsDep",
-           "CurrentPrincipal", "GatewayDep", "KeysDep", "PingDep", "SessionsDep", "UsersDep", "current_principal",
+           "CurrentPrincipal", "GatewayDep", "KeysDep", "PingDep", "SessionsDep", "TradingDep", "UsersDep", "current_principal",
            "peer_ip"]

@@ -17,7 +17,9 @@ SCOPE_SCHEMA: dict[str, Any] = {
     "pattern": scopes.SCOPE_RE.pattern,
     "description": "read, write or delete, optionally narrowed to a resource with ::name (read::portfolio_balance, "
                    "write::trade). A broad scope covers its children; broad write needs broad read. verify (POST "
-                   "/v1/keys/verify) is implied by nothing and granted only by an admin signed in without a key.",
+                   "/v1/keys/verify) is implied by nothing and granted only by an admin signed in without a key; trade (orders "
+                   "through an exchange account) is implied by nothing either (write does not cover it) and is "
+                   "granted explicitly.",
     "examples": ["read", "write::trade"],
 }
 Scope = Annotated[str, WithJsonSchema(SCOPE_SCHEMA)]

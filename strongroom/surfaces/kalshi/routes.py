@@ -16,6 +16,7 @@ from starlette.responses import Response
 from strongroom.enums import UsageLevel
 from strongroom.errors import Conflict, InsufficientUsageLevel, LimitExceeded, ValidationFailed
 from strongroom.models import ApiKey
+from strongroom.scopes import TRADE
 from strongroom.surfaces.deps import CurrentPrincipal, KeysDep
 from strongroom.surfaces.openapi import body_example, raises
 from strongroom.surfaces.wire import Scope
@@ -81,8 +82,14 @@ class GenerateApiKeyResponse(BaseModel):
     key_type: Literal["rsa", "ed25519"] = Field(description="The key pair's type.")
 
 
+def kalshi_scopes(held: list[str]) -> list[str]:
+    """Return ``held`` as Kalshi spells scopes: ``trade`` (ours, which Kalshi lacks) as ``write::trade``, the
+    scope Kalshi's clients know for trading; each once, in the order held."""
+    return list(dict.fromkeys("write::trade" if s == TRADE else s for s in held))
+
+
 def _out(key: ApiKey) -> ApiKeyOut:
-    return ApiKeyOut(api_key_id=key.key_id, name=key.name, scopes=list(key.scopes),
+    return ApiKeyOut(api_key_id=key.key_id, name=key.name, scopes=kalshi_scopes(list(key.scopes)),
                      created_ts=key.created_at.isoformat().replace("+00:00", "Z"))
 
 

@@ -9,6 +9,7 @@ from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import JSONResponse, Response
 
 from strongroom.auth.schemes import KALSHI, NATIVE, AccessTokenScheme, BasicScheme, BearerKeyScheme
+from strongroom.errors import RiskPolicyRefused
 from strongroom.http.errors import ErrorTable, Rendered
 from strongroom.http.routes import Surface
 from strongroom.settings import Settings
@@ -27,7 +28,9 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
 
 
 def render(error: Rendered) -> Response:
-    extra = {"errors": error.error.fields} if error.error.fields else {}
+    extra: dict[str, Any] = {"errors": error.error.fields} if error.error.fields else {}
+    if isinstance(error.error, RiskPolicyRefused):
+        extra["rule"] = error.error.rule  # the policy field that refused (issue 19)
     return problem(error.status, str(error.code), error.message, **extra)
 
 
@@ -43,6 +46,10 @@ class Problem(BaseModel):
     code: str = Field(description="A stable, machine-readable code: validation_failed, unauthenticated, "
                                   "insufficient_scope, not_found, conflict, credentials_rejected, rate_limited, ...",
                       examples=["not_found"])
+    rule: str | SkipJsonSchema[None] = Field(
+        None, description="Only for code risk_policy: the trading policy's field that refused (kill_switch, "
+                          "allowed_symbols, max_notional_usd, ...; policy when the account has none).",
+        examples=["max_notional_usd"])
     errors: dict[str, str] | SkipJsonSchema[None] = Field(
         None, description="Only when fields are named (validation): each field, as a dotted path (credentials.secret, "
                           "account_ids.0), and what is wrong with it.", examples=[{"name": "required"}])
@@ -56,13 +63,24 @@ ERRORS = ErrorTable(render=render, internal=lambda: problem(500, "internal", "an
 def surface(settings: Settings) -> Surface:
     """The /v1 surface: signed requests (native and Kalshi headers), access tokens, bearer keys
     (Authorization or X-API-Key), Basic."""
-    from strongroom.surfaces.native import accounts, api_keys, audit, auth, balances, exchanges, users, verify
+    from strongroom.surfaces.native import (
+        accounts,
+        api_keys,
+        audit,
+        auth,
+        balances,
+        exchanges,
+        orders,
+        users,
+        verify,
+    )
 
     return Surface(
         name="native",
         prefix="/v1",
         schemes=(KALSHI, NATIVE, AccessTokenScheme(settings.bearer_key_prefix + "a"), BearerKeyScheme(), BasicScheme()),
         errors=ERRORS,
-        routers=tuple(m.api for m in (auth, users, exchanges, accounts, balances, api_keys, audit, verify)),
+        routers=tuple(m.api for m in (auth, users, exchanges, accounts, balances, orders, api_keys, audit,
+                                          verify)),
         title="Strongroom /v1",
     )

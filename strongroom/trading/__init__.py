@@ -1,0 +1,20 @@
+"""Trading through stored credentials (issue 19): orders under risk policies, idempotent, audited."""
+
+from __future__ import annotations
+
+from strongroom.trading.interfaces import Trading
+from strongroom.trading.policy import RULES, Policy
+from strongroom.trading.services import (
+    FINAL,
+    OPEN,
+    RECONCILE_KIND,
+    OrderRequest,
+    OrderView,
+    PolicyView,
+    Submitted,
+    TradingService,
+    venue_client_id,
+)
+
+__all__ = ["FINAL", "OPEN", "RECONCILE_KIND", "RULES", "OrderRequest", "OrderView", "Policy", "PolicyView",
+           "Submitted", "Trading", "TradingService", "venue_client_id"]

@@ -1,0 +1,839 @@
+"""Orders through stored credentials, under risk policies, without double orders (issue 19).
+
+How an order goes (:meth:`TradingService.submit`):
+
+1. The caller needs scope ``trade`` (implied by nothing) and must see the account (a key bound to other
+   accounts gets NotFound); the account must be ``active``. Its ``client_order_id`` (or ``Idempotency-Key``)
+   is the idempotency key: a row with it already on the account is answered again (same request: that order;
+   another request: Conflict), never sent again.
+2. On the event loop: the venue's market rules (amount step and minimums, price step) and, when the policy
+   needs them, its tickers (the balances capability's valuation gives the quote's USD price).
+3. One transaction, in a worker thread: a conditional UPDATE of the account policy's ``revision`` first (the
+   account's order lock: a row lock on PostgreSQL, the write lock on SQLite), then the policies (the key's
+   narrows the account's) are checked, open orders and orders of the last minute are counted, and the order
+   is inserted ``pending`` with a delayed reconciliation job (``trading.reconcile``) beside it. A refusal is
+   RiskPolicyRefused naming the rule, audited; nothing is written.
+4. ``create_order`` at the venue, never retried. Its answer updates the row (events ``order.created`` and
+   ``order.filled`` / ``order.rejected`` in the same transaction). A lost answer (OrderOutcomeUnknown), an
+   unreachable venue or any other failure leaves the row ``pending``: the reconciliation job (at once, and the
+   delayed one in any case, even if this process dies) asks the venue by the client order id (``fetch_order``)
+   and records what it finds; a request repeated meanwhile does the same inline. The order is never sent
+   twice.
+
+Reads (``get``, ``list``) bring the stored rows up to date with the venue first (``fetch_open_orders`` per
+symbol, ``fetch_order`` for those gone from it): fills become ``closed`` with ``order.filled``. When the venue
+cannot be reached, the stored state is answered. No secret and no venue text is ever stored, logged or raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+import anyio.to_thread
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from strongroom import events
+from strongroom.audit.services import AuditService
+from strongroom.balances import valuation
+from strongroom.db import Database, rowcount, utcnow
+from strongroom.enums import AccountStatus, AuthMethod, EventType
+from strongroom.errors import (
+    BadRequest,
+    Conflict,
+    DomainError,
+    ExchangeNotSupported,
+    ExchangeUnavailable,
+    InsufficientScope,
+    InvalidCredentials,
+    NotFound,
+    RiskPolicyRefused,
+    ValidationFailed,
+)
+from strongroom.exchanges.catalogue import Catalogue, ExchangeInfo
+from strongroom.exchanges.orders import (
+    InsufficientFunds,
+    MarketRules,
+    OrderOutcomeUnknown,
+    OrderRejected,
+    OrderSpec,
+    OrderState,
+)
+from strongroom.exchanges.venues import venue_for
+from strongroom.jobs import enqueue
+from strongroom.models import ApiKey, ExchangeAccount, Order, TradingPolicy
+from strongroom.pagination import Page, paginate, valid_id
+from strongroom.principal import Principal
+from strongroom.scopes import READ, TRADE, WRITE, covers
+from strongroom.trading import amounts
+from strongroom.trading import policy as rules
+from strongroom.trading.policy import Policy, Ticket
+from strongroom.vault.services import Vault
+
+log = logging.getLogger("strongroom.trading")
+
+RECONCILE_KIND = "trading.reconcile"
+RECONCILE_SAFETY_DELAY = 30.0  # the job enqueued with every order runs this long after it (a crash mid-call)
+OPEN: tuple[str, ...] = ("pending", "open")
+FINAL: tuple[str, ...] = ("closed", "canceled", "rejected", "expired")
+SIDES = ("buy", "sell")
+TYPES = ("limit", "market")
+TIME_IN_FORCE = ("GTC", "IOC", "FOK")
+ROUNDING = ("none", "down")
+CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
+VENUE_CLIENT_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")  # what every venue accepts as is (OKX: 1-32 alphanumerics)
+SYMBOL = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")
+# a principal signed in with a password (not a key): the owner's own session, the console, the operator
+PASSWORD_METHODS = frozenset({AuthMethod.ACCESS_TOKEN, AuthMethod.PASSWORD_GRANT, AuthMethod.BASIC_PASSWORD,
+                              AuthMethod.CONSOLE, AuthMethod.CLI})
+AWAIT_STEP = 0.25  # seconds between looks at the venue while awaiting a close
+
+
+# --- the contract's values ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A new order as a caller asks for it: amounts and prices as decimal strings."""
+
+    symbol: str  # ccxt form, BTC/USDT
+    side: str
+    type: str
+    amount: str
+    price: str | None = None
+    time_in_force: str | None = None
+    client_order_id: str | None = None
+    post_only: bool = False
+    rounding: str = "none"
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """An order as stored (brought up to date with the venue by reads)."""
+
+    id: int
+    account_id: int
+    client_order_id: str
+    exchange_order_id: str | None
+    symbol: str
+    side: str
+    type: str
+    amount: Decimal
+    price: Decimal | None
+    status: str  # pending | open | closed | canceled | rejected | expired
+    filled: Decimal
+    average_price: Decimal | None
+    fees: tuple[tuple[str, Decimal], ...]
+    time_in_force: str | None
+    post_only: bool
+    key_id: str | None
+    error_code: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What a submit did: ``replayed`` (an order with this client order id existed: nothing was sent), and the
+    order, ``pending`` when the venue's answer is not known yet (it is being reconciled)."""
+
+    order: OrderView
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """A stored policy (``defined`` False: none, all fields at their defaults: trading off for an account)."""
+
+    subject: str  # account:<id> | key:<key id>
+    defined: bool
+    policy: Policy
+    updated_at: datetime | None
+
+
+class TradingGateway(Protocol):
+    """What the service needs of ``strongroom.exchanges.gateway.ExchangeGateway``."""
+
+    async def market_rules(self, info: ExchangeInfo, symbol: str) -> MarketRules: ...
+
+    async def fetch_tickers(self, info: ExchangeInfo) -> dict[str, Decimal]: ...
+
+    async def create_order(self, info: ExchangeInfo, credentials: Mapping[str, str], spec: OrderSpec) -> OrderState: ...
+
+    async def fetch_order(self, info: ExchangeInfo, credentials: Mapping[str, str], symbol: str, *,
+                          exchange_order_id: str | None = None,
+                          client_order_id: str | None = None) -> OrderState | None: ...
+
+    async def cancel_order(self, info: ExchangeInfo, credentials: Mapping[str, str], symbol: str,
+                           exchange_order_id: str) -> OrderState: ...
+
+    async def fetch_open_orders(self, info: ExchangeInfo, credentials: Mapping[str, str],
+                                symbol: str | None = None) -> list[OrderState]: ...
+
+
+# --- internals ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Account:
+    """An account ready to trade on. ``credentials`` never leave memory."""
+
+    id: int
+    user_id: int
+    info: ExchangeInfo
+    credentials: dict[str, str] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    view: OrderView
+    replay: bool  # an order with this client order id was there: the answer is that order
+
+
+@dataclass(frozen=True)
+class _Plan:
+    account: _Account
+    existing: OrderView | None
+    policies: tuple[Policy | None, Policy | None]  # the account's, the key's
+
+
+def venue_client_id(client_order_id: str) -> str:
+    """Return the client order id sent to the venue for ours: itself when every venue takes it (1-32 letters and
+    digits), else ``sr`` and 30 hex digits of its SHA-256 (the same every time: reconciliation finds it)."""
+    if VENUE_CLIENT_ID.match(client_order_id):
+        return client_order_id
+    return "sr" + hashlib.sha256(client_order_id.encode()).hexdigest()[:30]
+
+
+def _dec(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def _view(row: Order) -> OrderView:
+    return OrderView(
+        id=row.id, account_id=row.account_id, client_order_id=row.client_order_id,
+        exchange_order_id=row.exchange_order_id, symbol=row.symbol, side=row.side, type=row.type,
+        amount=Decimal(row.amount), price=_dec(row.price), status=row.status, filled=Decimal(row.filled),
+        average_price=_dec(row.average_price),
+        fees=tuple((str(f["currency"]), Decimal(str(f["cost"]))) for f in row.fees or []),
+        time_in_force=row.time_in_force, post_only=row.post_only, key_id=row.key_id, error_code=row.error_code,
+        created_at=row.created_at, updated_at=row.updated_at)
+
+
+def _policy_of(row: TradingPolicy | None) -> Policy | None:
+    if row is None:
+        return None
+    return Policy(allowed_symbols=None if row.allowed_symbols is None else tuple(row.allowed_symbols),
+                  max_notional_usd=_dec(row.max_notional_usd), max_open_orders=row.max_open_orders,
+                  max_orders_per_minute=row.max_orders_per_minute, price_band_percent=_dec(row.price_band_percent),
+                  allow_market_orders=row.allow_market_orders, kill_switch=row.kill_switch)
+
+
+def _policy_columns(policy: Policy) -> dict[str, Any]:
+    doc = policy.as_dict()
+    return {name: doc[name] for name in rules.RULES}
+
+
+def _event_data(view: OrderView) -> dict[str, Any]:
+    return {"order_id": view.id, "account_id": view.account_id, "client_order_id": view.client_order_id,
+            "exchange_order_id": view.exchange_order_id, "symbol": view.symbol, "side": view.side,
+            "type": view.type, "amount": amounts.plain(view.amount),
+            "price": None if view.price is None else amounts.plain(view.price), "status": view.status,
+            "filled": amounts.plain(view.filled),
+            "average_price": None if view.average_price is None else amounts.plain(view.average_price)}
+
+
+def _events_for(before: str, after: str) -> list[EventType]:
+    """The events a status change means (``pending`` to a venue status is also ``order.created``)."""
+    found: list[EventType] = []
+    if before == after:
+        return found
+    if before == "pending" and after != "rejected":
+        found.append(EventType.ORDER_CREATED)
+    if after == "closed":
+        found.append(EventType.ORDER_FILLED)
+    elif after in ("canceled", "expired"):
+        found.append(EventType.ORDER_CANCELED)
+    elif after == "rejected":
+        found.append(EventType.ORDER_REJECTED)
+    return found
+
+
+def _request_hash(request: OrderRequest, client_order_id: str) -> str:
+    """SHA-256 of the request's canonical form: the same order asked again hashes the same."""
+    doc = {"symbol": request.symbol, "side": request.side, "type": request.type,
+           "amount": amounts.plain(Decimal(request.amount)),
+           "price": None if request.price is None else amounts.plain(Decimal(request.price)),
+           "time_in_force": request.time_in_force, "post_only": request.post_only, "rounding": request.rounding,
+           "client_order_id": client_order_id}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def _may_read_orders(principal: Principal) -> None:
+    """Orders are read with ``read`` or ``trade`` (a trade-only key sees what it placed). Raises InsufficientScope."""
+    if TRADE not in principal.scopes:
+        principal.require(READ)
+
+
+def _system_time() -> float:
+    return time.time()
+
+
+class TradingService:
+    """The trading capability (:class:`strongroom.trading.interfaces.Trading`, whose docstrings are the contract):
+    async; database work runs in worker threads, exchange calls on the event loop."""
+
+    def __init__(self, db: Database, audit: AuditService, vault: Vault, catalogue: Catalogue,
+                 gateway: TradingGateway, clock: Callable[[], float] | None = None) -> None:
+        self.db = db
+        self.audit = audit
+        self.vault = vault
+        self.catalogue = catalogue
+        self.gateway = gateway
+        self.clock: Callable[[], float] = clock or _system_time
+
+    # --- orders -----------------------------------------------------------------------------------
+
+    async def submit(self, principal: Principal, account_id: int, request: OrderRequest, *,
+                     idempotency_key: str | None = None, await_closed: float | None = None) -> Submitted:
+        principal.require(TRADE)
+        client_order_id = self._client_order_id(request.client_order_id, idempotency_key)
+        request = self._checked(request)
+        price = None if request.price is None else Decimal(request.price)
+        fingerprint = _request_hash(request, client_order_id)
+        plan = await anyio.to_thread.run_sync(self._plan, principal, account_id, client_order_id)
+        if plan.existing is not None:
+            return await self._replay(plan.account, plan.existing, fingerprint)
+        account = plan.account
+        market = await self.gateway.market_rules(account.info, request.symbol)
+        amount = amounts.fit_amount(Decimal(request.amount), market, request.rounding)
+        if price is not None:
+            amounts.check_price(price, market)
+        prices = await self._prices_if_needed(account.info, request, plan.policies, market)
+        last = prices.get(request.symbol)
+        amounts.check_cost(amount, price if price is not None else last, market)
+        ticket = Ticket(symbol=request.symbol, type=request.type, amount=amount, price=price, last_price=last,
+                        quote_usd=valuation.usd_price(market.quote, prices) if prices else None)
+        admitted = await anyio.to_thread.run_sync(functools.partial(
+            self._admit, principal, account, request, client_order_id, fingerprint, amount, ticket))
+        if admitted.replay:
+            return await self._replay(account, admitted.view, fingerprint)
+        view = await self._place(principal, account, admitted.view, request, amount, price)
+        if await_closed and view.status in OPEN:
+            view = await self._await_closed(account, view, await_closed)
+        return Submitted(view, replayed=False)
+
+    async def get(self, principal: Principal, account_id: int, order_id: int) -> OrderView:
+        _may_read_orders(principal)
+        account, row = await anyio.to_thread.run_sync(self._order_of, principal, account_id, order_id)
+        if row.status in OPEN:
+            await self._sync(account, [row])
+            row = await anyio.to_thread.run_sync(self._reload, row.id)
+        return row
+
+    async def list_orders(self, principal: Principal, account_id: int, *, status: str = "open", symbol: str | None = None,
+                   cursor: str | None = None, limit: int = 50) -> Page[OrderView]:
+        _may_read_orders(principal)
+        if status not in ("open", "closed"):
+            raise ValidationFailed("status must be open or closed", fields={"status": "open or closed"})
+        account, rows = await anyio.to_thread.run_sync(self._open_rows, principal, account_id, symbol)
+        if rows:
+            await self._sync(account, rows)
+        return await anyio.to_thread.run_sync(functools.partial(
+            self._page, account.id, OPEN if status == "open" else FINAL, symbol, cursor, limit))
+
+    async def cancel(self, principal: Principal, account_id: int, order_id: int) -> OrderView:
+        principal.require(TRADE)
+        account, row = await anyio.to_thread.run_sync(self._order_of, principal, account_id, order_id)
+        if row.status == "pending":
+            await self._sync(account, [row])
+            row = await anyio.to_thread.run_sync(self._reload, row.id)
+        if row.status == "pending":
+            raise Conflict("the order's placement is not confirmed yet; try again shortly")
+        if row.status in FINAL:
+            raise Conflict(f"the order is already {row.status}")
+        view = await self._cancel_one(principal, account, row)
+        if view.status != "canceled":
+            raise Conflict(f"the order is already {view.status}")
+        return view
+
+    async def cancel_all(self, principal: Principal, account_id: int, *, symbol: str | None = None) -> list[OrderView]:
+        principal.require(TRADE)
+        account, rows = await anyio.to_thread.run_sync(self._open_rows, principal, account_id, symbol)
+        if rows:
+            await self._sync(account, rows)
+        account, rows = await anyio.to_thread.run_sync(self._open_rows, principal, account_id, symbol)
+        canceled: list[OrderView] = []
+        for row in rows:
+            if row.status != "open":
+                continue  # pending: its placement is being reconciled
+            view = await self._cancel_one(principal, account, row)
+            if view.status == "canceled":
+                canceled.append(view)
+        await anyio.to_thread.run_sync(functools.partial(
+            self.audit.record_now, "order.cancel_all", "ok", principal=principal, target=f"account:{account.id}",
+            details={"canceled": len(canceled), "symbol": symbol}))
+        return canceled
+
+    async def reconcile(self, order_id: int) -> str:
+        row = await anyio.to_thread.run_sync(self._reload_or_none, order_id)
+        if row is None:
+            return "gone"
+        if row.status != "pending":
+            return row.status
+        account = await anyio.to_thread.run_sync(self._account_of_order, row.account_id)
+        if account is None:
+            return "gone"
+        state = await self.gateway.fetch_order(account.info, account.credentials, row.symbol,
+                                               client_order_id=venue_client_id(row.client_order_id))
+        if state is None:
+            return "unknown"
+        view = await anyio.to_thread.run_sync(self._apply, row, state, None)
+        return view.status
+
+    async def mark_not_placed(self, order_id: int) -> None:
+        await anyio.to_thread.run_sync(self._not_placed, order_id)
+
+    # --- policies ---------------------------------------------------------------------------------
+
+    async def account_policy(self, principal: Principal, account_id: int) -> PolicyView:
+        principal.require(READ)
+        return await anyio.to_thread.run_sync(self._read_policy, principal, account_id, None)
+
+    async def set_account_policy(self, principal: Principal, account_id: int, body: Mapping[str, object]) -> PolicyView:
+        return await anyio.to_thread.run_sync(self._write_policy, principal, account_id, None, dict(body))
+
+    async def key_policy(self, principal: Principal, key_id: str) -> PolicyView:
+        principal.require(READ)
+        return await anyio.to_thread.run_sync(self._read_policy, principal, None, key_id)
+
+    async def set_key_policy(self, principal: Principal, key_id: str, body: Mapping[str, object]) -> PolicyView:
+        return await anyio.to_thread.run_sync(self._write_policy, principal, None, key_id, dict(body))
+
+    # --- checks -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _client_order_id(client_order_id: str | None, idempotency_key: str | None) -> str:
+        if client_order_id is not None and idempotency_key is not None and client_order_id != idempotency_key:
+            raise BadRequest("client_order_id and the Idempotency-Key header differ",
+                             fields={"client_order_id": "differs from Idempotency-Key"})
+        chosen = client_order_id if client_order_id is not None else idempotency_key
+        if chosen is None:
+            return "sr" + uuid.uuid4().hex[:30]
+        if not CLIENT_ORDER_ID.match(chosen):
+            raise ValidationFailed("client_order_id must be 1-64 letters, digits or . _ : / -",
+                                   fields={"client_order_id": "1-64 of A-Z a-z 0-9 . _ : / -"})
+        return chosen
+
+    @staticmethod
+    def _checked(request: OrderRequest) -> OrderRequest:
+        """Return ``request`` with its decimals normalised; raise ValidationFailed naming the first bad field."""
+        if not isinstance(request.symbol, str) or not SYMBOL.match(request.symbol):
+            raise ValidationFailed("symbol must be BASE/QUOTE in upper case", fields={"symbol": "such as BTC/USDT"})
+        if request.side not in SIDES:
+            raise ValidationFailed("side must be buy or sell", fields={"side": "buy or sell"})
+        if request.type not in TYPES:
+            raise ValidationFailed("type must be limit or market", fields={"type": "limit or market"})
+        if request.rounding not in ROUNDING:
+            raise ValidationFailed("rounding must be none or down", fields={"rounding": "none or down"})
+        if request.time_in_force is not None and request.time_in_force not in TIME_IN_FORCE:
+            raise ValidationFailed("time_in_force must be GTC, IOC or FOK", fields={"time_in_force": "GTC, IOC or FOK"})
+        amount = amounts.parse_decimal("amount", request.amount)
+        price: Decimal | None = None
+        if request.type == "limit":
+            if request.price is None:
+                raise ValidationFailed("a limit order needs a price", fields={"price": "required for limit"})
+            price = amounts.parse_decimal("price", request.price)
+        elif request.price is not None:
+            raise ValidationFailed("a market order has no price", fields={"price": "not allowed for market"})
+        if request.post_only and request.type != "limit":
+            raise ValidationFailed("post_only is for limit orders", fields={"post_only": "limit orders only"})
+        return OrderRequest(symbol=request.symbol, side=request.side, type=request.type, amount=amounts.plain(amount),
+                            price=None if price is None else amounts.plain(price), time_in_force=request.time_in_force,
+                            client_order_id=request.client_order_id, post_only=bool(request.post_only),
+                            rounding=request.rounding)
+
+    async def _prices_if_needed(self, info: ExchangeInfo, request: OrderRequest,
+                                policies: tuple[Policy | None, Policy | None], market: MarketRules) -> dict[str, Decimal]:
+        """The venue's last prices when a check needs them (notional, price band, a market order's minimum)."""
+        needs = request.type == "market" and market.min_cost is not None
+        for found in policies:
+            if found is not None and (found.max_notional_usd is not None or found.price_band_percent is not None):
+                needs = True
+        if not needs or policies[0] is None:
+            return {}
+        return await self.gateway.fetch_tickers(info)
+
+    # --- database work (worker threads) -----------------------------------------------------------
+
+    def _visible(self, session: Session, principal: Principal, account_id: int) -> ExchangeAccount:
+        if not valid_id(account_id):
+            raise NotFound("exchange account not found")
+        account = session.get(ExchangeAccount, account_id)
+        if account is None or not principal.acts_for(account.user_id) or not principal.sees_account(account.id):
+            raise NotFound("exchange account not found")
+        return account
+
+    def _tradable(self, account: ExchangeAccount) -> _Account:
+        if account.status != AccountStatus.ACTIVE:
+            raise Conflict(f"an account in status {account.status} cannot trade")
+        info = self.catalogue.get(account.exchange)
+        if venue_for(info) is None:
+            raise ExchangeNotSupported(f"{info.name} cannot be reached live: it cannot trade")
+        return _Account(account.id, account.user_id, info, self.vault.open_account_credentials(account))
+
+    def _plan(self, principal: Principal, account_id: int, client_order_id: str) -> _Plan:
+        with self.db.session() as session:
+            account = self._visible(session, principal, account_id)
+            existing = session.scalars(select(Order).where(Order.account_id == account.id,
+                                                           Order.client_order_id == client_order_id)).first()
+            policies = self._policies(session, account.id, principal.key_id)
+            ready = self._tradable(account) if existing is None else self._account_of(account)
+            return _Plan(ready, None if existing is None else _view(existing), policies)
+
+    def _account_of(self, account: ExchangeAccount) -> _Account:
+        """The account for reads of orders already placed (any status but disconnected)."""
+        if account.status == AccountStatus.DISCONNECTED:
+            raise Conflict("this account is disconnected")
+        info = self.catalogue.get(account.exchange)
+        return _Account(account.id, account.user_id, info, self.vault.open_account_credentials(account))
+
+    def _account_of_order(self, account_id: int) -> _Account | None:
+        with self.db.session() as session:
+            account = session.get(ExchangeAccount, account_id)
+            if account is None or account.status == AccountStatus.DISCONNECTED:
+                return None
+            return self._account_of(account)
+
+    @staticmethod
+    def _policies(session: Session, account_id: int, key_id: str | None) -> tuple[Policy | None, Policy | None]:
+        subjects = [f"account:{account_id}"] + ([f"key:{key_id}"] if key_id else [])
+        found = {row.subject: row for row in session.scalars(select(TradingPolicy)
+                                                             .where(TradingPolicy.subject.in_(subjects)))}
+        return (_policy_of(found.get(subjects[0])),
+                _policy_of(found.get(subjects[1])) if key_id else None)
+
+    def _admit(self, principal: Principal, account: _Account, request: OrderRequest, client_order_id: str,
+               fingerprint: str, amount: Decimal, ticket: Ticket) -> _Admitted:
+        """Check the policies and counts under the account's order lock and insert the order ``pending``."""
+        try:
+            with self.db.session() as session:
+                # the lock first: nothing below is read before it is held (PostgreSQL re-reads after the wait)
+                locked = rowcount(session.execute(
+                    update(TradingPolicy).where(TradingPolicy.subject == f"account:{account.id}")
+                    .values(revision=TradingPolicy.revision).execution_options(synchronize_session=False)))
+                existing = session.scalars(select(Order).where(Order.account_id == account.id,
+                                                               Order.client_order_id == client_order_id)).first()
+                if existing is not None:
+                    return _Admitted(_view(existing), replay=True)
+                account_policy, key_policy = self._policies(session, account.id, principal.key_id)
+                in_force = None if not locked or account_policy is None else rules.narrow(account_policy, key_policy)
+                rules.check(in_force, ticket)
+                assert in_force is not None  # check() refuses without a policy
+                now = self.clock()
+                open_count, last_minute = session.execute(select(
+                    func.count().filter(Order.status.in_(OPEN)),
+                    func.count().filter(Order.created_epoch >= now - 60),
+                ).where(Order.account_id == account.id)).one()
+                rules.check_counts(in_force, int(open_count or 0), int(last_minute or 0))
+                row = Order(user_id=account.user_id, account_id=account.id, key_id=principal.key_id,
+                            client_order_id=client_order_id, request_hash=fingerprint, symbol=request.symbol,
+                            side=request.side, type=request.type, amount=amounts.plain(amount), price=request.price,
+                            time_in_force=request.time_in_force, post_only=request.post_only, status="pending",
+                            filled="0", fees=[], created_epoch=now, created_at=utcnow(), updated_at=utcnow())
+                session.add(row)
+                session.flush()
+                # the safety net: reconciled even if this process dies during the venue call
+                enqueue(session, RECONCILE_KIND, {"order_id": row.id}, delay=RECONCILE_SAFETY_DELAY)
+                self.audit.record(session, "order.create", "pending", principal=principal,
+                                  target=f"order:{row.id}",
+                                  details={"account_id": account.id, "client_order_id": client_order_id,
+                                           "symbol": request.symbol, "side": request.side, "type": request.type,
+                                           "amount": amounts.plain(amount), "price": request.price})
+                return _Admitted(_view(row), replay=False)
+        except RiskPolicyRefused as refusal:
+            self.audit.record_now("order.create", "refused", principal=principal, target=f"account:{account.id}",
+                                  details={"rule": refusal.rule, "client_order_id": client_order_id,
+                                           "symbol": request.symbol, "side": request.side, "type": request.type})
+            raise
+        except IntegrityError:  # the same client order id committed meanwhile: that order is the answer
+            with self.db.session() as session:
+                existing = session.scalars(select(Order).where(Order.account_id == account.id,
+                                                               Order.client_order_id == client_order_id)).first()
+            if existing is None:
+                raise
+            return _Admitted(_view(existing), replay=True)
+
+    def _apply(self, view: OrderView, state: OrderState, principal: Principal | None) -> OrderView:
+        """Record the venue's ``state`` of the order (conditional on the status read: events once); return it."""
+        status = state.status if state.status in ("open", *FINAL) else "open"
+        values: dict[str, Any] = {
+            "status": status, "exchange_order_id": state.exchange_order_id, "filled": amounts.plain(state.filled),
+            "average_price": None if state.average_price is None else amounts.plain(state.average_price),
+            "fees": [{"currency": c, "cost": amounts.plain(cost)} for c, cost in state.fees], "updated_at": utcnow()}
+        with self.db.session() as session:
+            changed = rowcount(session.execute(
+                update(Order).where(Order.id == view.id, Order.status == view.status).values(**values)
+                .execution_options(synchronize_session=False)))
+            row = session.get(Order, view.id)
+            assert row is not None
+            session.refresh(row)
+            current = _view(row)
+            if changed == 1:
+                for kind in _events_for(view.status, status):
+                    events.record(session, kind, user_id=row.user_id, data=_event_data(current))
+                if view.status == "pending" and principal is not None:
+                    self.audit.record(session, "order.create", "ok" if status != "rejected" else "rejected",
+                                      principal=principal, target=f"order:{row.id}",
+                                      details={"status": status, "exchange_order_id": state.exchange_order_id})
+            return current
+
+    def _reject(self, principal: Principal, view: OrderView, code: str) -> OrderView:
+        """Mark a pending order ``rejected`` by the venue (``code``: ours), with its event and audit row."""
+        with self.db.session() as session:
+            changed = rowcount(session.execute(
+                update(Order).where(Order.id == view.id, Order.status == "pending")
+                .values(status="rejected", error_code=code, updated_at=utcnow())
+                .execution_options(synchronize_session=False)))
+            row = session.get(Order, view.id)
+            assert row is not None
+            session.refresh(row)
+            current = _view(row)
+            if changed == 1:
+                events.record(session, EventType.ORDER_REJECTED, user_id=row.user_id, data=_event_data(current))
+                self.audit.record(session, "order.create", "rejected", principal=principal, target=f"order:{row.id}",
+                                  details={"reason": code})
+            return current
+
+    def _not_placed(self, order_id: int) -> None:
+        """The venue does not know a pending order after reconciliation's attempts: it was never placed."""
+        with self.db.session() as session:
+            changed = rowcount(session.execute(
+                update(Order).where(Order.id == order_id, Order.status == "pending")
+                .values(status="rejected", error_code="not_placed", updated_at=utcnow())
+                .execution_options(synchronize_session=False)))
+            if changed == 1:
+                row = session.get(Order, order_id)
+                assert row is not None
+                session.refresh(row)
+                events.record(session, EventType.ORDER_REJECTED, user_id=row.user_id, data=_event_data(_view(row)))
+                self.audit.record(session, "order.reconcile", "not_placed", user_id=row.user_id,
+                                  target=f"order:{row.id}")
+
+    def _reconcile_soon(self, order_id: int) -> None:
+        with self.db.session() as session:
+            enqueue(session, RECONCILE_KIND, {"order_id": order_id})
+
+    def _order_of(self, principal: Principal, account_id: int, order_id: int) -> tuple[_Account, OrderView]:
+        with self.db.session() as session:
+            account = self._visible(session, principal, account_id)
+            row = session.get(Order, order_id) if valid_id(order_id) else None
+            if row is None or row.account_id != account.id:
+                raise NotFound("order not found")
+            return self._account_of(account), _view(row)
+
+    def _open_rows(self, principal: Principal, account_id: int, symbol: str | None) -> tuple[_Account, list[OrderView]]:
+        with self.db.session() as session:
+            account = self._visible(session, principal, account_id)
+            query = select(Order).where(Order.account_id == account.id, Order.status.in_(OPEN))
+            if symbol is not None:
+                query = query.where(Order.symbol == symbol)
+            rows = [_view(r) for r in session.scalars(query.order_by(Order.id))]
+            return self._account_of(account), rows
+
+    def _reload(self, order_id: int) -> OrderView:
+        found = self._reload_or_none(order_id)
+        if found is None:
+            raise NotFound("order not found")
+        return found
+
+    def _reload_or_none(self, order_id: int) -> OrderView | None:
+        with self.db.session() as session:
+            row = session.get(Order, order_id)
+            return None if row is None else _view(row)
+
+    def _page(self, account_id: int, statuses: Sequence[str], symbol: str | None, cursor: str | None,
+              limit: int) -> Page[OrderView]:
+        query = select(Order).where(Order.account_id == account_id, Order.status.in_(list(statuses)))
+        if symbol is not None:
+            query = query.where(Order.symbol == symbol)
+        with self.db.session() as session:
+            page = paginate(session, query, Order.id, cursor, limit, descending=True)
+            return Page([_view(r) for r in page.items], page.next_cursor)
+
+    # --- the venue ------------------------------------------------------------------------------
+
+    async def _place(self, principal: Principal, account: _Account, view: OrderView, request: OrderRequest,
+                     amount: Decimal, price: Decimal | None) -> OrderView:
+        """Send the admitted order once; record the answer, or leave it pending and reconcile it."""
+        spec = OrderSpec(symbol=request.symbol, side=request.side, type=request.type, amount=amount, price=price,
+                         client_order_id=venue_client_id(view.client_order_id), time_in_force=request.time_in_force,
+                         post_only=request.post_only)
+        refused: DomainError | None = None
+        state: OrderState | None = None
+        try:
+            state = await self.gateway.create_order(account.info, account.credentials, spec)
+        except (InsufficientFunds, OrderRejected, InvalidCredentials) as exc:
+            refused = exc
+        except (OrderOutcomeUnknown, ExchangeUnavailable):
+            log.warning("order %s: the venue's answer is unknown; reconciling by its client order id", view.id)
+        except BaseException:  # a bug or a cancellation: the order may exist at the venue; reconcile it
+            self._reconcile_soon(view.id)
+            raise
+        if refused is not None:
+            await anyio.to_thread.run_sync(self._reject, principal, view, refused.code)
+            raise type(refused)(refused.message)  # a fresh error: nothing of the venue's chained to it
+        if state is None:
+            await anyio.to_thread.run_sync(self._reconcile_soon, view.id)
+            return view
+        return await anyio.to_thread.run_sync(self._apply, view, state, principal)
+
+    async def _replay(self, account: _Account, view: OrderView, fingerprint: str) -> Submitted:
+        """The answer to a request whose client order id is already on the account (nothing is sent again)."""
+        stored = await anyio.to_thread.run_sync(self._hash_of, view.id)
+        if stored != fingerprint:
+            raise Conflict("this client_order_id was used for a different order on this account")
+        if view.status == "pending":
+            await self._sync(account, [view])
+            view = await anyio.to_thread.run_sync(self._reload, view.id)
+        return Submitted(view, replayed=True)
+
+    def _hash_of(self, order_id: int) -> str | None:
+        with self.db.session() as session:
+            return session.scalar(select(Order.request_hash).where(Order.id == order_id))
+
+    async def _sync(self, account: _Account, views: Sequence[OrderView]) -> None:
+        """Bring the stored orders up to date with the venue; a venue that cannot be reached changes nothing."""
+        try:
+            by_symbol: dict[str, list[OrderView]] = {}
+            for view in views:
+                by_symbol.setdefault(view.symbol, []).append(view)
+            for symbol, group in by_symbol.items():
+                placed = [v for v in group if v.status == "open" and v.exchange_order_id]
+                venue_open: dict[str, OrderState] = {}
+                if placed:
+                    listed = await self.gateway.fetch_open_orders(account.info, account.credentials, symbol)
+                    venue_open = {s.exchange_order_id: s for s in listed}
+                for view in group:
+                    state: OrderState | None
+                    if view.status == "pending":
+                        state = await self.gateway.fetch_order(account.info, account.credentials, symbol,
+                                                               client_order_id=venue_client_id(view.client_order_id))
+                    elif view.exchange_order_id in venue_open:
+                        state = venue_open[view.exchange_order_id]
+                    else:
+                        state = await self.gateway.fetch_order(account.info, account.credentials, symbol,
+                                                               exchange_order_id=view.exchange_order_id)
+                    if state is not None and self._differs(view, state):
+                        await anyio.to_thread.run_sync(self._apply, view, state, None)
+        except (ExchangeUnavailable, OrderOutcomeUnknown, NotFound) as exc:
+            log.info("account %s: orders not brought up to date (%s)", account.id, exc.code)
+
+    @staticmethod
+    def _differs(view: OrderView, state: OrderState) -> bool:
+        return (view.status != state.status or view.filled != state.filled
+                or view.exchange_order_id != state.exchange_order_id)
+
+    async def _cancel_one(self, principal: Principal, account: _Account, view: OrderView) -> OrderView:
+        assert view.exchange_order_id is not None
+        try:
+            state = await self.gateway.cancel_order(account.info, account.credentials, view.symbol,
+                                                    view.exchange_order_id)
+        except NotFound:  # gone from the venue's book (filled or canceled meanwhile): record what it is
+            found = await self.gateway.fetch_order(account.info, account.credentials, view.symbol,
+                                                   exchange_order_id=view.exchange_order_id)
+            if found is None:
+                raise NotFound("the venue does not know this order") from None
+            state = found
+        current = await anyio.to_thread.run_sync(self._apply, view, state, None)
+        await anyio.to_thread.run_sync(functools.partial(
+            self.audit.record_now, "order.cancel", "ok" if current.status == "canceled" else current.status,
+            principal=principal, target=f"order:{view.id}", details={"account_id": account.id}))
+        return current
+
+    async def _await_closed(self, account: _Account, view: OrderView, seconds: float) -> OrderView:
+        """Look at the venue until the order is final or ``seconds`` have passed; return it as last seen."""
+        deadline = self.clock() + max(0.0, min(seconds, 60.0))
+        while view.status in OPEN and self.clock() < deadline:
+            await asyncio.sleep(AWAIT_STEP)
+            await self._sync(account, [view])
+            view = await anyio.to_thread.run_sync(self._reload, view.id)
+        return view
+
+    # --- policies (worker threads) --------------------------------------------------------------
+
+    def _policy_subject(self, session: Session, principal: Principal, account_id: int | None,
+                        key_id: str | None) -> tuple[str, int, int | None]:
+        """Return (subject, owner user id, account id) of the policy the principal names; NotFound otherwise."""
+        if account_id is not None:
+            account = self._visible(session, principal, account_id)
+            return f"account:{account.id}", account.user_id, account.id
+        key = session.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first() if key_id else None
+        if key is None or not principal.acts_for(key.user_id):
+            raise NotFound("API key not found")
+        return f"key:{key.key_id}", key.user_id, None
+
+    def _read_policy(self, principal: Principal, account_id: int | None, key_id: str | None) -> PolicyView:
+        with self.db.session() as session:
+            subject, _, _ = self._policy_subject(session, principal, account_id, key_id)
+            row = session.scalars(select(TradingPolicy).where(TradingPolicy.subject == subject)).first()
+            found = _policy_of(row)
+            return PolicyView(subject, found is not None, found or Policy(), None if row is None else row.updated_at)
+
+    @staticmethod
+    def may_widen(principal: Principal, owner: int) -> bool:
+        """True if ``principal`` may widen a policy of ``owner``'s or clear its kill switch: the owner signed in
+        with a password (not a key), or an admin signed in so."""
+        return (principal.key_id is None and principal.scheme in PASSWORD_METHODS
+                and (principal.user_id == owner or principal.is_admin))
+
+    def _write_policy(self, principal: Principal, account_id: int | None, key_id: str | None,
+                      body: dict[str, object]) -> PolicyView:
+        if not (covers(principal.scopes, WRITE) or TRADE in principal.scopes):
+            raise InsufficientScope("this credential lacks the 'write' or 'trade' scope")
+        new = rules.parse(body)
+        with self.db.session() as session:
+            subject, owner, account = self._policy_subject(session, principal, account_id, key_id)
+            row = session.scalars(select(TradingPolicy).where(TradingPolicy.subject == subject)).first()
+            old = _policy_of(row)
+            revision = None if row is None else row.revision
+        widened = None if self.may_widen(principal, owner) else rules.widened(old, new)
+        if widened is not None:
+            self.audit.record_now("trading_policy.set", "refused", principal=principal, target=subject,
+                                  details={"rule": widened})
+            raise RiskPolicyRefused(f"only the owner signed in with a password, or an admin, may widen a trading "
+                                    f"policy or clear its kill switch ({widened})", rule=widened)
+        columns = _policy_columns(new)
+        try:
+            with self.db.session() as session:
+                if revision is None:
+                    session.add(TradingPolicy(subject=subject, user_id=owner, account_id=account,
+                                              key_id=key_id if account is None else None, revision=0,
+                                              updated_at=utcnow(), **columns))
+                    session.flush()
+                else:
+                    changed = rowcount(session.execute(
+                        update(TradingPolicy).where(TradingPolicy.subject == subject,
+                                                    TradingPolicy.revision == revision)
+                        .values(revision=TradingPolicy.revision + 1, updated_at=utcnow(), **columns)
+                        .execution_options(synchronize_session=False)))
+                    if changed != 1:
+                        raise Conflict("the trading policy changed meanwhile; read it again and retry")
+                self.audit.record(session, "trading_policy.set", "ok", principal=principal, target=subject,
+                                  details={"policy": new.as_dict(), "before": None if old is None else old.as_dict()})
+        except IntegrityError:
+            raise Conflict("the trading policy changed meanwhile; read it again and retry") from None
+        return self._read_policy(principal, account_id, key_id)
