@@ -149,11 +149,13 @@ class OrderView:
 class OrderQuery:
     """Which of an account's orders :meth:`TradingService.find_orders` answers (every field optional: all).
 
-    ``statuses`` our statuses (pending, open, closed, canceled, rejected, expired); ``since``/``until`` bound
-    when Strongroom accepted the order (epoch seconds, inclusive); ``ascending`` oldest first (default newest)."""
+    ``statuses`` our statuses (pending, open, closed, canceled, rejected, expired); ``filled`` True: some of it
+    filled, False: none; ``since``/``until`` bound when Strongroom accepted the order (epoch seconds, inclusive);
+    ``ascending`` oldest first (default newest)."""
 
     order_id: int | None = None
     statuses: tuple[str, ...] | None = None
+    filled: bool | None = None
     symbol: str | None = None
     since: float | None = None
     until: float | None = None
@@ -708,6 +710,8 @@ class TradingService:
             found = found.where(Order.id == query.order_id)
         if query.statuses is not None:
             found = found.where(Order.status.in_(list(query.statuses)))
+        if query.filled is not None:  # amounts are stored plain: nothing filled is exactly "0"
+            found = found.where(Order.filled != "0" if query.filled else Order.filled == "0")
         if query.symbol is not None:
             found = found.where(Order.symbol == query.symbol)
         if query.since is not None:
