@@ -202,6 +202,30 @@ class ExchangeNotSupported(Conflict):
     code = "exchange_not_supported"
 
 
+class InsufficientFunds(DomainError):
+    """The exchange account does not hold enough free funds for this order."""
+
+    code = "insufficient_funds"
+    status = 400
+
+
+class OrderRejected(DomainError):
+    """The exchange refused this order (or this cancel): its size, price, type or state does not allow it."""
+
+    code = "order_rejected"
+    status = 400
+
+
+class OrderOutcomeUnknown(DomainError):
+    """The exchange may or may not have accepted the order (its answer was lost or came too late).
+
+    Never sent again blindly: the caller looks the order up by its client order id.
+    """
+
+    code = "order_outcome_unknown"
+    status = 504
+
+
 class NotSupported(DomainError):
     """Strongroom does not do this (for example trading actions of a vendor's API: it never trades)."""
 

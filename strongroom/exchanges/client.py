@@ -51,6 +51,12 @@ RETRY_AFTER_TRANSIENT = 5
 
 INVALID_MESSAGE = "the exchange rejected these credentials"
 UNAVAILABLE_MESSAGE = "the exchange could not be reached; try again later"
+INSUFFICIENT_MESSAGE = "the exchange account does not hold enough free funds for this order"
+REJECTED_MESSAGE = "the exchange refused this order"
+OUTCOME_UNKNOWN_MESSAGE = ("the exchange's answer to this order was lost: it may or may not have been placed; "
+                           "look it up by its client order id")
+ORDER_NOT_FOUND_MESSAGE = "the exchange does not know this order"
+UNKNOWN_SYMBOL_MESSAGE = "not a market of this exchange"
 
 # our credential name -> ccxt attribute name
 OURS_TO_CCXT: dict[str, str] = {
@@ -177,6 +183,41 @@ def classify(exc: BaseException, venue: str) -> errors.DomainError:
         return errors.ExchangeUnavailable(UNAVAILABLE_MESSAGE, retry_after=RETRY_AFTER_RATE_LIMITED)
     log.warning("%s call failed (%s)", venue, name)
     return errors.ExchangeUnavailable(UNAVAILABLE_MESSAGE, retry_after=RETRY_AFTER_TRANSIENT)
+
+
+def classify_order(exc: BaseException, venue: str, *, placing: bool = False) -> errors.DomainError:
+    """Return the domain error for an exception raised by an order call (see ``strongroom.exchanges.orders``).
+
+    ``placing``: the call sent a new order, so a lost answer (a network error, an unreadable body, anything
+    but the venue's own refusal, rate limit or credential error) is ``OrderOutcomeUnknown``, and any other
+    refusal by the venue ``OrderRejected``. Logs the exception's class name only; a ``DomainError`` is
+    returned as is.
+    """
+    if isinstance(exc, errors.DomainError):
+        return exc
+    ccxt = ccxt_module()
+    name = type(exc).__name__
+    # refused before anything was placed: credentials, rate limits, the request's timestamp
+    if isinstance(exc, (ccxt.AuthenticationError, ccxt.DDoSProtection, ccxt.RateLimitExceeded, ccxt.InvalidNonce)):
+        return classify(exc, venue)
+    if isinstance(exc, ccxt.InsufficientFunds):
+        log.info("%s refused an order: insufficient funds (%s)", venue, name)
+        return errors.InsufficientFunds(INSUFFICIENT_MESSAGE)
+    if isinstance(exc, ccxt.OrderNotFound):
+        return errors.NotFound(ORDER_NOT_FOUND_MESSAGE)
+    if isinstance(exc, ccxt.BadSymbol):
+        return errors.ValidationFailed("unknown symbol", fields={"symbol": UNKNOWN_SYMBOL_MESSAGE})
+    if isinstance(exc, (ccxt.InvalidOrder, ccxt.OperationRejected, ccxt.BadRequest, ccxt.ArgumentsRequired,
+                        ccxt.NotSupported)):
+        log.info("%s refused an order call (%s)", venue, name)
+        return errors.OrderRejected(REJECTED_MESSAGE)
+    if placing:
+        if isinstance(exc, ccxt.ExchangeError):  # the venue answered, with a refusal ccxt has no class for
+            log.info("%s refused an order (%s)", venue, name)
+            return errors.OrderRejected(REJECTED_MESSAGE)
+        log.warning("%s: the answer to an order was lost (%s)", venue, name)
+        return errors.OrderOutcomeUnknown(OUTCOME_UNKNOWN_MESSAGE, retry_after=RETRY_AFTER_TRANSIENT)
+    return classify(exc, venue)
 
 
 async def close_client(exchange: Any, venue: str) -> None:

@@ -53,11 +53,14 @@ from strongroom.exchanges.client import (
     RETRY_AFTER_RATE_LIMITED,
     RETRY_AFTER_TRANSIENT,
     UNAVAILABLE_MESSAGE,
+    UNKNOWN_SYMBOL_MESSAGE,
     build_client,
     classify,
+    classify_order,
     close_client,
     load_ccxt,
 )
+from strongroom.exchanges.orders import MarketRules, OrderSpec, OrderState
 from strongroom.exchanges.outcomes import AssetBalance, ValidationOutcome
 from strongroom.exchanges.venues import Venue, venue_for
 from strongroom.metrics import Metrics
@@ -72,7 +75,7 @@ MIN_BURST = 4.0  # the per-venue budget always allows a few requests at once (on
 CLOSE_GRACE_SECONDS = 0.25  # after closing every client at shutdown, let their sockets finish closing
 PUBLIC = "public"  # the pool key of a venue's public client
 
-__all__ = ["AssetBalance", "ExchangeGateway", "ValidationOutcome"]
+__all__ = ["AssetBalance", "ExchangeGateway", "MarketRules", "OrderSpec", "OrderState", "ValidationOutcome"]
 
 
 @dataclass(eq=False)
@@ -199,6 +202,121 @@ class ExchangeGateway:
         tickers = await self.fetch_tickers(info)
         return {symbol: tickers[symbol] for symbol in symbols if symbol in tickers}
 
+    # --- orders (see strongroom.exchanges.orders for the types and the errors) -------------------
+
+    def supports_trading(self, info: ExchangeInfo) -> bool:
+        """Return whether orders can go through this venue (no network call)."""
+        venue = venue_for(info)
+        return venue is not None and venue.trading
+
+    async def market_rules(self, info: ExchangeInfo, symbol: str) -> MarketRules:
+        """Return the precision and minimums of ``symbol`` (ccxt form, "BTC/USDT") from the venue's spot markets.
+
+        Markets are loaded once per public client lifetime and shared. Raises ``errors.ValidationFailed``
+        (``fields={"symbol": ...}``) for a symbol the venue does not list, ``errors.NotSupported`` /
+        ``errors.ExchangeNotSupported`` for a venue without trading, ``errors.ExchangeUnavailable``.
+        """
+        venue = self._trading_venue(info)
+        state = self._current()
+        error: errors.DomainError
+        started = time.monotonic()
+        try:
+            public = await self._client(state, info, venue, {})
+            with self._using(state, public):
+                if not public.markets_loaded:
+                    async with self._slot(state, info, public, venue.market_requests):
+                        await self._ensure_markets(state, info, public)
+                rules = venue.market_rules(public.exchange, symbol)
+        except Exception as exc:  # noqa: BLE001
+            error = classify(exc, info.id)
+            self._observe(info.id, "markets", error.code, started)
+        else:
+            if rules is None:
+                raise errors.ValidationFailed(f"{symbol} is not a market of {info.name}",
+                                              fields={"symbol": UNKNOWN_SYMBOL_MESSAGE})
+            return rules
+        raise error
+
+    async def create_order(self, info: ExchangeInfo, credentials: Mapping[str, str], spec: OrderSpec) -> OrderState:
+        """Place ``spec`` on the venue; return the order as the venue answered it. Never retried inside.
+
+        Raises ``errors.OrderOutcomeUnknown`` when the answer was lost (the order may exist: look it up by
+        its client order id, never send it again blindly), ``errors.InsufficientFunds``,
+        ``errors.OrderRejected``, ``errors.ValidationFailed`` (``symbol``, ``client_order_id``, a limit order
+        without a price ...), ``errors.InvalidCredentials``, ``errors.ExchangeUnavailable`` (nothing was sent
+        or the venue refused it for its rate limit), ``errors.NotSupported`` / ``errors.ExchangeNotSupported``.
+        """
+        venue = self._trading_venue(info)
+        _check_spec(spec)
+        venue.check_client_order_id(spec.client_order_id)
+
+        async def place(exchange: Any) -> OrderState:
+            return await venue.create_order(exchange, spec)
+
+        return await self._private_call(info, venue, credentials, place, cost=venue.create_requests, markets=True,
+                                        label="create_order", classifier=_placing)
+
+    async def fetch_order(
+        self, info: ExchangeInfo, credentials: Mapping[str, str], symbol: str, *,
+        exchange_order_id: str | None = None, client_order_id: str | None = None,
+    ) -> OrderState | None:
+        """Return the order by its venue id (else by its client order id), or None if the venue does not know it.
+
+        Raises ``errors.ValidationFailed`` (neither id given; unknown symbol), ``errors.InvalidCredentials``,
+        ``errors.ExchangeUnavailable``, ``errors.NotSupported`` / ``errors.ExchangeNotSupported``.
+        """
+        venue = self._trading_venue(info)
+        if exchange_order_id is None and client_order_id is None:
+            raise errors.ValidationFailed("an order id or a client order id is needed",
+                                          fields={"exchange_order_id": "required without client_order_id"})
+
+        async def read(exchange: Any) -> OrderState | None:
+            return await venue.fetch_order(exchange, symbol, exchange_order_id, client_order_id)
+
+        return await self._private_call(info, venue, credentials, read, cost=1, markets=True, label="fetch_order",
+                                        classifier=classify_order)
+
+    async def cancel_order(
+        self, info: ExchangeInfo, credentials: Mapping[str, str], symbol: str, exchange_order_id: str
+    ) -> OrderState:
+        """Cancel the order; return its state afterwards (an order that closed meanwhile is returned as it is).
+
+        Raises ``errors.NotFound`` (the venue does not know it), ``errors.OrderRejected`` (the venue refuses
+        to cancel an order still open), ``errors.InvalidCredentials``, ``errors.ExchangeUnavailable``, ...
+        """
+        venue = self._trading_venue(info)
+
+        async def cancel(exchange: Any) -> OrderState:
+            return await venue.cancel_order(exchange, symbol, exchange_order_id)
+
+        return await self._private_call(info, venue, credentials, cancel, cost=venue.cancel_requests, markets=True,
+                                        label="cancel_order", classifier=classify_order)
+
+    async def fetch_open_orders(
+        self, info: ExchangeInfo, credentials: Mapping[str, str], symbol: str | None = None
+    ) -> list[OrderState]:
+        """Return the open orders of ``symbol`` (None: of every market). Raises as ``fetch_order``."""
+        venue = self._trading_venue(info)
+
+        async def read(exchange: Any) -> list[OrderState]:
+            return await venue.fetch_open_orders(exchange, symbol)
+
+        return await self._private_call(info, venue, credentials, read, cost=1, markets=True,
+                                        label="fetch_open_orders", classifier=classify_order)
+
+    async def fetch_closed_orders(
+        self, info: ExchangeInfo, credentials: Mapping[str, str], symbol: str
+    ) -> list[OrderState]:
+        """Return the recent orders of ``symbol`` no longer open (filled, canceled, expired, rejected), as the
+        venue keeps them. Raises as ``fetch_order``."""
+        venue = self._trading_venue(info)
+
+        async def read(exchange: Any) -> list[OrderState]:
+            return await venue.fetch_closed_orders(exchange, symbol)
+
+        return await self._private_call(info, venue, credentials, read, cost=1, markets=True,
+                                        label="fetch_closed_orders", classifier=classify_order)
+
     @property
     def pooled_clients(self) -> int:
         """Return how many ccxt clients the pool holds now (public ones included)."""
@@ -233,6 +351,12 @@ class ExchangeGateway:
             raise errors.ExchangeNotSupported(f"{info.name} cannot be reached live")
         return venue
 
+    def _trading_venue(self, info: ExchangeInfo) -> Venue:
+        venue = self._live_venue(info)
+        if not venue.trading:
+            raise errors.NotSupported(f"trading on {info.name} is not supported")
+        return venue
+
     async def _private_call(
         self,
         info: ExchangeInfo,
@@ -243,11 +367,12 @@ class ExchangeGateway:
         cost: int,
         markets: bool,
         label: str = "call",
+        classifier: Callable[[BaseException, str], errors.DomainError] = classify,
     ) -> T:
         """Run ``operation`` on the pooled client of these credentials, within the venue's limits.
 
-        Raises the classified domain error (never a ccxt exception); drops the client if the venue
-        rejected the credentials.
+        Raises the domain error ``classifier`` makes of what failed (never a ccxt exception); drops the
+        client if the venue rejected the credentials.
         """
         state = self._current()
         key = (info.id, self._fingerprint(credentials))
@@ -263,7 +388,7 @@ class ExchangeGateway:
             self._observe(info.id, label, "ok", started)
             return result
         except Exception as exc:  # noqa: BLE001 - nothing from ccxt may escape unclassified
-            error = classify(exc, info.id)
+            error = classifier(exc, info.id)
             self._observe(info.id, label, error.code, started)
             if isinstance(error, errors.InvalidCredentials):
                 self._discard(state, key)
@@ -454,3 +579,28 @@ def _live_clients(state: _LoopState) -> list[_Client]:
     state.clients.expire()
     found = (state.clients.get(key) for key in list(state.clients))
     return [client for client in found if client is not None]
+
+
+def _placing(exc: BaseException, venue: str) -> errors.DomainError:
+    return classify_order(exc, venue, placing=True)
+
+
+def _check_spec(spec: OrderSpec) -> None:
+    """Raise ``errors.ValidationFailed`` naming each field of ``spec`` no venue would take."""
+    problems: dict[str, str] = {}
+    if spec.side not in ("buy", "sell"):
+        problems["side"] = "buy or sell"
+    if spec.type not in ("limit", "market"):
+        problems["type"] = "limit or market"
+    if not spec.amount.is_finite() or spec.amount <= 0:
+        problems["amount"] = "a positive number"
+    if spec.type == "limit" and (spec.price is None or not spec.price.is_finite() or spec.price <= 0):
+        problems["price"] = "a positive number (limit orders)"
+    if spec.type == "market" and spec.price is not None:
+        problems["price"] = "not for market orders"
+    if spec.time_in_force not in (None, "GTC", "IOC", "FOK"):
+        problems["time_in_force"] = "GTC, IOC or FOK"
+    if spec.post_only and spec.type != "limit":
+        problems["post_only"] = "limit orders only"
+    if problems:
+        raise errors.ValidationFailed("invalid order", fields=problems)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -24,3 +25,20 @@ class AssetBalance:
     free: Decimal
     used: Decimal
     total: Decimal
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """Return ``value`` as a finite Decimal: from ccxt's decimal string as is, from anything else via ``str``.
+
+    Returns None for None, blanks and non-numbers (never a float's binary expansion).
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    text = value.strip() if isinstance(value, str) else str(value)
+    if not text:
+        return None
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None

@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
      "strongroom.verify.rules"),
     ("strongroom.db", "strongroom.crypto", "strongroom.models", "strongroom.principal", "strongroom.pagination",
      "strongroom.metrics", "strongroom.ratelimit", "strongroom.exchanges", "strongroom.migrations",
-     "strongroom.datastore"),
+     "strongroom.datastore", "strongroom.events"),
     ("strongroom.services", "strongroom.auth", "strongroom.vault", "strongroom.keys",
      "strongroom.accounts", "strongroom.balances", "strongroom.users", "strongroom.audit", "strongroom.jobs",
      "strongroom.core", "strongroom.verify", "strongroom.trading"),

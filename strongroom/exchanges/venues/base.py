@@ -9,30 +9,17 @@ propagate: the gateway classifies them.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from strongroom import errors
 from strongroom.exchanges.catalogue import ExchangeInfo
-from strongroom.exchanges.outcomes import AssetBalance, ValidationOutcome
-
-
-def to_decimal(value: Any) -> Decimal | None:
-    """Return ``value`` as a finite Decimal: from ccxt's decimal string as is, from anything else via ``str``.
-
-    Returns None for None, blanks and non-numbers (never a float's binary expansion).
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    text = value.strip() if isinstance(value, str) else str(value)
-    if not text:
-        return None
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
+from strongroom.exchanges.client import ccxt_module
+from strongroom.exchanges.orders import MarketRules, OrderSpec, OrderState, market_rules, order_state
+from strongroom.exchanges.outcomes import AssetBalance, ValidationOutcome, to_decimal
 
 
 class Venue:
@@ -45,6 +32,12 @@ class Venue:
     """
 
     ids: ClassVar[tuple[str, ...]] = ()  # catalogue ids served by this class (subclasses)
+    trading: ClassVar[bool] = False  # orders go through this venue (a venue whose order calls are tested)
+    create_requests: ClassVar[int] = 1  # HTTP requests ``create_order`` makes
+    cancel_requests: ClassVar[int] = 1  # HTTP requests ``cancel_order`` makes (when the venue accepts the cancel)
+    # the client order ids the venue accepts (ccxt passes them on as they are)
+    client_order_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9._:/-]{1,32}")
+    client_order_id_rule: ClassVar[str] = "1 to 32 letters, digits or . _ : / -"
     probe_requests: ClassVar[int] = 1  # HTTP requests ``probe`` makes: its cost in the venue's rate limiter
     probe_needs_markets: ClassVar[bool] = True
     market_requests: ClassVar[int] = 1  # HTTP requests a (re)load of the venue's markets makes
@@ -101,3 +94,94 @@ class Venue:
         """Return a ticker's last price (its close if no last), or None if it has neither."""
         last = to_decimal(ticker.get("last"))
         return last if last is not None else to_decimal(ticker.get("close"))
+
+    # --- orders (spot markets; ``symbol`` in ccxt form) -------------------------------------------
+
+    def before_order_call(self, exchange: Any) -> None:
+        """Adjust the client before each order call (default: nothing)."""
+
+    def check_client_order_id(self, client_order_id: str) -> None:
+        """Raise ``errors.ValidationFailed`` (field ``client_order_id``) for an id the venue would refuse."""
+        if not self.client_order_id_pattern.fullmatch(client_order_id):
+            raise errors.ValidationFailed("invalid client order id for " + self.info.name,
+                                          fields={"client_order_id": self.client_order_id_rule})
+
+    def order_params(self, spec: OrderSpec) -> dict[str, Any]:
+        """Return ccxt ``create_order`` params: the client order id, time in force and post-only flag."""
+        params: dict[str, Any] = {"clientOrderId": spec.client_order_id}
+        if spec.time_in_force is not None:
+            params["timeInForce"] = spec.time_in_force
+        if spec.post_only:
+            params["postOnly"] = True
+        return params
+
+    def market_rules(self, exchange: Any, symbol: str) -> MarketRules | None:
+        """Return the rules of ``symbol`` from the client's loaded markets, or None if the venue does not list it."""
+        market = (exchange.markets or {}).get(symbol)
+        if not isinstance(market, Mapping):
+            return None
+        return market_rules(market, getattr(exchange, "precisionMode", None))
+
+    async def create_order(self, exchange: Any, spec: OrderSpec) -> OrderState:
+        """Place ``spec`` with one ccxt ``create_order``; return the order as the venue answered it."""
+        self.before_order_call(exchange)
+        raw = await exchange.create_order(
+            spec.symbol, spec.type, spec.side, format(spec.amount, "f"),
+            None if spec.price is None else format(spec.price, "f"), self.order_params(spec),
+        )
+        return self.complete(order_state(raw, symbol=spec.symbol), spec)
+
+    def complete(self, state: OrderState, spec: OrderSpec) -> OrderState:
+        """Fill in what the venue's answer to a placement left out from ``spec`` (default: the client order id)."""
+        if state.client_order_id is None:
+            return dataclasses.replace(state, client_order_id=spec.client_order_id)
+        return state
+
+    async def fetch_order(self, exchange: Any, symbol: str, exchange_order_id: str | None,
+                          client_order_id: str | None) -> OrderState | None:
+        """Return the order by its venue id (else its client order id), or None if the venue does not know it."""
+        self.before_order_call(exchange)
+        params = {} if exchange_order_id is not None or client_order_id is None else {"clientOrderId": client_order_id}
+        try:
+            raw = await exchange.fetch_order(exchange_order_id, symbol, params)
+        except ccxt_module().OrderNotFound:
+            return None
+        return order_state(raw, symbol=symbol)
+
+    async def cancel_order(self, exchange: Any, symbol: str, exchange_order_id: str) -> OrderState:
+        """Cancel the order; return its state afterwards.
+
+        If the venue refuses the cancel, the order is read back: one no longer open (filled, canceled
+        meanwhile) is returned as it is; one the venue does not know raises ccxt's OrderNotFound; one
+        still open re-raises the refusal.
+        """
+        self.before_order_call(exchange)
+        ccxt = ccxt_module()
+        try:
+            raw = await exchange.cancel_order(exchange_order_id, symbol)
+        except (ccxt.InvalidOrder, ccxt.OperationRejected):  # OrderNotFound included: it may be closed
+            found = await self.fetch_order(exchange, symbol, exchange_order_id, None)
+            if found is None:
+                raise ccxt.OrderNotFound("unknown order") from None
+            if found.status == "open":
+                raise
+            return found
+        return await self.canceled(exchange, symbol, exchange_order_id, raw)
+
+    async def canceled(self, exchange: Any, symbol: str, exchange_order_id: str, raw: Any) -> OrderState:
+        """Return the state of a canceled order from the cancel's answer (default: ccxt's parsed order)."""
+        return order_state(raw, symbol=symbol)
+
+    async def fetch_open_orders(self, exchange: Any, symbol: str | None) -> list[OrderState]:
+        """Return the open orders (of ``symbol``, else of every market)."""
+        self.before_order_call(exchange)
+        return [order_state(raw) for raw in await exchange.fetch_open_orders(symbol)]
+
+    async def fetch_closed_orders(self, exchange: Any, symbol: str) -> list[OrderState]:
+        """Return the recent orders of ``symbol`` that are no longer open (filled, canceled, expired, rejected)."""
+        self.before_order_call(exchange)
+        return [state for state in (order_state(raw) for raw in await exchange.fetch_closed_orders(symbol))
+                if state.status != "open"]
+
+
+__all__ = ["Venue", "to_decimal"]

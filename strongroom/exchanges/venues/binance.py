@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from strongroom.exchanges.orders import OrderState, order_state
 from strongroom.exchanges.outcomes import ValidationOutcome
 from strongroom.exchanges.venues.base import Venue
 
@@ -14,14 +17,37 @@ class BinanceVenue(Venue):
 
     ``enableWithdrawals`` of the key is preferred to the account's ``canWithdraw``. Markets are
     the spot ones only (prices for valuation are spot prices; futures markets cost two more requests).
+
+    Orders: every order call judges the key afresh (see ``judge_key_afresh``); open orders of every
+    market in one request (ccxt refuses that unless told); a cancel's answer names the order's client
+    id ``origClientOrderId`` (its ``clientOrderId`` is the cancel request's own); closed orders are
+    ``allOrders`` without the open ones (ccxt's ``fetch_closed_orders`` keeps only filled ones).
     """
 
     ids: ClassVar[tuple[str, ...]] = ("binance",)
     probe_requests: ClassVar[int] = 2
     probe_needs_markets: ClassVar[bool] = False
+    trading: ClassVar[bool] = True
+    client_order_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")
+    client_order_id_rule: ClassVar[str] = "1 to 36 letters, digits or . : / _ -"
 
     def prepare(self, exchange: Any) -> None:
         exchange.options["fetchMarkets"] = {"types": ["spot"]}
+        exchange.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
+
+    def before_order_call(self, exchange: Any) -> None:
+        self.judge_key_afresh(exchange)
+
+    async def canceled(self, exchange: Any, symbol: str, exchange_order_id: str, raw: Any) -> OrderState:
+        state = order_state(raw, symbol=symbol)
+        info = raw.get("info") if isinstance(raw, Mapping) else None
+        original = info.get("origClientOrderId") if isinstance(info, Mapping) else None
+        return dataclasses.replace(state, client_order_id=str(original)) if original else state
+
+    async def fetch_closed_orders(self, exchange: Any, symbol: str) -> list[OrderState]:
+        self.before_order_call(exchange)
+        return [state for state in (order_state(raw) for raw in await exchange.fetch_orders(symbol))
+                if state.status != "open"]
 
     @staticmethod
     def judge_key_afresh(exchange: Any) -> None:
