@@ -42,12 +42,14 @@ from strongroom.errors import (
     ExchangeNotSupported,
     ExchangeUnavailable,
     Forbidden,
+    InsufficientFunds,
     InvalidCredentials,
     LimitExceeded,
     MalformedBody,
     MethodNotAllowed,
     NotFound,
     NotSupported,
+    OrderRejected,
     PayloadTooLarge,
     RateLimited,
     RiskPolicyRefused,
@@ -57,7 +59,6 @@ from strongroom.errors import (
     ValidationFailed,
     WithdrawalPermission,
 )
-from strongroom.exchanges.orders import InsufficientFunds, OrderRejected
 from strongroom.http.errors import ErrorTable, Rendered, Rule
 from strongroom.http.routes import Surface
 from strongroom.settings import Settings

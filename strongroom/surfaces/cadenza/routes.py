@@ -28,8 +28,10 @@ from strongroom.errors import (
     CredentialsUnreadable,
     ExchangeNotSupported,
     ExchangeUnavailable,
+    InsufficientFunds,
     InvalidCredentials,
     NotFound,
+    OrderRejected,
     RateLimited,
     RiskPolicyRefused,
     SignInRefused,
@@ -37,7 +39,6 @@ from strongroom.errors import (
     ValidationFailed,
     WithdrawalPermission,
 )
-from strongroom.exchanges.orders import InsufficientFunds, OrderRejected
 from strongroom.models import ExchangeAccount
 from strongroom.surfaces.cadenza.shapes import (
     CREDENTIAL_STATUS_IN,

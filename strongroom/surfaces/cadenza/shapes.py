@@ -440,6 +440,11 @@ class TradeOrderOut(BaseModel):
     canceledAtDateTime: datetime | None = Field(None, description=ISO)
 
 
+def plain(value: Decimal) -> str:
+    """A decimal without trailing zeros nor exponent (``40.000`` -> ``40``)."""
+    return decimal_text(value.normalize()) if value else "0"
+
+
 def trade_order_out(view: OrderView, account: ExchangeAccount) -> TradeOrderOut:
     """Our order as Cadenza's TradeOrder (``account`` is the order's; its venue is in Cadenza's enum)."""
     where = cadenza_venue(account.exchange)
@@ -453,10 +458,10 @@ def trade_order_out(view: OrderView, account: ExchangeAccount) -> TradeOrderOut:
         timeInForce=view.time_in_force or ("GTC" if view.type == "limit" else "IOC"),
         status=order_status_out(view.status, view.filled),
         rejectReason=view.error_code if view.status == "rejected" else None,
-        limitPrice=None if view.price is None else decimal_text(view.price), quantity=decimal_text(view.amount),
-        executedPrice=decimal_text(executed), executedQuantity=decimal_text(view.filled),
-        executedCost=decimal_text(view.filled * executed),
-        fees=[FeeOut(security=f"{where}:{asset}", asset=asset, venue=where, quantity=decimal_text(cost))
+        limitPrice=None if view.price is None else plain(view.price), quantity=plain(view.amount),
+        executedPrice=plain(executed), executedQuantity=plain(view.filled),
+        executedCost=plain(view.filled * executed),
+        fees=[FeeOut(security=f"{where}:{asset}", asset=asset, venue=where, quantity=plain(cost))
               for asset, cost in view.fees],
         clientOrderId=view.client_order_id, externalOrderId=view.exchange_order_id,
         createdAt=ms(view.created_at), updatedAt=ms(view.updated_at), createdAtDateTime=view.created_at,
