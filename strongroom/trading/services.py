@@ -618,9 +618,8 @@ class TradingService:
             changed = rowcount(session.execute(
                 update(Order).where(Order.id == view.id, Order.status == view.status).values(**values)
                 .execution_options(synchronize_session=False)))
-            row = session.get(Order, view.id)
+            row = session.get(Order, view.id)  # a new session: loaded after the UPDATE, nothing to refresh
             assert row is not None
-            session.refresh(row)
             current = _view(row)
             if changed == 1:
                 for kind in _events_for(view.status, status):
@@ -638,9 +637,8 @@ class TradingService:
                 update(Order).where(Order.id == view.id, Order.status == "pending")
                 .values(status="rejected", error_code=code, updated_at=utcnow())
                 .execution_options(synchronize_session=False)))
-            row = session.get(Order, view.id)
+            row = session.get(Order, view.id)  # a new session: loaded after the UPDATE, nothing to refresh
             assert row is not None
-            session.refresh(row)
             current = _view(row)
             if changed == 1:
                 events.record(session, EventType.ORDER_REJECTED, user_id=row.user_id, data=_event_data(current))
