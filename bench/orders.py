@@ -1,8 +1,9 @@
 """Order placement through Strongroom vs. bare ccxt (issue 19, Done when): p50 latency ratio, target <= 1.2.
 
 Three processes: the loopback mock exchange (``python -m devtools.mock_exchange``), ``strongroom serve``
-(SQLite, exchanges pointed at the mock), and this one, which times, in interleaved rounds (A then B, B then
-A, ...), ``per_round`` orders of each side:
+(SQLite, exchanges pointed at the mock), and this one, which times, in interleaved rounds of ``per_round``
+turns, each turn one request of every side, the order of the sides rotating every turn (no side idles
+long enough for a keep-alive connection to lapse):
 
 * ``strongroom``: ``POST /v1/exchange-accounts/{id}/orders`` over a keep-alive connection with a bearer key
   holding ``trade``, on a Binance account whose trading policy allows everything (no notional or band rule:
@@ -12,6 +13,8 @@ A, ...), ``per_round`` orders of each side:
   gateway's pooled ccxt client, the answer recorded.
 * ``bare``: the same order with ccxt alone on a warm client (``ccxt.async_support.binance``, markets loaded,
   ``enableRateLimit`` off, a fresh ``newClientOrderId``): ``await exchange.create_order(...)``. The baseline.
+* ``me``: ``GET /v1/me`` with the same key on the same connection: the floor of any authenticated request
+  (HTTP, the edge, authentication, usage counting), to tell it apart from what placing adds.
 
 Both sides use their own key on the mock (funded with 10,000,000 USDT so hundreds of resting orders fit).
 Between two orders the bench pauses ``pause`` seconds (untimed) so that neither side runs into the
@@ -110,6 +113,51 @@ def _permissive_policy(fixture: Fixture, account_id: int) -> None:
         core.close()
 
 
+# ``strongroom serve`` under cProfile: the event loop's thread and every worker thread (database work runs in
+# anyio's threads: each call through anyio.to_thread.run_sync is profiled in its thread), merged on exit
+PROFILED_SERVE = """
+import cProfile, pstats, sys, threading
+import anyio.to_thread
+
+port, out = sys.argv[1], sys.argv[2]
+profiles = []
+local = threading.local()
+original = anyio.to_thread.run_sync
+
+
+async def run_sync(func, *args, **kwargs):
+    def profiled(*inner):
+        found = getattr(local, "profile", None)
+        if found is None:
+            found = local.profile = cProfile.Profile()
+            profiles.append(found)
+        found.enable()
+        try:
+            return func(*inner)
+        finally:
+            found.disable()
+    return await original(profiled, *args, **kwargs)
+
+
+anyio.to_thread.run_sync = run_sync
+from strongroom.cli import app
+
+sys.argv = ["strongroom", "serve", "--host", "127.0.0.1", "--port", port]
+main = cProfile.Profile()
+main.enable()
+try:
+    app()
+except SystemExit:
+    pass
+finally:
+    main.disable()
+    stats = pstats.Stats(main)
+    for found in profiles:
+        stats.add(found)
+    stats.dump_stats(out)
+"""
+
+
 def start_server(fixture: Fixture, workdir: Path, mock_url: str, log_level: str, profile: Path | None) -> tuple[
         Process, str]:
     """``strongroom serve`` on the fixture's data (under cProfile when ``profile`` is given)."""
@@ -118,14 +166,14 @@ def start_server(fixture: Fixture, workdir: Path, mock_url: str, log_level: str,
         fixture.data_dir, STRONGROOM_LOG_LEVEL=log_level,
         STRONGROOM_EXCHANGE_BASE_URLS=f'{{"binance": "{mock_url}", "okx": "{mock_url}"}}')}
     env["PYTHONPATH"] = str(ROOT)
-    serve = ("import sys; from strongroom.cli import app; "
-             "sys.argv = ['strongroom', 'serve', '--host', '127.0.0.1', '--port', sys.argv[1]]; app()")
     if profile is None:
+        serve = ("import sys; from strongroom.cli import app; "
+                 "sys.argv = ['strongroom', 'serve', '--host', '127.0.0.1', '--port', sys.argv[1]]; app()")
         cmd = [sys.executable, "-c", serve, str(port)]
     else:
-        script = workdir / "serve.py"
-        script.write_text(serve.replace("; ", "\n"), encoding="utf-8")
-        cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), str(script), str(port)]
+        script = workdir / "serve_profiled.py"
+        script.write_text(PROFILED_SERVE, encoding="utf-8")
+        cmd = [sys.executable, str(script), str(port), str(profile)]
     proc = Process(cmd, env, ROOT, workdir / "server-orders.log")
     url = f"http://127.0.0.1:{port}"
     _wait(url + "/healthz", proc.proc, proc.log_path, "strongroom serve (orders)")
@@ -194,15 +242,24 @@ def measure(fixture: Fixture, workdir: Path, *, rounds: int, per_round: int, pau
                 raise RuntimeError(f"bare ccxt: the order is {placed.get('status')}")
             return elapsed
 
-        sides = {"strongroom": through_strongroom, "bare": bare}
+        def me() -> float:
+            started = time.perf_counter()
+            response = http.get("/v1/me", headers=trader)
+            elapsed = (time.perf_counter() - started) * 1000
+            if response.status_code != 200:
+                raise RuntimeError(f"/v1/me answered {response.status_code}")
+            return elapsed
+
+        sides = {"strongroom": through_strongroom, "bare": bare, "me": me}
         for side in sides.values():  # warm-up: first connections, the server's pooled client and markets
             for _ in range(5):
                 side()
                 time.sleep(pause)
+        names = list(sides)
         for i in range(rounds):
-            order = ["strongroom", "bare"] if i % 2 == 0 else ["bare", "strongroom"]
-            for name in order:
-                for _ in range(per_round):
+            for j in range(per_round):  # one of each side in turn, the order rotating: no side idles for long
+                k = (i * per_round + j) % len(names)
+                for name in names[k:] + names[:k]:
                     result.samples.setdefault(name, []).append(sides[name]())
                     time.sleep(pause)
         control.close()
