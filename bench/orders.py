@@ -19,8 +19,9 @@ long enough for a keep-alive connection to lapse):
 Both sides use their own key on the mock (funded with 10,000,000 USDT so hundreds of resting orders fit).
 Between two orders the bench pauses ``pause`` seconds (untimed) so that neither side runs into the
 gateway's per-venue request budget (Binance's ccxt ``rateLimit``: 20 requests/s) or the per-key rate
-limit: the figure is the latency of one order, not a throughput. ``profile``: the server runs under
-cProfile and its stats are written next to the results.
+limit: the figure is the latency of one order, not a throughput. ``latency_ms``: the mock delays every
+venue answer (a real exchange's round trip; the target is judged on the loopback mock, 0). ``profile``: the
+server runs under cProfile (anyio's worker threads too) and its stats are written next to the results.
 """
 
 from __future__ import annotations
@@ -192,8 +193,9 @@ def _stop_gently(proc: Process) -> None:
 
 
 def measure(fixture: Fixture, workdir: Path, *, rounds: int, per_round: int, pause: float = 0.06,
-            log_level: str = "info", profile: Path | None = None) -> Result:
-    """Run the interleaved rounds; return every sample (milliseconds)."""
+            log_level: str = "info", profile: Path | None = None, latency_ms: int = 0) -> Result:
+    """Run the interleaved rounds; return every sample (milliseconds). ``latency_ms``: the mock answers every
+    venue request that much later (its ``slow`` mode), as a real exchange's round trip would."""
     import ccxt.async_support as ccxt
 
     from strongroom.exchanges.client import rebase_urls
@@ -208,6 +210,9 @@ def measure(fixture: Fixture, workdir: Path, *, rounds: int, per_round: int, pau
         server, url = start_server(fixture, workdir, mock_url, log_level, profile)
         control = httpx.Client(timeout=30)
         http = httpx.Client(base_url=url, timeout=30)
+        if latency_ms:
+            control.post(mock_url + "/_mock/behaviour", json={"mode": "slow", "delay_seconds": latency_ms / 1000}
+                         ).raise_for_status()
         creds = _mock_key(control, mock_url)
         connected = http.post("/v1/exchange-accounts", headers=trader,
                               json={"exchange": "binance", "name": "bench orders", "credentials": creds})
