@@ -5,8 +5,9 @@ A development tool, not part of the installed ``strongroom`` package. Run it fro
 ``strongroom mock-exchange`` from a checkout. Point Strongroom at it with
 ``STRONGROOM_EXCHANGE_BASE_URLS='{"binance": URL, "okx": URL}'``: one server answers for both
 venues (Binance paths under ``/api``, ``/sapi`` and ``/fapi``, OKX paths under ``/api/v5``).
-The modules: ``binance``, ``okx`` (each venue's endpoints and signature check), ``control``
-(``/_mock``), ``common`` (the decorator every venue endpoint uses), ``state``, ``app``, ``server``.
+The modules: ``binance``, ``okx`` (each venue's endpoints and signature check), ``orders`` (the
+matching engine both venues share), ``control`` (``/_mock``), ``common`` (the decorator every venue
+endpoint uses), ``state``, ``app``, ``server``.
 
 What ccxt can do against it (Binance and OKX alike): ``fetch_balance`` (Binance ``type`` spot,
 margin, swap/future = USD-M futures; OKX the trading account, or ``type`` funding),
@@ -15,6 +16,18 @@ SOL/USDT), ``fetch_tickers`` / ``fetch_ticker`` (every priced symbol), and the k
 makes (Binance ``/api/v3/account`` + ``/sapi/v1/account/apiRestrictions``, OKX
 ``/api/v5/account/config``). Every private call must be correctly signed; a bad signature, key or
 passphrase gets the venue's own error code.
+
+Spot orders (see ``orders`` for the rules): Binance ``POST/GET/DELETE /api/v3/order`` (``orderId`` or
+``origClientOrderId``), ``GET/DELETE /api/v3/openOrders``, ``GET /api/v3/allOrders``; OKX ``POST
+/api/v5/trade/order`` and ``batch-orders``, ``GET /api/v5/trade/order`` (``ordId`` or ``clOrdId``),
+``POST /api/v5/trade/cancel-order``, ``GET /api/v5/trade/orders-pending`` and ``orders-history``, so
+ccxt's ``create_order``, ``fetch_order``, ``cancel_order``, ``cancel_all_orders`` (Binance),
+``fetch_open_orders``, ``fetch_orders`` (Binance) and ``fetch_closed_orders`` work. Market orders fill
+at the mock price, limit orders rest until a price move crosses them, balances move with fills (0.1 %
+fee, reported), markets carry their precision and minimums (Binance ``PRICE_FILTER``, ``LOT_SIZE``,
+``NOTIONAL``; OKX ``tickSz``, ``lotSz``, ``minSz``) and refusals carry the venue's codes (Binance
+-2010 insufficient balance / duplicate order, -1013 filter failure, -2013 / -2011 unknown order; OKX
+51008, 51016, 51121, 51020, 51603, 51400-51402).
 
 Demo credentials (pre-seeded):
 
@@ -45,9 +58,19 @@ Control endpoints (a test tool: never expose it; errors are 400 ``{"error": "...
   follow: every priced symbol is listed.
 * ``POST /_mock/behaviour`` ``{"mode": "normal"|"rate_limited"|"down"|"slow", "delay_seconds"?}``:
   ``rate_limited`` answers the venue's 429, ``down`` a bare 503, ``slow`` waits before answering.
+* ``POST /_mock/faults`` ``{"exchange", "fault": "lost_answer"|"insufficient_balance"|"read_unavailable", "api_key"?,
+  "count"?: 1, "status"?: 503, "delay_seconds"?}`` arms a fault for the next ``count`` order placements
+  (``null``: until cleared) of the venue (of one key): ``lost_answer`` places the order, then answers a
+  bare ``status`` (ccxt raises a network error) or, with ``delay_seconds``, holds the answer that long
+  (past the client's timeout); ``insufficient_balance`` refuses with the venue's insufficient-funds
+  error; ``read_unavailable`` answers the next reads of one order (``GET`` order) a bare ``status``.
+  ``{"clear": true}`` disarms every fault.
+* ``POST /_mock/prices`` also fills the resting limit orders the new prices cross (``orders_filled``).
+* ``GET /_mock/orders?exchange=&api_key=``: every order the mock holds (status, filled, fee, ...).
 * ``GET /_mock/stats``: per venue ``requests``, ``private_requests``, ``valid_signatures``,
   ``in_flight``, ``max_in_flight`` (most requests held at once), ``paths`` (requests per path),
-  ``connections`` (distinct client sockets), plus totals; ``POST /_mock/stats/reset`` zeroes them.
+  ``connections`` (distinct client sockets), ``orders_created`` and ``orders_by_key`` (orders the venue
+  accepted), plus totals; ``POST /_mock/stats/reset`` zeroes them.
 """
 
 from devtools.mock_exchange.app import create_app

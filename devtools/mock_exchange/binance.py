@@ -1,4 +1,4 @@
-"""Binance: spot, cross-margin and USD-M futures balances, key restrictions, markets and 24 h tickers.
+"""Binance: spot, cross-margin and USD-M futures balances, key restrictions, markets, 24 h tickers and spot orders.
 
 Private endpoints check ``X-MBX-APIKEY`` and the HMAC-SHA256 ``signature`` over the query string,
 and the ``timestamp`` against ``recvWindow``, with Binance's own error codes.
@@ -332,6 +332,9 @@ async def order(call: Call) -> Response:
     """/api/v3/order: POST places, GET queries (orderId or origClientOrderId), DELETE cancels."""
     if call.request.method == "POST":
         return await _new_order(call)
+    if call.request.method == "GET" and (
+            fault := engine.take_fault(call.state, "binance", call.account.api_key, "read_unavailable")) is not None:
+        return Response(status_code=fault.status, content=b"")
     params = await _params(call)
     symbol = _symbol(call, params)
     order_id = params.get("orderId")

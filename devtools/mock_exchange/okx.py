@@ -1,4 +1,4 @@
-"""OKX: trading and funding balances, account config (the key's ``perm``), spot instruments and tickers.
+"""OKX: trading and funding balances, account config (the key's ``perm``), spot instruments, tickers and orders.
 
 Private endpoints check the ``OK-ACCESS-*`` headers: base64 HMAC-SHA256 over timestamp + method +
 path?query + body, the passphrase, and a 30 s timestamp window, with OKX's own error codes.
@@ -292,6 +292,8 @@ def _lookup(call: Call, params: dict[str, Any]) -> tuple[MockOrder | None, Respo
 @private
 async def get_order(call: Call) -> Response:
     """GET /api/v5/trade/order?instId=&ordId= (or clOrdId=): one order; 51603 if unknown."""
+    if (fault := engine.take_fault(call.state, "okx", call.account.api_key, "read_unavailable")) is not None:
+        return Response(status_code=fault.status, content=b"")
     found, error = _lookup(call, dict(call.request.query_params))
     if error is not None:
         return error

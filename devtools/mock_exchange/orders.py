@@ -19,7 +19,8 @@ calls and renders :class:`MockOrder` in its own answer shape; the rules live her
   (``duplicate_client_order_id``) as the venues do.
 * **Faults** (``POST /_mock/faults``): ``insufficient_balance`` refuses the next placements with the
   venue's insufficient-funds error whatever the balance; ``lost_answer`` creates the order, then
-  loses the answer (a bare 5xx, or a wait past the client's timeout): see :class:`Fault`.
+  loses the answer (a bare 5xx, or a wait past the client's timeout); ``read_unavailable`` answers
+  the next reads of one order (``GET`` order) a bare 5xx: see :class:`Fault`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ WALLET = {"binance": "spot", "okx": "trading"}  # the wallet spot orders trade f
 SIDES = ("buy", "sell")
 TYPES = ("limit", "market")
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
-FAULTS = ("lost_answer", "insufficient_balance")
+FAULTS = ("lost_answer", "insufficient_balance", "read_unavailable")
 NOTIONAL_VENUES = ("binance",)  # venues with a minimum notional (OKX has only a minimum size)
 
 _ids = itertools.count(1_000_001)
@@ -131,6 +132,7 @@ class Fault:
     ``lost_answer``: the order is created, then its answer is lost: ``status`` (a bare 5xx; ccxt raises a
     network error) or, with ``delay_seconds``, the answer is held that long (past the client's timeout).
     ``insufficient_balance``: the placement is refused with the venue's insufficient-funds error.
+    ``read_unavailable``: a read of one order (``GET`` order, not a placement) answers a bare ``status``.
     """
 
     exchange: str

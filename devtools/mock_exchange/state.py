@@ -154,10 +154,14 @@ class MockState:
         return sorted((base, quote) for base, quote in (s.split("/", 1) for s in symbols))
 
     def add_account(self, exchange: str, account: MockAccount) -> None:
-        """Add or replace an account; it starts with the venue's default balances unless it has some."""
+        """Add or replace an account; it starts with the venue's default balances unless it has some, and no orders
+        (a replaced key's orders are forgotten)."""
         if not account.balances:
             account.balances = copy.deepcopy(DEFAULT_BALANCES[exchange])
         self.accounts.setdefault(exchange, {})[account.api_key] = account
+        book = self.orders.get(exchange, {})
+        for order_id in [i for i, order in book.items() if order.api_key == account.api_key]:
+            del book[order_id]
 
 
 def decimal_of(value: Any) -> Decimal:

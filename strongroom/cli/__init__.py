@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from strongroom import __version__
-from strongroom.cli import accounts, audit, backup, jobs, keys, masterkey, server, users
+from strongroom.cli import accounts, audit, backup, jobs, keys, masterkey, orders, server, users
 from strongroom.cli.context import quiet_logging, report
 
 
@@ -74,7 +74,9 @@ def root(
 server.register(app)
 app.add_typer(users.app, name="users")
 app.add_typer(keys.app, name="keys")
+accounts.app.add_typer(orders.policy_app, name="policy")
 app.add_typer(accounts.app, name="accounts")
+app.add_typer(orders.app, name="orders")
 app.add_typer(audit.app, name="audit")
 app.add_typer(masterkey.app, name="master-key")
 backup.register(app)

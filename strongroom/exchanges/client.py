@@ -21,6 +21,13 @@ or logged; only the exception class name is logged, on ``strongroom.exchanges``)
 * every other ``NetworkError`` (RequestTimeout, ExchangeNotAvailable, InvalidNonce, ...), any other
   ccxt ``BaseError``, and any other exception raised while talking to the venue (aiohttp/OS errors,
   an unexpected body) -> ``ExchangeUnavailable`` with ``retry_after=RETRY_AFTER_TRANSIENT`` (5 s).
+
+Order calls (``classify_order``) first tell the venue's refusals apart: InsufficientFunds ->
+``InsufficientFunds``; OrderNotFound -> ``NotFound``; BadSymbol -> ``ValidationFailed`` (``symbol``);
+InvalidOrder, OperationRejected, BadRequest, ... -> ``OrderRejected``. For a placement, whatever else
+may have happened after the order reached the venue (a network error, a 5xx, an unreadable answer) is
+``OrderOutcomeUnknown``: only credential errors, rate limits and a refused timestamp say for sure that
+nothing was placed.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The exchange gateway: every live exchange call of the process goes through one ``ExchangeGateway``.
 
-Used by credential validation (``validate``) and by balances (``fetch_balance``, ``fetch_tickers``,
-``fetch_prices``). All methods are coroutines run on the caller's event loop: no thread is held
+Used by credential validation (``validate``), by balances (``fetch_balance``, ``fetch_tickers``,
+``fetch_prices``) and by trading (``market_rules``, ``create_order``, ``fetch_order``, ``cancel_order``,
+``cancel_all_orders``, ``fetch_open_orders``, ``fetch_closed_orders``: see ``strongroom.exchanges.orders``; spot markets of the
+venues whose ``Venue.trading`` is set, Binance and the OKX family). All methods are coroutines run on the caller's event loop: no thread is held
 for a call (only building a ccxt client, ~2 ms of CPU and no I/O, runs in a worker thread).
 
 Efficiency, per process:
@@ -251,7 +253,12 @@ class ExchangeGateway:
         venue.check_client_order_id(spec.client_order_id)
 
         async def place(exchange: Any) -> OrderState:
-            return await venue.create_order(exchange, spec)
+            try:
+                return await venue.create_order(exchange, spec)
+            except errors.DomainError:
+                raise  # refused before anything was sent (the market's rules)
+            except Exception as exc:  # noqa: BLE001 - classified by _placing: the order may have been sent
+                raise _PlacementFailed(exc) from None
 
         return await self._private_call(info, venue, credentials, place, cost=venue.create_requests, markets=True,
                                         label="create_order", classifier=_placing)
@@ -291,6 +298,24 @@ class ExchangeGateway:
 
         return await self._private_call(info, venue, credentials, cancel, cost=venue.cancel_requests, markets=True,
                                         label="cancel_order", classifier=classify_order)
+
+    async def cancel_all_orders(
+        self, info: ExchangeInfo, credentials: Mapping[str, str], symbol: str | None = None
+    ) -> list[OrderState]:
+        """Cancel every open order (of ``symbol``, else of every market), one ``cancel_order`` each; return
+        their states afterwards (orders that closed or vanished meanwhile are left out).
+
+        Stops at the first other failure, raising it as ``cancel_order`` does (the cancels before it stand).
+        """
+        done: list[OrderState] = []
+        for order in await self.fetch_open_orders(info, credentials, symbol):
+            try:
+                state = await self.cancel_order(info, credentials, order.symbol, order.exchange_order_id)
+            except errors.NotFound:
+                continue
+            if state.status == "canceled":
+                done.append(state)
+        return done
 
     async def fetch_open_orders(
         self, info: ExchangeInfo, credentials: Mapping[str, str], symbol: str | None = None
@@ -581,8 +606,19 @@ def _live_clients(state: _LoopState) -> list[_Client]:
     return [client for client in found if client is not None]
 
 
+class _PlacementFailed(Exception):
+    """What the placement itself raised (as opposed to what failed before it: a client, the markets, a slot)."""
+
+    def __init__(self, original: Exception) -> None:
+        super().__init__(type(original).__name__)
+        self.original = original
+
+
 def _placing(exc: BaseException, venue: str) -> errors.DomainError:
-    return classify_order(exc, venue, placing=True)
+    """Classify a ``create_order`` failure: a lost answer only if the placement itself failed."""
+    if isinstance(exc, _PlacementFailed):
+        return classify_order(exc.original, venue, placing=True)
+    return classify_order(exc, venue)
 
 
 def _check_spec(spec: OrderSpec) -> None:

@@ -110,8 +110,9 @@ def _fees(raw: Mapping[str, Any]) -> tuple[tuple[str, Decimal], ...]:
 def order_state(raw: Mapping[str, Any], *, symbol: str | None = None) -> OrderState:
     """Return the ``OrderState`` of ccxt's unified order ``raw`` (``symbol`` if ccxt could not name it).
 
-    A zero price (a market order on some venues) is None; the average is None until something filled; a
-    status ccxt does not name (``canceling``, none) counts as open. Raises ValueError if ``raw`` has no id.
+    ``price`` is the limit price: None for a market order (ccxt gives some venues' fill price there: that
+    is ``average_price``) and for a zero price; the average is None until something filled; a status ccxt
+    does not name (``canceling``, none) counts as open. Raises ValueError if ``raw`` has no id.
     """
     order_id = _text(raw.get("id"))
     if order_id is None:
@@ -128,7 +129,7 @@ def order_state(raw: Mapping[str, Any], *, symbol: str | None = None) -> OrderSt
         side=str(raw.get("side") or ""),
         type=str(raw.get("type") or ""),
         amount=to_decimal(raw.get("amount")) or Decimal(0),
-        price=price or None,
+        price=None if raw.get("type") == "market" else price or None,
         status=status if status in STATUSES else "open",
         filled=filled,
         average_price=average or None,

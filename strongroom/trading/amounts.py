@@ -47,18 +47,23 @@ def fit_amount(amount: Decimal, rules: MarketRules, rounding: str) -> Decimal:
     Raises BadRequest when it is off the step and rounding is ``none``, or when it is below the minimum amount
     (after rounding).
     """
+    _at_least_minimum(amount, rules)
     step = rules.amount_step
     if step is not None and step > 0 and not _on_step(amount, step):
         if rounding != "down":
             raise BadRequest(f"amount must be a multiple of {plain(step)} (or ask rounding=down)",
                              fields={"amount": f"a multiple of {plain(step)}"})
         amount = (amount / step).to_integral_value(rounding=ROUND_DOWN) * step
-    if rules.min_amount is not None and amount < rules.min_amount:
-        raise BadRequest(f"amount is below the minimum {plain(rules.min_amount)}",
-                         fields={"amount": f"minimum {plain(rules.min_amount)}"})
+    _at_least_minimum(amount, rules)
     if amount <= 0:
         raise BadRequest("amount rounds down to zero", fields={"amount": "rounds to zero"})
     return amount
+
+
+def _at_least_minimum(amount: Decimal, rules: MarketRules) -> None:
+    if rules.min_amount is not None and amount < rules.min_amount:
+        raise BadRequest(f"amount is below the minimum {plain(rules.min_amount)}",
+                         fields={"amount": f"minimum {plain(rules.min_amount)}"})
 
 
 def check_price(price: Decimal, rules: MarketRules) -> None:

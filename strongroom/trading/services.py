@@ -18,7 +18,9 @@ How an order goes (:meth:`TradingService.submit`):
    unreachable venue or any other failure leaves the row ``pending``: the reconciliation job (at once, and the
    delayed one in any case, even if this process dies) asks the venue by the client order id (``fetch_order``)
    and records what it finds; a request repeated meanwhile does the same inline. The order is never sent
-   twice.
+   twice. When the gateway says nothing was sent (ExchangeUnavailable: the venue unreachable before the
+   call, or refusing it for its rate limit), the pending row is deleted and the error raised: the same
+   client order id may be sent again.
 
 Reads (``get``, ``list``) bring the stored rows up to date with the venue first (``fetch_open_orders`` per
 symbol, ``fetch_order`` for those gone from it): fills become ``closed`` with ``order.filled``. When the venue
@@ -42,7 +44,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 import anyio.to_thread
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,6 +62,7 @@ from strongroom.errors import (
     InsufficientScope,
     InvalidCredentials,
     NotFound,
+    NotSupported,
     RiskPolicyRefused,
     ValidationFailed,
 )
@@ -646,6 +649,16 @@ class TradingService:
                                   details={"reason": code})
             return current
 
+    def _withdraw(self, principal: Principal, view: OrderView, code: str) -> None:
+        """Delete a pending order the venue was never sent (the same client order id may be sent again), audited."""
+        with self.db.session() as session:
+            gone = rowcount(session.execute(
+                delete(Order).where(Order.id == view.id, Order.status == "pending")
+                .execution_options(synchronize_session=False)))
+            if gone == 1:
+                self.audit.record(session, "order.create", "failed", principal=principal, target=f"order:{view.id}",
+                                  details={"reason": code, "client_order_id": view.client_order_id})
+
     def _not_placed(self, order_id: int) -> None:
         """The venue does not know a pending order after reconciliation's attempts: it was never placed."""
         with self.db.session() as session:
@@ -731,12 +744,15 @@ class TradingService:
                          client_order_id=venue_client_id(view.client_order_id), time_in_force=request.time_in_force,
                          post_only=request.post_only)
         refused: DomainError | None = None
+        unsent: DomainError | None = None
         state: OrderState | None = None
         try:
             state = await self.gateway.create_order(account.info, account.credentials, spec)
         except (InsufficientFunds, OrderRejected, InvalidCredentials) as exc:
             refused = exc
-        except (OrderOutcomeUnknown, ExchangeUnavailable):
+        except (ExchangeUnavailable, ValidationFailed, NotSupported, ExchangeNotSupported) as exc:
+            unsent = exc  # the gateway sent nothing (or the venue refused it for its rate limit): nothing placed
+        except OrderOutcomeUnknown:
             log.warning("order %s: the venue's answer is unknown; reconciling by its client order id", view.id)
         except BaseException:  # a bug or a cancellation: the order may exist at the venue; reconcile it
             self._reconcile_soon(view.id)
@@ -744,6 +760,9 @@ class TradingService:
         if refused is not None:
             await anyio.to_thread.run_sync(self._reject, principal, view, refused.code)
             raise type(refused)(refused.message)  # a fresh error: nothing of the venue's chained to it
+        if unsent is not None:
+            await anyio.to_thread.run_sync(self._withdraw, principal, view, unsent.code)
+            raise type(unsent)(unsent.message, fields=unsent.fields, retry_after=unsent.retry_after)
         if state is None:
             await anyio.to_thread.run_sync(self._reconcile_soon, view.id)
             return view
@@ -830,9 +849,16 @@ class TradingService:
             account = self._visible(session, principal, account_id)
             return f"account:{account.id}", account.user_id, account.id
         key = session.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first() if key_id else None
-        if key is None or not principal.acts_for(key.user_id):
+        if key is None or not principal.acts_for(key.user_id) or not self._sees_key(principal, key):
             raise NotFound("API key not found")
         return f"key:{key.key_id}", key.user_id, None
+
+    @staticmethod
+    def _sees_key(principal: Principal, key: ApiKey) -> bool:
+        """True unless the principal is a key bound to accounts and ``key`` (not itself) reaches beyond them."""
+        if principal.account_ids is None or key.key_id == principal.key_id:
+            return True
+        return key.account_ids is not None and set(key.account_ids) <= principal.account_ids
 
     def _read_policy(self, principal: Principal, account_id: int | None, key_id: str | None) -> PolicyView:
         with self.db.session() as session:

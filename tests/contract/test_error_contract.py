@@ -36,7 +36,7 @@ def all_error_classes() -> list[type[DomainError]]:
     return sorted(found, key=lambda c: c.__name__)
 
 
-RETRYING = {"RateLimited", "ExchangeUnavailable", "ServiceUnavailable"}
+RETRYING = {"RateLimited", "ExchangeUnavailable", "ServiceUnavailable", "OrderOutcomeUnknown"}
 
 
 def instance(cls: type[DomainError]) -> DomainError:
@@ -117,6 +117,8 @@ CADENZA = {
     "InsufficientScope": 403, "InsufficientUsageLevel": 403, "NotFound": 404, "MethodNotAllowed": 405,
     "Conflict": 409, "AlreadyConnected": 409, "AccountExists": 409, "CredentialsUnreadable": 409,
     "PayloadTooLarge": 413, "RateLimited": 429, "ExchangeUnavailable": 503, "ServiceUnavailable": 503,
+    # orders: Cadenza's market-connector errors (18006 insufficient funds, 18025 rejected, 18015 timeout)
+    "InsufficientFunds": 400, "OrderRejected": 400, "OrderOutcomeUnknown": 504,
 }
 
 
@@ -152,7 +154,7 @@ def tradr_status(cls: type[DomainError]) -> int:
 
 TRADR_PHRASES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
                  405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large", 422: "Unprocessable Entity",
-                 429: "Too Many Requests", 503: "Service Unavailable"}
+                 429: "Too Many Requests", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
 def tradr_shape(body: Any, status: int, error: DomainError) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import subprocess
 import sys
 import time
@@ -207,3 +208,114 @@ def test_runs_from_the_checkout_and_as_the_cli_command() -> None:
             proc.terminate()
             proc.wait(10)
         assert "demo-binance-key" in (proc.stdout.read() if proc.stdout else "")
+
+
+# --------------------------------------------------------------------------- orders
+
+
+def _binance_signed(secret: str, params: str) -> str:
+    query = f"{params}&timestamp={int(time.time() * 1000)}&recvWindow=5000"
+    return f"{query}&signature={hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()}"
+
+
+def _okx_headers(creds: dict[str, str], method: str, path: str, body: str = "") -> dict[str, str]:
+    timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    digest = hmac.new(creds["secret"].encode(), (timestamp + method + path + body).encode(), hashlib.sha256).digest()
+    return {"OK-ACCESS-KEY": creds["api_key"], "OK-ACCESS-PASSPHRASE": creds["passphrase"],
+            "OK-ACCESS-TIMESTAMP": timestamp, "OK-ACCESS-SIGN": base64.b64encode(digest).decode(),
+            "Content-Type": "application/json"}
+
+
+def test_order_endpoints_check_signatures_and_answer_bad_input_in_the_venues_shape(mock: Mock) -> None:
+    binance = mock.new_key("binance")
+    headers = {"X-MBX-APIKEY": binance["api_key"], "Content-Type": "application/x-www-form-urlencoded"}
+    order = "symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=0.01&price=40000&timeInForce=GTC&newClientOrderId=a1"
+    forged = httpx.post(f"{mock.url}/api/v3/order", content=_binance_signed("not-the-secret", order), headers=headers)
+    assert forged.status_code == 400 and forged.json()["code"] == -1022
+    assert mock.orders("binance", binance["api_key"]) == []
+    for params, code in (("symbol=BTCUSDT&side=BUY&type=LIMIT&price=40000", -1102),  # no quantity
+                         ("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=abc&price=1", -1100),
+                         ("symbol=NOPE&side=BUY&type=MARKET&quantity=1", -1121),
+                         ("symbol=BTCUSDT&side=UP&type=MARKET&quantity=1", -1102),
+                         ("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=0.011111&price=40000", -1013)):
+        answer = httpx.post(f"{mock.url}/api/v3/order", content=_binance_signed(binance["secret"], params),
+                            headers=headers)
+        assert (answer.status_code, answer.json()["code"]) == (400, code), params
+    for method, path in (("GET", "/api/v3/order?symbol=BTCUSDT&orderId=1"), ("DELETE", "/api/v3/openOrders?x=1"),
+                         ("GET", "/api/v3/allOrders?symbol=BTCUSDT")):
+        base, _, params = path.partition("?")
+        answer = httpx.request(method, f"{mock.url}{base}?{_binance_signed('nope', params)}", headers=headers)
+        assert answer.json()["code"] == -1022
+
+    okx = mock.new_key("okx")
+    body = json.dumps({"instId": "BTC-USDT", "tdMode": "cash", "side": "buy", "ordType": "limit", "sz": "0.01",
+                       "px": "40000", "clOrdId": "a1"})
+    forged_headers = {**_okx_headers(okx, "POST", "/api/v5/trade/order", body), "OK-ACCESS-SIGN": "AAAA"}
+    assert httpx.post(f"{mock.url}/api/v5/trade/order", content=body, headers=forged_headers).json()["code"] == "50113"
+    assert mock.orders("okx", okx["api_key"]) == []
+    bad = httpx.post(f"{mock.url}/api/v5/trade/order", content="{",
+                     headers=_okx_headers(okx, "POST", "/api/v5/trade/order", "{"))
+    assert (bad.status_code, bad.json()["code"]) == (400, "50002")
+    odd = json.dumps({"instId": "BTC-USDT", "side": "buy", "ordType": "limit", "sz": "x"})
+    refused = httpx.post(f"{mock.url}/api/v5/trade/order", content=odd,
+                         headers=_okx_headers(okx, "POST", "/api/v5/trade/order", odd)).json()
+    assert (refused["code"], refused["data"][0]["sCode"]) == ("1", "51000")
+
+
+def test_plain_ccxt_trades_against_the_mock(mock: Mock) -> None:
+    """Plain ccxt with its defaults (floats; OKX's batch endpoint): place, list, fill, cancel-all, history."""
+    import ccxt.async_support as ccxt
+
+    binance = mock.new_key("binance", balances={"BTC": {"free": "1"}, "USDT": {"free": "10000"}})
+    okx = mock.new_key("okx", balances={"BTC": {"free": "1"}, "USDT": {"free": "10000"}})
+
+    async def main() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for name, creds in (("binance", {"apiKey": binance["api_key"], "secret": binance["secret"]}),
+                            ("okx", {"apiKey": okx["api_key"], "secret": okx["secret"],
+                                     "password": okx["passphrase"]})):
+            exchange = getattr(ccxt, name)(creds)
+            exchange.urls["api"] = rebase_urls(exchange.urls["api"], mock.url)
+            try:
+                resting = [await exchange.create_order("BTC/USDT", "limit", "buy", 0.01, 40000 + i) for i in range(3)]
+                sold = await exchange.create_order("BTC/USDT", "market", "sell", 0.1)
+                listed = await exchange.fetch_open_orders("BTC/USDT")
+                if name == "binance":  # DELETE /api/v3/openOrders and GET /api/v3/allOrders
+                    canceled = await exchange.cancel_all_orders("BTC/USDT")
+                    history = await exchange.fetch_orders("BTC/USDT")
+                else:
+                    canceled = [await exchange.cancel_order(o["id"], "BTC/USDT") for o in listed]
+                    history = await exchange.fetch_closed_orders("BTC/USDT")
+                seen[name] = {"resting": [o["id"] for o in resting], "listed": sorted(o["id"] for o in listed),
+                              "sold": (await exchange.fetch_order(sold["id"], "BTC/USDT"))["status"],
+                              "canceled": len(canceled), "history": len(history),
+                              "open_after": await exchange.fetch_open_orders("BTC/USDT"),
+                              "balance": (await exchange.fetch_balance())["free"]}
+            finally:
+                await exchange.close()
+        return seen
+
+    seen = asyncio.run(main())
+    for name in ("binance", "okx"):
+        assert seen[name]["listed"] == sorted(seen[name]["resting"])
+        # allOrders has all 4; OKX's orders-history as ccxt asks it (state=filled) the filled one
+        assert (seen[name]["sold"], seen[name]["canceled"], seen[name]["history"]) == (
+            "closed", 3, 4 if name == "binance" else 1)
+        assert seen[name]["open_after"] == []
+        assert seen[name]["balance"] == {"BTC": 0.9, "USDT": 14995.0}  # 0.1 sold at 50,000 less a 0.1 % fee
+    assert mock.venue("binance")["orders_by_key"][binance["api_key"]] == 4
+
+
+def test_fault_and_order_controls_refuse_bad_input(mock: Mock) -> None:
+    for body in ({"exchange": "binance", "fault": "meteor"}, {"exchange": "kraken", "fault": "lost_answer"},
+                 {"exchange": "okx", "fault": "lost_answer", "status": 200},
+                 {"exchange": "okx", "fault": "lost_answer", "count": 0},
+                 {"exchange": "okx", "fault": "lost_answer", "delay_seconds": "soon"},
+                 {"exchange": "okx", "fault": "insufficient_balance", "api_key": 7}):
+        answer = httpx.post(mock.url + "/_mock/faults", json=body)
+        assert answer.status_code == 400 and isinstance(answer.json()["error"], str), body
+    armed = mock.post("/_mock/faults", {"exchange": "okx", "fault": "insufficient_balance", "count": 2})
+    assert armed["faults"][-1] == {"exchange": "okx", "fault": "insufficient_balance", "api_key": None,
+                                   "remaining": 2, "status": 503, "delay_seconds": None}
+    assert mock.post("/_mock/faults", {"clear": True}) == {"faults": []}
+    assert httpx.get(mock.url + "/_mock/orders", params={"api_key": "nobody"}).json() == {"orders": []}

@@ -49,6 +49,26 @@ class Mock:
     def reset(self) -> None:
         self.post("/_mock/stats/reset", {})
 
+    def prices(self, exchange: str, prices: dict[str, str | None]) -> dict[str, Any]:
+        """Set last prices; resting limit orders they cross fill (the answer's ``orders_filled``)."""
+        return self.post("/_mock/prices", {"exchange": exchange, "prices": prices})
+
+    def fault(self, exchange: str, fault: str, **extra: Any) -> None:
+        """Arm a fault (lost_answer, insufficient_balance) for the next order placement(s)."""
+        self.post("/_mock/faults", {"exchange": exchange, "fault": fault, **extra})
+
+    def clear_faults(self) -> None:
+        self.post("/_mock/faults", {"clear": True})
+
+    def orders(self, exchange: str, api_key: str) -> list[dict[str, Any]]:
+        """Every order the mock holds for this key."""
+        answer = httpx.get(self.url + "/_mock/orders", params={"exchange": exchange, "api_key": api_key}, timeout=10)
+        return list(answer.json()["orders"])
+
+    def orders_created(self, exchange: str, api_key: str) -> int:
+        """How many orders the venue accepted for this key since the last stats reset."""
+        return int(self.venue(exchange).get("orders_by_key", {}).get(api_key, 0))
+
     def new_key(self, exchange: str = "binance", **extra: Any) -> dict[str, str]:
         """Register a fresh key on the mock; return our credential fields for it."""
         creds = {"api_key": f"k-{uuid.uuid4().hex}", "secret": f"s-{uuid.uuid4().hex}"}

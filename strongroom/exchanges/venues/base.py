@@ -122,9 +122,38 @@ class Venue:
             return None
         return market_rules(market, getattr(exchange, "precisionMode", None))
 
+    def check_order(self, exchange: Any, spec: OrderSpec) -> None:
+        """Raise ``errors.ValidationFailed`` for an order the market's rules refuse, before anything is sent.
+
+        ccxt would silently truncate an amount or price off the market's steps: such values are refused
+        here (naming the step), as are a symbol the venue does not list, an amount below the minimum
+        and a limit order below the minimum notional (naming the minimum).
+        """
+        rules = self.market_rules(exchange, spec.symbol)
+        if rules is None:
+            raise errors.ValidationFailed(f"{spec.symbol} is not a market of {self.info.name}",
+                                          fields={"symbol": "not a market of this exchange"})
+        problems: dict[str, str] = {}
+        if rules.amount_step and spec.amount % rules.amount_step:
+            problems["amount"] = f"must be a multiple of {rules.amount_step.normalize():f}"
+        elif rules.min_amount and spec.amount < rules.min_amount:
+            problems["amount"] = f"must be at least {rules.min_amount.normalize():f} {rules.base}"
+        if spec.price is not None:
+            if rules.price_step and spec.price % rules.price_step:
+                problems["price"] = f"must be a multiple of {rules.price_step.normalize():f}"
+            elif "amount" not in problems and rules.min_cost and spec.amount * spec.price < rules.min_cost:
+                problems["amount"] = (f"amount x price must be at least {rules.min_cost.normalize():f} "
+                                      f"{rules.quote}")
+        if problems:
+            raise errors.ValidationFailed("the order does not meet the market's rules", fields=problems)
+
     async def create_order(self, exchange: Any, spec: OrderSpec) -> OrderState:
-        """Place ``spec`` with one ccxt ``create_order``; return the order as the venue answered it."""
+        """Place ``spec`` with one ccxt ``create_order``; return the order as the venue answered it.
+
+        Checks the market's rules first (``check_order``): nothing is sent for an order they refuse.
+        """
         self.before_order_call(exchange)
+        self.check_order(exchange, spec)
         raw = await exchange.create_order(
             spec.symbol, spec.type, spec.side, format(spec.amount, "f"),
             None if spec.price is None else format(spec.price, "f"), self.order_params(spec),

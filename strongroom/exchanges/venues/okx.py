@@ -24,7 +24,8 @@ class OkxVenue(Venue):
     Orders: placed through ``/api/v5/trade/order`` (ccxt's default is the batch endpoint). OKX answers a
     placement or a cancel with the order's ids only, so the order is read back (one more request); if
     that read fails, the state is the order as sent (placed: open, nothing filled; canceled: canceled),
-    and a later ``fetch_order`` tells the rest. Client order ids are 1 to 32 letters or digits.
+    and a later ``fetch_order`` tells the rest. Client order ids are 1 to 32 letters or digits. Closed
+    orders are the order history without a state filter (filled and canceled alike).
     """
 
     ids: ClassVar[tuple[str, ...]] = ("okx", "myokx", "okxus")
@@ -52,6 +53,15 @@ class OkxVenue(Venue):
         placed = await super().create_order(exchange, spec)
         found = await self._read_back(exchange, spec.symbol, placed.exchange_order_id)
         return found or accepted(spec, placed.exchange_order_id)
+
+    async def fetch_closed_orders(self, exchange: Any, symbol: str) -> list[OrderState]:
+        """``/api/v5/trade/orders-history`` without a ``state`` (ccxt's ``fetch_closed_orders`` asks filled only)."""
+        self.before_order_call(exchange)
+        market = exchange.market(symbol)
+        response = await exchange.private_get_trade_orders_history({"instType": "SPOT", "instId": market["id"]})
+        data = response.get("data") if isinstance(response, dict) else None
+        raws = exchange.parse_orders(data if isinstance(data, list) else [], market)
+        return [state for state in (order_state(raw) for raw in raws) if state.status != "open"]
 
     async def canceled(self, exchange: Any, symbol: str, exchange_order_id: str, raw: Any) -> OrderState:
         found = await self._read_back(exchange, symbol, exchange_order_id)

@@ -49,6 +49,7 @@ from strongroom.errors import (
     MethodNotAllowed,
     NotFound,
     NotSupported,
+    OrderOutcomeUnknown,
     OrderRejected,
     PayloadTooLarge,
     RateLimited,
@@ -157,8 +158,6 @@ ERRORS = ErrorTable(
         SignInRefused: Rule(401, -100001, message="Invalid login credentials"),
         Forbidden: Rule(403, -22018, message=capitalized),
         RiskPolicyRefused: Rule(403, -22018, message=capitalized),  # details.metadata.rule names the field
-        InsufficientFunds: Rule(400, -18006, message=capitalized),  # Cadenza's 18006 "insufficient funds"
-        OrderRejected: Rule(400, -18025, message=capitalized),  # Cadenza's 18025 "order rejected"
         NotFound: Rule(404, -22016, message=capitalized),
         MethodNotAllowed: Rule(405, -19001, message="Method not allowed"),
         Conflict: Rule(409, -22017, message=capitalized),
@@ -167,6 +166,10 @@ ERRORS = ErrorTable(
         PayloadTooLarge: Rule(413, -19001, message=capitalized),
         RateLimited: Rule(429, -18011, message="Rate limit exceeded"),
         ExchangeUnavailable: Rule(503, -18012, message="Exchange not available; try again later"),
+        # Cadenza's market-connector errnos: 18006 insufficient funds, 18025 order rejected, 18015 request timeout
+        InsufficientFunds: Rule(400, -18006, message=capitalized),
+        OrderRejected: Rule(400, -18025, message=capitalized),
+        OrderOutcomeUnknown: Rule(504, -18015, message=capitalized),
         ServiceUnavailable: Rule(503, -19006, message="Service unavailable; try again shortly"),
     },
 )

@@ -154,10 +154,12 @@ def test_scopes_default_children_and_rules(client, users):
 
     # write without read; unknown scopes; not a list; empty.
     own_public = public_pem(new_rsa())
-    for scopes in (["write"], ["write", "read::portfolio_balance"], ["admin"], ["read", "trade"], ["READ"],
+    for scopes in (["write"], ["write", "read::portfolio_balance"], ["admin"], ["read", "trading"], ["READ"],
                    ["read::"], ["read::Bad-Name"], "read", [1], []):
         error(key.generate(scopes=scopes), 400)
         error(key.create(own_public, scopes=scopes), 400)
+    # trade is a scope (issue 19), implied by nothing: a key without it cannot grant it
+    error(key.generate(scopes=["read", "trade"]), 403, "insufficient_scope")
     # Nothing was created by the refusals (3 + 1 bootstrap keys).
     assert len(key.listing()) == 5
 
@@ -497,3 +499,19 @@ def test_cli_generated_key_is_kalshi_usable(server, users, tmp_path):
     assert nowhere.returncode != 0 and "cannot write" in nowhere.stderr
     with server.client() as c:
         assert [k["name"] for k in key.listing(client=c).values()] == ["cli"]
+
+
+def test_a_key_holding_trade_is_listed_as_write_trade(client, users):
+    """Issue 19: Kalshi has no ``trade`` scope; its key listing shows ours as ``write::trade`` (once), while
+    /v1 shows what the key holds. A ``write::trade`` grant stays what it was: it is not ``trade``."""
+    user = users.create()
+    key = v1_key(client, user)
+    trader = client.post("/v1/api-keys", headers=user.headers,
+                         json={"name": "trader", "scopes": ["read", "trade", "write::trade"]}).json()["key_id"]
+    old = client.post("/v1/api-keys", headers=user.headers,
+                      json={"name": "old", "scopes": ["read", "write::trade"]}).json()["key_id"]
+    listed = key.listing()
+    assert listed[trader]["scopes"] == ["read", "write::trade"]
+    assert listed[old]["scopes"] == ["read", "write::trade"]
+    native = {k["key_id"]: k["scopes"] for k in client.get("/v1/api-keys", headers=user.headers).json()["items"]}
+    assert native[trader] == ["read", "trade", "write::trade"] and native[old] == ["read", "write::trade"]

@@ -190,7 +190,7 @@ def test_me_fields(client, users):
     assert body["username"] == user.username
     assert body["is_admin"] is False
     assert body["usage_level"] == "advanced"
-    assert set(body["scopes"]) == {"read", "write", "delete"}
+    assert set(body["scopes"]) == {"read", "write", "delete", "trade"}  # a signed-in user trades on their accounts
     assert body["key_id"] is None and body["account_ids"] is None
     admin = users.create(admin=True)
     assert client.get("/v1/me", headers=admin.headers).json()["is_admin"] is True
