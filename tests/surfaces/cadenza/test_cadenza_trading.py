@@ -6,6 +6,7 @@ twice, every bad input a 400 envelope; and Cadenza's generated client's ``Tradin
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -187,6 +188,33 @@ def test_the_same_client_order_id_gives_one_order(api, mock_exchange) -> None:
     doc = refused(submit(api, limit_order(account, clientOrderId="cz-idem-2", idempotencyKey="cz-idem-3")), 400,
                   -19004)
     assert "idempotencyKey" in doc["details"]["metadata"]
+    assert len(mock_orders(mock_exchange, key)) == 1
+
+
+def test_a_lost_answer_is_submitted_then_the_retry_finds_it(api, mock_exchange) -> None:
+    account, key = trading_account(api, mock_exchange)
+    armed = httpx.post(f"{mock_exchange.url}/_mock/faults", json={"exchange": "binance", "fault": "lost_answer",
+                                                                  "api_key": key["apiKey"]}, timeout=10)
+    assert armed.status_code == 201, armed.text
+    lost = one_order(submit(api, limit_order(account, clientOrderId="cz-lost-1")))
+    assert lost["status"] == "SUBMITTED" and lost.get("externalOrderId") is None
+    retried = one_order(submit(api, limit_order(account, clientOrderId="cz-lost-1")))
+    assert retried["tradeOrderId"] == lost["tradeOrderId"] and retried["status"] == "ACCEPTED"
+    assert len(mock_orders(mock_exchange, key)) == 1  # placed once, found by its client order id
+
+
+def test_concurrent_submits_with_one_client_order_id_are_one_order(api, cadenza_server, mock_exchange) -> None:
+    account, key = trading_account(api, mock_exchange)
+
+    def one(_: int) -> httpx.Response:
+        with httpx.Client(base_url=cadenza_server.url, timeout=60) as client:
+            return client.post("/api/v3/tradeOrder/submit", headers=api.headers,
+                               json=limit_order(account, clientOrderId="cz-burst"))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(one, range(10)))
+    assert {a.status_code for a in answers} == {200}, [a.text for a in answers]
+    assert len({a.json()["data"][0]["tradeOrderId"] for a in answers}) == 1
     assert len(mock_orders(mock_exchange, key)) == 1
 
 
