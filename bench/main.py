@@ -16,12 +16,13 @@ from bench.fixture import KINDS, LABELS, Fixture
 from bench.report import Row, command_line, cpu_busy, machine, markdown, table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MEASURES = ("throughput", "callgrind", "inproc", "pg", "gateway", "balances", "startup")
+MEASURES = ("throughput", "callgrind", "inproc", "pg", "gateway", "balances", "orders", "startup")
 # issue 8 §5: against /healthz routed first (as it ships): bearer and HMAC >= 0.8x, RSA-PSS >= 0.6x
 TARGET_RPS = {"bearer": 0.8, "hmac": 0.8, "rsa": 0.6}
 BARE = {"bearer": "HMAC-SHA256", "hmac": "HMAC-SHA256", "rsa": "RSA-2048 PSS verify", "ed25519": "Ed25519 verify"}
 PG_TARGET = 1.2
 GATEWAY_TARGET = 1.3
+ORDERS_TARGET = 1.2  # issue 19: order placement through Strongroom / bare ccxt create_order, p50
 BALANCES_TARGET_LATENCY_MS = 100  # the simulated exchange latency the balances target is judged at
 
 
@@ -52,6 +53,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--balances-rounds", type=int, help="rounds per latency of the balances measure (default 5, quick 2)")
     p.add_argument("--balances-latencies", default="0,50,100",
                    help="simulated exchange latencies (ms, comma-separated) of the balances measure")
+    p.add_argument("--orders-rounds", type=int, help="interleaved rounds of the orders measure (default 10, quick 4)")
+    p.add_argument("--orders-per-round", type=int, help="orders per side per round (default 25, quick 10); "
+                                                          ">= 200 per side in all for the issue's figure")
+    p.add_argument("--orders-latencies", default="0,50",
+                   help="simulated exchange latencies (ms, comma-separated) of the orders measure; the target is "
+                        "judged at the first")
     p.add_argument("--profile", action="store_true", help="also write cProfile reports to bench/results/")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.md", help="where to write the Markdown results")
     args = p.parse_args(argv)
@@ -63,6 +70,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.pg_keys = args.pg_keys or (100_000 if q else 1_000_000)
     args.gateway_rounds = args.gateway_rounds or (10 if q else 30)
     args.balances_rounds = args.balances_rounds or (2 if q else 5)
+    args.orders_rounds = args.orders_rounds or (4 if q else 10)
+    args.orders_per_round = args.orders_per_round or (10 if q else 25)
+    args.orders_latencies = tuple(int(x) for x in args.orders_latencies.split(",") if x.strip())
     args.balances_latencies = tuple(int(x) for x in args.balances_latencies.split(",") if x.strip())
     args.only = [m.strip() for m in args.only.split(",") if m.strip()]
     unknown = set(args.only) - set(MEASURES)
@@ -260,6 +270,46 @@ def run_gateway(fixture: Fixture, args, rows: list[Row], notes: list[str]) -> No
                  f"value = median. Spread: " + "; ".join(f"{k}: {r.spread(k)}" for k in r.samples) + ".")
 
 
+def run_orders(fixture: Fixture, args, rows: list[Row], notes: list[str]) -> None:
+    from bench import orders
+
+    for n, latency in enumerate(args.orders_latencies):
+        workdir = Path(tempfile.mkdtemp(prefix="strongroom-orders-"))
+        profile = RESULTS / f"orders-server-{latency}ms.prof" if args.profile else None
+        if profile is not None:
+            profile.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            r = orders.measure(fixture, workdir, rounds=args.orders_rounds, per_round=args.orders_per_round,
+                               log_level=args.server_log_level, profile=profile, latency_ms=latency)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        ours, bare, me = r.median("strongroom"), r.median("bare"), r.median("me")
+        ratio = ours / bare
+        where = "loopback mock" if not latency else f"mock answering {latency} ms later"
+        judged = n == 0
+        rows.append(Row(f"place a limit order POST /v1/exchange-accounts/{{id}}/orders, p50 ({where})",
+                        f"{ours:.2f} ms", f"{bare:.2f} ms (bare ccxt)", f"{ratio:.2f}x",
+                        f"<= {ORDERS_TARGET}x" if judged else "-",
+                        ("PASS" if ratio <= ORDERS_TARGET else "FAIL") if judged else "info"))
+        rows.append(Row(f"  the same, p90 ({where})", f"{r.quantile('strongroom', 0.9):.2f} ms",
+                        f"{r.quantile('bare', 0.9):.2f} ms (bare ccxt)",
+                        f"{r.quantile('strongroom', 0.9) / r.quantile('bare', 0.9):.2f}x"))
+        rows.append(Row(f"  GET /v1/me, same key and connection, p50 ({where})", f"{me:.2f} ms",
+                        f"{bare:.2f} ms (bare ccxt)", f"{me / bare:.2f}x"))
+        rounds = ", ".join(f"{x:.2f}" for x in r.round_ratios(args.orders_per_round))
+        notes.append(f"Orders ({where}): three processes (`python -m devtools.mock_exchange`, `strongroom serve` on "
+                     f"SQLite at log level {args.server_log_level}, this one); {args.orders_rounds} rounds of "
+                     f"{args.orders_per_round} turns, each turn one request of every side in rotating order, 60 ms "
+                     f"apart (untimed: under the venue's request budget); limit buys resting far below the price; "
+                     f"ours with a bearer key holding trade and a permissive policy, bare ccxt on a warm client. "
+                     f"Spread: " + "; ".join(f"{k}: {r.spread(k)}" for k in r.samples)
+                     + f". p50 ratio per round: {rounds}.")
+        if profile is not None and profile.exists():
+            text_path = profile.with_suffix(".txt")
+            text_path.write_text(orders.report(profile, 40))
+            notes.append(f"Orders: the server's cProfile is in {text_path}.")
+
+
 def run_balances(fixture: Fixture, args, rows: list[Row], notes: list[str]) -> None:
     from bench import balances
 
@@ -313,13 +363,14 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[str] = []
     fixture = Fixture.create()
     steps = {
-        "throughput": ("1/7 throughput over HTTP", lambda: run_throughput(fixture, args, rows, notes)),
-        "callgrind": ("2/7 instructions per request under callgrind", lambda: run_callgrind(fixture, args, rows, notes)),
-        "inproc": ("3/7 in-process verification time", lambda: run_inproc(fixture, args, rows, notes)),
-        "pg": ("4/7 verification latency, 1k vs 1M keys in PostgreSQL", lambda: run_pg(args, rows, notes)),
-        "gateway": ("5/7 exchange calls: connect vs. bare ccxt", lambda: run_gateway(fixture, args, rows, notes)),
-        "balances": ("6/7 balances: 50 accounts at once vs. one", lambda: run_balances(fixture, args, rows, notes)),
-        "startup": ("7/7 cold start to /readyz", lambda: run_startup(args, rows, notes)),
+        "throughput": ("1/8 throughput over HTTP", lambda: run_throughput(fixture, args, rows, notes)),
+        "callgrind": ("2/8 instructions per request under callgrind", lambda: run_callgrind(fixture, args, rows, notes)),
+        "inproc": ("3/8 in-process verification time", lambda: run_inproc(fixture, args, rows, notes)),
+        "pg": ("4/8 verification latency, 1k vs 1M keys in PostgreSQL", lambda: run_pg(args, rows, notes)),
+        "gateway": ("5/8 exchange calls: connect vs. bare ccxt", lambda: run_gateway(fixture, args, rows, notes)),
+        "balances": ("6/8 balances: 50 accounts at once vs. one", lambda: run_balances(fixture, args, rows, notes)),
+        "orders": ("7/8 order placement vs. bare ccxt create_order", lambda: run_orders(fixture, args, rows, notes)),
+        "startup": ("8/8 cold start to /readyz", lambda: run_startup(args, rows, notes)),
     }
     try:
         for name in MEASURES:

@@ -9,6 +9,7 @@ from strongroom.trading.services import (
     FINAL,
     OPEN,
     RECONCILE_KIND,
+    OrderQuery,
     OrderRequest,
     OrderView,
     Submitted,
@@ -16,5 +17,5 @@ from strongroom.trading.services import (
     venue_client_id,
 )
 
-__all__ = ["FINAL", "OPEN", "RECONCILE_KIND", "RULES", "OrderRequest", "OrderView", "Policy", "PolicyView",
+__all__ = ["FINAL", "OPEN", "RECONCILE_KIND", "RULES", "OrderQuery", "OrderRequest", "OrderView", "Policy", "PolicyView",
            "Submitted", "Trading", "TradingService", "venue_client_id"]

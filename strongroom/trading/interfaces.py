@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from strongroom.pagination import Page
+from strongroom.pagination import OffsetPage, Page
 from strongroom.principal import Principal
 from strongroom.trading.policies import PolicyView
-from strongroom.trading.services import OrderRequest, OrderView, Submitted
+from strongroom.trading.services import OrderQuery, OrderRequest, OrderView, Submitted
 
 
 class Trading(Protocol):
@@ -46,6 +46,14 @@ class Trading(Protocol):
         or open at the venue) or ``closed`` (closed, canceled, rejected, expired), after bringing the open ones up
         to date with the venue (fills become ``closed``). Raises NotFound, InsufficientScope, ValidationFailed
         (status, cursor, limit)."""
+        ...
+
+    async def find_orders(self, principal: Principal, account_id: int, query: OrderQuery, *, offset: int = 0,
+                          limit: int = 50) -> OffsetPage[OrderView]:
+        """Return the account's orders placed through Strongroom that match ``query`` (any status), ``limit``
+        (1..1000) from ``offset``, with the total count, newest first unless ``query.ascending``; the open ones are
+        brought up to date with the venue first, as :meth:`list_orders` does. Raises NotFound, InsufficientScope,
+        ValidationFailed (limit, offset)."""
         ...
 
     async def cancel(self, principal: Principal, account_id: int, order_id: int) -> OrderView:

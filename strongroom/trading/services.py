@@ -76,7 +76,7 @@ from strongroom.exchanges.orders import (
 from strongroom.exchanges.venues import venue_for
 from strongroom.jobs import enqueue
 from strongroom.models import ExchangeAccount, Order, TradingPolicy
-from strongroom.pagination import Page, paginate, valid_id
+from strongroom.pagination import MAX_ID, MAX_OFFSET_LIMIT, OffsetPage, Page, paginate, valid_id
 from strongroom.principal import Principal
 from strongroom.scopes import READ, TRADE
 from strongroom.trading import amounts
@@ -142,6 +142,23 @@ class OrderView:
     error_code: str | None
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class OrderQuery:
+    """Which of an account's orders :meth:`TradingService.find_orders` answers (every field optional: all).
+
+    ``statuses`` our statuses (pending, open, closed, canceled, rejected, expired); ``filled`` True: some of it
+    filled, False: none; ``since``/``until`` bound when Strongroom accepted the order (epoch seconds, inclusive);
+    ``ascending`` oldest first (default newest)."""
+
+    order_id: int | None = None
+    statuses: tuple[str, ...] | None = None
+    filled: bool | None = None
+    symbol: str | None = None
+    since: float | None = None
+    until: float | None = None
+    ascending: bool = False
 
 
 @dataclass(frozen=True)
@@ -330,6 +347,19 @@ class TradingService:
             await self._sync(account, rows)
         return await anyio.to_thread.run_sync(functools.partial(
             self._page, account.id, OPEN if status == "open" else FINAL, symbol, cursor, limit))
+
+    async def find_orders(self, principal: Principal, account_id: int, query: OrderQuery, *, offset: int = 0,
+                          limit: int = 50) -> OffsetPage[OrderView]:
+        _may_read_orders(principal)
+        if not 1 <= limit <= MAX_OFFSET_LIMIT:
+            raise ValidationFailed(f"limit must be between 1 and {MAX_OFFSET_LIMIT}",
+                                   fields={"limit": f"between 1 and {MAX_OFFSET_LIMIT}"})
+        if not 0 <= offset <= MAX_ID:
+            raise ValidationFailed("offset must not be negative", fields={"offset": "0 or more"})
+        account, rows = await anyio.to_thread.run_sync(self._open_rows, principal, account_id, query.symbol)
+        if rows:
+            await self._sync(account, rows)
+        return await anyio.to_thread.run_sync(functools.partial(self._offset_page, account.id, query, offset, limit))
 
     async def cancel(self, principal: Principal, account_id: int, order_id: int) -> OrderView:
         principal.require(TRADE)
@@ -548,7 +578,7 @@ class TradingService:
             changed = rowcount(session.execute(
                 update(Order).where(Order.id == view.id, Order.status == view.status).values(**values)
                 .execution_options(synchronize_session=False)))
-            row = session.get(Order, view.id)
+            row = session.get(Order, view.id)  # a new session: loaded after the UPDATE, nothing to refresh
             assert row is not None
             current = _view(row)
             if changed == 1:
@@ -567,7 +597,7 @@ class TradingService:
                 update(Order).where(Order.id == view.id, Order.status == "pending")
                 .values(status="rejected", error_code=code, updated_at=utcnow())
                 .execution_options(synchronize_session=False)))
-            row = session.get(Order, view.id)
+            row = session.get(Order, view.id)  # a new session: loaded after the UPDATE, nothing to refresh
             assert row is not None
             current = _view(row)
             if changed == 1:
@@ -640,6 +670,26 @@ class TradingService:
         with self.db.session() as session:
             page = paginate(session, query, Order.id, cursor, limit, descending=True)
             return Page([_view(r) for r in page.items], page.next_cursor)
+
+    def _offset_page(self, account_id: int, query: OrderQuery, offset: int, limit: int) -> OffsetPage[OrderView]:
+        found = select(Order).where(Order.account_id == account_id)
+        if query.order_id is not None:
+            found = found.where(Order.id == query.order_id)
+        if query.statuses is not None:
+            found = found.where(Order.status.in_(list(query.statuses)))
+        if query.filled is not None:  # amounts are stored plain: nothing filled is exactly "0"
+            found = found.where(Order.filled != "0" if query.filled else Order.filled == "0")
+        if query.symbol is not None:
+            found = found.where(Order.symbol == query.symbol)
+        if query.since is not None:
+            found = found.where(Order.created_epoch >= query.since)
+        if query.until is not None:
+            found = found.where(Order.created_epoch <= query.until)
+        with self.db.session() as session:
+            total = session.scalar(select(func.count()).select_from(found.subquery())) or 0
+            order = Order.id.asc() if query.ascending else Order.id.desc()
+            rows = [_view(r) for r in session.scalars(found.order_by(order).offset(offset).limit(limit))]
+            return OffsetPage(rows, offset, limit, total)
 
     # --- the venue ------------------------------------------------------------------------------
 

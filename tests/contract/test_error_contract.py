@@ -119,6 +119,7 @@ CADENZA = {
     "PayloadTooLarge": 413, "RateLimited": 429, "ExchangeUnavailable": 503, "ServiceUnavailable": 503,
     # orders: Cadenza's market-connector errors (18006 insufficient funds, 18025 rejected, 18015 timeout)
     "InsufficientFunds": 400, "OrderRejected": 400, "OrderOutcomeUnknown": 504,
+    "RiskPolicyRefused": 403,  # -22018, the rule in details.metadata.rule
 }
 
 

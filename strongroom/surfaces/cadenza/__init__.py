@@ -53,6 +53,7 @@ from strongroom.errors import (
     OrderRejected,
     PayloadTooLarge,
     RateLimited,
+    RiskPolicyRefused,
     ServiceUnavailable,
     SignInRefused,
     Unauthenticated,
@@ -102,7 +103,9 @@ def withdrawal(error: DomainError) -> str:
 def render(error: Rendered) -> Response:
     errno = error.code if isinstance(error.code, int) else ERRNO_BY_STATUS.get(error.status, INTERNAL_ERRNO)
     body: dict[str, Any] = {"data": None, "success": False, "errno": errno, "error": error.message}
-    if error.error.fields:
+    if isinstance(error.error, RiskPolicyRefused):  # the policy field that refused (issue 19)
+        body["details"] = {"code": error.error.code, "metadata": {"rule": error.error.rule}}
+    elif error.error.fields:
         body["details"] = {"code": error.error.code,
                            "metadata": {wire_field(k): v for k, v in error.error.fields.items()}}
     return JSONResponse(body, status_code=error.status)
@@ -115,7 +118,8 @@ def internal() -> Response:
 
 class CadenzaErrorDetails(BaseModel):
     code: str = Field(description="Strongroom's code of the error.", examples=["validation_failed"])
-    metadata: dict[str, str] = Field(description="Each invalid field (Cadenza's name) and what is wrong with it.",
+    metadata: dict[str, str] = Field(description="Each invalid field (Cadenza's name) and what is wrong with it; for "
+                                                 "code risk_policy, rule: the trading policy's field that refused.",
                                      examples=[{"apiKey": "required"}])
 
 
@@ -125,11 +129,12 @@ class CadenzaError(BaseModel):
     data: None = Field(description="Always null on an error.")
     success: Literal[False] = Field(description="Always false on an error.")
     errno: int = Field(description="Cadenza's error number, negative: -19004 invalid request, -19002 unauthorized, "
-                                   "-22016 not found, -22017 conflict, -120001 invalid API credentials, -18011 rate "
+                                   "-22016 not found, -22017 conflict, -22018 forbidden (also risk_policy), -120001 "
+                                   "invalid API credentials, -18006 insufficient funds, -18025 order rejected, -18011 rate "
                                    "limited, -18012 exchange not available, ...", examples=[-22016])
     error: str = Field(description="What went wrong, for people.", examples=["Exchange account not found"])
     details: CadenzaErrorDetails | SkipJsonSchema[None] = Field(
-        None, description="Only when fields are named (validation).")
+        None, description="Only when fields are named (validation), or a risk policy refused (its rule).")
 
 
 ERRORS = ErrorTable(
@@ -152,6 +157,7 @@ ERRORS = ErrorTable(
         Unauthenticated: Rule(401, -19002, message="Unauthorized"),
         SignInRefused: Rule(401, -100001, message="Invalid login credentials"),
         Forbidden: Rule(403, -22018, message=capitalized),
+        RiskPolicyRefused: Rule(403, -22018, message=capitalized),  # details.metadata.rule names the field
         NotFound: Rule(404, -22016, message=capitalized),
         MethodNotAllowed: Rule(405, -19001, message="Method not allowed"),
         Conflict: Rule(409, -22017, message=capitalized),

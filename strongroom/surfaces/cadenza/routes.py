@@ -21,14 +21,18 @@ from strongroom.db import utcnow
 from strongroom.enums import AuthMethod
 from strongroom.errors import (
     AlreadyConnected,
+    BadRequest,
     Conflict,
     CredentialsRejected,
     CredentialsUnreadable,
     ExchangeNotSupported,
     ExchangeUnavailable,
+    InsufficientFunds,
     InvalidCredentials,
     NotFound,
+    OrderRejected,
     RateLimited,
+    RiskPolicyRefused,
     SignInRefused,
     Unauthenticated,
     ValidationFailed,
@@ -39,6 +43,11 @@ from strongroom.surfaces.cadenza.shapes import (
     CREDENTIAL_STATUS_IN,
     CREDENTIAL_TYPES,
     KEY_TYPES,
+    ORDER_SIDES,
+    ORDER_STATUS_IN,
+    ORDER_TYPES,
+    ROUNDING_IN,
+    TIME_IN_FORCE,
     AccountStatusOut,
     AuthSessionOut,
     AuthUserOut,
@@ -51,13 +60,20 @@ from strongroom.surfaces.cadenza.shapes import (
     Pagination,
     PortfolioOut,
     SummaryOut,
+    TradeListEnvelope,
+    TradeOrderOut,
+    TradePagination,
     TradingAccountOut,
     Wire,
     account_id,
     account_type_in,
+    cadenza_venue,
     decimal_text,
+    instrument_in,
     ms,
+    order_id_of,
     statuses_in,
+    trade_order_out,
 )
 from strongroom.surfaces.deps import (
     AccountsDep,
@@ -69,10 +85,12 @@ from strongroom.surfaces.deps import (
     CurrentPrincipal,
     PingDep,
     SessionsDep,
+    TradingDep,
     UsersDep,
 )
 from strongroom.surfaces.openapi import body_example, raises
 from strongroom.surfaces.wire import one_of
+from strongroom.trading import OrderQuery, OrderRequest
 from strongroom.users import Users
 
 api = APIRouter(tags=["cadenza"])
@@ -561,3 +579,181 @@ def health(ping: PingDep) -> Response:
                      checks={"database": HealthCheck(status=state)})
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if state == "healthy" else 503)
 
+
+
+# --- trade orders (issue 19) ------------------------------------------------------------------------
+
+AWAIT_CLOSED = 1.0  # awaitClosed: seconds to wait for a final state (the client's documented second)
+PLACE_ERRORS = (NotFound, RiskPolicyRefused, Conflict, BadRequest, InsufficientFunds, OrderRejected,
+                ExchangeUnavailable, ExchangeNotSupported, CredentialsUnreadable)
+# fields of SubmitTradeOrderRequest Strongroom does not do: given (not null) -> 400 naming them
+UNSUPPORTED_ORDER_FIELDS = ("contingencyType", "stopPrice", "positionId", "expireAt", "quoteId", "leverage",
+                            "takeProfitPrice", "takeProfitLimitPrice", "stopLossPrice", "stopLossLimitPrice",
+                            "takeProfitTimeInForce", "stopLossTimeInForce")
+TRADE_EXAMPLE: dict[str, Any] = {
+    "tradingAccountId": "3f2c5e4a-8d1b-4c7e-9a60-2b5d7e9f1c34", "instrumentId": "BINANCE:BTC/USDT", "orderSide": "BUY",
+    "orderType": "LIMIT", "quantity": "0.01", "limitPrice": "49000", "timeInForce": "GTC", "clientOrderId": "bot1-0001"}
+
+
+def not_supported_field() -> Any:
+    return Field(None, description="Not supported: 400 when given.")
+
+
+class SubmitIn(Wire):
+    """Cadenza's SubmitTradeOrderRequest (the fields Strongroom does not do are refused when given)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [TRADE_EXAMPLE]})
+
+    tradingAccountId: uuid.UUID = ACCOUNT_ID
+    instrumentId: str | None = Field(None, max_length=64, description="VENUE:BASE/QUOTE on the account's venue "
+                                                                      "(required).", examples=["BINANCE:BTC/USDT"])
+    orderSide: str = Field(max_length=16, description="BUY or SELL.", examples=["BUY"])
+    orderType: str | None = Field(max_length=32, description="MARKET or LIMIT (market orders only where the "
+                                                             "trading policy allows them; other types: 400).",
+                                  examples=["LIMIT"])
+    quantity: str = Field(max_length=40, description="The amount of the base asset (decimal string), on the "
+                                                     "venue's amount step unless quantityRounding is DOWN.",
+                          examples=["0.01"])
+    quantityType: str | None = Field(None, max_length=32, description="BASE only (the default).")
+    quantityRounding: str | None = Field(None, max_length=16, description="\"\" (default: an amount off the venue's "
+                                                                          "step is 400), DOWN or FLOOR (rounded "
+                                                                          "down to it); others 400.")
+    limitPrice: str | None = Field(None, max_length=40, description="The limit price (decimal string); LIMIT only.",
+                                   examples=["49000"])
+    timeInForce: str | None = Field(None, max_length=16, description="GTC, IOC or FOK (default GTC).",
+                                    examples=["GTC"])
+    clientOrderId: str | None = Field(None, max_length=64, description="Your id for the order (1-64 of letters, "
+                                                                       "digits and . _ : / -), unique per account: "
+                                                                       "the same order again returns it, another "
+                                                                       "order with it is 409.", examples=["bot1-0001"])
+    idempotencyKey: str | None = Field(None, max_length=64, description="The same as clientOrderId (both given: "
+                                                                        "they must be equal, else 400).")
+    awaitClosed: bool | None = Field(False, description="Wait up to 1 s for a final state (FILLED, CANCELLED, "
+                                                        "REJECTED, EXPIRED) before answering.")
+    contingencyType: str | None = not_supported_field()
+    stopPrice: str | None = not_supported_field()
+    positionId: str | None = not_supported_field()
+    expireAt: int | None = not_supported_field()
+    quoteId: str | None = not_supported_field()
+    leverage: int | None = not_supported_field()
+    takeProfitPrice: str | None = not_supported_field()
+    takeProfitLimitPrice: str | None = not_supported_field()
+    stopLossPrice: str | None = not_supported_field()
+    stopLossLimitPrice: str | None = not_supported_field()
+    takeProfitTimeInForce: str | None = not_supported_field()
+    stopLossTimeInForce: str | None = not_supported_field()
+
+
+class CancelOrderIn(Wire):
+    tradingAccountId: uuid.UUID = ACCOUNT_ID
+    tradeOrderId: uuid.UUID = Field(description="The trade order's id.")
+
+
+def order_request(body: SubmitIn, account_venue: str) -> OrderRequest:
+    """Cadenza's request in our terms; raise ValidationFailed naming the first field Strongroom cannot take."""
+    given = [name for name in UNSUPPORTED_ORDER_FIELDS if getattr(body, name) is not None]
+    if given:
+        raise ValidationFailed("unsupported fields", fields={name: "not supported" for name in given})
+    if body.clientOrderId is not None and body.idempotencyKey is not None and body.clientOrderId != body.idempotencyKey:
+        raise ValidationFailed("clientOrderId and idempotencyKey differ", fields={"idempotencyKey": "differs from "
+                                                                                                   "clientOrderId"})
+    symbol = instrument_in(body.instrumentId, account_venue)
+    side = ORDER_SIDES.get(body.orderSide)
+    if side is None:
+        raise ValidationFailed("invalid orderSide", fields={"orderSide": "BUY or SELL"})
+    if body.orderType not in ("MARKET", "LIMIT"):
+        what = "not supported" if body.orderType in ORDER_TYPES else "invalid"
+        raise ValidationFailed(f"orderType {what}", fields={"orderType": f"{what}: MARKET or LIMIT"})
+    if body.timeInForce is not None and body.timeInForce not in TIME_IN_FORCE:
+        raise ValidationFailed("timeInForce not supported", fields={"timeInForce": "GTC, IOC or FOK"})
+    if body.quantityType not in (None, "BASE"):
+        raise ValidationFailed("quantityType not supported", fields={"quantityType": "BASE only"})
+    rounding = ROUNDING_IN.get(body.quantityRounding or "")
+    if rounding is None:
+        raise ValidationFailed("quantityRounding not supported", fields={"quantityRounding": "\"\", DOWN or FLOOR"})
+    return OrderRequest(symbol=symbol, side=side, type=body.orderType.lower(), amount=body.quantity,
+                        price=body.limitPrice, time_in_force=body.timeInForce, client_order_id=body.clientOrderId,
+                        rounding=rounding)
+
+
+@api.post("/tradeOrder/submit", response_model=Envelope[list[TradeOrderOut]],
+          summary="Place an order through a trading account.", openapi_extra=body_example(TRADE_EXAMPLE))
+@raises(*PLACE_ERRORS)
+async def submit_trade_order(body: SubmitIn, principal: CurrentPrincipal, accounts: AccountsDep,
+                             trading: TradingDep) -> Envelope[list[TradeOrderOut]]:
+    """Place a MARKET or LIMIT order (scope ``trade``; the account needs a trading policy). ``data`` is a list
+    of one order; the same ``clientOrderId`` (or ``idempotencyKey``) again answers that order without placing
+    another (another order with it: 409). A refusal by the risk policy is 403 with the policy field that
+    refused in ``details.metadata.rule``; ``SUBMITTED`` means the venue's answer was lost and the order is being
+    reconciled (never sent twice)."""
+    account = await accounts.get_by_public_id(principal, body.tradingAccountId)
+    request = order_request(body, cadenza_venue(account.exchange))
+    submitted = await trading.submit(principal, account.id, request, idempotency_key=body.idempotencyKey,
+                                     await_closed=AWAIT_CLOSED if body.awaitClosed else None)
+    return ok([trade_order_out(submitted.order, account)])
+
+
+@api.post("/tradeOrder/cancel", response_model=Envelope[TradeOrderOut], summary="Cancel an order.",
+          openapi_extra=body_example({"tradingAccountId": "3f2c5e4a-8d1b-4c7e-9a60-2b5d7e9f1c34",
+                                      "tradeOrderId": "5ec00d5a-7a0e-8000-8000-00000000002a"}))
+@raises(NotFound, Conflict, ExchangeUnavailable, CredentialsUnreadable)
+async def cancel_trade_order(body: CancelOrderIn, principal: CurrentPrincipal, accounts: AccountsDep,
+                             trading: TradingDep) -> Envelope[TradeOrderOut]:
+    """Cancel an open order at the venue (scope ``trade``); 409 when it is already final or its placement is not
+    confirmed yet."""
+    account = await accounts.get_by_public_id(principal, body.tradingAccountId)
+    cadenza_venue(account.exchange)
+    order_id = order_id_of(body.tradeOrderId)
+    if order_id is None:
+        raise NotFound("trade order not found")
+    return ok(trade_order_out(await trading.cancel(principal, account.id, order_id), account))
+
+
+@api.get("/tradeOrder/list", response_model=TradeListEnvelope[TradeOrderOut], summary="List an account's orders.")
+@raises(NotFound, CredentialsUnreadable)
+async def list_trade_orders(
+    principal: CurrentPrincipal,
+    accounts: AccountsDep,
+    trading: TradingDep,
+    tradeOrderId: Annotated[uuid.UUID | None, Query(description="Only this order.")] = None,
+    orderListId: Annotated[uuid.UUID | None, Query(description="Strongroom has no order lists: nothing "
+                                                               "matches.")] = None,
+    externalOrderListId: Annotated[str | None, Query(max_length=100, description="Strongroom has no order lists: "
+                                                                                 "nothing matches.")] = None,
+    orderStatus: Annotated[str | None, Query(max_length=32, description="Only orders in this status (Cadenza's "
+                                                                       "OrderStatus).")] = None,
+    tradingAccountId: Annotated[uuid.UUID | None, Query(description="The trading account (required).")] = None,
+    instrumentId: Annotated[str | None, Query(max_length=64, description="Only this market, VENUE:BASE/QUOTE.")] = None,
+    startTime: Annotated[int | None, Query(ge=0, description="Created at or after (ms).")] = None,
+    endTime: Annotated[int | None, Query(ge=0, description="Created at or before (ms).")] = None,
+    limit: LimitQ = DEFAULT_LIMIT,
+    offset: OffsetQ = 0,
+    cursor: Annotated[str | None, Query(max_length=20, description="pagination.cursor of the previous page "
+                                                                   "(wins over offset).")] = None,
+    ascending: Annotated[bool, Query(description="Oldest first (default newest first).")] = False,
+) -> TradeListEnvelope[TradeOrderOut]:
+    """The account's orders placed through Strongroom (any surface), newest first unless ``ascending``, the open
+    ones brought up to date with the venue first; paged by ``offset`` or by ``cursor``."""
+    if tradingAccountId is None:
+        raise ValidationFailed("tradingAccountId is required", fields={"tradingAccountId": "required"})
+    account = await accounts.get_by_public_id(principal, tradingAccountId)
+    where = cadenza_venue(account.exchange)
+    if cursor is not None:
+        if not cursor.isascii() or not cursor.isdigit():
+            raise ValidationFailed("invalid cursor", fields={"cursor": "the pagination.cursor of a page"})
+        offset = int(cursor)
+    statuses, filled = ORDER_STATUS_IN.get(orderStatus, (None, None)) if orderStatus is not None else (None, None)
+    if statuses is None and orderStatus is not None:
+        raise ValidationFailed("invalid orderStatus", fields={"orderStatus": ", ".join(ORDER_STATUS_IN)})
+    order_id = None if tradeOrderId is None else order_id_of(tradeOrderId)
+    if orderListId is not None or externalOrderListId is not None or (tradeOrderId is not None and order_id is None):
+        statuses = ()  # no order lists; not one of our order ids: nothing matches
+    query = OrderQuery(order_id=order_id, statuses=statuses, filled=filled,
+                       symbol=None if instrumentId is None else instrument_in(instrumentId, where),
+                       since=None if startTime is None else startTime / 1000,
+                       until=None if endTime is None else endTime / 1000, ascending=ascending)
+    page = await trading.find_orders(principal, account.id, query, offset=offset, limit=limit)
+    return TradeListEnvelope(
+        data=[trade_order_out(v, account) for v in page.items],
+        pagination=TradePagination(offset=page.offset, limit=page.limit, total=page.total, hasNext=page.has_next,
+                                   cursor=str(page.offset + len(page.items)) if page.has_next else None))

@@ -23,6 +23,7 @@ from strongroom.exchanges.catalogue import ExchangeInfo
 from strongroom.models import ExchangeAccount, ExchangeCredential, User
 from strongroom.pagination import OffsetPage
 from strongroom.surfaces.wire import DecimalText, one_of
+from strongroom.trading import OrderView
 from strongroom.users import TokenPair
 
 T = TypeVar("T")
@@ -54,7 +55,9 @@ EXTERNAL_ID = {"future": "futures"}
 # where a core or generic field name is not Cadenza's (error messages name Cadenza's)
 WIRE_FIELDS = {"api_key": "apiKey", "secret": "apiSecret", "passphrase": "apiPassphrase", "address": "apiKey",
                "private_key": "apiSecret", "exchange": "venue", "account_type": "accountType",
-               "credentials": "apiKey"}
+               "credentials": "apiKey", "symbol": "instrumentId", "side": "orderSide", "type": "orderType",
+               "amount": "quantity", "price": "limitPrice", "time_in_force": "timeInForce",
+               "client_order_id": "clientOrderId", "rounding": "quantityRounding", "post_only": "orderType"}
 
 
 def venue(exchange: str) -> str:
@@ -306,3 +309,161 @@ class HealthOut(BaseModel):
     version: str = Field(description="Strongroom's version.", examples=["0.1.0"])
     isoDateTime: datetime = Field(description=ISO)
     checks: dict[str, HealthCheck] = Field(description="Each check (database) and its status.")
+
+
+# --- trade orders (issue 19) -----------------------------------------------------------------------
+
+# Cadenza's Venue enum (the client refuses any other value in an answer)
+CADENZA_VENUES = frozenset(
+    [v for base in ("BINANCE", "B2C2", "WINTERMUTE", "BLOCKFILLS", "STONEX", "CUMBERLAND", "IBKR", "DERIBIT",
+                    "BITFINEX", "OKX", "HYPERLIQUID") for v in (base, base + "_UAT")]
+    + ["BINANCE_SANDBOX", "B2C2_SANDBOX", "IBKR_PAPER", "FERMATA", "MOCK", "PAPER"])
+ORDER_TYPES = ("MARKET", "LIMIT", "LIMIT_MAKER", "STOP", "STOP_LIMIT", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
+               "TAKE_PROFIT_LIMIT", "TRAILING_STOP", "QUOTED")
+ORDER_SIDES = {"BUY": "buy", "SELL": "sell"}
+TIME_IN_FORCE = ("GTC", "IOC", "FOK")
+# Cadenza's quantityRounding -> ours ("" is the client's default: none)
+ROUNDING_IN = {"": "none", "DOWN": "down", "FLOOR": "down"}
+OrderStatusOut = Literal["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED"]
+ORDER_STATUS_OUT: dict[str, OrderStatusOut] = {"pending": "SUBMITTED", "closed": "FILLED", "canceled": "CANCELLED",
+                                               "rejected": "REJECTED", "expired": "EXPIRED"}
+# Cadenza's OrderStatus filter -> our statuses, and whether some of it is filled (None: either)
+ORDER_STATUS_IN: dict[str, tuple[tuple[str, ...], bool | None]] = {
+    "CREATED": (("pending",), None), "SUBMITTED": (("pending",), None), "ACCEPTED": (("open",), False),
+    "PARTIALLY_FILLED": (("open",), True), "FILLED": (("closed",), None), "CANCELLED": (("canceled",), None),
+    "REJECTED": (("rejected",), None), "EXPIRED": (("expired",), None), "PENDING_CANCEL": ((), None),
+    "REPLACED": ((), None), "PENDING_REPLACE": ((), None), "REVOKED": ((), None), "UNKNOWN": ((), None)}
+# a trade order's UUID: a fixed RFC 9562 version-8 prefix, then the order's id (reversible, stable, no lookup)
+ORDER_UUID_TAG = 0x5EC0_0D5A_7A0E_8000  # version nibble 8 in the right place
+ORDER_UUID_VARIANT = 0x8000_0000_0000_0000  # variant bits 10
+
+
+def order_uuid(order_id: int) -> uuid.UUID:
+    """The trade order's UUID for Strongroom's order id (the same every time)."""
+    return uuid.UUID(int=(ORDER_UUID_TAG << 64) | ORDER_UUID_VARIANT | order_id)
+
+
+def order_id_of(value: uuid.UUID) -> int | None:
+    """Strongroom's order id in a trade order UUID; None if it is not one of ours (then: not found)."""
+    high, low = value.int >> 64, value.int & ((1 << 64) - 1)
+    if high != ORDER_UUID_TAG or low & ORDER_UUID_VARIANT == 0:
+        return None
+    found = low & ~ORDER_UUID_VARIANT
+    return found if 0 < found < 2**31 else None
+
+
+def cadenza_venue(exchange: str) -> str:
+    """Cadenza's Venue for a catalogue id; ValidationFailed (tradingAccountId) when its enum has none."""
+    name = venue(exchange)
+    if name not in CADENZA_VENUES:
+        raise ValidationFailed("this venue cannot trade through Cadenza's API",
+                               fields={"tradingAccountId": f"{name} is not in Cadenza's Venue enum"})
+    return name
+
+
+def instrument_in(value: str | None, account_venue: str) -> str:
+    """Return the ccxt symbol (``BTC/USDT``) of Cadenza's ``VENUE:BASE/QUOTE`` on the account's venue; raise
+    ValidationFailed naming instrumentId when it is missing, malformed or on another venue."""
+    if value is None:
+        raise ValidationFailed("instrumentId is required", fields={"instrumentId": "required: VENUE:BASE/QUOTE"})
+    where, colon, symbol = value.strip().partition(":")
+    base, slash, quote = symbol.partition("/")
+    if not colon or not slash or not base or not quote or "/" in quote:
+        raise ValidationFailed("invalid instrumentId", fields={"instrumentId": "VENUE:BASE/QUOTE, such as "
+                                                                              "BINANCE:BTC/USDT"})
+    if where.upper() != account_venue:
+        raise ValidationFailed("instrumentId is on another venue",
+                               fields={"instrumentId": f"the trading account is on {account_venue}"})
+    return f"{base.upper()}/{quote.upper()}"
+
+
+def order_status_out(status: str, filled: Decimal) -> OrderStatusOut:
+    """Cadenza's OrderStatus for ours: pending is SUBMITTED (the venue's answer is being reconciled)."""
+    if status == "open":
+        return "PARTIALLY_FILLED" if filled > 0 else "ACCEPTED"
+    return ORDER_STATUS_OUT.get(status, "SUBMITTED")
+
+
+class TradePagination(Pagination):
+    cursor: str | None = Field(None, description="Give it as cursor for the next page (null on the last).")
+
+
+class TradeListEnvelope(Envelope[list[T]], Generic[T]):
+    pagination: TradePagination = Field(description="Where this page is.")
+
+
+class FeeOut(BaseModel):
+    """Cadenza's SecurityQuantity."""
+
+    security: str = Field(description="VENUE:ASSET.", examples=["BINANCE:USDT"])
+    asset: str = Field(description="The fee's asset.", examples=["USDT"])
+    venue: str = Field(description=VENUE, examples=["BINANCE"])
+    quantity: DecimalText = Field(description="The fee (decimal string).", examples=["0.49"])
+
+
+class TradeOrderOut(BaseModel):
+    """Cadenza's TradeOrder: every field its client requires, and the ids Strongroom and the venue know it by."""
+
+    tradeOrderId: uuid.UUID = Field(description="The order's id (stable).")
+    tradingAccountId: uuid.UUID = ACCOUNT
+    venue: str = Field(description=VENUE, examples=["BINANCE"])
+    instrumentId: str = Field(description="VENUE:BASE/QUOTE.", examples=["BINANCE:BTC/USDT"])
+    baseAsset: str = Field(description="The base asset.", examples=["BTC"])
+    quoteAsset: str = Field(description="The quote asset.", examples=["USDT"])
+    orderSide: Literal["BUY", "SELL"] = Field(description="BUY or SELL.")
+    orderType: Literal["MARKET", "LIMIT"] = Field(description="MARKET or LIMIT.")
+    timeInForce: str = Field(description="GTC, IOC or FOK (as asked; default GTC, IOC for market orders).",
+                             examples=["GTC"])
+    status: OrderStatusOut = Field(description="SUBMITTED (the venue's answer is being reconciled), ACCEPTED (open), "
+                                               "PARTIALLY_FILLED, FILLED, CANCELLED, REJECTED or EXPIRED.")
+    rejectReason: str | None = Field(None, description="Why it was rejected (Strongroom's code: insufficient_funds, "
+                                                       "order_rejected, not_placed, ...).")
+    limitPrice: DecimalText | None = Field(None, description="The limit price (decimal string; LIMIT only).",
+                                           examples=["49000"])
+    quantity: DecimalText = Field(description="The amount of the base asset ordered (decimal string).",
+                                  examples=["0.01"])
+    orderQuantityType: Literal["BASE"] = Field("BASE", description="Always BASE.")
+    executedPrice: DecimalText = Field(description="The average fill price (decimal string; 0 before a fill).",
+                                       examples=["0"])
+    executedQuantity: DecimalText = Field(description="The amount filled (decimal string).", examples=["0"])
+    executedCost: DecimalText = Field(description="executedQuantity x executedPrice (decimal string).",
+                                      examples=["0"])
+    fees: list[FeeOut] = Field(description="The fees the venue reports.")
+    clientOrderId: str = Field(description="The client order id (the idempotency key).", examples=["bot1-0001"])
+    externalOrderId: str | None = Field(None, description="The venue's id (null while SUBMITTED).",
+                                        examples=["28457"])
+    createdAt: int = Field(description="When Strongroom accepted it. " + MS, examples=[1726617319607])
+    updatedAt: int = Field(description="When it last changed. " + MS, examples=[1726617319607])
+    createdAtDateTime: datetime = Field(description=ISO)
+    updatedAtDateTime: datetime = Field(description=ISO)
+    canceledAt: int | None = Field(None, description="When it was canceled, if it was. " + MS)
+    canceledAtDateTime: datetime | None = Field(None, description=ISO)
+
+
+def plain(value: Decimal) -> str:
+    """A decimal without trailing zeros nor exponent (``40.000`` -> ``40``)."""
+    return decimal_text(value.normalize()) if value else "0"
+
+
+def trade_order_out(view: OrderView, account: ExchangeAccount) -> TradeOrderOut:
+    """Our order as Cadenza's TradeOrder (``account`` is the order's; its venue is in Cadenza's enum)."""
+    where = cadenza_venue(account.exchange)
+    base, _, quote = view.symbol.partition("/")
+    executed = view.average_price if view.average_price is not None else Decimal(0)
+    canceled = view.updated_at if view.status == "canceled" else None
+    return TradeOrderOut(
+        tradeOrderId=order_uuid(view.id), tradingAccountId=account.public_id, venue=where,
+        instrumentId=f"{where}:{view.symbol}", baseAsset=base, quoteAsset=quote,
+        orderSide="BUY" if view.side == "buy" else "SELL", orderType="LIMIT" if view.type == "limit" else "MARKET",
+        timeInForce=view.time_in_force or ("GTC" if view.type == "limit" else "IOC"),
+        status=order_status_out(view.status, view.filled),
+        rejectReason=view.error_code if view.status == "rejected" else None,
+        limitPrice=None if view.price is None else plain(view.price), quantity=plain(view.amount),
+        executedPrice=plain(executed), executedQuantity=plain(view.filled),
+        executedCost=plain(view.filled * executed),
+        fees=[FeeOut(security=f"{where}:{asset}", asset=asset, venue=where, quantity=plain(cost))
+              for asset, cost in view.fees],
+        clientOrderId=view.client_order_id, externalOrderId=view.exchange_order_id,
+        createdAt=ms(view.created_at), updatedAt=ms(view.updated_at), createdAtDateTime=view.created_at,
+        updatedAtDateTime=view.updated_at, canceledAt=None if canceled is None else ms(canceled),
+        canceledAtDateTime=canceled)

@@ -12,6 +12,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
+import httpx
 import pytest
 from support import start_server
 from support.exchange_mock import Mock
@@ -426,3 +427,27 @@ def test_market_data(client, key):
     assert unknown.json()["error_attributes"] == {"market_code": ["does not have a valid value"]}
     # a live exchange call: never for an anonymous caller
     assert client.get(f"{V1}/accounts/market_pairs", params={"market_code": "binance"}).status_code == 401
+
+
+def test_trading_calls_stay_not_supported_with_trade_scope_and_a_policy(client, user, mock):
+    """Issue 19: Strongroom trades now (/v1, Cadenza), but the 3Commas surface still answers its trading calls
+    with not_supported, even for a key holding ``trade`` on an account whose policy allows everything; nothing
+    reaches the exchange."""
+    trader = hmac_key(client, user, scopes=("read", "write", "trade"))
+    exchange_key = mock.new_key("binance")
+    body = as_json({"type": "binance", "name": f"acct-{uuid.uuid4().hex[:6]}", **exchange_key})
+    account = signed(client, trader, "POST", f"{V1}/accounts/new", body=body).json()
+    policy = client.put(f"/v1/exchange-accounts/{account['id']}/trading-policy", headers=user.headers,
+                        json={"allow_market_orders": True})
+    assert policy.status_code == 200, policy.text
+    for action in ("sell_all_to_usd", "sell_all_to_btc", "convert_dust_to_bnb"):
+        response = signed(client, trader, "POST", f"{V1}/accounts/{account['id']}/{action}")
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "not_supported" and action in response.json()["error_description"]
+    assert signed(client, trader, "GET", f"{V1}/accounts/{account['id']}/leverage_data").json()["error"] == \
+        "not_supported"
+    entities = signed(client, trader, "GET", f"{V1}/accounts/{account['id']}/active_trading_entities")
+    assert entities.status_code == 200 and set(entities.json()["data"].values()) == {0}
+    held = httpx.get(f"{mock.url}/_mock/orders", params={"exchange": "binance", "api_key": exchange_key["api_key"]},
+                     timeout=10).json()["orders"]
+    assert held == []
