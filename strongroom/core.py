@@ -19,6 +19,7 @@ from strongroom.crypto.providers import build_keys, initialise
 from strongroom.crypto.tokens import Hasher
 from strongroom.datastore import tighten
 from strongroom.db import Database
+from strongroom.events.services import EventService
 from strongroom.exchanges.catalogue import Catalogue, get_catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
 from strongroom.jobs import Housekeeping, Job, JobQueue, LeaseStore, PeriodicJob
@@ -61,6 +62,7 @@ class Core:
     jobs: JobQueue  # durable jobs: enqueue with strongroom.jobs.enqueue; a runner (jobs.runner) claims them
     account_store: ExchangeAccountService  # the accounts façade's synchronous engine (other services use it)
     balance_store: BalanceService  # the balances façade's synchronous engine
+    events: EventService  # what happened (GET /v1/events), written by the capabilities in their transactions
 
     def close(self) -> None:
         self.housekeeping.run_jobs()
@@ -119,4 +121,5 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions,
                 AccountsFacade(accounts), api_keys, usage, auth, KeyRotationService(vault), vault, gateway,
                 housekeeping, metrics, BalancesFacade(balances),
-                CredentialService(db, audit, vault, hasher, catalogue, accounts), jobs_queue, accounts, balances)
+                CredentialService(db, audit, vault, hasher, catalogue, accounts), jobs_queue, accounts, balances,
+                EventService(db))

@@ -12,8 +12,9 @@ idempotent (a job runs at least once). It succeeds by returning; it fails by rai
 Wake-ups: PostgreSQL ``LISTEN strongroom_jobs`` (``enqueue`` notifies at commit) where the database
 is PostgreSQL, else (and as a fallback) polling every ``poll_seconds``.
 
-Handlers and schedules come from registration functions, ``module:function`` names in
-``STRONGROOM_JOB_HANDLERS`` (comma-separated): each is called once with the :class:`Registry`.
+Handlers and schedules come from registration functions, ``module:function`` names: the built-in ones
+(:data:`BUILTIN_HANDLERS`: the scheduled work of every deployment, :mod:`strongroom.jobs.builtin`), then
+those in ``STRONGROOM_JOB_HANDLERS`` (comma-separated): each is called once with the :class:`Registry`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import importlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,12 +75,20 @@ class Registry:
         self.schedules[name] = ScheduleSpec(name, kind, interval, dict(payload or {}))
 
 
-def load_handlers(spec: str | None, registry: Registry) -> Registry:
-    """Call each ``module:function`` of ``spec`` (comma-separated) with ``registry``; return it.
+# Registration functions every runner calls first, before STRONGROOM_JOB_HANDLERS ("module:function").
+BUILTIN_HANDLERS: tuple[str, ...] = (
+    "strongroom.jobs.builtin:register",  # expiry scan, key health, balance refresh, retention
+)
+
+
+def load_handlers(spec: str | None, registry: Registry, builtin: Sequence[str] = ()) -> Registry:
+    """Call each ``module:function`` of ``builtin``, then of ``spec`` (comma-separated), with ``registry``;
+    return it. (A handler of ``spec`` for a built-in kind replaces the built-in one.)
 
     Raises JobsConfigError naming the entry that does not load (never its module's error text).
     """
-    for entry in filter(None, (part.strip() for part in (spec or "").split(","))):
+    entries = [*builtin, *(part.strip() for part in (spec or "").split(","))]
+    for entry in filter(None, entries):
         module_name, _, attr = entry.partition(":")
         try:
             register = getattr(importlib.import_module(module_name), attr, None) if attr else None
@@ -254,12 +263,13 @@ class Runner:
 
 
 def build_runner(core: Any, *, concurrency: int | None = None) -> Runner:
-    """Return the runner of ``core``'s process: handlers from STRONGROOM_JOB_HANDLERS, settings from the core.
+    """Return the runner of ``core``'s process: the built-in handlers (:data:`BUILTIN_HANDLERS`), then those of
+    STRONGROOM_JOB_HANDLERS; settings from the core.
 
     Raises JobsConfigError when a registration function does not load.
     """
     settings = core.settings
-    registry = load_handlers(settings.job_handlers, Registry(services=core))
+    registry = load_handlers(settings.job_handlers, Registry(services=core), BUILTIN_HANDLERS)
     return Runner(core.jobs, registry, concurrency=concurrency or settings.jobs_concurrency,
                   lease_seconds=settings.jobs_lease_seconds, poll_seconds=settings.jobs_poll_seconds,
                   listen=listen_url(settings.effective_database_url), count=core.metrics.job_attempt)

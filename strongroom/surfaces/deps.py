@@ -16,6 +16,7 @@ from strongroom.audit import AuditService
 from strongroom.auth.facts import client_ip
 from strongroom.auth.pipeline import Authenticator
 from strongroom.balances import Balances
+from strongroom.events.services import EventService
 from strongroom.exchanges.catalogue import Catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
 from strongroom.http.gate import CurrentPrincipal, current_principal
@@ -49,6 +50,11 @@ async def get_keys(request: Request) -> ApiKeyService:
 async def get_balances(request: Request) -> Balances:
     """Balance snapshots and their valuation (the capability's async façade)."""
     return _core(request).balances
+
+
+async def get_events(request: Request) -> EventService:
+    """The event log (what happened: keys, accounts, balances, the master key)."""
+    return _core(request).events
 
 
 async def get_users(request: Request) -> UserService:
@@ -99,6 +105,7 @@ CredentialsDep = Annotated[CredentialService, Depends(get_credentials)]
 KeysDep = Annotated[ApiKeyService, Depends(get_keys)]
 BalancesDep = Annotated[Balances, Depends(get_balances)]
 UsersDep = Annotated[UserService, Depends(get_users)]
+EventsDep = Annotated[EventService, Depends(get_events)]
 SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 AuditDep = Annotated[AuditService, Depends(get_audit)]
 AuthDep = Annotated[Authenticator, Depends(get_auth)]
@@ -108,5 +115,5 @@ PingDep = Annotated[Callable[[], None], Depends(get_ping)]
 ClientIP = Annotated[str | None, Depends(peer_ip)]
 
 __all__ = ["AccountsDep", "AuditDep", "AuthDep", "BalancesDep", "CatalogueDep", "ClientIP", "CredentialsDep",
-           "CurrentPrincipal", "GatewayDep", "KeysDep", "PingDep", "SessionsDep", "UsersDep", "current_principal",
+           "CurrentPrincipal", "EventsDep", "GatewayDep", "KeysDep", "PingDep", "SessionsDep", "UsersDep", "current_principal",
            "peer_ip"]

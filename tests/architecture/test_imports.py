@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
      "strongroom.metrics", "strongroom.ratelimit", "strongroom.exchanges", "strongroom.migrations",
      "strongroom.datastore"),
     ("strongroom.services", "strongroom.auth", "strongroom.vault", "strongroom.keys",
-     "strongroom.accounts", "strongroom.balances", "strongroom.users", "strongroom.audit", "strongroom.jobs",
+     "strongroom.accounts", "strongroom.balances", "strongroom.users", "strongroom.audit", "strongroom.jobs", "strongroom.events",
      "strongroom.core", "strongroom.verify"),
     ("strongroom.http", "strongroom.surfaces", "strongroom.contrib"),
     ("strongroom.app", "strongroom.cli", "strongroom.console"),
