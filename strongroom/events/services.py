@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Select, delete, false, or_, select
 from sqlalchemy.orm import Session
 
-from strongroom.db import Database, rowcount
+from strongroom.db import Database, rowcount, utcnow
 from strongroom.enums import EventType
 from strongroom.errors import ValidationFailed
 from strongroom.keys.power import accounts_within
-from strongroom.models import ApiKey, Event
+from strongroom.models import ApiKey, Event, EventMark
 from strongroom.pagination import Page, paginate
 from strongroom.principal import Principal
 from strongroom.scopes import READ
 
 TYPES = tuple(EventType)
 PRUNE_BATCH = 5000
+MARKS_KEPT = timedelta(days=60)
 
 
 def parse_types(values: Iterable[str] | None) -> builtins.list[EventType] | None:
@@ -89,7 +90,15 @@ class EventService:
         return select(Event)
 
     def prune(self, before: datetime, batch: int = PRUNE_BATCH) -> int:
-        """Delete events created before ``before``, ``batch`` rows per transaction; return how many."""
+        """Delete events created before ``before``, ``batch`` rows per transaction; return how many.
+
+        The marks of once-only notices (``event_marks``) go too once older than both ``before`` and
+        :data:`MARKS_KEPT`: by then no scan would write their notice again (the expiry scan looks back 30
+        days; a failure-budget window is minutes long).
+        """
+        marks_before = min(before, utcnow() - MARKS_KEPT)
+        with self.db.session() as session:
+            session.execute(delete(EventMark).where(EventMark.created_at < marks_before))
         deleted = 0
         while True:
             with self.db.session() as session:

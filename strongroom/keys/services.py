@@ -62,6 +62,9 @@ CHANGE_ATTEMPTS = 8
 # What a numbered page (:meth:`ApiKeyService.numbered_page`) may be sorted by, and its largest page.
 SORT_FIELDS = ("id", "created_at", "updated_at", "last_used_at", "name")
 MAX_PAGE_LIMIT = 100
+# The expiry scan's memory: a key that expired longer ago than this gets no api_key.expired any more (the
+# marks of notices are kept at least this long plus the notice period: strongroom.events.services).
+EXPIRED_LOOKBACK = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -672,7 +675,8 @@ class ApiKeyService:
         expiry time: a key given a new expiry is noticed again). Returns ``(expiring, expired)`` written now.
 
         Idempotent and safe to run concurrently: of two scans at once exactly one writes each event
-        (:func:`strongroom.events.record_once`). One transaction per ``batch`` keys.
+        (:func:`strongroom.events.record_once`). One transaction per ``batch`` keys. Keys that expired
+        more than :data:`EXPIRED_LOOKBACK` ago are no news (and not scanned again and again).
         """
         now = now or utcnow()
         notice = timedelta(days=self.settings.key_expiry_notice_days)
@@ -682,7 +686,8 @@ class ApiKeyService:
             with self.db.session() as session:
                 keys = list(session.scalars(
                     select(ApiKey).where(ApiKey.expires_at.is_not(None), ApiKey.expires_at <= now + notice,
-                                         ApiKey.id > last).order_by(ApiKey.id).limit(batch)))
+                                         ApiKey.expires_at > now - EXPIRED_LOOKBACK, ApiKey.id > last)
+                    .order_by(ApiKey.id).limit(batch)))
                 for key in keys:
                     expires_at = key.expires_at
                     assert expires_at is not None

@@ -21,7 +21,7 @@ from strongroom.enums import EventType, JobStatus
 from strongroom.events import record
 from strongroom.jobs import builtin, enqueue
 from strongroom.jobs.runner import BUILTIN_HANDLERS, Registry, build_runner, load_handlers
-from strongroom.models import AuditEvent, Event, KeyUsage
+from strongroom.models import AuditEvent, Event, EventMark, KeyUsage
 
 
 def events_of(core: Any, kind: EventType) -> list[Event]:
@@ -44,6 +44,9 @@ def test_the_expiry_scan_notices_each_key_once_before_and_once_after_its_expiry(
     assert core.api_keys.scan_expiry(after) == (0, 1)
     assert core.api_keys.scan_expiry(after + timedelta(hours=1)) == (0, 0)
     assert [e.data["key_id"] for e in events_of(core, EventType.API_KEY_EXPIRED)] == [soon.key_id]
+    with core.db.session() as session:  # even with its marks gone, a key expired long ago is no news
+        session.execute(EventMark.__table__.delete())
+    assert core.api_keys.scan_expiry(utcnow() + timedelta(days=70)) == (0, 0)
     # a key given a new expiry is noticed again for it
     core.api_keys.update(principal, soon.key_id, {"expires_at": utcnow() + timedelta(days=2)})
     assert core.api_keys.scan_expiry() == (1, 0)
@@ -83,6 +86,8 @@ def test_retention_deletes_only_rows_older_than_their_days(make_core):
             event = record(session, EventType.API_KEY_ROLLED, user_id=principal.user_id, data={"age": age})
             session.execute(Event.__table__.update().where(Event.id == event.id)
                             .values(created_at=now - timedelta(days=age)))
+        for age in (100, 1):
+            session.execute(insert(EventMark).values(mark=f"test:{age}", created_at=now - timedelta(days=age)))
     assert builtin.retention(core) == {"audit": 1, "usage": 1, "events": 1}
     with core.db.session() as session:
         assert session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "test.old")) == 1
@@ -90,6 +95,7 @@ def test_retention_deletes_only_rows_older_than_their_days(make_core):
             (now - timedelta(days=50)).replace(tzinfo=None)]
         assert [d["age"] for d in session.scalars(select(Event.data).where(Event.type == EventType.API_KEY_ROLLED))] \
             == [10]
+        assert list(session.scalars(select(EventMark.mark).where(EventMark.mark.like("test:%")))) == ["test:1"]
     assert builtin.retention(core) == {"audit": 0, "usage": 0, "events": 0}  # again: nothing more
     keep = make_core(audit_retention_days=0, usage_retention_days=0, events_retention_days=0)
     assert builtin.retention(keep) == {}
