@@ -12,12 +12,12 @@ secret, never a library's error text.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.db import utcnow
@@ -104,4 +104,13 @@ def record_once(session: Session, mark: str, type: EventType, *, user_id: int | 
     return event
 
 
-__all__ = ["EventType", "Listener", "RecordedEvent", "new_public_id", "on_record", "record", "record_once"]
+def marked(session: Session, marks: Iterable[str]) -> set[str]:
+    """Return those of ``marks`` under which an event was recorded already (one query: a scan skips them
+    before trying :func:`record_once` one by one, which stays the guard against a concurrent writer)."""
+    wanted = [m[:200] for m in marks]
+    if not wanted:
+        return set()
+    return set(session.scalars(select(EventMark.mark).where(EventMark.mark.in_(wanted))))
+
+
+__all__ = ["EventType", "Listener", "RecordedEvent", "marked", "new_public_id", "on_record", "record", "record_once"]

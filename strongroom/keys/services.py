@@ -669,7 +669,7 @@ class ApiKeyService:
 
     # --- notices (the scheduled expiry scan, the failure budget) ----------------------------------
 
-    def scan_expiry(self, now: datetime | None = None, batch: int = 500) -> tuple[int, int]:
+    def scan_expiry(self, now: datetime | None = None, batch: int = 200) -> tuple[int, int]:
         """Write ``api_key.expiring`` for each key expiring within ``STRONGROOM_KEY_EXPIRY_NOTICE_DAYS`` and
         ``api_key.expired`` for each key past its expiry, each ONCE per key and expiry (a mark per key and
         expiry time: a key given a new expiry is noticed again). Returns ``(expiring, expired)`` written now.
@@ -688,17 +688,20 @@ class ApiKeyService:
                     select(ApiKey).where(ApiKey.expires_at.is_not(None), ApiKey.expires_at <= now + notice,
                                          ApiKey.expires_at > now - EXPIRED_LOOKBACK, ApiKey.id > last)
                     .order_by(ApiKey.id).limit(batch)))
+                due = {}
                 for key in keys:
-                    expires_at = key.expires_at
-                    assert expires_at is not None
-                    expired = expires_at <= now
-                    kind = EventType.API_KEY_EXPIRED if expired else EventType.API_KEY_EXPIRING
+                    assert key.expires_at is not None
+                    kind = EventType.API_KEY_EXPIRED if key.expires_at <= now else EventType.API_KEY_EXPIRING
+                    due[f"{kind}:{key.key_id}:{int(key.expires_at.timestamp())}"] = (kind, key)
+                for mark in events.marked(session, due):  # noticed before: not tried again one by one
+                    del due[mark]
+                for mark, (kind, key) in due.items():
+                    assert key.expires_at is not None
                     data = event_data(key)
-                    if not expired:
-                        data["seconds_left"] = int((expires_at - now).total_seconds())
-                    mark = f"{kind}:{key.key_id}:{int(expires_at.timestamp())}"
+                    if kind == EventType.API_KEY_EXPIRING:
+                        data["seconds_left"] = int((key.expires_at - now).total_seconds())
                     if events.record_once(session, mark, kind, user_id=key.user_id, data=data) is not None:
-                        written[1 if expired else 0] += 1
+                        written[kind == EventType.API_KEY_EXPIRED] += 1
             if len(keys) < batch:
                 return written[0], written[1]
             last = keys[-1].id
