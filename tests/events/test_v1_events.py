@@ -4,6 +4,7 @@ deployment's admin-only ones too), a key bound to accounts only those about its 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -110,3 +111,19 @@ def test_a_key_reads_events_with_read_scope_and_a_bound_key_only_its_accounts(cl
     refused = client.get("/v1/events", headers={"Authorization": f"Bearer {writer['secret']}"})
     assert refused.status_code == 403 and refused.json()["code"] == "insufficient_scope"
     assert client.get("/v1/events").status_code == 401
+
+
+def test_a_vendor_surface_connects_and_disconnects_through_the_capability_with_its_events(client, users):
+    """The Trading App's wire format (HTTP Basic, seed 000): the same events as /v1, from the capability."""
+    user = users.create()
+    tag = uuid.uuid4().hex
+    created = client.post(f"/user/{user.id}/accounts/new", headers=user.basic,
+                          json={"Exchange": "BITMEX", "api_key": f"key-{tag}", "secret_key": f"secret-{tag}"})
+    assert created.status_code == 200, created.text
+    assert client.delete(f"/user/{user.id}/accounts/BITMEX", headers=user.basic).status_code == 200
+    seen = pages(client, user.headers, type="exchange_account.connected,exchange_account.disconnected")[0]
+    assert [e["type"] for e in seen] == ["exchange_account.disconnected", "exchange_account.connected"]
+    assert seen[0]["data"]["account_id"] == seen[1]["data"]["account_id"]
+    assert (seen[0]["data"]["from"], seen[0]["data"]["to"], seen[1]["data"]["status"]) == (
+        "unverified", "disconnected", "unverified")
+    assert tag not in str(seen)
