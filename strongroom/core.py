@@ -22,6 +22,9 @@ from strongroom.crypto.providers import build_keys, initialise
 from strongroom.crypto.tokens import Hasher
 from strongroom.datastore import hashed_records, tighten
 from strongroom.db import Database
+from strongroom.events.facade import EventsFacade
+from strongroom.events.interfaces import Events
+from strongroom.events.services import EventService
 from strongroom.exchanges.catalogue import Catalogue, get_catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
 from strongroom.jobs import Housekeeping, Job, JobQueue, LeaseStore, PeriodicJob
@@ -82,6 +85,8 @@ class Core:
     credential_service: Credentials
     master_keys: MasterKeys
     trading: Trading  # orders under risk policies (async); the jobs runner reconciles through it
+    events: EventService  # what happened, written by the capabilities in their transactions; pruned by retention
+    event_service: Events  # its async façade: what GET /v1/events reads
 
     def close(self) -> None:
         self.housekeeping.run_jobs()
@@ -144,10 +149,12 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     if isinstance(gateway, ExchangeGateway):
         gateway.metrics = metrics
     credentials = CredentialService(db, audit, vault, hasher, catalogue, accounts)
+    events = EventService(db)
     rotation = KeyRotationService(vault)
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions,
                 AccountsFacade(accounts), api_keys, usage, auth, rotation, vault, gateway,
                 housekeeping, metrics, BalancesFacade(balances), credentials, jobs_queue, accounts, balances,
                 KeysFacade(api_keys), UsersFacade(users), SessionsFacade(sessions), AuditFacade(audit),
                 CredentialsFacade(credentials), MasterKeysFacade(MasterKeyService(db, keys, audit, rotation)),
-                TradingService(db, audit, vault, catalogue, gateway))
+                TradingService(db, audit, vault, catalogue, gateway),
+                events, EventsFacade(events))

@@ -137,6 +137,9 @@ class ExchangeAccount(Base):
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow, onupdate=utcnow)
     disconnected_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    # the total (USD, a decimal string) of the snapshot that last moved the balance: a balances.changed
+    # event is written when a snapshot's total moves far enough from it (strongroom.balances)
+    balance_baseline_usd: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
     __table_args__ = (Index("ix_exchange_accounts_user_status", "user_id", "status"), NEVER_REUSED)
 
@@ -425,3 +428,15 @@ class TradingPolicy(Base):
     updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
     __table_args__ = (NEVER_REUSED,)
+
+
+class EventMark(Base):
+    """An event that must be written once per subject (``strongroom.events.record_once``): the mark
+    (``api_key.expiring:<key id>:<expiry>``, ...) is the primary key, so of concurrent writers one
+    inserts it and writes the event, the others find it and write nothing."""
+
+    __tablename__ = "event_marks"
+
+    mark: Mapped[str] = mapped_column(String(200), primary_key=True)
+    event_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)

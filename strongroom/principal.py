@@ -40,3 +40,8 @@ class Principal:
     def acts_for(self, user_id: int) -> bool:
         """Return True if the principal may act on ``user_id``'s resources (self, or an admin)."""
         return self.user_id == user_id or self.is_admin
+
+
+# The deployment's own scheduled work (the key-health pass, background balance refreshes): acts on any
+# user's accounts; audited as user 0, like the operator's command line.
+SYSTEM = Principal(user_id=0, username="scheduler", is_admin=True, scheme=AuthMethod.CLI)

@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from types import UnionType
@@ -145,6 +146,26 @@ class Settings(BaseSettings):
         "longer than this; 0: never.")
     jobs_keep_days: float = Field(7.0, ge=0.01, le=3650,
                                   description="Succeeded and canceled jobs are deleted this long after they finished.")
+    key_expiry_notice_days: int = Field(
+        7, ge=0, le=365, description="The expiry scan writes api_key.expiring this many days before a key expires "
+        "(once per key; 0: no advance notice), and api_key.expired once it has.")
+    key_health_seconds: float = Field(
+        86_400.0, ge=0, le=30 * 86_400, description="How often every live exchange account is checked with its "
+        "exchange again (rejected: invalid; can withdraw: suspended; each with its event); 0: never.")
+    balance_refresh_seconds: float = Field(
+        0.0, ge=0, le=30 * 86_400, description="How often every active account's balances are refreshed in the "
+        "background (within the per-venue limits); 0 (the default): only when a client asks.")
+    balance_change_threshold_usd: Decimal = Field(
+        Decimal(100), ge=0, le=10**15, description="balances.changed is written when an account's total moves by "
+        "at least this many USD and by at least STRONGROOM_BALANCE_CHANGE_THRESHOLD_PERCENT since the last event.")
+    balance_change_threshold_percent: Decimal = Field(
+        Decimal(5), ge=0, le=10**6, description="... and by at least this percentage of the total it moved from.")
+    audit_retention_days: int = Field(
+        365, ge=0, le=36_500, description="Audit events older than this are deleted daily; 0: kept forever.")
+    usage_retention_days: int = Field(
+        90, ge=0, le=36_500, description="Hourly key-usage counts older than this are deleted daily; 0: kept forever.")
+    events_retention_days: int = Field(
+        90, ge=0, le=36_500, description="Events (GET /v1/events) older than this are deleted daily; 0: kept forever.")
     job_handlers: str | None = Field(
         None, description="Comma-separated module:function registration functions, each called with the runner's "
         "registry to add job handlers and schedules.")

@@ -20,6 +20,7 @@ import anyio.to_thread
 from sqlalchemy import ColumnElement, case, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from strongroom.accounts import events as account_events
 from strongroom.accounts.interfaces import AccountQuery, ByCursor, ByOffset, ConnectPolicy
 from strongroom.audit.services import AuditService
 from strongroom.crypto.tokens import Hasher, hint
@@ -29,6 +30,7 @@ from strongroom.errors import (
     AccountExists,
     AlreadyConnected,
     Conflict,
+    DomainError,
     ExchangeUnavailable,
     Forbidden,
     InvalidCredentials,
@@ -40,7 +42,7 @@ from strongroom.exchanges.catalogue import Catalogue, ExchangeInfo
 from strongroom.exchanges.outcomes import ValidationOutcome
 from strongroom.models import ExchangeAccount, User
 from strongroom.pagination import OffsetPage, Page, paginate, paginate_offset, valid_id
-from strongroom.principal import Principal
+from strongroom.principal import SYSTEM, Principal
 from strongroom.scopes import DELETE, READ, WRITE
 from strongroom.settings import Settings
 from strongroom.vault.services import Vault
@@ -357,6 +359,7 @@ class ExchangeAccountService:
                 session.flush()
                 if on_insert is not None:
                     on_insert(session, account)
+                account_events.connected(session, account)
                 self.audit.record(session, "account.connect", "ok", principal=principal,
                                   target=f"account:{account.id}",
                                   details={"exchange": info.id, "status": status, "user_id": owner})
@@ -604,7 +607,43 @@ class ExchangeAccountService:
             values["name"] = name
         return self._change(session, account, **values)
 
-    async def revalidate(self, principal: Principal, account_id: int) -> ExchangeAccount:
+    def health_candidates(self) -> builtins.list[int]:
+        """Return the ids of every account the key-health pass checks: live and not disabled, oldest first."""
+        with self.db.session() as session:
+            return list(session.scalars(select(ExchangeAccount.id).where(
+                ExchangeAccount.status.in_(LIVE), ExchangeAccount.status != DISABLED).order_by(ExchangeAccount.id)))
+
+    async def key_health(self, concurrency: int = 8) -> dict[str, int]:
+        """Revalidate every live, enabled account with its exchange (the daily key-health pass): a rejected key
+        makes its account ``invalid``, a key that can withdraw (unless allowed) ``suspended``, each with its
+        event (see :meth:`revalidate`). At most ``concurrency`` checks at once; the gateway keeps each venue
+        within its own limits. Idempotent: a second pass changes nothing more.
+
+        Returns counts by outcome: the resulting statuses, ``unavailable`` (the exchange did not answer:
+        unchanged, checked again next pass) and ``skipped`` (rotated, disconnected or unreadable meanwhile).
+        Never raises for one account.
+        """
+        ids = await anyio.to_thread.run_sync(self.health_candidates)
+        limit = anyio.Semaphore(max(1, concurrency))
+        counts: dict[str, int] = {}
+
+        async def one(account_id: int) -> None:
+            async with limit:
+                try:
+                    account = await self.revalidate(SYSTEM, account_id, via="key_health")
+                    outcome = str(account.status)
+                except ExchangeUnavailable:
+                    outcome = "unavailable"
+                except DomainError:  # rotated or disconnected meanwhile, credentials unreadable: next pass
+                    outcome = "skipped"
+            counts[outcome] = counts.get(outcome, 0) + 1
+
+        async with anyio.create_task_group() as group:
+            for account_id in ids:
+                group.start_soon(one, account_id)
+        return counts
+
+    async def revalidate(self, principal: Principal, account_id: int, *, via: str = "revalidate") -> ExchangeAccount:
         """Check stored credentials again. Invalid ones mark the account ``invalid``, a key that can withdraw
         (unless allowed) ``suspended``, valid ones ``active`` again (returned, not raised).
 
@@ -625,7 +664,8 @@ class ExchangeAccountService:
             await self._audit_refusal("account.revalidate", principal, f"account:{account.id}",
                                       {"reason": "exchange_unavailable"})
             raise
-        return await anyio.to_thread.run_sync(self._store_revalidate, principal, account_id, account.nonce, result)
+        return await anyio.to_thread.run_sync(self._store_revalidate, principal, account_id, account.nonce, result,
+                                              via)
 
     def _plan_revalidate(self, principal: Principal,
                          account_id: int) -> tuple[ExchangeAccount, ExchangeInfo, dict[str, str]]:
@@ -636,13 +676,15 @@ class ExchangeAccountService:
         return account, self.catalogue.get(account.exchange), self.credentials_of(account)
 
     def _store_revalidate(self, principal: Principal, account_id: int, checked_nonce: bytes,
-                          result: str) -> ExchangeAccount:
+                          result: str, via: str = "revalidate") -> ExchangeAccount:
         """Record the check's ``result`` for the credentials checked (``checked_nonce``; a disabled account stays
         disabled); return the account. Raises Conflict if they were rotated or the account disconnected meanwhile.
         """
         with self.db.session() as session:
-            account = self._owned(session, principal, account_id)
+            # claimed: the status read is the one this check moves it from (its event says so, exactly once)
+            account = self._owned(session, principal, account_id, claim=True)
             self._not_disconnected(account)
+            before = account.status
             status = STATUS_OF_RESULT.get(result, AccountStatus.INVALID)
             # only for the credentials that were checked, and a disabled account stays disabled
             stored = self._change(session, account, ExchangeAccount.nonce == checked_nonce,
@@ -653,6 +695,7 @@ class ExchangeAccountService:
                 raise Conflict("the credentials were rotated while they were being checked; check again")
             self.audit.record(session, "account.revalidate", "ok", principal=principal,
                               target=f"account:{stored.id}", details={"result": result, "status": stored.status})
+            account_events.status_changed(session, stored, before, stored.status, result, via)
             return stored
 
     def set_enabled(self, principal: Principal, account_id: int, enabled: bool) -> ExchangeAccount:
@@ -701,11 +744,13 @@ class ExchangeAccountService:
     def _disconnect(self, session: Session, principal: Principal, account: ExchangeAccount) -> ExchangeAccount | None:
         """Shred ``account``'s credentials and mark it disconnected, audited; None if it already was."""
         now = utcnow()
+        before = account.status
         done = self._change(session, account, status=DISCONNECTED, disconnected_at=now,
                             ciphertext=b"", nonce=b"", wrapped_dek=b"")
         if done is not None:
             self.audit.record(session, "account.disconnect", "ok", principal=principal,
                               target=f"account:{done.id}", details={"exchange": done.exchange})
+            account_events.status_changed(session, done, before, DISCONNECTED, "disconnected", "disconnect")
         return done
 
     @staticmethod

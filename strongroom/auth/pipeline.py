@@ -87,6 +87,9 @@ class Authenticator:
         # peppered hash (the record is still checked on every use). Oldest out past ``size``.
         self.warm_tokens: dict[str, tuple[str, str]] = {}
         self.warm_size = size
+        # keys whose failure budget was spent in this window: its event is written (see _budget_exhausted)
+        self.exhausted: TTLCache[str, bool] = TTLCache(
+            maxsize=size, ttl=limiter.item(self.fail_per_key).get_expiry())
         keys.listeners.append(self.forget)
 
     def forget(self, key_id: str) -> None:
@@ -195,7 +198,24 @@ class Authenticator:
                 await self.limiter.hit(spec, kind, ident[:64])
             except RateLimited as exc:
                 limited = limited or exc
+                if kind == "auth-fail-key":
+                    await self._budget_exhausted(ident[:64], exc)
         return limited
+
+    async def _budget_exhausted(self, key_id: str, exc: RateLimited) -> None:
+        """Write the key's ``api_key.failure_budget_exhausted`` once per window (ApiKeyService.budget_exhausted):
+        at the first refusal of a window in this process, in its own transaction. Never raises: a database
+        fault leaves the event to the window's next refusal, and the answer stays the 429."""
+        if key_id in self.exhausted:
+            return
+        window = int(self.limiter.item(self.fail_per_key).get_expiry())
+        ends = time.time() + (exc.retry_after or window)
+        try:
+            await to_thread.run_sync(self.keys.budget_exhausted, key_id, window, ends)
+        except Exception as db_exc:  # noqa: BLE001 - the type only (a database error's text carries parameters)
+            log.warning("could not write api_key.failure_budget_exhausted: %s", type(db_exc).__name__)
+            return
+        self.exhausted[key_id] = True
 
     async def refresh(self, refresh_token: str, client_ip: str | None) -> TokenPair:
         """Rotate a refresh token (SessionService.refresh) within the client's failure budget.

@@ -48,11 +48,13 @@ import anyio.to_thread
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from strongroom import events
+from strongroom.accounts import events as account_events
 from strongroom.audit.services import AuditService
 from strongroom.balances import valuation
 from strongroom.balances.valuation import AssetValue
 from strongroom.db import Database, rowcount
-from strongroom.enums import LIVE_STATUSES, AccountStatus
+from strongroom.enums import LIVE_STATUSES, AccountStatus, EventType
 from strongroom.errors import (
     Conflict,
     CredentialsRejected,
@@ -70,7 +72,7 @@ from strongroom.exchanges.outcomes import AssetBalance, ValidationOutcome
 from strongroom.exchanges.venues import venue_for
 from strongroom.models import BalanceSnapshot, ExchangeAccount, User
 from strongroom.pagination import valid_id
-from strongroom.principal import Principal
+from strongroom.principal import SYSTEM, Principal
 from strongroom.scopes import READ
 from strongroom.settings import Settings
 from strongroom.vault.services import Vault
@@ -414,6 +416,38 @@ class BalanceService:
             raise Conflict(CHANGED_MESSAGE)
         return snapshot
 
+    def _active_ids(self) -> list[int]:
+        with self.db.session() as session:
+            return list(session.scalars(select(ExchangeAccount.id).where(ExchangeAccount.status == ACTIVE)
+                                        .order_by(ExchangeAccount.id)))
+
+    async def refresh_all(self, concurrency: int = 8) -> dict[str, int]:
+        """Refresh every active account of every user (the optional scheduled refresh,
+        ``STRONGROOM_BALANCE_REFRESH_SECONDS``), at most ``concurrency`` at once; the gateway keeps each venue
+        within its own limits. A key the venue now rejects makes its account ``invalid`` (one that can withdraw:
+        ``suspended``), with its event, as a client's refresh would; a moved total writes ``balances.changed``.
+
+        Returns counts by outcome: ``stored``, or the error code of an account that could not be read (its
+        last snapshot stays). Never raises for one account.
+        """
+        ids = await anyio.to_thread.run_sync(self._active_ids)
+        limit = anyio.Semaphore(max(1, concurrency))
+        counts: dict[str, int] = {}
+
+        async def one(account_id: int) -> None:
+            async with limit:
+                try:
+                    await self.refresh(SYSTEM, account_id)
+                    outcome = "stored"
+                except DomainError as exc:
+                    outcome = exc.code
+            counts[outcome] = counts.get(outcome, 0) + 1
+
+        async with anyio.create_task_group() as group:
+            for account_id in ids:
+                group.start_soon(one, account_id)
+        return counts
+
     async def refresh_or_latest(self, principal: Principal, account_id: int) -> Snapshot:
         """Refresh one account; if it cannot be loaded now (exchange unreachable, account not
         refreshable, key refused or able to withdraw), return its last snapshot instead, as
@@ -629,6 +663,9 @@ class BalanceService:
                 self.audit.record(session, action, "ok", principal=principal, target=f"account:{plan.account_id}",
                                   details={"from": plan.status, "to": str(to), "reason": result,
                                            "exchange": plan.info.id, "via": "balances.refresh"})
+                account = session.get(ExchangeAccount, plan.account_id)
+                if account is not None:
+                    account_events.status_changed(session, account, plan.status, to, result, "balances.refresh")
                 log.info("account %s is now %s (%s)", plan.account_id, to, result)
                 return
             current = session.scalar(select(ExchangeAccount.status).where(ExchangeAccount.id == plan.account_id))
@@ -673,8 +710,54 @@ class BalanceService:
                               assets=[_asset_doc(a) for a in assets])
         session.add(row)
         session.flush()
+        self._moved(session, account_id, total_usd, fetched_at)
         return Snapshot(id=row.id, account_id=account_id, fetched_at=fetched_at, assets=assets, total_usd=total_usd,
                         total_btc=total_btc, unpriced_assets=unpriced, account_type=account_type)
+
+    def moved_enough(self, baseline: Decimal, total: Decimal) -> bool:
+        """Return True if an account's total moving from ``baseline`` to ``total`` (USD) is a change worth an
+        event: by at least ``STRONGROOM_BALANCE_CHANGE_THRESHOLD_USD`` and at least
+        ``STRONGROOM_BALANCE_CHANGE_THRESHOLD_PERCENT`` of the baseline (a zero baseline: the USD rule alone)."""
+        delta = abs(total - baseline)
+        if delta == 0 or delta < self.settings.balance_change_threshold_usd:
+            return False
+        return delta * 100 >= abs(baseline) * self.settings.balance_change_threshold_percent
+
+    def _moved(self, session: Session, account_id: int, total_usd: Decimal, fetched_at: datetime) -> None:
+        """Write ``balances.changed`` in ``session`` if ``total_usd`` moved far enough from the account's baseline
+        (the total of its last such event, or of its first snapshot), and make it the new baseline.
+
+        The baseline is replaced by a compare-and-set on the value read: of two snapshots stored at once,
+        each compares with what the other left, and one event is written per move, never two.
+        """
+        baseline_text = session.scalar(select(ExchangeAccount.balance_baseline_usd)
+                                       .where(ExchangeAccount.id == account_id))
+        new_text = valuation.render(total_usd)
+        if baseline_text is None:
+            moved = False
+        else:
+            baseline = Decimal(baseline_text)
+            moved = self.moved_enough(baseline, total_usd)
+            if not moved:
+                return
+        cas = rowcount(session.execute(
+            update(ExchangeAccount)
+            .where(ExchangeAccount.id == account_id,
+                   ExchangeAccount.balance_baseline_usd.is_(None) if baseline_text is None
+                   else ExchangeAccount.balance_baseline_usd == baseline_text)
+            .values(balance_baseline_usd=new_text, updated_at=ExchangeAccount.updated_at)
+            .execution_options(synchronize_session=False)))
+        if cas != 1 or not moved:
+            return  # another snapshot moved it first (it wrote the event), or this is the first baseline
+        account = session.get(ExchangeAccount, account_id)
+        if account is None:
+            return
+        assert baseline_text is not None
+        with localcontext(valuation.CONTEXT):
+            change = valuation.clean(total_usd - Decimal(baseline_text))
+        events.record(session, EventType.BALANCES_CHANGED, user_id=account.user_id, data={
+            **account_events.account_data(account), "previous_total_usd": baseline_text, "total_usd": new_text,
+            "change_usd": valuation.render(change), "fetched_at": fetched_at.isoformat()})
 
     def _explain_unstored(self, plan: _Plan) -> None:
         """Raise the refusal for an account whose snapshot was not stored, if its status explains it."""

@@ -12,17 +12,18 @@ secret, never a library's error text.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.db import utcnow
 from strongroom.enums import ADMIN_ONLY_EVENTS, EventType
-from strongroom.models import Event
+from strongroom.events.interfaces import Events
+from strongroom.models import Event, EventMark
 
 
 @dataclass(frozen=True)
@@ -77,4 +78,40 @@ def record(session: Session, type: EventType, *, user_id: int | None, data: dict
     return event
 
 
-__all__ = ["EventType", "Listener", "RecordedEvent", "new_public_id", "on_record", "record"]
+def record_once(session: Session, mark: str, type: EventType, *, user_id: int | None,
+                data: dict[str, Any] | None = None) -> RecordedEvent | None:
+    """:func:`record` an event only if no event was recorded under ``mark`` before (in ``session``'s
+    transaction, like :func:`record`); return it, or None if ``mark`` was taken already.
+
+    The mark (``api_key.expiring:<key id>:<expiry>``, ...) is a primary key inserted with
+    ``ON CONFLICT DO NOTHING``: of concurrent writers exactly one writes the event, on both databases
+    (PostgreSQL makes the others wait for its commit and then skip; SQLite serialises writers). A
+    rolled-back transaction leaves neither the mark nor the event, so the next run writes both.
+    """
+    values = {"mark": mark[:200], "created_at": utcnow()}
+    if session.get_bind().dialect.name == "postgresql":  # (imported here: the dialect is not loaded on SQLite)
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement: Any = pg_insert(EventMark).values(values).on_conflict_do_nothing(index_elements=["mark"])
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(EventMark).values(values).on_conflict_do_nothing(index_elements=["mark"])
+    taken = session.execute(statement.returning(EventMark.mark)).first()
+    if taken is None:
+        return None
+    event = record(session, type, user_id=user_id, data=data)
+    session.execute(update(EventMark).where(EventMark.mark == mark[:200]).values(event_id=event.id))
+    return event
+
+
+def marked(session: Session, marks: Iterable[str]) -> set[str]:
+    """Return those of ``marks`` under which an event was recorded already (one query: a scan skips them
+    before trying :func:`record_once` one by one, which stays the guard against a concurrent writer)."""
+    wanted = [m[:200] for m in marks]
+    if not wanted:
+        return set()
+    return set(session.scalars(select(EventMark.mark).where(EventMark.mark.in_(wanted))))
+
+
+__all__ = ["EventType", "Events", "Listener", "RecordedEvent", "marked", "new_public_id", "on_record", "record", "record_once"]

@@ -13,8 +13,8 @@ Wake-ups: PostgreSQL ``LISTEN strongroom_jobs`` (``enqueue`` notifies at commit)
 is PostgreSQL, else (and as a fallback) polling every ``poll_seconds``.
 
 Handlers and schedules come from registration functions, ``module:function`` names: the built-in ones
-(:data:`BUILTIN_HANDLERS`, the capabilities' own jobs), then those in ``STRONGROOM_JOB_HANDLERS``
-(comma-separated): each is called once with the :class:`Registry`.
+(:data:`BUILTIN_HANDLERS`: the scheduled work of every deployment, :mod:`strongroom.jobs.builtin`), then
+those in ``STRONGROOM_JOB_HANDLERS`` (comma-separated): each is called once with the :class:`Registry`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import importlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,10 +37,6 @@ log = logging.getLogger("strongroom.jobs")
 
 # The capabilities' own handlers, registered in every runner before STRONGROOM_JOB_HANDLERS (imported by name: the
 # jobs package imports no capability above it).
-BUILTIN_HANDLERS: tuple[str, ...] = (
-    "strongroom.trading.jobs:register",  # trading.reconcile: an order whose placement is not known
-)
-
 Handler = Callable[[ClaimedJob], object | Awaitable[object]]
 AttemptCounter = Callable[[str, str], None]  # (kind, outcome): succeeded, retry, dead, lost
 
@@ -81,12 +77,21 @@ class Registry:
         self.schedules[name] = ScheduleSpec(name, kind, interval, dict(payload or {}))
 
 
-def load_handlers(spec: str | None, registry: Registry) -> Registry:
-    """Call each ``module:function`` of ``spec`` (comma-separated) with ``registry``; return it.
+# Registration functions every runner calls first, before STRONGROOM_JOB_HANDLERS ("module:function").
+BUILTIN_HANDLERS: tuple[str, ...] = (
+    "strongroom.jobs.builtin:register",  # expiry scan, key health, balance refresh, retention
+    "strongroom.trading.jobs:register",  # trading.reconcile: an order whose placement is not known
+)
+
+
+def load_handlers(spec: str | None, registry: Registry, builtin: Sequence[str] = ()) -> Registry:
+    """Call each ``module:function`` of ``builtin``, then of ``spec`` (comma-separated), with ``registry``;
+    return it. (A handler of ``spec`` for a built-in kind replaces the built-in one.)
 
     Raises JobsConfigError naming the entry that does not load (never its module's error text).
     """
-    for entry in filter(None, (part.strip() for part in (spec or "").split(","))):
+    entries = [*builtin, *(part.strip() for part in (spec or "").split(","))]
+    for entry in filter(None, entries):
         module_name, _, attr = entry.partition(":")
         try:
             register = getattr(importlib.import_module(module_name), attr, None) if attr else None
@@ -261,14 +266,13 @@ class Runner:
 
 
 def build_runner(core: Any, *, concurrency: int | None = None) -> Runner:
-    """Return the runner of ``core``'s process: the built-in handlers and those of STRONGROOM_JOB_HANDLERS, settings
-    from the core.
+    """Return the runner of ``core``'s process: the built-in handlers (:data:`BUILTIN_HANDLERS`), then those of
+    STRONGROOM_JOB_HANDLERS; settings from the core.
 
     Raises JobsConfigError when a registration function does not load.
     """
     settings = core.settings
-    registry = load_handlers(",".join(BUILTIN_HANDLERS), Registry(services=core))
-    registry = load_handlers(settings.job_handlers, registry)
+    registry = load_handlers(settings.job_handlers, Registry(services=core), BUILTIN_HANDLERS)
     return Runner(core.jobs, registry, concurrency=concurrency or settings.jobs_concurrency,
                   lease_seconds=settings.jobs_lease_seconds, poll_seconds=settings.jobs_poll_seconds,
                   listen=listen_url(settings.effective_database_url), count=core.metrics.job_attempt)

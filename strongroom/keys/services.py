@@ -19,19 +19,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import exists, literal, or_, select, text, update
+from sqlalchemy import delete, exists, literal, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
+from strongroom import events
 from strongroom import scopes as scope_rules
 from strongroom.audit.services import AuditService
 from strongroom.crypto import tokens
 from strongroom.crypto.signatures import KeyFormatError, Verifier, generate_keypair, load_public_key, verifier_from_pem
 from strongroom.crypto.tokens import Hasher
 from strongroom.db import Base, Database, retry_read_once, rowcount, utcnow
-from strongroom.enums import AuthMethod, KeyKind, UsageLevel
+from strongroom.enums import AuthMethod, EventType, KeyKind, UsageLevel
 from strongroom.errors import (
     BadRequest,
     Conflict,
@@ -61,6 +62,9 @@ CHANGE_ATTEMPTS = 8
 # What a numbered page (:meth:`ApiKeyService.numbered_page`) may be sorted by, and its largest page.
 SORT_FIELDS = ("id", "created_at", "updated_at", "last_used_at", "name")
 MAX_PAGE_LIMIT = 100
+# The expiry scan's memory: a key that expired longer ago than this gets no api_key.expired any more (the
+# marks of notices are kept at least this long plus the notice period: strongroom.events.services).
+EXPIRED_LOOKBACK = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -297,6 +301,7 @@ class ApiKeyService:
             session.flush()
             self.audit.record(session, "api_key.create", "ok", principal=principal, target=f"api_key:{key.key_id}",
                               details={"kind": kind, "scopes": key.scopes, "generated": _generated})
+            events.record(session, EventType.API_KEY_CREATED, user_id=key.user_id, data=event_data(key))
         return key, secret
 
     def _may_upload(self, principal: Principal, upload_level: str | None) -> None:
@@ -630,6 +635,9 @@ class ApiKeyService:
             session.flush()  # WHERE version = <read>: StaleDataError if another change came first
             self.audit.record(session, "api_key.roll", "ok", principal=principal, target=f"api_key:{key.key_id}",
                               details={"grace_seconds": grace_seconds})
+            events.record(session, EventType.API_KEY_ROLLED, user_id=key.user_id, data={
+                **event_data(key), "grace_seconds": grace_seconds,
+                "previous_valid_until": until.replace(microsecond=0).isoformat() if until else None})
             return key, secret
 
         key, secret = self._decided_again(step)
@@ -654,9 +662,79 @@ class ApiKeyService:
             session.flush()  # DELETE ... WHERE version = <read>: StaleDataError if changed or deleted meanwhile
             self.audit.record(session, "api_key.delete", "ok", principal=principal, target=f"api_key:{key_id}",
                               details={"kind": key.kind})
+            events.record(session, EventType.API_KEY_REVOKED, user_id=key.user_id, data=event_data(key))
 
         self._decided_again(step)
         self._changed(str(key_id))
+
+    # --- notices (the scheduled expiry scan, the failure budget) ----------------------------------
+
+    def scan_expiry(self, now: datetime | None = None, batch: int = 200) -> tuple[int, int]:
+        """Write ``api_key.expiring`` for each key expiring within ``STRONGROOM_KEY_EXPIRY_NOTICE_DAYS`` and
+        ``api_key.expired`` for each key past its expiry, each ONCE per key and expiry (a mark per key and
+        expiry time: a key given a new expiry is noticed again). Returns ``(expiring, expired)`` written now.
+
+        Idempotent and safe to run concurrently: of two scans at once exactly one writes each event
+        (:func:`strongroom.events.record_once`). One transaction per ``batch`` keys. Keys that expired
+        more than :data:`EXPIRED_LOOKBACK` ago are no news (and not scanned again and again).
+        """
+        now = now or utcnow()
+        notice = timedelta(days=self.settings.key_expiry_notice_days)
+        written = [0, 0]
+        last = 0
+        while True:
+            with self.db.session() as session:
+                keys = list(session.scalars(
+                    select(ApiKey).where(ApiKey.expires_at.is_not(None), ApiKey.expires_at <= now + notice,
+                                         ApiKey.expires_at > now - EXPIRED_LOOKBACK, ApiKey.id > last)
+                    .order_by(ApiKey.id).limit(batch)))
+                due = {}
+                for key in keys:
+                    assert key.expires_at is not None
+                    kind = EventType.API_KEY_EXPIRED if key.expires_at <= now else EventType.API_KEY_EXPIRING
+                    due[f"{kind}:{key.key_id}:{int(key.expires_at.timestamp())}"] = (kind, key)
+                for mark in events.marked(session, due):  # noticed before: not tried again one by one
+                    del due[mark]
+                for mark, (kind, key) in due.items():
+                    assert key.expires_at is not None
+                    data = event_data(key)
+                    if kind == EventType.API_KEY_EXPIRING:
+                        data["seconds_left"] = int((key.expires_at - now).total_seconds())
+                    if events.record_once(session, mark, kind, user_id=key.user_id, data=data) is not None:
+                        written[kind == EventType.API_KEY_EXPIRED] += 1
+            if len(keys) < batch:
+                return written[0], written[1]
+            last = keys[-1].id
+
+    def budget_exhausted(self, key_id: str, window_seconds: int, window_ends: float) -> bool:
+        """Write ``api_key.failure_budget_exhausted`` for ``key_id`` once per exhaustion window (its own
+        transaction: the budget is counted in memory or Redis, not in a database change); return whether it
+        was written now. The window is named by its end rounded to ``window_seconds``, so processes that count
+        the same window write one event. A key id that is no key writes nothing.
+        """
+        window = int(window_ends // max(1, window_seconds))
+        with self.db.session() as session:
+            key = session.scalar(select(ApiKey).where(ApiKey.key_id == str(key_id)[:64]))
+            if key is None:
+                return False
+            mark = f"{EventType.API_KEY_FAILURE_BUDGET_EXHAUSTED}:{key.key_id}:{window}"
+            return events.record_once(session, mark, EventType.API_KEY_FAILURE_BUDGET_EXHAUSTED, user_id=key.user_id,
+                                      data={"key_id": key.key_id, "name": key.name,
+                                            "limit": self.settings.auth_failures_per_key,
+                                            "window_ends": datetime.fromtimestamp(window_ends, UTC)
+                                            .replace(microsecond=0).isoformat()}) is not None
+
+    def prune_usage(self, before: datetime, batch: int = 5000) -> int:
+        """Delete key-usage rows of hours before ``before``, ``batch`` per transaction; return how many."""
+        deleted = 0
+        while True:
+            with self.db.session() as session:
+                ids = list(session.scalars(select(KeyUsage.id).where(KeyUsage.hour < before)
+                                           .order_by(KeyUsage.id).limit(batch)))
+                if ids:
+                    deleted += rowcount(session.execute(delete(KeyUsage).where(KeyUsage.id.in_(ids))))
+            if len(ids) < batch:
+                return deleted
 
     def _changed(self, key_id: str) -> None:
         for listener in self.listeners:
@@ -761,6 +839,14 @@ class ApiKeyService:
             query = query.where(KeyUsage.hour <= until)
         with self.db.session() as session:
             return [(h, o, c) for h, o, c in session.execute(query.order_by(KeyUsage.hour, KeyUsage.outcome))]
+
+
+def event_data(key: ApiKey) -> dict[str, Any]:
+    """Return what an event says about ``key``: its ids, name, kind, scopes, binding and expiry (no secret,
+    no hint)."""
+    return {"key_id": key.key_id, "name": key.name, "kind": str(key.kind), "scopes": list(key.scopes),
+            "account_ids": list(key.account_ids) if key.account_ids is not None else None,
+            "expires_at": key.expires_at.isoformat() if key.expires_at else None}
 
 
 def _assign(row: Base, values: dict[str, Any]) -> None:

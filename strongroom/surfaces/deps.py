@@ -20,6 +20,7 @@ from strongroom.audit import Audit
 from strongroom.auth.facts import client_ip
 from strongroom.auth.pipeline import Authenticator
 from strongroom.balances import Balances
+from strongroom.events import Events
 from strongroom.exchanges.catalogue import Catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
 from strongroom.http.gate import CurrentPrincipal, current_principal
@@ -59,6 +60,11 @@ async def get_balances(request: Request) -> Balances:
 async def get_trading(request: Request) -> Trading:
     """Orders and risk policies (the trading capability's async façade)."""
     return _core(request).trading
+
+
+async def get_events(request: Request) -> Events:
+    """The event log (what happened: keys, accounts, balances, the master key)."""
+    return _core(request).event_service
 
 
 async def get_users(request: Request) -> Users:
@@ -112,6 +118,7 @@ TradingDep = Annotated[Trading, Depends(get_trading)]
 UsersDep = Annotated[Users, Depends(get_users)]
 SessionsDep = Annotated[Sessions, Depends(get_sessions)]
 AuditDep = Annotated[Audit, Depends(get_audit)]
+EventsDep = Annotated[Events, Depends(get_events)]
 AuthDep = Annotated[Authenticator, Depends(get_auth)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
 GatewayDep = Annotated[ExchangeGateway, Depends(get_gateway)]
@@ -119,5 +126,6 @@ PingDep = Annotated[Callable[[], None], Depends(get_ping)]
 ClientIP = Annotated[str | None, Depends(peer_ip)]
 
 __all__ = ["AccountsDep", "AuditDep", "AuthDep", "BalancesDep", "CatalogueDep", "ClientIP", "CredentialsDep",
-           "CurrentPrincipal", "GatewayDep", "KeysDep", "PingDep", "SessionsDep", "TradingDep", "UsersDep", "current_principal",
+           "CurrentPrincipal", "EventsDep", "GatewayDep", "KeysDep", "PingDep", "SessionsDep", "TradingDep", "UsersDep",
+           "current_principal",
            "peer_ip"]

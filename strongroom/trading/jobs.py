@@ -18,6 +18,8 @@ def register(registry: Registry) -> None:
     it holds; after ``NOT_PLACED_AFTER`` attempts that find nothing, the order was never placed (``rejected``,
     ``not_placed``). It never sends an order. The registry's services are the core (its ``trading``)."""
     core: Any = registry.services
+    if core is None:  # a registry without a process to serve (a check of the configuration): nothing to run
+        return
 
     async def reconcile(job: ClaimedJob) -> None:
         order_id = job.payload.get("order_id")

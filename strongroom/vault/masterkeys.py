@@ -8,18 +8,23 @@ nothing uses any more, and an audit event for each.
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from strongroom import events
 from strongroom.audit.services import AuditService
 from strongroom.crypto.keyring import KeyChain, KeyringError, StaticKeyProvider
 from strongroom.db import Database
+from strongroom.enums import EventType
 from strongroom.errors import BadRequest, Conflict, Forbidden, NotFound
 from strongroom.principal import Principal
 from strongroom.scopes import WRITE
 from strongroom.vault.rotation import KeyRotationService
 from strongroom.vault.services import KeySourceIncomplete, records
+
+log = logging.getLogger("strongroom.vault")
 
 # progress(done, total): records re-wrapped so far, and how many there were to do
 Progress = Callable[[int, int], None]
@@ -103,8 +108,21 @@ class MasterKeyService:
         self._admin(principal)
         self._complete()
         version = self.keys.rotate()
-        self.audit.record_now("master_key.rotate", "ok", principal=principal, details={"version": version})
+        self._rotated(principal, "master_key.rotate", version, self.keys.owner(version).name)
         return version, self.rewrap(principal, batch, progress)
+
+    def _rotated(self, principal: Principal, action: str, version: int, provider: str) -> None:
+        """Audit ``action`` and record ``master_key.rotated`` (admin-only, the deployment's: no user) in one
+        transaction. The new version exists already (in the key source, not the database), so a database
+        fault is logged, not raised: the re-wrap that follows fails on its own and is resumed."""
+        details = {"version": version, "provider": provider}
+        try:
+            with self.db.session() as session:
+                self.audit.record(session, action, "ok", principal=principal, details=details)
+                events.record(session, EventType.MASTER_KEY_ROTATED, user_id=None,
+                              data={**details, "via": action.removeprefix("master_key.")})
+        except Exception as exc:  # noqa: BLE001 - the type only (a database error's text carries parameters)
+            log.error("could not record the master key rotation to version %s: %s", version, type(exc).__name__)
 
     def rewrap(self, principal: Principal, batch: int = 100, progress: Progress | None = None) -> int:
         """Re-wrap every record still under an older version with the current one; return the count."""
@@ -155,8 +173,7 @@ class MasterKeyService:
             version = current
         else:
             version = self.keys.rotate(target)
-            self.audit.record_now("master_key.migrate", "ok", principal=principal,
-                                  details={"version": version, "provider": to})
+            self._rotated(principal, "master_key.migrate", version, to)
         done = self.rewrap(principal, batch, progress)
         usage = self.usage()
         left = {v: (self.keys.owner(v).name, usage.get(v, 0)) for v in self.keys.versions()

@@ -19,10 +19,10 @@ LAYERS: list[tuple[str, ...]] = [
      "strongroom.verify.rules"),
     ("strongroom.db", "strongroom.crypto", "strongroom.models", "strongroom.principal", "strongroom.pagination",
      "strongroom.metrics", "strongroom.ratelimit", "strongroom.exchanges", "strongroom.migrations",
-     "strongroom.datastore", "strongroom.events"),
+     "strongroom.datastore"),
     ("strongroom.services", "strongroom.auth", "strongroom.vault", "strongroom.keys",
      "strongroom.accounts", "strongroom.balances", "strongroom.users", "strongroom.audit", "strongroom.jobs",
-     "strongroom.core", "strongroom.verify", "strongroom.trading"),
+     "strongroom.events", "strongroom.core", "strongroom.verify", "strongroom.trading"),
     ("strongroom.http", "strongroom.surfaces", "strongroom.contrib"),
     ("strongroom.app", "strongroom.cli", "strongroom.console"),
 ]

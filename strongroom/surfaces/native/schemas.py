@@ -10,7 +10,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from strongroom.enums import AccountStatus, AuthMethod, KeyKind, UsageLevel
+from strongroom.enums import AccountStatus, AuthMethod, EventType, KeyKind, UsageLevel
 from strongroom.surfaces.wire import ACCOUNT_TYPES, DecimalText, Scope, one_of
 
 T = TypeVar("T")
@@ -290,6 +290,24 @@ class AuditEventOut(Public):
     outcome: Annotated[str, one_of(("ok", "refused", "failed"))] = Field(
         description="ok, refused (not allowed) or failed (e.g. a wrong password).")
     details: dict[str, Any] = Field(description="More about it (never a secret).", examples=[{"exchange": "binance"}])
+
+
+class EventOut(BaseModel):
+    """One thing that happened (an outbox event): the body of a webhook delivery is the same."""
+
+    id: str = Field(description="The event's id (the webhook-id of its deliveries).",
+                    examples=["evt_5f0c2a9e41b7d3c8a6e2f190"])
+    type: Annotated[str, one_of(EventType)] = Field(description="What happened.", examples=["api_key.revoked"])
+    created_at: datetime = Field(description="When it happened (UTC).")
+    user_id: int | None = Field(description="Whose it is (null: the deployment's, admins only).", examples=[1])
+    data: dict[str, Any] = Field(description="Its subject: ids, names, statuses, amounts (never a secret).",
+                                 examples=[{"key_id": "0b5e7f9e-3a4c-4b8e-9d2f-6a1c2e3f4a5b", "name": "bot"}])
+
+    @classmethod
+    def of(cls, event: Any) -> EventOut:
+        """Return the public shape of an ``Event`` row."""
+        return cls(id=event.public_id, type=str(event.type), created_at=event.created_at, user_id=event.user_id,
+                   data=event.data)
 
 
 # --- parameters -----------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ def surface(settings: Settings) -> Surface:
         audit,
         auth,
         balances,
+        events,
         exchanges,
         orders,
         users,
@@ -81,6 +82,6 @@ def surface(settings: Settings) -> Surface:
         schemes=(KALSHI, NATIVE, AccessTokenScheme(settings.bearer_key_prefix + "a"), BearerKeyScheme(), BasicScheme()),
         errors=ERRORS,
         routers=tuple(m.api for m in (auth, users, exchanges, accounts, balances, orders, api_keys, audit,
-                                          verify)),
+                                          events, verify)),
         title="Strongroom /v1",
     )
