@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from anyio import to_thread
-from cachetools import TTLCache
 
 from strongroom.accounts import AccountQuery, ByCursor
 from strongroom.balances import HistoryPoint, Portfolio, Snapshot
@@ -52,21 +51,12 @@ async def sign_in(core: Core, username: str, password: str, client_ip: str | Non
 
 
 # A refresh token used twice ends its session (leak detection): two pages of one browser asking at once after
-# the access token expired would sign it out. So a renewal is made once per process and handed to the
-# requests that bring the same old refresh token within RENEWAL_SECONDS.
+# the access token expired would sign it out. Within RENEWAL_SECONDS of a renewal, the sessions capability gives
+# each such page a pair of its own in the same family instead, in the database, so it holds in every process.
 RENEWAL_SECONDS = 30
 
 
-class Renewals:
-    """The renewals of one console app (its event loop): old refresh token's digest -> the new pair."""
-
-    def __init__(self) -> None:
-        self.pairs: TTLCache[str, TokenPair] = TTLCache(maxsize=10_000, ttl=RENEWAL_SECONDS)
-        self.lock = asyncio.Lock()
-
-
-async def resume(core: Core, renewals: Renewals, access: str, refresh: str,
-                 client_ip: str | None) -> tuple[Principal, TokenPair | None]:
+async def resume(core: Core, access: str, refresh: str, client_ip: str | None) -> tuple[Principal, TokenPair | None]:
     """Return the principal of a console session and, when its access token had expired, the session's new
     token pair (its refresh token rotated). Raises Unauthenticated when the session is over."""
     cached = core.sessions.resolve_cached(access)
@@ -75,12 +65,7 @@ async def resume(core: Core, renewals: Renewals, access: str, refresh: str,
         return snap.principal(client_ip=client_ip, scheme=AuthMethod.CONSOLE), None
     if not refresh:
         raise Unauthenticated("the session is over")
-    digest = core.hasher.token(refresh)
-    async with renewals.lock:
-        pair = renewals.pairs.get(digest)
-        if pair is None:
-            pair = await _run(core.sessions.refresh, refresh, client_ip)
-            renewals.pairs[digest] = pair
+    pair = await core.session_service.renew(refresh, client_ip, reuse_grace_seconds=RENEWAL_SECONDS)
     snap = await core.session_service.resolve(pair.access_token)
     if snap is None:
         raise Unauthenticated("the session is over")

@@ -137,7 +137,6 @@ class Pages:
         self.settings = settings
         self.env = _environment()
         self.trusted = [ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxies]
-        self.renewals = backend.Renewals()
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -189,7 +188,7 @@ class Pages:
         seed, access, refresh = parts
         core = self.core(request)
         try:
-            principal, renewed = await backend.resume(core, self.renewals, access, refresh, self.ip(request))
+            principal, renewed = await backend.resume(core, access, refresh, self.ip(request))
         except Unauthenticated:
             return None
         return Visit(request, core, principal, seed, renewed.access_token if renewed else access, renewed)

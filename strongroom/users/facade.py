@@ -76,5 +76,9 @@ class SessionsFacade:
     async def resolve(self, access_token: str) -> UserSnapshot | None:
         return await anyio.to_thread.run_sync(self.engine.resolve, access_token)
 
+    async def renew(self, refresh_token: str, client_ip: str | None, *, reuse_grace_seconds: float = 0.0) -> TokenPair:
+        return await anyio.to_thread.run_sync(functools.partial(
+            self.engine.refresh, refresh_token, client_ip, reuse_grace_seconds=reuse_grace_seconds))
+
     async def logout(self, principal: Principal, access_token: str | None) -> None:
         await anyio.to_thread.run_sync(self.engine.logout, principal, access_token)

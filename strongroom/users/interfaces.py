@@ -91,6 +91,14 @@ class Sessions(Protocol):
         """Return the user of a live access token, None for a malformed, unknown, expired or ended one."""
         ...
 
+    async def renew(self, refresh_token: str, client_ip: str | None, *, reuse_grace_seconds: float = 0.0) -> TokenPair:
+        """Rotate a refresh token and return the new pair (no rate limit: the API's refresh goes through the
+        authenticator, which limits it per address). A token used again ends its family, except within
+        ``reuse_grace_seconds`` of its redemption, when the request gets a pair of its own in the family (a
+        browser's pages renewing at once, in any process). Raises Unauthenticated (unknown, expired, ended,
+        reused, a disabled user's)."""
+        ...
+
     async def logout(self, principal: Principal, access_token: str | None) -> None:
         """End the session of ``access_token`` (its whole refresh family) if it is ``principal``'s user's;
         nothing to end (None, another user's, unknown) is not an error."""

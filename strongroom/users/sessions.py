@@ -42,6 +42,9 @@ class TokenPair:
     token_type: str = "bearer"
 
 
+GRACE = "within_reuse_grace"  # _redeem_or_refuse: redeemed by another request a moment ago (see refresh)
+
+
 class SessionService:
     def __init__(self, db: Database, settings: Settings, audit: AuditService, hasher: Hasher) -> None:
         self.db = db
@@ -83,11 +86,15 @@ class SessionService:
             session.add(row)
         return TokenPair(access, refresh, self.settings.access_token_ttl_seconds), row
 
-    def refresh(self, refresh_token: str, client_ip: str | None) -> TokenPair:
+    def refresh(self, refresh_token: str, client_ip: str | None, *, reuse_grace_seconds: float = 0.0) -> TokenPair:
         """Rotate a refresh token: return a new pair and retire the old one.
 
         Of concurrent refreshes with one token exactly one succeeds. A refresh token used twice
         means it leaked: the whole session family is revoked and Unauthenticated is raised.
+        ``reuse_grace_seconds`` (a browser's pages, which renew at once and share one cookie: the console):
+        a token redeemed at most that long ago by another request gets a pair of its own in the same family
+        instead, so the pages' renewals do not end the session, in any process; after the grace it is a
+        reuse as above. The API's own refresh gives no grace.
         Unknown or expired tokens raise Unauthenticated too (and revoke nothing); so do the tokens of a
         disabled user (unredeemed: they work again once the user is enabled).
         """
@@ -101,10 +108,12 @@ class SessionService:
             row = session.scalar(select(AuthSession).where(AuthSession.refresh_hash == digest))
             refused = ("unknown_or_expired" if row is None
                        else "disabled" if session.scalar(select(User.disabled).where(User.id == row.user_id))
-                       else self._redeem_or_refuse(session, row, now))  # a disabled user's token stays unredeemed
-            if row is not None and refused is None:
+                       else self._redeem_or_refuse(session, row, now, reuse_grace_seconds))  # a disabled user's stays
+            if row is not None and refused in (None, GRACE):
                 pair, _ = self._new_session(row.user_id, row.family_id, session)
-                self.audit.record(session, "auth.refresh", "ok", user_id=row.user_id, client_ip=client_ip)
+                self.audit.record(session, "auth.refresh", "ok", user_id=row.user_id, client_ip=client_ip,
+                                  details={"within_reuse_grace": True} if refused == GRACE else None)
+                refused = None
             else:
                 if row is not None and refused == "reused_refresh_token":
                     revoked = self._revoke_family(session, row.family_id, now)
@@ -119,8 +128,9 @@ class SessionService:
         self._forget([row.access_hash])
         return pair
 
-    def _redeem_or_refuse(self, session: Session, row: AuthSession, now: datetime) -> str | None:
-        """Redeem ``row``'s refresh token; return None if this call did, else why it is refused.
+    def _redeem_or_refuse(self, session: Session, row: AuthSession, now: datetime, grace: float = 0.0) -> str | None:
+        """Redeem ``row``'s refresh token; return None if this call did, :data:`GRACE` if another request did at
+        most ``grace`` seconds ago (its session still live), else why it is refused.
 
         ``reused_refresh_token`` when it was redeemed before (or just now by a concurrent request),
         ``unknown_or_expired`` when it expired or its session was signed out.
@@ -129,7 +139,10 @@ class SessionService:
             return "unknown_or_expired"
         if row.rotated_at is None and row.revoked_at is None and self._redeem(session, row, now):
             return None
-        rotated = row.rotated_at or session.scalar(select(AuthSession.rotated_at).where(AuthSession.id == row.id))
+        rotated, revoked = session.execute(select(AuthSession.rotated_at, AuthSession.revoked_at)
+                                           .where(AuthSession.id == row.id)).one()
+        if rotated is not None and revoked is None and grace > 0 and (now - rotated).total_seconds() <= grace:
+            return GRACE
         return "reused_refresh_token" if rotated is not None else "unknown_or_expired"
 
     @staticmethod

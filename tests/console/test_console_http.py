@@ -291,8 +291,10 @@ def test_audit_filters_by_user_outcome_and_time(console: Console) -> None:
 
 
 def test_pages_asked_at_once_after_expiry_keep_the_session(console: Console) -> None:
-    """Two pages asked together with an expired access token renew the session once: the second does not
-    present the used refresh token again (which would end the session as leaked)."""
+    """Pages asked together with an expired access token all keep the session: the first renews it, and the
+    others, bringing the refresh token it just spent (which would otherwise end the session as leaked), get a
+    pair of their own in the same family (the sessions capability's reuse grace, held in the database: it
+    holds under --workers too). Whichever cookie the browser keeps goes on working."""
     from concurrent.futures import ThreadPoolExecutor
 
     from sqlalchemy import update
@@ -318,9 +320,10 @@ def test_pages_asked_at_once_after_expiry_keep_the_session(console: Console) -> 
         results = list(pool.map(visit, ["/console/keys", "/console/accounts", "/console/audit", "/console/portfolio"]))
     assert [status for status, _ in results] == [200] * 4
     renewed = {value for _, value in results}
-    assert len(renewed) == 1 and cookie not in renewed  # one renewal, handed to all four
-    later = httpx.get(console.url + "/console/keys", headers={"Cookie": f"sr_console={renewed.pop()}"})
-    assert later.status_code == 200  # the session lives on
+    assert all(renewed) and cookie not in renewed
+    for value in renewed:
+        later = httpx.get(console.url + "/console/keys", headers={"Cookie": f"sr_console={value}"})
+        assert later.status_code == 200, value  # the session lives on, whichever cookie the browser kept
 
 
 def test_csv_cells_never_start_a_formula() -> None:
