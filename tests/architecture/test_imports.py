@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
      "strongroom.datastore"),
     ("strongroom.services", "strongroom.auth", "strongroom.vault", "strongroom.keys",
      "strongroom.accounts", "strongroom.balances", "strongroom.users", "strongroom.audit", "strongroom.jobs",
-     "strongroom.core", "strongroom.verify"),
+     "strongroom.core", "strongroom.verify", "strongroom.events"),
     ("strongroom.http", "strongroom.surfaces", "strongroom.contrib"),
     ("strongroom.app", "strongroom.cli", "strongroom.console"),
 ]
