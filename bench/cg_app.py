@@ -162,6 +162,9 @@ def main(argv: list[str]) -> int:
     lifespan = app.router.lifespan_context(app) if hasattr(app, "router") and hasattr(app.router, "lifespan_context") else None
     if lifespan is not None:
         loop.run_until_complete(lifespan.__aenter__())
+    warm_up = getattr(getattr(app, "state", None), "warm_up", None)
+    if warm_up is not None:  # surfaces built after start-up (this tree): never during a counted batch
+        loop.run_until_complete(warm_up)
     try:
         for kind in kinds:
             if kind not in ("healthz", "healthz_first", "forward") and kind not in keys.creds:

@@ -109,11 +109,12 @@ async def warm_up(mounted: Sequence[LazySurface]) -> None:
             log.exception("the %s surface did not build", surface.name)
 
 
-def create_app(settings: Settings | None = None, core: Core | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, core: Core | None = None, *, warm_up_surfaces: bool = True) -> FastAPI:
     """Return the application. ``core`` may be given (tests); otherwise it is built at start-up.
 
     The surfaces are mounted unbuilt: each is built by its first request or by the warm-up that start-up
-    begins (the probes and forward authentication need none of them)."""
+    begins (``app.state.warm_up``, a task; none with ``warm_up_surfaces=False``): the probes and forward
+    authentication need none of them."""
     settings = settings or (core.settings if core else get_settings())
     mounted = lazy_surfaces(settings)
     default = next(m for m in mounted if m.name == native.NAME)
@@ -126,7 +127,8 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         else:
             owned = False
         app.state.core.housekeeping.start()
-        warming = asyncio.get_running_loop().create_task(warm_up(mounted))
+        warming = app.state.warm_up = asyncio.get_running_loop().create_task(
+            warm_up(mounted if warm_up_surfaces else ()))
         runner = None
         if settings.jobs == "inline":  # the embedded default: this process runs jobs too (imported only then)
             from strongroom.jobs.runner import build_runner
