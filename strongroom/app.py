@@ -26,7 +26,7 @@ from strongroom.crypto.keyring import KeyringError
 from strongroom.errors import NotFound, Unauthenticated
 from strongroom.http.edge import EdgeGuard
 from strongroom.http.errors import ErrorTable
-from strongroom.http.routes import LazySurface, Surface, SurfaceApp, mount
+from strongroom.http.routes import LazySurface, Surface, mount
 from strongroom.metrics import CONTENT_TYPE
 from strongroom.settings import Settings, get_settings
 from strongroom.surfaces import cadenza, kalshi, native, threecommas, tradingapp, tradr
@@ -160,6 +160,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None, *, wa
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.core = core
+    app.state.surfaces = mounted  # (each LazySurface's ``built`` says whether it is built yet)
     app.state.trusted_proxies = [ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxies]
 
     # Routed first: the probes are the cheapest routes and must not walk past the surfaces.
@@ -223,7 +224,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None, *, wa
     # The probes first, then the surfaces, then the documentation routes FastAPI registered when it
     # was created (rarely asked for: every request would otherwise walk past them).
     first = [r for r in app.router.routes if getattr(r, "path", None) in ("/healthz", "/readyz")]
-    first += [r for r in app.router.routes if isinstance(r, Mount) and isinstance(r.app, (SurfaceApp, LazySurface))]
+    first += [r for r in app.router.routes if isinstance(r, Mount) and isinstance(r.app, LazySurface)]
     app.router.routes[:] = first + [r for r in app.router.routes if r not in first]
 
     if settings.console:

@@ -43,7 +43,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from strongroom.auth.schemes.base import AuthScheme
@@ -279,6 +279,7 @@ class LazySurface:
         self._declare = declare
         self._lock = threading.Lock()
 
+
     def load(self) -> SurfaceApp:
         """Return the built surface, declaring (importing its routes) and building it on the first call; a
         concurrent call waits for that one. Raises DeclarationError (the routes and declarations disagree, or the
@@ -288,13 +289,14 @@ class LazySurface:
         if built is not None:
             return built
         with self._lock:
-            if self.built is None:
+            built = self.built
+            if built is None:
                 surface = self._declare()
                 if (surface.name, surface.prefix) != (self.name, self.prefix) or surface.errors is not self.errors:
                     raise DeclarationError(f"{self.name} at {self.prefix} was declared as {surface.name} at "
                                            f"{surface.prefix} (or with another error table)")
-                self.built = build(surface)
-            return self.built
+                built = self.built = build(surface)
+            return built
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         built = self.built
@@ -320,6 +322,19 @@ class LazySurface:
 Mounted = SurfaceApp | LazySurface
 
 
+class SurfaceMount(Mount):
+    """The mount of a :class:`LazySurface`: once it is built, a request is handed to the built surface
+    directly (as a mount of a built surface does), not through the lazy one."""
+
+    def __init__(self, surface: LazySurface) -> None:
+        super().__init__(surface.prefix, app=surface, name=surface.name)
+        self.surface = surface
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        built = self.surface.built
+        await (self.surface if built is None else built)(scope, receive, send)
+
+
 # What a route's handling can raise that the application's exception handlers see first (inside
 # FastAPI's request handling): answered by the surface the request is in.
 HANDLED: tuple[type[BaseException], ...] = (HTTPException, RequestValidationError, DomainError, DBAPIError,
@@ -336,5 +351,6 @@ def mount(app: FastAPI, surfaces: Sequence[Mounted], default: Mounted) -> None:
         return await surface_app.handle(request.scope, exc)
 
     for surface_app in surfaces:
-        app.mount(surface_app.prefix, surface_app, name=surface_app.name)
+        app.router.routes.append(SurfaceMount(surface_app) if isinstance(surface_app, LazySurface)
+                                 else Mount(surface_app.prefix, app=surface_app, name=surface_app.name))
     app.exception_handlers = {**dict.fromkeys(HANDLED, answer), Exception: answer}

@@ -200,7 +200,11 @@ def cold(fresh: Fresh) -> Iterator[Any]:
 
 
 def lazy_of(app: Any) -> dict[str, LazySurface]:
-    return {r.app.prefix: r.app for r in app.router.routes if isinstance(r, Mount) and isinstance(r.app, LazySurface)}
+    mounted = {s.prefix: s for s in app.state.surfaces}
+    assert all(isinstance(s, LazySurface) for s in mounted.values()) and len(mounted) == 6
+    routes = {r.path: r.app for r in app.router.routes if isinstance(r, Mount) and r.path in mounted}
+    assert all(routes[p] is s for p, s in mounted.items())  # each mounted at its prefix
+    return mounted
 
 
 def bearer_key(server: Any) -> str:
