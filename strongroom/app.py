@@ -103,6 +103,8 @@ async def warm_up(mounted: Sequence[LazySurface]) -> None:
     answered meanwhile; one for a surface being built waits for it). A surface that fails to build is
     logged here and answers its 500 until a request builds it."""
     for surface in mounted:
+        if surface.built is not None:
+            continue
         try:
             await to_thread.run_sync(surface.load)
         except Exception:  # logged; the surface's requests report it in its own shape
