@@ -331,8 +331,8 @@ class SurfaceMount(Mount):
         self.surface = surface
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        built = self.surface.built
-        await (self.surface if built is None else built)(scope, receive, send)
+        surface = self.surface
+        await (surface.built or surface)(scope, receive, send)
 
 
 # What a route's handling can raise that the application's exception handlers see first (inside
