@@ -234,7 +234,7 @@ def error_response(errors: ErrorTable, scope: Scope, exc: BaseException) -> Resp
 
 
 async def answer_error(errors: ErrorTable, scope: Scope, exc: BaseException) -> Response:
-    """Return :func:`error_response`; an authenticated caller's 403 is audited first."""
+    """Return :func:`error_response`; an authenticated caller's 403 is audited before it is returned."""
     response = error_response(errors, scope, exc)
     error = domain_error(exc)
     principal = scope.get("state", {}).get("principal")
@@ -278,7 +278,6 @@ class LazySurface:
         self.built: SurfaceApp | None = None  # set once, by the first load that succeeds
         self._declare = declare
         self._lock = threading.Lock()
-
 
     def load(self) -> SurfaceApp:
         """Return the built surface, declaring (importing its routes) and building it on the first call; a
