@@ -4,7 +4,9 @@ For this tree, for the tree before the architecture step (the same ``git archive
 callgrind measure uses) and for a minimal FastAPI + SQLAlchemy app served by uvicorn (``MINIMAL``:
 one ``/readyz`` that runs ``SELECT 1`` on a SQLite file, what issue 23 compares against), interleaved
 (this, before, minimal, this, ...), on a migrated SQLite data dir with one user: medians of the
-runs. Also reports the import time of ``strongroom.app`` alone.
+runs. Also reports the CPU time the server process had used when ``/readyz`` first answered (user +
+system, every thread, from ``/proc``: much steadier than the wall clock on a busy machine) and the
+import time of ``strongroom.app`` alone.
 """
 
 from __future__ import annotations
@@ -44,17 +46,29 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
 MINIMAL_LABEL = "minimal FastAPI + SQLAlchemy"
 
-SERVE = ("import sys\nfrom strongroom.cli import app\n"
-         "sys.argv = ['strongroom', 'serve', '--host', '127.0.0.1', '--port', sys.argv[1]]\napp()\n")
+# What the ``strongroom`` console script runs: strongroom.launch:main (strongroom.cli:app in a tree before it).
+SERVE = ("import sys\ntry:\n    from strongroom.launch import main\nexcept ImportError:\n"
+         "    from strongroom.cli import app as main\n"
+         "sys.argv = ['strongroom', 'serve', '--host', '127.0.0.1', '--port', sys.argv[1]]\nmain()\n")
 
 
 @dataclass
 class Startup:
     runs: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)  # CPU seconds of the server at its first 200
     imports: dict[str, list[float]] = field(default_factory=dict)
 
     def median(self, label: str) -> float:
         return statistics.median(self.runs[label])
+
+    def cpu_median(self, label: str) -> float:
+        return statistics.median(self.cpu[label])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """Return the user + system CPU seconds process ``pid`` has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
 
 
 def _env(tree: Path, data_dir: Path) -> dict[str, str]:
@@ -68,8 +82,9 @@ def _prepare(tree: Path, data_dir: Path) -> None:
                    cwd=data_dir.parent)
 
 
-def _one(tree: Path | None, data_dir: Path) -> float:
-    """Seconds from starting the server of ``tree`` (None: the minimal app) to its first 200 of /readyz."""
+def _one(tree: Path | None, data_dir: Path) -> tuple[float, float]:
+    """Return the seconds from starting the server of ``tree`` (None: the minimal app) to its first 200 of
+    /readyz, and the CPU seconds the server had used then."""
     port = free_port()
     code, args = (SERVE, [str(port)]) if tree is not None else (MINIMAL, [str(port), str(data_dir / "min.db")])
     env = _env(tree, data_dir) if tree is not None else {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
@@ -80,7 +95,7 @@ def _one(tree: Path | None, data_dir: Path) -> float:
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=0.5).status_code == 200:
-                    return time.monotonic() - t0
+                    return time.monotonic() - t0, _cpu_seconds(proc.pid)
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() - t0 > 60:
@@ -119,7 +134,9 @@ def measure(rounds: int, before_ref: str | None = BEFORE_REF, minimal: bool = Tr
             _one(tree, dirs[label])  # first start: bytecode compiled, bootstrap admin made (not counted)
         for _ in range(rounds):
             for label, tree in trees.items():
-                result.runs.setdefault(label, []).append(_one(tree, dirs[label]))
+                wall, cpu = _one(tree, dirs[label])
+                result.runs.setdefault(label, []).append(wall)
+                result.cpu.setdefault(label, []).append(cpu)
                 if tree is not None:
                     result.imports.setdefault(label, []).append(_import_seconds(tree))
     return result

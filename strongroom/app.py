@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from functools import partial
+from typing import Any, Literal, Protocol
 
 from anyio import to_thread
 from fastapi import FastAPI, Request
@@ -23,7 +25,8 @@ from strongroom.core import Core, build_core
 from strongroom.crypto.keyring import KeyringError
 from strongroom.errors import NotFound, Unauthenticated
 from strongroom.http.edge import EdgeGuard
-from strongroom.http.routes import Surface, SurfaceApp, build, mount
+from strongroom.http.errors import ErrorTable
+from strongroom.http.routes import LazySurface, Surface, mount
 from strongroom.metrics import CONTENT_TYPE
 from strongroom.settings import Settings, get_settings
 from strongroom.surfaces import cadenza, kalshi, native, threecommas, tradingapp, tradr
@@ -70,17 +73,53 @@ class Readiness(BaseModel):
         "does not answer or the check is off).")
 
 
+class SurfacePackage(Protocol):
+    """What a package under ``strongroom/surfaces/`` exports: its name, prefix and error table (cheap to
+    import), and ``surface(settings)``, which imports its routes and declares it."""
+
+    NAME: str
+    PREFIX: str
+    ERRORS: ErrorTable
+
+    def surface(self, settings: Settings) -> Surface: ...
+
+
+SURFACES: tuple[SurfacePackage, ...] = (native, kalshi, tradingapp, tradr, threecommas, cadenza)
+
+
 def surfaces(settings: Settings) -> list[Surface]:
-    """Every surface this build serves."""
-    return [native.surface(settings), kalshi.surface(settings), tradingapp.surface(settings), tradr.surface(settings),
-            threecommas.surface(settings), cadenza.surface(settings)]
+    """Every surface this build serves, declared (their routes imported)."""
+    return [package.surface(settings) for package in SURFACES]
 
 
-def create_app(settings: Settings | None = None, core: Core | None = None) -> FastAPI:
-    """Return the application. ``core`` may be given (tests); otherwise it is built at start-up."""
+def lazy_surfaces(settings: Settings) -> list[LazySurface]:
+    """Every surface this build serves, as mounted: each built on its first request (or by the warm-up)."""
+    return [LazySurface(package.NAME, package.PREFIX, package.ERRORS, partial(package.surface, settings))
+            for package in SURFACES]
+
+
+async def warm_up(mounted: Sequence[LazySurface]) -> None:
+    """Build every surface not built yet, one after the other in a worker thread (requests go on being
+    answered meanwhile; one for a surface being built waits for it). A surface that fails to build is
+    logged here and answers its 500 until a request builds it."""
+    for surface in mounted:
+        if surface.built is not None:
+            continue
+        try:
+            await to_thread.run_sync(surface.load)
+        except Exception:  # logged; the surface's requests report it in its own shape
+            log.exception("the %s surface did not build", surface.name)
+
+
+def create_app(settings: Settings | None = None, core: Core | None = None, *, warm_up_surfaces: bool = True) -> FastAPI:
+    """Return the application. ``core`` may be given (tests); otherwise it is built at start-up.
+
+    The surfaces are mounted unbuilt: each is built by its first request or by the warm-up that start-up
+    begins (``app.state.warm_up``, a task; none with ``warm_up_surfaces=False``): the probes and forward
+    authentication need none of them."""
     settings = settings or (core.settings if core else get_settings())
-    built: list[SurfaceApp] = [build(s) for s in surfaces(settings)]
-    default = next(b for b in built if b.surface.name == "native")
+    mounted = lazy_surfaces(settings)
+    default = next(m for m in mounted if m.name == native.NAME)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +129,8 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         else:
             owned = False
         app.state.core.housekeeping.start()
+        warming = app.state.warm_up = asyncio.get_running_loop().create_task(
+            warm_up(mounted if warm_up_surfaces else ()))
         runner = None
         if settings.jobs == "inline":  # the embedded default: this process runs jobs too (imported only then)
             from strongroom.jobs.runner import build_runner
@@ -99,6 +140,9 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         try:
             yield
         finally:
+            warming.cancel()
+            with suppress(asyncio.CancelledError):
+                await warming
             if runner is not None:
                 await runner.stop()
             await app.state.core.housekeeping.stop()
@@ -118,6 +162,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.core = core
+    app.state.surfaces = mounted  # (each LazySurface's ``built`` says whether it is built yet)
     app.state.trusted_proxies = [ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxies]
 
     # Routed first: the probes are the cheapest routes and must not walk past the surfaces.
@@ -177,11 +222,11 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         return Response(await to_thread.run_sync(core.metrics.exposition), media_type=CONTENT_TYPE)
 
     # Each surface at its prefix; every error answered in the shape of the surface the request is in.
-    mount(app, built, default)
+    mount(app, mounted, default)
     # The probes first, then the surfaces, then the documentation routes FastAPI registered when it
     # was created (rarely asked for: every request would otherwise walk past them).
     first = [r for r in app.router.routes if getattr(r, "path", None) in ("/healthz", "/readyz")]
-    first += [r for r in app.router.routes if isinstance(r, Mount) and isinstance(r.app, SurfaceApp)]
+    first += [r for r in app.router.routes if isinstance(r, Mount) and isinstance(r.app, LazySurface)]
     app.router.routes[:] = first + [r for r in app.router.routes if r not in first]
 
     if settings.console:
@@ -197,14 +242,14 @@ def create_app(settings: Settings | None = None, core: Core | None = None) -> Fa
         return RedirectResponse("/console" if settings.console else "/docs", status_code=302)
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = merged_openapi(app, built, default)
+        if app.openapi_schema is None:  # on demand: every surface built first
+            app.openapi_schema = merged_openapi(app, [m.load() for m in mounted], default.load())
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     # Forward authentication (the hot path of a proxy) is answered by the edge guard itself, before
     # routing and FastAPI's request handling (request id, body limit and common headers still apply).
-    app.add_middleware(EdgeGuard, max_bytes=settings.max_body_bytes, surfaces=built, default=default,
+    app.add_middleware(EdgeGuard, max_bytes=settings.max_body_bytes, surfaces=mounted, default=default,
                        front=(FORWARD_PATH, ForwardAuth(settings)))
     return app
 

@@ -102,3 +102,12 @@ def configure(level: str, fmt: str) -> None:
         logger.handlers[:] = []
         logger.propagate = True
 
+
+def quiet_logging() -> None:
+    """Keep library log lines off the terminal (errors are reported once, by us), unless
+    STRONGROOM_LOG_LEVEL=debug asks for everything."""
+    root = logging.getLogger()
+    if os.environ.get("STRONGROOM_LOG_LEVEL", "").strip().lower() == "debug":
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    elif not root.handlers:
+        root.addHandler(logging.NullHandler())

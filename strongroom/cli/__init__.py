@@ -17,7 +17,8 @@ from typer.exceptions import TyperException
 
 from strongroom import __version__
 from strongroom.cli import accounts, audit, backup, jobs, keys, masterkey, orders, server, users
-from strongroom.cli.context import quiet_logging, report
+from strongroom.cli.context import report
+from strongroom.logs import quiet_logging
 
 
 class Strongroom(TyperGroup):

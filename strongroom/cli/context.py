@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import inspect
-import logging
 import os
 import sys
 import traceback
@@ -54,16 +53,6 @@ class CliError(Exception):
 def fail(message: str, code: int = 1) -> NoReturn:
     """Stop the command with ``error: message`` on stderr and exit status ``code``."""
     raise CliError(message, code)
-
-
-def quiet_logging() -> None:
-    """Keep library log lines off the terminal (errors are reported once, by us), unless
-    STRONGROOM_LOG_LEVEL=debug asks for everything."""
-    root = logging.getLogger()
-    if os.environ.get("STRONGROOM_LOG_LEVEL", "").strip().lower() == "debug":
-        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    elif not root.handlers:
-        root.addHandler(logging.NullHandler())
 
 
 @contextmanager

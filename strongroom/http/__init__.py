@@ -5,7 +5,8 @@
 * ``gate``: the auth gate (authenticate, then the route's guard, before the body is read);
 * ``edge``: the edge guard every request passes first (size limits, control characters, duplicate JSON
   keys, the request id, common headers);
-* ``routes``: route declarations (``Surface``, ``@guarded``, ``@direct``), ``build`` and ``mount``.
+* ``routes``: route declarations (``Surface``, ``@guarded``, ``@direct``), ``build``, ``LazySurface`` (a surface
+  built on its first request) and ``mount``.
 
 Adding a surface is one package under ``strongroom/surfaces/`` declaring a ``Surface``: shape mapping only.
 """

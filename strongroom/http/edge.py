@@ -22,7 +22,7 @@ from strongroom.logs import CLIENT_REQUEST_ID, REQUEST_ID, access, new_request_i
 from strongroom.metrics import Metrics
 
 if TYPE_CHECKING:
-    from strongroom.http.routes import SurfaceApp
+    from strongroom.http.routes import Mounted
 
 # Percent-encoded C0 controls and DEL in a query string: never meaningful in an id, a filter or a cursor.
 _ENCODED_CONTROL = re.compile(rb"%(?:[01][0-9a-fA-F]|7[fF])")
@@ -70,7 +70,7 @@ class EdgeGuard:
       (API answers carry tokens, secrets and account data; nothing of it belongs in a cache).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, surfaces: Sequence[SurfaceApp], default: SurfaceApp,
+    def __init__(self, app: ASGIApp, max_bytes: int, surfaces: Sequence[Mounted], default: Mounted,
                  front: tuple[str, ASGIApp] | None = None) -> None:
         self.app = app
         # ``front``: (path, app) answered here, ahead of routing and the framework's request handling
@@ -79,14 +79,14 @@ class EdgeGuard:
         self.front_path: str = front[0] if front is not None else "\0"  # (no path holds a NUL: refused above)
         self.front: ASGIApp | None = front[1] if front is not None else None
         self.max_bytes = max_bytes
-        self.surfaces = sorted(surfaces, key=lambda s: -len(s.surface.prefix))
+        self.surfaces = sorted(surfaces, key=lambda s: -len(s.prefix))
         self.default = default
-        self.names = {s.surface.prefix: s.surface.name for s in surfaces}
+        self.names = {s.prefix: s.name for s in surfaces}
 
-    def owner(self, path: str) -> SurfaceApp:
+    def owner(self, path: str) -> Mounted:
         """Return the surface whose prefix ``path`` is under (the default surface otherwise)."""
         for surface_app in self.surfaces:
-            prefix = surface_app.surface.prefix
+            prefix = surface_app.prefix
             if path == prefix or path.startswith(prefix + "/"):
                 return surface_app
         return self.default

@@ -19,7 +19,10 @@ routes' public Starlette attributes (``matches``, ``handle``, ``methods``, ``end
 
 The built :class:`SurfaceApp` routes within the surface itself (the first full match wins, as in
 Starlette's ``Router``; a path matched only for other methods is a 405 whose ``Allow`` lists every method
-of the path) and answers every error in the surface's shape. :func:`mount` mounts the surfaces on the
+of the path) and answers every error in the surface's shape. A :class:`LazySurface` is a surface mounted
+before it is built (known by its name, prefix and error table): its routes are imported and built once, by
+the first request that needs them or by :meth:`LazySurface.load` (a warm-up after start-up), so a process
+answers its probes without having built every surface. :func:`mount` mounts the surfaces on the
 application and registers one exception handler that answers in the shape of the surface a request is in
 (the paths outside every surface: the default surface's).
 """
@@ -28,17 +31,19 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from strongroom.auth.schemes.base import AuthScheme
@@ -159,6 +164,16 @@ class SurfaceApp:
         # (route, its plan): routes compare by value (and are unhashable), so they are kept in pairs
         self.plans = list(zip(self.routes, plan_routes(surface, self.routes), strict=True))
 
+    @property
+    def name(self) -> str:
+        """The surface's name."""
+        return self.surface.name
+
+    @property
+    def prefix(self) -> str:
+        """Where the surface is mounted."""
+        return self.surface.prefix
+
     def gated(self, route: BaseRoute) -> bool:
         """Return True if ``route`` is behind the surface's auth gate."""
         return any(r is route and plan is not None for r, plan in self.plans)
@@ -198,23 +213,34 @@ class SurfaceApp:
 
     async def handle(self, scope: Scope, exc: BaseException) -> Response:
         """Return the surface's response for ``exc``; an authenticated caller's 403 is audited."""
-        response = self.error_response(scope, exc)
-        error = domain_error(exc)
-        principal = scope.get("state", {}).get("principal")
-        if isinstance(error, Forbidden) and principal is not None:
-            await audit_refusal(scope, principal, error)
-        return response
+        return await answer_error(self.surface.errors, scope, exc)
 
     def error_response(self, scope: Scope, exc: BaseException) -> Response:
         """Return the surface's response for ``exc`` (a 500 without detail for the unexpected)."""
-        error = domain_error(exc)
-        if error is not None:
-            return self.surface.errors.response(error)
-        if isinstance(exc, ClientDisconnect):
-            log.info("client aborted %s %s", scope.get("method"), scope.get("path"))
-            return self.surface.errors.response(MalformedBody("the client closed the connection"))
-        log_unexpected(scope, exc)
-        return self.surface.errors.internal()
+        return error_response(self.surface.errors, scope, exc)
+
+
+def error_response(errors: ErrorTable, scope: Scope, exc: BaseException) -> Response:
+    """Return the response of the error table ``errors`` for ``exc`` (a 500 without detail for the unexpected,
+    logged by type and frames)."""
+    error = domain_error(exc)
+    if error is not None:
+        return errors.response(error)
+    if isinstance(exc, ClientDisconnect):
+        log.info("client aborted %s %s", scope.get("method"), scope.get("path"))
+        return errors.response(MalformedBody("the client closed the connection"))
+    log_unexpected(scope, exc)
+    return errors.internal()
+
+
+async def answer_error(errors: ErrorTable, scope: Scope, exc: BaseException) -> Response:
+    """Return :func:`error_response`; an authenticated caller's 403 is audited before it is returned."""
+    response = error_response(errors, scope, exc)
+    error = domain_error(exc)
+    principal = scope.get("state", {}).get("principal")
+    if isinstance(error, Forbidden) and principal is not None:
+        await audit_refusal(scope, principal, error)
+    return response
 
 
 def allowed_methods(routes: Sequence[BaseRoute]) -> tuple[str, ...]:
@@ -235,21 +261,95 @@ def build(surface: Surface) -> SurfaceApp:
     return SurfaceApp(surface)
 
 
+class LazySurface:
+    """A surface mounted before it is built: known by its name, prefix and error table (what the edge and
+    the exception handlers need), its routes imported and built by :meth:`load`, once.
+
+    The first request under the prefix builds it in a worker thread (the event loop goes on answering other
+    requests, the probes among them); requests that come meanwhile wait for that build, and a build that fails
+    answers them the surface's 500 (logged) and is tried again by the next request. Any thread may call
+    :meth:`load` (a warm-up after start-up, the OpenAPI document, a test that builds every surface eagerly).
+    """
+
+    def __init__(self, name: str, prefix: str, errors: ErrorTable, declare: Callable[[], Surface]) -> None:
+        self.name = name
+        self.prefix = prefix
+        self.errors = errors
+        self.built: SurfaceApp | None = None  # set once, by the first load that succeeds
+        self._declare = declare
+        self._lock = threading.Lock()
+
+    def load(self) -> SurfaceApp:
+        """Return the built surface, declaring (importing its routes) and building it on the first call; a
+        concurrent call waits for that one. Raises DeclarationError (the routes and declarations disagree, or the
+        declared surface is not this one's name, prefix and error table) or what declaring raised; nothing is
+        kept then, so the next call tries again."""
+        built = self.built
+        if built is not None:
+            return built
+        with self._lock:
+            built = self.built
+            if built is None:
+                surface = self._declare()
+                if (surface.name, surface.prefix) != (self.name, self.prefix) or surface.errors is not self.errors:
+                    raise DeclarationError(f"{self.name} at {self.prefix} was declared as {surface.name} at "
+                                           f"{surface.prefix} (or with another error table)")
+                built = self.built = build(surface)
+            return built
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        built = self.built
+        if built is None:
+            try:
+                built = await to_thread.run_sync(self.load)
+            except Exception as exc:  # noqa: BLE001 - a surface that does not build answers its 500, never hangs
+                scope[SURFACE] = self
+                await self.error_response(scope, exc)(scope, receive, send)
+                return
+        await built(scope, receive, send)
+
+    async def handle(self, scope: Scope, exc: BaseException) -> Response:
+        """Return the surface's response for ``exc``; an authenticated caller's 403 is audited."""
+        return await answer_error(self.errors, scope, exc)
+
+    def error_response(self, scope: Scope, exc: BaseException) -> Response:
+        """Return the surface's response for ``exc`` (a 500 without detail for the unexpected)."""
+        return error_response(self.errors, scope, exc)
+
+
+#: A mounted surface: built at once, or on demand.
+Mounted = SurfaceApp | LazySurface
+
+
+class SurfaceMount(Mount):
+    """The mount of a :class:`LazySurface`: once it is built, a request is handed to the built surface
+    directly (as a mount of a built surface does), not through the lazy one."""
+
+    def __init__(self, surface: LazySurface) -> None:
+        super().__init__(surface.prefix, app=surface, name=surface.name)
+        self.surface = surface
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        surface = self.surface
+        await (surface.built or surface)(scope, receive, send)
+
+
 # What a route's handling can raise that the application's exception handlers see first (inside
 # FastAPI's request handling): answered by the surface the request is in.
 HANDLED: tuple[type[BaseException], ...] = (HTTPException, RequestValidationError, DomainError, DBAPIError,
                                             ClientDisconnect)
 
 
-def mount(app: FastAPI, surfaces: Sequence[SurfaceApp], default: SurfaceApp) -> None:
+def mount(app: FastAPI, surfaces: Sequence[Mounted], default: Mounted) -> None:
     """Mount every surface at its prefix on ``app``, and answer every error in the shape of the surface
     the request is in (``default``'s for the paths outside every surface). Replaces ``app``'s exception
     handlers (FastAPI's own would answer in FastAPI's shape)."""
 
     async def answer(request: Request, exc: Exception) -> Response:
-        surface_app: SurfaceApp = request.scope.get(SURFACE, default)
+        surface_app: Mounted = request.scope.get(SURFACE, default)
         return await surface_app.handle(request.scope, exc)
 
     for surface_app in surfaces:
-        app.mount(surface_app.surface.prefix, surface_app, name=surface_app.surface.name)
+        app.router.routes.append(SurfaceMount(surface_app) if isinstance(surface_app, LazySurface)
+                                 else Mount(surface_app.prefix, app=surface_app, name=surface_app.name))
     app.exception_handlers = {**dict.fromkeys(HANDLED, answer), Exception: answer}

@@ -24,7 +24,8 @@ LAYERS: list[tuple[str, ...]] = [
      "strongroom.accounts", "strongroom.balances", "strongroom.users", "strongroom.audit", "strongroom.jobs",
      "strongroom.events", "strongroom.core", "strongroom.verify", "strongroom.trading"),
     ("strongroom.http", "strongroom.surfaces", "strongroom.contrib"),
-    ("strongroom.app", "strongroom.cli", "strongroom.console"),
+    ("strongroom.app", "strongroom.cli", "strongroom.console", "strongroom.serving", "strongroom.launch",
+     "strongroom.__main__"),
 ]
 
 

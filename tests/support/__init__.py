@@ -141,6 +141,7 @@ class Server:
     settings: object
     _uvicorn: object = None
     _thread: threading.Thread | None = None
+    app: object = None
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
@@ -152,8 +153,9 @@ class Server:
         self.core.close()
 
 
-def start_server(**overrides) -> Server:
-    """Start a server for ``Settings(**TEST_SETTINGS, **overrides)``; return once it answers."""
+def start_server(app_options: dict | None = None, **overrides) -> Server:
+    """Start a server for ``Settings(**TEST_SETTINGS, **overrides)`` (``app_options``: keyword arguments of
+    ``create_app``); return once it answers."""
     import uvicorn
 
     from strongroom.app import create_app
@@ -162,7 +164,7 @@ def start_server(**overrides) -> Server:
 
     settings = Settings(**{**TEST_SETTINGS, **overrides})
     core = build_core(settings)
-    app = create_app(settings, core=core)
+    app = create_app(settings, core=core, **(app_options or {}))
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -177,7 +179,7 @@ def start_server(**overrides) -> Server:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("strongroom test server failed to start")
         time.sleep(0.01)
-    return Server(f"http://127.0.0.1:{port}", core, settings, server, thread)
+    return Server(f"http://127.0.0.1:{port}", core, settings, server, thread, app)
 
 
 @dataclass

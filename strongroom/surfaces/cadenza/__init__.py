@@ -63,7 +63,7 @@ from strongroom.errors import (
 from strongroom.http.errors import ErrorTable, Rendered, Rule
 from strongroom.http.routes import Surface
 from strongroom.settings import Settings
-from strongroom.surfaces.cadenza.shapes import WIRE_FIELDS, venue
+from strongroom.surfaces.cadenza.vocabulary import WIRE_FIELDS, venue
 
 # errno by HTTP status, for an error class without a rule of its own (Cadenza's 19xxx web codes)
 ERRNO_BY_STATUS = {400: -19001, 401: -19002, 403: -22018, 404: -22016, 405: -19001, 409: -22017, 413: -19001,
@@ -175,12 +175,16 @@ ERRORS = ErrorTable(
 )
 
 
+NAME = "cadenza"
+PREFIX = "/api/v3"  # where it is mounted
+
+
 def surface(settings: Settings) -> Surface:
     """The /api/v3 surface: Strongroom access tokens as Bearer tokens."""
     from strongroom.surfaces.cadenza import routes
 
-    return Surface(name="cadenza", prefix="/api/v3", schemes=(AccessTokenScheme(settings.bearer_key_prefix + "a"),),
+    return Surface(name=NAME, prefix=PREFIX, schemes=(AccessTokenScheme(settings.bearer_key_prefix + "a"),),
                    errors=ERRORS, routers=(routes.api,), title="Cadenza-compatible trading accounts")
 
 
-__all__ = ["ERRORS", "surface"]
+__all__ = ["ERRORS", "NAME", "PREFIX", "surface"]

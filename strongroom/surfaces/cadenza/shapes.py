@@ -22,6 +22,7 @@ from strongroom.errors import ValidationFailed
 from strongroom.exchanges.catalogue import ExchangeInfo
 from strongroom.models import ExchangeAccount, ExchangeCredential, User
 from strongroom.pagination import OffsetPage
+from strongroom.surfaces.cadenza.vocabulary import venue
 from strongroom.surfaces.wire import DecimalText, one_of
 from strongroom.trading import OrderView
 from strongroom.users import TokenPair
@@ -51,19 +52,6 @@ CREDENTIAL_TYPES = ("API_KEY", "TOKEN", "HMAC", "OAUTH", "RSA", "ED25519")
 # the catalogue's account types as Cadenza writes them: externalAccountType, externalTradingAccountId
 EXTERNAL_TYPE = {"spot": "SPOT", "margin": "MARGIN", "future": "FUTURES", "swap": "SWAP", "option": "OPTION"}
 EXTERNAL_ID = {"future": "futures"}
-
-# where a core or generic field name is not Cadenza's (error messages name Cadenza's)
-WIRE_FIELDS = {"api_key": "apiKey", "secret": "apiSecret", "passphrase": "apiPassphrase", "address": "apiKey",
-               "private_key": "apiSecret", "exchange": "venue", "account_type": "accountType",
-               "credentials": "apiKey", "symbol": "instrumentId", "side": "orderSide", "type": "orderType",
-               "amount": "quantity", "price": "limitPrice", "time_in_force": "timeInForce",
-               "client_order_id": "clientOrderId", "rounding": "quantityRounding", "post_only": "orderType"}
-
-
-def venue(exchange: str) -> str:
-    """Cadenza's spelling of a catalogue id: upper case (``binance`` -> ``BINANCE``, ``okx`` -> ``OKX``)."""
-    return exchange.upper()
-
 
 def account_type_in(info: ExchangeInfo, value: str, field: str) -> str:
     """Return the catalogue account type for Cadenza's ``value`` (SPOT, MARGIN, FUTURES, any case; also the

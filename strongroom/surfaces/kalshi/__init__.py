@@ -43,9 +43,13 @@ ERRORS = ErrorTable(
 )
 
 
+NAME = "kalshi"
+PREFIX = "/trade-api/v2"  # where it is mounted
+
+
 def surface(settings: Settings) -> Surface:
     """The /trade-api/v2 surface: Kalshi's signed requests only."""
     from strongroom.surfaces.kalshi import routes
 
-    return Surface(name="kalshi", prefix="/trade-api/v2", schemes=(KALSHI,), errors=ERRORS, routers=(routes.api,),
+    return Surface(name=NAME, prefix=PREFIX, schemes=(KALSHI,), errors=ERRORS, routers=(routes.api,),
                    title="Kalshi-compatible API keys")

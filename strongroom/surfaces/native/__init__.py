@@ -1,5 +1,5 @@
 """The native /v1 API."""
 
-from strongroom.surfaces.native.surface import ERRORS, surface
+from strongroom.surfaces.native.surface import ERRORS, NAME, PREFIX, surface
 
-__all__ = ["ERRORS", "surface"]
+__all__ = ["ERRORS", "NAME", "PREFIX", "surface"]

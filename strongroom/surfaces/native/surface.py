@@ -60,6 +60,10 @@ ERRORS = ErrorTable(render=render, internal=lambda: problem(500, "internal", "an
                     challenge='Bearer realm="strongroom"', model=Problem)
 
 
+NAME = "native"
+PREFIX = "/v1"  # where it is mounted
+
+
 def surface(settings: Settings) -> Surface:
     """The /v1 surface: signed requests (native and Kalshi headers), access tokens, bearer keys
     (Authorization or X-API-Key), Basic."""
@@ -77,8 +81,8 @@ def surface(settings: Settings) -> Surface:
     )
 
     return Surface(
-        name="native",
-        prefix="/v1",
+        name=NAME,
+        prefix=PREFIX,
         schemes=(KALSHI, NATIVE, AccessTokenScheme(settings.bearer_key_prefix + "a"), BearerKeyScheme(), BasicScheme()),
         errors=ERRORS,
         routers=tuple(m.api for m in (auth, users, exchanges, accounts, balances, orders, api_keys, audit,

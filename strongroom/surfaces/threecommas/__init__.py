@@ -134,12 +134,16 @@ ERRORS = ErrorTable(
 )
 
 
+NAME = "threecommas"
+PREFIX = "/public/api"  # where it is mounted
+
+
 def surface(settings: Settings) -> Surface:
     """The /public/api surface: 3Commas' signed requests only."""
     from strongroom.surfaces.threecommas import routes
 
     scheme = threecommas(ignore_body_variant=settings.threecommas_unsigned_body_variant,
                          replay_guarded=replay_guarded)
-    return Surface(name="threecommas", prefix="/public/api", schemes=(scheme,), errors=ERRORS,
+    return Surface(name=NAME, prefix=PREFIX, schemes=(scheme,), errors=ERRORS,
                    routers=(routes.api,), guards=(routes.may_connect, routes.may_write),
                    title="3Commas-compatible accounts")

@@ -79,9 +79,13 @@ ERRORS = ErrorTable(
 )
 
 
+NAME = "trading-app"
+PREFIX = "/user"  # where it is mounted
+
+
 def surface(settings: Settings) -> Surface:
     """The /user surface: HTTP Basic with a password or a key id and secret."""
     from strongroom.surfaces.tradingapp import routes
 
-    return Surface(name="trading-app", prefix="/user", schemes=(BasicScheme(),), errors=ERRORS,
+    return Surface(name=NAME, prefix=PREFIX, schemes=(BasicScheme(),), errors=ERRORS,
                    routers=(routes.api,), guards=(routes.may_connect,), title="Trading App accounts")

@@ -64,13 +64,17 @@ ERRORS = ErrorTable(
 )
 
 
+NAME = "tradr"
+PREFIX = "/tradr"  # where it is mounted
+
+
 def surface(settings: Settings) -> Surface:
     """The /tradr surface: x-api-key bearer keys and /v1 access tokens."""
     from strongroom.surfaces.tradr import routes
 
     return Surface(
-        name="tradr",
-        prefix="/tradr",
+        name=NAME,
+        prefix=PREFIX,
         schemes=(BearerKeyScheme(authorization=False, header="x-api-key"),
                  AccessTokenScheme(settings.bearer_key_prefix + "a")),
         errors=ERRORS,

@@ -1,0 +1,5 @@
+"""``python -m strongroom``: the ``strongroom`` command."""
+
+from strongroom.launch import main
+
+main()
