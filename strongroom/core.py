@@ -19,6 +19,7 @@ from strongroom.crypto.providers import build_keys, initialise
 from strongroom.crypto.tokens import Hasher
 from strongroom.datastore import tighten
 from strongroom.db import Database
+from strongroom.events import on_record
 from strongroom.exchanges.catalogue import Catalogue, get_catalogue
 from strongroom.exchanges.gateway import ExchangeGateway
 from strongroom.jobs import Housekeeping, Job, JobQueue, LeaseStore, PeriodicJob
@@ -31,6 +32,7 @@ from strongroom.users.services import UserService
 from strongroom.users.sessions import SessionService
 from strongroom.vault.rotation import KeyRotationService
 from strongroom.vault.services import Vault
+from strongroom.webhooks import WebhooksCollector, WebhookService, fan_out
 
 log = logging.getLogger("strongroom")
 
@@ -61,6 +63,7 @@ class Core:
     jobs: JobQueue  # durable jobs: enqueue with strongroom.jobs.enqueue; a runner (jobs.runner) claims them
     account_store: ExchangeAccountService  # the accounts façade's synchronous engine (other services use it)
     balance_store: BalanceService  # the balances façade's synchronous engine
+    webhooks: WebhookService  # webhook endpoints (their deliveries are the jobs runner's: strongroom.webhooks)
 
     def close(self) -> None:
         self.housekeeping.run_jobs()
@@ -104,6 +107,8 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     metrics = Metrics()
     jobs_queue = JobQueue(db, audit=audit)
     metrics.registry.register(JobsCollector(jobs_queue))  # queue depth and age, read from the database at a scrape
+    metrics.registry.register(WebhooksCollector(db))  # deliveries and endpoints by status, likewise
+    on_record(fan_out)  # every event recorded in this process fans out to webhook deliveries in its transaction
     jobs: list[Job] = [
         PeriodicJob("flush-key-usage", flush_every, usage.flush),  # in-memory batches: per process
         PeriodicJob("flush-refusal-counts", flush_every, audit.flush_refusals),
@@ -119,4 +124,5 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions,
                 AccountsFacade(accounts), api_keys, usage, auth, KeyRotationService(vault), vault, gateway,
                 housekeeping, metrics, BalancesFacade(balances),
-                CredentialService(db, audit, vault, hasher, catalogue, accounts), jobs_queue, accounts, balances)
+                CredentialService(db, audit, vault, hasher, catalogue, accounts), jobs_queue, accounts, balances,
+                WebhookService(db, settings, audit, vault))

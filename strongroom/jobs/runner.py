@@ -12,8 +12,9 @@ idempotent (a job runs at least once). It succeeds by returning; it fails by rai
 Wake-ups: PostgreSQL ``LISTEN strongroom_jobs`` (``enqueue`` notifies at commit) where the database
 is PostgreSQL, else (and as a fallback) polling every ``poll_seconds``.
 
-Handlers and schedules come from registration functions, ``module:function`` names in
-``STRONGROOM_JOB_HANDLERS`` (comma-separated): each is called once with the :class:`Registry`.
+Handlers and schedules come from registration functions, ``module:function`` names: the built-ins
+(:data:`BUILTIN_HANDLERS`, Strongroom's own jobs), then those of ``STRONGROOM_JOB_HANDLERS``
+(comma-separated): each is called once with the :class:`Registry`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ from strongroom.jobs.queue import ClaimedJob, JobFailed, JobQueue, ScheduleSpec,
 log = logging.getLogger("strongroom.jobs")
 
 Handler = Callable[[ClaimedJob], object | Awaitable[object]]
+
+# Strongroom's own registration functions, called before STRONGROOM_JOB_HANDLERS by every runner.
+BUILTIN_HANDLERS: tuple[str, ...] = (
+    "strongroom.webhooks:register",  # webhook deliveries and their sweep
+)
 AttemptCounter = Callable[[str, str], None]  # (kind, outcome): succeeded, retry, dead, lost
 
 
@@ -254,12 +260,14 @@ class Runner:
 
 
 def build_runner(core: Any, *, concurrency: int | None = None) -> Runner:
-    """Return the runner of ``core``'s process: handlers from STRONGROOM_JOB_HANDLERS, settings from the core.
+    """Return the runner of ``core``'s process: the built-in handlers, then STRONGROOM_JOB_HANDLERS; settings
+    from the core.
 
     Raises JobsConfigError when a registration function does not load.
     """
     settings = core.settings
-    registry = load_handlers(settings.job_handlers, Registry(services=core))
+    registry = load_handlers(",".join(BUILTIN_HANDLERS), Registry(services=core))
+    registry = load_handlers(settings.job_handlers, registry)
     return Runner(core.jobs, registry, concurrency=concurrency or settings.jobs_concurrency,
                   lease_seconds=settings.jobs_lease_seconds, poll_seconds=settings.jobs_poll_seconds,
                   listen=listen_url(settings.effective_database_url), count=core.metrics.job_attempt)

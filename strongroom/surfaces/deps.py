@@ -21,6 +21,7 @@ from strongroom.exchanges.gateway import ExchangeGateway
 from strongroom.http.gate import CurrentPrincipal, current_principal
 from strongroom.keys import ApiKeyService
 from strongroom.users import SessionService, UserService
+from strongroom.webhooks import WebhookService
 
 if TYPE_CHECKING:
     from strongroom.core import Core
@@ -49,6 +50,11 @@ async def get_keys(request: Request) -> ApiKeyService:
 async def get_balances(request: Request) -> Balances:
     """Balance snapshots and their valuation (the capability's async façade)."""
     return _core(request).balances
+
+
+async def get_webhooks(request: Request) -> WebhookService:
+    """Webhook endpoints and their deliveries."""
+    return _core(request).webhooks
 
 
 async def get_users(request: Request) -> UserService:
@@ -99,6 +105,7 @@ CredentialsDep = Annotated[CredentialService, Depends(get_credentials)]
 KeysDep = Annotated[ApiKeyService, Depends(get_keys)]
 BalancesDep = Annotated[Balances, Depends(get_balances)]
 UsersDep = Annotated[UserService, Depends(get_users)]
+WebhooksDep = Annotated[WebhookService, Depends(get_webhooks)]
 SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 AuditDep = Annotated[AuditService, Depends(get_audit)]
 AuthDep = Annotated[Authenticator, Depends(get_auth)]
@@ -108,5 +115,5 @@ PingDep = Annotated[Callable[[], None], Depends(get_ping)]
 ClientIP = Annotated[str | None, Depends(peer_ip)]
 
 __all__ = ["AccountsDep", "AuditDep", "AuthDep", "BalancesDep", "CatalogueDep", "ClientIP", "CredentialsDep",
-           "CurrentPrincipal", "GatewayDep", "KeysDep", "PingDep", "SessionsDep", "UsersDep", "current_principal",
-           "peer_ip"]
+           "CurrentPrincipal", "GatewayDep", "KeysDep", "PingDep", "SessionsDep", "UsersDep", "WebhooksDep",
+           "current_principal", "peer_ip"]

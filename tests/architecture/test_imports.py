@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
      "strongroom.datastore"),
     ("strongroom.services", "strongroom.auth", "strongroom.vault", "strongroom.keys",
      "strongroom.accounts", "strongroom.balances", "strongroom.users", "strongroom.audit", "strongroom.jobs",
-     "strongroom.core", "strongroom.verify"),
+     "strongroom.core", "strongroom.verify", "strongroom.events", "strongroom.webhooks"),
     ("strongroom.http", "strongroom.surfaces", "strongroom.contrib"),
     ("strongroom.app", "strongroom.cli", "strongroom.console"),
 ]
@@ -135,7 +135,7 @@ def test_no_upward_import() -> None:
 # Capability packages: a surface (or the HTTP kit) uses one through its package (``strongroom.accounts``: the
 # façade and the types it exports), never a module inside it (``strongroom.accounts.services``).
 CAPABILITIES = ("strongroom.accounts", "strongroom.keys", "strongroom.vault", "strongroom.balances",
-                "strongroom.users", "strongroom.audit", "strongroom.jobs")
+                "strongroom.users", "strongroom.audit", "strongroom.jobs", "strongroom.webhooks")
 FACES = ("strongroom.surfaces", "strongroom.http", "strongroom.console", "strongroom.contrib")
 
 

@@ -56,13 +56,24 @@ ERRORS = ErrorTable(render=render, internal=lambda: problem(500, "internal", "an
 def surface(settings: Settings) -> Surface:
     """The /v1 surface: signed requests (native and Kalshi headers), access tokens, bearer keys
     (Authorization or X-API-Key), Basic."""
-    from strongroom.surfaces.native import accounts, api_keys, audit, auth, balances, exchanges, users, verify
+    from strongroom.surfaces.native import (
+        accounts,
+        api_keys,
+        audit,
+        auth,
+        balances,
+        exchanges,
+        users,
+        verify,
+        webhooks,
+    )
 
     return Surface(
         name="native",
         prefix="/v1",
         schemes=(KALSHI, NATIVE, AccessTokenScheme(settings.bearer_key_prefix + "a"), BearerKeyScheme(), BasicScheme()),
         errors=ERRORS,
-        routers=tuple(m.api for m in (auth, users, exchanges, accounts, balances, api_keys, audit, verify)),
+        routers=tuple(m.api for m in (auth, users, exchanges, accounts, balances, api_keys, audit, verify,
+                                               webhooks)),
         title="Strongroom /v1",
     )
