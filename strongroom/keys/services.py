@@ -31,7 +31,7 @@ from strongroom.crypto import tokens
 from strongroom.crypto.signatures import KeyFormatError, Verifier, generate_keypair, load_public_key, verifier_from_pem
 from strongroom.crypto.tokens import Hasher
 from strongroom.db import Base, Database, retry_read_once, rowcount, utcnow
-from strongroom.enums import AuthMethod, KeyKind, UsageLevel
+from strongroom.enums import AuthMethod, EventType, KeyKind, UsageLevel
 from strongroom.errors import (
     BadRequest,
     Conflict,
@@ -42,6 +42,7 @@ from strongroom.errors import (
     NotFound,
     ValidationFailed,
 )
+from strongroom.events import record as record_event
 from strongroom.keys.power import KeyPower, Network, accounts_within, parse_networks
 from strongroom.models import ApiKey, KeyUsage, TZDateTime, User
 from strongroom.pagination import Page, paginate, valid_id
@@ -654,6 +655,8 @@ class ApiKeyService:
             session.flush()  # DELETE ... WHERE version = <read>: StaleDataError if changed or deleted meanwhile
             self.audit.record(session, "api_key.delete", "ok", principal=principal, target=f"api_key:{key_id}",
                               details={"kind": key.kind})
+            record_event(session, EventType.API_KEY_REVOKED, user_id=key.user_id,
+                         data={"key_id": key.key_id, "name": key.name, "kind": str(key.kind)})
 
         self._decided_again(step)
         self._changed(str(key_id))
