@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
 from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 from support.receiver import Answer, Receiver
 from support.services import new_user
 
@@ -95,7 +96,7 @@ def test_a_delivery_follows_standard_webhooks_and_verifies(make_core):
     assert got.headers["content-type"] == "application/json"
     assert got.headers["host"] == receiver.url.split("/")[2]
     assert secret not in got.body.decode() and "whsec_" not in got.body.decode()
-    with pytest.raises(Exception):  # another secret does not verify it: the check can fail
+    with pytest.raises(WebhookVerificationError):  # another secret does not verify it: the check can fail
         Webhook("whsec_" + base64.b64encode(b"x" * 32).decode()).verify(got.body, got.headers)
     [attempt] = delivery.attempt_log
     assert (attempt.attempt, attempt.status_code, attempt.error_kind, attempt.response_excerpt) == (1, 200, None, "ok")
@@ -177,7 +178,7 @@ def test_410_gone_disables_the_endpoint_with_an_event(make_core):
     alice = new_user(core)
     with Receiver(lambda n: Answer(410)) as receiver, Receiver() as other:
         gone, _ = core.webhooks.create(alice, url=receiver.url)
-        watcher, secret = core.webhooks.create(alice, url=other.url, event_types=["webhook.disabled"])
+        _watcher, secret = core.webhooks.create(alice, url=other.url, event_types=["webhook.disabled"])
         emit(core, alice.user_id)
         with running(core):
             wait_status(core, alice, gone.id, DeliveryStatus.FAILED)
@@ -247,7 +248,7 @@ def test_the_previous_secret_stops_signing_when_its_day_is_over(make_core):
             [got] = receiver.wait(1)
     assert len(got.headers["webhook-signature"].split(" ")) == 1
     Webhook(new).verify(got.body, got.headers)
-    with pytest.raises(Exception):
+    with pytest.raises(WebhookVerificationError):
         Webhook(old).verify(got.body, got.headers)
 
 
