@@ -1,4 +1,4 @@
-"""The ``strongroom`` command: serve, migrate, run jobs, and manage users, keys, accounts, jobs, the
+"""The ``strongroom`` command: serve, migrate, run jobs, and manage users, keys, accounts, jobs, webhooks, the
 audit log and the master key. One module per command group; output conventions in ``output``.
 
 Every error, whatever raised it, ends as one line on stderr (``error: ...``) and a non-zero
@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from strongroom import __version__
-from strongroom.cli import accounts, audit, backup, jobs, keys, masterkey, server, users
+from strongroom.cli import accounts, audit, backup, jobs, keys, masterkey, server, users, webhooks
 from strongroom.cli.context import quiet_logging, report
 
 
@@ -77,5 +77,6 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(audit.app, name="audit")
 app.add_typer(masterkey.app, name="master-key")
+app.add_typer(webhooks.app, name="webhooks")
 backup.register(app)
 jobs.register(app)

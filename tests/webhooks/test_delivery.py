@@ -343,3 +343,26 @@ def test_the_delivery_refuses_a_private_address_when_not_allowed(make_core):
         assert receiver.received == []
     assert found[0].attempt_log[0].error_kind == "address_refused"
     assert found[0].status == DeliveryStatus.PENDING  # retried later, per the schedule
+
+
+def test_metrics_count_deliveries_by_status_endpoints_by_state_and_attempts_by_outcome(make_core):
+    core = make_core(**FAST)
+    alice = new_user(core)
+    with Receiver(lambda n: Answer(410)) as gone, Receiver() as fine:
+        core.webhooks.create(alice, url=gone.url)
+        core.webhooks.create(alice, url=fine.url)
+        emit(core, alice.user_id)
+        with running(core):
+            gone.wait(1)
+            fine.wait(2)  # the event, then the webhook.disabled of the other endpoint
+            deadline = time.monotonic() + 10
+            while b'strongroom_webhook_deliveries{status="delivered"} 2.0' not in core.metrics.exposition():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    text = core.metrics.exposition().decode()
+    assert 'strongroom_webhook_deliveries{status="failed"} 1.0' in text
+    assert 'strongroom_webhook_deliveries{status="pending"} 0.0' in text
+    assert 'strongroom_webhook_endpoints{status="disabled"} 1.0' in text
+    assert 'strongroom_webhook_endpoints{status="enabled"} 1.0' in text
+    assert 'strongroom_webhook_attempts_total{outcome="delivered"} 2.0' in text
+    assert 'strongroom_webhook_attempts_total{outcome="gone"} 1.0' in text
