@@ -59,7 +59,7 @@ from strongroom.webhooks.signing import Signer
 log = logging.getLogger("strongroom.webhooks")
 
 BATCH = 100  # deliveries claimed and recorded together
-PARALLEL = 32  # requests in flight per batch
+PARALLEL = 8  # requests in flight per batch (httpcore's pool scans every connection per request: few is cheaper)
 BUDGET_SECONDS = 30.0  # a job hands over to a follow-up job after this long (others get a turn)
 EXCERPT = 200  # characters of the answer kept
 MAX_RETRY_AFTER = 86_400.0
@@ -154,7 +154,7 @@ class Deliverer:
         if client is None or client.is_closed:
             client = httpx.AsyncClient(
                 trust_env=False, follow_redirects=False, timeout=httpx.Timeout(self.settings.webhook_timeout_seconds),
-                limits=httpx.Limits(max_connections=PARALLEL * 4, max_keepalive_connections=PARALLEL))
+                limits=httpx.Limits(max_connections=PARALLEL * 8, max_keepalive_connections=PARALLEL * 2))
             self._clients[loop] = client
         return client
 
