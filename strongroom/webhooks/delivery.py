@@ -292,24 +292,31 @@ class Deliverer:
         counted: list[str] = []
         with self.db.session() as session:
             held: list[Outcome] = []
+            mine = and_(WebhookDelivery.status == DeliveryStatus.SENDING, WebhookDelivery.claim_job_id == job_id)
+            delivered: dict[int | None, list[Outcome]] = {}
             for outcome in outcomes:
-                values: dict[str, Any] = {"attempts": outcome.item.attempts + 1, "claim_job_id": None,
-                                          "last_status_code": outcome.status_code, "updated_at": stamp}
                 if outcome.delivered:
-                    values.update(status=DeliveryStatus.DELIVERED, delivered_at=stamp)
+                    delivered.setdefault(outcome.status_code, []).append(outcome)
                     counted.append("delivered")
-                else:
-                    status, due = self._next(outcome)
-                    values.update(status=status, next_attempt_at=due)
-                    counted.append("gone" if outcome.status_code == 410 else
-                                   "failed" if status == DeliveryStatus.FAILED else "retry")
+                    continue
+                status, due = self._next(outcome)
+                counted.append("gone" if outcome.status_code == 410 else
+                               "failed" if status == DeliveryStatus.FAILED else "retry")
                 done = rowcount(session.execute(
-                    update(WebhookDelivery).where(WebhookDelivery.id == outcome.item.id,
-                                                  WebhookDelivery.status == DeliveryStatus.SENDING,
-                                                  WebhookDelivery.claim_job_id == job_id)
-                    .values(**values).execution_options(synchronize_session=False)))
+                    update(WebhookDelivery).where(WebhookDelivery.id == outcome.item.id, mine)
+                    .values(attempts=outcome.item.attempts + 1, claim_job_id=None, status=status, next_attempt_at=due,
+                            last_status_code=outcome.status_code, updated_at=stamp)
+                    .execution_options(synchronize_session=False)))
                 if done:
                     held.append(outcome)
+            for code, group in delivered.items():  # one statement per status code: the common case is one for all
+                by_id = {o.item.id: o for o in group}
+                ids = session.execute(
+                    update(WebhookDelivery).where(WebhookDelivery.id.in_(by_id), mine)
+                    .values(attempts=WebhookDelivery.attempts + 1, claim_job_id=None, status=DeliveryStatus.DELIVERED,
+                            delivered_at=stamp, last_status_code=code, updated_at=stamp)
+                    .returning(WebhookDelivery.id).execution_options(synchronize_session=False)).scalars()
+                held.extend(by_id[i] for i in ids)
             if held:
                 session.execute(WebhookAttempt.__table__.insert(), [
                     {"delivery_id": o.item.id, "attempt": o.item.attempts + 1, "at": o.at,
