@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,6 +243,7 @@ def measure(workdir: Path, events: int = EVENTS, rounds: int = 3) -> Result:
     try:
         payloads = bodies(events)
         for r in range(rounds):
+            (workdir / f"round{r}").mkdir(parents=True, exist_ok=True)
             result.bare.append(asyncio.run(bare(receiver.url, payloads)))
             for name, url, cleanup in databases(workdir / f"round{r}"):
                 try:
@@ -270,8 +270,6 @@ def main(argv: list[str] | None = None) -> int:
         serve_receiver(args.receiver)
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="strongroom-hooks-"))
-    for r in range(args.rounds):
-        (workdir / f"round{r}").mkdir()
     result = measure(workdir, args.events, args.rounds)
     print(f"bare httpx loop: {result.bare_rate():,.0f}/s (rounds: {', '.join(f'{s:.2f}' for s in result.bare)} s)")
     for db in result.ours:
