@@ -159,7 +159,7 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(15.0, ge=1, le=120,
                                            description="How long a webhook delivery waits for the receiver.")
     webhook_disable_after_days: float = Field(
-        5.0, ge=0.00001, le=365, description="An endpoint failing every delivery this long is disabled (with a "
+        5.0, ge=0.0001, le=365, description="An endpoint failing every delivery this long is disabled (with a "
         "webhook.disabled event).")
 
     # --- HTTP --------------------------------------------------------------------------

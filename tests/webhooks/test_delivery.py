@@ -195,13 +195,13 @@ def test_410_gone_disables_the_endpoint_with_an_event(make_core):
 
 
 def test_an_endpoint_failing_for_days_is_disabled(make_core):
-    core = make_core(**{**FAST, "webhook_retry_seconds": "0.2,0.2,0.2,0.2", "webhook_disable_after_days": 0.00001})
-    alice = new_user(core)  # ~0.9 s of failures counts as "days" here
+    core = make_core(**{**FAST, "webhook_retry_seconds": ",".join(["0.5"] * 40), "webhook_disable_after_days": 0.0001})
+    alice = new_user(core)  # 8.64 s of failures counts as "days" here
     with Receiver(lambda n: Answer(500)) as receiver:
         endpoint, _ = core.webhooks.create(alice, url=receiver.url)
         emit(core, alice.user_id)
         with running(core):
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30
             while core.webhooks.get(alice, endpoint.id).enabled:
                 assert time.monotonic() < deadline, "the failing endpoint was not disabled"
                 time.sleep(0.05)
