@@ -12,15 +12,15 @@ from pathlib import Path
 
 import httpx
 from support.services import new_user
+from support.webhooks import FAST, emit, running, wait_status
 
 from strongroom.enums import DeliveryStatus, EventType
-from test_delivery import FAST, emit, running, wait_status
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def receiver_source() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
     [source] = [b for b in blocks if "from standardwebhooks import Webhook" in b]
     return source
 
