@@ -142,6 +142,7 @@ class Deliverer:
         self.settings = settings
         self.delays = settings.webhook_retry_delays
         self.count = count
+        self.sqlite = db.engine.dialect.name == "sqlite"
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary())
 
@@ -239,6 +240,9 @@ class Deliverer:
         (the endpoint is gone or disabled: its waiting deliveries are then failed)."""
         now, stamp = time.time(), utcnow()
         with self.db.session() as session:
+            if self.sqlite:  # the write lock first (a no-op UPDATE): concurrent claims take turns, none reads stale ids
+                session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
+                                .values(id=WebhookEndpoint.id).execution_options(synchronize_session=False))
             endpoint = session.get(WebhookEndpoint, endpoint_id)
             if endpoint is None:
                 return None
@@ -247,11 +251,15 @@ class Deliverer:
                     status=DeliveryStatus.FAILED, claim_job_id=None, updated_at=stamp)
                     .execution_options(synchronize_session=False))
                 return None
-            due = (select(WebhookDelivery.id).where(self._mine(endpoint_id, job_id, now))
-                   .order_by(WebhookDelivery.id).limit(BATCH).with_for_update(skip_locked=True))
+            # the ids first, then the UPDATE of exactly those: a LIMIT inside the UPDATE's subquery is no limit on
+            # PostgreSQL (the planner may run it again per row, SKIP LOCKED finding new rows each time)
+            due = list(session.execute(select(WebhookDelivery.id).where(self._mine(endpoint_id, job_id, now))
+                                       .order_by(WebhookDelivery.id).limit(BATCH)
+                                       .with_for_update(skip_locked=True)).scalars())
+            if not due:
+                return Batch(endpoint_id, endpoint.user_id, endpoint.url, Signer(endpoint.signing, []), [])
             rows = session.execute(
-                update(WebhookDelivery).where(WebhookDelivery.id.in_(due.scalar_subquery()),
-                                              self._mine(endpoint_id, job_id, now))
+                update(WebhookDelivery).where(WebhookDelivery.id.in_(due), self._mine(endpoint_id, job_id, now))
                 .values(status=DeliveryStatus.SENDING, claim_job_id=job_id, updated_at=stamp)
                 .returning(WebhookDelivery.id, WebhookDelivery.attempts, WebhookDelivery.event_id)
                 .execution_options(synchronize_session=False)).all()

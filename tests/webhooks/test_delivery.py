@@ -312,3 +312,28 @@ def test_metrics_count_deliveries_by_status_endpoints_by_state_and_attempts_by_o
     assert 'strongroom_webhook_endpoints{status="enabled"} 1.0' in text
     assert 'strongroom_webhook_attempts_total{outcome="delivered"} 2.0' in text
     assert 'strongroom_webhook_attempts_total{outcome="gone"} 1.0' in text
+
+
+def test_a_claim_takes_one_batch_and_two_claims_never_share_a_delivery(make_core):
+    """On PostgreSQL a LIMIT inside an UPDATE's subquery is no limit (the planner may run it again with SKIP
+    LOCKED finding new rows): a claim takes exactly one batch, and concurrent claims split the deliveries."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from strongroom.webhooks import Deliverer
+    from strongroom.webhooks.delivery import BATCH
+
+    core = make_core(**FAST)
+    alice = new_user(core)
+    endpoint, _ = core.webhooks.create(alice, url="http://127.0.0.1:9/x")
+    with core.db.session() as session:
+        for n in range(BATCH * 2 + 50):
+            record(session, EventType.BALANCES_CHANGED, user_id=alice.user_id, data={"n": n})
+        endpoint_row = session.execute(select(WebhookDelivery.endpoint_id)).scalars().first()
+    deliverer = Deliverer(core.db, core.vault, core.settings)
+    with ThreadPoolExecutor(3) as pool:
+        batches = list(pool.map(lambda job: deliverer.claim(endpoint_row, job), [101, 102, 103]))
+    sizes = sorted(len(b.items) for b in batches)
+    assert sizes == [50, BATCH, BATCH]
+    ids = [i.id for b in batches for i in b.items]
+    assert len(ids) == len(set(ids)) == BATCH * 2 + 50
+    assert endpoint.id
