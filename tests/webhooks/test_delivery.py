@@ -337,3 +337,21 @@ def test_a_claim_takes_one_batch_and_two_claims_never_share_a_delivery(make_core
     ids = [i.id for b in batches for i in b.items]
     assert len(ids) == len(set(ids)) == BATCH * 2 + 50
     assert endpoint.id
+
+
+def test_a_delivery_follows_no_redirect_and_ignores_proxy_variables(make_core, monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # a proxy that is not there: used, it would fail
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    core = make_core(**{**FAST, "webhook_retry_seconds": "0.3"})
+    alice = new_user(core)
+    with Receiver() as target, Receiver(lambda n: Answer(302, headers=(("Location", target.url),))
+                                        if n == 1 else Answer(200)) as receiver:
+        endpoint, _ = core.webhooks.create(alice, url=receiver.url)
+        emit(core, alice.user_id)
+        with running(core):
+            [delivery] = wait_status(core, alice, endpoint.id, DeliveryStatus.DELIVERED)
+        assert target.received == []  # the redirect was not followed
+        assert len(receiver.received) == 2  # straight to the receiver, no proxy; the 302 was a failed attempt
+    assert [(a.status_code, a.error_kind) for a in delivery.attempt_log] == [(302, "status"), (200, None)]
