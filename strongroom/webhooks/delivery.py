@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 from anyio import to_thread
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.crypto.envelope import DecryptionError
@@ -63,6 +63,7 @@ PARALLEL = 8  # requests in flight per batch (httpcore's pool scans every connec
 BUDGET_SECONDS = 30.0  # a job hands over to a follow-up job after this long (others get a turn)
 EXCERPT = 200  # characters of the answer kept
 MAX_RETRY_AFTER = 86_400.0
+KEEP_DAYS = 30  # finished deliveries (and their attempts) are deleted this long after their last change
 USER_AGENT = "Strongroom-Webhooks/1"
 AttemptCounter = Callable[[str], None]  # outcome: delivered, retry, failed, gone
 
@@ -382,11 +383,15 @@ class Deliverer:
     # --- the sweep --------------------------------------------------------------------------------
 
     def sweep(self, job: ClaimedJob) -> None:
-        """The ``webhooks.sweep`` handler (scheduled): give deliveries held by a job that no longer runs back to
-        the queue, and make sure every endpoint with waiting deliveries has a job (a safety net: normally
-        each already has one)."""
+        """The ``webhooks.sweep`` handler (scheduled, every minute): delete deliveries finished more than KEEP_DAYS
+        ago, give deliveries held by a job that no longer runs back to the queue, and make sure every endpoint
+        with waiting deliveries has a job (a safety net: normally each already has one)."""
         stamp = utcnow()
         with self.db.session() as session:
+            session.execute(delete(WebhookDelivery).where(
+                WebhookDelivery.status.in_([DeliveryStatus.DELIVERED, DeliveryStatus.FAILED]),
+                WebhookDelivery.updated_at < stamp - timedelta(days=KEEP_DAYS))
+                .execution_options(synchronize_session=False))  # their attempts go with them (ON DELETE CASCADE)
             alive = select(Job.id).where(Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
             session.execute(update(WebhookDelivery).where(
                 WebhookDelivery.status == DeliveryStatus.SENDING,

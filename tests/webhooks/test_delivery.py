@@ -355,3 +355,33 @@ def test_a_delivery_follows_no_redirect_and_ignores_proxy_variables(make_core, m
         assert target.received == []  # the redirect was not followed
         assert len(receiver.received) == 2  # straight to the receiver, no proxy; the 302 was a failed attempt
     assert [(a.status_code, a.error_kind) for a in delivery.attempt_log] == [(302, "status"), (200, None)]
+
+
+def test_the_sweep_requeues_deliveries_of_dead_jobs_and_deletes_old_finished_ones(make_core):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from strongroom.db import utcnow
+    from strongroom.jobs import ClaimedJob
+    from strongroom.models import WebhookAttempt
+    from strongroom.webhooks import Deliverer
+
+    core = make_core(**FAST)
+    alice = new_user(core)
+    endpoint, _ = core.webhooks.create(alice, url="http://127.0.0.1:9/x")
+    for n in range(3):
+        emit(core, alice.user_id, n=n)
+    [old, held, waiting] = sorted(d.id for d in deliveries(core, alice, endpoint.id))
+    with core.db.session() as session:
+        ids = dict(session.execute(select(WebhookDelivery.public_id, WebhookDelivery.id)).tuples().all())
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.public_id == old).values(
+            status=DeliveryStatus.DELIVERED, updated_at=utcnow() - timedelta(days=31)))
+        session.add(WebhookAttempt(delivery_id=ids[old], attempt=1, status_code=200, latency_ms=1.0))
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.public_id == held).values(
+            status=DeliveryStatus.SENDING, claim_job_id=999_999))  # a job that does not exist (dead, pruned)
+    Deliverer(core.db, core.vault, core.settings).sweep(ClaimedJob(1, "webhooks.sweep", {}, 1, 1, "test"))
+    left = {d.id: d.status for d in deliveries(core, alice, endpoint.id)}
+    assert left == {held: DeliveryStatus.PENDING, waiting: DeliveryStatus.PENDING}
+    with core.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(WebhookAttempt)) == 0  # went with its delivery
