@@ -157,7 +157,6 @@ def strongroom(database_url: str, data_dir: Path, url: str, events: int) -> Side
     from strongroom.models import WebhookDelivery
     from strongroom.principal import Principal
     from strongroom.settings import Settings
-    from strongroom.webhooks import DELIVER
 
     settings = Settings(**{**BENCH_SETTINGS, "data_dir": data_dir, "database_url": database_url,
                            "webhook_allow_private": True, "jobs_poll_seconds": 0.2})
@@ -191,8 +190,7 @@ def strongroom(database_url: str, data_dir: Path, url: str, events: int) -> Side
                 return time.perf_counter() - begin
             finally:
                 await runner.stop()
-                await runner.registry.handlers[DELIVER].run.__self__.aclose()  # type: ignore[attr-defined]
-
+        
         return Side(recorded, asyncio.run(run()))
     finally:
         core.close()

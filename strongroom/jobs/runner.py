@@ -68,6 +68,11 @@ class Registry:
     services: Any = None
     handlers: dict[str, HandlerSpec] = field(default_factory=dict)
     schedules: dict[str, ScheduleSpec] = field(default_factory=dict)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def on_stop(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Await ``close()`` when the runner stops, after its jobs (e.g. to close a handler's HTTP client)."""
+        self.closers.append(close)
 
     def handler(self, kind: str, run: Handler, *, backoff_base: float = 5.0, backoff_cap: float = 3600.0) -> None:
         """Run jobs of ``kind`` with ``run`` (one handler per kind: a second registration replaces the first)."""
@@ -161,6 +166,11 @@ class Runner:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1)
+        for close in self.registry.closers:
+            try:
+                await close()
+            except Exception as exc:  # noqa: BLE001 - stopping goes on; the type only
+                log.warning("job runner: a closer failed (%s)", type(exc).__name__)
 
     def wake(self) -> None:
         self._wake.set()

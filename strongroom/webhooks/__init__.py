@@ -29,6 +29,7 @@ def register(registry: Any) -> None:
     registry.handler(DELIVER, deliverer.drain, backoff_base=1.0, backoff_cap=60.0)
     registry.handler(SWEEP, deliverer.sweep)
     registry.schedule("webhooks-sweep", SWEEP, SWEEP_SECONDS)
+    registry.on_stop(deliverer.aclose)  # the process's HTTP client, closed on the runner's loop
 
 
 __all__ = ["DELIVER", "SWEEP", "AddressRefused", "AttemptView", "Deliverer", "DeliveryView", "EndpointView",

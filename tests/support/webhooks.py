@@ -13,7 +13,6 @@ from strongroom.enums import DeliveryStatus, EventType
 from strongroom.events import record
 from strongroom.jobs.runner import Runner, build_runner
 from strongroom.principal import Principal
-from strongroom.webhooks import DELIVER
 
 FAST = {"webhook_allow_private": True, "webhook_retry_seconds": "0.3,0.3,0.3", "jobs_poll_seconds": 0.1}
 
@@ -31,7 +30,6 @@ def running(core: Any) -> Iterator[Runner]:
 
     async def stop() -> None:
         await runner.stop(2)
-        await runner.registry.handlers[DELIVER].run.__self__.aclose()  # type: ignore[attr-defined]
 
     asyncio.run_coroutine_threadsafe(start(), loop).result(5)
     try:
