@@ -216,7 +216,9 @@ class Deliverer:
 
     async def drain(self, job: ClaimedJob) -> None:
         """The ``webhooks.deliver`` handler: send the due deliveries of ``job``'s endpoint, batch after batch."""
-        endpoint_id = int(job.payload["endpoint_id"])
+        endpoint_id = job.payload.get("endpoint_id")
+        if not isinstance(endpoint_id, int) or isinstance(endpoint_id, bool):
+            raise JobFailed("the job's payload names no endpoint_id", permanent=True)
         deadline = time.monotonic() + BUDGET_SECONDS
         while True:
             batch = await to_thread.run_sync(self.claim, endpoint_id, job.id)
