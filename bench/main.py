@@ -16,7 +16,7 @@ from bench.fixture import KINDS, LABELS, Fixture
 from bench.report import Row, command_line, cpu_busy, machine, markdown, table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MEASURES = ("throughput", "callgrind", "inproc", "pg", "gateway", "balances", "orders", "startup")
+MEASURES = ("throughput", "callgrind", "inproc", "pg", "gateway", "balances", "orders", "startup", "webhooks")
 # issue 8 §5: against /healthz routed first (as it ships): bearer and HMAC >= 0.8x, RSA-PSS >= 0.6x
 TARGET_RPS = {"bearer": 0.8, "hmac": 0.8, "rsa": 0.6}
 BARE = {"bearer": "HMAC-SHA256", "hmac": "HMAC-SHA256", "rsa": "RSA-2048 PSS verify", "ed25519": "Ed25519 verify"}
@@ -60,6 +60,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--orders-latencies", default="0,50",
                    help="simulated exchange latencies (ms, comma-separated) of the orders measure; the target is "
                         "judged at the first")
+    p.add_argument("--webhook-events", type=int, help="events of the webhooks measure (default 10000)")
+    p.add_argument("--webhook-rounds", type=int, help="interleaved rounds of the webhooks measure (default 3, quick 1)")
     p.add_argument("--profile", action="store_true", help="also write cProfile reports to bench/results/")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.md", help="where to write the Markdown results")
     args = p.parse_args(argv)
@@ -74,6 +76,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.orders_rounds = args.orders_rounds or (4 if q else 10)
     args.orders_per_round = args.orders_per_round or (10 if q else 25)
     args.orders_latencies = tuple(int(x) for x in args.orders_latencies.split(",") if x.strip())
+    args.webhook_events = args.webhook_events or 10_000
+    args.webhook_rounds = args.webhook_rounds or (1 if q else 3)
     args.balances_latencies = tuple(int(x) for x in args.balances_latencies.split(",") if x.strip())
     args.only = [m.strip() for m in args.only.split(",") if m.strip()]
     unknown = set(args.only) - set(MEASURES)
@@ -355,6 +359,30 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def run_webhooks(args, rows: list[Row], notes: list[str]) -> None:
+    from bench import webhooks
+
+    workdir = Path(tempfile.mkdtemp(prefix="strongroom-hooks-"))
+    try:
+        r = webhooks.measure(workdir, args.webhook_events, args.webhook_rounds)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    bare = r.bare_rate()
+    for db in r.ours:
+        ratio = r.our_rate(db) / bare
+        ok = ratio >= webhooks.TARGET and r.received_ok[db]
+        rows.append(Row(f"webhooks: {r.events:,} events to one receiver, {db}", f"{fmt_int(r.our_rate(db))}/s",
+                        f"{fmt_int(bare)}/s (bare httpx loop)", f"{ratio:.2f}x", f">= {webhooks.TARGET}x",
+                        "PASS" if ok else "FAIL"))
+        rows.append(Row(f"webhooks: recording the events (fan-out in each transaction), {db}",
+                        f"{fmt_int(r.record_rate(db))}/s"))
+    notes.append(f"Webhooks: {r.events:,} events, {args.webhook_rounds} interleaved round(s), medians; the receiver "
+                 "counted every webhook-id once: " + ", ".join(f"{db} {ok}" for db, ok in r.received_ok.items())
+                 + ". Bare rounds: " + ", ".join(f"{s:.1f} s" for s in r.bare) + "; Strongroom: "
+                 + "; ".join(f"{db} " + ", ".join(f"{s.deliver_seconds:.1f} s" for s in sides)
+                             for db, sides in r.ours.items()) + ".")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     started = time.time()
@@ -380,8 +408,9 @@ def main(argv: list[str] | None = None) -> int:
         "pg": ("4/8 verification latency, 1k vs 1M keys in PostgreSQL", lambda: run_pg(args, rows, notes)),
         "gateway": ("5/8 exchange calls: connect vs. bare ccxt", lambda: run_gateway(fixture, args, rows, notes)),
         "balances": ("6/8 balances: 50 accounts at once vs. one", lambda: run_balances(fixture, args, rows, notes)),
-        "orders": ("7/8 order placement vs. bare ccxt create_order", lambda: run_orders(fixture, args, rows, notes)),
-        "startup": ("8/8 cold start to /readyz", lambda: run_startup(args, rows, notes)),
+        "orders": ("7/9 order placement vs. bare ccxt create_order", lambda: run_orders(fixture, args, rows, notes)),
+        "startup": ("8/9 cold start to /readyz", lambda: run_startup(args, rows, notes)),
+        "webhooks": ("9/9 webhooks: 10,000 events vs. a bare httpx loop", lambda: run_webhooks(args, rows, notes)),
     }
     try:
         for name in MEASURES:

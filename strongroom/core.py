@@ -22,6 +22,7 @@ from strongroom.crypto.providers import build_keys, initialise
 from strongroom.crypto.tokens import Hasher
 from strongroom.datastore import hashed_records, tighten
 from strongroom.db import Database
+from strongroom.events import on_record
 from strongroom.events.facade import EventsFacade
 from strongroom.events.interfaces import Events
 from strongroom.events.services import EventService
@@ -46,6 +47,7 @@ from strongroom.vault.interfaces import MasterKeys
 from strongroom.vault.masterkeys import MasterKeyService
 from strongroom.vault.rotation import KeyRotationService
 from strongroom.vault.services import Vault
+from strongroom.webhooks import Webhooks, WebhooksCollector, WebhookService, WebhooksFacade, fan_out
 
 log = logging.getLogger("strongroom")
 
@@ -87,6 +89,8 @@ class Core:
     trading: Trading  # orders under risk policies (async); the jobs runner reconciles through it
     events: EventService  # what happened, written by the capabilities in their transactions; pruned by retention
     event_service: Events  # its async façade: what GET /v1/events reads
+    webhooks: WebhookService  # webhook endpoints (their deliveries are the jobs runner's: strongroom.webhooks)
+    webhook_service: Webhooks  # its async façade: what /v1/webhooks calls
 
     def close(self) -> None:
         self.housekeeping.run_jobs()
@@ -136,6 +140,8 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
     metrics = Metrics()
     jobs_queue = JobQueue(db, audit=audit)
     metrics.registry.register(JobsCollector(jobs_queue))  # queue depth and age, read from the database at a scrape
+    metrics.registry.register(WebhooksCollector(db))  # deliveries and endpoints by status, likewise
+    on_record(fan_out)  # every event recorded in this process fans out to webhook deliveries in its transaction
     jobs: list[Job] = [
         PeriodicJob("flush-key-usage", flush_every, usage.flush),  # in-memory batches: per process
         PeriodicJob("flush-refusal-counts", flush_every, audit.flush_refusals),
@@ -150,6 +156,7 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
         gateway.metrics = metrics
     credentials = CredentialService(db, audit, vault, hasher, catalogue, accounts)
     events = EventService(db)
+    webhooks = WebhookService(db, settings, audit, vault)
     rotation = KeyRotationService(vault)
     return Core(settings, db, keys, envelope, hasher, catalogue, limiter, audit, users, sessions,
                 AccountsFacade(accounts), api_keys, usage, auth, rotation, vault, gateway,
@@ -157,4 +164,4 @@ def build_core(settings: Settings, gateway: ExchangeGateway | None = None) -> Co
                 KeysFacade(api_keys), UsersFacade(users), SessionsFacade(sessions), AuditFacade(audit),
                 CredentialsFacade(credentials), MasterKeysFacade(MasterKeyService(db, keys, audit, rotation)),
                 TradingService(db, audit, vault, catalogue, gateway),
-                events, EventsFacade(events))
+                events, EventsFacade(events), webhooks, WebhooksFacade(webhooks))

@@ -126,3 +126,22 @@ class EventType(StrEnum):
 
 
 ADMIN_ONLY_EVENTS = frozenset({EventType.MASTER_KEY_ROTATED})
+
+
+class WebhookSigning(StrEnum):
+    """How a webhook endpoint's deliveries are signed (Standard Webhooks): ``v1`` HMAC-SHA256 with a
+    ``whsec_`` secret, or ``v1a`` Ed25519 with a ``whsk_`` private key (the receiver holds ``whpk_``)."""
+
+    HMAC = "hmac"
+    ED25519 = "ed25519"
+
+
+class DeliveryStatus(StrEnum):
+    """A webhook delivery (one event to one endpoint): waiting (``pending``, due at its next attempt),
+    being sent (``sending``, claimed by a job), ``delivered`` (a 2xx) or ``failed`` (out of attempts, 410,
+    or its endpoint disabled)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"

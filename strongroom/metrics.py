@@ -44,6 +44,9 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "job_attempts": ("strongroom_job_attempts", ("Job attempts run by this process's runner, by kind and outcome "
                                                  "(succeeded, retry, dead, lost: its lease was gone)."),
                      ("kind", "outcome")),
+    "webhook_attempts": ("strongroom_webhook_attempts", ("Webhook delivery attempts made by this process, by outcome "
+                                                         "(delivered, retry, failed: out of attempts, gone: 410)."),
+                         ("outcome",)),
 }
 
 
@@ -63,6 +66,7 @@ class Metrics(Collector):
         self.rate_limited: Counter[str] = Counter()  # the limit's name: ip, key, auth-fail, login-fail, ...
         self.exchange_calls: Counter[tuple[str, str, str]] = Counter()  # (venue, operation, outcome)
         self.job_attempts: Counter[tuple[str, str]] = Counter()  # (kind, outcome)
+        self.webhook_attempts: Counter[str] = Counter()  # outcome
         shared = self.multiprocess_dir is not None
         self.exchange_seconds = Histogram(
             "strongroom_exchange_call_seconds", "Latency of calls to exchanges, by venue and operation.",
@@ -88,6 +92,9 @@ class Metrics(Collector):
 
     def job_attempt(self, kind: str, outcome: str) -> None:
         self.job_attempts[(kind, outcome)] += 1
+
+    def webhook_attempt(self, outcome: str) -> None:
+        self.webhook_attempts[outcome] += 1
 
     def _counts(self, attr: str) -> Mapping[Hashable, int]:
         counts: Mapping[Hashable, int] = getattr(self, attr)

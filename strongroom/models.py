@@ -28,7 +28,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from strongroom.db import Base, utcnow
-from strongroom.enums import AccountStatus, CredentialStatus, EventType, JobStatus, KeyKind, UsageLevel
+from strongroom.enums import (
+    AccountStatus,
+    CredentialStatus,
+    DeliveryStatus,
+    EventType,
+    JobStatus,
+    KeyKind,
+    UsageLevel,
+    WebhookSigning,
+)
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -402,6 +411,69 @@ class Order(Base):
     )
 
 
+class WebhookEndpoint(Base):
+    """A receiver of events (``strongroom.webhooks``): a URL, which event types, how deliveries are signed.
+
+    The signing secret(s) are sealed (``{"current": s, "previous": s?}``; ``whsec_`` HMAC secrets or
+    ``whsk_`` Ed25519 private keys): registered in the vault's ``SEALED_TABLES``. ``previous_expires_at``
+    (epoch seconds) ends the previous secret's signing after a rotation. ``created_by_admin``: the owner
+    was an admin when creating it (admin-only events go only there). ``drain_job_id`` is the last
+    delivery job enqueued for it (a queued one takes new deliveries too); ``retry_at`` the due time of
+    its pending retry job (a compare-and-set keeps one per time)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_by_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    url: Mapped[str] = mapped_column(String(2048))
+    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    signing: Mapped[WebhookSigning] = mapped_column(EnumText(WebhookSigning, 16))
+    public_key: Mapped[str | None] = mapped_column(String(100))  # ed25519: whpk_ base64 (public)
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    secret_nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    secret_wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
+    kek_version: Mapped[int] = mapped_column(Integer, index=True)
+    previous_expires_at: Mapped[float | None] = mapped_column(Float)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    failing_since: Mapped[datetime | None] = mapped_column(TZDateTime())
+    drain_job_id: Mapped[int | None] = mapped_column(Integer)
+    retry_at: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_webhook_endpoints_user_enabled", "user_id", "enabled"), NEVER_REUSED)
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: its state, attempts so far and when the next is due (epoch seconds).
+    ``claim_job_id`` is the delivery job sending it (``sending``). A replay is a new delivery of the event."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    status: Mapped[DeliveryStatus] = mapped_column(EnumText(DeliveryStatus, 16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float)
+    claim_job_id: Mapped[int | None] = mapped_column(Integer)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_endpoint_due", "endpoint_id", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint_id", "endpoint_id", "id"),
+        NEVER_REUSED,
+    )
+
+
 class TradingPolicy(Base):
     """A risk policy (``strongroom.trading``): an account's (``account_id``), or a key's narrowing of its owner's
     (``key_id``). ``subject`` is ``account:<id>`` or ``key:<key id>`` (unique). A null limit is no limit;
@@ -440,3 +512,21 @@ class EventMark(Base):
     mark: Mapped[str] = mapped_column(String(200), primary_key=True)
     event_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+
+
+class WebhookAttempt(Base):
+    """One attempt of a delivery: the answer's status (None: no answer), its latency, a short excerpt of
+    its body, and the kind of error (``timeout``, ``connect``, ``address_refused``, ``status``, ...)."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    error_kind: Mapped[str | None] = mapped_column(String(32))
+    response_excerpt: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (NEVER_REUSED,)

@@ -170,6 +170,19 @@ class Settings(BaseSettings):
         None, description="Comma-separated module:function registration functions, each called with the runner's "
         "registry to add job handlers and schedules.")
 
+    # --- webhooks (strongroom.webhooks) ---------------------------------------------------
+    webhook_retry_seconds: str | None = Field(
+        None, description="Delays before each retry of a failed webhook delivery, comma-separated seconds (jittered); "
+        "unset: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h (10 attempts in about 3 days).")
+    webhook_allow_private: bool = Field(
+        False, description="Allow webhook URLs that resolve to loopback, private, link-local, CGNAT or metadata "
+        "addresses (tests, on-premise receivers). Off: refused when created and when delivered.")
+    webhook_timeout_seconds: float = Field(15.0, ge=1, le=120,
+                                           description="How long a webhook delivery waits for the receiver.")
+    webhook_disable_after_days: float = Field(
+        5.0, ge=0.0001, le=365, description="An endpoint failing every delivery this long is disabled (with a "
+        "webhook.disabled event).")
+
     # --- HTTP --------------------------------------------------------------------------
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=100 * 1024 * 1024)
     host: str = "127.0.0.1"
@@ -215,6 +228,25 @@ class Settings(BaseSettings):
         if item.amount < 1:
             raise ValueError(RATE_HINT)
         return value
+
+    @field_validator("webhook_retry_seconds")
+    @classmethod
+    def _valid_retries(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                delays = [float(part) for part in value.split(",")]
+            except ValueError:
+                raise ValueError("comma-separated seconds, e.g. 1,2,4") from None
+            if not 1 <= len(delays) <= 50 or not all(0 <= d <= 86_400 for d in delays):
+                raise ValueError("1 to 50 comma-separated seconds, each 0 to 86400")
+        return value
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        """The delays before each retry of a webhook delivery (seconds; the default schedule when unset)."""
+        if self.webhook_retry_seconds is None:
+            return (5, 300, 1800, 7200, 18_000, 36_000, 50_400, 72_000, 86_400)
+        return tuple(float(part) for part in self.webhook_retry_seconds.split(","))
 
     @field_validator("log_level", mode="before")
     @classmethod

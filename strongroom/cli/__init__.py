@@ -1,4 +1,4 @@
-"""The ``strongroom`` command: serve, migrate, run jobs, and manage users, keys, accounts, jobs, the
+"""The ``strongroom`` command: serve, migrate, run jobs, and manage users, keys, accounts, jobs, webhooks, the
 audit log and the master key. One module per command group; output conventions in ``output``.
 
 Every error, whatever raised it, ends as one line on stderr (``error: ...``) and a non-zero
@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from strongroom import __version__
-from strongroom.cli import accounts, audit, backup, jobs, keys, masterkey, orders, server, users
+from strongroom.cli import accounts, audit, backup, jobs, keys, masterkey, orders, server, users, webhooks
 from strongroom.cli.context import report
 from strongroom.logs import quiet_logging
 
@@ -80,5 +80,6 @@ app.add_typer(accounts.app, name="accounts")
 app.add_typer(orders.app, name="orders")
 app.add_typer(audit.app, name="audit")
 app.add_typer(masterkey.app, name="master-key")
+app.add_typer(webhooks.app, name="webhooks")
 backup.register(app)
 jobs.register(app)

@@ -38,6 +38,8 @@ log = logging.getLogger("strongroom.jobs")
 # The capabilities' own handlers, registered in every runner before STRONGROOM_JOB_HANDLERS (imported by name: the
 # jobs package imports no capability above it).
 Handler = Callable[[ClaimedJob], object | Awaitable[object]]
+
+# Strongroom's own registration functions, called before STRONGROOM_JOB_HANDLERS by every runner.
 AttemptCounter = Callable[[str, str], None]  # (kind, outcome): succeeded, retry, dead, lost
 
 
@@ -65,6 +67,11 @@ class Registry:
     services: Any = None
     handlers: dict[str, HandlerSpec] = field(default_factory=dict)
     schedules: dict[str, ScheduleSpec] = field(default_factory=dict)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def on_stop(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Await ``close()`` when the runner stops, after its jobs (e.g. to close a handler's HTTP client)."""
+        self.closers.append(close)
 
     def handler(self, kind: str, run: Handler, *, backoff_base: float = 5.0, backoff_cap: float = 3600.0) -> None:
         """Run jobs of ``kind`` with ``run`` (one handler per kind: a second registration replaces the first)."""
@@ -81,6 +88,7 @@ class Registry:
 BUILTIN_HANDLERS: tuple[str, ...] = (
     "strongroom.jobs.builtin:register",  # expiry scan, key health, balance refresh, retention
     "strongroom.trading.jobs:register",  # trading.reconcile: an order whose placement is not known
+    "strongroom.webhooks:register",  # webhook deliveries and their sweep
 )
 
 
@@ -167,6 +175,11 @@ class Runner:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1)
+        for close in self.registry.closers:
+            try:
+                await close()
+            except Exception as exc:  # noqa: BLE001 - stopping goes on; the type only
+                log.warning("job runner: a closer failed (%s)", type(exc).__name__)
 
     def wake(self) -> None:
         self._wake.set()

@@ -27,6 +27,7 @@ from strongroom.http.gate import CurrentPrincipal, current_principal
 from strongroom.keys import Keys
 from strongroom.trading import Trading
 from strongroom.users import Sessions, Users
+from strongroom.webhooks import Webhooks
 
 if TYPE_CHECKING:
     from strongroom.core import Core
@@ -60,6 +61,11 @@ async def get_balances(request: Request) -> Balances:
 async def get_trading(request: Request) -> Trading:
     """Orders and risk policies (the trading capability's async façade)."""
     return _core(request).trading
+
+
+async def get_webhooks(request: Request) -> Webhooks:
+    """Webhook endpoints and their deliveries (the capability's async façade)."""
+    return _core(request).webhook_service
 
 
 async def get_events(request: Request) -> Events:
@@ -119,6 +125,7 @@ UsersDep = Annotated[Users, Depends(get_users)]
 SessionsDep = Annotated[Sessions, Depends(get_sessions)]
 AuditDep = Annotated[Audit, Depends(get_audit)]
 EventsDep = Annotated[Events, Depends(get_events)]
+WebhooksDep = Annotated[Webhooks, Depends(get_webhooks)]
 AuthDep = Annotated[Authenticator, Depends(get_auth)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
 GatewayDep = Annotated[ExchangeGateway, Depends(get_gateway)]
@@ -127,5 +134,4 @@ ClientIP = Annotated[str | None, Depends(peer_ip)]
 
 __all__ = ["AccountsDep", "AuditDep", "AuthDep", "BalancesDep", "CatalogueDep", "ClientIP", "CredentialsDep",
            "CurrentPrincipal", "EventsDep", "GatewayDep", "KeysDep", "PingDep", "SessionsDep", "TradingDep", "UsersDep",
-           "current_principal",
-           "peer_ip"]
+           "WebhooksDep", "current_principal", "peer_ip"]

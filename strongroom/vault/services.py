@@ -17,6 +17,10 @@ The registered tables:
 - HMAC API keys: ``{"current": s, "previous": s?}`` as JSON in ``secret_ciphertext``/``secret_nonce``/
   ``secret_wrapped_dek``/``kek_version``; AAD ``api-key|<key_id>|<user_id>``. Other kinds of key
   hold no sealed secret (``kek_version`` is NULL).
+- webhook endpoints: the signing secret(s) ``{"current": s, "previous": s?}`` (``whsec_`` HMAC secrets or
+  ``whsk_`` Ed25519 private keys) in ``secret_ciphertext``/``secret_nonce``/``secret_wrapped_dek``/
+  ``kek_version``; AAD ``webhook|<public_id>|<user_id>``. Every endpoint holds one (a deleted endpoint's
+  row is gone).
 
 The AAD bytes are part of the stored format: changing them makes existing rows unreadable.
 
@@ -43,7 +47,7 @@ from strongroom.crypto.keyring import KeyringError, KeySourceUnavailable
 from strongroom.db import Base, Database, rowcount
 from strongroom.enums import AccountStatus, CredentialStatus
 from strongroom.errors import CredentialsUnreadable, ServiceUnavailable
-from strongroom.models import ApiKey, ExchangeAccount, ExchangeCredential
+from strongroom.models import ApiKey, ExchangeAccount, ExchangeCredential, WebhookEndpoint
 
 log = logging.getLogger("strongroom.vault")
 
@@ -81,6 +85,20 @@ def credential_aad(credential: AccountIdentity) -> bytes:
 def key_aad(key: KeyIdentity) -> bytes:
     """Return the AAD binding an HMAC key's ciphertext to its row: key and user."""
     return f"api-key|{key.key_id}|{key.user_id}".encode()
+
+
+class WebhookIdentity(Protocol):
+    """What a webhook endpoint's AAD is made of (a ``WebhookEndpoint`` or a row with these columns)."""
+
+    @property
+    def public_id(self) -> str: ...
+    @property
+    def user_id(self) -> int: ...
+
+
+def webhook_aad(endpoint: WebhookIdentity) -> bytes:
+    """Return the AAD binding a webhook endpoint's sealed signing secrets to its row: endpoint and user."""
+    return f"webhook|{endpoint.public_id}|{endpoint.user_id}".encode()
 
 
 @dataclass(frozen=True)
@@ -138,11 +156,15 @@ API_KEYS = SealedTable(
     "HMAC API key", ApiKey, "secret_ciphertext", "secret_nonce", "secret_wrapped_dek",
     identity=("key_id", "user_id"), aad=key_aad,
     live=lambda t: t.c.kek_version.is_not(None))
+WEBHOOK_ENDPOINTS = SealedTable(
+    "webhook endpoint", WebhookEndpoint, "secret_ciphertext", "secret_nonce", "secret_wrapped_dek",
+    identity=("public_id", "user_id"), aad=webhook_aad,
+    live=lambda t: t.c.kek_version.is_not(None))
 
 # Every table holding a sealed secret. Register a new one here, or its records are neither re-wrapped
 # nor counted when a master key version is retired (tests/vault checks that every model's sealed
 # columns are registered).
-SEALED_TABLES: tuple[SealedTable, ...] = (EXCHANGE_ACCOUNTS, EXCHANGE_CREDENTIALS, API_KEYS)
+SEALED_TABLES: tuple[SealedTable, ...] = (EXCHANGE_ACCOUNTS, EXCHANGE_CREDENTIALS, API_KEYS, WEBHOOK_ENDPOINTS)
 
 
 def records(count: int) -> str:
@@ -243,6 +265,17 @@ class Vault:
         Raises DecryptionError (altered, moved, no secret) or KeyringError (master key version gone).
         """
         return self.open(API_KEYS, key)
+
+    def seal_webhook_secrets(self, endpoint: WebhookIdentity, doc: Mapping[str, str]) -> dict[str, Any]:
+        """Return the sealed columns of a webhook endpoint holding ``doc`` (``{"current": s, "previous": s?}``)."""
+        return self.seal(WEBHOOK_ENDPOINTS, endpoint, doc)
+
+    def open_webhook_secrets(self, endpoint: Any) -> dict[str, str]:
+        """Return a webhook endpoint's signing secrets ``{"current": s, "previous": s?}`` (never shown again).
+
+        Raises DecryptionError (altered, moved) or KeyringError (master key version gone).
+        """
+        return self.open(WEBHOOK_ENDPOINTS, endpoint)
 
     # --- master key versions ------------------------------------------------------------------
 

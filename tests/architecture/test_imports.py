@@ -22,7 +22,8 @@ LAYERS: list[tuple[str, ...]] = [
      "strongroom.datastore"),
     ("strongroom.services", "strongroom.auth", "strongroom.vault", "strongroom.keys",
      "strongroom.accounts", "strongroom.balances", "strongroom.users", "strongroom.audit", "strongroom.jobs",
-     "strongroom.events", "strongroom.core", "strongroom.verify", "strongroom.trading"),
+     "strongroom.events", "strongroom.core", "strongroom.verify", "strongroom.trading",
+     "strongroom.webhooks"),
     ("strongroom.http", "strongroom.surfaces", "strongroom.contrib"),
     ("strongroom.app", "strongroom.cli", "strongroom.console", "strongroom.serving", "strongroom.launch",
      "strongroom.__main__"),
@@ -136,7 +137,8 @@ def test_no_upward_import() -> None:
 # Capability packages: a surface (or the HTTP kit) uses one through its package (``strongroom.accounts``: the
 # façade and the types it exports), never a module inside it (``strongroom.accounts.services``).
 CAPABILITIES = ("strongroom.accounts", "strongroom.keys", "strongroom.vault", "strongroom.balances",
-                "strongroom.users", "strongroom.audit", "strongroom.jobs", "strongroom.trading")
+                "strongroom.users", "strongroom.audit", "strongroom.jobs", "strongroom.trading",
+                "strongroom.webhooks")
 FACES = ("strongroom.surfaces", "strongroom.http", "strongroom.console", "strongroom.contrib")
 
 

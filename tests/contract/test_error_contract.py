@@ -64,6 +64,7 @@ TRADING_APP = {
     "ValidationFailed": 422, "InvalidCredentials": 400, "WithdrawalPermission": 400, "ExchangeUnavailable": 503,
     "RateLimited": 429, "Unauthenticated": 401, "CredentialsRefused": 401, "SignatureInvalid": 401,
     "Forbidden": 403, "InsufficientScope": 403, "InsufficientUsageLevel": 403, "AmbiguousCredentials": 400,
+    "AddressRefused": 422,  # a BadRequest, as the Trading App answers every bad request
 }
 
 
@@ -120,6 +121,7 @@ CADENZA = {
     # orders: Cadenza's market-connector errors (18006 insufficient funds, 18025 rejected, 18015 timeout)
     "InsufficientFunds": 400, "OrderRejected": 400, "OrderOutcomeUnknown": 504,
     "RiskPolicyRefused": 403,  # -22018, the rule in details.metadata.rule
+    "AddressRefused": 400,  # a webhook URL the SSRF guard refuses (a BadRequest)
 }
 
 
@@ -197,7 +199,7 @@ def client_for(name: str) -> tuple[httpx.AsyncClient, str]:
     async def raise_error(error: str) -> None:
         if error == "Unexpected":
             raise RuntimeError("an unexpected failure with a secret-looking text sk_live_123")
-        raise instance(getattr(errors, error))
+        raise instance({c.__name__: c for c in all_error_classes()}[error])
 
     app = FastAPI()
     app.state.core = None

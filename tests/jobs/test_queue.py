@@ -218,6 +218,13 @@ def test_readyz_reports_a_stuck_queue_and_metrics_its_depth(fresh, tmp_path):
     try:
         with srv.client() as client:
             assert client.get("/readyz").json() == {"status": "ok", "database": "ok", "jobs": "ok"}
+            # the built-in schedules (the webhooks sweep, every minute) fire once at start: let that job finish,
+            # so that the figures below are this test's jobs only
+            deadline = time.monotonic() + 20
+            while any(j.status != JobStatus.SUCCEEDED for j in srv.core.jobs.list(kind="webhooks.sweep")) \
+                    or not srv.core.jobs.list(kind="webhooks.sweep"):
+                assert time.monotonic() < deadline, "the webhooks sweep did not run at start"
+                time.sleep(0.05)
             with srv.core.db.session() as session:  # a kind no runner handles, due 10 s ago
                 old = enqueue(session, "test.unhandled", run_at=time.time() - 10)
                 enqueue(session, "test.later", delay=3600)

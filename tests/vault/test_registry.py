@@ -43,11 +43,12 @@ def test_every_sealed_column_of_every_model_is_registered() -> None:
     assert unregistered(Base.metadata) == [], (
         "these columns hold a sealed secret but are not in the vault's SEALED_TABLES: their records would be "
         "neither re-wrapped nor counted when a master key version is retired")
-    # every registration names real columns of its table, and the three known tables are all there
+    # every registration names real columns of its table, and the four known tables are all there
     for entry in SEALED_TABLES:
         assert entry.sealed_columns <= set(entry.table.c.keys()), entry.label
         assert set(entry.identity) <= set(entry.table.c.keys()), entry.label
-    assert {entry.table.name for entry in SEALED_TABLES} == {"exchange_accounts", "exchange_credentials", "api_keys"}
+    assert {entry.table.name for entry in SEALED_TABLES} == {"exchange_accounts", "exchange_credentials", "api_keys",
+                                                         "webhook_endpoints"}
 
 
 def test_the_registry_check_sees_an_unregistered_table() -> None:

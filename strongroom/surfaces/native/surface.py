@@ -78,6 +78,7 @@ def surface(settings: Settings) -> Surface:
         orders,
         users,
         verify,
+        webhooks,
     )
 
     return Surface(
@@ -86,6 +87,6 @@ def surface(settings: Settings) -> Surface:
         schemes=(KALSHI, NATIVE, AccessTokenScheme(settings.bearer_key_prefix + "a"), BearerKeyScheme(), BasicScheme()),
         errors=ERRORS,
         routers=tuple(m.api for m in (auth, users, exchanges, accounts, balances, orders, api_keys, audit,
-                                          events, verify)),
+                                          events, verify, webhooks)),
         title="Strongroom /v1",
     )

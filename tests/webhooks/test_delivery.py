@@ -1,0 +1,387 @@
+"""Webhook deliveries in process, on SQLite and PostgreSQL, to a real HTTP receiver on loopback: every delivery
+is verified with the ``standardwebhooks`` package (v1) or ``cryptography`` (Ed25519 v1a). Events are recorded
+with ``strongroom.events.record`` in a transaction of the test's, or by the real paths (revoking a key)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import func, select
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+from support.receiver import Answer, Receiver
+from support.services import new_user
+from support.webhooks import FAST, deliveries, emit, running, wait_status
+
+from strongroom.enums import DeliveryStatus, EventType
+from strongroom.events import record
+from strongroom.models import Event, WebhookDelivery
+from strongroom.principal import Principal
+
+
+def test_a_delivery_follows_standard_webhooks_and_verifies(make_core):
+    core = make_core(**FAST)
+    alice = new_user(core)
+    with Receiver() as receiver:
+        endpoint, secret = core.webhooks.create(alice, url=receiver.url, description="bot")
+        assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) >= 24
+        event_id = emit(core, alice.user_id, account_id=7, name="main")
+        with running(core):
+            [got] = receiver.wait(1)
+            [delivery] = wait_status(core, alice, endpoint.id, DeliveryStatus.DELIVERED)
+    payload = Webhook(secret).verify(got.body, got.headers)  # raises unless the v1 signature is right
+    assert payload["type"] == "exchange_account.connected"
+    assert payload["data"] == {"account_id": 7, "name": "main"}
+    assert payload["timestamp"].endswith("Z")
+    assert got.headers["webhook-id"] == event_id == delivery.event_id
+    assert abs(int(got.headers["webhook-timestamp"]) - time.time()) < 30
+    assert got.headers["content-type"] == "application/json"
+    assert got.headers["host"] == receiver.url.split("/")[2]
+    assert secret not in got.body.decode() and "whsec_" not in got.body.decode()
+    with pytest.raises(WebhookVerificationError):  # another secret does not verify it: the check can fail
+        Webhook("whsec_" + base64.b64encode(b"x" * 32).decode()).verify(got.body, got.headers)
+    [attempt] = delivery.attempt_log
+    assert (attempt.attempt, attempt.status_code, attempt.error_kind, attempt.response_excerpt) == (1, 200, None, "ok")
+    assert attempt.latency_ms > 0
+
+
+def test_ed25519_endpoints_sign_v1a_which_the_public_key_verifies(make_core):
+    core = make_core(**FAST)
+    alice = new_user(core)
+    with Receiver() as receiver:
+        endpoint, public = core.webhooks.create(alice, url=receiver.url, signing="ed25519")
+        assert public.startswith("whpk_") and endpoint.public_key == public
+        emit(core, alice.user_id)
+        with running(core):
+            [got] = receiver.wait(1)
+    scheme, signature = got.headers["webhook-signature"].split(",", 1)
+    assert scheme == "v1a"
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public.removeprefix("whpk_")))
+    signed = f"{got.headers['webhook-id']}.{got.headers['webhook-timestamp']}.".encode() + got.body
+    key.verify(base64.b64decode(signature), signed)  # raises InvalidSignature if wrong
+    from cryptography.exceptions import InvalidSignature
+
+    with pytest.raises(InvalidSignature):
+        key.verify(base64.b64decode(signature), signed + b" ")
+
+
+def test_a_receiver_answering_500_twice_then_200_gets_exactly_three_attempts(make_core):
+    core = make_core(**FAST)
+    alice = new_user(core)
+    with Receiver(lambda n: Answer(500, body=b"boom") if n <= 2 else Answer(200)) as receiver:
+        endpoint, secret = core.webhooks.create(alice, url=receiver.url)
+        emit(core, alice.user_id)
+        with running(core):
+            [delivery] = wait_status(core, alice, endpoint.id, DeliveryStatus.DELIVERED)
+            time.sleep(1.0)  # nothing more comes
+        assert len(receiver.received) == 3
+    assert [a.status_code for a in delivery.attempt_log] == [500, 500, 200]
+    assert [a.error_kind for a in delivery.attempt_log] == ["status", "status", None]
+    assert delivery.attempt_log[0].response_excerpt == "boom"
+    assert delivery.attempts == 3
+    ids = {r.headers["webhook-id"] for r in receiver.received}
+    assert len(ids) == 1  # the same message id on every attempt
+    for got in receiver.received:
+        Webhook(secret).verify(got.body, got.headers)
+    gaps = [b.at - a.at for a, b in zip(receiver.received, receiver.received[1:], strict=False)]
+    assert all(g >= 0.25 for g in gaps), gaps  # the retry schedule (0.3 s, jittered ±10 %)
+    assert core.webhooks.get(alice, endpoint.id).failing_since is None  # delivered: not failing
+
+
+def test_retries_stop_when_the_schedule_is_spent(make_core):
+    core = make_core(**{**FAST, "webhook_retry_seconds": "0.2,0.2"})
+    alice = new_user(core)
+    with Receiver(lambda n: Answer(503)) as receiver:
+        endpoint, _ = core.webhooks.create(alice, url=receiver.url)
+        emit(core, alice.user_id)
+        with running(core):
+            [delivery] = wait_status(core, alice, endpoint.id, DeliveryStatus.FAILED)
+            time.sleep(0.8)
+        assert len(receiver.received) == 3  # the first attempt and two retries
+    assert delivery.attempts == 3
+    view = core.webhooks.get(alice, endpoint.id)
+    assert view.enabled and view.failing_since is not None
+
+
+def test_retry_after_is_honoured(make_core):
+    core = make_core(**{**FAST, "webhook_retry_seconds": "30"})  # the schedule alone would wait 30 s
+    alice = new_user(core)
+    with Receiver(lambda n: Answer(429, headers=(("Retry-After", "1"),)) if n == 1 else Answer(200)) as receiver:
+        endpoint, _ = core.webhooks.create(alice, url=receiver.url)
+        emit(core, alice.user_id)
+        with running(core):
+            wait_status(core, alice, endpoint.id, DeliveryStatus.DELIVERED, timeout=10)
+        first, second = receiver.received
+    assert 0.9 <= second.at - first.at < 5
+
+
+def test_410_gone_disables_the_endpoint_with_an_event(make_core):
+    core = make_core(**FAST)
+    alice = new_user(core)
+    with Receiver(lambda n: Answer(410)) as receiver, Receiver() as other:
+        gone, _ = core.webhooks.create(alice, url=receiver.url)
+        _watcher, secret = core.webhooks.create(alice, url=other.url, event_types=["webhook.disabled"])
+        emit(core, alice.user_id)
+        with running(core):
+            wait_status(core, alice, gone.id, DeliveryStatus.FAILED)
+            [notice] = other.wait(1)
+            time.sleep(0.7)
+        assert len(receiver.received) == 1  # no retry after a 410
+    view = core.webhooks.get(alice, gone.id)
+    assert not view.enabled and view.disabled_reason == "the receiver answered 410 Gone"
+    payload = Webhook(secret).verify(notice.body, notice.headers)
+    assert payload["type"] == "webhook.disabled" and payload["data"]["endpoint_id"] == gone.id
+    # a disabled endpoint gets no new deliveries
+    emit(core, alice.user_id)
+    assert len(deliveries(core, alice, gone.id)) == 1
+
+
+def test_an_endpoint_failing_for_days_is_disabled(make_core):
+    core = make_core(**{**FAST, "webhook_retry_seconds": ",".join(["0.5"] * 40), "webhook_disable_after_days": 0.0001})
+    alice = new_user(core)  # 8.64 s of failures counts as "days" here
+    with Receiver(lambda n: Answer(500)) as receiver:
+        endpoint, _ = core.webhooks.create(alice, url=receiver.url)
+        emit(core, alice.user_id)
+        with running(core):
+            deadline = time.monotonic() + 30
+            while core.webhooks.get(alice, endpoint.id).enabled:
+                assert time.monotonic() < deadline, "the failing endpoint was not disabled"
+                time.sleep(0.05)
+    view = core.webhooks.get(alice, endpoint.id)
+    assert view.disabled_reason is not None and "failed for" in view.disabled_reason
+    with core.db.session() as session:
+        types = list(session.scalars(select(Event.type).where(Event.user_id == alice.user_id)))
+    assert EventType.WEBHOOK_DISABLED in types
+
+
+def test_after_a_rotation_both_secrets_sign_for_a_day(make_core):
+    core = make_core(**FAST)
+    alice = new_user(core)
+    with Receiver() as receiver:
+        endpoint, old = core.webhooks.create(alice, url=receiver.url)
+        rotated, new = core.webhooks.rotate_secret(alice, endpoint.id)
+        assert new != old and new.startswith("whsec_")
+        assert rotated.previous_secret_expires_at is not None
+        assert 86_000 < rotated.previous_secret_expires_at.timestamp() - time.time() <= 86_400
+        emit(core, alice.user_id)
+        with running(core):
+            [got] = receiver.wait(1)
+    signatures = got.headers["webhook-signature"].split(" ")
+    assert len(signatures) == 2 and all(s.startswith("v1,") for s in signatures)
+    Webhook(old).verify(got.body, got.headers)
+    Webhook(new).verify(got.body, got.headers)
+
+
+def test_the_previous_secret_stops_signing_when_its_day_is_over(make_core):
+    core = make_core(**FAST)
+    alice = new_user(core)
+    with Receiver() as receiver:
+        endpoint, old = core.webhooks.create(alice, url=receiver.url)
+        _, new = core.webhooks.rotate_secret(alice, endpoint.id)
+        from sqlalchemy import update
+
+        from strongroom.models import WebhookEndpoint
+
+        with core.db.session() as session:  # a day later
+            session.execute(update(WebhookEndpoint).where(WebhookEndpoint.public_id == endpoint.id)
+                            .values(previous_expires_at=time.time() - 1))
+        emit(core, alice.user_id)
+        with running(core):
+            [got] = receiver.wait(1)
+    assert len(got.headers["webhook-signature"].split(" ")) == 1
+    Webhook(new).verify(got.body, got.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(got.body, got.headers)
+
+
+def test_revoking_a_key_delivers_api_key_revoked_within_two_seconds(make_core):
+    core = make_core(**FAST)
+    alice = new_user(core)
+    key, _ = core.api_keys.create(alice, name="bot")
+    with Receiver() as receiver:
+        _, secret = core.webhooks.create(alice, url=receiver.url, event_types=["api_key.revoked"])
+        with running(core):
+            time.sleep(0.3)  # the runner is up and idle
+            start = time.monotonic()
+            core.api_keys.delete(alice, key.key_id)
+            [got] = receiver.wait(1, timeout=2)
+            assert got.at - start < 2
+    payload = Webhook(secret).verify(got.body, got.headers)
+    assert payload["type"] == "api_key.revoked"
+    assert payload["data"]["key_id"] == key.key_id and payload["data"]["name"] == "bot"
+
+
+def test_each_endpoint_gets_only_what_it_may_see_and_asked_for(make_core):
+    core = make_core(**FAST)
+    alice, bob = new_user(core), new_user(core)
+    admin_user = core.users.create(f"adm{time.time_ns()}", "password-123", is_admin=True)
+    admin = Principal(user_id=admin_user.id, username=admin_user.username, is_admin=True)
+    with Receiver() as ra, Receiver() as rb, Receiver() as radmin, Receiver() as rfilter:
+        core.webhooks.create(alice, url=ra.url)
+        core.webhooks.create(bob, url=rb.url)
+        core.webhooks.create(admin, url=radmin.url)
+        core.webhooks.create(alice, url=rfilter.url, event_types=["api_key.revoked"])
+        emit(core, alice.user_id, note="alice's")
+        emit(core, bob.user_id, note="bob's")
+        emit(core, alice.user_id, EventType.MASTER_KEY_ROTATED, version=2)  # admin-only
+        with running(core):
+            ra.wait(1)
+            rb.wait(1)
+            radmin.wait(1)
+            time.sleep(0.8)
+    assert [json.loads(r.body)["data"] for r in ra.received] == [{"note": "alice's"}]
+    assert [json.loads(r.body)["data"] for r in rb.received] == [{"note": "bob's"}]
+    assert [json.loads(r.body)["type"] for r in radmin.received] == ["master_key.rotated"]
+    assert rfilter.received == []
+
+
+def test_an_event_rolled_back_has_no_delivery(make_core):
+    core = make_core(**FAST)
+    alice = new_user(core)
+    endpoint, _ = core.webhooks.create(alice, url="http://127.0.0.1:9/x")
+    with pytest.raises(RuntimeError), core.db.session() as session:
+        record(session, EventType.EXCHANGE_ACCOUNT_CONNECTED, user_id=alice.user_id, data={})
+        raise RuntimeError("the change failed")
+    with core.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
+    assert deliveries(core, alice, endpoint.id) == []
+
+
+def test_test_events_and_replays_go_to_that_endpoint_only(make_core):
+    core = make_core(**FAST)
+    alice = new_user(core)
+    with Receiver() as one, Receiver() as two:
+        first, secret = core.webhooks.create(alice, url=one.url)
+        core.webhooks.create(alice, url=two.url)
+        pending = core.webhooks.test(alice, first.id)
+        assert pending.event_type == "webhook.test" and pending.status == DeliveryStatus.PENDING
+        with running(core):
+            [got] = one.wait(1)
+            wait_status(core, alice, first.id, DeliveryStatus.DELIVERED)
+            again = core.webhooks.replay(alice, first.id, pending.id)
+            assert again.id != pending.id and again.event_id == pending.event_id
+            _, second = one.wait(2)
+            time.sleep(0.5)
+        assert two.received == []
+    assert Webhook(secret).verify(got.body, got.headers)["type"] == "webhook.test"
+    assert second.headers["webhook-id"] == got.headers["webhook-id"]  # a replay is the same message
+    Webhook(secret).verify(second.body, second.headers)
+
+
+def test_the_delivery_refuses_a_private_address_when_not_allowed(make_core):
+    """The guard runs again at delivery time: an endpoint created while private addresses were allowed (or
+    whose name now resolves elsewhere) is not sent to when they are not."""
+    lenient = make_core(**FAST)
+    alice = new_user(lenient)
+    with Receiver() as receiver:
+        endpoint, _ = lenient.webhooks.create(alice, url=receiver.url)
+        strict = make_core(**{**FAST, "webhook_allow_private": False, "webhook_retry_seconds": "60"})
+        emit(strict, alice.user_id)
+        with running(strict):
+            deadline = time.monotonic() + 10
+            while not (found := [d for d in deliveries(strict, alice, endpoint.id) if d.attempt_log]):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert receiver.received == []
+    assert found[0].attempt_log[0].error_kind == "address_refused"
+    assert found[0].status == DeliveryStatus.PENDING  # retried later, per the schedule
+
+
+def test_metrics_count_deliveries_by_status_endpoints_by_state_and_attempts_by_outcome(make_core):
+    core = make_core(**FAST)
+    alice = new_user(core)
+    with Receiver(lambda n: Answer(410)) as gone, Receiver() as fine:
+        core.webhooks.create(alice, url=gone.url)
+        core.webhooks.create(alice, url=fine.url)
+        emit(core, alice.user_id)
+        with running(core):
+            gone.wait(1)
+            fine.wait(2)  # the event, then the webhook.disabled of the other endpoint
+            deadline = time.monotonic() + 10
+            while b'strongroom_webhook_deliveries{status="delivered"} 2.0' not in core.metrics.exposition():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    text = core.metrics.exposition().decode()
+    assert 'strongroom_webhook_deliveries{status="failed"} 1.0' in text
+    assert 'strongroom_webhook_deliveries{status="pending"} 0.0' in text
+    assert 'strongroom_webhook_endpoints{status="disabled"} 1.0' in text
+    assert 'strongroom_webhook_endpoints{status="enabled"} 1.0' in text
+    assert 'strongroom_webhook_attempts_total{outcome="delivered"} 2.0' in text
+    assert 'strongroom_webhook_attempts_total{outcome="gone"} 1.0' in text
+
+
+def test_a_claim_takes_one_batch_and_two_claims_never_share_a_delivery(make_core):
+    """On PostgreSQL a LIMIT inside an UPDATE's subquery is no limit (the planner may run it again with SKIP
+    LOCKED finding new rows): a claim takes exactly one batch, and concurrent claims split the deliveries."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from strongroom.webhooks import Deliverer
+    from strongroom.webhooks.delivery import BATCH
+
+    core = make_core(**FAST)
+    alice = new_user(core)
+    endpoint, _ = core.webhooks.create(alice, url="http://127.0.0.1:9/x")
+    with core.db.session() as session:
+        for n in range(BATCH * 2 + 50):
+            record(session, EventType.BALANCES_CHANGED, user_id=alice.user_id, data={"n": n})
+        endpoint_row = session.execute(select(WebhookDelivery.endpoint_id)).scalars().first()
+    deliverer = Deliverer(core.db, core.vault, core.settings)
+    with ThreadPoolExecutor(3) as pool:
+        batches = list(pool.map(lambda job: deliverer.claim(endpoint_row, job), [101, 102, 103]))
+    sizes = sorted(len(b.items) for b in batches)
+    assert sizes == [50, BATCH, BATCH]
+    ids = [i.id for b in batches for i in b.items]
+    assert len(ids) == len(set(ids)) == BATCH * 2 + 50
+    assert endpoint.id
+
+
+def test_a_delivery_follows_no_redirect_and_ignores_proxy_variables(make_core, monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # a proxy that is not there: used, it would fail
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    core = make_core(**{**FAST, "webhook_retry_seconds": "0.3"})
+    alice = new_user(core)
+    with Receiver() as target, Receiver(lambda n: Answer(302, headers=(("Location", target.url),))
+                                        if n == 1 else Answer(200)) as receiver:
+        endpoint, _ = core.webhooks.create(alice, url=receiver.url)
+        emit(core, alice.user_id)
+        with running(core):
+            [delivery] = wait_status(core, alice, endpoint.id, DeliveryStatus.DELIVERED)
+        assert target.received == []  # the redirect was not followed
+        assert len(receiver.received) == 2  # straight to the receiver, no proxy; the 302 was a failed attempt
+    assert [(a.status_code, a.error_kind) for a in delivery.attempt_log] == [(302, "status"), (200, None)]
+
+
+def test_the_sweep_requeues_deliveries_of_dead_jobs_and_deletes_old_finished_ones(make_core):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from strongroom.db import utcnow
+    from strongroom.jobs import ClaimedJob
+    from strongroom.models import WebhookAttempt
+    from strongroom.webhooks import Deliverer
+
+    core = make_core(**FAST)
+    alice = new_user(core)
+    endpoint, _ = core.webhooks.create(alice, url="http://127.0.0.1:9/x")
+    for n in range(3):
+        emit(core, alice.user_id, n=n)
+    [old, held, waiting] = sorted(d.id for d in deliveries(core, alice, endpoint.id))
+    with core.db.session() as session:
+        ids = dict(session.execute(select(WebhookDelivery.public_id, WebhookDelivery.id)).tuples().all())
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.public_id == old).values(
+            status=DeliveryStatus.DELIVERED, updated_at=utcnow() - timedelta(days=31)))
+        session.add(WebhookAttempt(delivery_id=ids[old], attempt=1, status_code=200, latency_ms=1.0))
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.public_id == held).values(
+            status=DeliveryStatus.SENDING, claim_job_id=999_999))  # a job that does not exist (dead, pruned)
+    Deliverer(core.db, core.vault, core.settings).sweep(ClaimedJob(1, "webhooks.sweep", {}, 1, 1, "test"))
+    left = {d.id: d.status for d in deliveries(core, alice, endpoint.id)}
+    assert left == {held: DeliveryStatus.PENDING, waiting: DeliveryStatus.PENDING}
+    with core.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(WebhookAttempt)) == 0  # went with its delivery
