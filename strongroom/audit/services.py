@@ -20,6 +20,7 @@ from strongroom.principal import Principal
 from strongroom.scopes import READ
 
 log = logging.getLogger("strongroom.audit")
+_INSERT = insert(AuditEvent.__table__)  # built once (AuditService.write)
 
 
 # (action, client IP, reason, user, key, minute): the refusals one aggregate counts
@@ -83,10 +84,10 @@ class AuditService:
     ) -> None:
         """Insert an event at once in ``session``'s transaction with one Core statement (as :meth:`record`, without
         the ORM's unit of work: for hot paths that use none, such as an order's placement)."""
-        session.execute(insert(AuditEvent.__table__).values(
-            at=utcnow(), actor_user_id=principal.user_id if principal else user_id,
-            actor_key_id=principal.key_id if principal else None, action=action, target=target,
-            client_ip=principal.client_ip if principal else None, outcome=outcome, details=details or {}))
+        session.execute(_INSERT, {
+            "at": utcnow(), "actor_user_id": principal.user_id if principal else user_id,
+            "actor_key_id": principal.key_id if principal else None, "action": action, "target": target,
+            "client_ip": principal.client_ip if principal else None, "outcome": outcome, "details": details or {}})
 
     def record_now(self, action: str, outcome: str, **kwargs: Any) -> None:
         """Write one event in its own transaction (refusals, whose operation rolled back)."""

@@ -44,7 +44,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 import anyio.to_thread
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -109,6 +109,20 @@ POLICIES = TradingPolicy.__table__
 ACCOUNTS = ExchangeAccount.__table__
 ACCOUNT_COLUMNS = (ACCOUNTS.c.id, ACCOUNTS.c.public_id, ACCOUNTS.c.user_id, ACCOUNTS.c.exchange, ACCOUNTS.c.status,
                    ACCOUNTS.c.ciphertext, ACCOUNTS.c.nonce, ACCOUNTS.c.wrapped_dek, ACCOUNTS.c.kek_version)
+# the placement's statements, built once (executed with their parameters: nothing is built per order)
+_LOCK = (update(POLICIES).where(POLICIES.c.subject == bindparam("b_subject")).values(revision=POLICIES.c.revision)
+         .returning(*POLICIES.c))  # the account's order lock, returning its policy
+_ACCOUNT = select(*ACCOUNT_COLUMNS).where(ACCOUNTS.c.id == bindparam("b_account"))
+_MINE = ORDERS.c.account_id == bindparam("b_account")
+_LOOKUP = select(  # the client order id's order, open orders, orders since b_since: three index lookups
+    select(ORDERS.c.id).where(_MINE, ORDERS.c.client_order_id == bindparam("b_client")).scalar_subquery(),
+    select(func.count()).select_from(ORDERS).where(_MINE, ORDERS.c.status.in_(OPEN)).scalar_subquery(),
+    select(func.count()).select_from(ORDERS).where(_MINE, ORDERS.c.created_epoch >= bindparam("b_since"))
+    .scalar_subquery())
+_ORDER = select(ORDERS).where(ORDERS.c.id == bindparam("b_id"))
+_INSERT_ORDER = insert(ORDERS).returning(ORDERS.c.id)
+_TRANSITION = (update(ORDERS).where(ORDERS.c.id == bindparam("b_id"), ORDERS.c.status == bindparam("b_status"))
+               .returning(*ORDERS.c))  # SET: the columns of the parameters given
 
 
 # --- the contract's values ------------------------------------------------------------------------
@@ -339,11 +353,10 @@ def _transition(session: Session, order_id: int, status: str, values: dict[str, 
     """UPDATE the order to ``values`` if it is still in ``status`` (compare-and-set), in ``session``'s transaction;
     return the order as it is afterwards and whether this changed it (events and audit rows are written only
     then). Raises NotFound if the order is gone."""
-    row = session.execute(update(ORDERS).where(ORDERS.c.id == order_id, ORDERS.c.status == status)
-                          .values(**values).returning(*ORDERS.c)).first()
+    row = session.execute(_TRANSITION, {**values, "b_id": order_id, "b_status": status}).first()
     if row is not None:
         return row, True
-    row = session.execute(select(ORDERS).where(ORDERS.c.id == order_id)).first()
+    row = session.execute(_ORDER, {"b_id": order_id}).first()
     if row is None:
         raise NotFound("order not found")
     return row, False
@@ -614,21 +627,15 @@ class TradingService:
         try:
             with self.db.session() as session:
                 # the lock first: nothing below is read before it is held (PostgreSQL re-reads after the wait)
-                locked = session.execute(
-                    update(POLICIES).where(POLICIES.c.subject == subject).values(revision=POLICIES.c.revision)
-                    .returning(*POLICIES.c)).first()
-                account = session.execute(select(*ACCOUNT_COLUMNS).where(ACCOUNTS.c.id == account_id)).first()
+                locked = session.execute(_LOCK, {"b_subject": subject}).first()
+                account = session.execute(_ACCOUNT, {"b_account": account_id}).first()
                 if account is None or not principal.acts_for(account.user_id) or not principal.sees_account(account.id):
                     raise NotFound("exchange account not found")
                 now = self.clock()
-                mine = ORDERS.c.account_id == account_id
-                existing_id, open_count, last_minute = session.execute(select(
-                    select(ORDERS.c.id).where(mine, ORDERS.c.client_order_id == client_order_id).scalar_subquery(),
-                    select(func.count()).select_from(ORDERS).where(mine, ORDERS.c.status.in_(OPEN)).scalar_subquery(),
-                    select(func.count()).select_from(ORDERS).where(mine, ORDERS.c.created_epoch >= now - 60)
-                    .scalar_subquery())).one()
+                existing_id, open_count, last_minute = session.execute(_LOOKUP, {
+                    "b_account": account_id, "b_client": client_order_id, "b_since": now - 60}).one()
                 if existing_id is not None:
-                    existing = session.execute(select(ORDERS).where(ORDERS.c.id == existing_id)).one()
+                    existing = session.execute(_ORDER, {"b_id": existing_id}).one()
                     return _Admitted(self._account_of(account), _view(existing), replay=True,
                                      request_hash=existing.request_hash, prices=False)
                 ready = self._tradable(account)
@@ -663,7 +670,7 @@ class TradingService:
                     "amount": amounts.plain(amount), "price": request.price, "time_in_force": request.time_in_force,
                     "post_only": request.post_only, "status": "pending", "filled": "0", "average_price": None,
                     "fees": [], "error_code": None, "created_epoch": now, "created_at": stamp, "updated_at": stamp}
-                order_id = int(session.execute(insert(ORDERS).values(**values).returning(ORDERS.c.id)).scalar_one())
+                order_id = int(session.execute(_INSERT_ORDER, values).scalar_one())
                 # the safety net: reconciled even if this process dies during the venue call
                 enqueue(session, RECONCILE_KIND, {"order_id": order_id}, delay=RECONCILE_SAFETY_DELAY)
                 self.audit.write(session, "order.create", "pending", principal=principal, target=f"order:{order_id}",
