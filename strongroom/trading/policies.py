@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -70,12 +70,14 @@ def visible_account(session: Session, principal: Principal, account_id: int) -> 
     return account
 
 
+_BY_SUBJECT = select(TradingPolicy.__table__).where(TradingPolicy.__table__.c.subject == bindparam("b_subject"))
+
+
 def key_policy_of(session: Session, key_id: str | None) -> Policy | None:
     """Return the key's own policy (None: it has none, or no key), read in ``session``."""
     if not key_id:
         return None
-    table = TradingPolicy.__table__
-    return policy_of_row(session.execute(select(table).where(table.c.subject == f"key:{key_id}")).first())
+    return policy_of_row(session.execute(_BY_SUBJECT, {"b_subject": f"key:{key_id}"}).first())
 
 
 class PolicyBook:
