@@ -112,13 +112,16 @@ ACCOUNT_COLUMNS = (ACCOUNTS.c.id, ACCOUNTS.c.public_id, ACCOUNTS.c.user_id, ACCO
 # the placement's statements, built once (executed with their parameters: nothing is built per order)
 _LOCK = (update(POLICIES).where(POLICIES.c.subject == bindparam("b_subject")).values(revision=POLICIES.c.revision)
          .returning(*POLICIES.c))  # the account's order lock, returning its policy
-_ACCOUNT = select(*ACCOUNT_COLUMNS).where(ACCOUNTS.c.id == bindparam("b_account"))
 _MINE = ORDERS.c.account_id == bindparam("b_account")
-_LOOKUP = select(  # the client order id's order, open orders, orders since b_since: three index lookups
-    select(ORDERS.c.id).where(_MINE, ORDERS.c.client_order_id == bindparam("b_client")).scalar_subquery(),
-    select(func.count()).select_from(ORDERS).where(_MINE, ORDERS.c.status.in_(OPEN)).scalar_subquery(),
+_ACCOUNT = select(  # the account, its order with the client order id b_client, its open orders and orders since
+    *ACCOUNT_COLUMNS,  # b_since (three index lookups, one statement)
+    select(ORDERS.c.id).where(_MINE, ORDERS.c.client_order_id == bindparam("b_client"))
+    .scalar_subquery().label("existing_id"),
+    select(func.count()).select_from(ORDERS).where(_MINE, ORDERS.c.status.in_(OPEN))
+    .scalar_subquery().label("open_orders"),
     select(func.count()).select_from(ORDERS).where(_MINE, ORDERS.c.created_epoch >= bindparam("b_since"))
-    .scalar_subquery())
+    .scalar_subquery().label("last_minute"),
+).where(ACCOUNTS.c.id == bindparam("b_account"))
 _ORDER = select(ORDERS).where(ORDERS.c.id == bindparam("b_id"))
 _INSERT_ORDER = insert(ORDERS).returning(ORDERS.c.id)
 _TRANSITION = (update(ORDERS).where(ORDERS.c.id == bindparam("b_id"), ORDERS.c.status == bindparam("b_status"))
@@ -628,14 +631,13 @@ class TradingService:
             with self.db.session() as session:
                 # the lock first: nothing below is read before it is held (PostgreSQL re-reads after the wait)
                 locked = session.execute(_LOCK, {"b_subject": subject}).first()
-                account = session.execute(_ACCOUNT, {"b_account": account_id}).first()
+                now = self.clock()
+                account = session.execute(_ACCOUNT, {"b_account": account_id, "b_client": client_order_id,
+                                                     "b_since": now - 60}).first()
                 if account is None or not principal.acts_for(account.user_id) or not principal.sees_account(account.id):
                     raise NotFound("exchange account not found")
-                now = self.clock()
-                existing_id, open_count, last_minute = session.execute(_LOOKUP, {
-                    "b_account": account_id, "b_client": client_order_id, "b_since": now - 60}).one()
-                if existing_id is not None:
-                    existing = session.execute(_ORDER, {"b_id": existing_id}).one()
+                if account.existing_id is not None:
+                    existing = session.execute(_ORDER, {"b_id": account.existing_id}).one()
                     return _Admitted(self._account_of(account), _view(existing), replay=True,
                                      request_hash=existing.request_hash, prices=False)
                 ready = self._tradable(account)
@@ -661,7 +663,7 @@ class TradingService:
                 in_force = None if policies[0] is None else rules.narrow(policies[0], policies[1])
                 rules.check(in_force, ticket)
                 assert in_force is not None  # check() refuses without a policy
-                rules.check_counts(in_force, int(open_count or 0), int(last_minute or 0))
+                rules.check_counts(in_force, int(account.open_orders or 0), int(account.last_minute or 0))
                 stamp = utcnow()
                 values: dict[str, Any] = {
                     "user_id": ready.user_id, "account_id": ready.id, "key_id": principal.key_id,
