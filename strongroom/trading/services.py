@@ -1,19 +1,25 @@
 """Orders through stored credentials, under risk policies, without double orders (issue 19).
 
-How an order goes (:meth:`TradingService.submit`):
+How an order goes (:meth:`TradingService.submit`): one transaction before the venue is called, one after, each
+in one worker-thread hop, with Core statements built once (no ORM unit of work on this path).
 
-1. The caller needs scope ``trade`` (implied by nothing) and must see the account (a key bound to other
-   accounts gets NotFound); the account must be ``active``. Its ``client_order_id`` (or ``Idempotency-Key``)
-   is the idempotency key: a row with it already on the account is answered again (same request: that order;
-   another request: Conflict), never sent again.
-2. On the event loop: the venue's market rules (amount step and minimums, price step) and, when the policy
-   needs them, its tickers (the balances capability's valuation gives the quote's USD price).
-3. One transaction, in a worker thread: a conditional UPDATE of the account policy's ``revision`` first (the
-   account's order lock: a row lock on PostgreSQL, the write lock on SQLite), then the policies (the key's
-   narrows the account's) are checked, open orders and orders of the last minute are counted, and the order
-   is inserted ``pending`` with a delayed reconciliation job (``trading.reconcile``) beside it. A refusal is
-   RiskPolicyRefused naming the rule, audited; nothing is written.
-4. ``create_order`` at the venue, never retried. Its answer updates the row (events ``order.created`` and
+1. On the event loop, before any transaction: the venue's market rules (amount step and minimums, price step)
+   and, when the account's policies needed them last time, its tickers (the balances capability's valuation
+   gives the quote's USD price). Which venue and whether prices are needed is remembered per account (a
+   hint: the first order on an account in a process learns it through an admission that writes nothing).
+2. The admission, one transaction in a worker thread: a conditional UPDATE of the account policy's
+   ``revision`` first (the account's order lock: a row lock on PostgreSQL, the write lock on SQLite; it
+   returns the account's policy), then in one statement the account, the order with this client order id
+   and the counts of open orders and orders of the last minute. The caller needs scope ``trade`` (implied by
+   nothing) and must see the account (a key bound to other accounts gets NotFound); only then is anything
+   fetched in step 1 used (an error fetching it is raised here, not before). The ``client_order_id`` (or
+   ``Idempotency-Key``) is the idempotency key: a row with it already on the account is answered again (same
+   request: that order; another request: Conflict), never sent again. The account must be ``active``; the
+   venue's rules are checked, the policies (the key's narrows the account's) and the counts, and the order is
+   inserted ``pending`` with a delayed reconciliation job (``trading.reconcile``) and its audit row. A
+   refusal is RiskPolicyRefused naming the rule, audited; nothing is written. When the hint was wrong (the
+   policies now need prices), the admission writes nothing and runs again with them.
+3. ``create_order`` at the venue, never retried. Its answer updates the row (events ``order.created`` and
    ``order.filled`` / ``order.rejected`` in the same transaction). A lost answer (OrderOutcomeUnknown), an
    unreachable venue or any other failure leaves the row ``pending``: the reconciliation job (at once, and the
    delayed one in any case, even if this process dies) asks the venue by the client order id (``fetch_order``)
