@@ -25,6 +25,9 @@ from strongroom.enums import ADMIN_ONLY_EVENTS, EventType
 from strongroom.events.interfaces import Events
 from strongroom.models import Event, EventMark
 
+# built once (a Core insert on the table: no ORM bulk path, no statement built per event)
+_INSERT = insert(Event.__table__).returning(Event.__table__.c.id)
+
 
 @dataclass(frozen=True)
 class RecordedEvent:
@@ -67,10 +70,10 @@ def record(session: Session, type: EventType, *, user_id: int | None, data: dict
         admin_only=(type in ADMIN_ONLY_EVENTS) if admin_only is None else admin_only,
         data=dict(data or {}), created_at=utcnow(),
     )
-    event_id = session.execute(insert(Event).values(
-        public_id=event.public_id, type=event.type, user_id=event.user_id, admin_only=event.admin_only,
-        data=event.data, created_at=event.created_at,
-    ).returning(Event.id)).scalar_one()
+    event_id = session.execute(_INSERT, {
+        "public_id": event.public_id, "type": event.type, "user_id": event.user_id, "admin_only": event.admin_only,
+        "data": event.data, "created_at": event.created_at,
+    }).scalar_one()
     event = RecordedEvent(int(event_id), event.public_id, event.type, event.user_id, event.admin_only,
                           event.data, event.created_at)
     for listener in tuple(_listeners):

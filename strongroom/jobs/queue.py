@@ -135,6 +135,10 @@ def _check(kind: str, payload: dict[str, Any], max_attempts: int) -> None:
         raise ValidationFailed("a job payload is a JSON object", fields={"payload": "JSON"}) from None
 
 
+# built once (a Core insert on the table: no ORM bulk path, no statement built per job)
+_INSERT_JOB = insert(Job.__table__).returning(Job.__table__.c.id)
+
+
 def enqueue(session: Session, kind: str, payload: dict[str, Any] | None = None, *, delay: float = 0.0,
             run_at: float | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> int:
     """Add a job of ``kind`` in ``session``'s transaction (it exists once that commits); return its id.
@@ -145,10 +149,10 @@ def enqueue(session: Session, kind: str, payload: dict[str, Any] | None = None, 
     payload = dict(payload or {})
     _check(kind, payload, max_attempts)
     now = utcnow()
-    job_id = session.execute(insert(Job).values(
-        kind=kind, payload=payload, status=JobStatus.QUEUED, attempts=0, max_attempts=max_attempts,
-        run_at=run_at if run_at is not None else time.time() + delay, created_at=now, updated_at=now,
-    ).returning(Job.id)).scalar_one()
+    job_id = session.execute(_INSERT_JOB, {
+        "kind": kind, "payload": payload, "status": JobStatus.QUEUED, "attempts": 0, "max_attempts": max_attempts,
+        "run_at": run_at if run_at is not None else time.time() + delay, "created_at": now, "updated_at": now,
+    }).scalar_one()
     if session.get_bind().dialect.name == "postgresql":  # delivered at commit, dropped on rollback
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
     return int(job_id)

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,7 +43,8 @@ def _dec(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
 
-def _policy_of(row: TradingPolicy | None) -> Policy | None:
+def policy_of_row(row: Any) -> Policy | None:
+    """Return the policy a ``trading_policies`` row holds (a model instance or a selected row); None for None."""
     if row is None:
         return None
     return Policy(allowed_symbols=None if row.allowed_symbols is None else tuple(row.allowed_symbols),
@@ -69,13 +70,14 @@ def visible_account(session: Session, principal: Principal, account_id: int) -> 
     return account
 
 
-def policies_of(session: Session, account_id: int, key_id: str | None) -> tuple[Policy | None, Policy | None]:
-    """Return (the account's policy, the key's), None where there is none, read in ``session``."""
-    subjects = [f"account:{account_id}"] + ([f"key:{key_id}"] if key_id else [])
-    found = {row.subject: row for row in session.scalars(select(TradingPolicy)
-                                                         .where(TradingPolicy.subject.in_(subjects)))}
-    return (_policy_of(found.get(subjects[0])),
-            _policy_of(found.get(subjects[1])) if key_id else None)
+_BY_SUBJECT = select(TradingPolicy.__table__).where(TradingPolicy.__table__.c.subject == bindparam("b_subject"))
+
+
+def key_policy_of(session: Session, key_id: str | None) -> Policy | None:
+    """Return the key's own policy (None: it has none, or no key), read in ``session``."""
+    if not key_id:
+        return None
+    return policy_of_row(session.execute(_BY_SUBJECT, {"b_subject": f"key:{key_id}"}).first())
 
 
 class PolicyBook:
@@ -109,7 +111,7 @@ class PolicyBook:
         with self.db.session() as session:
             subject, _, _ = self._policy_subject(session, principal, account_id, key_id)
             row = session.scalars(select(TradingPolicy).where(TradingPolicy.subject == subject)).first()
-            found = _policy_of(row)
+            found = policy_of_row(row)
             return PolicyView(subject, found is not None, found or Policy(), None if row is None else row.updated_at)
 
     @staticmethod
@@ -133,7 +135,7 @@ class PolicyBook:
         with self.db.session() as session:
             subject, owner, account = self._policy_subject(session, principal, account_id, key_id)
             row = session.scalars(select(TradingPolicy).where(TradingPolicy.subject == subject)).first()
-            old = _policy_of(row)
+            old = policy_of_row(row)
             revision = None if row is None else row.revision
         widened = None if self.may_widen(principal, owner) else rules.widened(old, new)
         if widened is not None:

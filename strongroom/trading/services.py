@@ -1,19 +1,25 @@
 """Orders through stored credentials, under risk policies, without double orders (issue 19).
 
-How an order goes (:meth:`TradingService.submit`):
+How an order goes (:meth:`TradingService.submit`): one transaction before the venue is called, one after, each
+in one worker-thread hop, with Core statements built once (no ORM unit of work on this path).
 
-1. The caller needs scope ``trade`` (implied by nothing) and must see the account (a key bound to other
-   accounts gets NotFound); the account must be ``active``. Its ``client_order_id`` (or ``Idempotency-Key``)
-   is the idempotency key: a row with it already on the account is answered again (same request: that order;
-   another request: Conflict), never sent again.
-2. On the event loop: the venue's market rules (amount step and minimums, price step) and, when the policy
-   needs them, its tickers (the balances capability's valuation gives the quote's USD price).
-3. One transaction, in a worker thread: a conditional UPDATE of the account policy's ``revision`` first (the
-   account's order lock: a row lock on PostgreSQL, the write lock on SQLite), then the policies (the key's
-   narrows the account's) are checked, open orders and orders of the last minute are counted, and the order
-   is inserted ``pending`` with a delayed reconciliation job (``trading.reconcile``) beside it. A refusal is
-   RiskPolicyRefused naming the rule, audited; nothing is written.
-4. ``create_order`` at the venue, never retried. Its answer updates the row (events ``order.created`` and
+1. On the event loop, before any transaction: the venue's market rules (amount step and minimums, price step)
+   and, when the account's policies needed them last time, its tickers (the balances capability's valuation
+   gives the quote's USD price). Which venue and whether prices are needed is remembered per account (a
+   hint: the first order on an account in a process learns it through an admission that writes nothing).
+2. The admission, one transaction in a worker thread: a conditional UPDATE of the account policy's
+   ``revision`` first (the account's order lock: a row lock on PostgreSQL, the write lock on SQLite; it
+   returns the account's policy), then in one statement the account, the order with this client order id
+   and the counts of open orders and orders of the last minute. The caller needs scope ``trade`` (implied by
+   nothing) and must see the account (a key bound to other accounts gets NotFound); only then is anything
+   fetched in step 1 used (an error fetching it is raised here, not before). The ``client_order_id`` (or
+   ``Idempotency-Key``) is the idempotency key: a row with it already on the account is answered again (same
+   request: that order; another request: Conflict), never sent again. The account must be ``active``; the
+   venue's rules are checked, the policies (the key's narrows the account's) and the counts, and the order is
+   inserted ``pending`` with a delayed reconciliation job (``trading.reconcile``) and its audit row. A
+   refusal is RiskPolicyRefused naming the rule, audited; nothing is written. When the hint was wrong (the
+   policies now need prices), the admission writes nothing and runs again with them.
+3. ``create_order`` at the venue, never retried. Its answer updates the row (events ``order.created`` and
    ``order.filled`` / ``order.rejected`` in the same transaction). A lost answer (OrderOutcomeUnknown), an
    unreachable venue or any other failure leaves the row ``pending``: the reconciliation job (at once, and the
    delayed one in any case, even if this process dies) asks the venue by the client order id (``fetch_order``)
@@ -44,8 +50,9 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 import anyio.to_thread
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from strongroom import events
 from strongroom.audit.services import AuditService
@@ -81,7 +88,7 @@ from strongroom.principal import Principal
 from strongroom.scopes import READ, TRADE
 from strongroom.trading import amounts
 from strongroom.trading import policy as rules
-from strongroom.trading.policies import PolicyBook, PolicyView, policies_of, visible_account
+from strongroom.trading.policies import PolicyBook, PolicyView, key_policy_of, policy_of_row, visible_account
 from strongroom.trading.policy import Policy, Ticket
 from strongroom.vault.services import Vault
 
@@ -99,6 +106,32 @@ CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
 VENUE_CLIENT_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")  # what every venue accepts as is (OKX: 1-32 alphanumerics)
 SYMBOL = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")
 AWAIT_STEP = 0.25  # seconds between looks at the venue while awaiting a close
+MAX_ADMISSIONS = 4  # admissions of one order: the first may ask for the market's rules or prices (see _Needs)
+MAX_HINTS = 10_000  # accounts whose venue and need of prices are remembered (_Hint)
+
+# the tables of the order path, used with Core statements (no ORM unit of work on the hot path)
+ORDERS = Order.__table__
+POLICIES = TradingPolicy.__table__
+ACCOUNTS = ExchangeAccount.__table__
+ACCOUNT_COLUMNS = (ACCOUNTS.c.id, ACCOUNTS.c.public_id, ACCOUNTS.c.user_id, ACCOUNTS.c.exchange, ACCOUNTS.c.status,
+                   ACCOUNTS.c.ciphertext, ACCOUNTS.c.nonce, ACCOUNTS.c.wrapped_dek, ACCOUNTS.c.kek_version)
+# the placement's statements, built once (executed with their parameters: nothing is built per order)
+_LOCK = (update(POLICIES).where(POLICIES.c.subject == bindparam("b_subject")).values(revision=POLICIES.c.revision)
+         .returning(*POLICIES.c))  # the account's order lock, returning its policy
+_MINE = ORDERS.c.account_id == bindparam("b_account")
+_ACCOUNT = select(  # the account, its order with the client order id b_client, its open orders and orders since
+    *ACCOUNT_COLUMNS,  # b_since (three index lookups, one statement)
+    select(ORDERS.c.id).where(_MINE, ORDERS.c.client_order_id == bindparam("b_client"))
+    .scalar_subquery().label("existing_id"),
+    select(func.count()).select_from(ORDERS).where(_MINE, ORDERS.c.status.in_(OPEN))
+    .scalar_subquery().label("open_orders"),
+    select(func.count()).select_from(ORDERS).where(_MINE, ORDERS.c.created_epoch >= bindparam("b_since"))
+    .scalar_subquery().label("last_minute"),
+).where(ACCOUNTS.c.id == bindparam("b_account"))
+_ORDER = select(ORDERS).where(ORDERS.c.id == bindparam("b_id"))
+_INSERT_ORDER = insert(ORDERS).returning(ORDERS.c.id)
+_TRANSITION = (update(ORDERS).where(ORDERS.c.id == bindparam("b_id"), ORDERS.c.status == bindparam("b_status"))
+               .returning(*ORDERS.c))  # SET: the columns of the parameters given
 
 
 # --- the contract's values ------------------------------------------------------------------------
@@ -205,15 +238,42 @@ class _Account:
 
 @dataclass(frozen=True)
 class _Admitted:
+    account: _Account
     view: OrderView
     replay: bool  # an order with this client order id was there: the answer is that order
+    request_hash: str | None  # the stored order's (a replay is answered only for the same request)
+    prices: bool  # the checks needed the venue's prices
 
 
 @dataclass(frozen=True)
-class _Plan:
-    account: _Account
-    existing: OrderView | None
-    policies: tuple[Policy | None, Policy | None]  # the account's, the key's
+class _Hint:
+    """What the last order on an account needed from the venue (its exchange never changes; whether its policies
+    need prices may). Only a hint: the admission checks what it is given and asks again (_Needs) if it differs."""
+
+    info: ExchangeInfo
+    prices: bool
+
+
+@dataclass(frozen=True)
+class _Needs:
+    """An admission that wrote nothing: it needs the market rules of ``info``'s venue (and its prices if
+    ``prices``), which are fetched on the event loop, outside any transaction, before it runs again."""
+
+    info: ExchangeInfo
+    prices: bool
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What the event loop fetched for an admission: the venue's market rules and prices (None: not fetched), or
+    the error fetching them raised (raised by the admission in its turn, after the account's own checks)."""
+
+    info: ExchangeInfo | None = None
+    market: MarketRules | DomainError | None = None
+    prices: dict[str, Decimal] | DomainError | None = None
+
+
+_AGAIN = None  # an admission that lost a race for the client order id: the next one answers that order
 
 
 def venue_client_id(client_order_id: str) -> str:
@@ -228,7 +288,8 @@ def _dec(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
 
-def _view(row: Order) -> OrderView:
+def _view(row: Any) -> OrderView:
+    """The order a row holds (a model instance, a selected row or anything with the columns as attributes)."""
     return OrderView(
         id=row.id, account_id=row.account_id, client_order_id=row.client_order_id,
         exchange_order_id=row.exchange_order_id, symbol=row.symbol, side=row.side, type=row.type,
@@ -274,6 +335,42 @@ def _request_hash(request: OrderRequest, client_order_id: str) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
+def _needs_prices(request: OrderRequest, market: MarketRules, policies: tuple[Policy | None, Policy | None]) -> bool:
+    """Whether a check needs the venue's last prices (notional, price band, a market order's minimum value); never
+    without an account policy (the order is refused for that first)."""
+    if policies[0] is None:
+        return False
+    return (request.type == "market" and market.min_cost is not None) or _policies_need_prices(policies)
+
+
+def _policies_need_prices(policies: tuple[Policy | None, Policy | None]) -> bool:
+    """Whether the policies (the account's, the key's) value orders (notional, price band); never without an
+    account policy."""
+    return policies[0] is not None and any(
+        found is not None and (found.max_notional_usd is not None or found.price_band_percent is not None)
+        for found in policies)
+
+
+class _Columns:
+    """An order's column values as attributes (what _view reads), for a row just inserted."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+def _transition(session: Session, order_id: int, status: str, values: dict[str, Any]) -> tuple[Row[Any], bool]:
+    """UPDATE the order to ``values`` if it is still in ``status`` (compare-and-set), in ``session``'s transaction;
+    return the order as it is afterwards and whether this changed it (events and audit rows are written only
+    then). Raises NotFound if the order is gone."""
+    row = session.execute(_TRANSITION, {**values, "b_id": order_id, "b_status": status}).first()
+    if row is not None:
+        return row, True
+    row = session.execute(_ORDER, {"b_id": order_id}).first()
+    if row is None:
+        raise NotFound("order not found")
+    return row, False
+
+
 def _may_read_orders(principal: Principal) -> None:
     """Orders are read with ``read`` or ``trade`` (a trade-only key sees what it placed). Raises InsufficientScope."""
     if TRADE not in principal.scopes:
@@ -297,6 +394,7 @@ class TradingService:
         self.gateway = gateway
         self.clock: Callable[[], float] = clock or _system_time
         self.policies = PolicyBook(db, audit)
+        self._hints: dict[int, _Hint] = {}  # account id -> what its last order needed (event loop only)
 
     # --- orders -----------------------------------------------------------------------------------
 
@@ -307,24 +405,24 @@ class TradingService:
         request = self._checked(request)
         price = None if request.price is None else Decimal(request.price)
         fingerprint = _request_hash(request, client_order_id)
-        plan = await anyio.to_thread.run_sync(self._plan, principal, account_id, client_order_id)
-        if plan.existing is not None:
-            return await self._replay(plan.account, plan.existing, fingerprint)
-        account = plan.account
-        market = await self.gateway.market_rules(account.info, request.symbol)
-        amount = amounts.fit_amount(Decimal(request.amount), market, request.rounding)
-        if price is not None:
-            amounts.check_price(price, market)
-        prices = await self._prices_if_needed(account.info, request, plan.policies, market)
-        last = prices.get(request.symbol)
-        amounts.check_cost(amount, price if price is not None else last, market)
-        ticket = Ticket(symbol=request.symbol, type=request.type, amount=amount, price=price, last_price=last,
-                        quote_usd=valuation.usd_price(market.quote, prices) if prices else None)
-        admitted = await anyio.to_thread.run_sync(functools.partial(
-            self._admit, principal, account, request, client_order_id, fingerprint, amount, ticket))
-        if admitted.replay:
-            return await self._replay(account, admitted.view, fingerprint)
-        view = await self._place(principal, account, admitted.view, request, amount, price)
+        hint = self._hints.get(account_id)
+        for _ in range(MAX_ADMISSIONS):
+            inputs = await self._inputs(hint, request)
+            outcome = await anyio.to_thread.run_sync(functools.partial(
+                self._admit, principal, account_id, request, client_order_id, fingerprint, price, inputs))
+            if isinstance(outcome, _Admitted):
+                break
+            if outcome is not None:
+                hint = _Hint(outcome.info, outcome.prices)
+                self._remember(account_id, hint)
+        else:
+            raise Conflict("the order could not be admitted (the account changed meanwhile); try again")
+        account = outcome.account
+        if outcome.replay:
+            return await self._replay(account, outcome.view, outcome.request_hash, fingerprint)
+        if hint is None or hint.prices != outcome.prices:
+            self._remember(account_id, _Hint(account.info, outcome.prices))
+        view = await self._place(principal, account, outcome.view, request, outcome.view.amount, price)
         if await_closed and view.status in OPEN:
             view = await self._await_closed(account, view, await_closed)
         return Submitted(view, replayed=False)
@@ -472,20 +570,34 @@ class TradingService:
                             client_order_id=request.client_order_id, post_only=bool(request.post_only),
                             rounding=request.rounding)
 
-    async def _prices_if_needed(self, info: ExchangeInfo, request: OrderRequest,
-                                policies: tuple[Policy | None, Policy | None], market: MarketRules) -> dict[str, Decimal]:
-        """The venue's last prices when a check needs them (notional, price band, a market order's minimum)."""
-        needs = request.type == "market" and market.min_cost is not None
-        for found in policies:
-            if found is not None and (found.max_notional_usd is not None or found.price_band_percent is not None):
-                needs = True
-        if not needs or policies[0] is None:
-            return {}
-        return await self.gateway.fetch_tickers(info)
+    async def _inputs(self, hint: _Hint | None, request: OrderRequest) -> _Inputs:
+        """Fetch what the admission will need as ``hint`` says (nothing without one): the market's rules, and the
+        venue's prices if the account's policies needed them last time or this is a market order. An error is
+        kept for the admission to raise after the account's checks (a caller who may not see the account learns
+        nothing of it)."""
+        if hint is None:
+            return _Inputs()
+        try:
+            market = await self.gateway.market_rules(hint.info, request.symbol)
+        except DomainError as exc:
+            return _Inputs(hint.info, exc)
+        if not (hint.prices or (request.type == "market" and market.min_cost is not None)):
+            return _Inputs(hint.info, market)
+        try:
+            return _Inputs(hint.info, market, await self.gateway.fetch_tickers(hint.info))
+        except DomainError as exc:
+            return _Inputs(hint.info, market, exc)
+
+    def _remember(self, account_id: int, hint: _Hint) -> None:
+        if len(self._hints) >= MAX_HINTS and account_id not in self._hints:
+            self._hints.clear()  # a bound, not a policy: hints are re-learnt by one extra admission each
+        self._hints[account_id] = hint
 
     # --- database work (worker threads) -----------------------------------------------------------
 
-    def _tradable(self, account: ExchangeAccount) -> _Account:
+    def _tradable(self, account: Any) -> _Account:
+        """The account (a model instance or a selected row) ready to place orders on. Raises Conflict (not
+        active), ExchangeNotSupported, CredentialsUnreadable."""
         if account.status != AccountStatus.ACTIVE:
             raise Conflict(f"an account in status {account.status} cannot trade")
         info = self.catalogue.get(account.exchange)
@@ -493,17 +605,9 @@ class TradingService:
             raise ExchangeNotSupported(f"{info.name} cannot be reached live: it cannot trade")
         return _Account(account.id, account.user_id, info, self.vault.open_account_credentials(account))
 
-    def _plan(self, principal: Principal, account_id: int, client_order_id: str) -> _Plan:
-        with self.db.session() as session:
-            account = visible_account(session, principal, account_id)
-            existing = session.scalars(select(Order).where(Order.account_id == account.id,
-                                                           Order.client_order_id == client_order_id)).first()
-            policies = policies_of(session, account.id, principal.key_id)
-            ready = self._tradable(account) if existing is None else self._account_of(account)
-            return _Plan(ready, None if existing is None else _view(existing), policies)
-
-    def _account_of(self, account: ExchangeAccount) -> _Account:
-        """The account for reads of orders already placed (any status but disconnected)."""
+    def _account_of(self, account: Any) -> _Account:
+        """The account (a model instance or a selected row) for reads of orders already placed (any status but
+        disconnected). Raises Conflict, CredentialsUnreadable."""
         if account.status == AccountStatus.DISCONNECTED:
             raise Conflict("this account is disconnected")
         info = self.catalogue.get(account.exchange)
@@ -516,56 +620,85 @@ class TradingService:
                 return None
             return self._account_of(account)
 
-    def _admit(self, principal: Principal, account: _Account, request: OrderRequest, client_order_id: str,
-               fingerprint: str, amount: Decimal, ticket: Ticket) -> _Admitted:
-        """Check the policies and counts under the account's order lock and insert the order ``pending``."""
+    def _admit(self, principal: Principal, account_id: int, request: OrderRequest, client_order_id: str,
+               fingerprint: str, price: Decimal | None, inputs: _Inputs) -> _Admitted | _Needs | None:
+        """Admit an order in one transaction: under the account's order lock, find the client order id (a replay),
+        check the account, the venue's rules, the policies and the counts, and insert the order ``pending`` with
+        its reconciliation job and audit row. Return it; or _Needs (nothing written: the venue's rules or prices
+        are needed first); or None (the same client order id committed meanwhile: admit again to answer it).
+
+        Raises NotFound, Conflict, ExchangeNotSupported, CredentialsUnreadable, what fetching ``inputs`` raised,
+        BadRequest / ValidationFailed (the venue's rules), RiskPolicyRefused (audited).
+        """
+        if not valid_id(account_id):
+            raise NotFound("exchange account not found")
+        subject = f"account:{account_id}"
         try:
             with self.db.session() as session:
                 # the lock first: nothing below is read before it is held (PostgreSQL re-reads after the wait)
-                locked = rowcount(session.execute(
-                    update(TradingPolicy).where(TradingPolicy.subject == f"account:{account.id}")
-                    .values(revision=TradingPolicy.revision).execution_options(synchronize_session=False)))
-                existing = session.scalars(select(Order).where(Order.account_id == account.id,
-                                                               Order.client_order_id == client_order_id)).first()
-                if existing is not None:
-                    return _Admitted(_view(existing), replay=True)
-                account_policy, key_policy = policies_of(session, account.id, principal.key_id)
-                in_force = None if not locked or account_policy is None else rules.narrow(account_policy, key_policy)
+                locked = session.execute(_LOCK, {"b_subject": subject}).first()
+                now = self.clock()
+                account = session.execute(_ACCOUNT, {"b_account": account_id, "b_client": client_order_id,
+                                                     "b_since": now - 60}).first()
+                if account is None or not principal.acts_for(account.user_id) or not principal.sees_account(account.id):
+                    raise NotFound("exchange account not found")
+                if account.existing_id is not None:
+                    existing = session.execute(_ORDER, {"b_id": account.existing_id}).one()
+                    return _Admitted(self._account_of(account), _view(existing), replay=True,
+                                     request_hash=existing.request_hash, prices=False)
+                ready = self._tradable(account)
+                policies = (policy_of_row(locked), key_policy_of(session, principal.key_id))
+                if inputs.info is None or inputs.info.id != ready.info.id or inputs.market is None:
+                    return _Needs(ready.info, _policies_need_prices(policies))
+                if isinstance(inputs.market, DomainError):
+                    raise inputs.market
+                market = inputs.market
+                amount = amounts.fit_amount(Decimal(request.amount), market, request.rounding)
+                if price is not None:
+                    amounts.check_price(price, market)
+                needs = _needs_prices(request, market, policies)
+                if needs and inputs.prices is None:
+                    return _Needs(ready.info, True)
+                if isinstance(inputs.prices, DomainError) and needs:
+                    raise inputs.prices
+                prices = inputs.prices if needs and isinstance(inputs.prices, dict) else {}
+                last = prices.get(request.symbol)
+                amounts.check_cost(amount, price if price is not None else last, market)
+                ticket = Ticket(symbol=request.symbol, type=request.type, amount=amount, price=price, last_price=last,
+                                quote_usd=valuation.usd_price(market.quote, prices) if prices else None)
+                in_force = None if policies[0] is None else rules.narrow(policies[0], policies[1])
                 rules.check(in_force, ticket)
                 assert in_force is not None  # check() refuses without a policy
-                now = self.clock()
-                open_count, last_minute = session.execute(select(
-                    func.count().filter(Order.status.in_(OPEN)),
-                    func.count().filter(Order.created_epoch >= now - 60),
-                ).where(Order.account_id == account.id)).one()
-                rules.check_counts(in_force, int(open_count or 0), int(last_minute or 0))
-                row = Order(user_id=account.user_id, account_id=account.id, key_id=principal.key_id,
-                            client_order_id=client_order_id, request_hash=fingerprint, symbol=request.symbol,
-                            side=request.side, type=request.type, amount=amounts.plain(amount), price=request.price,
-                            time_in_force=request.time_in_force, post_only=request.post_only, status="pending",
-                            filled="0", fees=[], created_epoch=now, created_at=utcnow(), updated_at=utcnow())
-                session.add(row)
-                session.flush()
+                rules.check_counts(in_force, int(account.open_orders or 0), int(account.last_minute or 0))
+                stamp = utcnow()
+                values: dict[str, Any] = {
+                    "user_id": ready.user_id, "account_id": ready.id, "key_id": principal.key_id,
+                    "client_order_id": client_order_id, "request_hash": fingerprint, "exchange_order_id": None,
+                    "symbol": request.symbol, "side": request.side, "type": request.type,
+                    "amount": amounts.plain(amount), "price": request.price, "time_in_force": request.time_in_force,
+                    "post_only": request.post_only, "status": "pending", "filled": "0", "average_price": None,
+                    "fees": [], "error_code": None, "created_epoch": now, "created_at": stamp, "updated_at": stamp}
+                order_id = int(session.execute(_INSERT_ORDER, values).scalar_one())
                 # the safety net: reconciled even if this process dies during the venue call
-                enqueue(session, RECONCILE_KIND, {"order_id": row.id}, delay=RECONCILE_SAFETY_DELAY)
-                self.audit.record(session, "order.create", "pending", principal=principal,
-                                  target=f"order:{row.id}",
-                                  details={"account_id": account.id, "client_order_id": client_order_id,
-                                           "symbol": request.symbol, "side": request.side, "type": request.type,
-                                           "amount": amounts.plain(amount), "price": request.price})
-                return _Admitted(_view(row), replay=False)
+                enqueue(session, RECONCILE_KIND, {"order_id": order_id}, delay=RECONCILE_SAFETY_DELAY)
+                self.audit.write(session, "order.create", "pending", principal=principal, target=f"order:{order_id}",
+                                 details={"account_id": ready.id, "client_order_id": client_order_id,
+                                          "symbol": request.symbol, "side": request.side, "type": request.type,
+                                          "amount": amounts.plain(amount), "price": request.price})
+                return _Admitted(ready, _view(_Columns(id=order_id, **values)), replay=False, request_hash=fingerprint,
+                                 prices=needs)
         except RiskPolicyRefused as refusal:
-            self.audit.record_now("order.create", "refused", principal=principal, target=f"account:{account.id}",
+            self.audit.record_now("order.create", "refused", principal=principal, target=subject,
                                   details={"rule": refusal.rule, "client_order_id": client_order_id,
                                            "symbol": request.symbol, "side": request.side, "type": request.type})
             raise
         except IntegrityError:  # the same client order id committed meanwhile: that order is the answer
             with self.db.session() as session:
-                existing = session.scalars(select(Order).where(Order.account_id == account.id,
-                                                               Order.client_order_id == client_order_id)).first()
-            if existing is None:
+                existing_id = session.scalar(select(ORDERS.c.id).where(ORDERS.c.account_id == account_id,
+                                                                       ORDERS.c.client_order_id == client_order_id))
+            if existing_id is None:
                 raise
-            return _Admitted(_view(existing), replay=True)
+            return _AGAIN
 
     def _apply(self, view: OrderView, state: OrderState, principal: Principal | None) -> OrderView:
         """Record the venue's ``state`` of the order (conditional on the status read: events once); return it."""
@@ -575,35 +708,27 @@ class TradingService:
             "average_price": None if state.average_price is None else amounts.plain(state.average_price),
             "fees": [{"currency": c, "cost": amounts.plain(cost)} for c, cost in state.fees], "updated_at": utcnow()}
         with self.db.session() as session:
-            changed = rowcount(session.execute(
-                update(Order).where(Order.id == view.id, Order.status == view.status).values(**values)
-                .execution_options(synchronize_session=False)))
-            row = session.get(Order, view.id)  # a new session: loaded after the UPDATE, nothing to refresh
-            assert row is not None
+            row, changed = _transition(session, view.id, view.status, values)
             current = _view(row)
-            if changed == 1:
+            if changed:
                 for kind in _events_for(view.status, status):
                     events.record(session, kind, user_id=row.user_id, data=_event_data(current))
                 if view.status == "pending" and principal is not None:
-                    self.audit.record(session, "order.create", "ok" if status != "rejected" else "rejected",
-                                      principal=principal, target=f"order:{row.id}",
-                                      details={"status": status, "exchange_order_id": state.exchange_order_id})
+                    self.audit.write(session, "order.create", "ok" if status != "rejected" else "rejected",
+                                     principal=principal, target=f"order:{row.id}",
+                                     details={"status": status, "exchange_order_id": state.exchange_order_id})
             return current
 
     def _reject(self, principal: Principal, view: OrderView, code: str) -> OrderView:
         """Mark a pending order ``rejected`` by the venue (``code``: ours), with its event and audit row."""
         with self.db.session() as session:
-            changed = rowcount(session.execute(
-                update(Order).where(Order.id == view.id, Order.status == "pending")
-                .values(status="rejected", error_code=code, updated_at=utcnow())
-                .execution_options(synchronize_session=False)))
-            row = session.get(Order, view.id)  # a new session: loaded after the UPDATE, nothing to refresh
-            assert row is not None
+            row, changed = _transition(session, view.id, "pending",
+                                       {"status": "rejected", "error_code": code, "updated_at": utcnow()})
             current = _view(row)
-            if changed == 1:
+            if changed:
                 events.record(session, EventType.ORDER_REJECTED, user_id=row.user_id, data=_event_data(current))
-                self.audit.record(session, "order.create", "rejected", principal=principal, target=f"order:{row.id}",
-                                  details={"reason": code})
+                self.audit.write(session, "order.create", "rejected", principal=principal, target=f"order:{row.id}",
+                                 details={"reason": code})
             return current
 
     def _withdraw(self, principal: Principal, view: OrderView, code: str) -> None:
@@ -724,19 +849,15 @@ class TradingService:
             return view
         return await anyio.to_thread.run_sync(self._apply, view, state, principal)
 
-    async def _replay(self, account: _Account, view: OrderView, fingerprint: str) -> Submitted:
-        """The answer to a request whose client order id is already on the account (nothing is sent again)."""
-        stored = await anyio.to_thread.run_sync(self._hash_of, view.id)
+    async def _replay(self, account: _Account, view: OrderView, stored: str | None, fingerprint: str) -> Submitted:
+        """The answer to a request whose client order id is already on the account (``stored``: that order's
+        request hash); nothing is sent again. Raises Conflict for another request."""
         if stored != fingerprint:
             raise Conflict("this client_order_id was used for a different order on this account")
         if view.status == "pending":
             await self._sync(account, [view])
             view = await anyio.to_thread.run_sync(self._reload, view.id)
         return Submitted(view, replayed=True)
-
-    def _hash_of(self, order_id: int) -> str | None:
-        with self.db.session() as session:
-            return session.scalar(select(Order.request_hash).where(Order.id == order_id))
 
     async def _sync(self, account: _Account, views: Sequence[OrderView]) -> None:
         """Bring the stored orders up to date with the venue; a venue that cannot be reached changes nothing."""

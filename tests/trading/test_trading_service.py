@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import select
 from support.services import new_user
 
@@ -399,3 +400,67 @@ def test_max_orders_per_minute_holds_across_cores_on_one_database(make_core: Cal
     refused = [o for o in outcomes if isinstance(o, errors.RiskPolicyRefused)]
     assert len(refused) == 6 and {o.rule for o in refused} == {"max_orders_per_minute"}
     assert venue.created == 4
+
+
+def test_a_placement_commits_once_before_the_venue_is_called_and_once_after(core: Any, venue: Venue) -> None:
+    """The admission (the pending row, its delayed reconciliation job, its audit row) is one transaction committed
+    before the venue is called; the answer is one more. The first order on an account in a process may take one
+    more admission (the venue's rules are learnt first), which writes nothing."""
+    owner, account = setup(core, {})
+    commits: list[str] = []
+    seen_at_venue: list[tuple[int, int, int]] = []
+    place = venue.create_order
+
+    async def create_order(info: Any, credentials: Mapping[str, str], spec: OrderSpec) -> OrderState:
+        with core.db.engine.connect() as conn:  # another connection: only what is committed
+            order = conn.execute(select(Order.id, Order.status).where(Order.account_id == account)
+                                 .order_by(Order.id.desc())).first()
+            assert order is not None and order.status == "pending"
+            jobs = conn.execute(select(Job.id).where(Job.kind == RECONCILE_KIND,
+                                                     Job.payload["order_id"].as_integer() == order.id)).all()
+            audits = conn.execute(select(AuditEvent.id).where(AuditEvent.target == f"order:{order.id}",
+                                                              AuditEvent.outcome == "pending")).all()
+            seen_at_venue.append((order.id, len(jobs), len(audits)))
+            commits.append("venue")
+        return await place(info, credentials, spec)
+
+    venue.create_order = create_order  # type: ignore[method-assign]
+    sqlalchemy_event.listen(core.db.engine, "commit", lambda conn: commits.append("commit"))
+    first = run(core.trading.submit(owner, account, limit("t1"))).order
+    assert commits == ["commit", "commit", "venue", "commit"]  # rules learnt (nothing written), admitted, answer
+    commits.clear()
+    second = run(core.trading.submit(owner, account, limit("t2"))).order
+    assert commits == ["commit", "venue", "commit"] and second.status == "open"
+    assert seen_at_venue == [(first.id, 1, 1), (second.id, 1, 1)]
+    assert len(rows(core, Order, Order.account_id == account)) == 2
+
+
+def test_a_policy_changed_between_orders_is_checked_with_the_prices_it_needs(core: Any, venue: Venue) -> None:
+    """What the last order on an account needed (no prices) is only a hint: a policy that now values orders gets
+    them, under the account's lock."""
+    owner, account = setup(core, {})
+    run(core.trading.submit(owner, account, limit("h1")))
+    assert "tickers" not in venue.calls
+    run(core.trading.set_account_policy(owner, account, {"max_notional_usd": "100"}))
+    assert refusal(core.trading.submit(owner, account, limit("h2"))) == "max_notional_usd"  # 0.01 x 49000 = 490
+    assert "tickers" in venue.calls
+    run(core.trading.set_account_policy(owner, account, {"price_band_percent": "1"}))
+    assert refusal(core.trading.submit(owner, account, limit("h3", price="40000"))) == "price_band_percent"
+    run(core.trading.set_account_policy(owner, account, {}))
+    assert run(core.trading.submit(owner, account, limit("h4"))).order.status == "open"
+    assert venue.created == 2
+
+
+def test_a_stranger_learns_nothing_of_an_account_traded_on(core: Any, venue: Venue) -> None:
+    """The venue's rules fetched for an account already traded on are checked only after the account is seen to
+    be the caller's: another user gets NotFound, whatever the symbol, and nothing is written."""
+    owner, account = setup(core, {})
+    run(core.trading.submit(owner, account, limit("s1")))
+    stranger = new_user(core)
+    for symbol in ("BTC/USDT", "XRP/USDT"):  # a market of the venue, and none
+        with pytest.raises(errors.NotFound):
+            run(core.trading.submit(stranger, account, limit("s2", symbol=symbol)))
+    with pytest.raises(errors.ValidationFailed):  # the owner is told about the symbol
+        run(core.trading.submit(owner, account, limit("s3", symbol="XRP/USDT")))
+    assert [o.client_order_id for o in rows(core, Order, Order.account_id == account)] == ["s1"]
+    assert venue.created == 1
