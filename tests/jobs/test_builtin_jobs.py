@@ -106,7 +106,8 @@ def test_every_runner_has_the_builtin_handlers_and_schedules(make_core):
     runner = build_runner(core)
     assert {builtin.EXPIRY_SCAN, builtin.KEY_HEALTH, builtin.BALANCE_REFRESH, builtin.RETENTION} <= set(
         runner.registry.handlers)
-    assert set(runner.registry.schedules) == {builtin.EXPIRY_SCAN, builtin.KEY_HEALTH, builtin.RETENTION}
+    assert set(runner.registry.schedules) == {builtin.EXPIRY_SCAN, builtin.KEY_HEALTH, builtin.RETENTION,
+                                              "webhooks-sweep"}
     assert "strongroom.jobs.builtin:register" in BUILTIN_HANDLERS
     refreshing = load_handlers(None, Registry(services=make_core(balance_refresh_seconds=300)), BUILTIN_HANDLERS)
     assert refreshing.schedules[builtin.BALANCE_REFRESH].interval == 300
