@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -141,10 +142,18 @@ def test_410_gone_disables_the_endpoint_with_an_event(make_core):
 
 
 def test_an_endpoint_failing_for_days_is_disabled(make_core):
-    core = make_core(**{**FAST, "webhook_retry_seconds": ",".join(["0.5"] * 40), "webhook_disable_after_days": 0.0001})
-    alice = new_user(core)  # 8.64 s of failures counts as "days" here
+    core = make_core(**{**FAST, "webhook_retry_seconds": ",".join(["0.5"] * 40)})
+    alice = new_user(core)
     with Receiver(lambda n: Answer(500)) as receiver:
         endpoint, _ = core.webhooks.create(alice, url=receiver.url)
+        from sqlalchemy import update
+
+        from strongroom.db import utcnow
+        from strongroom.models import WebhookEndpoint
+
+        with core.db.session() as session:  # it has been failing for 5 days and a minute (the default's limit)
+            session.execute(update(WebhookEndpoint).where(WebhookEndpoint.public_id == endpoint.id)
+                            .values(failing_since=utcnow() - timedelta(days=5, minutes=1)))
         emit(core, alice.user_id)
         with running(core):
             deadline = time.monotonic() + 30
@@ -358,7 +367,6 @@ def test_a_delivery_follows_no_redirect_and_ignores_proxy_variables(make_core, m
 
 
 def test_the_sweep_requeues_deliveries_of_dead_jobs_and_deletes_old_finished_ones(make_core):
-    from datetime import timedelta
 
     from sqlalchemy import update
 
