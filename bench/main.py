@@ -402,12 +402,12 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[str] = []
     fixture = Fixture.create()
     steps = {
-        "throughput": ("1/8 throughput over HTTP", lambda: run_throughput(fixture, args, rows, notes)),
-        "callgrind": ("2/8 instructions per request under callgrind", lambda: run_callgrind(fixture, args, rows, notes)),
-        "inproc": ("3/8 in-process verification time", lambda: run_inproc(fixture, args, rows, notes)),
-        "pg": ("4/8 verification latency, 1k vs 1M keys in PostgreSQL", lambda: run_pg(args, rows, notes)),
-        "gateway": ("5/8 exchange calls: connect vs. bare ccxt", lambda: run_gateway(fixture, args, rows, notes)),
-        "balances": ("6/8 balances: 50 accounts at once vs. one", lambda: run_balances(fixture, args, rows, notes)),
+        "throughput": ("1/9 throughput over HTTP", lambda: run_throughput(fixture, args, rows, notes)),
+        "callgrind": ("2/9 instructions per request under callgrind", lambda: run_callgrind(fixture, args, rows, notes)),
+        "inproc": ("3/9 in-process verification time", lambda: run_inproc(fixture, args, rows, notes)),
+        "pg": ("4/9 verification latency, 1k vs 1M keys in PostgreSQL", lambda: run_pg(args, rows, notes)),
+        "gateway": ("5/9 exchange calls: connect vs. bare ccxt", lambda: run_gateway(fixture, args, rows, notes)),
+        "balances": ("6/9 balances: 50 accounts at once vs. one", lambda: run_balances(fixture, args, rows, notes)),
         "orders": ("7/9 order placement vs. bare ccxt create_order", lambda: run_orders(fixture, args, rows, notes)),
         "startup": ("8/9 cold start to /readyz", lambda: run_startup(args, rows, notes)),
         "webhooks": ("9/9 webhooks: 10,000 events vs. a bare httpx loop", lambda: run_webhooks(args, rows, notes)),

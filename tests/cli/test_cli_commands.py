@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 
 import httpx
+import pytest
 from support import BIN, ROOT
 from support.cli import clean_env, strongroom_on_terminal
 
@@ -370,3 +371,7 @@ def test_keys_usage(live, client, users, server):
     rows = live.run("keys", "usage", key["key_id"], "--json").json()
     assert len(rows) == 1 and rows[0]["ok"] == 2 and rows[0]["rate_limited"] == 0 and rows[0]["hour"].endswith("Z")
     assert live.run("keys", "usage", key["key_id"], "--to", "2020-01-01T00:00:00", "--json").json() == []
+
+
+# The installed command, run in subprocesses: `make test`, not the quick loop (`make test-quick`).
+pytestmark = pytest.mark.slow

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from strongroom.db import Database
 from strongroom.enums import JobStatus
 from strongroom.jobs import JobQueue, enqueue
@@ -47,3 +49,7 @@ def test_jobs_list_retry_cancel(installed):
         assert installed.run("jobs", "retry", "x").returncode == 2
     finally:
         db.dispose()
+
+
+# The installed command, run in subprocesses: `make test`, not the quick loop (`make test-quick`).
+pytestmark = pytest.mark.slow

@@ -44,6 +44,7 @@ def tree(path: Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
 
 
+@pytest.mark.slow  # starts `strongroom serve` or the command in subprocesses: not the quick loop
 def test_other_directory_refuses_in_one_line_and_creates_nothing(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -196,6 +197,7 @@ def test_no_master_key_and_nothing_sealed_says_how_to_get_one(installed):
     assert installed.run("db", "upgrade", "--json").json()["master_key_created"] is True
 
 
+@pytest.mark.slow  # starts `strongroom serve` or the command in subprocesses: not the quick loop
 def test_serve_migrates_an_unmigrated_database_first(fresh):
     if fresh.backend == "sqlite":
         fresh.data_dir.mkdir(mode=0o700)

@@ -76,3 +76,7 @@ def test_orders_and_policy_commands(live: Any, client: httpx.Client, users: Any,
     assert refused.status_code == 403 and refused.json()["rule"] == "kill_switch"
     for run in (listed, killed):
         assert secret not in run.stdout + run.stderr and api_key not in run.stdout + run.stderr
+
+
+# The installed command, run in subprocesses: `make test`, not the quick loop (`make test-quick`).
+pytestmark = pytest.mark.slow

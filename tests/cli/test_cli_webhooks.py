@@ -3,6 +3,7 @@ an event are made through the services (as a request would), then read and repla
 
 from __future__ import annotations
 
+import pytest
 from support import TEST_SETTINGS
 from support.services import FakeGateway, new_user
 
@@ -46,3 +47,7 @@ def test_webhooks_list_deliveries_replay(installed):
     audit = installed.run("audit", "tail", "--json").json()
     assert [(e["action"], e["actor_user_id"]) for e in audit if e["action"] == "webhook.replay"] == [
         ("webhook.replay", 0), ("webhook.replay", 0)]
+
+
+# The installed command, run in subprocesses: `make test`, not the quick loop (`make test-quick`).
+pytestmark = pytest.mark.slow

@@ -55,6 +55,7 @@ def test_a_refused_serve_reads_as_the_command_lines(tmp_path: Path, variable: st
     assert not (tmp_path / "data").exists()  # nothing created for a refused start
 
 
+@pytest.mark.slow  # starts `strongroom serve` or the command in subprocesses: not the quick loop
 def test_a_serve_refused_for_its_master_key_reads_as_the_command_lines(tmp_path: Path) -> None:
     env = {"STRONGROOM_DATA_DIR": str(tmp_path / "data")}
     assert run("strongroom", ["db", "upgrade"], env, tmp_path).returncode == 0
