@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from strongroom.webhooks.facade import WebhooksFacade
@@ -33,15 +34,17 @@ def register(registry: Any) -> None:
     if core is None:  # a registry without a process to serve (a check of the configuration): nothing to run
         return
     made: list[Deliverer] = []
+    making = threading.Lock()  # the sweep's first run (a worker thread) and a drain (the loop) may race
 
     def deliverer() -> Deliverer:
-        """The process's deliverer, made on the first job: httpx (and what it imports) is not loaded at
+        """The process's one deliverer, made on the first job: httpx (and what it imports) is not loaded at
         start-up, which a verifier's cold start counts."""
-        if not made:
-            from strongroom.webhooks.delivery import Deliverer
+        with making:
+            if not made:
+                from strongroom.webhooks.delivery import Deliverer
 
-            made.append(Deliverer(core.db, core.vault, core.settings, count=core.metrics.webhook_attempt))
-        return made[0]
+                made.append(Deliverer(core.db, core.vault, core.settings, count=core.metrics.webhook_attempt))
+            return made[0]
 
     async def drain(job: ClaimedJob) -> None:
         await deliverer().drain(job)
