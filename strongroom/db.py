@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, cast
 
-from sqlalchemy import CursorResult, Engine, Result, Table, create_engine, event, text
+from sqlalchemy import ColumnElement, CursorResult, Engine, Result, Table, create_engine, delete, event, select, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -52,6 +52,20 @@ class Base(DeclarativeBase):
 
     if TYPE_CHECKING:  # DeclarativeBase types it as any FromClause; ours are all Tables (update(), insert())
         __table__: ClassVar[Table]
+
+
+def delete_in_batches(db: Database, id_column: Any, older: ColumnElement[bool], batch: int = 5000) -> int:
+    """Delete the rows of ``id_column``'s table matching ``older``, oldest id first, ``batch`` per transaction
+    (no long lock, no huge transaction: the retention jobs); return how many were deleted."""
+    table = id_column.table
+    deleted = 0
+    while True:
+        with db.session() as session:
+            ids = list(session.scalars(select(id_column).where(older).order_by(id_column).limit(batch)))
+            if ids:
+                deleted += rowcount(session.execute(delete(table).where(id_column.in_(ids))))
+        if len(ids) < batch:
+            return deleted
 
 
 def rowcount(result: Result[*tuple[Any, ...]]) -> int:

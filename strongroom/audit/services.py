@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from strongroom.db import Database, rowcount
+from strongroom.db import Database, delete_in_batches
 from strongroom.models import ApiKey, AuditEvent
 from strongroom.pagination import Page, paginate
 from strongroom.principal import Principal
@@ -215,15 +215,7 @@ class AuditService:
     def prune(self, before: datetime, batch: int = 5000) -> int:
         """Delete audit events from before ``before`` (the retention job, STRONGROOM_AUDIT_RETENTION_DAYS),
         ``batch`` rows per transaction, oldest first; return how many."""
-        deleted = 0
-        while True:
-            with self.db.session() as session:
-                ids = list(session.scalars(select(AuditEvent.id).where(AuditEvent.at < before)
-                                           .order_by(AuditEvent.id).limit(batch)))
-                if ids:
-                    deleted += rowcount(session.execute(delete(AuditEvent).where(AuditEvent.id.in_(ids))))
-            if len(ids) < batch:
-                return deleted
+        return delete_in_batches(self.db, AuditEvent.id, AuditEvent.at < before, batch)
 
     def after(self, principal: Principal, after_id: int, *, action: str | None = None,
               limit: int = 200) -> builtins.list[AuditEvent]:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Select, delete, false, or_, select
 from sqlalchemy.orm import Session
 
-from strongroom.db import Database, rowcount, utcnow
+from strongroom.db import Database, delete_in_batches, utcnow
 from strongroom.enums import EventType
 from strongroom.errors import ValidationFailed
 from strongroom.keys.power import accounts_within
@@ -99,13 +99,4 @@ class EventService:
         marks_before = min(before, utcnow() - MARKS_KEPT)
         with self.db.session() as session:
             session.execute(delete(EventMark).where(EventMark.created_at < marks_before))
-        deleted = 0
-        while True:
-            with self.db.session() as session:
-                ids = list(session.scalars(select(Event.id).where(Event.created_at < before)
-                                           .order_by(Event.id).limit(batch)))
-                if not ids:
-                    return deleted
-                deleted += rowcount(session.execute(delete(Event).where(Event.id.in_(ids))))
-            if len(ids) < batch:
-                return deleted
+        return delete_in_batches(self.db, Event.id, Event.created_at < before, batch)

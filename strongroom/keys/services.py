@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import delete, exists, literal, or_, select, text, update
+from sqlalchemy import exists, literal, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
@@ -31,7 +31,7 @@ from strongroom.audit.services import AuditService
 from strongroom.crypto import tokens
 from strongroom.crypto.signatures import KeyFormatError, Verifier, generate_keypair, load_public_key, verifier_from_pem
 from strongroom.crypto.tokens import Hasher
-from strongroom.db import Base, Database, retry_read_once, rowcount, utcnow
+from strongroom.db import Base, Database, delete_in_batches, retry_read_once, rowcount, utcnow
 from strongroom.enums import AuthMethod, EventType, KeyKind, UsageLevel
 from strongroom.errors import (
     BadRequest,
@@ -726,15 +726,7 @@ class ApiKeyService:
 
     def prune_usage(self, before: datetime, batch: int = 5000) -> int:
         """Delete key-usage rows of hours before ``before``, ``batch`` per transaction; return how many."""
-        deleted = 0
-        while True:
-            with self.db.session() as session:
-                ids = list(session.scalars(select(KeyUsage.id).where(KeyUsage.hour < before)
-                                           .order_by(KeyUsage.id).limit(batch)))
-                if ids:
-                    deleted += rowcount(session.execute(delete(KeyUsage).where(KeyUsage.id.in_(ids))))
-            if len(ids) < batch:
-                return deleted
+        return delete_in_batches(self.db, KeyUsage.id, KeyUsage.hour < before, batch)
 
     def _changed(self, key_id: str) -> None:
         for listener in self.listeners:
