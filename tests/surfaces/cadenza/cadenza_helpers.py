@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from support import TestUser
 
 
@@ -29,6 +34,25 @@ class Api:
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         return self.http.get(f"/api/v3{path}", headers=self.headers, params=params)
+
+
+def install_cadenza_client(target: Path, not_run: str) -> Path:
+    """Install Cadenza's generated client from ``CADENZA_CLIENT_SRC`` into ``target``; return ``target``.
+
+    Skips the calling test loudly, ending the message with ``not_run``, when the variable is not set (the
+    client is a checkout of github.com/cyberapper/cadenza-client-python: it is not on PyPI). A failed
+    install is a failure.
+    """
+    source = os.environ.get("CADENZA_CLIENT_SRC")
+    if not source:
+        pytest.skip("CADENZA CLIENT NOT RUN: CADENZA_CLIENT_SRC is not set (a checkout of "
+                    f"github.com/cyberapper/cadenza-client-python; it is not on PyPI). {not_run}")
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+         "--no-build-isolation", "--target", str(target), source],
+        capture_output=True, text=True, timeout=600, check=False)
+    assert install.returncode == 0, f"installing {source} failed:\n{install.stdout}\n{install.stderr}"
+    return target
 
 
 def login(http: httpx.Client, user: TestUser) -> Api:

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cadenza_helpers import Api, connected, login, mock_key, ok, refused
+from cadenza_helpers import Api, connected, install_cadenza_client, login, mock_key, ok, refused
 
 DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
 # what the generated client's TradeOrder requires (present and not null)
@@ -410,16 +410,7 @@ CLIENT_TRADING = textwrap.dedent('''
 
 def test_cadenza_client_trading_api(cadenza_server, cadenza_users, mock_exchange, tmp_path: Path) -> None:
     """Cadenza's own generated client's TradingApi, installed from CADENZA_CLIENT_SRC: submit, list, cancel."""
-    source = os.environ.get("CADENZA_CLIENT_SRC")
-    if not source:
-        pytest.skip("CADENZA CLIENT NOT RUN: CADENZA_CLIENT_SRC is not set (a checkout of "
-                    "github.com/cyberapper/cadenza-client-python; it is not on PyPI). Its TradingApi was not run.")
-    target = tmp_path / "site"
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-         "--no-build-isolation", "--target", str(target), source],
-        capture_output=True, text=True, timeout=600, check=False)
-    assert install.returncode == 0, f"installing {source} failed:\n{install.stdout}\n{install.stderr}"
+    target = install_cadenza_client(tmp_path / "site", "Its TradingApi was not run.")
     user = cadenza_users.create(sign_in=False)
     key = mock_key(mock_exchange)
     script = tmp_path / "trading.py"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cadenza_helpers import mock_key, mock_mode
+from cadenza_helpers import install_cadenza_client, mock_key, mock_mode
 from cadenza_wire import (
     ApiException,
     AuthSessionResponse,
@@ -233,17 +233,8 @@ CLIENT_FLOW = textwrap.dedent('''
 
 def test_cadenza_client(cadenza_server, cadenza_users, mock_exchange, tmp_path: Path) -> None:
     """Cadenza's own generated client, installed from CADENZA_CLIENT_SRC, through the whole flow."""
-    source = os.environ.get("CADENZA_CLIENT_SRC")
-    if not source:
-        pytest.skip("CADENZA CLIENT NOT RUN: CADENZA_CLIENT_SRC is not set (a checkout of "
-                    "github.com/cyberapper/cadenza-client-python; it is not on PyPI). Only its wire contract was "
-                    "checked (test_the_whole_flow_as_the_client_sees_it).")
-    target = tmp_path / "site"
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-         "--no-build-isolation", "--target", str(target), source],
-        capture_output=True, text=True, timeout=600, check=False)
-    assert install.returncode == 0, f"installing {source} failed:\n{install.stdout}\n{install.stderr}"
+    target = install_cadenza_client(
+        tmp_path / "site", "Only its wire contract was checked (test_the_whole_flow_as_the_client_sees_it).")
     user = cadenza_users.create(sign_in=False)
     key = mock_key(mock_exchange)
     script = tmp_path / "flow.py"
