@@ -226,8 +226,26 @@ class Users:
         return test_user
 
 
+READ_FILE = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
+
+
+def sqlite_file_bytes(database: Path | str, suffixes: tuple[str, ...] = ("", "-wal", "-shm", "-journal")) -> bytes:
+    """The bytes of SQLite database file ``database`` and of its ``suffixes`` files that exist, read by another
+    process: closing a descriptor of a database file in this one (where live servers run) would drop every POSIX
+    lock SQLite holds on it here, and the next process to open the database would rebuild its shared memory
+    under those servers' feet (they then miss each other's writes)."""
+    out = b""
+    for suffix in suffixes:
+        candidate = Path(f"{database}{suffix}")
+        if candidate.exists():
+            out += subprocess.run([sys.executable, "-c", READ_FILE, str(candidate)], capture_output=True,
+                                  check=True).stdout
+    return out
+
+
 def run_cli(*args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run the ``strongroom`` command with ``env`` added to this environment."""
-    return subprocess.run([str(BIN / "strongroom"), *args], input=stdin, capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=timeout, cwd=ROOT, check=False)  # callers read the exit code
+    from support import forkserver  # a fresh process forked from one that has imported the command line
+
+    return forkserver.run(list(args), env={**os.environ, **env}, stdin=stdin, timeout=timeout, cwd=ROOT)
 

@@ -1,5 +1,6 @@
-"""Running ``strongroom`` as an operator would: a subprocess with only the STRONGROOM_* variables
-a test gives (none inherited), in a directory of the test's choosing.
+"""Running ``strongroom`` as an operator would: a process of its own with only the STRONGROOM_* variables
+a test gives (none inherited), in a directory of the test's choosing (forked from a process that has imported
+the command line already: :mod:`support.forkserver`; the pseudo-terminal runs are plain subprocesses).
 
 Every run is checked for the command line's error contract: no traceback, ever, and a failure
 ends with exactly one ``error: ...`` line on stderr.
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from support import BIN, ROOT
+from support import BIN, ROOT, forkserver
 
 CHEAP_ARGON2 = {"STRONGROOM_ARGON2_TIME_COST": "1", "STRONGROOM_ARGON2_MEMORY_KIB": "1024",
                 "STRONGROOM_ARGON2_PARALLELISM": "1"}
@@ -51,8 +52,7 @@ class Run:
 def strongroom(*args: str, env: dict[str, str], cwd: Path = ROOT, stdin: str | None = None,
                timeout: float = 120) -> Run:
     """Run ``strongroom *args``; assert the error contract; return what it printed."""
-    done = subprocess.run([str(BIN / "strongroom"), *args], check=False, input=stdin, capture_output=True,
-                          text=True, env=clean_env(env), cwd=cwd, timeout=timeout)
+    done = forkserver.run(list(args), env=clean_env(env), cwd=cwd, stdin=stdin, timeout=timeout)
     run = Run(tuple(args), done.returncode, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr + done.stdout, done.stderr
     if done.returncode != 0 and done.stderr.strip():

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from support import run_cli
+from support import run_cli, sqlite_file_bytes
 
 
 def database_bytes(url: str) -> bytes:
     """Every value the database holds, as bytes (SQLite: the files themselves)."""
     if url.startswith("sqlite"):
-        path = Path(url.removeprefix("sqlite:///"))
-        return b"".join(Path(f"{path}{s}").read_bytes() for s in ("", "-wal") if Path(f"{path}{s}").exists())
+        return sqlite_file_bytes(url.removeprefix("sqlite:///"), ("", "-wal"))
     import psycopg
 
     chunks: list[bytes] = []

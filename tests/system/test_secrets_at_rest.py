@@ -10,11 +10,11 @@ import json
 import logging
 import secrets
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import update
+from support import sqlite_file_bytes
 
 
 def _mock_key(mock, exchange: str, **extra) -> dict:
@@ -28,12 +28,7 @@ def _mock_key(mock, exchange: str, **extra) -> dict:
 def _database_bytes(backend) -> bytes:
     """Everything the database holds, as bytes."""
     if backend.name == "sqlite":
-        path = Path(backend.url.removeprefix("sqlite:///"))
-        blob = b""
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            candidate = Path(str(path) + suffix)
-            if candidate.exists():
-                blob += candidate.read_bytes()
+        blob = sqlite_file_bytes(backend.url.removeprefix("sqlite:///"))
         assert len(blob) > 10_000
         return blob
     import psycopg
