@@ -70,7 +70,9 @@ def run(script: str, tmp_path: Path) -> str:
 # `strongroom serve` as the console script runs it (strongroom.launch:main), in the main thread; a thread
 # waits for /readyz, prints the modules loaded then, and stops the server (SIGINT: a graceful shutdown).
 SERVE_COMMAND = """
-import http.client, json, os, signal, sys, threading, time
+import faulthandler, http.client, json, os, signal, sys, threading, time
+
+faulthandler.dump_traceback_later(100, exit=True)  # a hang ends with every thread's stack on stderr
 
 port = int(sys.argv[2])
 
@@ -87,6 +89,8 @@ def watch():
             pass
         time.sleep(0.01)
     os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(20)
+    os.kill(os.getpid(), signal.SIGINT)  # still here: uvicorn's second SIGINT stops it without waiting
 
 threading.Thread(target=watch, daemon=True).start()
 sys.argv = ["strongroom", "serve", "--host", "127.0.0.1", "--port", str(port)]
