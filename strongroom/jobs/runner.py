@@ -165,9 +165,9 @@ class Runner:
         expire and they run again elsewhere)."""
         for task in self._loops:
             task.cancel()
-        if self._loops:  # a loop waiting on a worker thread (a claim behind SQLite's busy timeout) ends with that
-            # call: not waited for past ``grace`` (cancelled, it writes nothing when the call returns)
-            await asyncio.wait(self._loops, timeout=grace)
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         self._loops = []
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)

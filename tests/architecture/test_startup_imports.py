@@ -89,8 +89,6 @@ def watch():
             pass
         time.sleep(0.01)
     os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(20)
-    os.kill(os.getpid(), signal.SIGINT)  # still here: uvicorn's second SIGINT stops it without waiting
 
 threading.Thread(target=watch, daemon=True).start()
 sys.argv = ["strongroom", "serve", "--host", "127.0.0.1", "--port", str(port)]

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 from support import BIN, ROOT, forkserver
@@ -47,8 +49,16 @@ def test_the_same_answers_as_the_console_script(tmp_path) -> None:
 def test_a_run_past_its_timeout_is_killed(tmp_path) -> None:
     env = clean_env({"STRONGROOM_DATA_DIR": str(tmp_path / "data")})
     assert forkserver.run(["db", "upgrade"], env=env, cwd=ROOT).returncode == 0
+    server = forkserver._Server.get()
     with pytest.raises(subprocess.TimeoutExpired):  # a follow never ends by itself
         forkserver.run(["audit", "tail", "--follow"], env=env, cwd=ROOT, timeout=3)
+    # the run was killed (and reaped by the fork server): nothing of it is left
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+    for _ in range(100):
+        if not children.read_text().split():
+            break
+        time.sleep(0.05)
+    assert children.read_text().split() == [], "the timed-out run is still running"
 
 
 def test_a_fork_server_started_with_other_settings_reads_the_runs_own(tmp_path, monkeypatch) -> None:

@@ -293,3 +293,33 @@ def test_serve_runs_jobs_inline_unless_they_are_off(fresh, tmp_path, mode):
         assert srv.core.jobs.get(job_id).status == expected
     finally:
         srv.stop()
+
+
+def test_stop_does_not_wait_past_its_grace_for_a_claim_stuck_in_its_thread(make_core):
+    """A claim held up in its worker thread (SQLite's busy timeout is 30 s) does not hold a shutdown: cancelling
+    the dispatch loop does not wait for the thread's call (its result, when it comes, is dropped)."""
+    core = make_core()
+    entered, release = threading.Event(), threading.Event()
+
+    class StuckQueue:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(core.jobs, name)
+
+        def claim(self, *args: Any) -> list[ClaimedJob]:
+            entered.set()
+            release.wait(60)
+            return []
+
+    registry = Registry()
+    registry.handler(kind(), lambda job: None)
+    runner = Runner(StuckQueue(), registry, poll_seconds=0.05)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        runner.start()
+        assert await asyncio.to_thread(entered.wait, 10), "the runner never claimed"
+        await asyncio.wait_for(runner.stop(grace=0.2), 10)  # a stop that waited for the claim would wait 60 s
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()

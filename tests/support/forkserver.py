@@ -35,7 +35,7 @@ from support import BIN
 # What the fork server imports before it forks: the command line and what its commands import on first use.
 PRELOAD = ("strongroom.launch", "strongroom.cli", "strongroom.core", "strongroom.serving", "strongroom.datastore",
            "strongroom.app", "strongroom.jobs.runner", "alembic.command", "alembic.runtime.migration",
-           "sqlalchemy.dialects.postgresql", "psycopg", "strongroom.backups")
+           "sqlalchemy.dialects.postgresql", "psycopg", "strongroom.services.backups")
 
 SERVER = r'''
 import importlib, json, os, signal, socket, sys, traceback
@@ -44,10 +44,7 @@ listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 listener.bind(sys.argv[1])
 listener.listen(64)
 for name in sys.argv[2].split(","):
-    try:
-        importlib.import_module(name)
-    except ImportError:
-        pass
+    importlib.import_module(name)  # a name that does not import fails the start: PRELOAD is kept true
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the server never waits for its children: reaped at once
 import gc
 gc.collect()
