@@ -101,6 +101,10 @@ def configure(level: str, fmt: str) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # httpx logs every request at INFO with its whole URL: a webhook receiver's URL may carry its token, and the
+    # line adds nothing to the delivery's attempt log. Debug shows them.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.DEBUG if level.lower() == "debug" else logging.WARNING)
 
 
 def quiet_logging() -> None:

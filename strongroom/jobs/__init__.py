@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from strongroom.jobs.leases import LeaseStore
 from strongroom.jobs.periodic import Housekeeping, Job, PeriodicJob
-from strongroom.jobs.queue import ClaimedJob, JobFailed, JobQueue, JobView, QueueStats, enqueue
+from strongroom.jobs.queue import ClaimedJob, JobFailed, JobQueue, JobView, QueueStats, enqueue, lease_held
 
 __all__ = ["ClaimedJob", "Housekeeping", "Job", "JobFailed", "JobQueue", "JobView", "LeaseStore", "PeriodicJob", "QueueStats",
-           "enqueue"]
+           "enqueue", "lease_held"]

@@ -158,6 +158,19 @@ def enqueue(session: Session, kind: str, payload: dict[str, Any] | None = None, 
     return int(job_id)
 
 
+def lease_held(session: Session, job: ClaimedJob, now: float | None = None) -> bool:
+    """Return True if ``job``'s attempt still holds its lease: running, under this owner and attempt, not expired.
+
+    A handler that works in steps (a batch at a time) checks it in each step's transaction: a run that lost its
+    lease (stalled past it, so another runner took the job and runs it again) then stops instead of working
+    beside the new run.
+    """
+    now = time.time() if now is None else now
+    return session.execute(select(Job.id).where(
+        Job.id == job.id, Job.status == JobStatus.RUNNING, Job.lease_owner == job.owner, Job.attempts == job.attempt,
+        Job.lease_expires_at > now)).first() is not None
+
+
 def _due(now: float) -> Any:
     return or_(and_(Job.status == JobStatus.QUEUED, Job.run_at <= now),
                and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at <= now))

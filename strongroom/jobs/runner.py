@@ -217,7 +217,10 @@ class Runner:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
                 if not await to_thread.run_sync(self.queue.extend, job, self.lease_seconds):
-                    return  # no longer ours (canceled, or the lease was lost): the outcome will not be written
+                    # no longer ours (canceled, or the lease was lost): the outcome will not be written
+                    log.warning("job %s (%s) attempt %d: its lease is no longer held (canceled, or it expired "
+                                "and another runner took the job)", job.id, job.kind, job.attempt)
+                    return
             except Exception as exc:  # noqa: BLE001 - try again at the next beat
                 log.warning("job %s: extending its lease failed (%s)", job.id, type(exc).__name__)
 
@@ -252,6 +255,9 @@ class Runner:
         else:
             try:
                 outcome = "succeeded" if await to_thread.run_sync(self.queue.succeed, job) else "lost"
+                if outcome == "lost":
+                    log.warning("job %s (%s) attempt %d finished, but its lease is no longer held: the outcome is "
+                                "not recorded", job.id, job.kind, job.attempt)
             except Exception as db_exc:  # noqa: BLE001 - not recorded: runs again after the lease (idempotent)
                 log.warning("job %s: recording its success failed (%s)", job.id, type(db_exc).__name__)
                 outcome = "lost"

@@ -20,7 +20,9 @@ against it); proxies from the environment are ignored and redirects are not foll
 
 A worker killed mid-batch loses nothing: its job's lease expires, the job runs again and takes back the
 deliveries it held. A receiver may then get a delivery twice (the same ``webhook-id``: receivers
-de-duplicate by it, as the spec says).
+de-duplicate by it, as the spec says). A run that stalls past its lease without dying stops at its next
+claim (each claim checks, in its transaction, that the run still holds the lease), so at most the batch
+it had in flight is sent twice, never the new run's.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from strongroom.db import Database, rowcount, utcnow
 from strongroom.enums import DeliveryStatus, EventType, JobStatus
 from strongroom.errors import BadRequest
 from strongroom.events import record
-from strongroom.jobs import ClaimedJob, JobFailed
+from strongroom.jobs import ClaimedJob, JobFailed, lease_held
 from strongroom.models import Event, Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from strongroom.settings import Settings
 from strongroom.vault.services import Vault
@@ -221,7 +223,7 @@ class Deliverer:
             raise JobFailed("the job's payload names no endpoint_id", permanent=True)
         deadline = time.monotonic() + BUDGET_SECONDS
         while True:
-            batch = await to_thread.run_sync(self.claim, endpoint_id, job.id)
+            batch = await to_thread.run_sync(self.claim, endpoint_id, job.id, job)
             if batch is None:
                 return
             if batch.items:
@@ -238,11 +240,17 @@ class Deliverer:
             and_(WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.next_attempt_at <= now),
             and_(WebhookDelivery.status == DeliveryStatus.SENDING, WebhookDelivery.claim_job_id == job_id)))
 
-    def claim(self, endpoint_id: int, job_id: int) -> Batch | None:
+    def claim(self, endpoint_id: int, job_id: int, lease: ClaimedJob | None = None) -> Batch | None:
         """Take up to BATCH due deliveries of the endpoint for job ``job_id``; None when there is nothing to send
-        (the endpoint is gone or disabled: its waiting deliveries are then failed)."""
+        (the endpoint is gone or disabled: its waiting deliveries are then failed) or when ``lease``, the running
+        attempt, no longer holds its lease (another run of the job has them now: sending beside it would send
+        its deliveries twice)."""
         now, stamp = time.time(), utcnow()
         with self.db.session() as session:
+            if lease is not None and not lease_held(session, lease, now):
+                log.warning("job %s attempt %d: its lease expired while it ran; it stops (the job runs again)",
+                            lease.id, lease.attempt)
+                return None
             if self.sqlite:  # the write lock first (a no-op UPDATE): concurrent claims take turns, none reads stale ids
                 session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
                                 .values(id=WebhookEndpoint.id).execution_options(synchronize_session=False))

@@ -167,6 +167,8 @@ def test_the_audit_csv_export_holds_the_filtered_rows(page: Any, console: Consol
     for name in ("audit one", "audit two"):
         page.get_by_label("Name").fill(name)
         page.get_by_role("button", name="Create key").click()
+        # the key's own link, not the secret box: the first key's box is still there while the second POST runs
+        page.get_by_role("link", name=name, exact=True).wait_for()
         page.get_by_test_id("new-secret").wait_for()
     page.get_by_role("link", name="Audit log").click()
     page.get_by_role("heading", name="Audit log").wait_for()

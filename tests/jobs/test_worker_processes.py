@@ -6,17 +6,15 @@ the workers through STRONGROOM_JOB_HANDLERS; every count is read from the tables
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from support import BIN, PG_URL, ROOT, drop_pg_schema, new_pg_schema, postgres_available
-from support.cli import clean_env, strongroom
+from support import ROOT
+from support.cli import strongroom
+from support.workers import Worker, installation, wait_for
 
 from strongroom.db import Database
 from strongroom.enums import JobStatus
@@ -29,37 +27,13 @@ HERE = Path(__file__).resolve().parent
 @pytest.fixture(params=["sqlite", "postgresql"])
 def install(request, tmp_path) -> Iterator[dict[str, str]]:
     """The environment of a migrated installation, with the test handlers and a short lease."""
-    env = {"STRONGROOM_DATA_DIR": str(tmp_path / "data"), "STRONGROOM_JOB_HANDLERS": "job_handlers:register",
-           "STRONGROOM_JOBS_LEASE_SECONDS": "3", "STRONGROOM_JOBS_POLL_SECONDS": "0.2",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)])}
-    schema = None
-    if request.param == "postgresql":
-        problem = postgres_available()
-        if problem:
-            pytest.skip(f"POSTGRESQL PASS NOT RUN: {PG_URL} does not answer ({problem})")
-        schema, env["STRONGROOM_DATABASE_URL"] = new_pg_schema()
-    try:
-        strongroom("db", "upgrade", env=env).ok()
-        yield env
-    finally:
-        if schema:
-            drop_pg_schema(schema)
+    yield from installation(request.param, tmp_path, {
+        "STRONGROOM_JOB_HANDLERS": "job_handlers:register", "STRONGROOM_JOBS_LEASE_SECONDS": "3",
+        "STRONGROOM_JOBS_POLL_SECONDS": "0.2", "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)])})
 
 
 def database(env: dict[str, str]) -> Database:
     return Database(env.get("STRONGROOM_DATABASE_URL") or f"sqlite:///{env['STRONGROOM_DATA_DIR']}/strongroom.db")
-
-
-def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([str(BIN / "strongroom"), "worker", *args], env=clean_env(env), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def scalar(db: Database, sql: str) -> int:
@@ -70,30 +44,18 @@ def scalar(db: Database, sql: str) -> int:
         return 0
 
 
-def stop(proc: subprocess.Popen[bytes]) -> str:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-    return err.decode(errors="replace")
-
-
 def test_a_worker_killed_mid_job_loses_nothing(install):
     db = database(install)
     with db.session() as session:
         job_id = enqueue(session, "test.effect", {"first_sleep": 120})
-    first = start_worker(install)
+    first = Worker(install)
     second = None
     try:
         wait_for(lambda: scalar(db, "SELECT count(*) FROM test_job_runs") == 1, 60, "the first attempt to start")
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
+        first.kill()
         held = JobQueue(db).get(job_id)
         assert held.status == JobStatus.RUNNING and held.lease_expires_at is not None  # a dead worker's lease
-        second = start_worker(install)
+        second = Worker(install)
         wait_for(lambda: JobQueue(db).get(job_id).status == JobStatus.SUCCEEDED, 60, "the job to run again")
         with db.session() as session:
             again = session.execute(text("SELECT started FROM test_job_runs WHERE attempt = 2")).scalar_one()
@@ -105,14 +67,14 @@ def test_a_worker_killed_mid_job_loses_nothing(install):
     finally:
         for proc in (first, second):
             if proc is not None:
-                err = stop(proc)
+                err = proc.stop()
                 assert "Traceback" not in err, err
         db.dispose()
 
 
 def test_two_workers_run_each_of_many_jobs_exactly_once(install):
     db = database(install)
-    workers = [start_worker(install, "--concurrency", "4") for _ in range(2)]
+    workers = [Worker(install, "--concurrency", "4") for _ in range(2)]
     try:
         wait_for(lambda: scalar(db, "SELECT count(*) FROM test_job_workers") == 2, 60, "both workers to start")
         with db.session() as session:
@@ -126,7 +88,7 @@ def test_two_workers_run_each_of_many_jobs_exactly_once(install):
         assert scalar(db, "SELECT count(DISTINCT pid) FROM test_job_runs") == 2  # both took a share
     finally:
         for proc in workers:
-            err = stop(proc)
+            err = proc.stop()
             assert "Traceback" not in err, err
         db.dispose()
 

@@ -348,6 +348,35 @@ def test_a_claim_takes_one_batch_and_two_claims_never_share_a_delivery(make_core
     assert endpoint.id
 
 
+def test_a_run_that_lost_its_lease_claims_no_more_and_the_new_run_takes_its_deliveries(make_core):
+    """A delivery job's run that stalled past its lease (another runner took the job: attempt 2) stops at its next
+    batch instead of sending beside the new run; the new run takes back what the stalled one held."""
+    from strongroom.jobs import JobQueue
+    from strongroom.webhooks import Deliverer
+    from strongroom.webhooks.delivery import BATCH
+    from strongroom.webhooks.fanout import DELIVER
+
+    core = make_core(**FAST)
+    alice = new_user(core)
+    core.webhooks.create(alice, url="http://127.0.0.1:9/x")
+    with core.db.session() as session:
+        for n in range(BATCH + 10):
+            record(session, EventType.BALANCES_CHANGED, user_id=alice.user_id, data={"n": n})
+    stalled_queue, other_queue = JobQueue(core.db, holder="stalled"), JobQueue(core.db, holder="other")
+    [stalled] = stalled_queue.claim([DELIVER], 1, lease_seconds=0.5)
+    endpoint_id = stalled.payload["endpoint_id"]
+    deliverer = Deliverer(core.db, core.vault, core.settings)
+    first = deliverer.claim(endpoint_id, stalled.id, stalled)
+    assert first is not None and len(first.items) == BATCH  # its first batch, under a live lease
+    time.sleep(0.6)  # it stalls past its lease
+    [again] = other_queue.claim([DELIVER], 1, lease_seconds=30)
+    assert (again.id, again.attempt) == (stalled.id, 2)
+    assert deliverer.claim(endpoint_id, stalled.id, stalled) is None  # the stalled run stops here
+    taken = deliverer.claim(endpoint_id, again.id, again)
+    assert taken is not None
+    assert sorted(i.id for i in taken.items) == sorted(i.id for i in first.items)  # what the stalled run held
+
+
 def test_a_delivery_follows_no_redirect_and_ignores_proxy_variables(make_core, monkeypatch):
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
         monkeypatch.setenv(name, "http://127.0.0.1:9")  # a proxy that is not there: used, it would fail
