@@ -115,9 +115,10 @@ def test_retry_after_is_honoured(make_core):
         endpoint, _ = core.webhooks.create(alice, url=receiver.url)
         emit(core, alice.user_id)
         with running(core):
-            wait_status(core, alice, endpoint.id, DeliveryStatus.DELIVERED, timeout=10)
+            wait_status(core, alice, endpoint.id, DeliveryStatus.DELIVERED, timeout=25)
         first, second = receiver.received
-    assert 0.9 <= second.at - first.at < 5
+    # at least the Retry-After, and well before the schedule's 27-33 s (a busy machine adds seconds: no tighter)
+    assert 0.9 <= second.at - first.at < 25
 
 
 def test_410_gone_disables_the_endpoint_with_an_event(make_core):
