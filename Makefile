@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 MOCK_PORT ?= 8100
 
-.PHONY: run demo test test-quick bench mock-exchange migrate catalogue lint clean ts-deps
+.PHONY: run demo test test-quick bench mock-exchange migrate catalogue lint clean ts-deps screenshots
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
@@ -62,6 +62,10 @@ test: $(VENV)/.test lint ts-deps
 # the inner loop: SQLite only, no live servers (tests/conftest.py --quick), no lint
 test-quick: $(VENV)/.test
 	$(BIN)/python -m pytest -n 2 --timeout 300 --quick $(PYTEST_ARGS)
+
+# the README's console screenshots (docs/console/), from the browser tests' SQLite pass
+screenshots: $(VENV)/.test
+	STRONGROOM_TEST_SCREENSHOTS=$(CURDIR)/docs/console $(BIN)/python -m pytest tests/console -k sqlite $(PYTEST_ARGS)
 
 bench: $(VENV)/.test
 	$(BIN)/python -m bench $(BENCH_ARGS)

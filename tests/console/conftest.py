@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,10 @@ import pytest
 from support import Server, install_log_capture, migrated_database, start_server
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+# `make screenshots` writes them into docs/console/ (the README's); a plain test run into a temporary directory,
+# so that `make test` leaves the checkout as it was
+SCREENSHOTS = Path(os.environ.get("STRONGROOM_TEST_SCREENSHOTS")
+                   or Path(tempfile.gettempdir()) / "strongroom-console-screenshots")
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
 
 

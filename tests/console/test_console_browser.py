@@ -1,7 +1,7 @@
 """The console in a real browser (Debian's Chromium through Playwright): sign in, connect the demo Binance account
 and see 31,200 USD, a bearer key's secret shown once and its use in the key's usage, revocation, the audit CSV,
-escaping, CSRF, the CSP, a 375 px screen and the keyboard. The SQLite pass writes a screenshot of every page to
-docs/console/ (the README shows them)."""
+escaping, CSRF, the CSP, a 375 px screen and the keyboard. The SQLite pass writes a screenshot of every page
+(`make screenshots`: into docs/console/, which the README shows)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def page(browser: Any, console: Console) -> Iterator[Any]:
 
 
 def shot(page: Any, console: Console, name: str, *, full: bool = True) -> None:
-    """Write a screenshot (SQLite pass: into docs/console/, the README's; PostgreSQL: nowhere)."""
+    """Write a screenshot (SQLite pass: into SCREENSHOTS, docs/console/ under `make screenshots`; PostgreSQL:
+    nowhere)."""
     if console.backend == "sqlite":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full)
