@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from strongroom.balances.figures import NO_PROFITS, Profits, shares
+from strongroom.balances.figures import NO_PROFITS, HistoryPoint, Profits, shares
 from strongroom.balances.figures import profits as profits_over
 from strongroom.balances.figures import total as total_profits
 from strongroom.balances.interfaces import Balances
@@ -11,7 +11,6 @@ from strongroom.balances.services import (
     AccountTotals,
     BalanceService,
     BalancesFacade,
-    HistoryPoint,
     Portfolio,
     Snapshot,
 )

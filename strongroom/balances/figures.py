@@ -1,6 +1,6 @@
 """Figures derived from stored balance snapshots: profit over the history, and percentage shares.
 
-Pure functions over the balances service's data (``strongroom.balances.services``): no database,
+Pure functions over the balance history (its points, ``HistoryPoint``, are defined here): no database,
 no exchange call. Money stays ``Decimal``; percentages are rounded to two places at the end.
 
 *Profit* here is the change in value between two snapshots: Strongroom does not see deposits or
@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
-from strongroom.balances.services import HistoryPoint
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One point of an account's balance history (seed 001's balance_chart_data)."""
+
+    at: datetime
+    usd: Decimal
+    btc: Decimal
+
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)

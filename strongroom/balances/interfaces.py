@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
-from strongroom.balances.services import HISTORY_LIMIT, HistoryPoint, Portfolio, Snapshot
+from strongroom.balances.figures import HistoryPoint, Profits
+from strongroom.balances.services import HISTORY_LIMIT, Portfolio, Snapshot
 from strongroom.principal import Principal
 
 
@@ -31,6 +32,12 @@ class Balances(Protocol):
     async def latest_many(self, principal: Principal, account_ids: Iterable[int]) -> dict[int, Snapshot]:
         """Return the last snapshot of each of ``account_ids`` the caller sees and that was ever loaded, by
         account id (others absent), in one query. Raises InsufficientScope."""
+        ...
+
+    async def profits_many(self, principal: Principal, account_ids: Iterable[int], now: datetime) -> dict[int, Profits]:
+        """Return the all-time and day profits of each of ``account_ids`` the caller sees and that has a snapshot,
+        by account id (others absent), as ``profits_over(history)`` over its whole history, read in two
+        queries whatever their number (for account lists). Raises InsufficientScope."""
         ...
 
     async def history(self, principal: Principal, account_id: int, since: datetime | None = None,

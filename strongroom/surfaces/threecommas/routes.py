@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -20,7 +20,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import JSONResponse
 
 from strongroom.accounts import AccountQuery, Accounts, ByOffset, authorize_connect
-from strongroom.balances import NO_PROFITS, Balances, Profits, Snapshot, profits_over, total_profits
+from strongroom.balances import NO_PROFITS, Balances, total_profits
 from strongroom.enums import AccountStatus
 from strongroom.errors import (
     AlreadyConnected,
@@ -150,20 +150,23 @@ async def live_account(accounts: Accounts, principal: Principal, raw_id: str) ->
     return account
 
 
-async def figures_of(service: Balances, principal: Principal, account_id: int,
-               now: datetime) -> tuple[Snapshot | None, Profits]:
-    """Return the account's last snapshot and its profits over its stored history (none: zeros)."""
-    snapshot = await service.latest(principal, account_id)
-    if snapshot is None:
-        return snapshot, NO_PROFITS
-    return snapshot, profits_over(await service.history(principal, account_id), now)
+async def entities(balances: Balances, catalogue: Catalogue, principal: Principal,
+                   accounts: Sequence[ExchangeAccount]) -> list[dict[str, Any]]:
+    """Return the AccountEntity of each of ``accounts`` with its balances and profits (two calls of the balances
+    capability whatever their number; an account never loaded has no snapshot and zero profits)."""
+    ids = [a.id for a in accounts]
+    snapshots = await balances.latest_many(principal, ids) if ids else {}
+    profits = await balances.profits_many(principal, ids, datetime.now(UTC)) if snapshots else {}
+    codes = market_codes(catalogue)
+    return [shapes.account_entity(a, codes.of_account(a.exchange), snapshots.get(a.id), profits.get(a.id, NO_PROFITS))
+            for a in accounts]
 
 
 async def entity(balances: Balances, catalogue: Catalogue, principal: Principal,
            account: ExchangeAccount) -> dict[str, Any]:
     """Return the AccountEntity of ``account`` with its balances and profits."""
-    snapshot, profits = await figures_of(balances, principal, account.id, datetime.now(UTC))
-    return shapes.account_entity(account, market_codes(catalogue).of_account(account.exchange), snapshot, profits)
+    [one] = await entities(balances, catalogue, principal, [account])
+    return one
 
 
 async def summary(service: Balances, principal: Principal) -> dict[str, Any]:
@@ -171,7 +174,8 @@ async def summary(service: Balances, principal: Principal) -> dict[str, Any]:
     now = datetime.now(UTC)
     portfolio = await service.portfolio(principal)
     loaded = [t for t in portfolio.accounts if t.snapshot is not None]
-    profits = total_profits([profits_over(await service.history(principal, t.account_id), now) for t in loaded])
+    by_account = await service.profits_many(principal, [t.account_id for t in loaded], now) if loaded else {}
+    profits = total_profits(list(by_account.values()))
     since = min((t.snapshot.fetched_at for t in loaded if t.snapshot), default=now)
     return shapes.summary_entity(portfolio.total_usd, portfolio.total_btc, profits, since, now)
 
@@ -285,7 +289,7 @@ async def list_accounts(request: Request, principal: CurrentPrincipal, accounts:
     query = AccountQuery(live_only=True, api_key_hint=api_key)
     found = await accounts.find(principal, query, ByOffset(((page or 1) - 1) * size, size))
 
-    return JSONResponse([await entity(balances, catalogue, principal, a) for a in found.items])
+    return JSONResponse(await entities(balances, catalogue, principal, found.items))
 
 
 @api.post("/accounts/new", summary="Connect an exchange account.",

@@ -451,3 +451,44 @@ def test_trading_calls_stay_not_supported_with_trade_scope_and_a_policy(client, 
     held = httpx.get(f"{mock.url}/_mock/orders", params={"exchange": "binance", "api_key": exchange_key["api_key"]},
                      timeout=10).json()["orders"]
     assert held == []
+
+
+def test_listing_accounts_reads_balances_in_queries_that_do_not_grow_with_the_accounts(client, key, mock, server):
+    """The account list (and the summary) read every account's snapshot and profits together: the statements on
+    balance_snapshots are as many for six loaded accounts as for one (they were two per account)."""
+    from sqlalchemy import event
+
+    engine = server.core.db.engine
+
+    def snapshot_statements(path: str) -> tuple[int, list[dict]]:
+        statements: list[str] = []
+
+        def count(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            answer = signed(client, key, "GET", path)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert answer.status_code == 200, answer.text
+        return len([s for s in statements if "balance_snapshots" in s]), answer.json()
+
+    def connect_and_load() -> dict:
+        body = as_json({"type": "binance", "name": f"acct-{uuid.uuid4().hex[:6]}", **mock.new_key("binance")})
+        made = signed(client, key, "POST", f"{V1}/accounts/new", body=body)
+        assert made.status_code == 201, made.text
+        loaded = signed(client, key, "POST", f"{V1}/accounts/{made.json()['id']}/load_balances")
+        assert loaded.status_code == 201, loaded.text
+        return loaded.json()
+
+    first = connect_and_load()
+    one, listed = snapshot_statements(f"{V1}/accounts")
+    assert [a["id"] for a in listed] == [first["id"]] and listed[0]["usd_amount"] == first["usd_amount"]
+    one_summary, _ = snapshot_statements(f"{V1}/accounts/summary")
+    more = [connect_and_load() for _ in range(5)]
+    six, listed = snapshot_statements(f"{V1}/accounts")
+    assert sorted(a["id"] for a in listed) == sorted(a["id"] for a in [first, *more])
+    assert {a["id"]: a["usd_profit"] for a in listed} == {a["id"]: a["usd_profit"] for a in [first, *more]}
+    six_summary, _ = snapshot_statements(f"{V1}/accounts/summary")
+    assert (six, six_summary) == (one, one_summary)
