@@ -52,6 +52,16 @@ def sign_in(page: Any, username: str, password: str) -> None:
     page.get_by_role("heading", name="Exchange accounts").wait_for()
 
 
+def choose_exchange(page: Any, exchange: str) -> None:
+    """Choose ``exchange`` in the connect form and wait until htmx has swapped in its fields (a value typed
+    into the old fields before that would be lost with them)."""
+    # htmx binds the select's change event once the page has loaded: choose only then (a busy machine is slow)
+    page.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'")
+    with page.expect_response(lambda r: "/console/accounts/fields" in r.url):
+        page.get_by_label("Exchange", exact=True).select_option(exchange)
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+
+
 def test_sign_in_with_the_keyboard_connect_the_demo_account_and_see_31200_usd(page: Any, console: Console) -> None:
     username, password = console.user()
     page.goto("/console")
@@ -68,7 +78,7 @@ def test_sign_in_with_the_keyboard_connect_the_demo_account_and_see_31200_usd(pa
     page.keyboard.press("Tab")  # the first stop on every page: the skip link
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
 
-    page.get_by_label("Exchange", exact=True).select_option("binance")
+    choose_exchange(page, "binance")  # (its fields are swapped in: fill them only after that)
     page.get_by_label("Name").fill("Binance main")
     page.get_by_label("API key").fill("demo-binance-key")
     page.get_by_label("Secret").fill("demo-binance-secret")
@@ -98,9 +108,7 @@ def test_sign_in_with_the_keyboard_connect_the_demo_account_and_see_31200_usd(pa
 def test_the_connect_form_follows_the_exchange(page: Any, console: Console) -> None:
     sign_in(page, *console.user())
     assert page.get_by_label("Passphrase").count() == 0
-    # htmx binds the select's change event once the page has loaded: choose only then (a busy machine is slow)
-    page.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'")
-    page.get_by_label("Exchange", exact=True).select_option("okx")
+    choose_exchange(page, "okx")
     page.get_by_label("Passphrase").wait_for()  # htmx fetched OKX's fields
     assert page.get_by_label("API key").is_visible() and page.get_by_label("Secret").is_visible()
 
