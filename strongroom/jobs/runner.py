@@ -144,6 +144,7 @@ class Runner:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     @property
     def idle(self) -> bool:
@@ -155,6 +156,7 @@ class Runner:
         if self.idle:
             return
         self._wake = asyncio.Event()
+        self._stopping = False
         loop = asyncio.get_running_loop()
         self._loops = [loop.create_task(self._dispatch(), name="jobs:dispatch")]
         if self.listen:
@@ -163,11 +165,14 @@ class Runner:
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming; let running jobs finish for ``grace`` seconds, then cancel them (their leases
         expire and they run again elsewhere)."""
+        self._stopping = True  # the dispatch loop also ends on its own at its next turn (see _dispatch)
         for task in self._loops:
             task.cancel()
-        for task in self._loops:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._loops:  # asyncio.wait: a cancel of this stop itself is not swallowed with the loops' own
+            await asyncio.wait(self._loops)
+            for task in self._loops:
+                if not task.cancelled():
+                    task.exception()  # retrieved: a loop ends by its cancel or its flag, nothing else is news
         self._loops = []
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
@@ -188,7 +193,7 @@ class Runner:
         kinds = sorted(self.registry.handlers)
         schedules = list(self.registry.schedules.values())
         next_fire = 0.0
-        while True:
+        while not self._stopping:
             try:
                 if schedules and time.monotonic() >= next_fire:
                     next_fire = time.monotonic() + min(self.poll_seconds, *(s.interval for s in schedules))
@@ -205,8 +210,11 @@ class Runner:
             except Exception as exc:  # noqa: BLE001 - a database fault: log its type, wait, try again
                 log.warning("job runner: claiming failed (%s); trying again", type(exc).__name__)
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the inner result when the wake-up and a
+            # cancel land in the same turn, swallowing the cancel (a stop then waited for ever on this loop)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

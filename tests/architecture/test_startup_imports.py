@@ -88,7 +88,14 @@ def watch():
         except OSError:
             pass
         time.sleep(0.01)
+    else:
+        print("no 200 from /readyz within 60 s", file=sys.stderr, flush=True)
     os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(30)  # a graceful stop takes a second or two: still here, say what every task awaits
+    import asyncio, gc
+    for task in [o for o in gc.get_objects() if isinstance(o, asyncio.Task) and not o.done()]:
+        print("pending:", task, file=sys.stderr, flush=True)
+        task.print_stack(file=sys.stderr)
 
 threading.Thread(target=watch, daemon=True).start()
 sys.argv = ["strongroom", "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -115,7 +122,7 @@ def test_strongroom_serve_is_ready_without_the_command_line(tmp_path: Path) -> N
     env.update(PYTHONPATH=str(ROOT), STRONGROOM_DATA_DIR=str(tmp_path / "data"), STRONGROOM_LOG_LEVEL="warning")
     out = subprocess.run([sys.executable, "-c", SERVE_COMMAND, "-", str(free_port())], check=False, env=env,
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == 0, (out.stdout[-1500:], out.stderr[-6000:])
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert "strongroom.app" in loaded and "uvicorn" in loaded
     assert under(loaded, COMMAND_LINE) == []

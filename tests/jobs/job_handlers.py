@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 TABLES = ["CREATE TABLE IF NOT EXISTS test_job_workers (pid INTEGER PRIMARY KEY)",
           ("CREATE TABLE IF NOT EXISTS test_job_runs (job_id INTEGER NOT NULL, attempt INTEGER NOT NULL, "
@@ -31,7 +32,14 @@ def ensure_tables(db: Any) -> None:
 
 def register(registry: Any) -> None:
     db = registry.services.db
-    ensure_tables(db)
+    for attempt in range(5):  # two workers starting at once: PostgreSQL's CREATE TABLE IF NOT EXISTS can race
+        try:  # (a unique violation on pg_type for the loser); the table is there on the next try
+            ensure_tables(db)
+            break
+        except SQLAlchemyError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2)
 
     def effect(job: Any) -> None:
         with db.session() as session:

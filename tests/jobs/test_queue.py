@@ -295,6 +295,30 @@ def test_serve_runs_jobs_inline_unless_they_are_off(fresh, tmp_path, mode):
         srv.stop()
 
 
+def test_a_stop_that_lands_with_a_wake_up_still_stops(make_core):
+    """A wake-up (a job finishing, a NOTIFY) in the same turn as the stop's cancel: on Python 3.11
+    ``asyncio.wait_for`` then returned the wake-up and swallowed the cancel, the dispatch loop went on and a
+    server's shutdown waited for it for ever (seen as ``strongroom serve`` hanging after SIGINT)."""
+    core = make_core()
+    registry = Registry()
+    registry.handler(kind(), lambda job: None)
+    runner = Runner(core.jobs, registry, poll_seconds=30)  # only a wake-up or the stop ends its wait
+
+    async def main() -> None:
+        runner.start()
+        for _ in range(50):  # the dispatch loop is waiting for a wake-up: wake it and stop in one turn
+            await asyncio.sleep(0.05)
+        loops = list(runner._loops)
+        runner.wake()
+        stopping = asyncio.get_running_loop().create_task(runner.stop(grace=0.2))
+        done, _ = await asyncio.wait({stopping}, timeout=10)  # (asyncio.wait cancels nothing)
+        runner._stopping = True  # whatever happened, let the loop end
+        assert stopping in done, "the stop is still waiting for the dispatch loop"
+        assert all(task.done() for task in loops)
+
+    asyncio.run(main())
+
+
 def test_stop_does_not_wait_past_its_grace_for_a_claim_stuck_in_its_thread(make_core):
     """A claim held up in its worker thread (SQLite's busy timeout is 30 s) does not hold a shutdown: cancelling
     the dispatch loop does not wait for the thread's call (its result, when it comes, is dropped)."""

@@ -90,6 +90,7 @@ def test_two_workers_run_each_of_many_jobs_exactly_once(install):
         for proc in workers:
             err = proc.stop()
             assert "Traceback" not in err, err
+            assert proc.proc.returncode == 0, err  # a worker that could not start says why
         db.dispose()
 
 
