@@ -103,7 +103,8 @@ class JobStatus(StrEnum):
 
 class EventType(StrEnum):
     """What happened (``strongroom.events``): the ``type`` of an event and of a webhook delivery.
-    ``master_key.rotated`` is admin-only: it goes only to admins and to endpoints an admin created."""
+    ``master_key.rotated`` and ``user.deleted`` are admin-only: they go only to admins and to endpoints an admin
+    created."""
 
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
@@ -117,6 +118,7 @@ class EventType(StrEnum):
     EXCHANGE_ACCOUNT_DISCONNECTED = "exchange_account.disconnected"
     BALANCES_CHANGED = "balances.changed"
     MASTER_KEY_ROTATED = "master_key.rotated"
+    USER_DELETED = "user.deleted"  # admin-only: the user's keys and accounts went with them
     WEBHOOK_DISABLED = "webhook.disabled"  # an endpoint failing for days (or answering 410) was turned off
     WEBHOOK_TEST = "webhook.test"  # POST /v1/webhooks/{id}/test: delivered to that endpoint only
     ORDER_CREATED = "order.created"
@@ -125,7 +127,7 @@ class EventType(StrEnum):
     ORDER_REJECTED = "order.rejected"
 
 
-ADMIN_ONLY_EVENTS = frozenset({EventType.MASTER_KEY_ROTATED})
+ADMIN_ONLY_EVENTS = frozenset({EventType.MASTER_KEY_ROTATED, EventType.USER_DELETED})
 
 
 class WebhookSigning(StrEnum):

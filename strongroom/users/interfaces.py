@@ -75,8 +75,8 @@ class Users(Protocol):
         ...
 
     async def delete(self, principal: Principal, user_id: int) -> None:
-        """Delete a user with their sessions, keys and accounts (admins only; not oneself). Raises Forbidden,
-        NotFound."""
+        """Delete a user with their sessions, keys, accounts and webhook endpoints (admins only; not oneself),
+        with the admin-only event ``user.deleted`` naming them, in one transaction. Raises Forbidden, NotFound."""
         ...
 
 

@@ -14,11 +14,12 @@ from cachetools import LRUCache
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from strongroom import events
 from strongroom.audit.services import AuditService
 from strongroom.crypto.passwords import Passwords
 from strongroom.crypto.tokens import Hasher
 from strongroom.db import Database, rowcount, utcnow
-from strongroom.enums import AuthMethod, UsageLevel
+from strongroom.enums import AuthMethod, EventType, UsageLevel
 from strongroom.errors import (
     Conflict,
     Forbidden,
@@ -27,7 +28,7 @@ from strongroom.errors import (
     SignInRefused,
     ValidationFailed,
 )
-from strongroom.models import AuthSession, User
+from strongroom.models import ApiKey, AuthSession, ExchangeAccount, User
 from strongroom.pagination import Page, paginate, valid_id
 from strongroom.principal import Principal
 from strongroom.ratelimit import RateLimiter
@@ -189,7 +190,9 @@ class UserService:
             return paginate(session, select(User), User.id, cursor, limit)
 
     def delete(self, principal: Principal, user_id: int) -> None:
-        """Delete a user and everything they own (admins only; not oneself). Raises Forbidden, NotFound."""
+        """Delete a user and everything they own (admins only; not oneself), recording the admin-only event
+        ``user.deleted`` (their ids, username, and the ids of the keys and accounts that went with them) in the
+        same transaction. Raises Forbidden, NotFound."""
         principal.require(DELETE)
         if not principal.is_admin:
             raise Forbidden("only admins manage users")
@@ -199,7 +202,14 @@ class UserService:
             user = session.get(User, user_id) if valid_id(user_id) else None
             if user is None:
                 raise NotFound("user not found")
+            # what goes with them, for whoever keeps a copy (a gateway's key cache, a platform's account list)
+            data = {"user_id": user.id, "public_id": str(user.public_id), "username": user.username,
+                    "key_ids": sorted(session.scalars(select(ApiKey.key_id).where(ApiKey.user_id == user_id))),
+                    "account_ids": sorted(session.scalars(select(ExchangeAccount.id)
+                                                          .where(ExchangeAccount.user_id == user_id)))}
             session.delete(user)
+            session.flush()  # their webhook endpoints are gone before the event fans out
+            events.record(session, EventType.USER_DELETED, user_id=None, data=data)
             self.audit.record(session, "user.delete", "ok", principal=principal, target=f"user:{user_id}")
 
     def set_usage_level(self, principal: Principal, user_id: int, level: str) -> User:

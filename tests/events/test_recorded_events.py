@@ -258,3 +258,37 @@ def test_a_spent_failure_budget_writes_one_event_per_window(make_core):
     assert core.api_keys.budget_exhausted(key.key_id, 60, ends + 60) is True
     assert core.api_keys.budget_exhausted("no-such-key", 60, ends) is False
     assert len(recorded(core, EventType.API_KEY_FAILURE_BUDGET_EXHAUSTED)) == 2
+
+
+def test_deleting_a_user_writes_an_admin_only_event_naming_what_went_with_them(make_core):
+    from sqlalchemy import func
+
+    from strongroom.models import User, WebhookDelivery, WebhookEndpoint
+
+    core = make_core(gateway=Gateway(), webhook_allow_private=True)
+    admin_user = new_user(core)
+    admin = Principal(user_id=admin_user.user_id, username="root", is_admin=True)
+    core.webhooks.create(admin, url="http://127.0.0.1:9/admin")  # an admin's endpoint: admin-only events
+    doomed = new_user(core)
+    core.webhooks.create(doomed, url="http://127.0.0.1:9/own")
+    key, _ = core.api_keys.create(doomed, name="bot")
+    account = asyncio.run(core.accounts.connect(doomed, "binance", creds(), name="main"))
+    with core.db.session() as session:
+        public_id = session.get(User, doomed.user_id).public_id
+    with failing_after(EventType.USER_DELETED), pytest.raises(Boom):  # the event fails: nothing is deleted
+        core.users.delete(admin, doomed.user_id)
+    assert core.users.by_username(admin, doomed.username) is not None
+    core.users.delete(admin, doomed.user_id)
+    (event,) = recorded(core, EventType.USER_DELETED)
+    assert event.user_id is None and event.admin_only
+    assert event.data == {"user_id": doomed.user_id, "public_id": str(public_id), "username": doomed.username,
+                          "key_ids": [key.key_id], "account_ids": [account.id]}
+    assert [e.type for e in core.events.list(admin_user).items if e.type == EventType.USER_DELETED] == []
+    assert [e.public_id for e in core.events.list(admin, types=[EventType.USER_DELETED]).items] == [event.public_id]
+    with core.db.session() as session:  # one delivery, to the admin's endpoint; the user's own went with them
+        targets = session.execute(select(WebhookEndpoint.url).join(
+            WebhookDelivery, WebhookDelivery.endpoint_id == WebhookEndpoint.id).join(
+            Event, Event.id == WebhookDelivery.event_id).where(Event.type == EventType.USER_DELETED)).scalars().all()
+        assert targets == ["http://127.0.0.1:9/admin"]
+        assert session.scalar(select(func.count()).select_from(WebhookEndpoint)
+                              .where(WebhookEndpoint.url == "http://127.0.0.1:9/own")) == 0
