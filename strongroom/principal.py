@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 
@@ -10,6 +11,16 @@ from strongroom.enums import AuthMethod
 
 BASE_SCOPES = scope_rules.BASE
 ALL_SCOPES = scope_rules.SESSION  # a user signed in: read, write, delete and trade
+
+
+def accounts_within(inner: Collection[int] | None, outer: Collection[int] | None) -> bool:
+    """Return True if the account binding ``inner`` reaches no account that ``outer`` does not.
+
+    ``None`` is unbound (every account of the user): within only another unbound binding.
+    """
+    if outer is None:
+        return True
+    return inner is not None and set(inner) <= set(outer)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from strongroom.db import Database, delete_in_batches
 from strongroom.models import ApiKey, AuditEvent
 from strongroom.pagination import Page, paginate
-from strongroom.principal import Principal
+from strongroom.principal import Principal, accounts_within
 from strongroom.scopes import READ
 
 log = logging.getLogger("strongroom.audit")
@@ -175,9 +175,6 @@ class AuditService:
             return query
         keys = session.execute(select(ApiKey.key_id, ApiKey.account_ids).where(ApiKey.user_id == principal.user_id))
         targets = [f"account:{i}" for i in sorted(principal.account_ids)]
-        # imported here, not at the top: the keys package imports this module (its keys record audit events)
-        from strongroom.keys.power import accounts_within
-
         targets += [f"api_key:{k}" for k, bound in keys if accounts_within(bound, principal.account_ids)]
         about = AuditEvent.target.in_(targets)
         return query.where(or_(about, AuditEvent.actor_key_id == principal.key_id) if principal.key_id else about)

@@ -8,12 +8,10 @@ import logging
 import threading
 import time
 from collections import Counter
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
 from strongroom.enums import RefusalReason
-
-if TYPE_CHECKING:
-    from strongroom.keys.services import ApiKeyService
 
 log = logging.getLogger("strongroom.usage")
 
@@ -31,10 +29,18 @@ REFUSAL_OUTCOMES: dict[RefusalReason, str] = {
 }
 
 
+class UsageStore(Protocol):
+    """Where the batches go: the keys capability's engine (``ApiKeyService``)."""
+
+    def record_last_used(self, used: dict[str, float]) -> None: ...
+
+    def record_usage(self, counts: Mapping[tuple[str, int, str], int]) -> None: ...
+
+
 class UsageRecorder:
     """Remembers key use in memory; :meth:`flush` writes ``last_used_at`` and the hourly counts."""
 
-    def __init__(self, keys: ApiKeyService) -> None:
+    def __init__(self, keys: UsageStore) -> None:
         self.keys = keys
         self._pending: dict[str, float] = {}
         self._counts: Counter[tuple[str, int, str]] = Counter()  # (key id, epoch hour, outcome)

@@ -17,10 +17,9 @@ from sqlalchemy.orm import Session
 from strongroom.db import Database, delete_in_batches, utcnow
 from strongroom.enums import EventType
 from strongroom.errors import ValidationFailed
-from strongroom.keys.power import accounts_within
 from strongroom.models import ApiKey, Event, EventMark
 from strongroom.pagination import Page, paginate
-from strongroom.principal import Principal
+from strongroom.principal import Principal, accounts_within
 from strongroom.scopes import READ
 
 TYPES = tuple(EventType)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from strongroom import scopes as scope_rules
-from strongroom.principal import Principal
+from strongroom.principal import Principal, accounts_within
 
 Network = IPv4Network | IPv6Network
 
@@ -51,16 +51,6 @@ def _subnet_of(net: Network, limit: Network) -> bool:
     if isinstance(net, IPv6Network) and isinstance(limit, IPv6Network):
         return net.subnet_of(limit)
     return False
-
-
-def accounts_within(inner: Collection[int] | None, outer: Collection[int] | None) -> bool:
-    """Return True if the account binding ``inner`` reaches no account that ``outer`` does not.
-
-    ``None`` is unbound (every account of the user): within only another unbound binding.
-    """
-    if outer is None:
-        return True
-    return inner is not None and set(inner) <= set(outer)
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,10 @@ from strongroom.errors import (
     NotFound,
     ValidationFailed,
 )
-from strongroom.keys.power import KeyPower, Network, accounts_within, parse_networks
+from strongroom.keys.power import KeyPower, Network, parse_networks
 from strongroom.models import ApiKey, KeyUsage, TZDateTime, User
 from strongroom.pagination import Page, paginate, valid_id
-from strongroom.principal import Principal
+from strongroom.principal import Principal, accounts_within
 from strongroom.scopes import DELETE, READ, WRITE
 from strongroom.settings import Settings
 from strongroom.users.services import UserSnapshot, snapshot

@@ -1,12 +1,15 @@
 """The package's import graph (issue 17, item 4): no circle, and no import from a lower layer upward.
 
 Every ``import`` counts, at module level, under ``TYPE_CHECKING`` and inside functions (a lazy
-import is still a dependency). A package's ``__init__`` is treated as the package itself.
+import is still a dependency). A package's ``__init__`` is treated as the package itself, and importing a
+module of a package depends on that package too when its ``__init__`` imports anything (it runs first), unless
+the importer is inside it.
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -68,7 +71,22 @@ def graph() -> dict[str, set[str]]:
             if imported and imported != name and imported != "strongroom":
                 targets.add(imported)
         edges[name] = targets
-    return edges
+    # packages whose __init__ imports something: importing one of their modules runs it first
+    importing = {name: targets for name, targets in edges.items() if targets}
+    return {name: targets | parents_run_by(name, targets, importing) for name, targets in edges.items()}
+
+
+def parents_run_by(name: str, targets: set[str], packages: Mapping[str, object]) -> set[str]:
+    """The ``packages`` whose ``__init__`` importing ``targets`` runs first (``strongroom.a.b`` runs
+    ``strongroom.a``), but not those ``name`` is inside (its own package's ``__init__`` is already under way)."""
+    found = set()
+    for target in targets:
+        parts = target.split(".")
+        for end in range(2, len(parts)):
+            parent = ".".join(parts[:end])
+            if parent in packages and not (name == parent or name.startswith(parent + ".")):
+                found.add(parent)
+    return found
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -180,3 +198,9 @@ def test_the_internals_finder_finds_internals(edges: dict[str, set[str]], expect
 ])
 def test_the_circle_finder_finds_circles(edges: dict[str, set[str]], expected: list[list[str]]) -> None:
     assert cycles(edges) == expected
+
+
+def test_importing_a_module_of_a_package_depends_on_the_package() -> None:
+    modules = {"strongroom.a": 1, "strongroom.a.b": 1, "strongroom.a.b.c": 1, "strongroom.d": 1}
+    assert parents_run_by("strongroom.d", {"strongroom.a.b.c"}, modules) == {"strongroom.a", "strongroom.a.b"}
+    assert parents_run_by("strongroom.a.x", {"strongroom.a.b.c"}, modules) == {"strongroom.a.b"}  # inside a

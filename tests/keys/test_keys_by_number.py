@@ -12,7 +12,7 @@ import pytest
 from support.services import new_user
 
 from strongroom.errors import Forbidden, InsufficientScope, NotFound, ValidationFailed
-from strongroom.keys.power import accounts_within
+from strongroom.principal import accounts_within
 
 
 @pytest.mark.parametrize(("inner", "outer", "within"), [
