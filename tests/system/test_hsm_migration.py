@@ -9,15 +9,13 @@ from __future__ import annotations
 import base64
 import json
 import os
-import threading
 from pathlib import Path
 
-import httpx
 import pytest
 from support import LOGS, Users, install_log_capture, run_cli, start_server
 from support.exchange_mock import Mock
 from support.hsm import new_token
-from support.keys import database_bytes, every_record_opens, status_of, variants
+from support.keys import database_bytes, every_record_opens, seed_accounts, status_of, traffic, variants
 
 pytestmark = pytest.mark.slow
 
@@ -36,47 +34,16 @@ def test_file_to_softhsm_online_then_the_hsm_alone(fresh, mock_exchange, tmp_pat
     user = Users(server).create()
     try:
         with server.client() as client:
-            accounts = []
-            for i in range(6):
-                made = client.post("/v1/exchange-accounts", headers=user.headers,
-                                   json={"exchange": "binance", "credentials": mock.new_key(), "name": f"a{i}"})
-                assert made.status_code == 201, made.text
-                accounts.append(made.json()["id"])
-            bearer = client.post("/v1/api-keys", headers=user.headers, json={"name": "b", "kind": "bearer"})
-            assert bearer.status_code == 201, bearer.text
-            bearer_headers = {"Authorization": f"Bearer {bearer.json()['secret']}"}
+            accounts, bearer_headers = seed_accounts(client, user, mock, 6)
             hmac_key = client.post("/v1/api-keys", headers=user.headers, json={"name": "h", "kind": "hmac"})
             assert hmac_key.status_code == 201, hmac_key.text
 
         # requests (reads that open credentials, writes that seal new ones) run through the migration
-        stop = threading.Event()
-        failures: list[str] = []
-        served = [0]
-
-        def load() -> None:
-            with httpx.Client(base_url=server.url, timeout=30) as c:
-                n = 0
-                while not stop.is_set():
-                    n += 1
-                    answer = c.post(f"/v1/exchange-accounts/{accounts[n % len(accounts)]}/balances/refresh",
-                                    headers=bearer_headers)
-                    if n % 5 == 0:
-                        answer = c.post("/v1/exchange-accounts", headers=user.headers, json={
-                            "exchange": "binance", "credentials": mock.new_key(), "name": f"during {n}"})
-                    if answer.status_code not in (200, 201):
-                        failures.append(f"{answer.status_code} {answer.text[:200]}")
-                    served[0] += 1
-
-        runner = threading.Thread(target=load)
-        runner.start()
-        try:
+        with traffic(server.url, accounts, bearer_headers, connect_every=5, user=user, mock=mock) as sent:
             migrated = run_cli("master-key", "migrate", "--to", "pkcs11", "--batch", "2", env=env, timeout=300)
-        finally:
-            stop.set()
-            runner.join(60)
         assert migrated.returncode == 0, migrated.stderr
         assert "master key version 2 (pkcs11) is current" in migrated.stdout, migrated.stdout
-        assert served[0] > 0 and not failures, failures[:3]
+        assert sent.served > 0 and not sent.failures, sent.failures[:3]
         # a record sealed by the server before it saw version 2 (it looks once a second): a re-run finishes
         again = run_cli("master-key", "migrate", "--to", "pkcs11", env=env, timeout=300)
         assert again.returncode == 0 and "master key version 2 (pkcs11)" in again.stdout, again.stderr

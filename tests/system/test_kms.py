@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import httpx
 import pytest
 from support import BIN, ROOT, Users, free_port, run_cli, start_server
 from support.exchange_mock import Mock
-from support.keys import every_record_opens, status_of
+from support.keys import every_record_opens, seed_accounts, status_of, traffic
 
 pytestmark = pytest.mark.slow
 
@@ -121,38 +120,13 @@ def test_file_to_kms_online_then_kms_alone(fresh, mock_exchange, kms: MotoKms, t
     user = Users(server).create()
     try:
         with server.client() as client:
-            accounts = []
-            for i in range(4):
-                made = client.post("/v1/exchange-accounts", headers=user.headers,
-                                   json={"exchange": "binance", "credentials": mock.new_key(), "name": f"a{i}"})
-                assert made.status_code == 201, made.text
-                accounts.append(made.json()["id"])
-            bearer = client.post("/v1/api-keys", headers=user.headers, json={"name": "b", "kind": "bearer"})
-            bearer_headers = {"Authorization": f"Bearer {bearer.json()['secret']}"}
+            accounts, bearer_headers = seed_accounts(client, user, mock, 4)
 
-        stop = threading.Event()
-        failures: list[str] = []
-
-        def load() -> None:
-            with httpx.Client(base_url=server.url, timeout=30) as c:
-                n = 0
-                while not stop.is_set():
-                    n += 1
-                    answer = c.post(f"/v1/exchange-accounts/{accounts[n % len(accounts)]}/balances/refresh",
-                                    headers=bearer_headers)
-                    if answer.status_code != 200:
-                        failures.append(f"{answer.status_code} {answer.text[:200]}")
-
-        runner = threading.Thread(target=load)
-        runner.start()
-        try:
+        with traffic(server.url, accounts, bearer_headers) as sent:
             migrated = run_cli("master-key", "migrate", "--to", "aws-kms", "--batch", "1", env=env, timeout=300)
-        finally:
-            stop.set()
-            runner.join(60)
         assert migrated.returncode == 0, migrated.stderr
         assert "master key version 2 (aws-kms) is current" in migrated.stdout, migrated.stdout
-        assert not failures, failures[:3]
+        assert sent.served > 0 and not sent.failures, sent.failures[:3]
         status = status_of(env)
         assert status["pending"] == 0
         assert {v["version"]: v["provider"] for v in status["versions"]} == {1: "file", 2: "aws-kms"}
