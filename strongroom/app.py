@@ -7,7 +7,7 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, Literal, Protocol
 
@@ -141,8 +141,7 @@ def create_app(settings: Settings | None = None, core: Core | None = None, *, wa
             yield
         finally:
             warming.cancel()
-            with suppress(asyncio.CancelledError):
-                await warming
+            await asyncio.wait({warming})  # (its cancel ends it; a cancel of this shutdown is not swallowed with it)
             if runner is not None:
                 await runner.stop()
             await app.state.core.housekeeping.stop()
