@@ -208,3 +208,23 @@ def test_usage_writes_are_batched_not_per_request(backend: Any, tmp_path: Any) -
         assert total == 5 and used is not None
     finally:
         srv.stop()
+
+
+def test_httpx_request_lines_only_at_debug(capsys: Any) -> None:
+    """httpx logs each request at INFO with its whole URL (a webhook receiver's may carry its token)."""
+    import httpx
+
+    from strongroom.logs import configure
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, logging.getLogger("httpx").level)
+    transport = httpx.MockTransport(lambda request: httpx.Response(204))
+    try:
+        for level, shown in (("info", False), ("debug", True)):
+            configure(level, "plain")
+            with httpx.Client(transport=transport) as client:
+                client.post("http://receiver.example/hooks/T000/B000/token-in-the-path")
+            assert ("token-in-the-path" in capsys.readouterr().err) is shown, level
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+        logging.getLogger("httpx").setLevel(saved[2])
