@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from support.receiver import Answer, Receiver
@@ -20,7 +20,7 @@ from support.webhooks import FAST, deliveries, emit, running, wait_status
 
 from strongroom.enums import DeliveryStatus, EventType
 from strongroom.events import record
-from strongroom.models import Event, WebhookDelivery
+from strongroom.models import Event, Job, WebhookDelivery
 from strongroom.principal import Principal
 
 
@@ -364,12 +364,13 @@ def test_a_run_that_lost_its_lease_claims_no_more_and_the_new_run_takes_its_deli
         for n in range(BATCH + 10):
             record(session, EventType.BALANCES_CHANGED, user_id=alice.user_id, data={"n": n})
     stalled_queue, other_queue = JobQueue(core.db, holder="stalled"), JobQueue(core.db, holder="other")
-    [stalled] = stalled_queue.claim([DELIVER], 1, lease_seconds=0.5)
+    [stalled] = stalled_queue.claim([DELIVER], 1, lease_seconds=30)
     endpoint_id = stalled.payload["endpoint_id"]
     deliverer = Deliverer(core.db, core.vault, core.settings)
     first = deliverer.claim(endpoint_id, stalled.id, stalled)
     assert first is not None and len(first.items) == BATCH  # its first batch, under a live lease
-    time.sleep(0.6)  # it stalls past its lease
+    with core.db.session() as session:  # it stalls past its lease (the clock moved on, say)
+        session.execute(update(Job).where(Job.id == stalled.id).values(lease_expires_at=time.time() - 1))
     [again] = other_queue.claim([DELIVER], 1, lease_seconds=30)
     assert (again.id, again.attempt) == (stalled.id, 2)
     assert deliverer.claim(endpoint_id, stalled.id, stalled) is None  # the stalled run stops here
