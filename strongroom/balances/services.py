@@ -45,7 +45,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import anyio.to_thread
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from strongroom import events
@@ -228,6 +228,16 @@ def _snapshot_of(row: BalanceSnapshot) -> Snapshot:
                     account_type=row.account_type)
 
 
+def _visible_accounts(principal: Principal, account_ids: Iterable[int]) -> Any:
+    """Return the condition on ``ExchangeAccount`` selecting those of ``account_ids`` the principal sees (its
+    own, within a key's binding; an admin's: any), or None when none can be."""
+    ids = sorted({i for i in account_ids if valid_id(i) and principal.sees_account(i)})
+    if not ids:
+        return None
+    condition = ExchangeAccount.id.in_(ids)
+    return condition if principal.is_admin else and_(condition, ExchangeAccount.user_id == principal.user_id)
+
+
 def _utc(moment: datetime) -> datetime:
     """Return ``moment`` as aware UTC (a naive datetime is taken to be UTC)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -282,15 +292,13 @@ class BalanceService:
     @staticmethod
     def _latest_in(session: Session, principal: Principal, account_ids: Iterable[int]) -> dict[int, Snapshot]:
         """:meth:`latest_many` in ``session``."""
-        ids = sorted({i for i in account_ids if valid_id(i) and principal.sees_account(i)})
-        if not ids:
+        visible = _visible_accounts(principal, account_ids)
+        if visible is None:
             return {}
         newest = (select(BalanceSnapshot.id).where(BalanceSnapshot.account_id == ExchangeAccount.id)
                   .order_by(BalanceSnapshot.fetched_at.desc(), BalanceSnapshot.id.desc()).limit(1)
                   .correlate(ExchangeAccount).scalar_subquery())
-        accounts = select(newest).where(ExchangeAccount.id.in_(ids))
-        if not principal.is_admin:
-            accounts = accounts.where(ExchangeAccount.user_id == principal.user_id)
+        accounts = select(newest).where(visible)
         rows = session.scalars(select(BalanceSnapshot).where(BalanceSnapshot.id.in_(accounts))).all()
         return {row.account_id: _snapshot_of(row) for row in rows}
 
@@ -302,8 +310,8 @@ class BalanceService:
         three snapshots that decide it are read (for account lists). Raises InsufficientScope.
         """
         principal.require(READ)
-        ids = sorted({i for i in account_ids if valid_id(i) and principal.sees_account(i)})
-        if not ids:
+        visible = _visible_accounts(principal, account_ids)
+        if visible is None:
             return {}
         since = _utc(now) - DAY
         newest = (BalanceSnapshot.fetched_at.desc(), BalanceSnapshot.id.desc())
@@ -314,9 +322,7 @@ class BalanceService:
                     .order_by(*order).limit(1).correlate(ExchangeAccount).scalar_subquery())
 
         query = select(ExchangeAccount.id, pick(oldest), pick(newest, BalanceSnapshot.fetched_at <= since),
-                       pick(newest)).where(ExchangeAccount.id.in_(ids))
-        if not principal.is_admin:
-            query = query.where(ExchangeAccount.user_id == principal.user_id)
+                       pick(newest)).where(visible)
         with self.db.session() as session:
             picked = [(row[0], [i for i in row[1:] if i is not None]) for row in session.execute(query)]
             wanted = {i for _, chosen in picked for i in chosen}

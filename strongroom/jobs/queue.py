@@ -166,9 +166,13 @@ def lease_held(session: Session, job: ClaimedJob, now: float | None = None) -> b
     beside the new run.
     """
     now = time.time() if now is None else now
-    return session.execute(select(Job.id).where(
-        Job.id == job.id, Job.status == JobStatus.RUNNING, Job.lease_owner == job.owner, Job.attempts == job.attempt,
-        Job.lease_expires_at > now)).first() is not None
+    return session.execute(select(Job.id).where(_attempt(job), Job.lease_expires_at > now)).first() is not None
+
+
+def _attempt(job: ClaimedJob) -> Any:
+    """The condition that ``job``'s row is still this attempt's: running, under its owner, not claimed again."""
+    return and_(Job.id == job.id, Job.status == JobStatus.RUNNING, Job.lease_owner == job.owner,
+                Job.attempts == job.attempt)
 
 
 def _due(now: float) -> Any:
@@ -232,21 +236,17 @@ class JobQueue:
         return sorted((ClaimedJob(r.id, r.kind, dict(r.payload or {}), r.attempts, r.max_attempts, self.holder)
                        for r in rows), key=lambda j: j.id)
 
-    def _mine(self, job: ClaimedJob) -> Any:
-        return and_(Job.id == job.id, Job.status == JobStatus.RUNNING, Job.lease_owner == job.owner,
-                    Job.attempts == job.attempt)
-
     def extend(self, job: ClaimedJob, lease_seconds: float) -> bool:
         """Extend ``job``'s lease to ``lease_seconds`` from now; False if it is no longer ours."""
         with self.db.session() as session:
-            return rowcount(session.execute(update(Job).where(self._mine(job))
+            return rowcount(session.execute(update(Job).where(_attempt(job))
                                             .values(lease_expires_at=time.time() + lease_seconds)
                                             .execution_options(synchronize_session=False))) == 1
 
     def succeed(self, job: ClaimedJob) -> bool:
         """Mark ``job`` succeeded; False if it is no longer ours (lease lost, canceled): nothing written."""
         with self.db.session() as session:
-            return rowcount(session.execute(update(Job).where(self._mine(job)).values(
+            return rowcount(session.execute(update(Job).where(_attempt(job)).values(
                 status=JobStatus.SUCCEEDED, lease_owner=None, lease_expires_at=None, last_error=None,
                 updated_at=utcnow()).execution_options(synchronize_session=False))) == 1
 
@@ -256,7 +256,7 @@ class JobQueue:
         dead = permanent or job.attempt >= job.max_attempts
         status = JobStatus.DEAD if dead else JobStatus.QUEUED
         with self.db.session() as session:
-            done = rowcount(session.execute(update(Job).where(self._mine(job)).values(
+            done = rowcount(session.execute(update(Job).where(_attempt(job)).values(
                 status=status, run_at=time.time() + (0 if dead else delay), lease_owner=None, lease_expires_at=None,
                 last_error=error[:ERROR_LENGTH], updated_at=utcnow()).execution_options(synchronize_session=False)))
         return status if done == 1 else None
