@@ -334,25 +334,31 @@ class WebhookService:
 
     @staticmethod
     def _deliveries(session: Session, ids: builtins.list[int]) -> builtins.list[DeliveryView]:
-        """Return the deliveries ``ids`` (in that order) with their attempts."""
+        """Return the deliveries ``ids`` (in that order) with their attempts.
+
+        One statement (deliveries outer-joined to their attempts), so one snapshot: under PostgreSQL's READ
+        COMMITTED two statements could see a delivery still ``sending`` beside the attempt that ended it."""
         if not ids:
             return []
         found = session.execute(
-            select(WebhookDelivery, Event.public_id, Event.type)
-            .join(Event, Event.id == WebhookDelivery.event_id).where(WebhookDelivery.id.in_(ids))).all()
-        rows = {d.id: (d, event_public_id, event_type) for d, event_public_id, event_type in found}
+            select(WebhookDelivery, Event.public_id, Event.type, WebhookAttempt)
+            .join(Event, Event.id == WebhookDelivery.event_id)
+            .outerjoin(WebhookAttempt, WebhookAttempt.delivery_id == WebhookDelivery.id)
+            .where(WebhookDelivery.id.in_(ids)).order_by(WebhookAttempt.id)).all()
+        rows: dict[int, tuple[WebhookDelivery, str, str]] = {}
         log: dict[int, builtins.list[AttemptView]] = {}
-        for a in session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids))
-                                 .order_by(WebhookAttempt.id)):
-            log.setdefault(a.delivery_id, []).append(
-                AttemptView(a.attempt, a.at, a.status_code, a.latency_ms, a.error_kind, a.response_excerpt))
+        for d, event_public_id, event_type, a in found:
+            rows[d.id] = (d, event_public_id, str(event_type))
+            if a is not None:
+                log.setdefault(d.id, []).append(
+                    AttemptView(a.attempt, a.at, a.status_code, a.latency_ms, a.error_kind, a.response_excerpt))
         views = []
         for i in ids:
             if i not in rows:
                 continue
             d, event_public_id, event_type = rows[i]
             waiting = d.status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
-            views.append(DeliveryView(d.public_id, event_public_id, str(event_type), d.status, d.attempts,
+            views.append(DeliveryView(d.public_id, event_public_id, event_type, d.status, d.attempts,
                                       _epoch(d.next_attempt_at) if waiting else None, d.last_status_code,
                                       d.created_at, d.delivered_at, log.get(d.id, [])))
         return views

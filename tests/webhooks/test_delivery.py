@@ -379,6 +379,45 @@ def test_a_run_that_lost_its_lease_claims_no_more_and_the_new_run_takes_its_deli
     assert sorted(i.id for i in taken.items) == sorted(i.id for i in first.items)  # what the stalled run held
 
 
+@pytest.mark.parametrize("after", range(3))
+def test_a_delivery_read_while_its_attempt_is_recorded_is_one_state(make_core, after):
+    """The delivery list is one snapshot: an attempt recorded (forced) after any statement of the read shows
+    either the delivery still sending with no attempt, or pending again with it, never sending with it (on
+    PostgreSQL's READ COMMITTED each statement sees newer commits)."""
+    from sqlalchemy import event
+
+    from strongroom.db import utcnow
+    from strongroom.webhooks import Deliverer
+    from strongroom.webhooks.delivery import Outcome
+
+    core = make_core(**{**FAST, "webhook_retry_seconds": "60"})
+    alice = new_user(core)
+    endpoint, _ = core.webhooks.create(alice, url="http://127.0.0.1:9/x")
+    emit(core, alice.user_id)
+    with core.db.session() as session:
+        endpoint_row = session.execute(select(WebhookDelivery.endpoint_id)).scalar_one()
+    writer = Deliverer(core.db, core.vault, core.settings)
+    batch = writer.claim(endpoint_row, 7)
+    assert batch is not None and len(batch.items) == 1
+    outcome = Outcome(batch.items[0], utcnow(), None, 1.0, "connect")
+    seen: list[str] = []
+
+    def interleave(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+        if len(seen) == after + 1:
+            writer.record(batch, [outcome], 7)  # another connection commits between the read's statements
+
+    reader = make_core(**FAST)
+    event.listen(reader.db.engine, "after_cursor_execute", interleave)
+    try:
+        [view] = reader.webhooks.deliveries(alice, endpoint.id).items
+    finally:
+        event.remove(reader.db.engine, "after_cursor_execute", interleave)
+    assert len(seen) > after, "the read ran fewer statements than this interleaving needs"
+    assert (view.status, len(view.attempt_log), view.attempts) in {
+        (DeliveryStatus.SENDING, 0, 0), (DeliveryStatus.PENDING, 1, 1)}, (view.status, view.attempt_log)
+
+
 def test_a_delivery_follows_no_redirect_and_ignores_proxy_variables(make_core, monkeypatch):
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
         monkeypatch.setenv(name, "http://127.0.0.1:9")  # a proxy that is not there: used, it would fail
