@@ -347,8 +347,8 @@ class WebhookService:
             .where(WebhookDelivery.id.in_(ids)).order_by(WebhookAttempt.id)).all()
         rows: dict[int, tuple[WebhookDelivery, str, str]] = {}
         log: dict[int, builtins.list[AttemptView]] = {}
-        for d, event_public_id, event_type, a in found:
-            rows[d.id] = (d, event_public_id, str(event_type))
+        for d, event_public_id, type_, a in found:
+            rows[d.id] = (d, event_public_id, str(type_))
             if a is not None:
                 log.setdefault(d.id, []).append(
                     AttemptView(a.attempt, a.at, a.status_code, a.latency_ms, a.error_kind, a.response_excerpt))
