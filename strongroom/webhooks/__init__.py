@@ -37,7 +37,7 @@ def register(registry: Any) -> None:
     making = threading.Lock()  # the sweep's first run (a worker thread) and a drain (the loop) may race
 
     def deliverer() -> Deliverer:
-        """The process's one deliverer, made on the first job: httpx (and what it imports) is not loaded at
+        """The process's one deliverer, made on the first job: httpcore (and what it imports) is not loaded at
         start-up, which a verifier's cold start counts."""
         with making:
             if not made:
@@ -52,7 +52,7 @@ def register(registry: Any) -> None:
     def sweep(job: ClaimedJob) -> None:
         deliverer().sweep(job)
 
-    async def close() -> None:  # the process's HTTP client, closed on the runner's loop
+    async def close() -> None:  # the process's connections, closed on the runner's loop
         if made:
             await made[0].aclose()
 
@@ -63,7 +63,7 @@ def register(registry: Any) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Deliverer":  # imported on first use: serving does not need httpx
+    if name == "Deliverer":  # imported on first use: serving does not need httpcore
         from strongroom.webhooks.delivery import Deliverer
 
         return Deliverer

@@ -37,7 +37,7 @@ class Target:
     """A webhook URL taken apart: where to connect and what to say (Host header, SNI, path)."""
 
     scheme: str
-    host: str  # as written (a name, or an IP literal without brackets)
+    host: str  # as written, lower case (a name in its ASCII form, or an IP literal without brackets)
     port: int
     path: str  # path and query, at least "/"
 
@@ -60,10 +60,16 @@ def parse(url: str) -> Target:
         raise BadRequest("a webhook URL carries no credentials (user:password@)", fields={"url": "credentials"})
     if any(c.isspace() for c in url):
         raise BadRequest("the webhook URL contains whitespace", fields={"url": "whitespace"})
+    host = parts.hostname
+    if not host.isascii():  # an internationalised name: its ASCII form goes in the Host header and the SNI
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise BadRequest("the webhook URL's host is not a valid name", fields={"url": "host"}) from None
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    return Target(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), path)
+    return Target(parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path)
 
 
 def refusal(address: Address) -> str | None:

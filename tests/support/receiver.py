@@ -3,6 +3,7 @@ per request) that records every request and answers what the test scripts."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -28,9 +29,10 @@ class Answer:
 
 
 class Receiver:
-    """Records requests; ``answer(n)`` (n: the request's number, from 1) says what to answer (200 "ok" unless set)."""
+    """Records requests; ``answer(n)`` (n: the request's number, from 1) says what to answer (200 "ok" unless set).
+    With ``tls`` (a server context) it speaks HTTPS; ``port`` then builds its URLs."""
 
-    def __init__(self, answer: Callable[[int], Answer] | None = None) -> None:
+    def __init__(self, answer: Callable[[int], Answer] | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.answer = answer or (lambda n: Answer())
         self.received: list[Received] = []
         self._lock = threading.Lock()
@@ -61,11 +63,17 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:  # HTTPS: a client refusing the certificate fails the handshake, never a request
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        return f"http://127.0.0.1:{self.port}/hooks"
 
     def __enter__(self) -> Self:
         self.thread.start()

@@ -436,6 +436,117 @@ def test_a_delivery_follows_no_redirect_and_ignores_proxy_variables(make_core, m
     assert [(a.status_code, a.error_kind) for a in delivery.attempt_log] == [(302, "status"), (200, None)]
 
 
+@pytest.fixture
+def tls_names(monkeypatch, tmp_path):
+    """Names under ``.test`` resolve to 127.0.0.1 (DNS is the network edge: mocked), and deliveries trust a
+    throw-away CA whose server certificate names ``hooks.test`` only."""
+    import socket
+
+    from support.tls import authority
+
+    from strongroom.webhooks import delivery
+
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if isinstance(host, str) and host.endswith(".test"):
+            return real("127.0.0.1", port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    ca = authority(tmp_path / "tls", ["hooks.test"])
+    monkeypatch.setattr(delivery, "ssl_context", ca.client_context)
+    return ca
+
+
+def test_an_https_delivery_checks_the_certificate_for_the_urls_name(make_core, tls_names):
+    """Connected to the vetted address, the delivery still sends the URL's name as SNI and checks the
+    certificate against it; the Host header is the name too."""
+    core = make_core(**FAST)
+    alice = new_user(core)
+    with Receiver(tls=tls_names.server_context()) as receiver:
+        endpoint, secret = core.webhooks.create(alice, url=f"https://hooks.test:{receiver.port}/hooks")
+        emit(core, alice.user_id)
+        with running(core):
+            [got] = receiver.wait(1)
+            wait_status(core, alice, endpoint.id, DeliveryStatus.DELIVERED)
+    assert got.headers["host"] == f"hooks.test:{receiver.port}" and got.path == "/hooks"
+    Webhook(secret).verify(got.body, got.headers)
+
+
+def test_a_connection_checked_for_one_name_never_carries_another_names_delivery(make_core, tls_names):
+    """Two endpoints whose names resolve to the same address and port: the connection kept alive after the
+    first one's certificate check is not reused for the second, whose name the certificate does not hold."""
+    core = make_core(**{**FAST, "webhook_retry_seconds": "60"})
+    alice = new_user(core)
+    with Receiver(tls=tls_names.server_context()) as receiver:
+        good, _ = core.webhooks.create(alice, url=f"https://hooks.test:{receiver.port}/hooks")
+        with running(core):
+            emit(core, alice.user_id)
+            receiver.wait(1)
+            wait_status(core, alice, good.id, DeliveryStatus.DELIVERED)  # its connection is now idle in a pool
+            other, _ = core.webhooks.create(alice, url=f"https://other.test:{receiver.port}/hooks")
+            emit(core, alice.user_id)
+            wait_status(core, alice, good.id, DeliveryStatus.DELIVERED, count=2)
+            deadline = time.monotonic() + 10
+            while not (found := [d for d in deliveries(core, alice, other.id) if d.attempt_log]):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert len(receiver.received) == 2
+    assert {r.headers["host"] for r in receiver.received} == {f"hooks.test:{receiver.port}"}
+    assert found[0].status == DeliveryStatus.PENDING
+    assert [a.error_kind for a in found[0].attempt_log] == ["connect"]  # the certificate does not name other.test
+
+
+def test_connections_are_kept_for_max_pools_receivers_while_used_and_a_pool_in_use_is_never_closed(make_core,
+                                                                                                   monkeypatch):
+    import asyncio
+
+    from strongroom.enums import WebhookSigning
+    from strongroom.webhooks import delivery
+    from strongroom.webhooks.delivery import Batch, Deliverer, Item
+    from strongroom.webhooks.signing import Signer, new_hmac_secret
+
+    monkeypatch.setattr(delivery, "MAX_POOLS", 2)
+    core = make_core(**FAST)
+    deliverer = Deliverer(core.db, core.vault, core.settings)
+    signer = Signer(WebhookSigning.HMAC, [new_hmac_secret()])
+
+    def batch(url: str, n: int) -> Batch:
+        return Batch(1, 1, url, signer, [Item(i, 0, f"msg_{i}", b"{}") for i in range(n)])
+
+    async def scenario(urls: list[str]) -> tuple[list[int | None], int, int]:
+        first = deliverer._take(("http", "127.0.0.1", 1, "held"))  # a batch still sending (held, never closed)
+        codes = []
+        for url in urls:
+            codes.extend(o.status_code for o in await deliverer.send(batch(url, 3)))
+        pools = deliverer._pools[asyncio.get_running_loop()]
+        kept, held = len(pools), int(any(p is first for p in pools.values()))
+        await deliverer._give_back(first)
+        await deliverer.aclose()
+        return codes, kept, held
+
+    with Receiver() as one, Receiver() as two, Receiver() as three:
+        codes, kept, held = asyncio.run(scenario([one.url, two.url, three.url, one.url]))
+        assert codes == [200] * 12
+        assert kept == 2 and held == 1  # the held pool and the last used one; the others were closed
+        assert len(one.received) == 6
+        monkeypatch.setattr(delivery, "MAX_POOLS", 10)
+        monkeypatch.setattr(delivery, "KEEPALIVE_SECONDS", 0.0)  # unused for 0 s: closed at the next give-back
+        codes, kept, held = asyncio.run(scenario([one.url, two.url, three.url]))
+        assert codes == [200] * 9
+        assert kept == 2 and held == 1
+
+
+def test_an_internationalised_host_is_sent_in_its_ascii_form():
+    from strongroom.webhooks import guard
+
+    target = guard.parse("https://BÜCHER.example:8443/hooks?x=1")
+    assert (target.host, target.port, target.path) == ("xn--bcher-kva.example", 8443, "/hooks?x=1")
+    with pytest.raises(guard.BadRequest):
+        guard.parse("https://b\u00fccher..example/hooks")
+
+
 def test_the_sweep_requeues_deliveries_of_dead_jobs_and_deletes_old_finished_ones(make_core):
 
     from sqlalchemy import update
