@@ -216,9 +216,11 @@ class JobQueue:
         kinds = list(kinds)
         if not kinds or limit < 1:
             return []
-        now = time.time() if now is None else now
-        stamp = utcnow()
         with self._claiming() as conn:
+            # the clock read once the lock is held: a claim that waited for SQLite's write lock still leases
+            # for lease_seconds from when it took the jobs, not from when it began waiting
+            now = time.time() if now is None else now
+            stamp = utcnow()
             conn.execute(update(Job).where(
                 Job.status == JobStatus.RUNNING, Job.lease_expires_at <= now, Job.attempts >= Job.max_attempts,
                 Job.kind.in_(kinds)).values(status=JobStatus.DEAD, lease_owner=None, lease_expires_at=None,

@@ -68,7 +68,8 @@ def test_sign_in_with_the_keyboard_connect_the_demo_account_and_see_31200_usd(pa
     assert page.url.endswith("/console/sign-in")
     shot(page, console, "sign-in")
     # keyboard only: the username field has the focus, Tab moves on, Enter submits
-    assert page.evaluate("document.activeElement.id") == "username"
+    # (autofocus may be applied in a rendering update after the load event: wait for it, without clicking)
+    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'username'", timeout=10_000)
     page.keyboard.type(username)
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "password"

@@ -74,7 +74,9 @@ def test_a_worker_killed_mid_job_loses_nothing(install):
 
 def test_two_workers_run_each_of_many_jobs_exactly_once(install):
     db = database(install)
-    workers = [Worker(install, "--concurrency", "4") for _ in range(2)]
+    # a lease no busy machine outlasts: a worker stalled past a 3 s lease would (rightly) see its job run again
+    env = {**install, "STRONGROOM_JOBS_LEASE_SECONDS": "30"}
+    workers = [Worker(env, "--concurrency", "4") for _ in range(2)]
     try:
         wait_for(lambda: scalar(db, "SELECT count(*) FROM test_job_workers") == 2, 60, "both workers to start")
         with db.session() as session:

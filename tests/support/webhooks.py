@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from strongroom.enums import DeliveryStatus, EventType
+from strongroom.enums import DeliveryStatus, EventType, JobStatus
 from strongroom.events import record
 from strongroom.jobs.runner import Runner, build_runner
 from strongroom.principal import Principal
@@ -39,6 +39,20 @@ def running(core: Any) -> Iterator[Runner]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+def wait_idle(core: Any, timeout: float = 30) -> None:
+    """Return once no job is running or due: the runner's first round of scheduled jobs (which may fill its
+    concurrency) is over, so what a test starts next gets a slot at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = time.time()
+        busy = [j for j in core.jobs.list(limit=200)
+                if j.status == JobStatus.RUNNING or (j.status == JobStatus.QUEUED and j.run_at <= now)]
+        if not busy:
+            return
+        assert time.monotonic() < deadline, f"the runner is still busy: {busy}"
+        time.sleep(0.05)
 
 
 def emit(core: Any, user_id: int | None, type: EventType = EventType.EXCHANGE_ACCOUNT_CONNECTED,

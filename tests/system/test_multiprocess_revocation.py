@@ -80,11 +80,13 @@ def _new_key(cluster: Cluster, **body) -> dict:
 
 
 def _refused_within(check, deadline: float = DEADLINE) -> float:
-    """Poll ``check`` (True once B refuses) every 50 ms; return how long B kept accepting."""
+    """Poll ``check`` (True once B refuses) every 50 ms; return when the first refused request was sent (B
+    decided after that): how long B kept accepting, without that request's own latency on a busy machine."""
     start = time.monotonic()
     while True:
+        sent = time.monotonic()
         if check():
-            return time.monotonic() - start
+            return sent - start
         waited = time.monotonic() - start
         if waited > deadline + 2:
             break

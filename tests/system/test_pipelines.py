@@ -105,9 +105,16 @@ def test_metrics_under_two_workers_sum_both_and_never_go_back(fresh_env):
                 assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
             return 10
 
-        time.sleep(1.5)  # every worker has added its start-up probes to the shared figures (each second)
-        with httpx.Client(timeout=10) as probe:
+        with httpx.Client(timeout=10) as probe:  # every worker has added its start-up probes (it syncs each
+            settle = time.monotonic() + 30        # second): two scrapes 1.5 s apart agree
             before = _healthz_total(probe.get(server.url + "/metrics").text)
+            while True:
+                time.sleep(1.5)
+                again = _healthz_total(probe.get(server.url + "/metrics").text)
+                if again == before:
+                    break
+                assert time.monotonic() < settle, f"the figure never settled: {before} then {again}"
+                before = again
         with ThreadPoolExecutor(8) as pool:
             sent = sum(pool.map(burst, range(8)))
         seen: list[float] = []

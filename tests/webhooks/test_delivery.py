@@ -16,7 +16,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from support.receiver import Answer, Receiver
 from support.services import new_user
-from support.webhooks import FAST, deliveries, emit, running, wait_status
+from support.webhooks import FAST, deliveries, emit, running, wait_idle, wait_status
 
 from strongroom.enums import DeliveryStatus, EventType
 from strongroom.events import record
@@ -215,7 +215,7 @@ def test_revoking_a_key_delivers_api_key_revoked_within_two_seconds(make_core):
     with Receiver() as receiver:
         _, secret = core.webhooks.create(alice, url=receiver.url, event_types=["api_key.revoked"])
         with running(core):
-            time.sleep(0.3)  # the runner is up and idle
+            wait_idle(core)  # its first round of scheduled jobs is over: the delivery's job gets a slot at once
             start = time.monotonic()
             core.api_keys.delete(alice, key.key_id)
             [got] = receiver.wait(1, timeout=2)
