@@ -330,21 +330,25 @@ class WebhookService:
             ids = list(session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit + 1)))
             more = len(ids) > limit
             ids = ids[:limit]
-            return Page(self._deliveries(session, ids), encode_cursor(ids[-1]) if more and ids else None)
+            return Page(self._deliveries(session, ids, status), encode_cursor(ids[-1]) if more and ids else None)
 
     @staticmethod
-    def _deliveries(session: Session, ids: builtins.list[int]) -> builtins.list[DeliveryView]:
-        """Return the deliveries ``ids`` (in that order) with their attempts.
+    def _deliveries(session: Session, ids: builtins.list[int],
+                    status: DeliveryStatus | None = None) -> builtins.list[DeliveryView]:
+        """Return the deliveries ``ids`` (in that order; only those still of ``status`` if given) with their
+        attempts.
 
         One statement (deliveries outer-joined to their attempts), so one snapshot: under PostgreSQL's READ
         COMMITTED two statements could see a delivery still ``sending`` beside the attempt that ended it."""
         if not ids:
             return []
-        found = session.execute(
-            select(WebhookDelivery, Event.public_id, Event.type, WebhookAttempt)
-            .join(Event, Event.id == WebhookDelivery.event_id)
-            .outerjoin(WebhookAttempt, WebhookAttempt.delivery_id == WebhookDelivery.id)
-            .where(WebhookDelivery.id.in_(ids)).order_by(WebhookAttempt.id)).all()
+        query = (select(WebhookDelivery, Event.public_id, Event.type, WebhookAttempt)
+                 .join(Event, Event.id == WebhookDelivery.event_id)
+                 .outerjoin(WebhookAttempt, WebhookAttempt.delivery_id == WebhookDelivery.id)
+                 .where(WebhookDelivery.id.in_(ids)).order_by(WebhookAttempt.id))
+        if status is not None:  # its state may have moved on since the ids were chosen
+            query = query.where(WebhookDelivery.status == status)
+        found = session.execute(query).all()
         rows: dict[int, tuple[WebhookDelivery, str, str]] = {}
         log: dict[int, builtins.list[AttemptView]] = {}
         for d, event_public_id, type_, a in found:

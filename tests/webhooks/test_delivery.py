@@ -379,11 +379,13 @@ def test_a_run_that_lost_its_lease_claims_no_more_and_the_new_run_takes_its_deli
     assert sorted(i.id for i in taken.items) == sorted(i.id for i in first.items)  # what the stalled run held
 
 
+@pytest.mark.parametrize("status", [None, DeliveryStatus.SENDING])
 @pytest.mark.parametrize("after", range(3))
-def test_a_delivery_read_while_its_attempt_is_recorded_is_one_state(make_core, after):
+def test_a_delivery_read_while_its_attempt_is_recorded_is_one_state(make_core, after, status):
     """The delivery list is one snapshot: an attempt recorded (forced) after any statement of the read shows
     either the delivery still sending with no attempt, or pending again with it, never sending with it (on
-    PostgreSQL's READ COMMITTED each statement sees newer commits)."""
+    PostgreSQL's READ COMMITTED each statement sees newer commits); a list filtered by status shows only
+    deliveries of that status."""
     from sqlalchemy import event
 
     from strongroom.db import utcnow
@@ -410,12 +412,17 @@ def test_a_delivery_read_while_its_attempt_is_recorded_is_one_state(make_core, a
     reader = make_core(**FAST)
     event.listen(reader.db.engine, "after_cursor_execute", interleave)
     try:
-        [view] = reader.webhooks.deliveries(alice, endpoint.id).items
+        views = reader.webhooks.deliveries(alice, endpoint.id, status=status).items
     finally:
         event.remove(reader.db.engine, "after_cursor_execute", interleave)
     assert len(seen) > after, "the read ran fewer statements than this interleaving needs"
-    assert (view.status, len(view.attempt_log), view.attempts) in {
-        (DeliveryStatus.SENDING, 0, 0), (DeliveryStatus.PENDING, 1, 1)}, (view.status, view.attempt_log)
+    if status is not None:
+        assert [v.status for v in views] in ([], [status])
+    for view in views:
+        assert (view.status, len(view.attempt_log), view.attempts) in {
+            (DeliveryStatus.SENDING, 0, 0), (DeliveryStatus.PENDING, 1, 1)}, (view.status, view.attempt_log)
+    if status is None:
+        assert len(views) == 1
 
 
 def test_a_delivery_follows_no_redirect_and_ignores_proxy_variables(make_core, monkeypatch):
