@@ -417,7 +417,8 @@ class WebhookEndpoint(Base):
     The signing secret(s) are sealed (``{"current": s, "previous": s?}``; ``whsec_`` HMAC secrets or
     ``whsk_`` Ed25519 private keys): registered in the vault's ``SEALED_TABLES``. ``previous_expires_at``
     (epoch seconds) ends the previous secret's signing after a rotation. ``created_by_admin``: the owner
-    was an admin when creating it (admin-only events go only there). ``drain_job_id`` is the last
+    was an admin when creating it (admin-only events go only there). ``all_users``: an admin's endpoint
+    that receives every user's events, not only its owner's. ``drain_job_id`` is the last
     delivery job enqueued for it (a queued one takes new deliveries too); ``retry_at`` the due time of
     its pending retry job (a compare-and-set keeps one per time)."""
 
@@ -427,6 +428,7 @@ class WebhookEndpoint(Base):
     public_id: Mapped[str] = mapped_column(String(40), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_by_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    all_users: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), index=True)
     url: Mapped[str] = mapped_column(String(2048))
     event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
     description: Mapped[str] = mapped_column(String(500), default="")

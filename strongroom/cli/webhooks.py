@@ -34,7 +34,8 @@ def endpoint_shape(view: EndpointView) -> dict[str, Any]:
     """An endpoint as JSON (its public key, never a secret)."""
     return {"id": view.id, "user_id": view.user_id, "url": view.url, "description": view.description,
             "event_types": view.event_types, "signing": str(view.signing), "public_key": view.public_key,
-            "enabled": view.enabled, "disabled_reason": view.disabled_reason, "failing_since": iso(view.failing_since),
+            "all_users": view.all_users, "enabled": view.enabled, "disabled_reason": view.disabled_reason,
+            "failing_since": iso(view.failing_since),
             "created_at": iso(view.created_at), "updated_at": iso(view.updated_at)}
 
 

@@ -22,10 +22,11 @@ class WebhooksFacade:
         self.engine = engine
 
     async def create(self, principal: Principal, *, url: str, event_types: list[str] | None = None,
-                     description: str | None = None, signing: str = "hmac") -> tuple[EndpointView, str]:
+                     description: str | None = None, signing: str = "hmac",
+                     all_users: bool = False) -> tuple[EndpointView, str]:
         return await anyio.to_thread.run_sync(functools.partial(
             self.engine.create, principal, url=url, event_types=event_types, description=description,
-            signing=signing))
+            signing=signing, all_users=all_users))
 
     async def list(self, principal: Principal, *, cursor: str | None = None, limit: int = 50,
                    user_id: int | None = None) -> Page[EndpointView]:

@@ -1,8 +1,9 @@
 """Fan-out: an event becomes one delivery per matching endpoint, in the event's own transaction.
 
 :func:`fan_out` is the events listener (``strongroom.events.on_record``). It adds a ``pending`` delivery
-for each enabled endpoint that may see the event (a user's endpoints: that user's events; admin-only
-and deployment events: endpoints an admin created; ``webhook.test``: the one endpoint it names) and
+for each enabled endpoint that may see the event (a user's endpoints: that user's events, which an
+admin's ``all_users`` endpoints receive too; admin-only and deployment events: endpoints an admin
+created; ``webhook.test``: the one endpoint it names) and
 whose ``event_types`` include it (empty: all), then makes sure a delivery job will take it
 (:func:`ensure_drain`). Everything commits or rolls back with the event.
 
@@ -20,7 +21,7 @@ import secrets
 import time
 from collections.abc import Iterable
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.db import rowcount, utcnow
@@ -59,7 +60,8 @@ def fan_out(session: Session, event: RecordedEvent) -> None:
     elif event.admin_only or event.user_id is None:
         query = query.where(WebhookEndpoint.created_by_admin.is_(True))
     else:
-        query = query.where(WebhookEndpoint.user_id == event.user_id)
+        query = query.where(or_(WebhookEndpoint.user_id == event.user_id,
+                                and_(WebhookEndpoint.all_users.is_(True), WebhookEndpoint.created_by_admin.is_(True))))
     targets = [row.id for row in session.execute(query)
                if event.type == EventType.WEBHOOK_TEST or wants(row.event_types, event.type)]
     if targets:

@@ -19,9 +19,11 @@ class Webhooks(Protocol):
     """Webhook endpoints and their deliveries."""
 
     async def create(self, principal: Principal, *, url: str, event_types: list[str] | None = None,
-                     description: str | None = None, signing: str = "hmac") -> tuple[EndpointView, str]:
+                     description: str | None = None, signing: str = "hmac",
+                     all_users: bool = False) -> tuple[EndpointView, str]:
         """Create an endpoint of the caller's; return it and what is shown once: the ``whsec_`` secret (hmac) or
-        the ``whpk_`` public key (ed25519). Raises InsufficientScope, ValidationFailed, BadRequest /
+        the ``whpk_`` public key (ed25519). With ``all_users`` (admins only) it receives every user's events.
+        Raises InsufficientScope, ValidationFailed (all_users for a non-admin among them), BadRequest /
         AddressRefused (the URL), LimitExceeded (too many endpoints)."""
         ...
 

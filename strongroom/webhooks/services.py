@@ -56,6 +56,7 @@ class EndpointView:
     previous_secret_expires_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    all_users: bool = False  # an admin's endpoint receiving every user's events
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def endpoint_view(row: WebhookEndpoint) -> EndpointView:
     previous = row.previous_expires_at if row.previous_expires_at and row.previous_expires_at > time.time() else None
     return EndpointView(row.public_id, row.user_id, row.url, row.description, list(row.event_types or []),
                         row.signing, row.public_key, row.enabled, row.disabled_reason, row.failing_since,
-                        _epoch(previous), row.created_at, row.updated_at)
+                        _epoch(previous), row.created_at, row.updated_at, bool(row.all_users))
 
 
 class WebhookService:
@@ -152,14 +153,19 @@ class WebhookService:
     # --- endpoints ----------------------------------------------------------------------------
 
     def create(self, principal: Principal, *, url: str, event_types: list[str] | None = None,
-               description: str | None = None, signing: str = "hmac") -> tuple[EndpointView, str]:
+               description: str | None = None, signing: str = "hmac",
+               all_users: bool = False) -> tuple[EndpointView, str]:
         """Create an endpoint of the caller's; return it and what is shown once: the ``whsec_`` secret (hmac) or
-        the ``whpk_`` public key (ed25519).
+        the ``whpk_`` public key (ed25519). With ``all_users`` (admins only) it receives every user's events,
+        not only the caller's.
 
-        Raises InsufficientScope, ValidationFailed, BadRequest / AddressRefused (the URL), LimitExceeded (more
-        than MAX_ENDPOINTS_PER_USER endpoints).
+        Raises InsufficientScope, ValidationFailed (all_users for a non-admin among them), BadRequest /
+        AddressRefused (the URL), LimitExceeded (more than MAX_ENDPOINTS_PER_USER endpoints).
         """
         principal.require(WRITE)
+        if all_users is not False and (all_users is not True or not principal.is_admin):
+            raise ValidationFailed("all_users is for endpoints an admin creates",
+                                   fields={"all_users": "admin only" if all_users is True else "true or false"})
         try:
             kind = WebhookSigning(signing)
         except ValueError:
@@ -177,14 +183,14 @@ class WebhookService:
             if count >= MAX_ENDPOINTS_PER_USER:
                 raise LimitExceeded(f"a user has at most {MAX_ENDPOINTS_PER_USER} webhook endpoints")
             row = WebhookEndpoint(public_id=public_id, user_id=principal.user_id, created_by_admin=principal.is_admin,
-                                  url=url, event_types=types, description=about, signing=kind, public_key=public_key,
+                                  all_users=all_users, url=url, event_types=types, description=about, signing=kind, public_key=public_key,
                                   enabled=True, created_at=stamp, updated_at=stamp)
             for column, value in self.vault.seal_webhook_secrets(row, {"current": secret}).items():
                 setattr(row, column, value)
             session.add(row)
             session.flush()
             self.audit.record(session, "webhook.create", "ok", principal=principal, target=f"webhook:{public_id}",
-                              details={"signing": kind.value, "event_types": types})
+                              details={"signing": kind.value, "event_types": types, "all_users": all_users})
             view = endpoint_view(row)
         return view, public_key or secret
 

@@ -19,6 +19,7 @@ from support.services import new_user
 from support.webhooks import FAST, deliveries, emit, running, wait_idle, wait_status
 
 from strongroom.enums import DeliveryStatus, EventType
+from strongroom.errors import ValidationFailed
 from strongroom.events import record
 from strongroom.models import Event, Job, WebhookDelivery
 from strongroom.principal import Principal
@@ -247,6 +248,39 @@ def test_each_endpoint_gets_only_what_it_may_see_and_asked_for(make_core):
     assert [json.loads(r.body)["data"] for r in rb.received] == [{"note": "bob's"}]
     assert [json.loads(r.body)["type"] for r in radmin.received] == ["master_key.rotated"]
     assert rfilter.received == []
+
+
+def test_an_admins_all_users_endpoint_receives_every_users_events(make_core):
+    """An admin's ``all_users`` endpoint gets every user's events (narrowed by its event_types) and the
+    admin-only ones; users' own endpoints are unchanged, and a test event goes to its one endpoint only."""
+    core = make_core(**FAST)
+    alice, bob = new_user(core), new_user(core)
+    admin_user = core.users.create(f"adm{time.time_ns()}", "password-123", is_admin=True)
+    admin = Principal(user_id=admin_user.id, username=admin_user.username, is_admin=True)
+    with Receiver() as firehose, Receiver() as own, Receiver() as admins_own:
+        mine, _ = core.webhooks.create(alice, url=own.url)
+        everyone, secret = core.webhooks.create(admin, url=firehose.url, all_users=True, event_types=[
+            "exchange_account.connected", "master_key.rotated"])
+        core.webhooks.create(admin, url=admins_own.url, event_types=["exchange_account.connected"])
+        assert everyone.all_users and not mine.all_users
+        with pytest.raises(ValidationFailed):
+            core.webhooks.create(alice, url=own.url, all_users=True)
+        emit(core, alice.user_id, account_id=1)
+        emit(core, bob.user_id, account_id=2)
+        emit(core, bob.user_id, EventType.API_KEY_REVOKED, key_id="k")  # not among the endpoint's types
+        emit(core, None, EventType.MASTER_KEY_ROTATED, version=2)  # admin-only
+        core.webhooks.test(alice, mine.id)
+        with running(core):
+            firehose.wait(3)
+            own.wait(2)
+            time.sleep(0.5)
+    got = [json.loads(r.body) for r in firehose.received]
+    assert sorted((g["type"], g["data"].get("account_id")) for g in got) == [
+        ("exchange_account.connected", 1), ("exchange_account.connected", 2), ("master_key.rotated", None)]
+    for r in firehose.received:
+        Webhook(secret).verify(r.body, r.headers)
+    assert sorted(json.loads(r.body)["type"] for r in own.received) == ["exchange_account.connected", "webhook.test"]
+    assert admins_own.received == []  # an admin's own endpoint: the admin's events only, as before
 
 
 def test_an_event_rolled_back_has_no_delivery(make_core):

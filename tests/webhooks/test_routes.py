@@ -116,6 +116,10 @@ def test_owners_scopes_and_bad_input(hook_server, hook_users):
             assert answer.json()["code"]
         assert http.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/x",
                                                 "event_types": ["master_key.rotated"]}).status_code == 422
+        not_admin = http.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/x", "all_users": True})
+        assert not_admin.status_code == 422 and not_admin.headers["content-type"] == PROBLEM, not_admin.text
+        assert "all_users" in not_admin.text
+        assert http.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/x", "all_users": "yes"}).status_code == 422
         assert http.post(f"/v1/webhooks/{endpoint_id}/deliveries/dlv_nope/replay").status_code == 404
     with hook_server.client(headers=bob.headers) as http:
         for method, path in [("GET", ""), ("PATCH", ""), ("DELETE", ""), ("POST", "/rotate-secret"),
@@ -126,6 +130,11 @@ def test_owners_scopes_and_bad_input(hook_server, hook_users):
     with hook_server.client(headers=admin.headers) as http:  # an admin sees every endpoint
         assert endpoint_id in [e["id"] for e in http.get("/v1/webhooks?limit=200").json()["items"]]
         assert http.get(f"/v1/webhooks/{endpoint_id}").status_code == 200
+        firehose = http.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/all", "all_users": True})
+        assert firehose.status_code == 201 and firehose.json()["all_users"] is True, firehose.text
+        assert http.get(f"/v1/webhooks/{firehose.json()['id']}").json()["all_users"] is True
+        assert http.get(f"/v1/webhooks/{endpoint_id}").json()["all_users"] is False
+        assert http.delete(f"/v1/webhooks/{firehose.json()['id']}").status_code == 204
     # a read-only key reads but does not change
     owner = Principal(user_id=alice.id, username=alice.username)
     _, secret = hook_server.core.api_keys.create(owner, name="reader", scopes=["read"])

@@ -38,6 +38,8 @@ class WebhookCreate(BaseModel):
     description: str = Field("", description=DESCRIPTION.description, examples=DESCRIPTION.examples, max_length=500)
     signing: WebhookSigning = Field(WebhookSigning.HMAC, description="hmac: v1 signatures with a whsec_ secret "
                                     "(shown once); ed25519: v1a signatures, verified with the whpk_ public key.")
+    all_users: bool = Field(False, description="Admins only: the endpoint receives every user's events (narrowed "
+                                               "by event_types), not only its owner's.", examples=[False])
 
 
 class WebhookUpdate(BaseModel):
@@ -71,6 +73,7 @@ class WebhookOut(BaseModel):
         description="After a rotation: until when the previous secret still signs beside the new one.", examples=[None])
     created_at: datetime = Field(description="When it was created.", examples=["2026-12-07T10:00:00Z"])
     updated_at: datetime = Field(description="When it was last changed.", examples=["2026-12-07T10:00:00Z"])
+    all_users: bool = Field(description="An admin's endpoint receiving every user's events.", examples=[False])
 
 
 class WebhookCreated(WebhookOut):
@@ -124,11 +127,13 @@ def _delivery(view: DeliveryView) -> DeliveryOut:
                                       "signing": "hmac"}))
 @raises(BadRequest, LimitExceeded)
 async def create_webhook(body: WebhookCreate, principal: CurrentPrincipal, webhooks: WebhooksDep) -> WebhookCreated:
-    """Create an endpoint receiving your events, signed per Standard Webhooks. ``secret`` is the whsec_ secret
-    (hmac) or the whpk_ public key (ed25519), in this response only. A URL whose host resolves to a
-    non-public address is refused (400 webhook_url_refused)."""
+    """Create an endpoint receiving your events, signed per Standard Webhooks (an admin's with
+    ``all_users``: every user's events). ``secret`` is the whsec_ secret (hmac) or the whpk_ public key
+    (ed25519), in this response only. A URL whose host resolves to a non-public address is refused
+    (400 webhook_url_refused)."""
     view, shown = await webhooks.create(principal, url=body.url, event_types=[str(t) for t in body.event_types],
-                                  description=body.description, signing=body.signing.value)
+                                  description=body.description, signing=body.signing.value,
+                                  all_users=body.all_users)
     return WebhookCreated(**_out(view).model_dump(), secret=shown)
 
 
