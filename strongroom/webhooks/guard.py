@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from strongroom.errors import BadRequest
 
@@ -39,7 +39,7 @@ class Target:
     scheme: str
     host: str  # as written, lower case (a name in its ASCII form, or an IP literal without brackets)
     port: int
-    path: str  # path and query, at least "/"
+    path: str  # path and query, at least "/", ASCII (anything else percent-encoded)
 
 
 def parse(url: str) -> Target:
@@ -69,6 +69,8 @@ def parse(url: str) -> Target:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    if not path.isascii():  # sent percent-encoded (UTF-8), as browsers and httpx do; what is already encoded stays
+        path = quote(path, safe="/?:@!$&'()*+,;=%~")
     return Target(parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path)
 
 

@@ -506,12 +506,12 @@ def test_an_https_delivery_checks_the_certificate_for_the_urls_name(make_core, t
     core = make_core(**FAST)
     alice = new_user(core)
     with Receiver(tls=tls_names.server_context()) as receiver:
-        endpoint, secret = core.webhooks.create(alice, url=f"https://hooks.test:{receiver.port}/hooks")
+        endpoint, secret = core.webhooks.create(alice, url=f"https://hooks.test:{receiver.port}/hooks/ü")
         emit(core, alice.user_id)
         with running(core):
             [got] = receiver.wait(1)
             wait_status(core, alice, endpoint.id, DeliveryStatus.DELIVERED)
-    assert got.headers["host"] == f"hooks.test:{receiver.port}" and got.path == "/hooks"
+    assert got.headers["host"] == f"hooks.test:{receiver.port}" and got.path == "/hooks/%C3%BC"
     Webhook(secret).verify(got.body, got.headers)
 
 
@@ -579,11 +579,12 @@ def test_connections_are_kept_for_max_pools_receivers_while_used_and_a_pool_in_u
         assert kept == 2 and held == 1
 
 
-def test_an_internationalised_host_is_sent_in_its_ascii_form():
+def test_an_internationalised_host_and_path_are_sent_in_their_ascii_forms():
     from strongroom.webhooks import guard
 
     target = guard.parse("https://BÜCHER.example:8443/hooks?x=1")
     assert (target.host, target.port, target.path) == ("xn--bcher-kva.example", 8443, "/hooks?x=1")
+    assert guard.parse("https://example.com/hooks/bücher?q=é&a=%20b").path == "/hooks/b%C3%BCcher?q=%C3%A9&a=%20b"
     with pytest.raises(guard.BadRequest):
         guard.parse("https://b\u00fccher..example/hooks")
 
