@@ -182,6 +182,9 @@ class Settings(BaseSettings):
     webhook_disable_after_days: float = Field(
         5.0, ge=0.0001, le=365, description="An endpoint failing every delivery this long is disabled (with a "
         "webhook.disabled event).")
+    webhook_ca_file: Path | None = Field(
+        None, description="A PEM file of CA certificates that https webhook receivers' certificates may also chain "
+        "to (an on-premise CA), beside certifi's.")
 
     # --- HTTP --------------------------------------------------------------------------
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=100 * 1024 * 1024)
@@ -202,6 +205,18 @@ class Settings(BaseSettings):
     def _valid_cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:
             ipaddress.ip_network(cidr, strict=False)
+        return value
+
+    @field_validator("webhook_ca_file")
+    @classmethod
+    def _valid_ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            import ssl
+
+            try:
+                ssl.create_default_context(cafile=str(value))
+            except (OSError, ssl.SSLError):
+                raise ValueError("a readable PEM file of CA certificates") from None
         return value
 
     @field_validator("forward_rules")

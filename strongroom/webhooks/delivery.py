@@ -150,9 +150,13 @@ def excerpt_of(raw: bytes) -> str | None:
 
 
 @functools.cache
-def ssl_context() -> ssl.SSLContext:
-    """The TLS context of every delivery: certificates checked against certifi's CAs, as httpx's default."""
-    return ssl.create_default_context(cafile=certifi.where())
+def ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """The TLS context of every delivery: certificates checked against certifi's CAs (as httpx's default) and the
+    operator's ``ca_file`` (``STRONGROOM_WEBHOOK_CA_FILE``) if set."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    if ca_file is not None:
+        context.load_verify_locations(cafile=ca_file)
+    return context
 
 
 Origin = tuple[str, str, int, str]  # scheme, address, port, TLS name
@@ -195,7 +199,8 @@ class Deliverer:
         pools = self._pools.setdefault(asyncio.get_running_loop(), {})
         found = pools.pop(origin, None)
         if found is None:
-            context = ssl_context() if origin[0] == "https" else None
+            ca_file = self.settings.webhook_ca_file
+            context = ssl_context(str(ca_file) if ca_file else None) if origin[0] == "https" else None
             found = _Pool([httpcore.AsyncConnectionPool(ssl_context=context, max_connections=1, keepalive_expiry=
                                                         KEEPALIVE_SECONDS) for _ in range(PARALLEL)])
         pools[origin] = found

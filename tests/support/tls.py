@@ -20,10 +20,6 @@ class Authority:
     cert_file: Path  # the server's chain (PEM)
     key_file: Path  # the server's private key (PEM)
 
-    def client_context(self) -> ssl.SSLContext:
-        """A client context trusting this CA only, checking names as the default context does."""
-        return ssl.create_default_context(cafile=str(self.ca_file))
-
     def server_context(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(self.cert_file), str(self.key_file))

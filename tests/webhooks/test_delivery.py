@@ -479,13 +479,11 @@ def test_a_delivery_follows_no_redirect_and_ignores_proxy_variables(make_core, m
 
 @pytest.fixture
 def tls_names(monkeypatch, tmp_path):
-    """Names under ``.test`` resolve to 127.0.0.1 (DNS is the network edge: mocked), and deliveries trust a
-    throw-away CA whose server certificate names ``hooks.test`` only."""
+    """Names under ``.test`` resolve to 127.0.0.1 (DNS is the network edge: mocked); a throw-away CA whose
+    server certificate names ``hooks.test`` only (``STRONGROOM_WEBHOOK_CA_FILE`` makes deliveries trust it)."""
     import socket
 
     from support.tls import authority
-
-    from strongroom.webhooks import delivery
 
     real = socket.getaddrinfo
 
@@ -495,19 +493,25 @@ def tls_names(monkeypatch, tmp_path):
         return real(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    ca = authority(tmp_path / "tls", ["hooks.test"])
-    monkeypatch.setattr(delivery, "ssl_context", ca.client_context)
-    return ca
+    return authority(tmp_path / "tls", ["hooks.test"])
 
 
 def test_an_https_delivery_checks_the_certificate_for_the_urls_name(make_core, tls_names):
     """Connected to the vetted address, the delivery still sends the URL's name as SNI and checks the
-    certificate against it; the Host header is the name too."""
-    core = make_core(**FAST)
+    certificate against it; the Host header is the name too. Without the operator's CA file the same
+    receiver is refused (certifi's CAs do not know the test CA)."""
+    untrusting = make_core(**FAST)
+    core = make_core(**{**FAST, "webhook_ca_file": str(tls_names.ca_file)})
     alice = new_user(core)
     with Receiver(tls=tls_names.server_context()) as receiver:
         endpoint, secret = core.webhooks.create(alice, url=f"https://hooks.test:{receiver.port}/hooks/ü")
         emit(core, alice.user_id)
+        with running(untrusting):
+            deadline = time.monotonic() + 10
+            while not (tried := [d for d in deliveries(untrusting, alice, endpoint.id) if d.attempt_log]):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert receiver.received == [] and tried[0].attempt_log[0].error_kind == "connect"
         with running(core):
             [got] = receiver.wait(1)
             wait_status(core, alice, endpoint.id, DeliveryStatus.DELIVERED)
@@ -515,10 +519,22 @@ def test_an_https_delivery_checks_the_certificate_for_the_urls_name(make_core, t
     Webhook(secret).verify(got.body, got.headers)
 
 
+def test_an_unreadable_ca_file_is_refused_at_start(tmp_path, tls_names):
+    from pydantic import ValidationError
+
+    from strongroom.settings import Settings
+
+    assert Settings(data_dir=tmp_path, webhook_ca_file=tls_names.ca_file).webhook_ca_file == tls_names.ca_file
+    (tmp_path / "not.pem").write_text("not a certificate")
+    for bad in (tmp_path / "missing.pem", tmp_path / "not.pem"):
+        with pytest.raises(ValidationError, match="a readable PEM file of CA certificates"):
+            Settings(data_dir=tmp_path, webhook_ca_file=bad)
+
+
 def test_a_connection_checked_for_one_name_never_carries_another_names_delivery(make_core, tls_names):
     """Two endpoints whose names resolve to the same address and port: the connection kept alive after the
     first one's certificate check is not reused for the second, whose name the certificate does not hold."""
-    core = make_core(**{**FAST, "webhook_retry_seconds": "60"})
+    core = make_core(**{**FAST, "webhook_retry_seconds": "60", "webhook_ca_file": str(tls_names.ca_file)})
     alice = new_user(core)
     with Receiver(tls=tls_names.server_context()) as receiver:
         good, _ = core.webhooks.create(alice, url=f"https://hooks.test:{receiver.port}/hooks")
