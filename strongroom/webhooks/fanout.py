@@ -20,8 +20,9 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterable
+from types import EllipsisType
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.db import rowcount, utcnow
@@ -54,7 +55,8 @@ def wants(event_types: Iterable[str] | None, type: str) -> bool:
 def fan_out(session: Session, event: RecordedEvent) -> None:
     """The events listener: add ``event``'s deliveries in ``session`` (the event's transaction) and make sure a
     job sends them."""
-    query = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(WebhookEndpoint.enabled.is_(True))
+    query = select(WebhookEndpoint.id, WebhookEndpoint.event_types, WebhookEndpoint.drain_job_id).where(
+        WebhookEndpoint.enabled.is_(True))
     if event.type == EventType.WEBHOOK_TEST:
         query = query.where(WebhookEndpoint.public_id == str(event.data.get("endpoint_id")))
     elif event.admin_only or event.user_id is None:
@@ -62,30 +64,37 @@ def fan_out(session: Session, event: RecordedEvent) -> None:
     else:
         query = query.where(or_(WebhookEndpoint.user_id == event.user_id,
                                 and_(WebhookEndpoint.all_users.is_(True), WebhookEndpoint.created_by_admin.is_(True))))
-    targets = [row.id for row in session.execute(query)
-               if event.type == EventType.WEBHOOK_TEST or wants(row.event_types, event.type)]
-    if targets:
-        add_deliveries(session, event.id, targets)
+    drains = {row.id: row.drain_job_id for row in session.execute(query)
+              if event.type == EventType.WEBHOOK_TEST or wants(row.event_types, event.type)}
+    if drains:
+        add_deliveries(session, event.id, list(drains), drains)
 
 
-def add_deliveries(session: Session, event_id: int, endpoint_ids: list[int]) -> list[str]:
+def add_deliveries(session: Session, event_id: int, endpoint_ids: list[int],
+                   drains: dict[int, int | None] | None = None) -> list[str]:
     """Add a pending delivery of event ``event_id`` to each endpoint, due now, and make sure jobs send them;
-    return the deliveries' public ids."""
+    return the deliveries' public ids. ``drains``: each endpoint's ``drain_job_id`` if the caller has read it."""
     now, stamp = time.time(), utcnow()
     ids = [new_delivery_id() for _ in endpoint_ids]
-    session.execute(insert(WebhookDelivery), [
+    session.execute(_ADD_DELIVERY, [
         {"public_id": public_id, "endpoint_id": endpoint_id, "event_id": event_id, "status": DeliveryStatus.PENDING,
          "attempts": 0, "next_attempt_at": now, "created_at": stamp, "updated_at": stamp}
         for public_id, endpoint_id in zip(ids, endpoint_ids, strict=True)])
     for endpoint_id in sorted(set(endpoint_ids)):  # one order everywhere: no deadlock between two fan-outs
-        ensure_drain(session, endpoint_id)
+        ensure_drain(session, endpoint_id, *((drains[endpoint_id],) if drains and endpoint_id in drains else ()))
     return ids
 
 
-def ensure_drain(session: Session, endpoint_id: int) -> None:
+_ADD_DELIVERY = WebhookDelivery.__table__.insert()  # Core, built once: the ORM's bulk insert path cost more
+
+
+def ensure_drain(session: Session, endpoint_id: int, last: int | None | EllipsisType = ...) -> None:
     """Make sure a delivery job that has not started yet will look at ``endpoint_id``'s due deliveries once
-    ``session`` commits (see the module's docstring): reuse its queued job, else enqueue one."""
-    last = session.execute(select(WebhookEndpoint.drain_job_id).where(WebhookEndpoint.id == endpoint_id)).scalar()
+    ``session`` commits (see the module's docstring): reuse its queued job, else enqueue one. ``last``: the
+    endpoint's ``drain_job_id`` if the caller read it in this transaction (read here otherwise); a value read
+    before another fan-out replaced it costs at most one more job, never a delivery without one."""
+    if last is ...:
+        last = session.execute(select(WebhookEndpoint.drain_job_id).where(WebhookEndpoint.id == endpoint_id)).scalar()
     if last is not None:
         queued = select(Job.id).where(Job.id == last, Job.status == JobStatus.QUEUED, Job.run_at <= time.time())
         if session.execute(queued.with_for_update(read=True)).first() is not None:
