@@ -183,8 +183,8 @@ class WebhookService:
             if count >= MAX_ENDPOINTS_PER_USER:
                 raise LimitExceeded(f"a user has at most {MAX_ENDPOINTS_PER_USER} webhook endpoints")
             row = WebhookEndpoint(public_id=public_id, user_id=principal.user_id, created_by_admin=principal.is_admin,
-                                  all_users=all_users, url=url, event_types=types, description=about, signing=kind, public_key=public_key,
-                                  enabled=True, created_at=stamp, updated_at=stamp)
+                                  all_users=all_users, url=url, event_types=types, description=about, signing=kind,
+                                  public_key=public_key, enabled=True, created_at=stamp, updated_at=stamp)
             for column, value in self.vault.seal_webhook_secrets(row, {"current": secret}).items():
                 setattr(row, column, value)
             session.add(row)
