@@ -34,7 +34,7 @@ def register(registry: Any) -> None:
     if core is None:  # a registry without a process to serve (a check of the configuration): nothing to run
         return
     made: list[Deliverer] = []
-    making = threading.Lock()  # the sweep's first run (a worker thread) and a drain (the loop) may race
+    making = threading.Lock()  # the sweep's first run (in a worker thread) and a drain may race
 
     def deliverer() -> Deliverer:
         """The process's one deliverer, made on the first job: httpcore (and what it imports) is not loaded at
@@ -49,8 +49,12 @@ def register(registry: Any) -> None:
     async def drain(job: ClaimedJob) -> None:
         await deliverer().drain(job)
 
-    def sweep(job: ClaimedJob) -> None:
-        deliverer().sweep(job)
+    async def sweep(job: ClaimedJob) -> None:  # on the runner's loop, whose idle connections it closes
+        from anyio import to_thread
+
+        made_here = await to_thread.run_sync(deliverer)  # the first one imports httpcore: not on the loop
+        await to_thread.run_sync(made_here.sweep, job)
+        await made_here.close_idle()
 
     async def close() -> None:  # the process's connections, closed on the runner's loop
         if made:

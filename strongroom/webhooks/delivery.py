@@ -209,12 +209,16 @@ class Deliverer:
         return found
 
     async def _give_back(self, taken: _Pool) -> None:
-        """Mark ``taken`` free again; close the free pools unused for KEEPALIVE_SECONDS, and the least recently
-        taken free ones beyond MAX_POOLS (a pool in use is never closed)."""
+        """Mark ``taken`` free again, then :meth:`close_idle`."""
         taken.users -= 1
         taken.used_at = time.monotonic()
+        await self.close_idle()
+
+    async def close_idle(self) -> None:
+        """Close this loop's free pools unused for KEEPALIVE_SECONDS, and the least recently taken free ones
+        beyond MAX_POOLS (a pool in use is never closed). Run after each batch and by the sweep."""
         pools = self._pools.setdefault(asyncio.get_running_loop(), {})
-        surplus, stale = len(pools) - MAX_POOLS, taken.used_at - KEEPALIVE_SECONDS
+        surplus, stale = len(pools) - MAX_POOLS, time.monotonic() - KEEPALIVE_SECONDS
         for origin, pool in list(pools.items()):
             if pool.users == 0 and (surplus > 0 or pool.used_at < stale):
                 del pools[origin]

@@ -589,10 +589,19 @@ def test_connections_are_kept_for_max_pools_receivers_while_used_and_a_pool_in_u
         assert kept == 2 and held == 1  # the held pool and the last used one; the others were closed
         assert len(one.received) == 6
         monkeypatch.setattr(delivery, "MAX_POOLS", 10)
-        monkeypatch.setattr(delivery, "KEEPALIVE_SECONDS", 0.0)  # unused for 0 s: closed at the next give-back
+        monkeypatch.setattr(delivery, "KEEPALIVE_SECONDS", 0.0)  # unused for 0 s: closed at every give-back
         codes, kept, held = asyncio.run(scenario([one.url, two.url, three.url]))
         assert codes == [200] * 9
-        assert kept == 2 and held == 1
+        assert kept == 1 and held == 1  # only the one in use is left
+
+    async def the_sweep_closes_what_is_idle() -> tuple[int, bool]:  # no batch ends: the sweep's close_idle
+        busy, idle = deliverer._take(("http", "127.0.0.1", 1, "busy")), deliverer._take(("http", "127.0.0.1", 2, "idle"))
+        idle.users -= 1
+        await deliverer.close_idle()
+        pools = deliverer._pools[asyncio.get_running_loop()]
+        return len(pools), next(iter(pools.values())) is busy
+
+    assert asyncio.run(the_sweep_closes_what_is_idle()) == (1, True)
 
 
 def test_an_internationalised_host_and_path_are_sent_in_their_ascii_forms():
