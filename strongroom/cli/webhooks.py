@@ -18,7 +18,8 @@ app = typer.Typer(help="Webhook endpoints and their deliveries: list, deliveries
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (stable keys) instead of text.")]
 ENDPOINT_COLUMNS = [("id", "ID"), ("user_id", "USER"), ("url", "URL"), ("signing", "SIGNING"),
-                    ("enabled", "ENABLED"), ("failing_since", "FAILING SINCE"), ("disabled_reason", "DISABLED")]
+                    ("all_users", "ALL USERS"), ("enabled", "ENABLED"), ("failing_since", "FAILING SINCE"),
+                    ("disabled_reason", "DISABLED")]
 DELIVERY_COLUMNS = [("id", "ID"), ("event_type", "EVENT"), ("status", "STATUS"), ("attempts", "ATTEMPTS"),
                     ("last_status_code", "LAST"), ("next_attempt_at", "NEXT"), ("created_at", "CREATED")]
 

@@ -25,8 +25,8 @@ def test_webhooks_list_deliveries_replay(installed):
         core.close()
 
     listed = installed.run("webhooks", "list", "--json").json()
-    assert [(e["id"], e["user_id"], e["url"], e["enabled"]) for e in listed] == [
-        (endpoint.id, alice.user_id, "http://127.0.0.1:9/hook", True)]
+    assert [(e["id"], e["user_id"], e["url"], e["enabled"], e["all_users"]) for e in listed] == [
+        (endpoint.id, alice.user_id, "http://127.0.0.1:9/hook", True, False)]
     assert secret not in installed.run("webhooks", "list", "--json").stdout
     assert installed.run("webhooks", "list", "--user", alice.username, "--json").json()[0]["id"] == endpoint.id
     text = installed.run("webhooks", "list").ok().stdout.splitlines()
