@@ -41,6 +41,15 @@ def running(core: Any) -> Iterator[Runner]:
         loop.close()
 
 
+def wait_attempted(core: Any, principal: Principal, endpoint_id: str, timeout: float = 10) -> list[Any]:
+    """Return the endpoint's deliveries that have an attempt, once one has; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not (found := [d for d in deliveries(core, principal, endpoint_id) if d.attempt_log]):
+        assert time.monotonic() < deadline, f"no attempt within {timeout} s: {deliveries(core, principal, endpoint_id)}"
+        time.sleep(0.05)
+    return found
+
+
 def wait_idle(core: Any, timeout: float = 30) -> None:
     """Return once no job is running or due: the runner's first round of scheduled jobs (which may fill its
     concurrency) is over, so what a test starts next gets a slot at once."""

@@ -16,7 +16,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from support.receiver import Answer, Receiver
 from support.services import new_user
-from support.webhooks import FAST, deliveries, emit, running, wait_idle, wait_status
+from support.webhooks import FAST, deliveries, emit, running, wait_attempted, wait_idle, wait_status
 
 from strongroom.enums import DeliveryStatus, EventType
 from strongroom.errors import ValidationFailed
@@ -326,10 +326,7 @@ def test_the_delivery_refuses_a_private_address_when_not_allowed(make_core):
         strict = make_core(**{**FAST, "webhook_allow_private": False, "webhook_retry_seconds": "60"})
         emit(strict, alice.user_id)
         with running(strict):
-            deadline = time.monotonic() + 10
-            while not (found := [d for d in deliveries(strict, alice, endpoint.id) if d.attempt_log]):
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            found = wait_attempted(strict, alice, endpoint.id)
         assert receiver.received == []
     assert found[0].attempt_log[0].error_kind == "address_refused"
     assert found[0].status == DeliveryStatus.PENDING  # retried later, per the schedule
@@ -507,10 +504,7 @@ def test_an_https_delivery_checks_the_certificate_for_the_urls_name(make_core, t
         endpoint, secret = core.webhooks.create(alice, url=f"https://hooks.test:{receiver.port}/hooks/ü")
         emit(core, alice.user_id)
         with running(untrusting):
-            deadline = time.monotonic() + 10
-            while not (tried := [d for d in deliveries(untrusting, alice, endpoint.id) if d.attempt_log]):
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            tried = wait_attempted(untrusting, alice, endpoint.id)
         assert receiver.received == [] and tried[0].attempt_log[0].error_kind == "connect"
         with running(core):
             [got] = receiver.wait(1)
@@ -545,10 +539,7 @@ def test_a_connection_checked_for_one_name_never_carries_another_names_delivery(
             other, _ = core.webhooks.create(alice, url=f"https://other.test:{receiver.port}/hooks")
             emit(core, alice.user_id)
             wait_status(core, alice, good.id, DeliveryStatus.DELIVERED, count=2)
-            deadline = time.monotonic() + 10
-            while not (found := [d for d in deliveries(core, alice, other.id) if d.attempt_log]):
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            found = wait_attempted(core, alice, other.id)
         assert len(receiver.received) == 2
     assert {r.headers["host"] for r in receiver.received} == {f"hooks.test:{receiver.port}"}
     assert found[0].status == DeliveryStatus.PENDING
