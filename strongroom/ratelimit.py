@@ -80,6 +80,7 @@ class _LocalWindow:
     end: float  # time.monotonic() at which it resets
     count: int
     limit: int
+    seconds: int  # its length: a bound of the seconds to reset, which float rounding of end - now may pass
 
 
 class RateLimiter:
@@ -171,7 +172,8 @@ class RateLimiter:
         now = time.monotonic()
         if window is None or now >= window.end:
             item = self.item(spec)
-            window = self._windows[(spec, identifiers)] = _LocalWindow(now + item.get_expiry(), 0, item.amount)
+            window = self._windows[(spec, identifiers)] = _LocalWindow(now + item.get_expiry(), 0, item.amount,
+                                                                       item.get_expiry())
             opened = self._opened.get(spec)
             if opened is None:
                 opened = self._opened[spec] = deque()
@@ -186,7 +188,8 @@ class RateLimiter:
         window.count += 1
         if window.count > window.limit:
             raise RateLimited("too many requests", retry_after=max(1, math.ceil(window.end - now)))
-        return window.limit, window.limit - window.count, math.ceil(window.end - now)
+        # (now + 60) - now can be 60.000000000000455: the ceiling would say 61 s of a 60 s window
+        return window.limit, window.limit - window.count, min(math.ceil(window.end - now), window.seconds)
 
     async def _hit(self, spec: str, *identifiers: str) -> Window:
         item = self.item(spec)

@@ -57,3 +57,15 @@ def test_a_window_reopened_or_cleared_is_not_dropped_by_its_old_entry(monkeypatc
     clock.now += 1.5
     limiter.hit_local("2/second", "ip", "fresh")  # prunes the cleared entry's leftovers without error
     assert ("2/second", ("ip", "hot")) not in limiter._windows
+
+
+def test_the_seconds_to_reset_never_exceed_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RateLimit-Reset says at most the window's length: with this clock reading, (now + 60) - now is a hair
+    above 60 in floating point, and its ceiling would say 61 (a CI failure of the header test)."""
+    clock = Clock()
+    clock.now = 1000.0
+    while (clock.now + 60) - clock.now <= 60:  # a reading whose sum rounds up (found within a few steps)
+        clock.now += 0.001
+    monkeypatch.setattr(ratelimit.time, "monotonic", clock)
+    limit, remaining, reset = RateLimiter(None).hit_local("60/minute", "key", "k")
+    assert (limit, remaining, reset) == (60, 59, 60)
