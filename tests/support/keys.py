@@ -17,9 +17,10 @@ from support import run_cli, sqlite_file_bytes
 
 
 def database_bytes(url: str) -> bytes:
-    """Every value the database holds, as bytes (SQLite: the files themselves)."""
+    """Every value the database holds, as bytes: SQLite's files themselves (with its WAL, shared memory and
+    journal); on PostgreSQL each row as text (bytea in hex) and each value in its own form (bytea raw)."""
     if url.startswith("sqlite"):
-        return sqlite_file_bytes(url.removeprefix("sqlite:///"), ("", "-wal"))
+        return sqlite_file_bytes(url.removeprefix("sqlite:///"))
     import psycopg
 
     chunks: list[bytes] = []
@@ -27,8 +28,10 @@ def database_bytes(url: str) -> bytes:
         tables = [r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables WHERE "
                                              "table_schema = current_schema() AND table_type = 'BASE TABLE'")]
         for table in tables:
+            chunks.extend(row_text.encode() for (row_text,) in conn.execute(f'SELECT t::text FROM "{table}" AS t'))
             for row in conn.execute(f'SELECT * FROM "{table}"'):
-                chunks.extend(bytes(v) if isinstance(v, (bytes, memoryview)) else str(v).encode() for v in row)
+                chunks.extend(bytes(v) if isinstance(v, (bytes, bytearray, memoryview)) else str(v).encode()
+                              for v in row if v is not None)
     return b"\n".join(chunks)
 
 

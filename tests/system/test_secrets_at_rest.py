@@ -14,7 +14,7 @@ import uuid
 import httpx
 import pytest
 from sqlalchemy import update
-from support import sqlite_file_bytes
+from support.keys import database_bytes
 
 
 def _mock_key(mock, exchange: str, **extra) -> dict:
@@ -26,32 +26,9 @@ def _mock_key(mock, exchange: str, **extra) -> dict:
 
 
 def _database_bytes(backend) -> bytes:
-    """Everything the database holds, as bytes."""
-    if backend.name == "sqlite":
-        blob = sqlite_file_bytes(backend.url.removeprefix("sqlite:///"))
-        assert len(blob) > 10_000
-        return blob
-    import psycopg
-
-    dsn = backend.url.replace("postgresql+psycopg://", "postgresql://")
-    chunks: list[bytes] = []
-    with psycopg.connect(dsn) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")]
-        assert {"users", "exchange_accounts", "api_keys", "audit_events", "sessions"} <= set(tables)
-        for table in tables:
-            # the row as text (bytea in hex) and every value in its own form (bytea as raw bytes)
-            for (row_text,) in conn.execute(f'SELECT t::text FROM "{table}" AS t'):
-                chunks.append(row_text.encode())
-            for row in conn.execute(f'SELECT * FROM "{table}"'):
-                for value in row:
-                    if isinstance(value, (bytes, bytearray, memoryview)):
-                        chunks.append(bytes(value))
-                    elif value is not None:
-                        chunks.append(str(value).encode())
-    blob = b"\n".join(chunks)
-    assert len(blob) > 1_000
+    """Everything the database holds, as bytes (and enough of it to show the read reached the data)."""
+    blob = database_bytes(backend.url)
+    assert len(blob) > (10_000 if backend.name == "sqlite" else 1_000)
     return blob
 
 
