@@ -6,8 +6,8 @@ import base64
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import Select, func, select, true
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from strongroom.errors import ValidationFailed
 
@@ -95,17 +95,27 @@ class OffsetPage(Generic[T]):
 
 
 def paginate_offset(session: Session, query: Select[T], id_column: InstrumentedAttribute[int], offset: int,
-                    limit: int) -> OffsetPage[T]:
-    """Return rows ``offset``..``offset+limit`` of ``query`` ordered by ``id_column``, with the total count.
+                    limit: int, *, descending: bool = False) -> OffsetPage[T]:
+    """Return rows ``offset``..``offset+limit`` of ``query`` (a SELECT of one mapped entity) ordered by
+    ``id_column``, with the total count.
 
-    Raises ValidationFailed (naming ``limit`` or ``offset``) for a limit outside 1..MAX_OFFSET_LIMIT or a
-    negative offset.
+    One statement (the count outer-joined to the page), so one snapshot: counted in one statement and read in
+    the next, a row changing meanwhile (under PostgreSQL's READ COMMITTED, or SQLite's autocommit reads) gave
+    a total that did not match the items. Raises ValidationFailed (naming ``limit`` or ``offset``) for a
+    limit outside 1..MAX_OFFSET_LIMIT or a negative offset.
     """
     if not 1 <= limit <= MAX_OFFSET_LIMIT:
         raise ValidationFailed(f"limit must be between 1 and {MAX_OFFSET_LIMIT}",
                                fields={"limit": f"between 1 and {MAX_OFFSET_LIMIT}"})
     if not 0 <= offset <= MAX_ID:
         raise ValidationFailed("offset must not be negative", fields={"offset": "0 or more"})
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = list(session.scalars(query.order_by(id_column.asc()).offset(offset).limit(limit)))
-    return OffsetPage(rows, offset, limit, total)
+    entity = query.column_descriptions[0]["entity"]
+    counted = select(func.count().label("total")).select_from(query.order_by(None).subquery()).subquery()
+    page = query.order_by(id_column.desc() if descending else id_column.asc()).offset(offset).limit(limit).subquery()
+    row = aliased(entity, page)
+    key = page.c[id_column.key]
+    # the count's one row, outer-joined to the page's rows: that row (items None) when the page is empty
+    found = session.execute(select(counted.c.total, row).select_from(counted).outerjoin(page, true())
+                            .order_by(key.desc() if descending else key.asc())).all()
+    total = int(found[0][0]) if found else 0
+    return OffsetPage([item for _, item in found if item is not None], offset, limit, total)

@@ -9,6 +9,7 @@ import asyncio
 import uuid
 
 import pytest
+from support.interleave import commit_after
 from support.services import new_user
 from support.threads import SessionThreads
 
@@ -65,3 +66,20 @@ def test_credentials_run_off_the_event_loop_and_keep_the_contract(make_core, mon
             await credentials.revoke(owner, stored.public_id)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("after", range(2))
+def test_a_credential_page_read_while_one_is_revoked_is_one_state(make_core, after):
+    """A credential page's total and items are one snapshot: a credential revoked (forced) after any statement
+    of the read is either still counted and listed active, or neither; the total always matches the items."""
+    core = make_core()
+    owner = new_user(core)
+    made = [asyncio.run(core.credential_service.create(
+        owner, "binance", {"api_key": f"k-{uuid.uuid4().hex}", "secret": uuid.uuid4().hex})) for _ in range(2)]
+    reader = make_core()
+    reader.credentials.list(owner, statuses=["active"])  # the reader's connection is made before the count
+    with commit_after(reader.db.engine, after, lambda: core.credentials.revoke(owner, made[1].public_id)):
+        page = reader.credentials.list(owner, statuses=["active"])
+    assert {c.status for c in page.items} == {"active"}
+    assert page.total == len(page.items) and not page.has_next, (page.total, [c.id for c in page.items])
+    assert [c.id for c in page.items] in ([made[0].id, made[1].id], [made[0].id])

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
+from support.interleave import commit_after
 from support.services import new_user
 
 from strongroom.accounts import AccountQuery, Accounts, AccountsFacade, ByCursor, ByOffset, ConnectPolicy
@@ -123,3 +124,21 @@ def test_disconnect_what_a_query_selects(setup: tuple[Any, Accounts, Principal])
         run(accounts.disconnect(me, AccountQuery(exchange="binance")))  # none live left
     with pytest.raises(NotFound):
         run(accounts.disconnect(me, AccountQuery(exchange="no-such-venue")))
+
+
+@pytest.mark.parametrize("after", range(2))
+def test_an_offset_page_read_while_an_account_changes_is_one_state(make_core: Any, after: int) -> None:
+    """An offset page's total and items are one snapshot: an account disabled (forced) after any statement of
+    the read gives either both accounts active and counted, or one, never a total that does not match the items
+    (on PostgreSQL's READ COMMITTED, and SQLite's autocommit reads, each statement sees newer commits)."""
+    core = make_core()
+    me = new_user(core)
+    a, b = (run(core.accounts.connect(me, "binance", creds())) for _ in range(2))
+    reader = make_core()
+    active = AccountQuery(statuses=[AccountStatus.ACTIVE])
+    assert reader.account_store.find(me, active, ByOffset(5, 10)).total == 2  # an empty page has the total too
+    with commit_after(reader.db.engine, after, lambda: core.account_store.set_enabled(me, b.id, False)):
+        page = reader.account_store.find(me, active, ByOffset(0, 10))
+    assert {x.status for x in page.items} == {AccountStatus.ACTIVE}
+    assert page.total == len(page.items) and not page.has_next, (page.total, ids(page))
+    assert ids(page) in ([a.id, b.id], [a.id])
