@@ -83,7 +83,7 @@ from strongroom.exchanges.orders import (
 from strongroom.exchanges.venues import venue_for
 from strongroom.jobs import enqueue
 from strongroom.models import ExchangeAccount, Order, TradingPolicy
-from strongroom.pagination import MAX_ID, MAX_OFFSET_LIMIT, OffsetPage, Page, paginate, valid_id
+from strongroom.pagination import MAX_ID, MAX_OFFSET_LIMIT, OffsetPage, Page, paginate, paginate_offset, valid_id
 from strongroom.principal import Principal
 from strongroom.scopes import READ, TRADE
 from strongroom.trading import amounts
@@ -810,11 +810,9 @@ class TradingService:
             found = found.where(Order.created_epoch >= query.since)
         if query.until is not None:
             found = found.where(Order.created_epoch <= query.until)
-        with self.db.session() as session:
-            total = session.scalar(select(func.count()).select_from(found.subquery())) or 0
-            order = Order.id.asc() if query.ascending else Order.id.desc()
-            rows = [_view(r) for r in session.scalars(found.order_by(order).offset(offset).limit(limit))]
-            return OffsetPage(rows, offset, limit, total)
+        with self.db.session() as session:  # the total and the rows in one statement: one snapshot
+            page = paginate_offset(session, found, Order.id, offset, limit, descending=not query.ascending)
+            return OffsetPage([_view(r) for r in page.items], offset, limit, page.total)
 
     # --- the venue ------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import select
+from support.interleave import commit_after
 from support.services import new_user
 
 from strongroom import errors
@@ -36,6 +37,7 @@ from strongroom.models import AuditEvent, Event, Job, Order
 from strongroom.principal import Principal
 from strongroom.trading import RECONCILE_KIND, OrderRequest
 from strongroom.trading.jobs import register
+from strongroom.trading.services import OrderQuery
 
 D = Decimal
 
@@ -464,3 +466,21 @@ def test_a_stranger_learns_nothing_of_an_account_traded_on(core: Any, venue: Ven
         run(core.trading.submit(owner, account, limit("s3", symbol="XRP/USDT")))
     assert [o.client_order_id for o in rows(core, Order, Order.account_id == account)] == ["s1"]
     assert venue.created == 1
+
+
+@pytest.mark.parametrize("after", range(4))
+def test_an_offset_page_of_orders_read_while_one_is_canceled_is_one_state(make_core: Callable[..., Any], venue: Venue,
+                                                                            after: int) -> None:
+    """find_orders' total and items are one snapshot: an open order canceled (forced) after any statement of the
+    read is either still counted and listed open, or neither; never a total that does not match the items."""
+    core = make_core(gateway=venue)
+    owner, account = setup(core, OPEN_POLICY)
+    first, second = (run(core.trading.submit(owner, account, limit(cid))).order for cid in ("a", "b"))
+    reader = make_core(gateway=venue)
+    wanted = OrderQuery(statuses=("open",))
+    run(reader.trading.find_orders(owner, account, wanted))  # the reader's connection is made first
+    with commit_after(reader.db.engine, after, lambda: run(core.trading.cancel(owner, account, second.id))):
+        page = run(reader.trading.find_orders(owner, account, wanted))
+    assert {o.status for o in page.items} == {"open"}
+    assert page.total == len(page.items) and not page.has_next, (page.total, [o.id for o in page.items])
+    assert [o.id for o in page.items] in ([second.id, first.id], [first.id])
