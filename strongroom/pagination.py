@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -58,9 +59,11 @@ def decode_cursor(cursor: str) -> int:
 
 
 def paginate(session: Session, query: Select[R], id_column: InstrumentedAttribute[int], cursor: str | None, limit: int,
-             *, descending: bool = False) -> Page[R]:
+             *, descending: bool = False, keep: Callable[[R], bool] | None = None) -> Page[R]:
     """Return one page of ``query`` ordered by ``id_column`` after ``cursor``.
 
+    ``keep``: only the rows it keeps count (a condition SQL cannot say); the query is then read without a
+    LIMIT, so it must be bounded (a user's keys), but in one statement: the rows kept are the rows decided on.
     Raises ValidationFailed for a limit outside 1..MAX_LIMIT or a cursor that is not one of ours.
     """
     if not 1 <= limit <= MAX_LIMIT:
@@ -68,8 +71,11 @@ def paginate(session: Session, query: Select[R], id_column: InstrumentedAttribut
     if cursor:
         last = decode_cursor(cursor)
         query = query.where(id_column < last if descending else id_column > last)
-    query = query.order_by(id_column.desc() if descending else id_column.asc()).limit(limit + 1)
-    rows = list(session.scalars(query))
+    query = query.order_by(id_column.desc() if descending else id_column.asc())
+    if keep is None:
+        rows = list(session.scalars(query.limit(limit + 1)))
+    else:
+        rows = [row for row in session.scalars(query) if keep(row)][:limit + 1]
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, encode_cursor(rows[-1].id) if more and rows else None)

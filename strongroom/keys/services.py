@@ -11,6 +11,7 @@ and given back by conditional UPDATEs in the transaction that inserts or deletes
 from __future__ import annotations
 
 import builtins
+import functools
 import ipaddress
 import math
 import uuid
@@ -378,11 +379,6 @@ class ApiKeyService:
         the keys bound within its accounts (itself included), never an unbound key or one bound elsewhere."""
         return accounts_within(key.account_ids, principal.account_ids)
 
-    def _visible_ids(self, session: Session, principal: Principal) -> builtins.list[int]:
-        """Return the row ids of the caller's keys that it sees (see :meth:`visible`)."""
-        rows = session.execute(select(ApiKey.id, ApiKey.account_ids).where(ApiKey.user_id == principal.user_id))
-        return [i for i, bound in rows if accounts_within(bound, principal.account_ids)]
-
     def _decided_again(self, step: Callable[[Session], T]) -> T:
         """Run ``step`` in a transaction; run it again (a few times) while the key changed under it.
 
@@ -411,10 +407,11 @@ class ApiKeyService:
         """Return a page of the caller's keys that it sees (see :meth:`visible`), oldest first."""
         principal.require(READ)
         query = select(ApiKey).where(ApiKey.user_id == principal.user_id)
+        # a bound caller's: decided on the rows read (a user's keys are bounded by the per-user cap), not on
+        # ids chosen by an earlier statement, which listed a key rebound beyond the caller's accounts meanwhile
+        keep = None if principal.account_ids is None else functools.partial(self.visible, principal)
         with self.db.session() as session:
-            if principal.account_ids is not None:
-                query = query.where(ApiKey.id.in_(self._visible_ids(session, principal) or [-1]))
-            return paginate(session, query, ApiKey.id, cursor, limit)
+            return paginate(session, query, ApiKey.id, cursor, limit, keep=keep)
 
     def list_all(self, principal: Principal) -> builtins.list[ApiKey]:
         """Return all the caller's keys that it sees (bounded by the per-user cap; see :meth:`visible`)."""

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 
 import pytest
+from support.interleave import commit_after
 from support.services import new_user
 from support.threads import SessionThreads
 
@@ -103,3 +104,26 @@ def test_every_call_runs_off_the_event_loop_and_keeps_the_contract(make_core, mo
             threads.assert_off_loop(mark, "the engine on the loop")
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("after", range(2))
+def test_a_bound_callers_key_list_read_while_a_key_is_rebound_is_one_state(make_core, after):
+    """A key bound to accounts lists only keys within them, decided on the rows it shows: a key rebound
+    (forced) beyond its accounts after any statement of the read is either listed as it was, or not at all;
+    never with its new binding (on PostgreSQL's READ COMMITTED each statement sees newer commits)."""
+    core = make_core()
+    owner = new_user(core)
+    here, there = (asyncio.run(core.accounts.connect(owner, "bitmex", {
+        "api_key": f"bm-{uuid.uuid4().hex}", "secret": uuid.uuid4().hex})).id for _ in range(2))
+    bound, _ = core.api_keys.create(owner, name="bound", scopes=["read"], account_ids=[here])
+    moving, _ = core.api_keys.create(owner, name="moving", scopes=["read"], account_ids=[here])
+    caller = core.api_keys.load_record(bound.key_id).principal("127.0.0.1", "x_api_key")
+    reader = make_core()
+    reader.api_keys.list(caller)  # the reader's connection is made first
+    with commit_after(reader.db.engine, after,
+                      lambda: core.api_keys.update(owner, moving.key_id, {"account_ids": [there]})):
+        page = reader.api_keys.list(caller)
+    assert all(k.account_ids == [here] for k in page.items), [(k.name, k.account_ids) for k in page.items]
+    assert [k.id for k in page.items] in ([bound.id, moving.id], [bound.id])
+    assert [k.id for k in reader.api_keys.list(caller).items] == [bound.id]
+    assert [k.id for k in reader.api_keys.list(caller, limit=1).items] == [bound.id]
