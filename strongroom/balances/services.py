@@ -306,7 +306,7 @@ class BalanceService:
         """Return the profits of each of ``account_ids`` the principal sees and that has a snapshot, by account
         id (others absent), as :func:`strongroom.balances.figures.profits` gives them over the account's whole
         history: all-time from its first snapshot to its last, the day's from its last one at or before
-        ``now - 24h`` (else the first). In two queries whatever the number of accounts and snapshots: only the
+        ``now - 24h`` (else the first). In one query whatever the number of accounts and snapshots: only the
         three snapshots that decide it are read (for account lists). Raises InsufficientScope.
         """
         principal.require(READ)
@@ -321,18 +321,24 @@ class BalanceService:
             return (select(BalanceSnapshot.id).where(BalanceSnapshot.account_id == ExchangeAccount.id, *where)
                     .order_by(*order).limit(1).correlate(ExchangeAccount).scalar_subquery())
 
-        query = select(ExchangeAccount.id, pick(oldest), pick(newest, BalanceSnapshot.fetched_at <= since),
-                       pick(newest)).where(visible)
+        picks = select(ExchangeAccount.id.label("account_id"), pick(oldest).label("first"),
+                       pick(newest, BalanceSnapshot.fetched_at <= since).label("day"),
+                       pick(newest).label("last")).where(visible).subquery()
+        # one statement (each account's three picks joined to the snapshots they name), so one snapshot: the ids
+        # picked in one statement and read in the next were gone if pruning (or a deletion) came in between
+        query = (select(picks.c.account_id, picks.c.first, picks.c.day, picks.c.last, BalanceSnapshot.id,
+                        BalanceSnapshot.fetched_at, BalanceSnapshot.total_usd, BalanceSnapshot.total_btc)
+                 .select_from(picks)
+                 .join(BalanceSnapshot, BalanceSnapshot.id.in_([picks.c.first, picks.c.day, picks.c.last])))
+        picked: dict[int, list[int]] = {}
+        points: dict[int, HistoryPoint] = {}
         with self.db.session() as session:
-            picked = [(row[0], [i for i in row[1:] if i is not None]) for row in session.execute(query)]
-            wanted = {i for _, chosen in picked for i in chosen}
-            points = {i: HistoryPoint(at=_utc(at), usd=Decimal(usd), btc=Decimal(btc)) for i, at, usd, btc in
-                      session.execute(select(BalanceSnapshot.id, BalanceSnapshot.fetched_at, BalanceSnapshot.total_usd,
-                                             BalanceSnapshot.total_btc).where(BalanceSnapshot.id.in_(wanted)))
-                      } if wanted else {}
+            for account_id, first, day, last, i, at, usd, btc in session.execute(query):
+                picked[account_id] = [j for j in (first, day, last) if j is not None]
+                points[i] = HistoryPoint(at=_utc(at), usd=Decimal(usd), btc=Decimal(btc))
         # first, the day's start, last: in that order in time (ids may repeat: one snapshot, or none in the day)
         return {account_id: profits_over([points[i] for i in dict.fromkeys(chosen)], now)
-                for account_id, chosen in picked if chosen}
+                for account_id, chosen in picked.items()}
 
     def snapshot_at(self, principal: Principal, account_id: int, at: datetime) -> Snapshot | None:
         """Return the account's last snapshot taken at or before ``at`` (e.g. a day ago, for day profit),
