@@ -45,7 +45,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import anyio.to_thread
-from sqlalchemy import Select, and_, delete, func, select, update
+from sqlalchemy import Select, and_, delete, func, literal, select, union_all, update
 from sqlalchemy.orm import Session
 
 from strongroom import events
@@ -394,7 +394,7 @@ class BalanceService:
         bucket of ``bucket_seconds`` that holds a stored snapshot, the sum of every live account's last stored
         totals by then (an account counts from its first snapshot; one loaded before ``since`` from the start).
         A point's ``at`` is that bucket's last snapshot time to the whole second (``fetched_epoch``: no datetime
-        is read per row). Two queries, whatever the number of accounts. Raises as :meth:`portfolio` does.
+        is read per row). One query, whatever the number of accounts. Raises as :meth:`portfolio` does.
         """
         principal.require(READ)
         since = _utc(since)
@@ -407,11 +407,18 @@ class BalanceService:
                                                        BalanceSnapshot.fetched_at < since)
                       .order_by(BalanceSnapshot.fetched_at.desc(), BalanceSnapshot.id.desc()).limit(1)
                       .correlate(ExchangeAccount).scalar_subquery())
-            start = session.execute(select(*columns).where(
-                BalanceSnapshot.id.in_(select(before).where(ExchangeAccount.id.in_(live))))).all()
-            rows = session.execute(select(*columns).where(BalanceSnapshot.account_id.in_(live),
-                                                          BalanceSnapshot.fetched_at >= since)
-                                   .order_by(BalanceSnapshot.fetched_at, BalanceSnapshot.id)).all()
+            # one statement (the start and the range as parts of one UNION ALL), so one snapshot: read in two, an
+            # account disconnected in between counted its value before ``since`` but none of its later ones
+            ordering = (BalanceSnapshot.fetched_at, BalanceSnapshot.id)
+            both = union_all(
+                select(literal(0).label("part"), *columns, *ordering).where(
+                    BalanceSnapshot.id.in_(select(before).where(ExchangeAccount.id.in_(live)))),
+                select(literal(1).label("part"), *columns, *ordering).where(
+                    BalanceSnapshot.account_id.in_(live), BalanceSnapshot.fetched_at >= since)).subquery()
+            found = session.execute(select(both.c.part, *(both.c[c.key] for c in columns))
+                                    .order_by(both.c.part, both.c.fetched_at, both.c.id)).all()
+        start = [row[1:] for row in found if row[0] == 0]
+        rows = [row[1:] for row in found if row[0] == 1]
         last: dict[int, tuple[Decimal, Decimal]] = {a: (Decimal(u), Decimal(b)) for a, _, u, b in start}
         usd_sum = sum((v[0] for v in last.values()), Decimal(0))
         btc_sum = sum((v[1] for v in last.values()), Decimal(0))

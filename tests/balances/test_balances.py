@@ -399,7 +399,7 @@ def test_profits_read_while_snapshots_are_pruned_are_one_state(make_core: Any, g
     assert got[account] in (before, after_prune), got
 
 
-def test_portfolio_history_sums_each_accounts_last_total_in_two_queries(core: Any) -> None:
+def test_portfolio_history_sums_each_accounts_last_total_in_one_query(core: Any) -> None:
     user, other = new_user(core), new_user(core)
     a, b, c = (connect(core, user)[0] for _ in range(3))
     stranger = connect(core, other)[0]
@@ -421,7 +421,7 @@ def test_portfolio_history_sums_each_accounts_last_total_in_two_queries(core: An
         points = core.balance_store.portfolio_history(user, base)
     finally:
         event.remove(core.db.engine, "before_cursor_execute", count)
-    assert len([s for s in statements if "balance_snapshots" in s]) == 2
+    assert len([s for s in statements if "balance_snapshots" in s]) == 1
     # c is disconnected: not live, not counted (as in the portfolio)
     assert [(p.at, p.usd) for p in points] == [(base + timedelta(minutes=50), D(120)),
                                                (base + timedelta(hours=2), D(320))]
@@ -432,6 +432,28 @@ def test_portfolio_history_sums_each_accounts_last_total_in_two_queries(core: An
     assert [p.usd for p in core.balance_store.portfolio_history(bound, base)] == [D(20)]
     with pytest.raises(errors.Forbidden):
         core.balance_store.portfolio_history(other, base, user_id=user.user_id)
+
+
+@pytest.mark.parametrize("after", range(2))
+def test_a_portfolio_history_read_while_an_account_is_disconnected_is_one_state(make_core: Any, gateway: Any,
+                                                                                after: int) -> None:
+    """portfolio_history reads the totals at its start and those since in one snapshot: an account disconnected
+    (forced) after any statement of the read is either in the whole chart or in none of it, never counted with
+    its value before the range but without its later ones."""
+    core = make_core(gateway=gateway)
+    user = new_user(core)
+    a, b = (connect(core, user)[0] for _ in range(2))
+    base = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    core.balance_store.record_snapshot(a, usdt(100), base - timedelta(days=1))
+    core.balance_store.record_snapshot(a, usdt(300), base + timedelta(hours=1))
+    core.balance_store.record_snapshot(b, usdt(10), base + timedelta(hours=2))
+    with_a = core.balance_store.portfolio_history(user, base)
+    reader = make_core(gateway=gateway)
+    with commit_after(reader.db.engine, after, lambda: core.account_store.disconnect(user, a)):
+        points = reader.balance_store.portfolio_history(user, base)
+    without_a = core.balance_store.portfolio_history(user, base)
+    assert [p.usd for p in with_a] == [D(300), D(310)] and [p.usd for p in without_a] == [D(10)]
+    assert points in (with_a, without_a), [(p.at, p.usd) for p in points]
 
 
 def test_portfolio_sums_accounts_and_assets(core: Any, gateway: ScriptedGateway) -> None:
