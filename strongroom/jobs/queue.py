@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -381,12 +381,17 @@ class JobQueue:
     def stats(self, now: float | None = None) -> QueueStats:
         """Return the jobs by status, how many are due and how long the oldest has waited."""
         now = time.time() if now is None else now
-        waiting_since = func.min(func.coalesce(Job.lease_expires_at, Job.run_at))
+        due = _due(now)
+        # one statement (the due ones counted per status beside all of them), so one snapshot: in two, a job
+        # enqueued or claimed in between could count more jobs due than the statuses held
         with self.db.session() as session:
-            by_status = {str(s): int(n) for s, n in session.execute(
-                select(Job.status, func.count()).group_by(Job.status)).all()}
-            due, oldest = session.execute(select(func.count(), waiting_since).where(_due(now))).one()
-        return QueueStats(by_status, int(due), max(0.0, now - float(oldest)) if oldest is not None else 0.0)
+            rows = session.execute(select(
+                Job.status, func.count(), func.count(case((due, 1))),
+                func.min(case((due, func.coalesce(Job.lease_expires_at, Job.run_at))))).group_by(Job.status)).all()
+        by_status = {str(s): int(n) for s, n, _, _ in rows}
+        due_count = sum(int(d) for _, _, d, _ in rows)
+        oldest = min((float(o) for _, _, _, o in rows if o is not None), default=None)
+        return QueueStats(by_status, due_count, max(0.0, now - oldest) if oldest is not None else 0.0)
 
     def prune(self, older_than_seconds: float) -> int:
         """Delete succeeded and canceled jobs finished more than ``older_than_seconds`` ago (dead ones stay

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 from support import start_server
+from support.interleave import commit_after
 
 from strongroom.cli.context import OPERATOR
 from strongroom.enums import JobStatus
@@ -380,3 +381,25 @@ def test_stop_does_not_wait_past_its_grace_for_a_claim_stuck_in_its_thread(make_
         asyncio.run(main())
     finally:
         release.set()
+
+
+@pytest.mark.parametrize("after", range(2))
+def test_the_queue_figures_read_while_a_job_is_enqueued_are_one_state(make_core, after):
+    """stats() is one snapshot: a due job enqueued (forced) after any statement of the read is either counted
+    queued and due, or neither; never due beyond what the statuses hold (PostgreSQL's READ COMMITTED)."""
+    core = make_core()
+    with core.db.session() as session:
+        enqueue(session, kind(), run_at=time.time() - 5)  # one waiting already
+
+    def add() -> None:
+        with core.db.session() as session:
+            enqueue(session, kind(), run_at=time.time() - 60)
+
+    reader = make_core()
+    now = time.time()
+    reader.jobs.stats(now)  # the reader's connection is made first
+    with commit_after(reader.db.engine, after, add):
+        stats = reader.jobs.stats(now)
+    queued = stats.by_status.get(JobStatus.QUEUED, 0)
+    assert (queued, stats.due) in ((1, 1), (2, 2)), (stats.by_status, stats.due)
+    assert stats.oldest_due_seconds >= (60 if queued == 2 else 5)
