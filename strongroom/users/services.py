@@ -198,8 +198,19 @@ class UserService:
             raise Forbidden("only admins manage users")
         if principal.user_id == user_id:
             raise Forbidden("admins cannot delete themselves")
+        if not valid_id(user_id):
+            raise NotFound("user not found")
         with self.db.session() as session:
-            user = session.get(User, user_id) if valid_id(user_id) else None
+            # the user locked first, so that no key or account is added to them between the reading of what
+            # goes with them and the delete (one would go unnamed): PostgreSQL's FOR UPDATE conflicts with the
+            # lock a foreign key's check takes on the user's row; on SQLite a no-op write takes the database's
+            # write lock
+            if session.get_bind().dialect.name == "postgresql":
+                user = session.scalar(select(User).where(User.id == user_id).with_for_update())
+            else:
+                session.execute(update(User).where(User.id == user_id).values(username=User.username)
+                                .execution_options(synchronize_session=False))
+                user = session.get(User, user_id)
             if user is None:
                 raise NotFound("user not found")
             # what goes with them, for whoever keeps a copy (a gateway's key cache, a platform's account list)

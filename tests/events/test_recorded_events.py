@@ -292,3 +292,52 @@ def test_deleting_a_user_writes_an_admin_only_event_naming_what_went_with_them(m
         assert targets == ["http://127.0.0.1:9/admin"]
         assert session.scalar(select(func.count()).select_from(WebhookEndpoint)
                               .where(WebhookEndpoint.url == "http://127.0.0.1:9/own")) == 0
+
+
+@pytest.mark.parametrize("after", [0, 1, 2])
+def test_a_key_created_while_its_user_is_deleted_is_named_or_never_made(make_core, after):
+    """A key created for a user while an admin deletes them: either it is made first and ``user.deleted`` names
+    it (whoever caches keys drops it on that event), or it is refused; never deleted with the user unnamed.
+    The creation starts, in another thread, right after statement ``after`` of the delete, which then goes on
+    after giving it time to commit (the old delete read the key ids unlocked: one made meanwhile went unnamed)."""
+    import threading
+
+    from sqlalchemy import event as sa_event
+
+    from strongroom.errors import DomainError
+
+    core = make_core()
+    admin = Principal(user_id=new_user(core).user_id, username="root", is_admin=True)
+    doomed = new_user(core)
+    made: list[str] = []
+    refused: list[Exception] = []
+
+    def create() -> None:
+        try:
+            made.append(core.api_keys.create(doomed, name="late")[0].key_id)
+        except DomainError as exc:  # the user is gone (their row locked, then deleted)
+            refused.append(exc)
+
+    worker = threading.Thread(target=create)
+    seen: list[str] = []
+
+    def interleave(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if threading.current_thread() is worker:
+            return
+        seen.append(statement)
+        if len(seen) == after + 1:
+            worker.start()
+            worker.join(1.5)  # made and committed, or waiting for the delete's lock
+
+    sa_event.listen(core.db.engine, "after_cursor_execute", interleave)
+    try:
+        core.users.delete(admin, doomed.user_id)
+    finally:
+        sa_event.remove(core.db.engine, "after_cursor_execute", interleave)
+    worker.join(30)
+    assert not worker.is_alive()
+    assert len(made) + len(refused) == 1, (made, refused)
+    (deleted,) = recorded(core, EventType.USER_DELETED)
+    assert deleted.data["key_ids"] == made
+    with core.db.session() as session:
+        assert session.scalar(select(ApiKey).where(ApiKey.user_id == doomed.user_id)) is None
