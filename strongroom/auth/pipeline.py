@@ -90,6 +90,7 @@ class Authenticator:
         # keys whose failure budget was spent in this window: its event is written (see _budget_exhausted)
         self.exhausted: TTLCache[str, bool] = TTLCache(
             maxsize=size, ttl=limiter.item(self.fail_per_key).get_expiry())
+        self.forgets = 0  # keys dropped so far: a record read from the database meanwhile is not cached
         keys.listeners.append(self.forget)
 
     def forget(self, key_id: str) -> None:
@@ -97,6 +98,7 @@ class Authenticator:
 
         Hash-index entries pointing at the key may stay: every use re-checks the key's record.
         """
+        self.forgets += 1
         self.records.pop(key_id, None)
 
     # --- entry point -----------------------------------------------------------------------------
@@ -273,8 +275,12 @@ class Authenticator:
                 return self.records[key_id]
             except KeyError:
                 pass
+        forgets = self.forgets
         record = await to_thread.run_sync(self.keys.load_record, key_id)
-        self.records[key_id] = record
+        # not if a key changed in this process during the read: a record read before a revocation committed
+        # and cached after it was dropped would keep the revoked key alive here until the entry aged out
+        if self.forgets == forgets:
+            self.records[key_id] = record
         return record
 
     async def key_id_for_hash(self, digest: str) -> str | None:

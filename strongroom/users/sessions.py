@@ -58,6 +58,7 @@ class SessionService:
         self._cache: TTLCache[str, tuple[UserSnapshot | None, float]] = TTLCache(
             maxsize=ACCESS_CACHE_SIZE, ttl=settings.key_cache_ttl_seconds)
         self._cache_lock = threading.Lock()
+        self._forgets = 0  # how many times tokens were dropped: a resolve that saw one meanwhile caches nothing
 
     def issue(self, principal: Principal) -> TokenPair:
         """Start a session for ``principal``'s user and return its tokens (audited as a sign-in)."""
@@ -176,6 +177,7 @@ class SessionService:
     def _forget(self, access_hashes: list[str]) -> None:
         """Drop these access tokens from this process's cache."""
         with self._cache_lock:
+            self._forgets += 1
             for digest in access_hashes:
                 self._cache.pop(digest, None)
 
@@ -213,6 +215,8 @@ class SessionService:
         if not tokens.well_formed(access_token, self.access_prefix):
             return None
         digest = self.hasher.token(access_token)
+        with self._cache_lock:
+            forgets = self._forgets
         with self.db.session() as session:
             row = session.scalar(select(AuthSession).where(AuthSession.access_hash == digest))
             snap, expires = None, 0.0
@@ -221,5 +225,8 @@ class SessionService:
                 snap = snapshot(user) if user else None
                 expires = row.access_expires_at.timestamp()
         with self._cache_lock:
-            self._cache[digest] = (snap, expires)
+            # not if tokens were dropped since the read began: a logout or a reuse that revoked this token after
+            # the read would otherwise be undone here until the entry ages out
+            if self._forgets == forgets:
+                self._cache[digest] = (snap, expires)
         return snap if time.time() < expires else None

@@ -46,3 +46,21 @@ def test_misses_and_reuse_never_clear_other_cached_tokens(make_core):
 def test_the_cache_is_bounded_by_size(make_core):
     sessions = make_core().sessions
     assert isinstance(sessions._cache, TTLCache) and 0 < sessions._cache.maxsize <= 1_000_000
+
+
+@pytest.mark.parametrize("after", [0, 1])
+def test_a_token_logged_out_while_it_is_resolved_is_not_cached_alive(make_core, after):
+    """A logout that commits while a resolve of its token is reading (after the resolve's statement ``after``):
+    the resolve may answer with what it read (the request came before the logout), but it must not leave the
+    token cached as alive afterwards (it did: the logout dropped it, then the resolve put it back)."""
+    from support.interleave import commit_after
+
+    core = make_core()
+    sessions = core.sessions
+    sessions._cache = TTLCache(maxsize=1000, ttl=3600)  # nothing leaves the cache by age during the test
+    alice = new_user(core)
+    pair = sessions.issue(alice)
+    with commit_after(core.db.engine, after, lambda: sessions.logout(alice, pair.access_token)):
+        sessions.resolve(pair.access_token)
+    assert sessions.resolve_cached(pair.access_token) in (False, None)
+    assert sessions.resolve(pair.access_token) is None
