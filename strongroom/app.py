@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import ipaddress
 import logging
@@ -276,4 +277,6 @@ def worker_app() -> FastAPI:
     """The app of one worker of ``strongroom serve --workers N`` (a fresh process: logging first)."""
     settings = get_settings()
     logs.configure(settings.log_level, settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    gc.freeze()  # what start-up built, out of the collector's reach (see strongroom.serving.settle_heap)
+    return app

@@ -8,6 +8,7 @@ so that a restarted server answers sooner. What it prints goes to stdout and std
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -109,7 +110,9 @@ def serve(host: str | None = None, port: int | None = None, workers: int = 1) ->
                                "log_level": settings.log_level, "log_config": None, "proxy_headers": False,
                                "access_log": False}
     if workers == 1:
-        uvicorn.run(create_app(settings, core=core), **options)
+        app = create_app(settings, core=core)
+        settle_heap()
+        uvicorn.run(app, **options)
         return
     core.close()  # each worker builds its own core (and its own connections) from the same settings
     if not settings.redis_url:
@@ -119,11 +122,24 @@ def serve(host: str | None = None, port: int | None = None, workers: int = 1) ->
     # (the workers are spawned: they inherit the variable and read it when they import prometheus_client)
     metrics_dir = tempfile.mkdtemp(prefix="strongroom-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir
+    settle_heap()  # the supervisor's (each worker freezes its own: strongroom.app.worker_app)
     try:
         uvicorn.run("strongroom.app:worker_app", factory=True, workers=workers, **options)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         os.environ.pop(MULTIPROC_ENV, None)
+
+
+def settle_heap() -> None:
+    """Move every object start-up built (modules, settings, the core, the app) into the collector's permanent
+    generation, and turn cyclic garbage collection on (``strongroom serve`` starts with it off).
+
+    They live as long as the process: a full collection no longer scans them (0.1 ms instead of about 100 on
+    this build), so no request waits for one. The few cycles start-up left unreachable (some 800 objects) stay
+    uncollected; collecting them first would cost a full collection here.
+    """
+    gc.freeze()
+    gc.enable()
 
 
 def _tell_bootstrap_password(username: str, password: str, data_dir: Path) -> None:

@@ -4,6 +4,7 @@ on stderr and the same exit status."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,3 +71,41 @@ def test_a_serve_refused_for_its_master_key_reads_as_the_command_lines(tmp_path:
     assert fast.returncode == typer.returncode == 1
     assert fast.stderr == typer.stderr and fast.stderr.startswith("error: the master key file")
     assert not (tmp_path / "data" / "master.key").exists()
+
+
+# runs `strongroom serve` as the entry point does, with uvicorn.run replaced by a report of the collector's state
+GC_AT_SERVE = """import gc, json, sys
+import uvicorn
+def report(app, **options):
+    print(json.dumps({"enabled": gc.isenabled(), "frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects()),
+                      "app": type(app).__name__ if not isinstance(app, str) else app}))
+uvicorn.run = report
+sys.argv = ["strongroom", "serve"] + sys.argv[1:]
+from strongroom.launch import main
+main()
+"""
+
+
+@pytest.mark.slow  # starts `strongroom serve` in subprocesses: not the quick loop
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_starts_without_collecting_and_serves_with_collection_on(tmp_path: Path, workers: str) -> None:
+    """Start-up runs with cyclic garbage collection off; before serving (one process, or the supervisor of
+    workers), what it built is frozen out of the collector's reach and collection is on again: a server left
+    without it would keep every reference cycle its requests make."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_")}
+    done = subprocess.run([sys.executable, "-c", GC_AT_SERVE, "--port", "8123", "--workers", workers],
+                          env={**clean, "PYTHONPATH": str(ROOT), "STRONGROOM_DATA_DIR": str(tmp_path / "data")},
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    state = json.loads(done.stdout.strip().splitlines()[-1])
+    assert state["enabled"] is True
+    assert state["frozen"] > 50_000 > state["tracked"]  # start-up's objects frozen, not left to be scanned
+    assert state["app"] == {"1": "FastAPI", "2": "strongroom.app:worker_app"}[workers]
+    if workers == "2":  # and a worker (a fresh process) freezes what it built before serving
+        worker = subprocess.run([sys.executable, "-c", ("import gc\nfrom strongroom.app import worker_app\n"
+                                 "worker_app()\nprint(gc.isenabled(), gc.get_freeze_count())")],
+                                env={**clean, "PYTHONPATH": str(ROOT), "STRONGROOM_DATA_DIR": str(tmp_path / "data")},
+                                cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+        assert worker.returncode == 0, worker.stderr
+        enabled, frozen = worker.stdout.split()
+        assert enabled == "True" and int(frozen) > 50_000
