@@ -134,9 +134,10 @@ def settle_heap() -> None:
     """Move every object start-up built (modules, settings, the core, the app) into the collector's permanent
     generation, and turn cyclic garbage collection on (``strongroom serve`` starts with it off).
 
-    They live as long as the process: a full collection no longer scans them (0.1 ms instead of about 100 on
-    this build), so no request waits for one. The few cycles start-up left unreachable (some 800 objects) stay
-    uncollected; collecting them first would cost a full collection here.
+    They live as long as the process: a full collection while serving no longer scans them (measured on this
+    build: 0.1 ms instead of 100-180 ms on a loaded 2-core machine). The few cycles start-up left unreachable
+    (some 800 objects, about 2,600 memory blocks) stay uncollected; collecting them first would cost a full
+    collection here.
     """
     gc.freeze()
     gc.enable()
