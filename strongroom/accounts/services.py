@@ -742,16 +742,27 @@ class ExchangeAccountService:
         return self._disconnect(session, principal, account)
 
     def _disconnect(self, session: Session, principal: Principal, account: ExchangeAccount) -> ExchangeAccount | None:
-        """Shred ``account``'s credentials and mark it disconnected, audited; None if it already was."""
+        """Shred ``account``'s credentials and mark it disconnected, audited; None if it already was (or is gone).
+
+        The UPDATE is conditional on the status read, so the event names the status the account really left:
+        one changed meanwhile (disabled, invalidated) is read again in this transaction and decided again.
+        Raises Conflict if it kept changing.
+        """
         now = utcnow()
-        before = account.status
-        done = self._change(session, account, status=DISCONNECTED, disconnected_at=now,
-                            ciphertext=b"", nonce=b"", wrapped_dek=b"")
-        if done is not None:
-            self.audit.record(session, "account.disconnect", "ok", principal=principal,
-                              target=f"account:{done.id}", details={"exchange": done.exchange})
-            account_events.status_changed(session, done, before, DISCONNECTED, "disconnected", "disconnect")
-        return done
+        for _ in range(CHANGE_ATTEMPTS):
+            before = account.status
+            done = self._change(session, account, ExchangeAccount.status == before, status=DISCONNECTED,
+                                disconnected_at=now, ciphertext=b"", nonce=b"", wrapped_dek=b"")
+            if done is not None:
+                self.audit.record(session, "account.disconnect", "ok", principal=principal,
+                                  target=f"account:{done.id}", details={"exchange": done.exchange})
+                account_events.status_changed(session, done, before, DISCONNECTED, "disconnected", "disconnect")
+                return done
+            current = session.get(ExchangeAccount, account.id, populate_existing=True)
+            if current is None or current.status == DISCONNECTED:
+                return None
+            account = current
+        raise Conflict("the account was changed by another request at the same time; try again")
 
     @staticmethod
     def _not_disconnected(account: ExchangeAccount | None) -> None:

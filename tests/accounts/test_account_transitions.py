@@ -109,3 +109,29 @@ def test_concurrent_disconnects_on_an_exchange_succeed_once(make_core):
     assert asyncio.run(core.accounts.get(principal, account.id)).status == "disconnected"
     events = core.audit.list(principal, action="account.disconnect", limit=50).items
     assert [e.target for e in events] == [f"account:{account.id}"]
+
+
+@pytest.mark.parametrize("by", ["id", "query"])
+def test_a_disconnect_names_the_status_the_account_left_when_it_changed_meanwhile(make_core, by):
+    """An account disabled between a disconnect's read of it and its write: exchange_account.disconnected says it
+    left ``disabled`` (the status it had), not the ``active`` read before (the old UPDATE was conditional only on
+    not being disconnected, and the event named the status read)."""
+    from sqlalchemy import select
+    from support.interleave import commit_after
+
+    from strongroom.enums import EventType
+    from strongroom.models import Event
+
+    core = make_core()
+    principal = new_user(core)
+    account = asyncio.run(core.accounts.connect(principal, "binance", creds()))
+    target: Any = account.id if by == "id" else AccountQuery(exchange="binance")
+    with commit_after(core.db.engine, 0, lambda: core.account_store.set_enabled(principal, account.id, False)) as seen:
+        done = asyncio.run(core.accounts.disconnect(principal, target))
+    assert seen[0].lstrip().upper().startswith("SELECT")  # the write landed right after the disconnect's read
+    assert done.id == account.id and done.status == "disconnected"
+    with core.db.session() as session:
+        (event,) = session.scalars(select(Event).where(Event.type == EventType.EXCHANGE_ACCOUNT_DISCONNECTED))
+    assert (event.data["from"], event.data["to"]) == ("disabled", "disconnected")
+    audit = core.audit.list(principal, action="account.disable", limit=5).items
+    assert [e.details["from"] for e in audit] == ["active"]
