@@ -150,6 +150,17 @@ class WebhookService:
             raise NotFound("webhook endpoint not found")
         return row
 
+    def _hold_enabled(self, session: Session, principal: Principal, endpoint_id: str, row: WebhookEndpoint) -> None:
+        """Keep ``row`` enabled until ``session``'s transaction ends, or raise: a no-op UPDATE conditional on
+        ``enabled`` (the row's lock on PostgreSQL, the database's write lock on SQLite), so a disable cannot
+        land between this check and the delivery added after it. Raises Conflict (disabled), NotFound (gone)."""
+        held = rowcount(session.execute(
+            update(WebhookEndpoint).where(WebhookEndpoint.id == row.id, WebhookEndpoint.enabled.is_(True))
+            .values(enabled=WebhookEndpoint.enabled).execution_options(synchronize_session=False)))
+        if held != 1:
+            self._owned(session, principal, endpoint_id)  # NotFound if it was deleted meanwhile
+            raise Conflict("the webhook endpoint is disabled: enable it first")
+
     # --- endpoints ----------------------------------------------------------------------------
 
     def create(self, principal: Principal, *, url: str, event_types: list[str] | None = None,
@@ -293,8 +304,7 @@ class WebhookService:
         principal.require(WRITE)
         with self.db.session() as session:
             row = self._owned(session, principal, endpoint_id)
-            if not row.enabled:
-                raise Conflict("the webhook endpoint is disabled: enable it first")
+            self._hold_enabled(session, principal, endpoint_id, row)
             event = record(session, EventType.WEBHOOK_TEST, user_id=row.user_id,
                            data={"endpoint_id": row.public_id, "message": "a test event from Strongroom"})
             delivery_id = session.execute(select(WebhookDelivery.id).where(
@@ -311,8 +321,7 @@ class WebhookService:
                 WebhookDelivery.public_id == str(delivery_id), WebhookDelivery.endpoint_id == row.id)).scalar()
             if event_id is None:
                 raise NotFound("delivery not found")
-            if not row.enabled:
-                raise Conflict("the webhook endpoint is disabled: enable it first")
+            self._hold_enabled(session, principal, endpoint_id, row)
             public_id = add_deliveries(session, event_id, [row.id])[0]
             new_id = session.execute(select(WebhookDelivery.id).where(WebhookDelivery.public_id == public_id)).scalar_one()
             self.audit.record(session, "webhook.replay", "ok", principal=principal, target=f"webhook:{row.public_id}",

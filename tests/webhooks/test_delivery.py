@@ -316,6 +316,39 @@ def test_test_events_and_replays_go_to_that_endpoint_only(make_core):
     Webhook(secret).verify(second.body, second.headers)
 
 
+@pytest.mark.parametrize("action", ["test", "replay"])
+def test_an_endpoint_disabled_while_a_test_or_replay_is_asked_gets_no_delivery(make_core, action):
+    """The owner disables an endpoint right after a test or replay read it enabled: the test or replay is refused
+    (409) and adds no delivery, or is answered before the disable lands. Before, the replay added a delivery to
+    the disabled endpoint (answered as pending, then failed unsent), and the test's fan-out found no enabled
+    endpoint, so the test failed reading its delivery (a 500)."""
+    from support.interleave import commit_after
+
+    from strongroom.errors import Conflict
+
+    core = make_core(**FAST)
+    alice = new_user(core)
+    endpoint, _ = core.webhooks.create(alice, url="http://127.0.0.1:9/hook")
+    first = core.webhooks.test(alice, endpoint.id)
+    before = len(deliveries(core, alice, endpoint.id))
+    with core.db.session() as session:
+        events_before = session.scalar(select(func.count()).select_from(Event))
+
+    def ask() -> object:
+        if action == "test":
+            return core.webhooks.test(alice, endpoint.id)
+        return core.webhooks.replay(alice, endpoint.id, first.id)
+
+    with commit_after(core.db.engine, 0, lambda: core.webhooks.update(alice, endpoint.id, {"enabled": False})) as seen, \
+            pytest.raises(Conflict, match="disabled"):
+        ask()
+    assert seen[0].lstrip().upper().startswith("SELECT")  # the disable landed right after the endpoint was read
+    assert core.webhooks.get(alice, endpoint.id).enabled is False
+    assert len(deliveries(core, alice, endpoint.id)) == before
+    with core.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Event)) == events_before
+
+
 def test_the_delivery_refuses_a_private_address_when_not_allowed(make_core):
     """The guard runs again at delivery time: an endpoint created while private addresses were allowed (or
     whose name now resolves elsewhere) is not sent to when they are not."""
