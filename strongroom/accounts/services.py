@@ -569,7 +569,8 @@ class ExchangeAccountService:
         given; return the account."""
         with self.db.session() as session:
             self._lock_for_connect(session, owner, fingerprint)  # vs. a racing connect/rotate of this key
-            account = self._owned(session, principal, account_id)
+            # claimed: the name read is the one the audit says this rotation renamed it from (vs. a rename)
+            account = self._owned(session, principal, account_id, claim=True)
             self._not_disconnected(account)
             if self.duplicate(session, fingerprint, account.user_id, account.account_type, exclude=(account.id,)):
                 raise AlreadyConnected("this exchange API key is already connected")

@@ -135,3 +135,50 @@ def test_a_disconnect_names_the_status_the_account_left_when_it_changed_meanwhil
     assert (event.data["from"], event.data["to"]) == ("disabled", "disconnected")
     audit = core.audit.list(principal, action="account.disable", limit=5).items
     assert [e.details["from"] for e in audit] == ["active"]
+
+
+def test_a_rotation_that_renames_names_the_name_it_replaced_when_renamed_meanwhile(make_core):
+    """A rename started right after a rotation with a new name read the account: the audit's renames form one
+    chain (each from the name the one before left), whichever lands first. On PostgreSQL the rotation's advisory
+    locks do not hold a rename back, so the old rotation, which read the account unclaimed, said it renamed it
+    from the name it read while the rename had already replaced it (SQLite's write lock held it back)."""
+    from sqlalchemy import event as sa_event
+
+    core = make_core()
+    principal = new_user(core)
+    account = asyncio.run(core.accounts.connect(principal, "binance", creds(), name="first"))
+    renamed: list[Exception | None] = []
+
+    def rename() -> None:
+        try:
+            core.account_store.rename(principal, account.id, "by-rename")
+            renamed.append(None)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            renamed.append(exc)
+
+    worker = threading.Thread(target=rename)
+    state = {"locked": False, "started": False}
+
+    def interleave(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if threading.current_thread() is worker or state["started"]:
+            return
+        if "pg_advisory_xact_lock" in statement or "UPDATE users SET username" in statement:
+            state["locked"] = True  # the rotation's store step has begun
+        elif state["locked"] and statement.lstrip().upper().startswith("SELECT") and "exchange_accounts" in statement:
+            state["started"] = True
+            worker.start()
+            worker.join(1.5)  # renamed and committed, or waiting for the rotation's lock
+
+    sa_event.listen(core.db.engine, "after_cursor_execute", interleave)
+    try:
+        asyncio.run(core.accounts.rotate(principal, account.id, creds(), name="by-rotate"))
+    finally:
+        sa_event.remove(core.db.engine, "after_cursor_execute", interleave)
+    worker.join(30)
+    assert state["started"] and not worker.is_alive() and renamed == [None]
+    audit = core.audit.list(principal, limit=50).items
+    moves = [(e.details["from"], e.details["to"]) for e in sorted(audit, key=lambda e: e.id)
+             if e.action in ("account.rename", "account.rotate") and "from" in e.details]
+    assert len(moves) == 2, moves
+    assert moves[0][0] == "first" and moves[1][0] == moves[0][1], moves
+    assert asyncio.run(core.accounts.get(principal, account.id)).name == moves[1][1]
