@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Scope
 
 from strongroom.errors import (
     BadRequest,
+    Conflict,
     CredentialsRefused,
     DomainError,
     Forbidden,
@@ -124,6 +126,9 @@ def domain_error(exc: BaseException) -> DomainError | None:
         return exc.error
     if isinstance(exc, DBAPIError):
         return database_error(exc)
+    if isinstance(exc, StaleDataError):  # a row updated or deleted by the ORM was changed or deleted meanwhile
+        log.warning("a write found its row changed or gone meanwhile: answered 409")
+        return Conflict(CHANGED_MEANWHILE)
     if isinstance(exc, RequestValidationError):
         return validation_error(exc)
     if isinstance(exc, HTTPException):
@@ -142,7 +147,22 @@ def database_error(exc: DBAPIError) -> DomainError | None:
         return ServiceUnavailable("the database is unavailable; try again shortly", retry_after=2)
     if isinstance(exc, DataError):
         return BadRequest("a value is not acceptable (for example a NUL character)")
+    if isinstance(exc, IntegrityError) and _foreign_key_violation(exc.orig):
+        # what a row refers to (its user, its account) was deleted between the service's check and its write
+        log.warning("a write referred to a row deleted meanwhile: answered 409")
+        return Conflict(CHANGED_MEANWHILE)
     return None
+
+
+CHANGED_MEANWHILE = "what this request changes was changed or deleted by another request at the same time; try again"
+SQLITE_CONSTRAINT_FOREIGNKEY = 787  # SQLite's extended result code
+
+
+def _foreign_key_violation(orig: BaseException | None) -> bool:
+    """Return True if the driver's error is a foreign key violation (PostgreSQL SQLSTATE 23503, SQLite's
+    SQLITE_CONSTRAINT_FOREIGNKEY)."""
+    return (getattr(orig, "sqlstate", None) == "23503"
+            or getattr(orig, "sqlite_errorcode", None) == SQLITE_CONSTRAINT_FOREIGNKEY)
 
 
 def http_error(exc: HTTPException) -> DomainError:

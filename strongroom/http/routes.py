@@ -40,6 +40,7 @@ from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -337,7 +338,7 @@ class SurfaceMount(Mount):
 # What a route's handling can raise that the application's exception handlers see first (inside
 # FastAPI's request handling): answered by the surface the request is in.
 HANDLED: tuple[type[BaseException], ...] = (HTTPException, RequestValidationError, DomainError, DBAPIError,
-                                            ClientDisconnect)
+                                            StaleDataError, ClientDisconnect)
 
 
 def mount(app: FastAPI, surfaces: Sequence[Mounted], default: Mounted) -> None:
