@@ -316,7 +316,8 @@ class ApiKeyService:
                                          "usage level")
 
     def _take_slot(self, session: Session, user_id: int) -> None:
-        """Count one more key for ``user_id`` if under the cap; raise LimitExceeded if not (no row counted)."""
+        """Count one more key for ``user_id`` if under the cap; raise LimitExceeded if not (no row counted), or
+        NotFound if the user is gone (deleted after the request was authenticated)."""
         cap = self.settings.max_api_keys_per_user
         taken = rowcount(session.execute(
             update(User).where(User.id == user_id, User.api_key_count < cap)
@@ -325,6 +326,8 @@ class ApiKeyService:
             .execution_options(synchronize_session=False)
         ))
         if taken != 1:
+            if session.scalar(select(User.id).where(User.id == user_id)) is None:
+                raise NotFound("user not found")
             raise LimitExceeded(f"at most {cap} API keys per user")
 
     @staticmethod

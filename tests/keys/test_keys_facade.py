@@ -127,3 +127,22 @@ def test_a_bound_callers_key_list_read_while_a_key_is_rebound_is_one_state(make_
     assert [k.id for k in page.items] in ([bound.id, moving.id], [bound.id])
     assert [k.id for k in reader.api_keys.list(caller).items] == [bound.id]
     assert [k.id for k in reader.api_keys.list(caller, limit=1).items] == [bound.id]
+
+
+def test_a_key_for_a_user_deleted_after_authentication_is_not_found_not_over_the_cap(make_core):
+    """A request authenticated as a user whom an admin then deletes: creating a key says the user is gone (404),
+    not that they hold too many keys (the cap's conditional UPDATE matched no row either way)."""
+    from strongroom.errors import LimitExceeded
+    from strongroom.principal import Principal
+
+    core = make_core()
+    admin = Principal(user_id=new_user(core).user_id, username="root", is_admin=True)
+    gone = new_user(core)
+    core.users.delete(admin, gone.user_id)
+    with pytest.raises(NotFound):
+        core.api_keys.create(gone, name="late")
+    capped = make_core(max_api_keys_per_user=1)  # and the cap still says so for a user who is there
+    owner = new_user(capped)
+    capped.api_keys.create(owner, name="one")
+    with pytest.raises(LimitExceeded):
+        capped.api_keys.create(owner, name="two")
