@@ -50,7 +50,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 import anyio.to_thread
-from sqlalchemy import Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Numeric, Row, String, bindparam, cast, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -132,6 +132,9 @@ _ORDER = select(ORDERS).where(ORDERS.c.id == bindparam("b_id"))
 _INSERT_ORDER = insert(ORDERS).returning(ORDERS.c.id)
 _TRANSITION = (update(ORDERS).where(ORDERS.c.id == bindparam("b_id"), ORDERS.c.status == bindparam("b_status"))
                .returning(*ORDERS.c))  # SET: the columns of the parameters given
+# an open order's new fill, only if it is not behind the one stored (fills only grow: of two syncs that read the
+# venue at different times, the one that read it later may commit first)
+_FORWARD = _TRANSITION.where(cast(ORDERS.c.filled, Numeric) <= cast(bindparam("b_filled", type_=String), Numeric))
 
 
 # --- the contract's values ------------------------------------------------------------------------
@@ -361,8 +364,13 @@ class _Columns:
 def _transition(session: Session, order_id: int, status: str, values: dict[str, Any]) -> tuple[Row[Any], bool]:
     """UPDATE the order to ``values`` if it is still in ``status`` (compare-and-set), in ``session``'s transaction;
     return the order as it is afterwards and whether this changed it (events and audit rows are written only
-    then). Raises NotFound if the order is gone."""
-    row = session.execute(_TRANSITION, {**values, "b_id": order_id, "b_status": status}).first()
+    then). An open order staying open is updated only if its fill is not behind the stored one. Raises NotFound
+    if the order is gone."""
+    if status == "open" and values.get("status") == "open":
+        row = session.execute(_FORWARD, {**values, "b_id": order_id, "b_status": status,
+                                         "b_filled": values["filled"]}).first()
+    else:
+        row = session.execute(_TRANSITION, {**values, "b_id": order_id, "b_status": status}).first()
     if row is not None:
         return row, True
     row = session.execute(_ORDER, {"b_id": order_id}).first()

@@ -484,3 +484,47 @@ def test_an_offset_page_of_orders_read_while_one_is_canceled_is_one_state(make_c
     assert {o.status for o in page.items} == {"open"}
     assert page.total == len(page.items) and not page.has_next, (page.total, [o.id for o in page.items])
     assert [o.id for o in page.items] in ([second.id, first.id], [first.id])
+
+
+@pytest.mark.parametrize("later_first", [True, False])
+def test_a_fill_read_earlier_never_overwrites_a_later_one(make_core: Callable[..., Any], later_first: bool) -> None:
+    """Two reads of one open order bring it up to date at once; the venue answers the first with an older fill
+    (0.002) and the second with a newer one (0.005). Whichever commits first, the stored fill ends at the newer
+    one and never goes back (with ``later_first``, the read that saw 0.002 commits after the one that saw 0.005:
+    it wrote 0.002 over 0.005 before)."""
+
+    class Partial(Venue):
+        """Answers the open-orders list with scripted fills, the first caller's held until ``release``."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.answers: list[tuple[Decimal, asyncio.Event | None]] = []
+
+        async def fetch_open_orders(self, info: Any, credentials: Mapping[str, str],
+                                    symbol: str | None = None) -> list[OrderState]:
+            filled, wait = self.answers.pop(0)
+            if wait is not None:
+                await wait.wait()
+            return [dataclasses.replace(s, filled=filled) for s in self.orders.values() if s.status == "open"]
+
+    venue = Partial()
+    core = make_core(gateway=venue)
+    owner, account = setup(core, OPEN_POLICY)
+    order = run(core.trading.submit(owner, account, limit("part"))).order
+
+    async def race() -> list[Any]:
+        release = asyncio.Event()
+        # the first read gets the held answer: older (0.002) when the later fill commits first, else newer
+        older, newer = D("0.002"), D("0.005")
+        venue.answers = [(older, release), (newer, None)] if later_first else [(newer, release), (older, None)]
+        first = asyncio.create_task(core.trading.get(owner, account, order.id))
+        await asyncio.sleep(0.05)  # the first read is waiting for the venue's answer
+        second = await core.trading.get(owner, account, order.id)
+        release.set()
+        return [await first, second]
+
+    answers = run(race())
+    stored = rows(core, Order, Order.id == order.id)[0]
+    assert D(stored.filled) == D("0.005") and stored.status == "open"
+    if later_first:  # the late read of the older fill answers what is stored, as the other read does
+        assert [a.filled for a in answers] == [D("0.005"), D("0.005")]
