@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 
 from strongroom import scopes as scope_rules
@@ -39,6 +39,9 @@ class Principal:
     # the key's own limits (when authenticated by a key): what "no more powerful than" is checked against
     key_networks: tuple[IPv4Network | IPv6Network, ...] = ()  # its IP allowlist; empty: any address
     key_expires_at: float | None = None  # its expiry, epoch seconds; None: never
+    # the password hash the user's record held when this principal was made (never shown): a session is started
+    # for a password sign-in only while it is still the user's (see strongroom.users.sessions.SessionService.issue)
+    password_hash: str | None = field(default=None, repr=False, compare=False)
 
     def require(self, scope: scope_rules.Scope) -> None:
         """Raise InsufficientScope unless this principal holds ``scope`` (or its broad parent)."""

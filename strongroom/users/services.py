@@ -47,7 +47,7 @@ class UserSnapshot:
     username: str
     is_admin: bool
     usage_level: str
-    password_hash: str
+    password_hash: str = field(repr=False)  # never in a log line or a traceback's locals
     disabled: bool = False  # every credential of a disabled user is refused (``disabled``)
     # principals already built from this snapshot, by (client IP, scheme): one per caller, not per request
     _principals: dict[tuple[str | None, AuthMethod], Principal] = field(default_factory=dict, init=False,
@@ -61,7 +61,7 @@ class UserSnapshot:
                 self._principals.clear()
             memo = self._principals[(client_ip, scheme)] = Principal(
                 user_id=self.id, username=self.username, is_admin=self.is_admin, usage_level=self.usage_level,
-                client_ip=client_ip, scheme=scheme)
+                client_ip=client_ip, scheme=scheme, password_hash=self.password_hash)
         return memo
 
 

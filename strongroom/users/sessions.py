@@ -61,9 +61,25 @@ class SessionService:
         self._forgets = 0  # how many times tokens were dropped: a resolve that saw one meanwhile caches nothing
 
     def issue(self, principal: Principal) -> TokenPair:
-        """Start a session for ``principal``'s user and return its tokens (audited as a sign-in)."""
-        pair, _ = self._new_session(principal.user_id, str(uuid.uuid4()))
+        """Start a session for ``principal``'s user and return its tokens (audited as a sign-in).
+
+        For a principal of a password sign-in (``password_hash`` set), only while that is still the user's
+        password: the user's row is held first (PostgreSQL FOR SHARE, which a password change waits for; SQLite
+        the write lock), so a password set meanwhile either comes first (refused here) or ends this session
+        with the others. Raises Unauthenticated (the password changed since it was checked, or the user is gone).
+        """
         with self.db.session() as session:
+            if principal.password_hash is not None:
+                held = select(User.password_hash).where(User.id == principal.user_id)
+                if session.get_bind().dialect.name == "postgresql":
+                    current = session.scalar(held.with_for_update(read=True))
+                else:
+                    session.execute(update(User).where(User.id == principal.user_id).values(username=User.username)
+                                    .execution_options(synchronize_session=False))
+                    current = session.scalar(held)
+                if current != principal.password_hash:
+                    raise Unauthenticated("the password changed since it was checked; sign in again")
+            pair, _ = self._new_session(principal.user_id, str(uuid.uuid4()), session)
             self.audit.record(session, "auth.sign_in", "ok", principal=principal, target=f"user:{principal.user_id}",
                               details={"scheme": "password", "grant": "password"})
         return pair

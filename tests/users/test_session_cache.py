@@ -7,6 +7,8 @@ about what the service removes, not about time).
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from cachetools import TTLCache
 from support.services import new_user
@@ -64,3 +66,70 @@ def test_a_token_logged_out_while_it_is_resolved_is_not_cached_alive(make_core, 
         sessions.resolve(pair.access_token)
     assert sessions.resolve_cached(pair.access_token) in (False, None)
     assert sessions.resolve(pair.access_token) is None
+
+
+def test_a_session_is_not_started_with_a_password_changed_since_it_was_checked(make_core):
+    """A sign-in checks the old password, an admin then sets a new one (ending every session), then the sign-in
+    starts its session: refused, not a session that outlives the reset (it did). The sign-in cache's principal
+    (an old password accepted for up to the cache's TTL) is refused the same way; the new password works."""
+    import asyncio
+
+    from strongroom.enums import AuthMethod
+    from strongroom.principal import Principal
+
+    core = make_core()
+    admin = Principal(user_id=new_user(core).user_id, username="root", is_admin=True)
+    alice = core.users.create(f"a{uuid.uuid4().hex[:8]}", "old-password-1")
+    checked = asyncio.run(core.user_service.sign_in(alice.username, "old-password-1", "127.0.0.1",
+                                                    scheme=AuthMethod.PASSWORD_GRANT))
+    remembered = asyncio.run(core.user_service.sign_in(alice.username, "old-password-1", "127.0.0.1",
+                                                       scheme=AuthMethod.PASSWORD_GRANT))  # from the cache
+    core.users.set_password(admin, alice.id, "new-password-2")
+    for principal in (checked, remembered):
+        with pytest.raises(Unauthenticated):
+            core.sessions.issue(principal)
+    fresh = asyncio.run(core.user_service.sign_in(alice.username, "new-password-2", "127.0.0.1",
+                                                  scheme=AuthMethod.PASSWORD_GRANT))
+    pair = core.sessions.issue(fresh)
+    assert core.sessions.resolve(pair.access_token).id == alice.id
+    assert "password_hash" not in repr(fresh)  # never shown
+    assert "argon2" not in repr(core.sessions.resolve(pair.access_token))
+
+
+def test_a_password_set_while_a_session_is_started_ends_it(make_core):
+    """A password set (in another thread) right after the session's start checked the password: it either waits
+    for the session and ends it with the others, or comes first and the start is refused; never a session that
+    outlives the reset."""
+    import asyncio
+    import threading
+    from typing import Any
+
+    from sqlalchemy import event
+
+    from strongroom.enums import AuthMethod
+    from strongroom.principal import Principal
+
+    core = make_core()
+    admin = Principal(user_id=new_user(core).user_id, username="root", is_admin=True)
+    alice = core.users.create(f"a{uuid.uuid4().hex[:8]}", "old-password-1")
+    checked = asyncio.run(core.user_service.sign_in(alice.username, "old-password-1", "127.0.0.1",
+                                                    scheme=AuthMethod.PASSWORD_GRANT))
+    setter = threading.Thread(target=core.users.set_password, args=(admin, alice.id, "new-password-2"))
+
+    def interleave(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if threading.current_thread() is not setter and "password_hash" in statement and not setter.is_alive() \
+                and setter.ident is None:
+            setter.start()
+            setter.join(1.5)  # done, or waiting for the row the session's start holds
+
+    event.listen(core.db.engine, "after_cursor_execute", interleave)
+    try:
+        try:
+            pair = core.sessions.issue(checked)
+        except Unauthenticated:
+            pair = None
+    finally:
+        event.remove(core.db.engine, "after_cursor_execute", interleave)
+    setter.join(30)
+    assert setter.ident is not None and not setter.is_alive()
+    assert pair is None or core.sessions.resolve(pair.access_token) is None
