@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from strongroom.audit import AuditService
 from strongroom.db import Database, rowcount, utcnow
 from strongroom.enums import ADMIN_ONLY_EVENTS, DeliveryStatus, EventType, WebhookSigning
-from strongroom.errors import Conflict, LimitExceeded, NotFound, ValidationFailed
+from strongroom.errors import Conflict, Forbidden, LimitExceeded, NotFound, ValidationFailed
 from strongroom.events import record
 from strongroom.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from strongroom.pagination import Page, decode_cursor, encode_cursor
@@ -95,6 +95,15 @@ def endpoint_view(row: WebhookEndpoint) -> EndpointView:
     return EndpointView(row.public_id, row.user_id, row.url, row.description, list(row.event_types or []),
                         row.signing, row.public_key, row.enabled, row.disabled_reason, row.failing_since,
                         _epoch(previous), row.created_at, row.updated_at, bool(row.all_users))
+
+
+def _unbound(principal: Principal) -> None:
+    """Webhooks are the user's: an endpoint receives the events of every account of theirs. A key bound to some
+    accounts may therefore neither manage endpoints nor read their deliveries (it could point one elsewhere and
+    receive what its binding keeps from it). Raises Forbidden."""
+    if principal.account_ids is not None:
+        raise Forbidden("a key bound to exchange accounts cannot manage webhooks: an endpoint receives the events "
+                        "of every account of its user; use an unbound key or a session")
 
 
 class WebhookService:
@@ -174,6 +183,7 @@ class WebhookService:
         AddressRefused (the URL), LimitExceeded (more than MAX_ENDPOINTS_PER_USER endpoints).
         """
         principal.require(WRITE)
+        _unbound(principal)
         if all_users is not False and (all_users is not True or not principal.is_admin):
             raise ValidationFailed("all_users is for endpoints an admin creates",
                                    fields={"all_users": "admin only" if all_users is True else "true or false"})
@@ -210,6 +220,7 @@ class WebhookService:
         """Return a page of endpoints, oldest first: the caller's own; an admin's: every user's (or ``user_id``'s).
         Raises InsufficientScope, ValidationFailed (cursor, limit)."""
         principal.require(READ)
+        _unbound(principal)
         query = select(WebhookEndpoint)
         if not principal.is_admin:
             query = query.where(WebhookEndpoint.user_id == principal.user_id)
@@ -228,6 +239,7 @@ class WebhookService:
     def get(self, principal: Principal, endpoint_id: str) -> EndpointView:
         """Return one endpoint. Raises InsufficientScope, NotFound."""
         principal.require(READ)
+        _unbound(principal)
         with self.db.session() as session:
             return endpoint_view(self._owned(session, principal, endpoint_id))
 
@@ -235,6 +247,7 @@ class WebhookService:
         """Change ``url``, ``event_types``, ``description`` or ``enabled`` (enabling clears the reason and the
         failure streak). Raises InsufficientScope, NotFound, ValidationFailed, BadRequest / AddressRefused."""
         principal.require(WRITE)
+        _unbound(principal)
         values: dict[str, Any] = {}
         if "url" in changes:
             values["url"] = self._url(changes["url"])
@@ -263,6 +276,7 @@ class WebhookService:
     def delete(self, principal: Principal, endpoint_id: str) -> None:
         """Delete an endpoint, its secrets and its delivery records. Raises InsufficientScope, NotFound."""
         principal.require(WRITE)
+        _unbound(principal)
         with self.db.session() as session:
             row = self._owned(session, principal, endpoint_id)
             gone = rowcount(session.execute(WebhookEndpoint.__table__.delete().where(WebhookEndpoint.id == row.id)))
@@ -278,6 +292,7 @@ class WebhookService:
         Conflict. Raises InsufficientScope, NotFound, Conflict.
         """
         principal.require(WRITE)
+        _unbound(principal)
         with self.db.session() as session:
             row = self._owned(session, principal, endpoint_id)
             current = self.vault.open_webhook_secrets(row)["current"]
@@ -302,6 +317,7 @@ class WebhookService:
         """Send a ``webhook.test`` event to this endpoint only; return its delivery (pending).
         Raises InsufficientScope, NotFound, Conflict (the endpoint is disabled)."""
         principal.require(WRITE)
+        _unbound(principal)
         with self.db.session() as session:
             row = self._owned(session, principal, endpoint_id)
             self._hold_enabled(session, principal, endpoint_id, row)
@@ -315,6 +331,7 @@ class WebhookService:
         """Send a delivery's event to its endpoint again, as a new delivery (same ``webhook-id``); return it.
         Raises InsufficientScope, NotFound, Conflict (the endpoint is disabled)."""
         principal.require(WRITE)
+        _unbound(principal)
         with self.db.session() as session:
             row = self._owned(session, principal, endpoint_id)
             event_id = session.execute(select(WebhookDelivery.event_id).where(
@@ -333,6 +350,7 @@ class WebhookService:
         """Return a page of an endpoint's deliveries, newest first, each with its attempts.
         Raises InsufficientScope, NotFound, ValidationFailed (cursor, limit)."""
         principal.require(READ)
+        _unbound(principal)
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE}", fields={"limit": "out of range"})
         with self.db.session() as session:

@@ -90,11 +90,12 @@ NOT_RESOURCES: dict[tuple[str, str], str] = {
 SKIPPED: dict[tuple[str, str], str] = {}
 
 # What a caller gets: the status of the surface's documented refusal. Looked up by (surface, kind, caller), then
-# (surface, caller). None: the check does not apply (the owner's bound key and the owner's own user, webhooks and
-# deliveries: those are the user's, not under an account, and every key of the user manages them by design).
+# (surface, caller). None: the check does not apply (the owner's bound key and the owner's own user record).
+# Webhooks and their deliveries are the user's: an endpoint receives every account's events, so a key bound to
+# some accounts is refused them outright (403), whatever the endpoint.
 EXPECT: dict[tuple[str, ...], int | None] = {
     ("v1", "stranger"): 404, ("v1", "bound"): 404,
-    ("v1", "user", "bound"): None, ("v1", "webhook", "bound"): None, ("v1", "delivery", "bound"): None,
+    ("v1", "user", "bound"): None, ("v1", "webhook", "bound"): 403, ("v1", "delivery", "bound"): 403,
     ("kalshi", "stranger"): 404, ("kalshi", "bound"): 404,
     ("tradingapp", "stranger"): 403,  # the path names a user: another user's id is forbidden (seed contract)
     ("tradr", "stranger"): 404, ("tradr", "bound"): 403,  # a bound key beyond its accounts: 403 (TradrAPI)

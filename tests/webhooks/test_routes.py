@@ -173,3 +173,33 @@ def test_an_ssrf_url_is_refused_with_a_clear_400(server, users, url):
 ])
 def test_the_guard_refuses_every_non_public_address(address, refused):
     assert (refusal(ipaddress.ip_address(address)) is not None) == refused
+
+
+def test_a_key_bound_to_accounts_cannot_manage_or_read_webhooks(hook_server, hook_users):
+    """An endpoint receives the events of every account of its user, so a key bound to some accounts may neither
+    make, change, point elsewhere nor read endpoints and their deliveries (403, nothing changed); an unbound key
+    of the same user may."""
+    import uuid
+
+    alice = hook_users.create()
+    with hook_server.client(headers=alice.headers) as http:
+        creds = {"api_key": f"bm-{uuid.uuid4().hex}", "secret": uuid.uuid4().hex}
+        account = http.post("/v1/exchange-accounts", json={"exchange": "bitmex", "credentials": creds})
+        assert account.status_code == 201, account.text
+        endpoint = http.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/all-accounts"}).json()
+        bound = http.post("/v1/api-keys", json={"name": "bound", "scopes": ["read", "write", "delete"],
+                                                "account_ids": [account.json()["id"]]}).json()["secret"]
+        unbound = http.post("/v1/api-keys", json={"name": "unbound", "scopes": ["read", "write"]}).json()["secret"]
+    with hook_server.client(headers={"Authorization": f"Bearer {bound}"}) as http:
+        for method, path, body in [("POST", "", {"url": "http://127.0.0.1:9/mine"}), ("GET", "", None),
+                                   ("GET", f"/{endpoint['id']}", None),
+                                   ("PATCH", f"/{endpoint['id']}", {"url": "http://127.0.0.1:9/elsewhere"}),
+                                   ("DELETE", f"/{endpoint['id']}", None), ("POST", f"/{endpoint['id']}/rotate-secret", None),
+                                   ("POST", f"/{endpoint['id']}/test", None), ("GET", f"/{endpoint['id']}/deliveries", None)]:
+            answer = http.request(method, f"/v1/webhooks{path}", json=body)
+            assert answer.status_code == 403 and answer.headers["content-type"] == PROBLEM, (method, path, answer.text)
+            assert "bound" in answer.json()["detail"] and "all-accounts" not in answer.text
+    with hook_server.client(headers={"Authorization": f"Bearer {unbound}"}) as http:
+        shown = http.get(f"/v1/webhooks/{endpoint['id']}")
+        assert shown.status_code == 200 and shown.json()["url"] == "http://127.0.0.1:9/all-accounts"  # unchanged
+        assert [e["id"] for e in http.get("/v1/webhooks").json()["items"]] == [endpoint["id"]]
