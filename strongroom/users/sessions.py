@@ -74,7 +74,9 @@ class SessionService:
                 if session.get_bind().dialect.name == "postgresql":
                     current = session.scalar(held.with_for_update(read=True))
                 else:
-                    session.execute(update(User).where(User.id == principal.user_id).values(username=User.username)
+                    # (updated_at set to itself: its onupdate would date a sign-in as a change of the user)
+                    session.execute(update(User).where(User.id == principal.user_id)
+                                    .values(username=User.username, updated_at=User.updated_at)
                                     .execution_options(synchronize_session=False))
                     current = session.scalar(held)
                 if current != principal.password_hash:

@@ -90,8 +90,17 @@ def test_a_session_is_not_started_with_a_password_changed_since_it_was_checked(m
             core.sessions.issue(principal)
     fresh = asyncio.run(core.user_service.sign_in(alice.username, "new-password-2", "127.0.0.1",
                                                   scheme=AuthMethod.PASSWORD_GRANT))
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    before = datetime(2020, 1, 1, tzinfo=UTC)  # long ago: a change now would show whatever its precision
+    with core.db.session() as session:
+        session.execute(update(type(alice)).where(type(alice).id == alice.id).values(updated_at=before))
     pair = core.sessions.issue(fresh)
     assert core.sessions.resolve(pair.access_token).id == alice.id
+    with core.db.session() as session:  # a sign-in is not a change of the user
+        assert session.get(type(alice), alice.id).updated_at == before
     assert "password_hash" not in repr(fresh)  # never shown
     assert "argon2" not in repr(core.sessions.resolve(pair.access_token))
 
