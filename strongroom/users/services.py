@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from cachetools import LRUCache
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from strongroom import events
 from strongroom.audit.services import AuditService
@@ -68,6 +69,18 @@ class UserSnapshot:
 def snapshot(user: User) -> UserSnapshot:
     return UserSnapshot(user.id, user.username, user.is_admin, user.usage_level, user.password_hash,
                         bool(user.disabled))
+
+
+def hold_user(session: Session, user_id: int, *, share: bool = False) -> None:
+    """Hold user ``user_id``'s row until ``session``'s transaction ends. PostgreSQL: ``FOR UPDATE``, which a
+    foreign key's check on the row (a key or an account added for the user) and any change of the user wait
+    for; with ``share``, ``FOR SHARE``: only a change of the user waits. SQLite: a no-op write (``updated_at``
+    kept) takes the database's write lock. A user that does not exist holds nothing."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(User.id).where(User.id == user_id).with_for_update(read=share))
+    else:
+        session.execute(update(User).where(User.id == user_id).values(username=User.username, updated_at=User.updated_at)
+                        .execution_options(synchronize_session=False))
 
 
 class UserService:
@@ -201,16 +214,10 @@ class UserService:
         if not valid_id(user_id):
             raise NotFound("user not found")
         with self.db.session() as session:
-            # the user locked first, so that no key or account is added to them between the reading of what
-            # goes with them and the delete (one would go unnamed): PostgreSQL's FOR UPDATE conflicts with the
-            # lock a foreign key's check takes on the user's row; on SQLite a no-op write takes the database's
-            # write lock
-            if session.get_bind().dialect.name == "postgresql":
-                user = session.scalar(select(User).where(User.id == user_id).with_for_update())
-            else:
-                session.execute(update(User).where(User.id == user_id).values(username=User.username)
-                                .execution_options(synchronize_session=False))
-                user = session.get(User, user_id)
+            # held first, so that no key or account is added to them between the reading of what goes with
+            # them and the delete (one would go unnamed)
+            hold_user(session, user_id)
+            user = session.get(User, user_id)
             if user is None:
                 raise NotFound("user not found")
             # what goes with them, for whoever keeps a copy (a gateway's key cache, a platform's account list)

@@ -28,7 +28,7 @@ from strongroom.errors import Unauthenticated
 from strongroom.models import AuthSession, User
 from strongroom.principal import Principal
 from strongroom.settings import Settings
-from strongroom.users.services import UserSnapshot, snapshot
+from strongroom.users.services import UserSnapshot, hold_user, snapshot
 
 # At most this many resolved access tokens are remembered per process (about 200 bytes each).
 ACCESS_CACHE_SIZE = 100_000
@@ -70,15 +70,8 @@ class SessionService:
         """
         with self.db.session() as session:
             if principal.password_hash is not None:
-                held = select(User.password_hash).where(User.id == principal.user_id)
-                if session.get_bind().dialect.name == "postgresql":
-                    current = session.scalar(held.with_for_update(read=True))
-                else:
-                    # (updated_at set to itself: its onupdate would date a sign-in as a change of the user)
-                    session.execute(update(User).where(User.id == principal.user_id)
-                                    .values(username=User.username, updated_at=User.updated_at)
-                                    .execution_options(synchronize_session=False))
-                    current = session.scalar(held)
+                hold_user(session, principal.user_id, share=True)
+                current = session.scalar(select(User.password_hash).where(User.id == principal.user_id))
                 if current != principal.password_hash:
                     raise Unauthenticated("the password changed since it was checked; sign in again")
             pair, _ = self._new_session(principal.user_id, str(uuid.uuid4()), session)
