@@ -12,6 +12,7 @@ import time of ``strongroom.app`` alone.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.callgrind import BEFORE_REF, ROOT, export_tree
+from bench.callgrind import BEFORE_REF, ROOT, _total_ir, export_tree
 from devtools.liveserver import free_port
 
 # The baseline of issue 23 §4: what a user would write, timed the same way.
@@ -140,3 +141,64 @@ def measure(rounds: int, before_ref: str | None = BEFORE_REF, minimal: bool = Tr
                 if tree is not None:
                     result.imports.setdefault(label, []).append(_import_seconds(tree))
     return result
+
+
+def _instructions_one(tree: Path | None, data_dir: Path, work: Path) -> int:
+    """Return the instructions (callgrind ``Ir``, every thread) the server of ``tree`` (None: the minimal app)
+    had executed when its ``/readyz`` first answered 200: counted from the interpreter's start to a dump
+    asked for (``callgrind_control --dump``) as soon as that answer arrives, so its shutdown is not counted."""
+    valgrind, control = shutil.which("valgrind"), shutil.which("callgrind_control")
+    if valgrind is None or control is None:
+        raise RuntimeError("valgrind is not installed (apt-get install valgrind)")
+    port = free_port()
+    code, args = (SERVE, [str(port)]) if tree is not None else (MINIMAL, [str(port), str(data_dir / "min.db")])
+    env = _env(tree, data_dir) if tree is not None else {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
+    out = work / f"callgrind.{port}"
+    proc = subprocess.Popen([valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c",
+                             code, *args], env={**env, "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=data_dir.parent)
+    t0 = time.monotonic()
+    try:
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=30).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() - t0 > 600:
+                raise RuntimeError(f"server of {tree} did not start under valgrind")
+            time.sleep(0.05)
+        subprocess.run([control, "--dump", str(proc.pid)], check=True, capture_output=True, timeout=120)
+        dumped = out.with_name(f"{out.name}.1")
+        if not dumped.exists():
+            raise RuntimeError(f"callgrind wrote no dump for {tree}")
+        return _total_ir(dumped)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def instructions(rounds: int = 3, minimal: bool = True) -> dict[str, list[int]]:
+    """Return, for this tree's ``strongroom serve`` (and the minimal app), the instructions executed from the
+    interpreter's start to the first 200 of ``/readyz``, over ``rounds`` interleaved runs: a figure that does
+    not swing with the machine's load as the wall clock does (the warm-up thread's share before the first
+    answer still varies a little)."""
+    counts: dict[str, list[int]] = {}
+    with tempfile.TemporaryDirectory(prefix="strongroom-startup-cg-") as tmp:
+        work = Path(tmp)
+        trees: dict[str, Path | None] = {"this tree": ROOT}
+        if minimal:
+            trees[MINIMAL_LABEL] = None
+        dirs = {}
+        for label, tree in trees.items():
+            dirs[label] = work / label.replace(" ", "_").replace("+", "") / "var"
+            dirs[label].parent.mkdir(parents=True)
+            if tree is None:
+                dirs[label].mkdir()
+            else:
+                _prepare(tree, dirs[label])
+            _one(tree, dirs[label])  # first start: bytecode compiled, bootstrap admin made (not counted)
+        for _ in range(rounds):
+            for label, tree in trees.items():
+                counts.setdefault(label, []).append(_instructions_one(tree, dirs[label], work))
+    return counts

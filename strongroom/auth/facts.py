@@ -45,6 +45,13 @@ class RawHeaders(Mapping[str, str]):
         value = index.get(name.encode("latin-1"))
         return default if value is None else value.decode("latin-1")
 
+    def index(self) -> dict[bytes, bytes]:
+        """Return the headers by raw (lower-case) name, undecoded: the first of a repeated header wins."""
+        index = self._index
+        if index is None:
+            index = self._index = dict(reversed(self._raw))
+        return index
+
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
         if value is None:

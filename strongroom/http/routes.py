@@ -329,6 +329,18 @@ class SurfaceMount(Mount):
     def __init__(self, surface: LazySurface) -> None:
         super().__init__(surface.prefix, app=surface, name=surface.name)
         self.surface = surface
+        self.under = surface.prefix + "/"
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """Match as :class:`Mount` does (a path under the prefix), with a prefix test instead of its regular
+        expression when the application is served at the root (every request of every surface passes here)."""
+        if scope.get("root_path") or scope["type"] not in ("http", "websocket"):
+            return super().matches(scope)
+        if not scope["path"].startswith(self.under):
+            return Match.NONE, {}
+        return Match.FULL, {"path_params": dict(scope.get("path_params", {})),
+                            "app_root_path": scope.get("app_root_path", ""), "root_path": self.path,
+                            "endpoint": self.app}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         surface = self.surface

@@ -81,6 +81,23 @@ def http(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://kit")
 
 
+@pytest.mark.parametrize("root_path", ["", "/behind"])
+@pytest.mark.parametrize("path", ["/p/items/1", "/p/", "/p", "/p/a/b?c", "/px/items", "/q/p/items", "/", "",
+                                  "/P/items", "/p//x", "/behind/p/items/1", "/behind/px"])
+def test_a_surface_mount_matches_as_starlettes_mount_does(path: str, root_path: str) -> None:
+    """The mount of a lazy surface matches by a prefix test (every surface request passes it): the same match
+    and child scope as Starlette's Mount, served at the root or behind a root path."""
+    lazy = LazySurface("probe", "/p", ERRORS, Declare())
+    app = FastAPI()
+    mount(app, [lazy], lazy)
+    ours = app.router.routes[-1]
+    theirs = Mount("/p", app=lazy, name="probe")
+    scope = {"type": "http", "path": path, "root_path": root_path, "path_params": {"outer": "1"}}
+    assert ours.matches(dict(scope)) == theirs.matches(dict(scope))
+    bare = {"type": "http", "path": path}  # (a server that sends no root_path)
+    assert ours.matches(dict(bare)) == theirs.matches(dict(bare))
+
+
 def test_concurrent_first_requests_build_the_surface_once() -> None:
     declare = Declare(seconds=0.3)
     app, lazy = kit_app(declare)

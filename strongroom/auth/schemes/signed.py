@@ -14,7 +14,6 @@ Every signature is checked against the raw bytes received, never re-serialised J
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -25,6 +24,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from strongroom.auth.directory import Claim, hmac_secrets
+from strongroom.auth.facts import RawHeaders
 from strongroom.auth.schemes.base import AuthScheme, Refused, invalid_credentials, invalid_signature, refused_key
 from strongroom.auth.schemes.basic import looks_like_key_id
 from strongroom.enums import AuthMethod, KeyKind, RefusalReason
@@ -82,15 +82,41 @@ class SignedScheme(AuthScheme):
     description: str = ""
     header_names: tuple[str, ...] = field(default=())  # as documented (OpenAPI), e.g. "KALSHI-ACCESS-KEY"
     openapi_names: tuple[str, ...] = field(default=())  # their security scheme names (default: the header in CamelCase)
+    # worked out once from the above (__post_init__)
+    _raw_names: tuple[bytes, bytes, bytes] = field(init=False, repr=False, compare=False)
+    _hmac: bool = field(init=False, repr=False, compare=False)
+    _pss: bool = field(init=False, repr=False, compare=False)
+    _pkcs1: bool = field(init=False, repr=False, compare=False)
+    _ed25519: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # what every request asks, worked out once: the header names as ASGI sends them (bytes) and the
+        # algorithms accepted, as flags (a set lookup of an enum per request otherwise)
+        names = (self.key_header, self.signature_header, self.timestamp_header or "")
+        key, signature, stamp = (name.encode("latin-1") for name in names)
+        object.__setattr__(self, "_raw_names", (key, signature, stamp))
+        object.__setattr__(self, "_hmac", Algorithm.HMAC_SHA256_HEX in self.algorithms)
+        object.__setattr__(self, "_pss", Algorithm.RSA_PSS_SHA256 in self.algorithms)
+        object.__setattr__(self, "_pkcs1", Algorithm.RSA_PKCS1_SHA256 in self.algorithms)
+        object.__setattr__(self, "_ed25519", Algorithm.ED25519 in self.algorithms)
 
     def claims(self, facts: RequestFacts) -> bool:
         return self.key_header in facts.headers
 
-    async def authenticate(self, facts: RequestFacts, directory: KeyDirectory) -> Claim:
+    def _read(self, facts: RequestFacts) -> tuple[str, str, str]:
+        """Return the key id, signature and timestamp headers as sent (stripped; "" where absent)."""
         headers = facts.headers
-        key_id = (headers.get(self.key_header) or "").strip()
-        signature = (headers.get(self.signature_header) or "").strip()
-        stamp = (headers.get(self.timestamp_header) or "").strip() if self.timestamp_header else ""
+        if type(headers) is RawHeaders:  # the common case: straight from the raw index, no name encoding
+            index = headers.index()
+            key, sig, stamp = self._raw_names
+            return ((index.get(key) or b"").decode("latin-1").strip(),
+                    (index.get(sig) or b"").decode("latin-1").strip(),
+                    (index.get(stamp) or b"").decode("latin-1").strip() if stamp else "")
+        return ((headers.get(self.key_header) or "").strip(), (headers.get(self.signature_header) or "").strip(),
+                (headers.get(self.timestamp_header) or "").strip() if self.timestamp_header else "")
+
+    async def authenticate(self, facts: RequestFacts, directory: KeyDirectory) -> Claim:
+        key_id, signature, stamp = self._read(facts)
         if not looks_like_key_id(key_id):
             # no key by that id can exist: answered as an unknown key (3Commas: api_key_invalid_or_expired)
             raise Refused(RefusalReason.MALFORMED_SIGNATURE_HEADERS, invalid_credentials(), key_id=key_id[:64] or None)
@@ -108,12 +134,11 @@ class SignedScheme(AuthScheme):
         messages = self.messages(facts, stamp)
         raw = None  # a public-key signature, decoded once (for the verify and the replay key)
         if record.kind != KeyKind.HMAC:
-            try:
-                raw = base64.b64decode(signature, validate=True)
-            except (binascii.Error, ValueError):
-                raise refused_key(RefusalReason.BAD_SIGNATURE, record, invalid_signature()) from None
+            raw = _b64(signature)
+            if raw is None:
+                raise refused_key(RefusalReason.BAD_SIGNATURE, record, invalid_signature())
         ok = self.verify(record, signature, messages, raw)
-        if not ok and record.kind == KeyKind.HMAC and Algorithm.HMAC_SHA256_HEX in self.algorithms:
+        if not ok and record.kind == KeyKind.HMAC and self._hmac:
             # maybe signed with a secret rolled on another process since we cached the key: reload
             # once. (A refusal already costs an audit write, so this adds no new lever for abuse.)
             fresh = await directory.record(key_id, fresh=True)
@@ -133,26 +158,30 @@ class SignedScheme(AuthScheme):
     def verify(self, record: KeyRecord, signature: str, messages: Sequence[bytes], raw: bytes | None = None) -> bool:
         """Return True if ``signature`` is valid for one of ``messages`` under ``record``'s key
         (``raw``: the signature already decoded from base64, for a public key)."""
-        if record.kind == KeyKind.HMAC:
-            if Algorithm.HMAC_SHA256_HEX not in self.algorithms:
+        kind = record.kind
+        if kind == KeyKind.HMAC:
+            if not self._hmac:
                 return False
             sent = signature.lower()
             return any(hmac.compare_digest(hmac.digest(secret.encode(), message, "sha256").hex(), sent)
                        for secret in hmac_secrets(record) for message in messages)
-        if record.verifier is None:
+        verifier = record.verifier
+        if verifier is None:
             return False
         if raw is None:
-            try:
-                raw = base64.b64decode(signature, validate=True)
-            except (binascii.Error, ValueError):
+            raw = _b64(signature)
+            if raw is None:
                 return False
-        if record.kind == KeyKind.ED25519:
-            if Algorithm.ED25519 not in self.algorithms:
+        if kind == KeyKind.ED25519:
+            if not self._ed25519:
                 return False
-            return any(record.verifier.verify(raw, message) for message in messages)
-        pss = Algorithm.RSA_PSS_SHA256 in self.algorithms
-        pkcs1 = Algorithm.RSA_PKCS1_SHA256 in self.algorithms
-        return any(record.verifier.verify(raw, message, pss=pss, pkcs1=pkcs1) for message in messages)
+            pss = pkcs1 = False  # (ignored for an Ed25519 key)
+        else:
+            pss, pkcs1 = self._pss, self._pkcs1
+        for message in messages:  # (a loop, not any(...): one message on most schemes, every request)
+            if verifier.verify(raw, message, pss=pss, pkcs1=pkcs1):
+                return True
+        return False
 
     def openapi(self) -> dict[str, dict[str, Any]]:
         """One apiKey scheme per header (``KalshiAccessKey``, ...): an operation requires them together."""
@@ -166,6 +195,14 @@ class SignedScheme(AuthScheme):
                        "description": f"{roles.get(header.lower(), header)[:1].upper()}"
                                       f"{roles.get(header.lower(), header)[1:]}. {self.description}"}
                 for name, header in zip(names, headers, strict=True)}
+
+
+def _b64(signature: str) -> bytes | None:
+    """Return the bytes of a base64 signature (strict: only the alphabet, correctly padded); None if it is not."""
+    try:  # (base64.b64decode(validate=True) with its two Python calls taken out: this runs on every request)
+        return binascii.a2b_base64(signature.encode("ascii"), strict_mode=True)
+    except (binascii.Error, ValueError):  # (UnicodeEncodeError is a ValueError)
+        return None
 
 
 # --- message constructions ------------------------------------------------------------------------
