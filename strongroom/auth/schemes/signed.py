@@ -84,6 +84,7 @@ class SignedScheme(AuthScheme):
     openapi_names: tuple[str, ...] = field(default=())  # their security scheme names (default: the header in CamelCase)
     # worked out once from the above (__post_init__)
     _raw_names: tuple[bytes, bytes, bytes] = field(init=False, repr=False, compare=False)
+    _id: bytes = field(init=False, repr=False, compare=False)
     _hmac: bool = field(init=False, repr=False, compare=False)
     _pss: bool = field(init=False, repr=False, compare=False)
     _pkcs1: bool = field(init=False, repr=False, compare=False)
@@ -95,6 +96,7 @@ class SignedScheme(AuthScheme):
         names = (self.key_header, self.signature_header, self.timestamp_header or "")
         key, signature, stamp = (name.encode("latin-1") for name in names)
         object.__setattr__(self, "_raw_names", (key, signature, stamp))
+        object.__setattr__(self, "_id", self.id.encode("latin-1"))
         object.__setattr__(self, "_hmac", Algorithm.HMAC_SHA256_HEX in self.algorithms)
         object.__setattr__(self, "_pss", Algorithm.RSA_PSS_SHA256 in self.algorithms)
         object.__setattr__(self, "_pkcs1", Algorithm.RSA_PKCS1_SHA256 in self.algorithms)
@@ -151,8 +153,11 @@ class SignedScheme(AuthScheme):
         if self.replay_guarded(facts):
             # keyed on the signature's bytes, not its spelling: hex case and base64's unused bits would
             # otherwise let one signature be replayed as a "new" one
-            canonical = signature.lower() if raw is None else raw.hex()
-            replay_key = hashlib.sha256(f"{self.id}|{record.key_id}|{stamp}|{canonical}".encode()).hexdigest()
+            # (BLAKE2b over the raw bytes: a third of SHA-256 over their hex in instructions, on every request)
+            canonical = signature.lower().encode("latin-1") if raw is None else raw
+            replay_key = hashlib.blake2b(b"%s|%s|%s|%s" % (self._id, record.key_id.encode("latin-1"),
+                                                            stamp.encode("latin-1"), canonical),
+                                         digest_size=32).hexdigest()
         return Claim(self.method, record, replay_key=replay_key)
 
     def verify(self, record: KeyRecord, signature: str, messages: Sequence[bytes], raw: bytes | None = None) -> bool:
