@@ -329,7 +329,7 @@ class SurfaceMount(Mount):
     def __init__(self, surface: LazySurface) -> None:
         super().__init__(surface.prefix, app=surface, name=surface.name)
         self.surface = surface
-        self.under = surface.prefix + "/"
+        self.under = self.path + "/"  # what Mount's expression matches: the prefix, a slash, anything
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         """Match as :class:`Mount` does (a path under the prefix), with a prefix test instead of its regular
