@@ -114,6 +114,21 @@ def _import_seconds(tree: Path) -> float:
     return float(out.strip())
 
 
+def _data_dirs(work: Path, trees: dict[str, Path | None]) -> dict[str, Path]:
+    """Return a data dir under ``work`` for each tree (None: the minimal app), migrated, each app started once
+    (bytecode compiled, bootstrap admin made: not counted)."""
+    dirs = {}
+    for label, tree in trees.items():
+        dirs[label] = work / label.replace(" ", "_").replace("(", "").replace(")", "").replace("+", "") / "var"
+        dirs[label].parent.mkdir(parents=True)
+        if tree is None:
+            dirs[label].mkdir()
+        else:
+            _prepare(tree, dirs[label])
+        _one(tree, dirs[label])
+    return dirs
+
+
 def measure(rounds: int, before_ref: str | None = BEFORE_REF, minimal: bool = True) -> Startup:
     """Return the cold-start and import times of each tree (and the minimal app's cold start),
     interleaved over ``rounds``."""
@@ -124,15 +139,7 @@ def measure(rounds: int, before_ref: str | None = BEFORE_REF, minimal: bool = Tr
             trees[f"before ({before_ref})"] = export_tree(before_ref, Path(tmp) / "before")
         if minimal:
             trees[MINIMAL_LABEL] = None
-        dirs = {}
-        for label, tree in trees.items():
-            dirs[label] = Path(tmp) / label.replace(" ", "_").replace("(", "").replace(")", "").replace("+", "") / "var"
-            dirs[label].parent.mkdir(parents=True)
-            if tree is None:
-                dirs[label].mkdir()
-            else:
-                _prepare(tree, dirs[label])
-            _one(tree, dirs[label])  # first start: bytecode compiled, bootstrap admin made (not counted)
+        dirs = _data_dirs(Path(tmp), trees)
         for _ in range(rounds):
             for label, tree in trees.items():
                 wall, cpu = _one(tree, dirs[label])
@@ -189,15 +196,7 @@ def instructions(rounds: int = 3, minimal: bool = True) -> dict[str, list[int]]:
         trees: dict[str, Path | None] = {"this tree": ROOT}
         if minimal:
             trees[MINIMAL_LABEL] = None
-        dirs = {}
-        for label, tree in trees.items():
-            dirs[label] = work / label.replace(" ", "_").replace("+", "") / "var"
-            dirs[label].parent.mkdir(parents=True)
-            if tree is None:
-                dirs[label].mkdir()
-            else:
-                _prepare(tree, dirs[label])
-            _one(tree, dirs[label])  # first start: bytecode compiled, bootstrap admin made (not counted)
+        dirs = _data_dirs(work, trees)
         for _ in range(rounds):
             for label, tree in trees.items():
                 counts.setdefault(label, []).append(_instructions_one(tree, dirs[label], work))

@@ -26,7 +26,7 @@ from strongroom.events import record
 from strongroom.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from strongroom.pagination import Page, decode_cursor, encode_cursor
 from strongroom.principal import Principal
-from strongroom.scopes import READ, WRITE
+from strongroom.scopes import READ, WRITE, Scope
 from strongroom.settings import Settings
 from strongroom.vault.services import Vault
 from strongroom.webhooks import guard
@@ -97,10 +97,12 @@ def endpoint_view(row: WebhookEndpoint) -> EndpointView:
                         _epoch(previous), row.created_at, row.updated_at, bool(row.all_users))
 
 
-def _unbound(principal: Principal) -> None:
-    """Webhooks are the user's: an endpoint receives the events of every account of theirs. A key bound to some
-    accounts may therefore neither manage endpoints nor read their deliveries (it could point one elsewhere and
-    receive what its binding keeps from it). Raises Forbidden."""
+def _allow(principal: Principal, scope: Scope) -> None:
+    """Let ``principal`` use webhooks with ``scope``. Webhooks are the user's: an endpoint receives the events of
+    every account of theirs, so a key bound to some accounts may neither manage endpoints nor read their
+    deliveries (it could point one elsewhere and receive what its binding keeps from it).
+    Raises InsufficientScope, Forbidden (a bound key)."""
+    principal.require(scope)
     if principal.account_ids is not None:
         raise Forbidden("a key bound to exchange accounts cannot manage webhooks: an endpoint receives the events "
                         "of every account of its user; use an unbound key or a session")
@@ -182,8 +184,7 @@ class WebhookService:
         Raises InsufficientScope, ValidationFailed (all_users for a non-admin among them), BadRequest /
         AddressRefused (the URL), LimitExceeded (more than MAX_ENDPOINTS_PER_USER endpoints).
         """
-        principal.require(WRITE)
-        _unbound(principal)
+        _allow(principal, WRITE)
         if all_users is not False and (all_users is not True or not principal.is_admin):
             raise ValidationFailed("all_users is for endpoints an admin creates",
                                    fields={"all_users": "admin only" if all_users is True else "true or false"})
@@ -219,8 +220,7 @@ class WebhookService:
              user_id: int | None = None) -> Page[EndpointView]:
         """Return a page of endpoints, oldest first: the caller's own; an admin's: every user's (or ``user_id``'s).
         Raises InsufficientScope, ValidationFailed (cursor, limit)."""
-        principal.require(READ)
-        _unbound(principal)
+        _allow(principal, READ)
         query = select(WebhookEndpoint)
         if not principal.is_admin:
             query = query.where(WebhookEndpoint.user_id == principal.user_id)
@@ -238,16 +238,14 @@ class WebhookService:
 
     def get(self, principal: Principal, endpoint_id: str) -> EndpointView:
         """Return one endpoint. Raises InsufficientScope, NotFound."""
-        principal.require(READ)
-        _unbound(principal)
+        _allow(principal, READ)
         with self.db.session() as session:
             return endpoint_view(self._owned(session, principal, endpoint_id))
 
     def update(self, principal: Principal, endpoint_id: str, changes: dict[str, Any]) -> EndpointView:
         """Change ``url``, ``event_types``, ``description`` or ``enabled`` (enabling clears the reason and the
         failure streak). Raises InsufficientScope, NotFound, ValidationFailed, BadRequest / AddressRefused."""
-        principal.require(WRITE)
-        _unbound(principal)
+        _allow(principal, WRITE)
         values: dict[str, Any] = {}
         if "url" in changes:
             values["url"] = self._url(changes["url"])
@@ -275,8 +273,7 @@ class WebhookService:
 
     def delete(self, principal: Principal, endpoint_id: str) -> None:
         """Delete an endpoint, its secrets and its delivery records. Raises InsufficientScope, NotFound."""
-        principal.require(WRITE)
-        _unbound(principal)
+        _allow(principal, WRITE)
         with self.db.session() as session:
             row = self._owned(session, principal, endpoint_id)
             gone = rowcount(session.execute(WebhookEndpoint.__table__.delete().where(WebhookEndpoint.id == row.id)))
@@ -291,8 +288,7 @@ class WebhookService:
         A compare-and-set on the sealed secret read: of two concurrent rotations one wins, the other is a
         Conflict. Raises InsufficientScope, NotFound, Conflict.
         """
-        principal.require(WRITE)
-        _unbound(principal)
+        _allow(principal, WRITE)
         with self.db.session() as session:
             row = self._owned(session, principal, endpoint_id)
             current = self.vault.open_webhook_secrets(row)["current"]
@@ -316,8 +312,7 @@ class WebhookService:
     def test(self, principal: Principal, endpoint_id: str) -> DeliveryView:
         """Send a ``webhook.test`` event to this endpoint only; return its delivery (pending).
         Raises InsufficientScope, NotFound, Conflict (the endpoint is disabled)."""
-        principal.require(WRITE)
-        _unbound(principal)
+        _allow(principal, WRITE)
         with self.db.session() as session:
             row = self._owned(session, principal, endpoint_id)
             self._hold_enabled(session, principal, endpoint_id, row)
@@ -330,8 +325,7 @@ class WebhookService:
     def replay(self, principal: Principal, endpoint_id: str, delivery_id: str) -> DeliveryView:
         """Send a delivery's event to its endpoint again, as a new delivery (same ``webhook-id``); return it.
         Raises InsufficientScope, NotFound, Conflict (the endpoint is disabled)."""
-        principal.require(WRITE)
-        _unbound(principal)
+        _allow(principal, WRITE)
         with self.db.session() as session:
             row = self._owned(session, principal, endpoint_id)
             event_id = session.execute(select(WebhookDelivery.event_id).where(
@@ -349,8 +343,7 @@ class WebhookService:
                    status: DeliveryStatus | None = None) -> Page[DeliveryView]:
         """Return a page of an endpoint's deliveries, newest first, each with its attempts.
         Raises InsufficientScope, NotFound, ValidationFailed (cursor, limit)."""
-        principal.require(READ)
-        _unbound(principal)
+        _allow(principal, READ)
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE}", fields={"limit": "out of range"})
         with self.db.session() as session:
